@@ -1,0 +1,100 @@
+# migvm: one non-recursive Makefile. Each directory adds its objects and tests
+# in its own module.mk; this file holds the rules.
+#
+#   make                 build build/migvm (runs ./configure, and the install script, when needed)
+#   make check           build and run every test          (BUILD=build)
+#   make check-sanitize  the same, built with ASan+UBSan     (BUILD=build-sanitize)
+#   make demo            the main job: see README.md
+#   make bench           migration benchmarks (not part of check)
+#   V=1                  show full command lines
+
+BUILD ?= build
+SANITIZE ?=
+Q := $(if $(V),,@)
+say = $(if $(V),,@printf '  %-8s %s\n' '$(1)' '$(2)';)
+
+.DEFAULT_GOAL := all
+
+CONFIG := $(BUILD)/config.mak
+ifeq ($(filter help clean distclean,$(MAKECMDGOALS)),)
+-include $(CONFIG)
+endif
+
+$(CONFIG): configure scripts/install-deps.sh
+	$(Q)./configure --build-dir=$(BUILD) 2>/dev/null || { scripts/install-deps.sh && ./configure --build-dir=$(BUILD); }
+
+CC ?= cc
+OPT ?= -O2
+SAN_FLAGS := $(if $(SANITIZE),-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SAN_FLAGS) -MMD -MP \
+              -Iinclude -I$(BUILD)/qapi $(DEP_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL := $(SAN_FLAGS) $(LDFLAGS)
+
+# Filled by the module.mk files.
+MIGVM_OBJS :=        # objects linked into build/migvm (excluding system/main.o)
+MIGVM_MAIN_OBJ := $(BUILD)/system/main.o
+UNIT_TESTS :=        # check-based test binaries run by make check
+FUNC_TESTS :=        # functional test scripts run by make check (after unit tests)
+GENERATED_HEADERS := # headers every C file may include (built first)
+EXTRA_ALL :=         # other things `make` builds (guest images, ...)
+BENCH_TARGETS :=
+
+include util/module.mk
+include qapi/module.mk
+include monitor/module.mk
+include system/module.mk
+include migration/module.mk
+include hw/module.mk
+include accel-soft/module.mk
+include accel-kvm/module.mk
+include guest/module.mk
+include tests/module.mk
+include bench/module.mk
+
+.PHONY: all check check-unit check-functional check-sanitize demo bench clean distclean help
+
+all: $(BUILD)/migvm $(EXTRA_ALL)
+
+$(BUILD)/migvm: $(MIGVM_MAIN_OBJ) $(MIGVM_OBJS)
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEP_LIBS) -lm
+
+# Every object waits for the generated headers (order-only: -MMD takes over after the first build).
+$(BUILD)/%.o: %.c | $(GENERATED_HEADERS)
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(BUILD)/%.o: $(BUILD)/%.c | $(GENERATED_HEADERS)
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+check: all $(UNIT_TESTS)
+	$(Q)BUILD=$(BUILD) scripts/run-tests.sh $(UNIT_TESTS) -- $(FUNC_TESTS)
+
+check-unit: all $(UNIT_TESTS)
+	$(Q)BUILD=$(BUILD) scripts/run-tests.sh $(UNIT_TESTS) --
+
+check-functional: all
+	$(Q)BUILD=$(BUILD) scripts/run-tests.sh -- $(FUNC_TESTS)
+
+check-sanitize:
+	$(Q)$(MAKE) --no-print-directory BUILD=build-sanitize SANITIZE=1 OPT=-O1 check
+
+demo: all
+	$(Q)BUILD=$(BUILD) scripts/demo.sh
+
+bench: all $(BENCH_TARGETS)
+	$(Q)BUILD=$(BUILD) bench/run.sh
+
+clean:
+	rm -rf $(BUILD) build-sanitize
+
+distclean: clean
+
+help:
+	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

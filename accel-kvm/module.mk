@@ -1,0 +1,1 @@
+# accel-kvm/: (nothing yet)

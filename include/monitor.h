@@ -1,0 +1,60 @@
+/*
+ * Monitors: QMP and HMP over stdio or sockets (monitor/).
+ *
+ * Each monitor belongs to the main loop. A command runs on the main thread
+ * with the BQL held; monitor_cur() tells it which monitor it runs for
+ * (HMP output, fds passed with getfd).
+ */
+#ifndef MIGVM_MONITOR_H
+#define MIGVM_MONITOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <json-c/json.h>
+#include "error.h"
+
+typedef struct Monitor Monitor;
+
+/* A -qmp / -monitor / -serial style character device spec, parsed:
+ *   stdio | unix:PATH[,server=on][,wait=off] | tcp:HOST:PORT[,server=on][,wait=off]
+ *   | file:PATH | none   (file/none only make sense for -serial) */
+typedef enum ChardevKind { CHARDEV_NONE, CHARDEV_STDIO, CHARDEV_UNIX, CHARDEV_TCP, CHARDEV_FILE } ChardevKind;
+typedef struct ChardevSpec {
+    ChardevKind kind;
+    char *path;               /* unix, file */
+    char *host, *port;        /* tcp */
+    bool server;              /* server=on (default on for monitors) */
+    bool wait;                /* wait=on: block at startup until a client connects */
+    bool pretty;              /* pretty=on (QMP) */
+} ChardevSpec;
+bool chardev_spec_parse(const char *text, ChardevSpec *spec, Error **errp);
+void chardev_spec_clear(ChardevSpec *spec);
+
+/* Create monitors from command-line specs. Sockets are listened on now; on
+ * failure errp says why (e.g. address in use). [main thread] */
+bool monitor_init_qmp(const ChardevSpec *spec, Error **errp);
+bool monitor_init_hmp(const ChardevSpec *spec, Error **errp);
+/* Close every monitor, remove UNIX socket files. */
+void monitor_cleanup(void);
+
+/* The monitor whose command is running now (NULL outside a command). */
+Monitor *monitor_cur(void);
+bool monitor_is_qmp(const Monitor *mon);
+
+/* HMP output of the running command: to the console, or captured by
+ * human-monitor-command. Lines end "\n"; the monitor converts to "\r\n". */
+void monitor_printf(Monitor *mon, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* File descriptors passed with getfd (SCM_RIGHTS), per monitor. */
+/* Take ownership of named fd: removes it from the monitor. -1 + errp if absent. */
+int monitor_fd_take(Monitor *mon, const char *fdname, Error **errp);
+
+/* Broadcast a QMP event to every monitor in command mode. `data` (may be NULL)
+ * is consumed. Adds the timestamp. Safe from any thread; events raised while a
+ * command runs are written before that command's response. */
+void qapi_event_emit(const char *event_name, json_object *data);
+
+/* Run one HMP command line, capturing the output (human-monitor-command). */
+char *hmp_run_capture(const char *cmdline);
+
+#endif

@@ -1,0 +1,68 @@
+/*
+ * Run state, the big lock, and the VM life cycle (system/vm.c).
+ *
+ * Threads: the glib main loop (main thread) owns monitors, listeners and
+ * run-state changes; it holds the big lock ("BQL") except while polling.
+ * vCPU threads and the migration thread take the BQL only for short
+ * critical sections (device I/O, migration setup and completion).
+ * Functions below marked [BQL] must be called with the lock held.
+ */
+#ifndef MIGVM_VM_H
+#define MIGVM_VM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "error.h"
+#include "qapi-types.h"     /* RunState, ShutdownCause (generated) */
+
+void bql_lock(void);
+void bql_unlock(void);
+bool bql_locked(void);      /* true if the calling thread holds the BQL */
+
+/* [BQL] */
+RunState runstate_get(void);
+bool runstate_check(RunState state);
+bool runstate_is_running(void);
+/* Move to new_state if the transition table allows it (as QEMU's RunState
+ * transitions); otherwise set errp and change nothing. [BQL] */
+bool runstate_set(RunState new_state, Error **errp);
+/* True for states from which `cont` would need a reset first. */
+bool runstate_needs_reset(void);
+
+/* autostart: false with -S; on an incoming VM `cont`/`stop` toggle it. */
+extern bool vm_autostart;
+
+/* Start or resume the guest: vCPUs run, state RUNNING, RESUME event. [BQL] */
+bool vm_start(Error **errp);
+/* Stop the guest in `state` (PAUSED, FINISH_MIGRATE, SHUTDOWN, ...):
+ * every vCPU is out of guest code when this returns; STOP event if it was
+ * running. Returns false only if the accelerator could not sync state. [BQL] */
+bool vm_stop(RunState state, Error **errp);
+/* Like vm_stop but when already stopped just changes the run state. [BQL] */
+bool vm_stop_force_state(RunState state, Error **errp);
+
+/* Ask the main loop to shut down (emits SHUTDOWN {guest, reason} then exits
+ * the main loop). Safe from any thread. */
+void vm_request_shutdown(ShutdownCause cause);
+/* Ask for a system reset (emits RESET {guest, reason}). Safe from any thread. */
+void vm_request_reset(ShutdownCause cause);
+/* Reset now. [BQL] */
+void vm_system_reset(ShutdownCause cause);
+
+/* Run a function on the main loop thread (with the BQL held) soon. Safe from any thread. */
+void main_loop_schedule(void (*fn)(void *opaque), void *opaque);
+
+/* Static facts about this VM, filled from the command line (system/main.c). */
+typedef struct VMConfig {
+    char *name;               /* -name, or NULL */
+    uint64_t ram_size;        /* -m, bytes */
+    int smp_cpus;             /* -smp */
+    char *accel;              /* "kvm" or "soft" */
+    char *machine;            /* -machine type: "pc" (default) or "none" */
+    char *incoming;           /* -incoming URI or "defer", or NULL */
+    bool kvm_present;         /* /dev/kvm usable */
+    bool kvm_enabled;         /* this VM runs on KVM */
+} VMConfig;
+extern VMConfig vm_config;
+
+#endif

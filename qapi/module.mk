@@ -1,0 +1,1 @@
+# qapi/: (nothing yet)

@@ -1,0 +1,60 @@
+#!/bin/bash
+# Run unit test binaries (check) and functional tests, then print one summary line:
+#   check: N passed, N failed, N skipped
+# Usage: run-tests.sh UNIT_TEST... -- FUNCTIONAL_TEST...
+# Each test's own output is shown; a test that exits non-zero counts as failed
+# even when its output claims otherwise.
+set -u
+passed=0 failed=0 skipped=0
+failed_names=()
+phase=unit
+
+count_output() { # file -> sets p f s from the test's own summary line
+    p=0 f=0 s=0
+    local line
+    # check: "100%: Checks: 12, Failures: 0, Errors: 0"
+    line=$(grep -E '^[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$1" | tail -n1)
+    if [ -n "$line" ]; then
+        local c fl er
+        c=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$line")
+        fl=$(sed -E 's/.*Failures: ([0-9]+).*/\1/' <<<"$line")
+        er=$(sed -E 's/.*Errors: ([0-9]+).*/\1/' <<<"$line")
+        f=$((fl + er)); p=$((c - f))
+        return
+    fi
+    # functional: "N passed, N failed[, N skipped]"
+    line=$(grep -E '^([A-Za-z-]+: )?[0-9]+ passed, [0-9]+ failed' "$1" | tail -n1)
+    if [ -n "$line" ]; then
+        p=$(sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed.*/\2/' <<<"$line")
+        f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+        if grep -q skipped <<<"$line"; then s=$(sed -E 's/.* ([0-9]+) skipped.*/\1/' <<<"$line"); fi
+        return
+    fi
+    if grep -q '^SKIP: ' "$1"; then s=1; fi
+}
+
+for t in "$@"; do
+    if [ "$t" = "--" ]; then phase=functional; continue; fi
+    out=$(mktemp)
+    echo "=== $t"
+    case "$t" in
+        *.py) /usr/bin/python3 "$t" >"$out" 2>&1 ;;
+        *.sh) bash "$t" >"$out" 2>&1 ;;
+        *) "$t" >"$out" 2>&1 ;;
+    esac
+    rc=$?
+    cat "$out"
+    count_output "$out"
+    if [ $rc -ne 0 ] && [ $f -eq 0 ]; then f=1; fi
+    if [ $rc -eq 0 ] && [ $p -eq 0 ] && [ $f -eq 0 ] && [ $s -eq 0 ]; then p=1; fi
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+    [ $f -ne 0 ] && failed_names+=("$t")
+    rm -f "$out"
+done
+
+echo
+if [ ${#failed_names[@]} -ne 0 ]; then
+    echo "failing: ${failed_names[*]}"
+fi
+echo "check: $passed passed, $failed failed, $skipped skipped"
+[ $failed -eq 0 ]
