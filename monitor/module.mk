@@ -1,1 +1,3 @@
-# monitor/: (nothing yet)
+# monitor/: QMP and HMP servers.
+include monitor/qmp.mk
+include monitor/hmp.mk

@@ -1,0 +1,1 @@
+# HMP console and commands

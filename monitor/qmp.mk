@@ -1,0 +1,1 @@
+# QMP server, dispatcher, control commands (monitor.c, qmp.c, qapi/dispatch.c, ...)
