@@ -25,11 +25,12 @@ $(CONFIG): configure scripts/install-deps.sh
 
 CC ?= cc
 OPT ?= -O2
-SAN_FLAGS := $(if $(SANITIZE),-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+comma := ,
+SAN_FLAGS := $(if $(SANITIZE),-fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
-CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SAN_FLAGS) -MMD -MP \
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SAN_FLAGS) -MMD -MP \
               -Iinclude -I$(BUILD)/qapi $(DEP_CFLAGS) $(CFLAGS)
-LDFLAGS_ALL := $(SAN_FLAGS) $(LDFLAGS)
+LDFLAGS_ALL = $(SAN_FLAGS) $(LDFLAGS)
 
 # Filled by the module.mk files.
 MIGVM_OBJS :=        # objects linked into build/migvm (excluding system/main.o)
@@ -45,6 +46,7 @@ include qapi/module.mk
 include monitor/module.mk
 include system/module.mk
 include migration/module.mk
+include migration/core.mk
 include hw/module.mk
 include accel-soft/module.mk
 include accel-kvm/module.mk

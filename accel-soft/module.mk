@@ -1,1 +1,13 @@
-# accel-soft/: (nothing yet)
+# accel-soft/: the soft accelerator and its built-in workload.
+SOFT_OBJS := $(BUILD)/accel-soft/soft.o $(BUILD)/accel-soft/workload.o
+MIGVM_OBJS += $(SOFT_OBJS)
+
+# Unit test: the workload alone (pattern, exact dirty tracking, throttle) and
+# the whole board on the soft accelerator (vCPU threads, pause/resume, serial
+# file). BQL, run state, VMState registry and chardev specs are stubbed in it.
+UNIT_TESTS += $(BUILD)/tests/unit/test-soft-workload
+$(BUILD)/tests/unit/test-soft-workload.o: CFLAGS_ALL += $(CHECK_CFLAGS)
+$(BUILD)/tests/unit/test-soft-workload: $(BUILD)/tests/unit/test-soft-workload.o $(SOFT_OBJS) \
+                                        $(HW_OBJS) $(DEVICES_SYSTEM_OBJS) $(BUILD)/util/error.o
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)

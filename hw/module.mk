@@ -1,1 +1,17 @@
-# hw/: (nothing yet)
+# hw/: the board (machine.c), port I/O and MMIO dispatch (bus.c), character
+# backends (chardev.c) and the 16550 UART (serial.c).
+HW_OBJS := $(BUILD)/hw/machine.o $(BUILD)/hw/bus.o $(BUILD)/hw/chardev.o $(BUILD)/hw/serial.o
+MIGVM_OBJS += $(HW_OBJS)
+
+# system/memory.c, system/accel.c, system/cpus.c belong to this room too.
+include system/devices.mk
+
+# Unit test: 16550 registers and the "serial" VMState round trip.
+UNIT_TESTS += $(BUILD)/tests/unit/test-serial
+$(BUILD)/tests/unit/test-serial.o: CFLAGS_ALL += $(CHECK_CFLAGS)
+$(BUILD)/tests/unit/test-serial: $(BUILD)/tests/unit/test-serial.o $(BUILD)/hw/serial.o \
+                                 $(BUILD)/hw/chardev.o $(BUILD)/hw/bus.o \
+                                 $(BUILD)/migration/vmstate.o $(BUILD)/migration/stream.o \
+                                 $(BUILD)/util/error.o
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)

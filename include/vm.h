@@ -61,6 +61,7 @@ typedef struct VMConfig {
     char *machine;            /* -machine type: "pc" (default) or "none" */
     char *incoming;           /* -incoming URI or "defer", or NULL */
     char *serial;             /* -serial spec (stdio, file:PATH, unix:PATH,server=on,wait=off, none) */
+    char *drive;              /* -drive file=IMG,format=raw: the boot disk image, or NULL */
     char *accel_opts;         /* accelerator options after the name, e.g. "dirty-rate=100" for soft */
     bool kvm_present;         /* /dev/kvm usable */
     bool kvm_enabled;         /* this VM runs on KVM */

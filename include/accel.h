@@ -1,0 +1,82 @@
+/*
+ * Accelerators: what runs guest code (system/accel.c keeps the registry).
+ *
+ * "soft" (accel-soft/) runs a built-in workload with the test guest's memory
+ * behaviour; "kvm" (accel-kvm/) runs real vCPUs with KVM_RUN. Each registers
+ * an AccelOps with ACCEL_REGISTER(); machine_init picks one by
+ * vm_config.accel and system/cpus.c drives its vCPUs.
+ *
+ * Who calls what, under which lock:
+ *   init, vcpu_init            machine_init, BQL held, RAM blocks exist,
+ *                              vCPU threads not started yet
+ *   vcpu_thread_init           on the vCPU's own thread, once, before the
+ *                              first vcpu_exec (e.g. signal mask, KVM mmap)
+ *   vcpu_exec                  on the vCPU thread WITHOUT the BQL; runs guest
+ *                              code until cpu_should_stop(cpu) is true or the
+ *                              vCPU halts. Device I/O inside: take the BQL
+ *                              around pio_write()/pio_read() (hw-bus.h).
+ *   vcpu_kick                  any thread (usually BQL holder); must not
+ *                              block or take the BQL: make vcpu_exec return
+ *                              promptly (KVM: immediate_exit + signal).
+ *   vcpu_destroy               BQL, after the vCPU thread was joined
+ *   dirty_log_start/stop       BQL (migration setup / cleanup)
+ *   dirty_log_sync             migration thread, NO BQL: merge the
+ *                              accelerator's dirty info into every block's
+ *                              bmap with ram_block_merge_dirty() (memory.h)
+ *   synchronize_state          BQL, vCPUs paused: pull vCPU state into what
+ *                              the VMState sections save (KVM: GET_REGS...)
+ *   reset                      BQL, vCPUs paused (machine_reset)
+ *   cleanup                    BQL, after every vCPU was destroyed
+ * Optional hooks may be NULL.
+ */
+#ifndef MIGVM_ACCEL_H
+#define MIGVM_ACCEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "error.h"
+
+typedef struct CPUState CPUState;       /* include/cpus.h */
+
+typedef enum VcpuExit {
+    VCPU_EXIT_STOP,       /* cpu_should_stop() said so: park until resumed */
+    VCPU_EXIT_HALT,       /* nothing to run: sleep until cpus_kick/reset */
+    VCPU_EXIT_ERROR,      /* unrecoverable: the VM stops (internal-error) */
+} VcpuExit;
+
+typedef struct AccelOps {
+    const char *name;
+    /* opts: vm_config.accel_opts (may be NULL), e.g. "dirty-rate=100". */
+    bool (*init)(const char *opts, Error **errp);
+    bool (*vcpu_init)(CPUState *cpu, Error **errp);
+    void (*vcpu_thread_init)(CPUState *cpu);
+    VcpuExit (*vcpu_exec)(CPUState *cpu);
+    void (*vcpu_kick)(CPUState *cpu);
+    void (*vcpu_destroy)(CPUState *cpu);
+    bool (*dirty_log_start)(Error **errp);
+    void (*dirty_log_stop)(void);
+    uint64_t (*dirty_log_sync)(void);     /* returns pages newly set in bmaps */
+    bool (*synchronize_state)(Error **errp);
+    void (*reset)(void);
+    void (*cleanup)(void);
+} AccelOps;
+
+/* Add ops to the registry (before main() via ACCEL_REGISTER). */
+void accel_register(const AccelOps *ops);
+#define ACCEL_REGISTER(ops)                                                 \
+    static void __attribute__((constructor)) accel_register_##ops(void)     \
+    { accel_register(&(ops)); }
+
+const AccelOps *accel_find(const char *name);
+/* Make `name` the current accelerator. Unknown "kvm" gets the message
+ * "KVM accelerator is not available in this build". [BQL, machine_init] */
+bool accel_select(const char *name, Error **errp);
+/* The selected accelerator, or NULL (before machine_init / after cleanup).
+ * Set once before any vCPU or migration thread exists: read it freely. */
+const AccelOps *accel_current(void);
+void accel_deselect(void);
+
+/* Wrapper for vm_stop: true if there is nothing to sync. [BQL, paused] */
+bool accel_synchronize_state(Error **errp);
+
+#endif

@@ -1,0 +1,49 @@
+/*
+ * The migration state machine, source and destination.
+ *
+ * Source (migration.c):
+ *   qmp_migrate ─► migrate_prepare (checks, URI parse, fd: taken now)
+ *   ─► migration thread: connect ─► header ─► [return path + ping] ─► setup
+ *      ─► iterate until pending <= bandwidth × downtime-limit ─► complete
+ *      (vCPUs stopped, state synced, live handlers finished, devices saved)
+ *      ─► [wait for the destination's SHUT] ─► completed, run state postmigrate
+ *   Failure or cancel at any point: the channel is closed, dirty logging is
+ *   stopped and the VM runs again exactly as before.
+ *   Status: none → setup → active → [pre-switchover → device] → completed
+ *                                   | failed | cancelling → cancelled
+ *
+ * Destination (incoming.c):
+ *   -incoming URI / migrate-incoming ─► listener ─► incoming thread: load
+ *   ─► main loop: resume (RESUME) or fail cleanly (the guest never runs).
+ *   Status: none → setup → active → completed | failed
+ */
+#ifndef MIGVM_MIGRATION_H
+#define MIGVM_MIGRATION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "error.h"
+#include "qapi-types.h"
+
+/* Register the migration's own save-state entries ("ram", "globalstate").
+ * [BQL, after machine_init] */
+bool migration_init(Error **errp);
+/* Cancel a running outgoing migration and wait for its thread (quit). [BQL] */
+void migration_shutdown(void);
+
+/* True while an outgoing migration is between setup and its end. */
+bool migration_is_running(void);
+/* Bandwidth or downtime changed: wake a rate-limited migration thread. */
+void migration_parameters_changed(void);
+
+/* Set the status and emit MIGRATION when the events capability is on. */
+void migration_emit_status(MigrationStatus status);
+
+/* Destination entry point (system/main.c for -incoming). */
+bool migration_incoming_start(const char *uri, Error **errp);
+/* Destination status for query-migrate, or false when no incoming migration exists. */
+bool migration_incoming_fill_info(MigrationInfo *info);
+/* True after an incoming migration failed: the guest must not run. */
+bool migration_incoming_failed(void);
+
+#endif

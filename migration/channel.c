@@ -1,0 +1,542 @@
+/*
+ * Migration transports (see channel.h for the URI forms).
+ *
+ * Source: the migration thread calls mig_channel_connect() and gets a
+ * blocking fd. Destination: mig_listener_start() listens on the main loop;
+ * the first connection (or the exec/fd/file channel, at once) is handed to
+ * the `ready` callback, and the listener stops accepting.
+ */
+#include "channel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <glib.h>
+#include <glib-unix.h>
+
+/* ---- URI parsing ------------------------------------------------------ */
+
+static bool parse_host_port(const char *text, MigAddress *addr, Error **errp)
+{
+    const char *colon;
+    if (text[0] == '[') {                         /* [IPv6]:port */
+        const char *close = strchr(text, ']');
+        if (!close || close[1] != ':') {
+            error_setg(errp, "error parsing IP address '%s'", text);
+            return false;
+        }
+        addr->host = g_strndup(text + 1, close - text - 1);
+        colon = close + 1;
+    } else {
+        colon = strrchr(text, ':');
+        if (!colon) {
+            error_setg(errp, "error parsing address '%s'", text);
+            return false;
+        }
+        addr->host = g_strndup(text, colon - text);
+    }
+    const char *port = colon + 1;
+    /* QEMU ignores ",options" after the port (e.g. ",ipv4=on"). */
+    size_t plen = strcspn(port, ",");
+    if (plen == 0 || strspn(port, "0123456789") != plen) {
+        error_setg(errp, "error parsing address '%s'", text);
+        return false;
+    }
+    addr->port = g_strndup(port, plen);
+    return true;
+}
+
+static bool parse_file(const char *text, MigAddress *addr, Error **errp)
+{
+    const char *opt = strstr(text, ",offset=");
+    if (!opt) {
+        addr->path = g_strdup(text);
+    } else {
+        char *end;
+        errno = 0;
+        unsigned long long off = strtoull(opt + 8, &end, 0);
+        if (errno || *end || end == opt + 8) {
+            error_setg(errp, "file URI has bad offset %s", opt + 8);
+            return false;
+        }
+        addr->path = g_strndup(text, opt - text);
+        addr->offset = off;
+    }
+    if (!addr->path[0]) {
+        error_setg(errp, "file URI needs a path");
+        return false;
+    }
+    return true;
+}
+
+bool mig_address_parse(const char *uri, bool for_incoming, MigAddress *addr, Error **errp)
+{
+    memset(addr, 0, sizeof(*addr));
+    const char *rest;
+    bool ok = true;
+    if ((rest = g_str_has_prefix(uri, "tcp:") ? uri + 4 : NULL)) {
+        addr->transport = MIG_TRANSPORT_TCP;
+        ok = parse_host_port(rest, addr, errp);
+    } else if ((rest = g_str_has_prefix(uri, "unix:") ? uri + 5 : NULL)) {
+        addr->transport = MIG_TRANSPORT_UNIX;
+        addr->path = g_strdup(rest);
+        if (!rest[0] || strlen(rest) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+            error_setg(errp, "UNIX socket path '%s' is empty or too long", rest);
+            ok = false;
+        }
+    } else if ((rest = g_str_has_prefix(uri, "exec:") ? uri + 5 : NULL)) {
+        addr->transport = MIG_TRANSPORT_EXEC;
+        addr->command = g_strdup(rest);
+    } else if ((rest = g_str_has_prefix(uri, "fd:") ? uri + 3 : NULL)) {
+        addr->transport = MIG_TRANSPORT_FD;
+        addr->fdname = g_strdup(rest);
+    } else if ((rest = g_str_has_prefix(uri, "file:") ? uri + 5 : NULL)) {
+        addr->transport = MIG_TRANSPORT_FILE;
+        ok = parse_file(rest, addr, errp);
+    } else {
+        if (for_incoming) {
+            error_setg(errp, "unknown migration protocol: %s", uri);
+        } else {
+            error_setg(errp, "Parameter 'uri' expects a valid migration protocol");
+        }
+        ok = false;
+    }
+    if (!ok) {
+        mig_address_clear(addr);
+    }
+    return ok;
+}
+
+void mig_address_clear(MigAddress *addr)
+{
+    g_free(addr->host);
+    g_free(addr->port);
+    g_free(addr->path);
+    g_free(addr->command);
+    g_free(addr->fdname);
+    memset(addr, 0, sizeof(*addr));
+}
+
+char *mig_address_to_string(const MigAddress *addr)
+{
+    switch (addr->transport) {
+    case MIG_TRANSPORT_TCP:
+        return strchr(addr->host, ':') ? g_strdup_printf("[%s]:%s", addr->host, addr->port)
+                                       : g_strdup_printf("%s:%s", addr->host, addr->port);
+    case MIG_TRANSPORT_UNIX:
+    case MIG_TRANSPORT_FILE:
+        return g_strdup(addr->path);
+    case MIG_TRANSPORT_EXEC:
+        return g_strdup_printf("exec:%s", addr->command);
+    case MIG_TRANSPORT_FD:
+        return g_strdup_printf("fd:%s", addr->fdname);
+    }
+    return g_strdup("?");
+}
+
+/* ---- sockets ---------------------------------------------------------- */
+
+static int unix_address(const char *path, struct sockaddr_un *sun)
+{
+    memset(sun, 0, sizeof(*sun));
+    sun->sun_family = AF_UNIX;
+    g_strlcpy(sun->sun_path, path, sizeof(sun->sun_path));
+    return 0;
+}
+
+static void tune_socket(int fd, bool tcp)
+{
+    /* Large buffers: the hot path writes 1 MiB batches. */
+    int size = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof(size));
+    if (tcp) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+}
+
+static int tcp_connect(const MigAddress *addr, Error **errp)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(addr->host, addr->port, &hints, &res);
+    if (rc) {
+        error_setg(errp, "address resolution failed for %s:%s: %s", addr->host, addr->port,
+                   gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, last_errno = ECONNREFUSED;
+    for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            last_errno = errno;
+            continue;
+        }
+        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+            break;
+        }
+        last_errno = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    if (fd < 0) {
+        g_autofree char *text = mig_address_to_string(addr);
+        error_setg(errp, "Failed to connect to '%s': %s", text, g_strerror(last_errno));
+        return -1;
+    }
+    tune_socket(fd, true);
+    return fd;
+}
+
+static int unix_connect(const char *path, Error **errp)
+{
+    struct sockaddr_un sun;
+    unix_address(path, &sun);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Failed to create socket");
+        return -1;
+    }
+    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+        error_setg_errno(errp, errno, "Failed to connect to '%s'", path);
+        close(fd);
+        return -1;
+    }
+    tune_socket(fd, false);
+    return fd;
+}
+
+static bool fd_is_socket(int fd)
+{
+    struct stat st;
+    return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* ---- exec ------------------------------------------------------------- */
+
+/* Spawn /bin/sh -c cmd with one end of a pipe as its stdin (to_child) or
+ * stdout (!to_child); returns our end. */
+static int exec_spawn(const char *cmd, bool to_child, pid_t *child, Error **errp)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) < 0) {
+        error_setg_errno(errp, errno, "Unable to create pipe");
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        error_setg_errno(errp, errno, "Unable to fork for exec migration");
+        close(p[0]);
+        close(p[1]);
+        return -1;
+    }
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDWR);
+        if (to_child) {
+            dup2(p[0], 0);
+            dup2(devnull, 1);
+        } else {
+            dup2(devnull, 0);
+            dup2(p[1], 1);
+        }
+        signal(SIGPIPE, SIG_DFL);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    *child = pid;
+    if (to_child) {
+        close(p[0]);
+        return p[1];
+    }
+    close(p[1]);
+    return p[0];
+}
+
+/* ---- source side ------------------------------------------------------ */
+
+bool mig_channel_connect(const MigAddress *addr, int passed_fd, MigChannel *ch, Error **errp)
+{
+    ch->fd = -1;
+    ch->child = 0;
+    ch->bidirectional = false;
+    switch (addr->transport) {
+    case MIG_TRANSPORT_TCP:
+        ch->fd = tcp_connect(addr, errp);
+        ch->bidirectional = true;
+        break;
+    case MIG_TRANSPORT_UNIX:
+        ch->fd = unix_connect(addr->path, errp);
+        ch->bidirectional = true;
+        break;
+    case MIG_TRANSPORT_EXEC:
+        ch->fd = exec_spawn(addr->command, true, &ch->child, errp);
+        break;
+    case MIG_TRANSPORT_FD:
+        ch->fd = passed_fd;
+        ch->bidirectional = fd_is_socket(passed_fd);
+        break;
+    case MIG_TRANSPORT_FILE:
+        ch->fd = open(addr->path, O_WRONLY | O_CREAT | O_CLOEXEC | (addr->offset ? 0 : O_TRUNC), 0600);
+        if (ch->fd < 0) {
+            error_setg_errno(errp, errno, "Failed to open file '%s'", addr->path);
+        } else if (addr->offset && lseek(ch->fd, (off_t)addr->offset, SEEK_SET) < 0) {
+            error_setg_errno(errp, errno, "Failed to seek file '%s'", addr->path);
+            close(ch->fd);
+            ch->fd = -1;
+        }
+        break;
+    }
+    return ch->fd >= 0;
+}
+
+bool mig_channel_close(MigChannel *ch, Error **errp)
+{
+    bool ok = true;
+    if (ch->fd >= 0) {
+        close(ch->fd);
+        ch->fd = -1;
+    }
+    if (ch->child > 0) {
+        int status;
+        while (waitpid(ch->child, &status, 0) < 0 && errno == EINTR) {
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            error_setg(errp, "migration command exited with %s %d",
+                       WIFEXITED(status) ? "status" : "signal",
+                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+            ok = false;
+        }
+        ch->child = 0;
+    }
+    return ok;
+}
+
+/* ---- destination side ------------------------------------------------- */
+
+struct MigListener {
+    int fds[8];                 /* listening sockets (one per resolved address) */
+    guint watches[8];
+    int nfds;
+    char *unix_path;            /* unlinked when freed */
+    char **addresses;
+    MigChannelReadyFn *ready;
+    void *opaque;
+    MigChannel pending;         /* exec/fd/file: delivered from an idle callback */
+    guint idle;
+};
+
+static void listener_stop_watching(MigListener *l)
+{
+    for (int i = 0; i < l->nfds; i++) {
+        if (l->watches[i]) {
+            g_source_remove(l->watches[i]);
+            l->watches[i] = 0;
+        }
+    }
+}
+
+static gboolean listener_accept(int fd, GIOCondition cond, gpointer opaque)
+{
+    MigListener *l = opaque;
+    int conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+    if (conn < 0) {
+        return G_SOURCE_CONTINUE;   /* EAGAIN or a client that went away: keep listening */
+    }
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    getsockname(conn, (struct sockaddr *)&ss, &len);
+    tune_socket(conn, ss.ss_family != AF_UNIX);
+    /* Stop accepting before the callback, which may free the listener. */
+    for (int i = 0; i < l->nfds; i++) {
+        if (l->fds[i] == fd) {
+            l->watches[i] = 0;
+        }
+    }
+    listener_stop_watching(l);
+    MigChannel ch = { .fd = conn, .bidirectional = true, .child = 0 };
+    l->ready(&ch, l->opaque);
+    return G_SOURCE_REMOVE;
+}
+
+static gboolean listener_deliver_pending(gpointer opaque)
+{
+    MigListener *l = opaque;
+    l->idle = 0;
+    MigChannel ch = l->pending;
+    l->pending.fd = -1;
+    l->pending.child = 0;
+    l->ready(&ch, l->opaque);
+    return G_SOURCE_REMOVE;
+}
+
+static char *sockaddr_to_uri(const struct sockaddr *sa)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        return g_strdup_printf("tcp:%s:%u", host, ntohs(in->sin_port));
+    }
+    const struct sockaddr_in6 *in6 = (const void *)sa;
+    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+    return g_strdup_printf("tcp:[%s]:%u", host, ntohs(in6->sin6_port));
+}
+
+static bool listen_tcp(MigListener *l, const MigAddress *addr, Error **errp)
+{
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE };
+    struct addrinfo *res = NULL;
+    const char *host = addr->host[0] ? addr->host : NULL;
+    int rc = getaddrinfo(host, addr->port, &hints, &res);
+    if (rc) {
+        error_setg(errp, "address resolution failed for %s:%s: %s", addr->host, addr->port,
+                   gai_strerror(rc));
+        return false;
+    }
+    GPtrArray *uris = g_ptr_array_new();
+    int last_errno = 0;
+    for (struct addrinfo *ai = res; ai && l->nfds < 8; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0) {
+            last_errno = errno;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (ai->ai_family == AF_INET6) {
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+        }
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 2) < 0) {
+            last_errno = errno;
+            close(fd);
+            continue;
+        }
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        getsockname(fd, (struct sockaddr *)&ss, &len);
+        g_ptr_array_add(uris, sockaddr_to_uri((struct sockaddr *)&ss));
+        l->fds[l->nfds++] = fd;
+    }
+    freeaddrinfo(res);
+    g_ptr_array_add(uris, NULL);
+    l->addresses = (char **)g_ptr_array_free(uris, FALSE);
+    if (l->nfds == 0) {
+        error_setg(errp, "Failed to bind socket for %s:%s: %s", addr->host, addr->port,
+                   g_strerror(last_errno ? last_errno : EADDRNOTAVAIL));
+        return false;
+    }
+    return true;
+}
+
+static bool listen_unix(MigListener *l, const char *path, Error **errp)
+{
+    struct sockaddr_un sun;
+    unix_address(path, &sun);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Failed to create socket");
+        return false;
+    }
+    unlink(path);
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 2) < 0) {
+        error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
+        close(fd);
+        return false;
+    }
+    l->fds[l->nfds++] = fd;
+    l->unix_path = g_strdup(path);
+    l->addresses = g_new0(char *, 2);
+    l->addresses[0] = g_strdup_printf("unix:%s", path);
+    return true;
+}
+
+MigListener *mig_listener_start(const MigAddress *addr, int passed_fd,
+                                MigChannelReadyFn *ready, void *opaque, Error **errp)
+{
+    MigListener *l = g_new0(MigListener, 1);
+    l->ready = ready;
+    l->opaque = opaque;
+    l->pending.fd = -1;
+    bool ok = true;
+    switch (addr->transport) {
+    case MIG_TRANSPORT_TCP:
+        ok = listen_tcp(l, addr, errp);
+        break;
+    case MIG_TRANSPORT_UNIX:
+        ok = listen_unix(l, addr->path, errp);
+        break;
+    case MIG_TRANSPORT_EXEC:
+        l->pending.fd = exec_spawn(addr->command, false, &l->pending.child, errp);
+        ok = l->pending.fd >= 0;
+        break;
+    case MIG_TRANSPORT_FD:
+        l->pending.fd = passed_fd;
+        l->pending.bidirectional = fd_is_socket(passed_fd);
+        break;
+    case MIG_TRANSPORT_FILE:
+        l->pending.fd = open(addr->path, O_RDONLY | O_CLOEXEC);
+        if (l->pending.fd < 0) {
+            error_setg_errno(errp, errno, "Failed to open file '%s'", addr->path);
+            ok = false;
+        } else if (addr->offset && lseek(l->pending.fd, (off_t)addr->offset, SEEK_SET) < 0) {
+            error_setg_errno(errp, errno, "Failed to seek file '%s'", addr->path);
+            ok = false;
+        }
+        break;
+    }
+    if (!ok) {
+        mig_listener_free(l);
+        return NULL;
+    }
+    if (!l->addresses) {
+        l->addresses = g_new0(char *, 1);
+    }
+    for (int i = 0; i < l->nfds; i++) {
+        l->watches[i] = g_unix_fd_add(l->fds[i], G_IO_IN, listener_accept, l);
+    }
+    if (l->pending.fd >= 0) {
+        l->idle = g_idle_add(listener_deliver_pending, l);
+    }
+    return l;
+}
+
+char **mig_listener_addresses(const MigListener *l)
+{
+    return g_strdupv(l->addresses);
+}
+
+void mig_listener_free(MigListener *l)
+{
+    if (!l) {
+        return;
+    }
+    listener_stop_watching(l);
+    if (l->idle) {
+        g_source_remove(l->idle);
+    }
+    for (int i = 0; i < l->nfds; i++) {
+        close(l->fds[i]);
+    }
+    if (l->pending.fd >= 0) {
+        mig_channel_close(&l->pending, NULL);
+    }
+    if (l->unix_path) {
+        unlink(l->unix_path);
+        g_free(l->unix_path);
+    }
+    g_strfreev(l->addresses);
+    g_free(l);
+}

@@ -1,0 +1,213 @@
+/*
+ * Incoming migration: -incoming URI / migrate-incoming → listener →
+ * incoming thread (load) → main loop (resume, or fail cleanly).
+ *
+ * The load runs on its own thread so the monitor keeps answering; the
+ * guest is stopped (inmigrate) the whole time. When loading fails the guest
+ * never runs: the run state stays inmigrate, `cont` is refused, and a new
+ * migrate-incoming may retry. (QEMU 7.2 exits the process instead; keeping
+ * it alive lets a management tool read the error and retry.)
+ */
+#include "migration.h"
+#include "channel.h"
+#include "global-state.h"
+#include "options.h"
+#include "savevm.h"
+#include "stream.h"
+#include "monitor.h"
+#include "vm.h"
+#include "qapi-commands.h"
+#include "qapi-events.h"
+
+#include <string.h>
+#include <glib.h>
+
+typedef struct IncomingState {
+    MigrationStatus status;       /* main thread only */
+    bool deferred;                /* -incoming defer: waiting for migrate-incoming */
+    bool failed;
+    MigListener *listener;
+    MigChannel channel;
+    GThread *thread;
+    Error *error;                 /* result of the load, handed to the main loop */
+    bool load_ok;
+} IncomingState;
+
+static IncomingState incoming = { .status = MIGRATION_STATUS_NONE };
+
+static void incoming_set_status(MigrationStatus s)
+{
+    incoming.status = s;
+    migration_emit_status(s);
+}
+
+bool migration_incoming_failed(void)
+{
+    return incoming.failed;
+}
+
+bool migration_incoming_fill_info(MigrationInfo *info)
+{
+    if (incoming.status == MIGRATION_STATUS_NONE && !incoming.listener) {
+        return false;
+    }
+    if (incoming.status != MIGRATION_STATUS_NONE) {
+        info->has_status = true;
+        info->status = incoming.status;
+        if (incoming.status == MIGRATION_STATUS_COMPLETED) {
+            info->has_total_time = true;
+            info->total_time = 0;
+        }
+        if (incoming.status == MIGRATION_STATUS_FAILED && incoming.error) {
+            info->error_desc = g_strdup(error_get_pretty(incoming.error));
+        }
+    }
+    if (incoming.listener && incoming.status == MIGRATION_STATUS_SETUP) {
+        char **uris = mig_listener_addresses(incoming.listener);
+        SocketAddressList **tail = &info->socket_address;
+        for (char **u = uris; *u; u++) {
+            SocketAddress *sa = g_new0(SocketAddress, 1);
+            if (g_str_has_prefix(*u, "unix:")) {
+                sa->type = SOCKET_ADDRESS_TYPE_UNIX;
+                sa->u.q_unix.path = g_strdup(*u + 5);
+            } else {
+                const char *hp = *u + 4;                 /* "tcp:" */
+                const char *colon = strrchr(hp, ':');
+                sa->type = SOCKET_ADDRESS_TYPE_INET;
+                if (hp[0] == '[') {
+                    sa->u.inet.host = g_strndup(hp + 1, colon - hp - 2);
+                } else {
+                    sa->u.inet.host = g_strndup(hp, colon - hp);
+                }
+                sa->u.inet.port = g_strdup(colon + 1);
+            }
+            *tail = g_new0(SocketAddressList, 1);
+            (*tail)->value = sa;
+            tail = &(*tail)->next;
+        }
+        g_strfreev(uris);
+    }
+    return true;
+}
+
+/* Main loop: the load ended. Resume the guest or fail cleanly. [BQL] */
+static void incoming_finish(void *opaque)
+{
+    g_thread_join(incoming.thread);
+    incoming.thread = NULL;
+    mig_channel_close(&incoming.channel, NULL);
+    if (!incoming.load_ok) {
+        error_report("load of migration failed: %s",
+                     incoming.error ? error_get_pretty(incoming.error) : "unknown error");
+        incoming.failed = true;
+        incoming_set_status(MIGRATION_STATUS_FAILED);
+        return;
+    }
+    incoming.failed = false;
+    RunState received;
+    Error *err = NULL;
+    if (!global_state_received(&received) || received == RUN_STATE_RUNNING) {
+        if (vm_autostart) {
+            if (!vm_start(&err)) {
+                error_report_err(err);
+            }
+        } else {
+            runstate_set(RUN_STATE_PAUSED, NULL);
+        }
+    } else if (!runstate_set(received, &err)) {
+        error_report_err(err);
+        runstate_set(RUN_STATE_PAUSED, NULL);
+    }
+    incoming_set_status(MIGRATION_STATUS_COMPLETED);
+}
+
+static gpointer incoming_thread(gpointer opaque)
+{
+    MigStream *f = mig_stream_new_fd_reader(incoming.channel.fd, false);
+    MigStream *rp = NULL;
+    Error *err = NULL;
+    if (incoming.channel.bidirectional) {
+        rp = mig_stream_open_return_path(f, NULL);   /* optional: only if the source asks */
+    }
+    global_state_reset();
+    LoadvmOptions opts = {
+        .local = { .machine_type = vm_config.machine },
+        .return_path = rp,
+        .send_shut = true,
+    };
+    bool ok = qemu_loadvm_state(f, &opts, &err);
+    if (!ok && !err) {
+        mig_stream_get_error(f, &err);
+        if (!err) {
+            error_setg(&err, "the migration stream could not be loaded");
+        }
+    }
+    mig_stream_close(rp, NULL);
+    mig_stream_close(f, NULL);
+    incoming.load_ok = ok;
+    incoming.error = err;
+    main_loop_schedule(incoming_finish, NULL);
+    return NULL;
+}
+
+/* Main loop: a connection (or the exec/fd/file channel) is ready. [BQL] */
+static void incoming_channel_ready(MigChannel *ch, void *opaque)
+{
+    incoming.channel = *ch;
+    mig_listener_free(incoming.listener);
+    incoming.listener = NULL;
+    incoming_set_status(MIGRATION_STATUS_ACTIVE);
+    incoming.thread = g_thread_new("incoming", incoming_thread, NULL);
+}
+
+bool migration_incoming_start(const char *uri, Error **errp)
+{
+    if (strcmp(uri, "defer") == 0) {
+        incoming.deferred = true;
+        return true;
+    }
+    MigAddress addr;
+    if (!mig_address_parse(uri, true, &addr, errp)) {
+        return false;
+    }
+    int fd = -1;
+    if (addr.transport == MIG_TRANSPORT_FD) {
+        Monitor *mon = monitor_cur();
+        fd = mon ? monitor_fd_take(mon, addr.fdname, NULL) : -1;
+        if (fd < 0) {
+            error_setg(errp, "File descriptor named '%s' has not been found", addr.fdname);
+            mig_address_clear(&addr);
+            return false;
+        }
+    }
+    error_free(incoming.error);
+    incoming.error = NULL;
+    incoming.listener = mig_listener_start(&addr, fd, incoming_channel_ready, NULL, errp);
+    mig_address_clear(&addr);
+    if (!incoming.listener) {
+        return false;
+    }
+    incoming.failed = false;
+    incoming.deferred = false;
+    /* QEMU 7.2 announces the destination's setup whatever the events capability. */
+    incoming.status = MIGRATION_STATUS_SETUP;
+    qapi_event_send_migration(MIGRATION_STATUS_SETUP);
+    return true;
+}
+
+bool qmp_migrate_incoming(const q_obj_migrate_incoming_arg *arg, Error **errp)
+{
+    if (!incoming.deferred && !incoming.failed) {
+        if (incoming.status != MIGRATION_STATUS_NONE || incoming.listener) {
+            error_setg(errp, "The incoming migration has already been started");
+        } else {
+            error_setg(errp, "'-incoming' was not specified on the command line");
+        }
+        return false;
+    }
+    if (incoming.thread || incoming.listener) {
+        error_setg(errp, "The incoming migration has already been started");
+        return false;
+    }
+    return migration_incoming_start(arg->uri, errp);
+}

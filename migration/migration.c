@@ -1,0 +1,598 @@
+/*
+ * Outgoing migration: qmp_migrate → migrate_prepare → migration thread.
+ * (See migration.h for the whole flow and the status diagram.)
+ *
+ * The migration thread takes the BQL for setup and completion only; pages
+ * are scanned and sent without it. The main thread may cancel at any time:
+ * it moves the status to cancelling and shuts the channel down, which
+ * unblocks the thread wherever it is. Whatever ends the migration other than
+ * success, the thread restarts the VM if it stopped it, so the source keeps
+ * running with nothing lost.
+ */
+#include "migration.h"
+#include "channel.h"
+#include "global-state.h"
+#include "options.h"
+#include "ram.h"
+#include "savevm.h"
+#include "stream.h"
+#include "memory.h"
+#include "monitor.h"
+#include "vm.h"
+#include "qapi-commands.h"
+#include "qapi-events.h"
+
+#include <string.h>
+#include <time.h>
+#include <glib.h>
+
+/* Completion is considered after each iteration round; bandwidth is measured
+ * over windows of this length. */
+#define BANDWIDTH_WINDOW_NS (100 * 1000 * 1000LL)
+#define SHUT_WAIT_SECONDS 30
+
+typedef struct MigrationState {
+    GMutex lock;               /* guards f, error, and the waits below */
+    GCond cond;                /* rate-limit sleeps, pre-switchover, parameter changes */
+    int status;                /* MigrationStatus, atomic */
+    GThread *thread;
+
+    MigAddress addr;
+    int passed_fd;             /* fd: transport, taken from the monitor */
+    MigStream *f;              /* [lock] for cancel's shutdown */
+    Error *error;              /* [lock] error-desc */
+    bool continue_requested;   /* [lock] migrate-continue */
+    RunState vm_old_state;     /* run state before completion stopped the guest */
+
+    /* Times (ms) and statistics for query-migrate. */
+    int64_t start_ns, setup_time, total_time, downtime, expected_downtime;
+    double mbps;
+    uint64_t pages_per_second, precopy_bytes, downtime_bytes, transferred;
+} MigrationState;
+
+static MigrationState mig = { .status = MIGRATION_STATUS_NONE, .passed_fd = -1 };
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static MigrationStatus status_get(void)
+{
+    return __atomic_load_n(&mig.status, __ATOMIC_ACQUIRE);
+}
+
+void migration_emit_status(MigrationStatus status)
+{
+    if (migrate_cap(MIGRATION_CAPABILITY_EVENTS)) {
+        qapi_event_send_migration(status);
+    }
+}
+
+/* Move from `from` to `to` only if nobody (cancel) changed the status meanwhile. */
+static bool status_change(MigrationStatus from, MigrationStatus to)
+{
+    int expected = from;
+    if (!__atomic_compare_exchange_n(&mig.status, &expected, to, false,
+                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        return false;
+    }
+    migration_emit_status(to);
+    return true;
+}
+
+static bool status_is_running(MigrationStatus s)
+{
+    switch (s) {
+    case MIGRATION_STATUS_SETUP:
+    case MIGRATION_STATUS_ACTIVE:
+    case MIGRATION_STATUS_PRE_SWITCHOVER:
+    case MIGRATION_STATUS_DEVICE:
+    case MIGRATION_STATUS_CANCELLING:
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool migration_is_running(void)
+{
+    return status_is_running(status_get());
+}
+
+void migration_parameters_changed(void)
+{
+    g_mutex_lock(&mig.lock);
+    if (mig.f) {
+        mig_stream_set_rate_limit(mig.f, migrate_max_bandwidth());
+    }
+    g_cond_broadcast(&mig.cond);
+    g_mutex_unlock(&mig.lock);
+}
+
+static void pass_event(uint64_t count)
+{
+    if (migrate_cap(MIGRATION_CAPABILITY_EVENTS)) {
+        qapi_event_send_migration_pass((int64_t)count);
+    }
+}
+
+static void set_error(Error *err)
+{
+    g_mutex_lock(&mig.lock);
+    if (!mig.error) {
+        mig.error = err;
+        err = NULL;
+    }
+    g_mutex_unlock(&mig.lock);
+    error_free(err);
+}
+
+static bool cancelled(void)
+{
+    return status_get() == MIGRATION_STATUS_CANCELLING;
+}
+
+/* ---- the migration thread ------------------------------------------------ */
+
+/* Sleep until the rate-limit slot ends; a cancel or a bandwidth change wakes us. */
+static void rate_limit_wait(MigStream *f)
+{
+    int64_t end_ns = mig_stream_rate_limit_slot_end_ns(f);
+    g_mutex_lock(&mig.lock);
+    while (!cancelled() && mig_stream_rate_limit_exceeded(f) && now_ns() < end_ns) {
+        gint64 wait_us = (end_ns - now_ns()) / 1000;
+        g_cond_wait_until(&mig.cond, &mig.lock, g_get_monotonic_time() + MAX(wait_us, 1));
+    }
+    g_mutex_unlock(&mig.lock);
+    if (now_ns() >= end_ns) {
+        mig_stream_rate_limit_new_slot(f);
+    }
+}
+
+typedef struct BandwidthMeter {
+    int64_t window_start_ns;
+    uint64_t window_start_bytes, window_start_pages;
+    double bytes_per_ms;            /* last measurement; 0 until the first window ends */
+} BandwidthMeter;
+
+static void bandwidth_update(BandwidthMeter *m, MigStream *f, uint64_t pending)
+{
+    int64_t now = now_ns();
+    int64_t span = now - m->window_start_ns;
+    if (span < BANDWIDTH_WINDOW_NS) {
+        return;
+    }
+    uint64_t bytes = mig_stream_bytes_written(f);
+    RamStats rs;
+    ram_get_stats(&rs);
+    uint64_t pages = rs.normal_pages + rs.zero_pages;
+    m->bytes_per_ms = (double)(bytes - m->window_start_bytes) * 1e6 / span;
+    mig.mbps = m->bytes_per_ms * 1000 * 8 / 1e6;
+    mig.pages_per_second = (uint64_t)((pages - m->window_start_pages) * 1e9 / span);
+    if (m->bytes_per_ms > 0) {
+        mig.expected_downtime = (int64_t)(pending / m->bytes_per_ms);
+    }
+    m->window_start_ns = now;
+    m->window_start_bytes = bytes;
+    m->window_start_pages = pages;
+}
+
+/* Iterate until what is left fits in the downtime limit. true: ready to complete. */
+static bool migration_iterate(MigStream *f, Error **errp)
+{
+    BandwidthMeter meter = { .window_start_ns = now_ns() };
+    meter.window_start_bytes = mig_stream_bytes_written(f);
+    mig.expected_downtime = (int64_t)migrate_downtime_limit_ms();
+    for (;;) {
+        if (cancelled()) {
+            return false;
+        }
+        uint64_t pending = 0;
+        savevm_state_pending(false, &pending);
+        double threshold = meter.bytes_per_ms * (double)migrate_downtime_limit_ms();
+        if (meter.bytes_per_ms > 0 && pending <= threshold) {
+            pending = 0;
+            savevm_state_pending(true, &pending);       /* syncs the dirty bitmap */
+            if (pending <= threshold) {
+                return true;
+            }
+        } else if (pending == 0) {
+            savevm_state_pending(true, &pending);       /* pass done, not converged yet */
+        }
+        if (savevm_state_iterate(f, errp) < 0) {
+            return false;
+        }
+        if (mig_stream_rate_limit_exceeded(f) && !mig_stream_has_error(f)) {
+            mig_stream_flush(f);
+            rate_limit_wait(f);
+        }
+        if (!mig_stream_get_error(f, errp)) {
+            return false;
+        }
+        bandwidth_update(&meter, f, pending);
+    }
+}
+
+/* pause-before-switchover: wait in pre-switchover for migrate-continue. [BQL] */
+static bool wait_for_continue(void)
+{
+    if (!status_change(MIGRATION_STATUS_ACTIVE, MIGRATION_STATUS_PRE_SWITCHOVER)) {
+        return false;
+    }
+    bql_unlock();
+    g_mutex_lock(&mig.lock);
+    while (!mig.continue_requested && !cancelled()) {
+        g_cond_wait(&mig.cond, &mig.lock);
+    }
+    g_mutex_unlock(&mig.lock);
+    bql_lock();
+    return status_change(MIGRATION_STATUS_PRE_SWITCHOVER, MIGRATION_STATUS_DEVICE);
+}
+
+/* Stop the guest, finish live handlers, save devices. Sets *stopped when it
+ * stopped a running guest (so a failure restarts it). */
+static bool migration_complete(MigStream *f, bool *stopped, Error **errp)
+{
+    bql_lock();
+    bool was_running = runstate_is_running();
+    mig.vm_old_state = runstate_get();
+    global_state_store();        /* the run state the destination will enter */
+    bool ok = vm_stop_force_state(RUN_STATE_FINISH_MIGRATE, errp);
+    *stopped = was_running;
+    int64_t stop_ns = now_ns();
+    uint64_t before = mig_stream_bytes_written(f);
+    mig.precopy_bytes = before;
+    if (ok && migrate_cap(MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER)) {
+        ok = wait_for_continue();
+        stop_ns = now_ns();
+    }
+    ok = ok && !cancelled() && savevm_state_complete_precopy(f, true, errp);
+    ok = ok && mig_stream_flush(f);
+    mig.downtime_bytes = mig_stream_bytes_written(f) - before;
+    mig.downtime = (now_ns() - stop_ns) / 1000000;
+    bql_unlock();
+    return ok && mig_stream_get_error(f, errp);
+}
+
+/* With a return path, the destination says SHUT(0) when it loaded everything. */
+static bool wait_for_destination(MigStream *rp, Error **errp)
+{
+    for (;;) {
+        uint16_t type, len;
+        uint8_t payload[MIG_RP_MAX_LEN];
+        if (!mig_rp_read(rp, &type, payload, &len, errp)) {
+            error_prepend(errp, "return path: ");
+            return false;
+        }
+        if (type == MIG_RP_MSG_SHUT) {
+            uint32_t status = (uint32_t)payload[0] << 24 | payload[1] << 16 | payload[2] << 8 | payload[3];
+            if (status) {
+                error_setg(errp, "The destination failed to load the migration stream");
+                return false;
+            }
+            return true;
+        }
+        /* PONG and anything else precopy does not need: ignore. */
+    }
+}
+
+static void migration_cleanup(MigStream *f, MigStream *rp, MigChannel *ch, bool stopped)
+{
+    bql_lock();
+    savevm_state_cleanup();
+    bool success = status_get() == MIGRATION_STATUS_COMPLETED;
+    if (success) {
+        runstate_set(RUN_STATE_POSTMIGRATE, NULL);
+    } else if (stopped || runstate_check(RUN_STATE_FINISH_MIGRATE)) {
+        /* The source keeps running, exactly as before. */
+        if (stopped) {
+            Error *err = NULL;
+            if (!vm_start(&err)) {
+                error_report_err(err);
+            }
+        } else {
+            runstate_set(mig.vm_old_state, NULL);
+        }
+    }
+    bql_unlock();
+    g_mutex_lock(&mig.lock);
+    mig.f = NULL;
+    g_mutex_unlock(&mig.lock);
+    mig_stream_close(rp, NULL);
+    mig_stream_close(f, NULL);
+    Error *err = NULL;
+    if (!mig_channel_close(ch, &err) && success) {
+        warn_report("%s", error_get_pretty(err));
+    }
+    error_free(err);
+}
+
+static void migration_fail(MigrationStatus from, Error *err)
+{
+    if (cancelled()) {
+        error_free(err);
+        status_change(MIGRATION_STATUS_CANCELLING, MIGRATION_STATUS_CANCELLED);
+        return;
+    }
+    if (err) {
+        error_report("migration failed: %s", error_get_pretty(err));
+        set_error(err);
+    }
+    status_change(from, MIGRATION_STATUS_FAILED);
+}
+
+static gpointer migration_thread(gpointer opaque)
+{
+    MigChannel ch = { .fd = -1 };
+    MigStream *f = NULL, *rp = NULL;
+    Error *err = NULL;
+    bool stopped = false;
+    MigrationStatus at = MIGRATION_STATUS_SETUP;
+
+    if (!mig_channel_connect(&mig.addr, mig.passed_fd, &ch, &err)) {
+        goto fail;
+    }
+    mig.passed_fd = -1;
+    f = mig_stream_new_fd_writer(ch.fd, false);
+    g_mutex_lock(&mig.lock);
+    mig.f = f;
+    g_mutex_unlock(&mig.lock);
+    if (cancelled()) {
+        goto fail;
+    }
+    mig_stream_set_rate_limit(f, migrate_max_bandwidth());
+
+    MigConfigOptions cfg = { .machine_type = vm_config.machine };
+    if (!savevm_state_header(f, &cfg, &err)) {
+        goto fail;
+    }
+    if (migrate_cap(MIGRATION_CAPABILITY_RETURN_PATH) && ch.bidirectional) {
+        rp = mig_stream_open_return_path(f, &err);
+        if (!rp) {
+            goto fail;
+        }
+        savevm_send_open_return_path(f);
+        savevm_send_ping(f, 1);
+    }
+    bql_lock();
+    bool ok = savevm_state_setup(f, &err);
+    bql_unlock();
+    if (!ok) {
+        goto fail;
+    }
+    mig.setup_time = (now_ns() - mig.start_ns) / 1000000;
+    if (!status_change(MIGRATION_STATUS_SETUP, MIGRATION_STATUS_ACTIVE)) {
+        goto fail;
+    }
+    at = MIGRATION_STATUS_ACTIVE;
+    if (!migration_iterate(f, &err)) {
+        goto fail;
+    }
+    if (!migration_complete(f, &stopped, &err)) {
+        at = status_get();
+        goto fail;
+    }
+    if (rp && !wait_for_destination(rp, &err)) {
+        at = status_get();
+        goto fail;
+    }
+    mig.transferred = mig_stream_bytes_written(f);
+    mig.total_time = (now_ns() - mig.start_ns) / 1000000;
+    status_change(status_get(), MIGRATION_STATUS_COMPLETED);
+    migration_cleanup(f, rp, &ch, stopped);
+    return NULL;
+
+fail:
+    if (f) {
+        mig.transferred = mig_stream_bytes_written(f);
+        if (!err && mig_stream_has_error(f)) {
+            mig_stream_get_error(f, &err);
+        }
+    }
+    mig.total_time = (now_ns() - mig.start_ns) / 1000000;
+    migration_fail(at, err);
+    migration_cleanup(f, rp, &ch, stopped);
+    return NULL;
+}
+
+bool migration_init(Error **errp)
+{
+    return ram_mig_init(errp) && global_state_register(errp);
+}
+
+void migration_shutdown(void)
+{
+    qmp_migrate_cancel(NULL);
+    if (mig.thread) {
+        /* The thread needs the BQL to finish its cleanup. */
+        bql_unlock();
+        g_thread_join(mig.thread);
+        bql_lock();
+        mig.thread = NULL;
+    }
+    mig_address_clear(&mig.addr);
+    error_free(mig.error);
+    mig.error = NULL;
+}
+
+/* ---- QMP: migrate, migrate_cancel, migrate-continue, query-migrate -------- */
+
+static bool migrate_prepare(const q_obj_migrate_arg *arg, Error **errp)
+{
+    if (arg->has_resume && arg->resume) {
+        error_setg(errp, "Cannot resume if there is no paused migration");
+        return false;
+    }
+    if (migration_is_running()) {
+        error_setg(errp, "There's a migration process in progress");
+        return false;
+    }
+    if (runstate_check(RUN_STATE_INMIGRATE)) {
+        error_setg(errp, "Guest is waiting for an incoming migration");
+        return false;
+    }
+    if (runstate_check(RUN_STATE_POSTMIGRATE)) {
+        error_setg(errp, "Can't migrate the vm that was paused due to previous migration");
+        return false;
+    }
+    if ((arg->has_blk && arg->blk) || (arg->has_inc && arg->inc)) {
+        error_setg(errp, "Block migration is not supported by migvm (it has no block devices)");
+        return false;
+    }
+    return true;
+}
+
+bool qmp_migrate(const q_obj_migrate_arg *arg, Error **errp)
+{
+    if (!migrate_prepare(arg, errp)) {
+        return false;
+    }
+    MigAddress addr;
+    if (!mig_address_parse(arg->uri, false, &addr, errp)) {
+        return false;
+    }
+    int fd = -1;
+    if (addr.transport == MIG_TRANSPORT_FD) {
+        Monitor *mon = monitor_cur();
+        Error *local = NULL;
+        fd = mon ? monitor_fd_take(mon, addr.fdname, &local) : -1;
+        error_free(local);
+        if (fd < 0) {
+            error_setg(errp, "File descriptor named '%s' has not been found", addr.fdname);
+            mig_address_clear(&addr);
+            return false;
+        }
+    }
+    if (mig.thread) {
+        g_thread_join(mig.thread);      /* the previous one has ended */
+        mig.thread = NULL;
+    }
+    mig_address_clear(&mig.addr);
+    mig.addr = addr;
+    mig.passed_fd = fd;
+    g_mutex_lock(&mig.lock);
+    error_free(mig.error);
+    mig.error = NULL;
+    mig.continue_requested = false;
+    g_mutex_unlock(&mig.lock);
+    mig.start_ns = now_ns();
+    mig.setup_time = mig.total_time = mig.downtime = mig.expected_downtime = 0;
+    mig.mbps = 0;
+    mig.pages_per_second = mig.precopy_bytes = mig.downtime_bytes = mig.transferred = 0;
+    ram_pass_hook = pass_event;
+    __atomic_store_n(&mig.status, MIGRATION_STATUS_SETUP, __ATOMIC_RELEASE);
+    migration_emit_status(MIGRATION_STATUS_SETUP);
+    mig.thread = g_thread_new("migration", migration_thread, NULL);
+    return true;
+}
+
+bool qmp_migrate_cancel(Error **errp)
+{
+    for (;;) {
+        MigrationStatus s = status_get();
+        if (!status_is_running(s) || s == MIGRATION_STATUS_CANCELLING) {
+            return true;
+        }
+        if (status_change(s, MIGRATION_STATUS_CANCELLING)) {
+            break;
+        }
+    }
+    g_mutex_lock(&mig.lock);
+    if (mig.f) {
+        mig_stream_shutdown(mig.f);
+    }
+    g_cond_broadcast(&mig.cond);
+    g_mutex_unlock(&mig.lock);
+    return true;
+}
+
+bool qmp_migrate_continue(const q_obj_migrate_continue_arg *arg, Error **errp)
+{
+    MigrationStatus s = status_get();
+    if (s != arg->state) {
+        error_setg(errp, "Migration not in expected state: %s", MigrationStatus_str(s));
+        return false;
+    }
+    g_mutex_lock(&mig.lock);
+    mig.continue_requested = true;
+    g_cond_broadcast(&mig.cond);
+    g_mutex_unlock(&mig.lock);
+    return true;
+}
+
+bool qmp_migrate_start_postcopy(Error **errp)
+{
+    error_setg(errp, "Enable postcopy with migrate_set_capability before the start of migration");
+    return false;
+}
+
+static MigrationStats *ram_info(bool completed)
+{
+    RamStats rs;
+    ram_get_stats(&rs);
+    MigrationStats *s = g_new0(MigrationStats, 1);
+    s->transferred = (int64_t)(completed ? mig.transferred
+                                         : (mig.f ? mig_stream_bytes_written(mig.f) : mig.transferred));
+    s->remaining = completed ? 0 : (int64_t)(rs.remaining_pages * MIGVM_PAGE_SIZE);
+    s->total = (int64_t)rs.total_bytes;
+    s->duplicate = (int64_t)rs.zero_pages;
+    s->normal = (int64_t)rs.normal_pages;
+    s->normal_bytes = (int64_t)(rs.normal_pages * MIGVM_PAGE_SIZE);
+    s->dirty_pages_rate = (int64_t)rs.dirty_pages_rate;
+    s->mbps = mig.mbps;
+    s->dirty_sync_count = (int64_t)rs.dirty_sync_count;
+    s->page_size = MIGVM_PAGE_SIZE;
+    s->pages_per_second = mig.pages_per_second;
+    s->precopy_bytes = mig.precopy_bytes;
+    s->downtime_bytes = mig.downtime_bytes;
+    return s;
+}
+
+MigrationInfo *qmp_query_migrate(Error **errp)
+{
+    MigrationInfo *info = g_new0(MigrationInfo, 1);
+    /* The lock keeps mig.f alive while its counters are read. */
+    g_mutex_lock(&mig.lock);
+    MigrationStatus s = status_get();
+    switch (s) {
+    case MIGRATION_STATUS_NONE:
+        g_mutex_unlock(&mig.lock);
+        migration_incoming_fill_info(info);
+        return info;
+    case MIGRATION_STATUS_ACTIVE:
+    case MIGRATION_STATUS_CANCELLING:
+    case MIGRATION_STATUS_PRE_SWITCHOVER:
+    case MIGRATION_STATUS_DEVICE:
+        info->has_setup_time = true;
+        info->setup_time = mig.setup_time;
+        info->has_total_time = true;
+        info->total_time = (now_ns() - mig.start_ns) / 1000000;
+        info->has_expected_downtime = true;
+        info->expected_downtime = mig.expected_downtime;
+        info->ram = ram_info(false);
+        break;
+    case MIGRATION_STATUS_COMPLETED:
+        info->has_setup_time = true;
+        info->setup_time = mig.setup_time;
+        info->has_total_time = true;
+        info->total_time = mig.total_time;
+        info->has_downtime = true;
+        info->downtime = mig.downtime;
+        info->ram = ram_info(true);
+        break;
+    case MIGRATION_STATUS_FAILED:
+        if (mig.error) {
+            info->error_desc = g_strdup(error_get_pretty(mig.error));
+        }
+        break;
+    default:
+        break;
+    }
+    g_mutex_unlock(&mig.lock);
+    info->has_status = true;
+    info->status = s;
+    return info;
+}

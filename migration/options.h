@@ -1,0 +1,20 @@
+/*
+ * Migration capabilities and parameters (migrate-set-capabilities,
+ * migrate-set-parameters and their query-* twins), with QEMU 7.2's
+ * defaults, ranges and error texts. Getters are safe from any thread:
+ * bandwidth and downtime changes reach a running migration.
+ */
+#ifndef MIGRATION_OPTIONS_H
+#define MIGRATION_OPTIONS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "qapi-types.h"
+
+bool migrate_cap(MigrationCapability cap);
+uint64_t migrate_max_bandwidth(void);      /* bytes/s; 0 = unlimited */
+uint64_t migrate_downtime_limit_ms(void);
+/* Reset to defaults (tests). */
+void migrate_options_reset(void);
+
+#endif

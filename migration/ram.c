@@ -1,0 +1,391 @@
+/*
+ * RAM migration: the "ram" live handler, version 4.
+ *
+ * Source (migration thread):
+ *   setup      MEM_SIZE record with every block's name and length, EOS;
+ *              dirty logging on, every page marked dirty (pass 1).
+ *   iterate    walk the migration bitmap from where the last round stopped,
+ *              test-and-clear each dirty page BEFORE reading it, send it as
+ *              ZERO (all-zero page) or PAGE; stop at the rate limit, after
+ *              ~50 ms (so the thread can re-check pending and cancel), or at
+ *              the end of the bitmap (pass done); EOS.
+ *   pending    estimate: pages still set in the bitmap. Exact: sync the
+ *              accelerator's dirty log into the bitmap first (a new pass).
+ *   complete   [guest stopped] sync once more, send everything left, EOS.
+ * Hot path: no allocation, no lock, no syscall per page; pages go into the
+ * stream by reference (mig_stream_put_page), batched into one writev.
+ *
+ * Destination (incoming thread): parses the same records and trusts nothing:
+ * block names and lengths must match ours, offsets must lie inside the
+ * block, exactly one record type per word, CONTINUE only after a block.
+ */
+#include "ram.h"
+#include "savevm.h"
+#include "memory.h"
+
+#include <inttypes.h>
+#include <string.h>
+#include <time.h>
+#include <glib.h>
+
+#define RAM_SAVE_FLAG_FULL          0x01
+#define RAM_SAVE_FLAG_ZERO          0x02
+#define RAM_SAVE_FLAG_MEM_SIZE      0x04
+#define RAM_SAVE_FLAG_PAGE          0x08
+#define RAM_SAVE_FLAG_EOS           0x10
+#define RAM_SAVE_FLAG_CONTINUE      0x20
+#define RAM_SAVE_FLAG_XBZRLE        0x40
+#define RAM_SAVE_FLAG_HOOK          0x80
+#define RAM_SAVE_FLAG_COMPRESS_PAGE 0x100
+#define RAM_SAVE_FLAG_MULTIFD_FLUSH 0x200
+
+#define RAM_VERSION 4
+#define ITERATE_MAX_NS (50 * 1000 * 1000LL)
+
+typedef struct RAMState {
+    /* Source scan position and CONTINUE state (migration thread only). */
+    RAMBlock *scan_block;
+    uint64_t scan_page;
+    RAMBlock *last_sent_block;
+    /* Statistics: written by the migration thread, read by query-migrate. */
+    uint64_t normal_pages, zero_pages, dirty_sync_count, dirty_pages_rate;
+    int64_t last_sync_ns;
+    uint64_t dirtied_since_rate;
+    /* Destination. */
+    RAMBlock *last_loaded_block;
+    bool blocks_checked;
+} RAMState;
+
+static RAMState ram_state;
+void (*ram_pass_hook)(uint64_t dirty_sync_count);
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static bool page_is_zero(const uint8_t *p)
+{
+    const uint64_t *w = (const uint64_t *)p;
+    uint64_t acc = 0;
+    for (size_t i = 0; i < MIGVM_PAGE_SIZE / 8; i += 8) {
+        acc |= w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7];
+        if (acc) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void ram_get_stats(RamStats *out)
+{
+    out->normal_pages = __atomic_load_n(&ram_state.normal_pages, __ATOMIC_RELAXED);
+    out->zero_pages = __atomic_load_n(&ram_state.zero_pages, __ATOMIC_RELAXED);
+    out->dirty_sync_count = __atomic_load_n(&ram_state.dirty_sync_count, __ATOMIC_RELAXED);
+    out->dirty_pages_rate = __atomic_load_n(&ram_state.dirty_pages_rate, __ATOMIC_RELAXED);
+    out->remaining_pages = ram_dirty_pages();
+    out->total_bytes = ram_total_size();
+}
+
+/* One bitmap sync = one pass; measures the dirty rate and reports the pass. */
+static void ram_bitmap_sync(void)
+{
+    uint64_t newly = memory_global_dirty_log_sync();
+    int64_t now = now_ns();
+    uint64_t count = __atomic_add_fetch(&ram_state.dirty_sync_count, 1, __ATOMIC_RELAXED);
+    ram_state.dirtied_since_rate += newly;
+    if (now - ram_state.last_sync_ns >= 1000000000LL || count <= 2) {
+        int64_t span = now - ram_state.last_sync_ns;
+        if (span > 0) {
+            __atomic_store_n(&ram_state.dirty_pages_rate,
+                             (uint64_t)(ram_state.dirtied_since_rate * 1e9 / span), __ATOMIC_RELAXED);
+        }
+        ram_state.dirtied_since_rate = 0;
+        ram_state.last_sync_ns = now;
+    }
+    if (ram_pass_hook) {
+        ram_pass_hook(count);
+    }
+}
+
+/* ---- source -------------------------------------------------------------- */
+
+static bool ram_save_setup(MigStream *f, void *opaque, Error **errp)
+{
+    RAMState *rs = opaque;
+    memset(rs, 0, sizeof(*rs));
+    rs->scan_block = ram_block_first();
+    rs->last_sync_ns = now_ns();
+    if (!memory_global_dirty_log_start(errp)) {
+        return false;
+    }
+    RAMBLOCK_FOREACH(b) {
+        ram_block_set_all_dirty(b);
+    }
+    /* The first pass is a sync too (QEMU counts it: dirty-sync-count 1). */
+    __atomic_store_n(&rs->dirty_sync_count, 1, __ATOMIC_RELAXED);
+    if (ram_pass_hook) {
+        ram_pass_hook(1);
+    }
+    mig_stream_put_be64(f, ram_total_size() | RAM_SAVE_FLAG_MEM_SIZE);
+    RAMBLOCK_FOREACH(b) {
+        mig_stream_put_counted_string(f, b->name);
+        mig_stream_put_be64(f, b->used_length);
+    }
+    mig_stream_put_be64(f, RAM_SAVE_FLAG_EOS);
+    return mig_stream_get_error(f, errp);
+}
+
+/* Send one page whose dirty bit was just cleared. */
+static void ram_send_page(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t page)
+{
+    const uint8_t *host = b->host + (page << MIGVM_PAGE_BITS);
+    uint64_t word = page << MIGVM_PAGE_BITS;
+    bool zero = page_is_zero(host);
+    word |= zero ? RAM_SAVE_FLAG_ZERO : RAM_SAVE_FLAG_PAGE;
+    if (b == rs->last_sent_block) {
+        word |= RAM_SAVE_FLAG_CONTINUE;
+    }
+    mig_stream_put_be64(f, word);
+    if (b != rs->last_sent_block) {
+        mig_stream_put_counted_string(f, b->name);
+        rs->last_sent_block = b;
+    }
+    if (zero) {
+        mig_stream_put_u8(f, 0);
+        __atomic_store_n(&rs->zero_pages, rs->zero_pages + 1, __ATOMIC_RELAXED);
+    } else {
+        mig_stream_put_page(f, host, MIGVM_PAGE_SIZE);
+        __atomic_store_n(&rs->normal_pages, rs->normal_pages + 1, __ATOMIC_RELAXED);
+    }
+}
+
+/* Send dirty pages from the scan position. Returns 1 when the bitmap was
+ * walked to its end (pass done), 0 when stopped early. */
+static int ram_send_dirty(MigStream *f, RAMState *rs, bool unlimited)
+{
+    int64_t deadline = now_ns() + ITERATE_MAX_NS;
+    unsigned batch = 0;
+    while (rs->scan_block) {
+        RAMBlock *b = rs->scan_block;
+        uint64_t page = ram_block_find_next_dirty(b, rs->scan_page);
+        if (page >= b->npages) {
+            rs->scan_block = b->next;
+            rs->scan_page = 0;
+            continue;
+        }
+        rs->scan_page = page + 1;
+        if (ram_block_test_and_clear_dirty(b, page)) {
+            ram_send_page(f, rs, b, page);
+        }
+        if (!unlimited && ++batch % 64 == 0 &&
+            (mig_stream_rate_limit_exceeded(f) || now_ns() > deadline)) {
+            return 0;
+        }
+    }
+    /* End of the bitmap: the next round starts a new walk. */
+    rs->scan_block = ram_block_first();
+    rs->scan_page = 0;
+    return 1;
+}
+
+static int ram_save_iterate(MigStream *f, void *opaque, Error **errp)
+{
+    RAMState *rs = opaque;
+    int done = ram_send_dirty(f, rs, false);
+    mig_stream_put_be64(f, RAM_SAVE_FLAG_EOS);
+    if (!mig_stream_get_error(f, errp)) {
+        return -1;
+    }
+    return done;
+}
+
+static void ram_state_pending(void *opaque, uint64_t *must_precopy)
+{
+    *must_precopy += ram_dirty_pages() * MIGVM_PAGE_SIZE;
+}
+
+static void ram_state_pending_exact(void *opaque, uint64_t *must_precopy)
+{
+    ram_bitmap_sync();
+    ram_state_pending(opaque, must_precopy);
+}
+
+static bool ram_save_complete(MigStream *f, void *opaque, Error **errp)
+{
+    RAMState *rs = opaque;
+    ram_bitmap_sync();
+    rs->scan_block = ram_block_first();
+    rs->scan_page = 0;
+    ram_send_dirty(f, rs, true);
+    mig_stream_put_be64(f, RAM_SAVE_FLAG_EOS);
+    return mig_stream_get_error(f, errp);
+}
+
+static void ram_save_cleanup(void *opaque)
+{
+    memory_global_dirty_log_stop();
+    RAMBLOCK_FOREACH(b) {
+        ram_block_clear_all_dirty(b);
+    }
+}
+
+/* ---- destination --------------------------------------------------------- */
+
+static bool ram_load_setup(void *opaque, Error **errp)
+{
+    RAMState *rs = opaque;
+    rs->last_loaded_block = NULL;
+    rs->blocks_checked = false;
+    return true;
+}
+
+/* MEM_SIZE: the source's block list must be exactly ours. */
+static bool ram_load_block_list(MigStream *f, RAMState *rs, uint64_t total, Error **errp)
+{
+    GHashTable *seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    bool ok = false;
+    uint64_t left = total;
+    while (left > 0) {
+        char name[256];
+        if (mig_stream_get_counted_string(f, name) < 0) {
+            goto out;
+        }
+        uint64_t len = mig_stream_get_be64(f);
+        if (mig_stream_has_error(f)) {
+            goto out;
+        }
+        RAMBlock *b = ram_block_by_name(name);
+        if (!b) {
+            error_setg(errp, "Unknown ramblock \"%s\", cannot accept migration", name);
+            goto out;
+        }
+        if (g_hash_table_contains(seen, name)) {
+            error_setg(errp, "RAM block \"%s\" listed twice in the migration stream", name);
+            goto out;
+        }
+        g_hash_table_add(seen, g_strdup(name));
+        if (len != b->used_length) {
+            error_setg(errp, "Length mismatch: %s: 0x%" PRIx64 " in != 0x%" PRIx64 ": Invalid argument",
+                       name, len, b->used_length);
+            goto out;
+        }
+        if (len > left) {
+            error_setg(errp, "RAM block list overshoots its announced total 0x%" PRIx64, total);
+            goto out;
+        }
+        left -= len;
+    }
+    rs->blocks_checked = true;
+    ok = true;
+out:
+    g_hash_table_destroy(seen);
+    return ok;
+}
+
+/* The block a page record refers to: a new name, or CONTINUE. */
+static RAMBlock *ram_load_block(MigStream *f, RAMState *rs, uint64_t flags, Error **errp)
+{
+    if (flags & RAM_SAVE_FLAG_CONTINUE) {
+        if (!rs->last_loaded_block) {
+            error_setg(errp, "Ack, bad migration stream! (CONTINUE before any RAM block)");
+        }
+        return rs->last_loaded_block;
+    }
+    char name[256];
+    if (mig_stream_get_counted_string(f, name) < 0) {
+        return NULL;
+    }
+    RAMBlock *b = ram_block_by_name(name);
+    if (!b) {
+        error_setg(errp, "Can't find block %s", name);
+        return NULL;
+    }
+    rs->last_loaded_block = b;
+    return b;
+}
+
+static bool ram_load_page(MigStream *f, RAMState *rs, uint64_t addr, uint64_t flags,
+                          Error **errp)
+{
+    RAMBlock *b = ram_load_block(f, rs, flags, errp);
+    if (!b) {
+        return false;
+    }
+    if (addr >= b->used_length || b->used_length - addr < MIGVM_PAGE_SIZE) {
+        error_setg(errp, "Illegal RAM offset %" PRIx64 " in block %s", addr, b->name);
+        return false;
+    }
+    uint8_t *host = b->host + addr;
+    if ((flags & ~RAM_SAVE_FLAG_CONTINUE) == RAM_SAVE_FLAG_ZERO) {
+        uint8_t fill = mig_stream_get_u8(f);
+        if (fill != 0) {
+            error_setg(errp, "Received a zero-page record with fill byte 0x%x", fill);
+            return false;
+        }
+        if (!page_is_zero(host)) {      /* leave untouched pages unallocated */
+            memset(host, 0, MIGVM_PAGE_SIZE);
+        }
+        return true;
+    }
+    return mig_stream_get_buffer(f, host, MIGVM_PAGE_SIZE);
+}
+
+static bool ram_load_state(MigStream *f, void *opaque, int version_id, Error **errp)
+{
+    RAMState *rs = opaque;
+    if (version_id != RAM_VERSION) {
+        error_setg(errp, "Unsupported RAM section version %d (expected %d)", version_id, RAM_VERSION);
+        return false;
+    }
+    for (;;) {
+        uint64_t word = mig_stream_get_be64(f);
+        if (mig_stream_has_error(f)) {
+            return mig_stream_get_error(f, errp);
+        }
+        uint64_t addr = word & ~(uint64_t)(MIGVM_PAGE_SIZE - 1);
+        uint64_t flags = word & (MIGVM_PAGE_SIZE - 1);
+        switch (flags & ~RAM_SAVE_FLAG_CONTINUE) {
+        case RAM_SAVE_FLAG_MEM_SIZE:
+            if (!ram_load_block_list(f, rs, addr, errp)) {
+                return mig_stream_has_error(f) ? mig_stream_get_error(f, errp) : false;
+            }
+            break;
+        case RAM_SAVE_FLAG_ZERO:
+        case RAM_SAVE_FLAG_PAGE:
+            if (!rs->blocks_checked) {
+                error_setg(errp, "RAM page received before the RAM block list");
+                return false;
+            }
+            if (!ram_load_page(f, rs, addr, flags, errp)) {
+                return mig_stream_has_error(f) ? mig_stream_get_error(f, errp) : false;
+            }
+            break;
+        case RAM_SAVE_FLAG_EOS:
+            return mig_stream_get_error(f, errp);
+        case RAM_SAVE_FLAG_MULTIFD_FLUSH:
+            break;      /* no payload; only meaningful with multifd channels */
+        default:
+            error_setg(errp, "Unknown combination of migration flags: 0x%" PRIx64, flags);
+            return false;
+        }
+    }
+}
+
+static const SaveVMHandlers ram_handlers = {
+    .save_setup = ram_save_setup,
+    .state_pending = ram_state_pending,
+    .state_pending_exact = ram_state_pending_exact,
+    .save_live_iterate = ram_save_iterate,
+    .save_live_complete_precopy = ram_save_complete,
+    .save_cleanup = ram_save_cleanup,
+    .load_setup = ram_load_setup,
+    .load_state = ram_load_state,
+};
+
+bool ram_mig_init(Error **errp)
+{
+    return register_savevm_live("ram", 0, RAM_VERSION, &ram_handlers, &ram_state, errp);
+}

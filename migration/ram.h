@@ -1,0 +1,29 @@
+/*
+ * The "ram" live save-state entry (version 4): every RAM block, page by
+ * page, in QEMU's format (shared docs: migration-stream.md section 5).
+ */
+#ifndef MIGRATION_RAM_H
+#define MIGRATION_RAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "error.h"
+
+/* Register the "ram" handler. [BQL, at start-up] */
+bool ram_mig_init(Error **errp);
+
+/* Source statistics for query-migrate (any thread). */
+typedef struct RamStats {
+    uint64_t normal_pages;       /* PAGE records */
+    uint64_t zero_pages;         /* ZERO records ("duplicate") */
+    uint64_t dirty_sync_count;   /* bitmap syncs = passes */
+    uint64_t dirty_pages_rate;   /* pages/s dirtied, measured at each sync */
+    uint64_t remaining_pages;    /* still dirty in the migration bitmap */
+    uint64_t total_bytes;        /* RAM being migrated */
+} RamStats;
+void ram_get_stats(RamStats *out);
+
+/* Hook for MIGRATION_PASS: called at each bitmap sync with the new count. */
+extern void (*ram_pass_hook)(uint64_t dirty_sync_count);
+
+#endif

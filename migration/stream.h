@@ -1,0 +1,132 @@
+/*
+ * MigStream: the buffered byte stream a migration is written to and read
+ * from (the QEMUFile of migvm). Big-endian integers, counted strings, raw
+ * buffers, and zero-copy guest pages on the write side.
+ *
+ * Backends: a file descriptor (socket, pipe, file), or memory (a growable
+ * buffer to write into, or a borrowed byte array to read from: unit tests
+ * and fuzzing).
+ *
+ * Errors are sticky: the first failure (I/O error, end of input, or a
+ * caller's mig_stream_set_error) is kept with its message; afterwards every
+ * get returns 0 and every put is dropped. Callers check once after a batch
+ * of operations (mig_stream_get_error) instead of after every call.
+ *
+ * Threading: a MigStream is used by one thread at a time (the migration
+ * thread on the source, the incoming thread on the destination). The
+ * byte counters may be read from any thread (relaxed atomics), and
+ * mig_stream_shutdown() may be called from any thread to unblock a
+ * blocked reader or writer (migrate_cancel).
+ *
+ * Write path: small puts are copied into a 1 MiB buffer; pages put with
+ * mig_stream_put_page() are referenced in place (no copy) in an iovec
+ * batch alongside the buffered bytes, and the whole batch goes out with
+ * writev() when the buffer or the batch is full, or on flush. A page
+ * passed to put_page must stay mapped until the next flush (guest RAM
+ * does); if the guest changes it meanwhile, dirty tracking resends it.
+ *
+ * Rate limiting (write side): the stream counts bytes put in the current
+ * slot; mig_stream_rate_limit_exceeded() says when the slot's budget
+ * (bytes_per_second / 10 per 100 ms slot) is used up. Waiting is the
+ * caller's job: sleep until mig_stream_rate_limit_slot_end_ns(), then call
+ * mig_stream_rate_limit_new_slot().
+ */
+#ifndef MIGVM_MIGRATION_STREAM_H
+#define MIGVM_MIGRATION_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "error.h"
+
+typedef struct MigStream MigStream;
+
+#define MIG_STREAM_BUF_SIZE (1024 * 1024)  /* write buffer; read buffer is 64 KiB */
+#define MIG_STREAM_RATE_SLOT_NS 100000000LL /* 100 ms rate-limit slot */
+
+/* Constructors. owns_fd: close the fd when the stream is closed. */
+MigStream *mig_stream_new_fd_writer(int fd, bool owns_fd);
+MigStream *mig_stream_new_fd_reader(int fd, bool owns_fd);
+/* In-memory writer; read the bytes with mig_stream_mem_data(). */
+MigStream *mig_stream_new_mem_writer(void);
+/* In-memory reader over data (borrowed: must outlive the stream). */
+MigStream *mig_stream_new_mem_reader(const void *data, size_t len);
+
+/* The opposite direction on the same bidirectional fd (a dup of it):
+ * the return path. NULL (and errp set) for memory streams or when the fd
+ * is not a socket. For a memory writer, use mig_stream_new_mem_reader on
+ * the bytes the peer produced instead. */
+MigStream *mig_stream_open_return_path(MigStream *f, Error **errp);
+
+/* Flush (writers), close the fd if owned, free. Returns false with the
+ * stream's error (sticky or from the final flush) in errp. NULL is a no-op. */
+bool mig_stream_close(MigStream *f, Error **errp);
+
+/* Memory writer: everything written so far (flushes pending pages). */
+const uint8_t *mig_stream_mem_data(MigStream *f, size_t *len);
+
+/* ---- errors ---- */
+bool mig_stream_has_error(const MigStream *f);
+/* Copy of the sticky error into errp; returns true when there is none. */
+bool mig_stream_get_error(const MigStream *f, Error **errp);
+const char *mig_stream_error_msg(const MigStream *f);  /* NULL if none */
+/* Make the stream fail (first error wins; later calls are ignored). */
+void mig_stream_set_error(MigStream *f, const char *fmt, ...) MIGVM_PRINTF(2, 3);
+/* Unblock any reader/writer on the fd (shutdown(2)); safe from any thread. */
+void mig_stream_shutdown(MigStream *f);
+
+/* ---- write side ---- */
+void mig_stream_put_u8(MigStream *f, uint8_t v);
+void mig_stream_put_be16(MigStream *f, uint16_t v);
+void mig_stream_put_be32(MigStream *f, uint32_t v);
+void mig_stream_put_be64(MigStream *f, uint64_t v);
+void mig_stream_put_buffer(MigStream *f, const void *buf, size_t len);
+/* u8 length + bytes; a string longer than 255 bytes is an error on the stream. */
+void mig_stream_put_counted_string(MigStream *f, const char *s);
+/* Reference len bytes at p (no copy) in the next writev; see the top. */
+void mig_stream_put_page(MigStream *f, const void *p, size_t len);
+/* Push everything buffered to the fd. Returns false on (sticky) error. */
+bool mig_stream_flush(MigStream *f);
+
+/* ---- read side ---- */
+uint8_t mig_stream_get_u8(MigStream *f);
+uint16_t mig_stream_get_be16(MigStream *f);
+uint32_t mig_stream_get_be32(MigStream *f);
+uint64_t mig_stream_get_be64(MigStream *f);
+/* Read exactly len bytes; false (sticky error set, buf partly filled) otherwise. */
+bool mig_stream_get_buffer(MigStream *f, void *buf, size_t len);
+/* Discard len bytes without allocating. */
+bool mig_stream_skip(MigStream *f, size_t len);
+/* Counted string into buf[256] (NUL-terminated); returns its length, or -1
+ * on error. */
+int mig_stream_get_counted_string(MigStream *f, char buf[256]);
+/* Look at the next byte without consuming it: 0..255, or -1 at end of
+ * input or on error. End of input here does not set the sticky error. */
+int mig_stream_peek_u8(MigStream *f);
+/* Look at up to len (<= 512) bytes starting offset bytes ahead without
+ * consuming; returns how many are available (short at end of input, which
+ * does not set the sticky error). */
+size_t mig_stream_peek(MigStream *f, size_t offset, void *buf, size_t len);
+/* Bytes known to remain (memory readers), or UINT64_MAX when unknown (fds):
+ * lets a reader bound a hostile length before allocating. */
+uint64_t mig_stream_remaining_hint(const MigStream *f);
+
+/* ---- counters (any thread) ---- */
+uint64_t mig_stream_bytes_written(const MigStream *f);  /* accepted by put_*, incl. buffered */
+uint64_t mig_stream_bytes_read(const MigStream *f);     /* consumed by get_* / skip */
+
+/* ---- rate limit (write side) ---- */
+/* 0 = unlimited. Also starts a new slot. */
+void mig_stream_set_rate_limit(MigStream *f, uint64_t bytes_per_second);
+uint64_t mig_stream_get_rate_limit(const MigStream *f);
+/* True when this slot's budget is used up, or the stream has an error
+ * (either way the writer should stop producing for now). */
+bool mig_stream_rate_limit_exceeded(const MigStream *f);
+/* CLOCK_MONOTONIC time (ns) at which the current slot ends. */
+int64_t mig_stream_rate_limit_slot_end_ns(const MigStream *f);
+/* Start a new slot now: the used budget goes back to 0. */
+void mig_stream_rate_limit_new_slot(MigStream *f);
+/* Bytes counted in the current slot. */
+uint64_t mig_stream_rate_limit_used(const MigStream *f);
+
+#endif

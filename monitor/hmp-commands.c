@@ -1,0 +1,54 @@
+/*
+ * The HMP command tables: name (with |aliases), args_type (hmp-parse.h),
+ * usage and help as `help` prints them, and the handler. Names, argument
+ * syntax and usage strings are QEMU 7.2's (scripts depend on them); help
+ * texts are migvm's own wording.
+ */
+#include "hmp-int.h"
+
+const HmpCommand hmp_info_cmds[] = {
+    { "cpus", "", "", "list the virtual CPUs and their host threads", hmp_info_cpus, NULL },
+    { "kvm", "", "", "tell whether KVM is present and in use", hmp_info_kvm, NULL },
+    { "migrate", "", "", "report the state and statistics of migration", hmp_info_migrate, NULL },
+    { "migrate_capabilities", "", "", "list every migration capability with its state",
+      hmp_info_migrate_capabilities, NULL },
+    { "migrate_parameters", "", "", "list every migration parameter with its value",
+      hmp_info_migrate_parameters, NULL },
+    { "name", "", "", "print the name given with -name", hmp_info_name, NULL },
+    { "status", "", "", "report whether the VM runs (running|paused)", hmp_info_status, NULL },
+    { "version", "", "", "print the emulator version", hmp_info_version, NULL },
+    { NULL, NULL, NULL, NULL, NULL, NULL },
+};
+
+const HmpCommand hmp_cmds[] = {
+    { "closefd", "fdname:s", "name", "close a descriptor stored with getfd", hmp_closefd, NULL },
+    { "cont|c", "", "", "let the guest run again", hmp_cont, NULL },
+    { "getfd", "fdname:s", "name", "keep the descriptor sent along (SCM_RIGHTS) under a name",
+      hmp_getfd, NULL },
+    { "help|?", "name:S?", "[cmd]", "list the commands, or describe one", hmp_help, NULL },
+    { "info", "item:s?", "[subcommand]", "report on the VM (see 'help info')", hmp_info_help,
+      hmp_info_cmds },
+    { "memsave", "val:l,size:i,filename:s", "addr size file",
+      "write 'size' bytes of guest virtual memory from 'addr' into a file", hmp_memsave, NULL },
+    { "migrate", "detach:-d,blk:-b,inc:-i,resume:-r,uri:s", "[-d] [-b] [-i] [-r] uri",
+      "send the VM to URI (with -d, return at once instead of waiting)\n"
+      "\t\t\t -b also copy the disks (no shared storage)\n"
+      "\t\t\t -i copy the disks incrementally (shared base image)\n"
+      "\t\t\t -r resume a paused postcopy migration",
+      hmp_migrate, NULL },
+    { "migrate_cancel", "", "", "abort the outgoing migration", hmp_migrate_cancel, NULL },
+    { "migrate_continue", "state:s", "state", "let a migration paused in the given state go on",
+      hmp_migrate_continue, NULL },
+    { "migrate_incoming", "uri:s", "uri", "start listening for a migration (after -incoming defer)",
+      hmp_migrate_incoming, NULL },
+    { "migrate_set_capability", "capability:s,state:b", "capability state",
+      "switch one migration capability on or off", hmp_migrate_set_capability, NULL },
+    { "migrate_set_parameter", "parameter:s,value:s", "parameter value",
+      "change one migration parameter", hmp_migrate_set_parameter, NULL },
+    { "pmemsave", "val:l,size:i,filename:s", "addr size file",
+      "write 'size' bytes of guest physical memory from 'addr' into a file", hmp_pmemsave, NULL },
+    { "quit|q", "", "", "end the emulator process", hmp_quit, NULL },
+    { "stop|s", "", "", "pause the guest", hmp_stop, NULL },
+    { "system_reset", "", "", "reset the machine as if by its reset button", hmp_system_reset, NULL },
+    { NULL, NULL, NULL, NULL, NULL, NULL },
+};

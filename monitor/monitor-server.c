@@ -1,0 +1,532 @@
+/*
+ * Monitor transports: listening UNIX/TCP sockets and stdio.
+ *
+ *   listener fd --G_IO_IN--> accept --> Monitor + MonitorConn --> ops->opened
+ *   client fd  --G_IO_IN--> recvmsg (bytes + SCM_RIGHTS fds) --> ops->input
+ *              --EOF/error--> ops->closed, monitor_free
+ *   output queue --(idle flush, G_IO_OUT watch)--> non-blocking send
+ *
+ * Every client is independent; one that disconnects mid-message just goes
+ * away, one that stops reading is dropped once MONITOR_OUTPUT_MAX bytes are
+ * queued. All of this runs on the main thread, except appends to the output
+ * queue (monitor_conn_append_locked), which may come from any thread under
+ * the monitor lock and only schedule a flush.
+ */
+#include "monitor-server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <glib-unix.h>
+
+#define MAX_RECV_FDS 16
+#define READ_CHUNK 65536
+#define STDIO_WRITE_CHUNK 4096
+
+struct MonitorConn {
+    Monitor *mon;
+    int in_fd, out_fd;
+    bool is_socket;             /* recvmsg/send; else read/write (stdio) */
+    guint in_watch, out_watch;
+    GString *out;               /* queued output [monitor lock] */
+    bool dead;                  /* write failed or overflow: close [monitor lock] */
+    bool close_when_flushed;
+    int busy;                   /* inside ops->input: defer closing */
+};
+
+typedef struct MonitorListener {
+    int fd;
+    guint watch;
+    char *unix_path;            /* to unlink at cleanup */
+    bool is_qmp, pretty;
+    const MonitorServerOps *ops;
+} MonitorListener;
+
+static GList *conn_list;        /* MonitorConn, main thread only */
+static GList *listener_list;
+static guint flush_idle;        /* [monitor lock] */
+
+static void conn_start_reading(MonitorConn *conn);
+static gboolean flush_idle_cb(gpointer opaque);
+
+/* --- output --- */
+
+void monitor_conn_append_locked(MonitorConn *conn, const char *buf, size_t len)
+{
+    if (conn->dead) {
+        return;
+    }
+    if (conn->out->len + len > MONITOR_OUTPUT_MAX) {
+        /* The client is not reading: drop it rather than grow forever. */
+        conn->dead = true;
+        conn->mon->closing = true;
+        g_string_truncate(conn->out, 0);
+    } else {
+        g_string_append_len(conn->out, buf, len);
+    }
+    if (!flush_idle) {
+        flush_idle = g_idle_add_full(G_PRIORITY_DEFAULT, flush_idle_cb, NULL, NULL);
+    }
+}
+
+/* Write as much as the fd takes without blocking. [monitor lock] */
+static void conn_write_locked(MonitorConn *conn)
+{
+    while (conn->out->len && !conn->dead) {
+        ssize_t n;
+        if (conn->is_socket) {
+            n = send(conn->out_fd, conn->out->str, conn->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else {
+            /* stdout may be a blocking pipe or tty: write only what poll promises. */
+            struct pollfd pfd = { .fd = conn->out_fd, .events = POLLOUT };
+            if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLOUT)) {
+                if (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)) {
+                    conn->dead = true;
+                }
+                return;
+            }
+            n = write(conn->out_fd, conn->out->str, MIN(conn->out->len, STDIO_WRITE_CHUNK));
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                conn->dead = true;
+            }
+            return;
+        }
+        g_string_erase(conn->out, 0, n);
+    }
+}
+
+static void conn_close(MonitorConn *conn);
+
+static gboolean out_ready_cb(gint fd, GIOCondition cond, gpointer opaque)
+{
+    MonitorConn *conn = opaque;
+    conn->out_watch = 0;
+    flush_idle_cb(NULL);
+    return G_SOURCE_REMOVE;
+}
+
+/* Flush one connection; true if it was closed. [main thread] */
+static bool conn_flush(MonitorConn *conn)
+{
+    monitor_lock();
+    conn_write_locked(conn);
+    bool pending = conn->out->len > 0;
+    bool dead = conn->dead;
+    monitor_unlock();
+
+    if (dead || (!pending && conn->close_when_flushed)) {
+        if (conn->busy) {
+            conn->mon->closing = true;  /* closed when input() returns */
+            return false;
+        }
+        conn_close(conn);
+        return true;
+    }
+    if (pending && !conn->out_watch) {
+        conn->out_watch = g_unix_fd_add(conn->out_fd, G_IO_OUT | G_IO_ERR | G_IO_HUP, out_ready_cb, conn);
+    }
+    return false;
+}
+
+static gboolean flush_idle_cb(gpointer opaque)
+{
+    monitor_lock();
+    flush_idle = 0;
+    monitor_unlock();
+    GList *l = conn_list;
+    while (l) {
+        GList *next = l->next;      /* conn_flush may unlink l */
+        conn_flush(l->data);
+        l = next;
+    }
+    return G_SOURCE_REMOVE;
+}
+
+/* --- connections --- */
+
+static MonitorConn *conn_new(int in_fd, int out_fd, bool is_socket, bool is_qmp, bool pretty,
+                             const MonitorServerOps *ops)
+{
+    MonitorConn *conn = g_new0(MonitorConn, 1);
+    conn->in_fd = in_fd;
+    conn->out_fd = out_fd;
+    conn->is_socket = is_socket;
+    conn->out = g_string_new("");
+    Monitor *mon = monitor_new(is_qmp, NULL, NULL);
+    mon->pretty = pretty;
+    mon->ops = ops;
+    monitor_lock();
+    mon->conn = conn;
+    conn->mon = mon;
+    monitor_unlock();
+    conn_list = g_list_append(conn_list, conn);
+    if (ops->opened) {
+        ops->opened(mon);
+    }
+    conn_start_reading(conn);
+    return conn;
+}
+
+/* Called from monitor_free(). */
+void monitor_conn_free(MonitorConn *conn)
+{
+    conn_list = g_list_remove(conn_list, conn);
+    if (conn->in_watch) {
+        g_source_remove(conn->in_watch);
+    }
+    if (conn->out_watch) {
+        g_source_remove(conn->out_watch);
+    }
+    if (conn->is_socket) {
+        close(conn->in_fd);
+    }
+    g_string_free(conn->out, TRUE);
+    g_free(conn);
+}
+
+static void conn_close(MonitorConn *conn)
+{
+    Monitor *mon = conn->mon;
+    mon->closing = true;
+    if (conn->in_watch) {
+        g_source_remove(conn->in_watch);
+        conn->in_watch = 0;
+    }
+    if (mon->ops && mon->ops->closed) {
+        mon->ops->closed(mon);
+    }
+    monitor_free(mon);              /* frees conn too */
+}
+
+static ssize_t conn_read(MonitorConn *conn, char *buf, size_t size)
+{
+    if (!conn->is_socket) {
+        return read(conn->in_fd, buf, size);
+    }
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * MAX_RECV_FDS)];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { .iov_base = buf, .iov_len = size };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                          .msg_control = control.buf, .msg_controllen = sizeof(control.buf) };
+    ssize_t n = recvmsg(conn->in_fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+    if (n < 0) {
+        return n;
+    }
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+            size_t nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            int fds[MAX_RECV_FDS];
+            memcpy(fds, CMSG_DATA(c), MIN(nfds, (size_t)MAX_RECV_FDS) * sizeof(int));
+            monitor_set_received_fds(conn->mon, fds, MIN(nfds, (size_t)MAX_RECV_FDS));
+        }
+    }
+    return n;
+}
+
+static gboolean in_ready_cb(gint fd, GIOCondition cond, gpointer opaque)
+{
+    MonitorConn *conn = opaque;
+    Monitor *mon = conn->mon;
+    char buf[READ_CHUNK];
+
+    ssize_t n = conn_read(conn, buf, sizeof(buf));
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        return G_SOURCE_CONTINUE;
+    }
+    if (n <= 0) {
+        conn->in_watch = 0;
+        mon->closing = true;
+        /* Let what is queued go out (a stdio client may still read), then close. */
+        conn->close_when_flushed = true;
+        conn_flush(conn);
+        return G_SOURCE_REMOVE;
+    }
+    if (!mon->closing && mon->ops && mon->ops->input) {
+        conn->busy++;
+        mon->ops->input(mon, buf, n);
+        conn->busy--;
+    }
+    if (mon->closing) {
+        conn->in_watch = 0;
+        conn->close_when_flushed = true;
+        conn_flush(conn);
+        return G_SOURCE_REMOVE;
+    }
+    if (mon->suspended) {
+        conn->in_watch = 0;
+        return G_SOURCE_REMOVE;
+    }
+    return G_SOURCE_CONTINUE;
+}
+
+static void conn_start_reading(MonitorConn *conn)
+{
+    if (!conn->in_watch && !conn->mon->suspended && !conn->mon->closing) {
+        conn->in_watch = g_unix_fd_add(conn->in_fd, G_IO_IN | G_IO_HUP | G_IO_ERR, in_ready_cb, conn);
+    }
+}
+
+void monitor_suspend(Monitor *mon)
+{
+    mon->suspended = true;
+    if (mon->conn && mon->conn->in_watch && !mon->conn->busy) {
+        g_source_remove(mon->conn->in_watch);
+        mon->conn->in_watch = 0;
+    }
+}
+
+void monitor_resume(Monitor *mon)
+{
+    mon->suspended = false;
+    if (mon->conn && !mon->conn->busy) {
+        conn_start_reading(mon->conn);
+    }
+}
+
+void monitor_close_after_flush(Monitor *mon)
+{
+    mon->closing = true;
+    if (!mon->conn) {
+        return;
+    }
+    if (mon->conn->in_watch && !mon->conn->busy) {
+        g_source_remove(mon->conn->in_watch);
+        mon->conn->in_watch = 0;
+    }
+    mon->conn->close_when_flushed = true;
+    monitor_lock();
+    if (!flush_idle) {
+        flush_idle = g_idle_add_full(G_PRIORITY_DEFAULT, flush_idle_cb, NULL, NULL);
+    }
+    monitor_unlock();
+}
+
+/* --- listeners --- */
+
+static gboolean accept_cb(gint fd, GIOCondition cond, gpointer opaque)
+{
+    MonitorListener *ls = opaque;
+    int client = accept4(ls->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (client < 0) {
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+            warn_report("monitor: accept failed: %s", g_strerror(errno));
+        }
+        return G_SOURCE_CONTINUE;
+    }
+    conn_new(client, client, true, ls->is_qmp, ls->pretty, ls->ops);
+    return G_SOURCE_CONTINUE;
+}
+
+static int listen_unix(const char *path, Error **errp)
+{
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(addr.sun_path)) {
+        error_setg(errp, "UNIX socket path '%s' is too long", path);
+        return -1;
+    }
+    strcpy(addr.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Failed to create socket");
+        return -1;
+    }
+    unlink(path);                   /* a stale socket from an earlier run */
+    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 16) < 0) {
+        error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int listen_inet_one(const struct addrinfo *ai)
+{
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) {
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ai->ai_family == AF_INET6) {
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    }
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 16) < 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+/* Listen on every address HOST:PORT resolves to; fills fds (up to max). */
+static int listen_tcp(const char *host, const char *port, int *fds, int max, Error **errp)
+{
+    struct addrinfo hints = { .ai_flags = AI_PASSIVE, .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res = NULL;
+    const char *node = (host && *host) ? host : NULL;
+    int rc = getaddrinfo(node, port, &hints, &res);
+    if (rc != 0) {
+        error_setg(errp, "address resolution failed for %s:%s: %s", host ? host : "", port, gai_strerror(rc));
+        return -1;
+    }
+    int count = 0, last_errno = 0;
+    for (struct addrinfo *ai = res; ai && count < max; ai = ai->ai_next) {
+        int fd = listen_inet_one(ai);
+        if (fd < 0) {
+            last_errno = errno;
+        } else {
+            fds[count++] = fd;
+        }
+    }
+    freeaddrinfo(res);
+    if (count == 0) {
+        error_setg_errno(errp, last_errno, "Failed to bind socket");
+        return -1;
+    }
+    return count;
+}
+
+static MonitorListener *listener_add(int fd, const char *unix_path, bool is_qmp, bool pretty,
+                                     const MonitorServerOps *ops)
+{
+    MonitorListener *ls = g_new0(MonitorListener, 1);
+    ls->fd = fd;
+    ls->unix_path = g_strdup(unix_path);
+    ls->is_qmp = is_qmp;
+    ls->pretty = pretty;
+    ls->ops = ops;
+    ls->watch = g_unix_fd_add(fd, G_IO_IN, accept_cb, ls);
+    listener_list = g_list_append(listener_list, ls);
+    return ls;
+}
+
+/* wait=on: block until a client connects to one of fds. */
+static void wait_first_client(MonitorListener **ls, int n, const ChardevSpec *spec)
+{
+    if (spec->kind == CHARDEV_UNIX) {
+        fprintf(stderr, "migvm: waiting for connection on: disconnected:unix:%s,server=on\n", spec->path);
+    } else {
+        fprintf(stderr, "migvm: waiting for connection on: disconnected:tcp:%s:%s,server=on\n",
+                spec->host ? spec->host : "", spec->port);
+    }
+    struct pollfd pfds[8];
+    for (int i = 0; i < n; i++) {
+        pfds[i] = (struct pollfd){ .fd = ls[i]->fd, .events = POLLIN };
+    }
+    for (;;) {
+        if (poll(pfds, n, -1) < 0 && errno != EINTR) {
+            return;
+        }
+        for (int i = 0; i < n; i++) {
+            if (pfds[i].revents & POLLIN) {
+                accept_cb(ls[i]->fd, G_IO_IN, ls[i]);
+                return;
+            }
+        }
+    }
+}
+
+bool monitor_server_start(const ChardevSpec *spec, bool is_qmp, const MonitorServerOps *ops, Error **errp)
+{
+    int fds[8];
+    int n = 0;
+
+    switch (spec->kind) {
+    case CHARDEV_STDIO:
+        conn_new(STDIN_FILENO, STDOUT_FILENO, false, is_qmp, spec->pretty, ops);
+        return true;
+    case CHARDEV_UNIX:
+        fds[0] = listen_unix(spec->path, errp);
+        n = fds[0] < 0 ? -1 : 1;
+        break;
+    case CHARDEV_TCP:
+        n = listen_tcp(spec->host, spec->port, fds, G_N_ELEMENTS(fds), errp);
+        break;
+    default:
+        error_setg(errp, "a monitor needs stdio, unix: or tcp:");
+        return false;
+    }
+    if (n < 0) {
+        return false;
+    }
+    if (!spec->server) {
+        /* Connecting out (server=off) is not supported: monitors listen. */
+        for (int i = 0; i < n; i++) {
+            close(fds[i]);
+        }
+        if (spec->kind == CHARDEV_UNIX) {
+            unlink(spec->path);
+        }
+        error_setg(errp, "monitor sockets must be listening (server=on)");
+        return false;
+    }
+    MonitorListener *ls[8];
+    for (int i = 0; i < n; i++) {
+        ls[i] = listener_add(fds[i], spec->kind == CHARDEV_UNIX ? spec->path : NULL, is_qmp, spec->pretty, ops);
+    }
+    if (spec->wait) {
+        wait_first_client(ls, n, spec);
+    }
+    return true;
+}
+
+/* --- shutdown --- */
+
+/* Give queued output (e.g. the response to quit) up to a deadline to leave. */
+static void conn_drain(MonitorConn *conn, gint64 deadline)
+{
+    for (;;) {
+        monitor_lock();
+        conn_write_locked(conn);
+        bool pending = conn->out->len > 0 && !conn->dead;
+        monitor_unlock();
+        gint64 left = (deadline - g_get_monotonic_time()) / 1000;
+        if (!pending || left <= 0) {
+            return;
+        }
+        struct pollfd pfd = { .fd = conn->out_fd, .events = POLLOUT };
+        poll(&pfd, 1, (int)MIN(left, 100));
+    }
+}
+
+void monitor_server_cleanup(void)
+{
+    gint64 deadline = g_get_monotonic_time() + G_USEC_PER_SEC;
+    while (conn_list) {
+        MonitorConn *conn = conn_list->data;
+        conn_drain(conn, deadline);
+        conn_close(conn);
+    }
+    while (listener_list) {
+        MonitorListener *ls = listener_list->data;
+        listener_list = g_list_delete_link(listener_list, listener_list);
+        g_source_remove(ls->watch);
+        close(ls->fd);
+        if (ls->unix_path) {
+            unlink(ls->unix_path);
+        }
+        g_free(ls->unix_path);
+        g_free(ls);
+    }
+    monitor_lock();
+    if (flush_idle) {
+        g_source_remove(flush_idle);
+        flush_idle = 0;
+    }
+    monitor_unlock();
+}

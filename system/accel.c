@@ -1,0 +1,63 @@
+/*
+ * Accelerator registry: accelerators register themselves before main()
+ * (ACCEL_REGISTER), machine_init selects one by name.
+ */
+#include <string.h>
+#include "accel.h"
+
+#define MAX_ACCELS 4
+
+static const AccelOps *registered[MAX_ACCELS];
+static int n_registered;
+static const AccelOps *current;
+
+void accel_register(const AccelOps *ops)
+{
+    if (n_registered < MAX_ACCELS && !accel_find(ops->name)) {
+        registered[n_registered++] = ops;
+    }
+}
+
+const AccelOps *accel_find(const char *name)
+{
+    for (int i = 0; name && i < n_registered; i++) {
+        if (!strcmp(registered[i]->name, name)) {
+            return registered[i];
+        }
+    }
+    return NULL;
+}
+
+bool accel_select(const char *name, Error **errp)
+{
+    const AccelOps *ops = accel_find(name ? name : "soft");
+
+    if (!ops) {
+        if (name && !strcmp(name, "kvm")) {
+            error_setg(errp, "KVM accelerator is not available in this build");
+        } else {
+            error_setg(errp, "invalid accelerator %s", name);
+        }
+        return false;
+    }
+    current = ops;
+    return true;
+}
+
+const AccelOps *accel_current(void)
+{
+    return current;
+}
+
+void accel_deselect(void)
+{
+    current = NULL;
+}
+
+bool accel_synchronize_state(Error **errp)
+{
+    if (!current || !current->synchronize_state) {
+        return true;
+    }
+    return current->synchronize_state(errp);
+}

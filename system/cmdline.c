@@ -1,0 +1,565 @@
+/*
+ * migvm's command line: a QEMU-compatible subset.
+ *
+ * Options take one dash or two (-m / --m), their argument is the next word.
+ * Option arguments use QEMU's "key=value,key=value" syntax where QEMU does,
+ * with ",," standing for a literal comma. Errors are one line naming the
+ * option ("-m: invalid size 'x'"); main.c prints them and exits 1.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cmdline.h"
+
+typedef bool OptionFn(CmdlineOptions *o, const char *name, const char *arg, Error **errp);
+
+typedef struct OptionDef {
+    const char *name;
+    bool has_arg;
+    OptionFn *fn;
+    const char *help;         /* argument and one-line description, for -help */
+} OptionDef;
+
+/* ---- small parsers ------------------------------------------------------ */
+
+/* Split "key=value" into new strings *key and *value;
+ * *value is NULL when there is no '='. */
+static void split_key_value(const char *item, char **key, char **value)
+{
+    const char *eq = strchr(item, '=');
+
+    if (eq) {
+        *key = g_strndup(item, eq - item);
+        *value = g_strdup(eq + 1);
+    } else {
+        *key = g_strdup(item);
+        *value = NULL;
+    }
+}
+
+/* The text after the first unescaped comma, or NULL. */
+static const char *after_first_item(const char *text)
+{
+    for (const char *p = text; *p; p++) {
+        if (*p == ',' && p[1] == ',') {
+            p++;
+        } else if (*p == ',') {
+            return p + 1;
+        }
+    }
+    return NULL;
+}
+
+static bool parse_count(const char *text, long max, long *out)
+{
+    char *end;
+
+    if (!g_ascii_isdigit(text[0])) {
+        return false;
+    }
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || *end || v < 1 || v > max) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/* ---- options ------------------------------------------------------------- */
+
+static bool opt_name(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    g_autoptr(GPtrArray) items = split_opts(arg);
+    bool ok = true;
+
+    for (guint i = 0; i < items->len && ok; i++) {
+        g_autofree char *key = NULL, *value = NULL;
+        split_key_value(items->pdata[i], &key, &value);
+        if (!value && i == 0) {
+            value = g_steal_pointer(&key);
+            key = g_strdup("guest");
+        }
+        if (!value) {
+            error_setg(errp, "invalid option '%s'", key);
+            ok = false;
+        } else if (!strcmp(key, "guest") || !strcmp(key, "name")) {
+            g_free(o->name);
+            o->name = g_steal_pointer(&value);
+        } else if (strcmp(key, "debug-threads") && strcmp(key, "process")) {
+            error_setg(errp, "invalid option '%s'", key);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+static bool opt_m(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    g_autoptr(GPtrArray) items = split_opts(arg);
+
+    for (guint i = 0; i < items->len; i++) {
+        g_autofree char *key = NULL, *value = NULL;
+        split_key_value(items->pdata[i], &key, &value);
+        if (!value && i == 0) {
+            value = g_steal_pointer(&key);
+            key = g_strdup("size");
+        }
+        if (!value || strcmp(key, "size")) {
+            error_setg(errp, "invalid option '%s'", key);
+            return false;
+        }
+        uint64_t size;
+        if (!parse_size(value, 1ULL << 20, &size)) {
+            error_setg(errp, "invalid size '%s'", value);
+            return false;
+        }
+        /* QEMU keeps RAM a multiple of 8 KiB. */
+        if (size > UINT64_MAX - 8191) {
+            error_setg(errp, "invalid size '%s'", value);
+            return false;
+        }
+        o->ram_size = (size + 8191) & ~8191ULL;
+    }
+    return true;
+}
+
+static bool opt_smp(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    static const char *const topo_keys[] = { "sockets", "dies", "cores", "threads" };
+    g_autoptr(GPtrArray) items = split_opts(arg);
+    long cpus = 0, topo = 1, maxcpus = 0;
+
+    for (guint i = 0; i < items->len; i++) {
+        g_autofree char *key = NULL, *value = NULL;
+        split_key_value(items->pdata[i], &key, &value);
+        if (!value && i == 0) {
+            value = g_steal_pointer(&key);
+            key = g_strdup("cpus");
+        }
+        long n;
+        bool is_topo = false;
+        for (size_t k = 0; value && k < G_N_ELEMENTS(topo_keys); k++) {
+            is_topo |= !strcmp(key, topo_keys[k]);
+        }
+        if (!value || (!is_topo && strcmp(key, "cpus") && strcmp(key, "maxcpus"))) {
+            error_setg(errp, "invalid option '%s'", key);
+            return false;
+        }
+        if (!parse_count(value, CMDLINE_MAX_CPUS, &n)) {
+            error_setg(errp, "invalid CPU count '%s' (1 to %d)", value, CMDLINE_MAX_CPUS);
+            return false;
+        }
+        if (is_topo) {
+            topo *= n;
+        } else if (!strcmp(key, "cpus")) {
+            cpus = n;
+        } else {
+            maxcpus = n;
+        }
+    }
+    if (!cpus) {
+        cpus = topo > 1 ? topo : (maxcpus ? maxcpus : 1);
+    }
+    if (cpus > CMDLINE_MAX_CPUS || (maxcpus && cpus > maxcpus)) {
+        error_setg(errp, "invalid CPU count %ld", cpus);
+        return false;
+    }
+    o->smp_cpus = (int)cpus;
+    return true;
+}
+
+static bool accel_name_normalize(const char *name, const char **out)
+{
+    if (!strcmp(name, "kvm")) {
+        *out = "kvm";
+    } else if (!strcmp(name, "soft") || !strcmp(name, "tcg")) {
+        *out = "soft";
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static bool accel_add(CmdlineOptions *o, const char *origin, const char *accel_name, const char *opts,
+                      Error **errp)
+{
+    const char *norm;
+
+    if (!accel_name_normalize(accel_name, &norm)) {
+        error_setg(errp, "invalid accelerator '%s' (kvm or soft)", accel_name);
+        return false;
+    }
+    CmdlineAccel *a = g_new0(CmdlineAccel, 1);
+    a->name = g_strdup(norm);
+    a->opts = opts && *opts ? g_strdup(opts) : NULL;
+    a->origin = origin;
+    g_ptr_array_add(o->accels, a);
+    return true;
+}
+
+static bool opt_accel(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    g_autoptr(GPtrArray) items = split_opts(arg);
+    g_autofree char *key = NULL, *value = NULL;
+
+    split_key_value(items->pdata[0], &key, &value);
+    const char *accel_name = value ? value : key;
+    if (value && strcmp(key, "accel")) {
+        error_setg(errp, "accelerator name expected before '%s'", (char *)items->pdata[0]);
+        return false;
+    }
+    return accel_add(o, "-accel", accel_name, after_first_item(arg), errp);
+}
+
+static bool opt_enable_kvm(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    return accel_add(o, "-enable-kvm", "kvm", NULL, errp);
+}
+
+static bool machine_accel_list(CmdlineOptions *o, const char *list, Error **errp)
+{
+    g_auto(GStrv) names = g_strsplit(list, ":", -1);
+
+    for (char **n = names; *n; n++) {
+        if (!accel_add(o, "-machine accel", *n, NULL, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool opt_machine(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    g_autoptr(GPtrArray) items = split_opts(arg);
+
+    for (guint i = 0; i < items->len; i++) {
+        g_autofree char *key = NULL, *value = NULL;
+        split_key_value(items->pdata[i], &key, &value);
+        if (!value && i == 0) {
+            value = g_steal_pointer(&key);
+            key = g_strdup("type");
+        }
+        if (!value) {
+            error_setg(errp, "invalid option '%s'", key);
+            return false;
+        }
+        if (!strcmp(key, "type")) {
+            if (!strcmp(value, "help") || !strcmp(value, "?")) {
+                o->machine_help = true;
+            } else if (strcmp(value, "pc") && strcmp(value, "none")) {
+                error_setg(errp, "unsupported machine type '%s' (use -machine help)", value);
+                return false;
+            }
+            g_free(o->machine);
+            o->machine = g_steal_pointer(&value);
+        } else if (!strcmp(key, "accel")) {
+            if (!machine_accel_list(o, value, errp)) {
+                return false;
+            }
+        } else {
+            error_setg(errp, "unsupported machine property '%s'", key);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool add_chardev(GPtrArray *list, const char *arg, Error **errp)
+{
+    ChardevSpec *spec = g_new0(ChardevSpec, 1);
+
+    if (!chardev_spec_parse(arg, spec, errp)) {
+        g_free(spec);
+        return false;
+    }
+    g_ptr_array_add(list, spec);
+    return true;
+}
+
+static bool opt_qmp(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    if (!strcmp(arg, "none")) {
+        return true;
+    }
+    return add_chardev(o->qmp, arg, errp);
+}
+
+static bool opt_monitor(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    o->monitor_given = true;
+    if (!strcmp(arg, "none")) {
+        return true;
+    }
+    return add_chardev(o->hmp, arg, errp);
+}
+
+static bool opt_serial(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    ChardevSpec spec = { 0 };
+
+    if (o->serial) {
+        error_setg(errp, "only one serial port is supported");
+        return false;
+    }
+    if (!chardev_spec_parse(arg, &spec, errp)) {
+        return false;
+    }
+    chardev_spec_clear(&spec);
+    o->serial = g_strdup(arg);
+    return true;
+}
+
+static bool opt_incoming(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    if (!*arg) {
+        error_setg(errp, "URI expected (or 'defer')");
+        return false;
+    }
+    g_free(o->incoming);
+    o->incoming = g_strdup(arg);
+    return true;
+}
+
+static bool opt_only_none(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    if (strcmp(arg, "none")) {
+        error_setg(errp, "only 'none' is supported");
+        return false;
+    }
+    return true;
+}
+
+static bool opt_pidfile(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    if (!*arg) {
+        error_setg(errp, "file name expected");
+        return false;
+    }
+    g_free(o->pidfile);
+    o->pidfile = g_strdup(arg);
+    return true;
+}
+
+static bool opt_flag(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    if (!strcmp(name, "S")) {
+        o->start_paused = true;
+    } else if (!strcmp(name, "nodefaults")) {
+        o->nodefaults = true;
+    } else if (!strcmp(name, "nographic")) {
+        o->nographic = true;
+    } else if (!strcmp(name, "daemonize")) {
+        o->daemonize = true;
+    } else if (!strcmp(name, "version")) {
+        o->show_version = true;
+    } else {
+        o->show_help = true;
+    }
+    return true;
+}
+
+static const OptionDef options[] = {
+    { "name", true, opt_name, "NAME          name of the guest (query-name)" },
+    { "m", true, opt_m, "SIZE             RAM size; suffix k, M, G or T (default unit MiB, default 128M)" },
+    { "smp", true, opt_smp, "N              number of vCPUs (also cpus=N,sockets=,cores=,threads=)" },
+    { "accel", true, opt_accel, "kvm|soft[,opts] accelerator; repeat to give fallbacks (tcg = soft)" },
+    { "enable-kvm", false, opt_enable_kvm, "              same as -accel kvm" },
+    { "machine", true, opt_machine, "TYPE[,accel=A] machine type: pc (default) or none; 'help' lists them" },
+    { "M", true, opt_machine, "TYPE             same as -machine" },
+    { "qmp", true, opt_qmp, "SPEC           QMP monitor: stdio, unix:PATH,server=on,wait=off, tcp:HOST:PORT,..." },
+    { "monitor", true, opt_monitor, "SPEC       HMP monitor (same specs as -qmp), or none" },
+    { "serial", true, opt_serial, "SPEC        serial port: stdio, file:PATH, unix:PATH,server=on,wait=off, none" },
+    { "S", false, opt_flag, "                 do not start the vCPUs (use 'cont')" },
+    { "incoming", true, opt_incoming, "URI|defer wait for an incoming migration" },
+    { "nodefaults", false, opt_flag, "              no default serial port or monitor" },
+    { "display", true, opt_only_none, "none     no display (the only kind)" },
+    { "vga", true, opt_only_none, "none         no VGA card (the only kind)" },
+    { "nographic", false, opt_flag, "               serial port on stdio (and HMP if the serial goes elsewhere)" },
+    { "daemonize", false, opt_flag, "               detach once the monitors listen" },
+    { "pidfile", true, opt_pidfile, "FILE       write the process id to FILE (removed at exit)" },
+    { "version", false, opt_flag, "                 print the version and exit" },
+    { "help", false, opt_flag, "                    print this help and exit" },
+    { "h", false, opt_flag, "                       same as -help" },
+};
+
+static const OptionDef *option_find(const char *name)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(options); i++) {
+        if (!strcmp(options[i].name, name)) {
+            return &options[i];
+        }
+    }
+    return NULL;
+}
+
+void cmdline_print_help(FILE *out)
+{
+    fprintf(out, "usage: migvm [options]\n\n");
+    for (size_t i = 0; i < G_N_ELEMENTS(options); i++) {
+        fprintf(out, "  -%s %s\n", options[i].name, options[i].help);
+    }
+    fprintf(out, "\nOptions may also be spelled with two dashes (--name).\n");
+}
+
+void cmdline_options_init(CmdlineOptions *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->ram_size = CMDLINE_DEFAULT_RAM_SIZE;
+    o->smp_cpus = 1;
+    o->accels = g_ptr_array_new();
+    o->qmp = g_ptr_array_new();
+    o->hmp = g_ptr_array_new();
+}
+
+static void chardev_list_free(GPtrArray *list)
+{
+    for (guint i = 0; list && i < list->len; i++) {
+        chardev_spec_clear(list->pdata[i]);
+        g_free(list->pdata[i]);
+    }
+    if (list) {
+        g_ptr_array_free(list, TRUE);
+    }
+}
+
+void cmdline_options_clear(CmdlineOptions *o)
+{
+    for (guint i = 0; o->accels && i < o->accels->len; i++) {
+        CmdlineAccel *a = o->accels->pdata[i];
+        g_free(a->name);
+        g_free(a->opts);
+        g_free(a);
+    }
+    if (o->accels) {
+        g_ptr_array_free(o->accels, TRUE);
+    }
+    chardev_list_free(o->qmp);
+    chardev_list_free(o->hmp);
+    g_free(o->name);
+    g_free(o->machine);
+    g_free(o->serial);
+    g_free(o->incoming);
+    g_free(o->pidfile);
+    memset(o, 0, sizeof(*o));
+}
+
+static bool accel_sources_conflict(const CmdlineOptions *o)
+{
+    bool from_accel = false, from_machine = false;
+
+    for (guint i = 0; i < o->accels->len; i++) {
+        const CmdlineAccel *a = o->accels->pdata[i];
+        from_machine |= !strcmp(a->origin, "-machine accel");
+        from_accel |= strcmp(a->origin, "-machine accel") != 0;
+    }
+    return from_accel && from_machine;
+}
+
+bool cmdline_parse(int argc, char **argv, CmdlineOptions *out, Error **errp)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *word = argv[i];
+        if (word[0] != '-' || word[1] == '\0') {
+            error_setg(errp, "%s: unexpected argument (options start with '-')", word);
+            return false;
+        }
+        const char *name = word + (word[1] == '-' ? 2 : 1);
+        const OptionDef *def = option_find(name);
+        if (!def) {
+            error_setg(errp, "-%s: invalid option", name);
+            return false;
+        }
+        const char *arg = NULL;
+        if (def->has_arg) {
+            if (i + 1 >= argc) {
+                error_setg(errp, "-%s: requires an argument", name);
+                return false;
+            }
+            arg = argv[++i];
+        }
+        Error *local = NULL;
+        if (!def->fn(out, def->name, arg, &local)) {
+            /* Not error_prepend: its separator is the caller's business. */
+            error_setg(errp, "-%s: %s", name, error_get_pretty(local));
+            error_free(local);
+            return false;
+        }
+    }
+    if (accel_sources_conflict(out)) {
+        error_setg(errp, "-accel: cannot be combined with -machine accel=");
+        return false;
+    }
+    return true;
+}
+
+/* ---- after parsing --------------------------------------------------------- */
+
+static int count_stdio(const GPtrArray *list)
+{
+    int n = 0;
+
+    for (guint i = 0; i < list->len; i++) {
+        n += ((const ChardevSpec *)list->pdata[i])->kind == CHARDEV_STDIO;
+    }
+    return n;
+}
+
+bool cmdline_finish(CmdlineOptions *o, Error **errp)
+{
+    if (o->nographic && !o->nodefaults) {
+        if (!o->serial) {
+            o->serial = g_strdup("stdio");
+        } else if (!o->monitor_given && strcmp(o->serial, "stdio")) {
+            ChardevSpec *spec = g_new0(ChardevSpec, 1);
+            spec->kind = CHARDEV_STDIO;
+            g_ptr_array_add(o->hmp, spec);
+        }
+    }
+    if (o->nodefaults && !o->serial) {
+        o->serial = g_strdup("none");
+    }
+    if (!o->machine) {
+        o->machine = g_strdup("pc");
+    }
+    int stdio_users = count_stdio(o->qmp) + count_stdio(o->hmp) + (o->serial && !strcmp(o->serial, "stdio"));
+    if (stdio_users > 1) {
+        error_setg(errp, "stdio can be used by only one of -qmp, -monitor and -serial");
+        return false;
+    }
+    if (o->daemonize && stdio_users) {
+        error_setg(errp, "-daemonize: cannot be used with stdio (-qmp, -monitor, -serial or -nographic)");
+        return false;
+    }
+    return true;
+}
+
+bool cmdline_choose_accel(const CmdlineOptions *o, const char *kvm_error, char **accel,
+                          char **accel_opts, char **warning, Error **errp)
+{
+    *accel = NULL;
+    *accel_opts = NULL;
+    *warning = NULL;
+    if (o->accels->len == 0) {
+        *accel = g_strdup(kvm_error ? "soft" : "kvm");
+        if (kvm_error) {
+            *warning = g_strdup_printf("KVM is not available (%s), using the soft accelerator", kvm_error);
+        }
+        return true;
+    }
+    for (guint i = 0; i < o->accels->len; i++) {
+        const CmdlineAccel *a = o->accels->pdata[i];
+        if (!strcmp(a->name, "kvm") && kvm_error) {
+            if (i + 1 < o->accels->len) {
+                continue;
+            }
+            error_setg(errp, "%s kvm: KVM is not available (%s)", a->origin, kvm_error);
+            return false;
+        }
+        *accel = g_strdup(a->name);
+        *accel_opts = g_strdup(a->opts);
+        return true;
+    }
+    g_assert_not_reached();
+}

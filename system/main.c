@@ -1,0 +1,316 @@
+/*
+ * migvm's entry point: command line, accelerator choice, start-up order,
+ * main loop, orderly exit.
+ *
+ * Start-up:
+ *   parse options -> choose accelerator -> [-daemonize: fork, parent waits]
+ *   -> pidfile -> BQL, main loop, signals -> machine_init -> monitors listen
+ *   -> -incoming (inmigrate) | vm_start unless -S -> [daemon: tell parent, stdio
+ *   to /dev/null] -> main loop until shutdown -> stop vCPUs, close monitors
+ *   (socket files removed), free the machine, remove the pidfile -> exit 0.
+ *
+ * -daemonize forks before any thread exists (glib's signal thread, vCPUs),
+ * which is the only safe moment; the parent still exits 0 only after the
+ * child's sockets listen, and exits 1 if the child fails on the way.
+ *
+ * -nographic (unless -nodefaults): the serial port goes to stdio when no
+ * -serial was given; when -serial points elsewhere and no -monitor was
+ * given, an HMP monitor takes stdio instead (QEMU multiplexes both on
+ * stdio; migvm gives stdio to one of them).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <glib.h>
+#include "vm.h"
+#include "machine.h"
+#include "monitor.h"
+#include "cmdline.h"
+#include "main-loop.h"
+
+#define MIGVM_VERSION_LINE "migvm version 0.1 (QEMU 7.2.0 compatible)"
+
+#include "migration.h"
+
+typedef struct Startup {
+    CmdlineOptions opts;
+    int daemon_ready_fd;      /* write end of the pipe the parent waits on */
+    int pidfile_fd;
+    bool machine_up;
+    bool monitors_up;
+} Startup;
+
+/* ---- accelerator ------------------------------------------------------------- */
+
+/* NULL when /dev/kvm can be opened read-write, else why not. */
+static char *kvm_unusable_reason(void)
+{
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+    if (fd < 0) {
+        return g_strdup_printf("/dev/kvm: %s", strerror(errno));
+    }
+    close(fd);
+    return NULL;
+}
+
+static bool config_from_options(const CmdlineOptions *o, Error **errp)
+{
+    g_autofree char *kvm_error = kvm_unusable_reason();
+    g_autofree char *warning = NULL;
+
+    if (!cmdline_choose_accel(o, kvm_error, &vm_config.accel, &vm_config.accel_opts, &warning, errp)) {
+        return false;
+    }
+    if (warning) {
+        warn_report("%s", warning);
+    }
+    vm_config.name = g_strdup(o->name);
+    vm_config.ram_size = o->ram_size;
+    vm_config.smp_cpus = o->smp_cpus;
+    vm_config.machine = g_strdup(o->machine);
+    vm_config.incoming = g_strdup(o->incoming);
+    vm_config.serial = g_strdup(o->serial);
+    vm_config.kvm_present = kvm_error == NULL;
+    vm_config.kvm_enabled = !strcmp(vm_config.accel, "kvm");
+    return true;
+}
+
+static void config_clear(void)
+{
+    g_free(vm_config.name);
+    g_free(vm_config.accel);
+    g_free(vm_config.accel_opts);
+    g_free(vm_config.machine);
+    g_free(vm_config.incoming);
+    g_free(vm_config.serial);
+    memset(&vm_config, 0, sizeof(vm_config));
+}
+
+/* ---- daemon and pidfile ----------------------------------------------------------- */
+
+static void daemonize_start(Startup *s)
+{
+    int fds[2];
+
+    if (pipe(fds) < 0) {
+        error_report("-daemonize: pipe: %s", strerror(errno));
+        exit(1);
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        error_report("-daemonize: fork: %s", strerror(errno));
+        exit(1);
+    }
+    if (pid > 0) {
+        /* Parent: exit 0 once the child says it is ready, 1 if it died. */
+        char status = 1;
+        ssize_t n;
+        close(fds[1]);
+        do {
+            n = read(fds[0], &status, 1);
+        } while (n < 0 && errno == EINTR);
+        _exit(n == 1 && status == 0 ? 0 : 1);
+    }
+    close(fds[0]);
+    s->daemon_ready_fd = fds[1];
+    setsid();
+}
+
+static void daemonize_finish(Startup *s)
+{
+    int null = open("/dev/null", O_RDWR);
+    char ok = 0;
+
+    if (null >= 0) {
+        dup2(null, STDIN_FILENO);
+        dup2(null, STDOUT_FILENO);
+        dup2(null, STDERR_FILENO);
+        if (null > STDERR_FILENO) {
+            close(null);
+        }
+    }
+    if (write(s->daemon_ready_fd, &ok, 1) != 1) {
+        /* The parent is gone; nobody to tell. */
+    }
+    close(s->daemon_ready_fd);
+    s->daemon_ready_fd = -1;
+}
+
+static bool pidfile_create(Startup *s, const char *path, Error **errp)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "-pidfile: cannot open '%s'", path);
+        return false;
+    }
+    /* The lock, held until exit, tells a second instance the file is in use. */
+    if (lockf(fd, F_TLOCK, 0) < 0) {
+        error_setg(errp, "-pidfile: '%s' is locked by another running process", path);
+        close(fd);
+        return false;
+    }
+    g_autofree char *text = g_strdup_printf("%d\n", (int)getpid());
+    if (ftruncate(fd, 0) < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+        error_setg_errno(errp, errno, "-pidfile: cannot write '%s'", path);
+        close(fd);
+        unlink(path);
+        return false;
+    }
+    s->pidfile_fd = fd;
+    return true;
+}
+
+/* ---- start-up and exit --------------------------------------------------------------- */
+
+/* "prefix" + message, keeping the class (error_prepend's separator varies). */
+static void error_add_prefix(Error **errp, const char *prefix)
+{
+    if (errp && *errp) {
+        Error *old = *errp;
+        *errp = NULL;
+        error_set(errp, error_get_class(old), "%s%s", prefix, error_get_pretty(old));
+        error_free(old);
+    }
+}
+
+static bool start_monitors(const CmdlineOptions *o, Error **errp)
+{
+    for (guint i = 0; i < o->qmp->len; i++) {
+        if (!monitor_init_qmp(o->qmp->pdata[i], errp)) {
+            error_add_prefix(errp, "-qmp: ");
+            return false;
+        }
+    }
+    for (guint i = 0; i < o->hmp->len; i++) {
+        if (!monitor_init_hmp(o->hmp->pdata[i], errp)) {
+            error_add_prefix(errp, "-monitor: ");
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool start_guest(const CmdlineOptions *o, Error **errp)
+{
+    vm_autostart = !o->start_paused;
+    if (o->incoming) {
+        if (!runstate_set(RUN_STATE_INMIGRATE, errp)) {
+            return false;
+        }
+        if (strcmp(o->incoming, "defer") && !migration_incoming_start(o->incoming, errp)) {
+            g_autofree char *prefix = g_strdup_printf("-incoming %s: ", o->incoming);
+            error_add_prefix(errp, prefix);
+            return false;
+        }
+        return true;
+    }
+    return !vm_autostart || vm_start(errp);
+}
+
+static bool start_up(Startup *s, Error **errp)
+{
+    if (!machine_init(errp)) {
+        return false;
+    }
+    s->machine_up = true;
+    if (!migration_init(errp)) {
+        return false;
+    }
+    s->monitors_up = true;         /* monitor_cleanup also undoes a partial start */
+    return start_monitors(&s->opts, errp) && start_guest(&s->opts, errp);
+}
+
+static void tear_down(Startup *s)
+{
+    if (s->machine_up) {
+        cpus_pause_all();
+    }
+    if (s->monitors_up) {
+        monitor_cleanup();
+    }
+    if (s->machine_up) {
+        machine_cleanup();
+    }
+    main_loop_cleanup();
+    if (s->pidfile_fd >= 0) {
+        unlink(s->opts.pidfile);
+        close(s->pidfile_fd);
+    }
+    bql_unlock();
+    config_clear();
+    cmdline_options_clear(&s->opts);
+}
+
+static void print_machines(void)
+{
+    printf("Supported machines are:\n");
+    printf("pc                   Standard PC with a 16550 serial port (default)\n");
+    printf("none                 empty machine\n");
+}
+
+/* Parse and check everything that needs no resources; exits on -help etc. */
+static void parse_or_exit(Startup *s, int argc, char **argv)
+{
+    Error *err = NULL;
+
+    cmdline_options_init(&s->opts);
+    if (!cmdline_parse(argc, argv, &s->opts, &err)) {
+        error_report_err(err);
+        cmdline_options_clear(&s->opts);
+        exit(1);
+    }
+    if (s->opts.show_help || s->opts.show_version || s->opts.machine_help) {
+        if (s->opts.show_help) {
+            cmdline_print_help(stdout);
+        } else if (s->opts.show_version) {
+            printf("%s\n", MIGVM_VERSION_LINE);
+        } else {
+            print_machines();
+        }
+        cmdline_options_clear(&s->opts);
+        exit(0);
+    }
+    if (!cmdline_finish(&s->opts, &err) || !config_from_options(&s->opts, &err)) {
+        error_report_err(err);
+        config_clear();
+        cmdline_options_clear(&s->opts);
+        exit(1);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    Startup s = { .daemon_ready_fd = -1, .pidfile_fd = -1 };
+    Error *err = NULL;
+
+    parse_or_exit(&s, argc, argv);
+    if (s.opts.daemonize) {
+        daemonize_start(&s);
+    }
+    if (s.opts.pidfile && !pidfile_create(&s, s.opts.pidfile, &err)) {
+        error_report_err(err);
+        config_clear();
+        cmdline_options_clear(&s.opts);
+        return 1;
+    }
+
+    bql_lock();
+    main_loop_init();
+    main_loop_add_signal_handlers();
+    if (!start_up(&s, &err)) {
+        error_report_err(err);
+        tear_down(&s);
+        return 1;
+    }
+    if (s.daemon_ready_fd >= 0) {
+        daemonize_finish(&s);
+    }
+    main_loop_run();
+    tear_down(&s);
+    return 0;
+}

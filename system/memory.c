@@ -1,0 +1,406 @@
+/*
+ * Guest RAM blocks and their dirty bitmaps (see include/memory.h for the
+ * two-bitmap design and the ordering rule migration relies on).
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <glib.h>
+#include "memory.h"
+#include "accel.h"
+
+static RAMBlock *blocks;            /* list in creation order */
+static bool dirty_log_on;           /* atomic */
+
+/* ---- small bitmap helpers ---- */
+
+static uint64_t bitmap_words(uint64_t nbits)
+{
+    return (nbits + MIGVM_BITS_PER_LONG - 1) / MIGVM_BITS_PER_LONG;
+}
+
+/* Mask of the valid bits of word w in a bitmap of nbits bits. */
+static unsigned long valid_mask(uint64_t w, uint64_t nbits)
+{
+    uint64_t rest = nbits - w * MIGVM_BITS_PER_LONG;
+
+    return rest >= MIGVM_BITS_PER_LONG ? ~0UL : (1UL << rest) - 1;
+}
+
+static void count_add(RAMBlock *b, uint64_t n)
+{
+    if (n) {
+        __atomic_fetch_add(&b->bmap_count, n, __ATOMIC_RELAXED);
+    }
+}
+
+/* ---- blocks ---- */
+
+static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+    return a < b + blen && b < a + alen;
+}
+
+static bool ram_block_check_new(const char *name, uint64_t gpa, uint64_t size, Error **errp)
+{
+    if (!name || !*name || strlen(name) > 255) {
+        error_setg(errp, "invalid RAM block name");
+        return false;
+    }
+    if (size == 0 || gpa + size < gpa) {
+        error_setg(errp, "invalid size for RAM block '%s'", name);
+        return false;
+    }
+    for (RAMBlock *b = blocks; b; b = b->next) {
+        if (!strcmp(b->name, name)) {
+            error_setg(errp, "RAM block '%s' already exists", name);
+            return false;
+        }
+        if (ranges_overlap(gpa, size, b->gpa, b->used_length)) {
+            error_setg(errp, "RAM block '%s' overlaps '%s'", name, b->name);
+            return false;
+        }
+    }
+    return true;
+}
+
+RAMBlock *ram_block_add(const char *name, uint64_t gpa, uint64_t size, Error **errp)
+{
+    size = (size + MIGVM_PAGE_SIZE - 1) & ~(MIGVM_PAGE_SIZE - 1);
+    if (!ram_block_check_new(name, gpa, size, errp)) {
+        return NULL;
+    }
+    void *host = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (host == MAP_FAILED) {
+        error_setg_errno(errp, errno, "cannot allocate %llu bytes for RAM block '%s'",
+                         (unsigned long long)size, name);
+        return NULL;
+    }
+    RAMBlock *b = g_new0(RAMBlock, 1);
+    b->name = g_strdup(name);
+    b->host = host;
+    b->used_length = size;
+    b->gpa = gpa;
+    b->npages = size >> MIGVM_PAGE_BITS;
+    b->bmap = g_new0(unsigned long, bitmap_words(b->npages));
+    b->log = g_new0(unsigned long, bitmap_words(b->npages));
+
+    RAMBlock **tail = &blocks;
+    while (*tail) {
+        tail = &(*tail)->next;
+    }
+    *tail = b;
+    return b;
+}
+
+void ram_blocks_free_all(void)
+{
+    while (blocks) {
+        RAMBlock *b = blocks;
+        blocks = b->next;
+        munmap(b->host, b->used_length);
+        g_free(b->bmap);
+        g_free(b->log);
+        g_free(b->name);
+        g_free(b);
+    }
+    __atomic_store_n(&dirty_log_on, false, __ATOMIC_SEQ_CST);
+}
+
+RAMBlock *ram_block_first(void)
+{
+    return blocks;
+}
+
+RAMBlock *ram_block_by_name(const char *name)
+{
+    RAMBLOCK_FOREACH(b) {
+        if (!strcmp(b->name, name)) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+RAMBlock *ram_block_by_gpa(uint64_t gpa)
+{
+    RAMBLOCK_FOREACH(b) {
+        if (gpa >= b->gpa && gpa - b->gpa < b->used_length) {
+            return b;
+        }
+    }
+    return NULL;
+}
+
+int ram_block_count(void)
+{
+    int n = 0;
+
+    RAMBLOCK_FOREACH(b) {
+        n++;
+    }
+    return n;
+}
+
+uint64_t ram_total_size(void)
+{
+    uint64_t total = 0;
+
+    RAMBLOCK_FOREACH(b) {
+        total += b->used_length;
+    }
+    return total;
+}
+
+/* ---- guest physical access ---- */
+
+static bool guest_phys_check(uint64_t gpa, size_t len, Error **errp)
+{
+    uint64_t addr = gpa, left = len;
+
+    if (gpa + len < gpa) {
+        error_setg(errp, "Invalid addr 0x%016llx/size %zu specified",
+                   (unsigned long long)gpa, len);
+        return false;
+    }
+    while (left) {
+        RAMBlock *b = ram_block_by_gpa(addr);
+        if (!b) {
+            error_setg(errp, "Invalid addr 0x%016llx/size %zu specified",
+                       (unsigned long long)gpa, len);
+            return false;
+        }
+        uint64_t n = MIN(left, b->gpa + b->used_length - addr);
+        addr += n;
+        left -= n;
+    }
+    return true;
+}
+
+bool guest_phys_read(uint64_t gpa, void *buf, size_t len, Error **errp)
+{
+    if (!guest_phys_check(gpa, len, errp)) {
+        return false;
+    }
+    uint8_t *out = buf;
+    while (len) {
+        RAMBlock *b = ram_block_by_gpa(gpa);
+        uint64_t off = gpa - b->gpa;
+        size_t n = MIN(len, b->used_length - off);
+        memcpy(out, b->host + off, n);
+        out += n;
+        gpa += n;
+        len -= n;
+    }
+    return true;
+}
+
+bool guest_phys_write(uint64_t gpa, const void *buf, size_t len, Error **errp)
+{
+    if (!guest_phys_check(gpa, len, errp)) {
+        return false;
+    }
+    const uint8_t *in = buf;
+    while (len) {
+        RAMBlock *b = ram_block_by_gpa(gpa);
+        uint64_t off = gpa - b->gpa;
+        size_t n = MIN(len, b->used_length - off);
+        memcpy(b->host + off, in, n);
+        ram_block_set_dirty_range(b, off, n);
+        in += n;
+        gpa += n;
+        len -= n;
+    }
+    return true;
+}
+
+void *guest_phys_to_host(uint64_t gpa, uint64_t len)
+{
+    RAMBlock *b = ram_block_by_gpa(gpa);
+
+    if (!b || len > b->used_length - (gpa - b->gpa)) {
+        return NULL;
+    }
+    return b->host + (gpa - b->gpa);
+}
+
+void ram_block_set_dirty_range(RAMBlock *b, uint64_t offset, uint64_t len)
+{
+    if (!len || offset >= b->used_length) {
+        return;
+    }
+    uint64_t last = MIN(offset + len - 1, b->used_length - 1) >> MIGVM_PAGE_BITS;
+    for (uint64_t p = offset >> MIGVM_PAGE_BITS; p <= last; p++) {
+        ram_block_set_dirty(b, p);
+    }
+}
+
+/* ---- dirty logging ---- */
+
+bool memory_global_dirty_log_start(Error **errp)
+{
+    const AccelOps *ops = accel_current();
+
+    /* Stale software log bits predate this migration; its first pass sends
+     * every page anyway. */
+    RAMBLOCK_FOREACH(b) {
+        for (uint64_t w = 0; w < bitmap_words(b->npages); w++) {
+            __atomic_store_n(&b->log[w], 0, __ATOMIC_SEQ_CST);
+        }
+    }
+    if (ops && ops->dirty_log_start && !ops->dirty_log_start(errp)) {
+        return false;
+    }
+    __atomic_store_n(&dirty_log_on, true, __ATOMIC_SEQ_CST);
+    return true;
+}
+
+void memory_global_dirty_log_stop(void)
+{
+    const AccelOps *ops = accel_current();
+
+    __atomic_store_n(&dirty_log_on, false, __ATOMIC_SEQ_CST);
+    if (ops && ops->dirty_log_stop) {
+        ops->dirty_log_stop();
+    }
+}
+
+bool memory_global_dirty_log_enabled(void)
+{
+    return __atomic_load_n(&dirty_log_on, __ATOMIC_SEQ_CST);
+}
+
+/* Move the software log into bmap, word by word, atomically. */
+static uint64_t ram_block_sync_log(RAMBlock *b)
+{
+    uint64_t added = 0;
+
+    for (uint64_t w = 0; w < bitmap_words(b->npages); w++) {
+        if (!__atomic_load_n(&b->log[w], __ATOMIC_RELAXED)) {
+            continue;
+        }
+        unsigned long bits = __atomic_exchange_n(&b->log[w], 0, __ATOMIC_SEQ_CST);
+        unsigned long old = __atomic_fetch_or(&b->bmap[w], bits, __ATOMIC_SEQ_CST);
+        added += __builtin_popcountl(bits & ~old);
+    }
+    count_add(b, added);
+    return added;
+}
+
+uint64_t memory_global_dirty_log_sync(void)
+{
+    const AccelOps *ops = accel_current();
+    uint64_t added = 0;
+
+    if (ops && ops->dirty_log_sync) {
+        added += ops->dirty_log_sync();
+    }
+    RAMBLOCK_FOREACH(b) {
+        added += ram_block_sync_log(b);
+    }
+    return added;
+}
+
+uint64_t ram_block_merge_dirty(RAMBlock *b, const unsigned long *src,
+                               uint64_t first_page, uint64_t npages)
+{
+    uint64_t added = 0;
+
+    if (first_page % MIGVM_BITS_PER_LONG || first_page >= b->npages) {
+        return 0;
+    }
+    npages = MIN(npages, b->npages - first_page);
+    uint64_t base = first_page / MIGVM_BITS_PER_LONG;
+    for (uint64_t w = 0; w < bitmap_words(npages); w++) {
+        unsigned long bits = src[w] & valid_mask(w, npages);
+        if (bits) {
+            unsigned long old = __atomic_fetch_or(&b->bmap[base + w], bits, __ATOMIC_SEQ_CST);
+            added += __builtin_popcountl(bits & ~old);
+        }
+    }
+    count_add(b, added);
+    return added;
+}
+
+/* ---- migration side ---- */
+
+bool ram_block_test_and_clear_dirty(RAMBlock *b, uint64_t page)
+{
+    if (page >= b->npages) {
+        return false;
+    }
+    unsigned long bit = 1UL << (page % MIGVM_BITS_PER_LONG);
+    unsigned long old = __atomic_fetch_and(&b->bmap[page / MIGVM_BITS_PER_LONG], ~bit,
+                                           __ATOMIC_SEQ_CST);
+    if (old & bit) {
+        __atomic_fetch_sub(&b->bmap_count, 1, __ATOMIC_RELAXED);
+        return true;
+    }
+    return false;
+}
+
+bool ram_block_test_dirty(RAMBlock *b, uint64_t page)
+{
+    return page < b->npages &&
+           (__atomic_load_n(&b->bmap[page / MIGVM_BITS_PER_LONG], __ATOMIC_ACQUIRE) >>
+            (page % MIGVM_BITS_PER_LONG)) & 1;
+}
+
+uint64_t ram_block_find_next_dirty(RAMBlock *b, uint64_t start)
+{
+    if (start >= b->npages) {
+        return b->npages;
+    }
+    uint64_t w = start / MIGVM_BITS_PER_LONG;
+    unsigned long bits = __atomic_load_n(&b->bmap[w], __ATOMIC_ACQUIRE) &
+                         (~0UL << (start % MIGVM_BITS_PER_LONG));
+    uint64_t nwords = bitmap_words(b->npages);
+
+    while (!bits) {
+        if (++w >= nwords) {
+            return b->npages;
+        }
+        bits = __atomic_load_n(&b->bmap[w], __ATOMIC_ACQUIRE);
+    }
+    uint64_t page = w * MIGVM_BITS_PER_LONG + __builtin_ctzl(bits);
+    return MIN(page, b->npages);
+}
+
+void ram_block_set_all_dirty(RAMBlock *b)
+{
+    uint64_t added = 0;
+
+    for (uint64_t w = 0; w < bitmap_words(b->npages); w++) {
+        unsigned long mask = valid_mask(w, b->npages);
+        unsigned long old = __atomic_fetch_or(&b->bmap[w], mask, __ATOMIC_SEQ_CST);
+        added += __builtin_popcountl(mask & ~old);
+    }
+    count_add(b, added);
+}
+
+void ram_block_clear_all_dirty(RAMBlock *b)
+{
+    for (uint64_t w = 0; w < bitmap_words(b->npages); w++) {
+        unsigned long old = __atomic_exchange_n(&b->bmap[w], 0, __ATOMIC_SEQ_CST);
+        if (old) {
+            __atomic_fetch_sub(&b->bmap_count, (uint64_t)__builtin_popcountl(old),
+                               __ATOMIC_RELAXED);
+        }
+    }
+}
+
+uint64_t ram_block_dirty_pages(RAMBlock *b)
+{
+    return __atomic_load_n(&b->bmap_count, __ATOMIC_RELAXED);
+}
+
+uint64_t ram_dirty_pages(void)
+{
+    uint64_t n = 0;
+
+    RAMBLOCK_FOREACH(b) {
+        n += ram_block_dirty_pages(b);
+    }
+    return n;
+}

@@ -1,0 +1,296 @@
+/*
+ * Run state, the big lock, and the VM life cycle.
+ *
+ * Run states move only along the transitions QEMU allows (the table below
+ * follows QEMU 7.2's). Typical paths:
+ *
+ *   prelaunch --cont/autostart--> running --stop--> paused --cont--> running
+ *   running --migrate--> finish-migrate --> postmigrate --cont--> running
+ *   prelaunch --> inmigrate --load--> running | paused | (state from the stream)
+ *   any stopped state --system_reset--> prelaunch
+ *
+ * Events: RESUME when the guest starts running, STOP when it stops running,
+ * SHUTDOWN {guest, reason} before the main loop exits, RESET {guest, reason}.
+ */
+#include <pthread.h>
+#include <glib.h>
+#include "vm.h"
+#include "machine.h"
+#include "qapi-events.h"
+#include "main-loop.h"
+
+VMConfig vm_config;
+bool vm_autostart = true;
+
+/* ---- the big lock --------------------------------------------------------- */
+
+static pthread_mutex_t bql = PTHREAD_MUTEX_INITIALIZER;
+static __thread bool bql_held;
+
+void bql_lock(void)
+{
+    g_assert(!bql_held);       /* the BQL is not recursive */
+    pthread_mutex_lock(&bql);
+    bql_held = true;
+}
+
+void bql_unlock(void)
+{
+    g_assert(bql_held);
+    bql_held = false;
+    pthread_mutex_unlock(&bql);
+}
+
+bool bql_locked(void)
+{
+    return bql_held;
+}
+
+/* ---- run state --------------------------------------------------------------- */
+
+typedef struct RunStateTransition {
+    RunState from, to;
+} RunStateTransition;
+
+/* Written from QEMU's documented behaviour: where each state may go next. */
+static const RunStateTransition transitions[] = {
+    { RUN_STATE_PRELAUNCH, RUN_STATE_INMIGRATE },
+    { RUN_STATE_PRELAUNCH, RUN_STATE_RUNNING },
+    { RUN_STATE_PRELAUNCH, RUN_STATE_FINISH_MIGRATE },
+
+    { RUN_STATE_DEBUG, RUN_STATE_RUNNING },
+    { RUN_STATE_DEBUG, RUN_STATE_FINISH_MIGRATE },
+    { RUN_STATE_DEBUG, RUN_STATE_PRELAUNCH },
+    { RUN_STATE_DEBUG, RUN_STATE_SUSPENDED },
+
+    /* An incoming migration may end in any state the source was in. */
+    { RUN_STATE_INMIGRATE, RUN_STATE_INTERNAL_ERROR },
+    { RUN_STATE_INMIGRATE, RUN_STATE_IO_ERROR },
+    { RUN_STATE_INMIGRATE, RUN_STATE_PAUSED },
+    { RUN_STATE_INMIGRATE, RUN_STATE_RUNNING },
+    { RUN_STATE_INMIGRATE, RUN_STATE_SHUTDOWN },
+    { RUN_STATE_INMIGRATE, RUN_STATE_SUSPENDED },
+    { RUN_STATE_INMIGRATE, RUN_STATE_WATCHDOG },
+    { RUN_STATE_INMIGRATE, RUN_STATE_GUEST_PANICKED },
+    { RUN_STATE_INMIGRATE, RUN_STATE_FINISH_MIGRATE },
+    { RUN_STATE_INMIGRATE, RUN_STATE_PRELAUNCH },
+    { RUN_STATE_INMIGRATE, RUN_STATE_POSTMIGRATE },
+    { RUN_STATE_INMIGRATE, RUN_STATE_COLO },
+
+    { RUN_STATE_INTERNAL_ERROR, RUN_STATE_PAUSED },
+    { RUN_STATE_INTERNAL_ERROR, RUN_STATE_FINISH_MIGRATE },
+    { RUN_STATE_INTERNAL_ERROR, RUN_STATE_PRELAUNCH },
+
+    { RUN_STATE_IO_ERROR, RUN_STATE_RUNNING },
+    { RUN_STATE_IO_ERROR, RUN_STATE_FINISH_MIGRATE },
+    { RUN_STATE_IO_ERROR, RUN_STATE_PRELAUNCH },
+
+    { RUN_STATE_PAUSED, RUN_STATE_RUNNING },
+    { RUN_STATE_PAUSED, RUN_STATE_FINISH_MIGRATE },
+    { RUN_STATE_PAUSED, RUN_STATE_POSTMIGRATE },
+    { RUN_STATE_PAUSED, RUN_STATE_PRELAUNCH },
+    { RUN_STATE_PAUSED, RUN_STATE_COLO },
+
+    { RUN_STATE_POSTMIGRATE, RUN_STATE_RUNNING },
+    { RUN_STATE_POSTMIGRATE, RUN_STATE_FINISH_MIGRATE },
+    { RUN_STATE_POSTMIGRATE, RUN_STATE_PRELAUNCH },
+
+    /* A failed or cancelled migration returns the source to running or paused. */
+    { RUN_STATE_FINISH_MIGRATE, RUN_STATE_RUNNING },
+    { RUN_STATE_FINISH_MIGRATE, RUN_STATE_PAUSED },
+    { RUN_STATE_FINISH_MIGRATE, RUN_STATE_POSTMIGRATE },
+    { RUN_STATE_FINISH_MIGRATE, RUN_STATE_PRELAUNCH },
+    { RUN_STATE_FINISH_MIGRATE, RUN_STATE_COLO },
+
+    { RUN_STATE_RESTORE_VM, RUN_STATE_RUNNING },
+    { RUN_STATE_RESTORE_VM, RUN_STATE_PRELAUNCH },
+
+    { RUN_STATE_COLO, RUN_STATE_RUNNING },
+    { RUN_STATE_COLO, RUN_STATE_PRELAUNCH },
+    { RUN_STATE_COLO, RUN_STATE_SHUTDOWN },
+
+    { RUN_STATE_RUNNING, RUN_STATE_DEBUG },
+    { RUN_STATE_RUNNING, RUN_STATE_INTERNAL_ERROR },
+    { RUN_STATE_RUNNING, RUN_STATE_IO_ERROR },
+    { RUN_STATE_RUNNING, RUN_STATE_PAUSED },
+    { RUN_STATE_RUNNING, RUN_STATE_FINISH_MIGRATE },
+    { RUN_STATE_RUNNING, RUN_STATE_RESTORE_VM },
+    { RUN_STATE_RUNNING, RUN_STATE_SAVE_VM },
+    { RUN_STATE_RUNNING, RUN_STATE_SHUTDOWN },
+    { RUN_STATE_RUNNING, RUN_STATE_WATCHDOG },
+    { RUN_STATE_RUNNING, RUN_STATE_GUEST_PANICKED },
+    { RUN_STATE_RUNNING, RUN_STATE_COLO },
+    { RUN_STATE_RUNNING, RUN_STATE_SUSPENDED },
+
+    { RUN_STATE_SAVE_VM, RUN_STATE_RUNNING },
+
+    { RUN_STATE_SHUTDOWN, RUN_STATE_PAUSED },
+    { RUN_STATE_SHUTDOWN, RUN_STATE_FINISH_MIGRATE },
+    { RUN_STATE_SHUTDOWN, RUN_STATE_PRELAUNCH },
+    { RUN_STATE_SHUTDOWN, RUN_STATE_COLO },
+
+    { RUN_STATE_SUSPENDED, RUN_STATE_RUNNING },
+    { RUN_STATE_SUSPENDED, RUN_STATE_FINISH_MIGRATE },
+    { RUN_STATE_SUSPENDED, RUN_STATE_PRELAUNCH },
+    { RUN_STATE_SUSPENDED, RUN_STATE_COLO },
+
+    { RUN_STATE_WATCHDOG, RUN_STATE_RUNNING },
+    { RUN_STATE_WATCHDOG, RUN_STATE_FINISH_MIGRATE },
+    { RUN_STATE_WATCHDOG, RUN_STATE_PRELAUNCH },
+    { RUN_STATE_WATCHDOG, RUN_STATE_COLO },
+
+    { RUN_STATE_GUEST_PANICKED, RUN_STATE_RUNNING },
+    { RUN_STATE_GUEST_PANICKED, RUN_STATE_FINISH_MIGRATE },
+    { RUN_STATE_GUEST_PANICKED, RUN_STATE_PRELAUNCH },
+};
+
+static RunState current_state = RUN_STATE_PRELAUNCH;
+
+static bool transition_allowed(RunState from, RunState to)
+{
+    if (from == to) {
+        return true;
+    }
+    for (size_t i = 0; i < G_N_ELEMENTS(transitions); i++) {
+        if (transitions[i].from == from && transitions[i].to == to) {
+            return true;
+        }
+    }
+    return false;
+}
+
+RunState runstate_get(void)
+{
+    return current_state;
+}
+
+bool runstate_check(RunState state)
+{
+    return current_state == state;
+}
+
+bool runstate_is_running(void)
+{
+    return current_state == RUN_STATE_RUNNING;
+}
+
+bool runstate_set(RunState new_state, Error **errp)
+{
+    if ((unsigned)new_state >= RUN_STATE__MAX) {
+        error_setg(errp, "Invalid run state %d", (int)new_state);
+        return false;
+    }
+    if (!transition_allowed(current_state, new_state)) {
+        error_setg(errp, "Invalid run state transition from '%s' to '%s'",
+                   RunState_str(current_state), RunState_str(new_state));
+        return false;
+    }
+    current_state = new_state;
+    return true;
+}
+
+bool runstate_needs_reset(void)
+{
+    return current_state == RUN_STATE_INTERNAL_ERROR || current_state == RUN_STATE_SHUTDOWN ||
+           current_state == RUN_STATE_GUEST_PANICKED;
+}
+
+/* ---- start and stop ------------------------------------------------------------ */
+
+bool vm_start(Error **errp)
+{
+    if (runstate_is_running()) {
+        return true;
+    }
+    if (!runstate_set(RUN_STATE_RUNNING, errp)) {
+        return false;
+    }
+    qapi_event_send_resume();
+    cpus_resume_all();
+    return true;
+}
+
+bool vm_stop(RunState state, Error **errp)
+{
+    if (!runstate_is_running()) {
+        /* Already stopped: the state stays (QEMU's stop in prelaunch keeps prelaunch). */
+        cpus_pause_all();
+        return true;
+    }
+    if (!runstate_set(state, errp)) {
+        return false;
+    }
+    cpus_pause_all();
+    qapi_event_send_stop();
+    return true;
+}
+
+bool vm_stop_force_state(RunState state, Error **errp)
+{
+    if (runstate_is_running()) {
+        return vm_stop(state, errp);
+    }
+    cpus_pause_all();
+    return runstate_set(state, errp);
+}
+
+/* ---- shutdown and reset -------------------------------------------------------- */
+
+static bool shutdown_caused_by_guest(ShutdownCause cause)
+{
+    return cause == SHUTDOWN_CAUSE_GUEST_SHUTDOWN || cause == SHUTDOWN_CAUSE_GUEST_RESET ||
+           cause == SHUTDOWN_CAUSE_GUEST_PANIC;
+}
+
+static void shutdown_now(ShutdownCause cause)
+{
+    if (main_loop_exit_requested()) {
+        return;                 /* SHUTDOWN is announced once */
+    }
+    qapi_event_send_shutdown(shutdown_caused_by_guest(cause), cause);
+    main_loop_request_exit();
+}
+
+static void shutdown_scheduled(void *opaque)
+{
+    shutdown_now((ShutdownCause)GPOINTER_TO_INT(opaque));
+}
+
+void vm_request_shutdown(ShutdownCause cause)
+{
+    /* With the BQL held (a monitor command, a signal handler on the main loop)
+     * announce now so SHUTDOWN precedes the command's response (`quit`). */
+    if (bql_locked()) {
+        shutdown_now(cause);
+    } else {
+        main_loop_schedule(shutdown_scheduled, GINT_TO_POINTER(cause));
+    }
+}
+
+static void reset_scheduled(void *opaque)
+{
+    vm_system_reset((ShutdownCause)GPOINTER_TO_INT(opaque));
+}
+
+void vm_request_reset(ShutdownCause cause)
+{
+    /* Always deferred: a vCPU thread asking cannot pause itself. */
+    main_loop_schedule(reset_scheduled, GINT_TO_POINTER(cause));
+}
+
+void vm_system_reset(ShutdownCause cause)
+{
+    cpus_pause_all();
+    machine_reset();
+    if (cause != SHUTDOWN_CAUSE_NONE && cause != SHUTDOWN_CAUSE_SUBSYSTEM_RESET &&
+        cause != SHUTDOWN_CAUSE_SNAPSHOT_LOAD) {
+        qapi_event_send_reset(shutdown_caused_by_guest(cause), cause);
+    }
+    if (runstate_is_running()) {
+        cpus_resume_all();
+    } else if (current_state != RUN_STATE_INMIGRATE && current_state != RUN_STATE_FINISH_MIGRATE &&
+               transition_allowed(current_state, RUN_STATE_PRELAUNCH)) {
+        /* A stopped VM that was reset is fresh again: like QEMU, `cont` boots it. */
+        current_state = RUN_STATE_PRELAUNCH;
+    }
+}

@@ -1,0 +1,620 @@
+/*
+ * Unit tests for the HMP dispatcher and commands (monitor/hmp.c,
+ * hmp-commands.c, hmp-cmds.c, hmp-cmds-migration.c): command lines go
+ * through hmp_handle_command on a capture monitor; the monitor core, the
+ * console and every qmp_* handler are stubbed below and record what HMP
+ * asked for.
+ */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../monitor/hmp-int.h"
+#include "qapi-commands.h"
+#include "vm.h"
+
+/* ---- monitor core stubs ---- */
+
+static Monitor *cur_mon;
+
+Monitor *monitor_new_capture(void)
+{
+    Monitor *mon = g_new0(Monitor, 1);
+    mon->capture = g_string_new(NULL);
+    return mon;
+}
+
+char *monitor_capture_take(Monitor *mon)
+{
+    char *s = g_strdup(mon->capture->str);
+    g_string_truncate(mon->capture, 0);
+    return s;
+}
+
+void monitor_free(Monitor *mon)
+{
+    if (mon) {
+        g_string_free(mon->capture, TRUE);
+        g_free(mon);
+    }
+}
+
+void monitor_write(Monitor *mon, const char *buf, size_t len)
+{
+    g_string_append_len(mon->capture, buf, len);
+}
+
+Monitor *monitor_set_cur(Monitor *mon)
+{
+    Monitor *prev = cur_mon;
+    cur_mon = mon;
+    return prev;
+}
+
+Monitor *monitor_cur(void)
+{
+    return cur_mon;
+}
+
+/* ---- console stubs ---- */
+
+static bool can_suspend;
+static int suspended, resumed;
+static guint wait_source;
+
+bool hmp_monitor_suspend(Monitor *mon)
+{
+    if (can_suspend) {
+        suspended++;
+    }
+    return can_suspend;
+}
+
+void hmp_monitor_resume(Monitor *mon)
+{
+    resumed++;
+}
+
+void hmp_monitor_set_source(Monitor *mon, guint source_id)
+{
+    wait_source = source_id;
+}
+
+bool hmp_monitor_alive(Monitor *mon)
+{
+    return true;
+}
+
+VMConfig vm_config;
+
+/* ---- qmp_* stubs ---- */
+
+static char *stub_error;        /* next handler fails with this text */
+static GString *calls;          /* "name(args) " for each handler call */
+static RunState stub_runstate = RUN_STATE_PRELAUNCH;
+static MigrationStatus poll_statuses[4];
+static int poll_count, poll_len;
+
+static bool stub_call(Error **errp, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static bool stub_call(Error **errp, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    g_string_append_vprintf(calls, fmt, ap);
+    va_end(ap);
+    g_string_append_c(calls, ' ');
+    if (stub_error) {
+        error_setg(errp, "%s", stub_error);
+        g_clear_pointer(&stub_error, g_free);
+        return false;
+    }
+    return true;
+}
+
+bool qmp_stop(Error **errp) { return stub_call(errp, "stop"); }
+bool qmp_cont(Error **errp) { return stub_call(errp, "cont"); }
+bool qmp_system_reset(Error **errp) { return stub_call(errp, "system_reset"); }
+bool qmp_quit(Error **errp) { return stub_call(errp, "quit"); }
+bool qmp_migrate_cancel(Error **errp) { return stub_call(errp, "migrate_cancel"); }
+
+bool qmp_getfd(const q_obj_getfd_arg *arg, Error **errp)
+{
+    return stub_call(errp, "getfd(%s)", arg->fdname);
+}
+
+bool qmp_closefd(const q_obj_closefd_arg *arg, Error **errp)
+{
+    return stub_call(errp, "closefd(%s)", arg->fdname);
+}
+
+bool qmp_pmemsave(const q_obj_pmemsave_arg *arg, Error **errp)
+{
+    return stub_call(errp, "pmemsave(%" PRId64 ",%" PRId64 ",%s)", arg->val, arg->size, arg->filename);
+}
+
+bool qmp_memsave(const q_obj_memsave_arg *arg, Error **errp)
+{
+    return stub_call(errp, "memsave(%" PRId64 ",%" PRId64 ",%s,cpu=%" PRId64 ")", arg->val, arg->size,
+                     arg->filename, arg->cpu_index);
+}
+
+bool qmp_migrate(const q_obj_migrate_arg *arg, Error **errp)
+{
+    return stub_call(errp, "migrate(%s,blk=%d,inc=%d,resume=%d)", arg->uri, arg->has_blk && arg->blk,
+                     arg->has_inc && arg->inc, arg->has_resume && arg->resume);
+}
+
+bool qmp_migrate_incoming(const q_obj_migrate_incoming_arg *arg, Error **errp)
+{
+    return stub_call(errp, "migrate_incoming(%s)", arg->uri);
+}
+
+bool qmp_migrate_continue(const q_obj_migrate_continue_arg *arg, Error **errp)
+{
+    return stub_call(errp, "migrate_continue(%s)", MigrationStatus_str(arg->state));
+}
+
+bool qmp_migrate_set_capabilities(const q_obj_migrate_set_capabilities_arg *arg, Error **errp)
+{
+    const MigrationCapabilityStatus *c = arg->capabilities->value;
+    ck_assert_ptr_null(arg->capabilities->next);
+    return stub_call(errp, "set_capability(%s,%d)", MigrationCapability_str(c->capability), c->state);
+}
+
+bool qmp_migrate_set_parameters(const MigrateSetParameters *p, Error **errp)
+{
+    if (p->has_max_bandwidth) {
+        return stub_call(errp, "set_parameters(max_bandwidth=%" PRIu64 ")", p->max_bandwidth);
+    }
+    if (p->has_downtime_limit) {
+        return stub_call(errp, "set_parameters(downtime_limit=%" PRIu64 ")", p->downtime_limit);
+    }
+    if (p->has_xbzrle_cache_size) {
+        return stub_call(errp, "set_parameters(xbzrle_cache_size=%" PRIu64 ")", p->xbzrle_cache_size);
+    }
+    if (p->has_multifd_channels) {
+        return stub_call(errp, "set_parameters(multifd_channels=%u)", p->multifd_channels);
+    }
+    if (p->has_x_checkpoint_delay) {
+        return stub_call(errp, "set_parameters(x_checkpoint_delay=%u)", p->x_checkpoint_delay);
+    }
+    if (p->has_cpu_throttle_tailslow) {
+        return stub_call(errp, "set_parameters(cpu_throttle_tailslow=%d)", p->cpu_throttle_tailslow);
+    }
+    if (p->has_multifd_compression) {
+        return stub_call(errp, "set_parameters(multifd_compression=%s)",
+                         MultiFDCompression_str(p->multifd_compression));
+    }
+    if (p->tls_creds) {
+        ck_assert_int_eq(p->tls_creds->type, QTYPE_QSTRING);
+        return stub_call(errp, "set_parameters(tls_creds='%s')", p->tls_creds->u.s);
+    }
+    return stub_call(errp, "set_parameters(?)");
+}
+
+StatusInfo *qmp_query_status(Error **errp)
+{
+    StatusInfo *info = g_new0(StatusInfo, 1);
+    info->status = stub_runstate;
+    info->running = stub_runstate == RUN_STATE_RUNNING;
+    return info;
+}
+
+VersionInfo *qmp_query_version(Error **errp)
+{
+    VersionInfo *info = g_new0(VersionInfo, 1);
+    info->qemu = g_new0(VersionTriple, 1);
+    info->qemu->major = 7;
+    info->qemu->minor = 2;
+    info->package = g_strdup("");
+    return info;
+}
+
+KvmInfo *qmp_query_kvm(Error **errp)
+{
+    KvmInfo *info = g_new0(KvmInfo, 1);
+    info->present = true;
+    return info;
+}
+
+NameInfo *qmp_query_name(Error **errp)
+{
+    NameInfo *info = g_new0(NameInfo, 1);
+    info->name = g_strdup("vm1");
+    return info;
+}
+
+MigrationInfo *qmp_query_migrate(Error **errp)
+{
+    MigrationInfo *info = g_new0(MigrationInfo, 1);
+
+    if (poll_len) {
+        info->has_status = true;
+        info->status = poll_statuses[MIN(poll_count, poll_len - 1)];
+        poll_count++;
+        if (info->status == MIGRATION_STATUS_FAILED) {
+            info->error_desc = g_strdup("Connection refused");
+        }
+    }
+    return info;
+}
+
+MigrationCapabilityStatusList *qmp_query_migrate_capabilities(Error **errp)
+{
+    MigrationCapabilityStatusList *l = g_new0(MigrationCapabilityStatusList, 1);
+    l->value = g_new0(MigrationCapabilityStatus, 1);
+    l->value->capability = MIGRATION_CAPABILITY_XBZRLE;
+    return l;
+}
+
+MigrationParameters *qmp_query_migrate_parameters(Error **errp)
+{
+    MigrationParameters *p = g_new0(MigrationParameters, 1);
+    p->has_downtime_limit = true;
+    p->downtime_limit = 300;
+    p->tls_creds = g_strdup("");
+    return p;
+}
+
+/* ---- helpers ---- */
+
+static Monitor *mon;
+
+static void setup(void)
+{
+    calls = g_string_new(NULL);
+    mon = monitor_new_capture();
+    monitor_set_cur(mon);
+    can_suspend = false;
+    suspended = resumed = 0;
+    poll_count = poll_len = 0;
+    stub_runstate = RUN_STATE_PRELAUNCH;
+    vm_config.smp_cpus = 2;
+}
+
+static void teardown(void)
+{
+    monitor_set_cur(NULL);
+    monitor_free(mon);
+    g_string_free(calls, TRUE);
+    g_clear_pointer(&stub_error, g_free);
+}
+
+/* Run `line` and compare the output (with "\n" standing for "\r\n"). */
+static void expect(const char *line, const char *out)
+{
+    g_autofree char *got = NULL;
+    g_autofree char *want = NULL;
+    g_auto(GStrv) parts = g_strsplit(out, "\n", -1);
+
+    want = g_strjoinv("\r\n", parts);
+    hmp_handle_command(mon, line);
+    got = monitor_capture_take(mon);
+    ck_assert_str_eq(got, want);
+}
+
+static void expect_calls(const char *want)
+{
+    ck_assert_str_eq(calls->str, want);
+    g_string_truncate(calls, 0);
+}
+
+/* ---- tests ---- */
+
+START_TEST(test_unknown_and_empty)
+{
+    expect("", "");
+    expect("   ", "");
+    expect("nosuchcmd", "unknown command: 'nosuchcmd'\n");
+    expect("nosuch arg", "unknown command: 'nosuch'\n");
+    expect("info nosuch", "unknown command: 'info nosuch'\n");
+    expect("info  nosuch x", "unknown command: 'info  nosuch'\n");
+    expect_calls("");
+}
+END_TEST
+
+START_TEST(test_parse_errors_try_help)
+{
+    expect("stop x", "stop|s: extraneous characters at the end of line\n"
+                     "Try \"help stop\" for more information\n");
+    expect("s x", "stop|s: extraneous characters at the end of line\nTry \"help s\" for more information\n");
+    expect("  stop x", "stop|s: extraneous characters at the end of line\n"
+                       "Try \"help   stop\" for more information\n");
+    expect("info status x", "status: extraneous characters at the end of line\n"
+                            "Try \"help info status\" for more information\n");
+    expect("info  status x", "status: extraneous characters at the end of line\n"
+                             "Try \"help info  status\" for more information\n");
+    expect("getfd", "getfd: string expected\nTry \"help getfd\" for more information\n");
+    expect("migrate", "migrate: string expected\nTry \"help migrate\" for more information\n");
+    expect("migrate -x foo", "migrate: unsupported option -x\nTry \"help migrate\" for more information\n");
+    expect("migrate_set_capability xbzrle maybe",
+           "Expected 'on' or 'off'\nTry \"help migrate_set_capability\" for more information\n");
+    expect("getfd \"a b", "unterminated string\ngetfd: string expected\nTry \"help getfd\" for more information\n");
+    expect_calls("");
+}
+END_TEST
+
+START_TEST(test_help)
+{
+    g_autofree char *all = NULL;
+    g_auto(GStrv) lines = NULL;
+
+    expect("help stop", "stop|s  -- pause the guest\n");
+    expect("? cont", "cont|c  -- let the guest run again\n");
+    expect("help cont x", "cont|c  -- let the guest run again\n");
+    expect("help info migrate", "info migrate  -- report the state and statistics of migration\n");
+    expect("help info migrate x", "info migrate  -- report the state and statistics of migration\n");
+    expect("help nosuch", "unknown command: 'nosuch'\n");
+    expect("help nosuch x", "unknown command: 'nosuch'\n");
+    expect("help info nosuch", "unknown command: 'info nosuch'\n");
+    expect("help migrate_incoming", "migrate_incoming uri -- start listening for a migration "
+                                    "(after -incoming defer)\n");
+
+    hmp_handle_command(mon, "help");
+    all = monitor_capture_take(mon);
+    lines = g_strsplit(all, "\r\n", -1);
+    ck_assert(g_str_has_prefix(lines[0], "closefd name -- "));
+    ck_assert(g_str_has_prefix(lines[1], "cont|c  -- "));
+    ck_assert(g_str_has_prefix(lines[3], "help|? [cmd] -- "));
+    ck_assert(g_str_has_prefix(lines[5], "memsave addr size file -- "));
+    ck_assert(g_str_has_prefix(lines[6], "migrate [-d] [-b] [-i] [-r] uri -- "));
+    ck_assert(g_str_has_prefix(lines[7], "\t\t\t -b "));
+    ck_assert_ptr_nonnull(strstr(all, "\r\nmigrate_set_capability capability state -- "));
+    ck_assert_ptr_nonnull(strstr(all, "\r\nmigrate_set_parameter parameter value -- "));
+    ck_assert_ptr_nonnull(strstr(all, "\r\nquit|q  -- "));
+    ck_assert(g_str_has_suffix(all, "system_reset  -- reset the machine as if by its reset button\r\n"));
+}
+END_TEST
+
+START_TEST(test_help_info_listing)
+{
+    static const char listing[] =
+        "info cpus  -- list the virtual CPUs and their host threads\n"
+        "info kvm  -- tell whether KVM is present and in use\n"
+        "info migrate  -- report the state and statistics of migration\n"
+        "info migrate_capabilities  -- list every migration capability with its state\n"
+        "info migrate_parameters  -- list every migration parameter with its value\n"
+        "info name  -- print the name given with -name\n"
+        "info status  -- report whether the VM runs (running|paused)\n"
+        "info version  -- print the emulator version\n";
+
+    expect("help info", listing);
+    expect("info", listing);
+    expect("help   info  ", listing);
+}
+END_TEST
+
+START_TEST(test_run_state_commands)
+{
+    expect("info status", "VM status: paused (prelaunch)\n");
+    stub_runstate = RUN_STATE_RUNNING;
+    expect("info status", "VM status: running\n");
+    expect("stop", "");
+    expect("s", "");
+    expect("c", "");
+    expect("system_reset", "");
+    expect_calls("stop stop cont system_reset ");
+    stub_error = g_strdup("Resetting the Virtual Machine is required");
+    expect("cont", "Error: Resetting the Virtual Machine is required\n");
+    expect("q", "");
+    expect_calls("cont quit ");
+}
+END_TEST
+
+START_TEST(test_info_misc)
+{
+    g_autofree char *cpus = NULL;
+
+    expect("info version", "7.2.0\n");
+    expect("info kvm", "kvm support: disabled\n");
+    expect("info name", "vm1\n");
+    hmp_handle_command(mon, "info cpus");
+    cpus = monitor_capture_take(mon);
+    ck_assert(g_str_has_prefix(cpus, "* CPU #0: thread_id="));
+    ck_assert_ptr_nonnull(strstr(cpus, "\r\n  CPU #1: thread_id="));
+}
+END_TEST
+
+START_TEST(test_fd_and_pmemsave)
+{
+    expect("getfd mig", "");
+    stub_error = g_strdup("File descriptor named 'x' not found");
+    expect("closefd x", "Error: File descriptor named 'x' not found\n");
+    expect("pmemsave 0x1000 4096 \"/tmp/a b\"", "");
+    expect("memsave 0 16 f", "");
+    expect_calls("getfd(mig) closefd(x) pmemsave(4096,4096,/tmp/a b) memsave(0,16,f,cpu=0) ");
+}
+END_TEST
+
+START_TEST(test_migrate_commands)
+{
+    expect("migrate -d tcp:127.0.0.1:4444", "");
+    expect("migrate -d -b -i -r \"exec:cat > /tmp/vm.mig\"", "");
+    expect("migrate unix:/tmp/m", "terminal does not allow synchronous migration, continuing detached\n");
+    expect_calls("migrate(tcp:127.0.0.1:4444,blk=0,inc=0,resume=0) "
+                 "migrate(exec:cat > /tmp/vm.mig,blk=1,inc=1,resume=1) migrate(unix:/tmp/m,blk=0,inc=0,resume=0) ");
+    stub_error = g_strdup("There's a migration process in progress");
+    expect("migrate -d tcp:h:1", "Error: There's a migration process in progress\n");
+    expect("migrate_incoming tcp:0:4444", "");
+    expect("migrate_cancel", "");
+    expect("migrate_continue pre-switchover", "");
+    expect("migrate_continue bogus", "Error: invalid parameter value: bogus\n");
+    expect_calls("migrate(tcp:h:1,blk=0,inc=0,resume=0) migrate_incoming(tcp:0:4444) migrate_cancel "
+                 "migrate_continue(pre-switchover) ");
+    ck_assert_int_eq(suspended, 0);
+}
+END_TEST
+
+START_TEST(test_set_capability)
+{
+    expect("migrate_set_capability events on", "");
+    expect("migrate_set_capability xbzrle off", "");
+    expect("migrate_set_capability bogus on", "Error: invalid parameter value: bogus\n");
+    stub_error = g_strdup("Postcopy preempt requires postcopy-ram");
+    expect("migrate_set_capability postcopy-preempt on", "Error: Postcopy preempt requires postcopy-ram\n");
+    expect_calls("set_capability(events,1) set_capability(xbzrle,0) set_capability(postcopy-preempt,1) ");
+}
+END_TEST
+
+START_TEST(test_set_parameter)
+{
+    expect("migrate_set_parameter max-bandwidth 100M", "");
+    expect("migrate_set_parameter max-bandwidth 100", "");
+    expect("migrate_set_parameter max-bandwidth 1K", "");
+    expect("migrate_set_parameter downtime-limit 1k", "");
+    expect("migrate_set_parameter xbzrle-cache-size 1M", "");
+    expect("migrate_set_parameter multifd-channels 4", "");
+    expect("migrate_set_parameter x-checkpoint-delay 1000", "");
+    expect("migrate_set_parameter cpu-throttle-tailslow yes", "");
+    expect("migrate_set_parameter multifd-compression zlib", "");
+    expect("migrate_set_parameter tls-creds \"\"", "");
+    expect_calls("set_parameters(max_bandwidth=104857600) set_parameters(max_bandwidth=104857600) "
+                 "set_parameters(max_bandwidth=1024) set_parameters(downtime_limit=1024) "
+                 "set_parameters(xbzrle_cache_size=1048576) set_parameters(multifd_channels=4) "
+                 "set_parameters(x_checkpoint_delay=1000) set_parameters(cpu_throttle_tailslow=1) "
+                 "set_parameters(multifd_compression=zlib) set_parameters(tls_creds='') ");
+
+    expect("migrate_set_parameter max-bandwidth 12Q", "Error: Invalid size 12Q\n");
+    expect("migrate_set_parameter max-bandwidth -1", "Error: Invalid size -1\n");
+    expect("migrate_set_parameter max-bandwidth 15E", "Error: Invalid size 15E\n");
+    expect("migrate_set_parameter downtime-limit abc",
+           "Error: Parameter 'downtime-limit' expects a non-negative number below 2^64\n");
+    expect("migrate_set_parameter downtime-limit 1.5",
+           "Error: Parameter 'downtime-limit' expects a non-negative number below 2^64\n");
+    expect("migrate_set_parameter multifd-channels 3x", "Error: Parameter 'multifd-channels' expects uint64\n");
+    expect("migrate_set_parameter multifd-channels 300", "Error: Parameter 'multifd-channels' expects uint8_t\n");
+    expect("migrate_set_parameter x-checkpoint-delay -1",
+           "Error: Parameter 'x-checkpoint-delay' expects uint32_t\n");
+    expect("migrate_set_parameter compress-wait-thread maybe",
+           "Error: Parameter 'compress-wait-thread' expects 'on' or 'off'\n");
+    expect("migrate_set_parameter multifd-compression bogus",
+           "Error: Parameter 'multifd-compression' does not accept value 'bogus'\n");
+    expect("migrate_set_parameter bogus 1", "Error: invalid parameter value: bogus\n");
+    expect("migrate_set_parameter block-bitmap-mapping x",
+           "Error: The block-bitmap-mapping parameter can only be set through QMP\n");
+    expect("migrate_set_parameter max-bandwidth",
+           "migrate_set_parameter: string expected\nTry \"help migrate_set_parameter\" for more information\n");
+    expect_calls("");
+
+    stub_error = g_strdup("Parameter 'downtime_limit' expects an integer in the range of 0 to (2000 * 1000) ms");
+    expect("migrate_set_parameter downtime-limit 10000000",
+           "Error: Parameter 'downtime_limit' expects an integer in the range of 0 to (2000 * 1000) ms\n");
+}
+END_TEST
+
+START_TEST(test_info_migrate_family)
+{
+    expect("info migrate", "globals:\nstore-global-state: on\nonly-migratable: off\nsend-configuration: on\n"
+                           "send-section-footer: on\ndecompress-error-check: on\nclear-bitmap-shift: 18\n");
+    expect("info migrate_capabilities", "xbzrle: off\n");
+    expect("info migrate_parameters", "tls-creds: ''\ndowntime-limit: 300 ms\n");
+}
+END_TEST
+
+static void run_until_resumed(void)
+{
+    gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+
+    while (!resumed && g_get_monotonic_time() < deadline) {
+        g_main_context_iteration(NULL, TRUE);
+    }
+    ck_assert_int_eq(resumed, 1);
+}
+
+START_TEST(test_migrate_synchronous)
+{
+    g_autofree char *out = NULL;
+
+    can_suspend = true;
+    poll_statuses[0] = MIGRATION_STATUS_SETUP;
+    poll_statuses[1] = MIGRATION_STATUS_ACTIVE;
+    poll_statuses[2] = MIGRATION_STATUS_COMPLETED;
+    poll_len = 3;
+    expect("migrate tcp:127.0.0.1:4444", "");
+    ck_assert_int_eq(suspended, 1);
+    ck_assert_int_eq(resumed, 0);
+    ck_assert_uint_ne(wait_source, 0);
+    run_until_resumed();
+    ck_assert_uint_eq(wait_source, 0);
+    ck_assert_int_eq(poll_count, 3);
+    out = monitor_capture_take(mon);
+    ck_assert_str_eq(out, "migration: completed\r\n");
+}
+END_TEST
+
+START_TEST(test_migrate_synchronous_failure)
+{
+    g_autofree char *out = NULL;
+
+    can_suspend = true;
+    poll_statuses[0] = MIGRATION_STATUS_FAILED;
+    poll_len = 1;
+    expect("migrate tcp:127.0.0.1:1", "");
+    run_until_resumed();
+    out = monitor_capture_take(mon);
+    ck_assert_str_eq(out, "migration: failed (Connection refused)\r\n");
+}
+END_TEST
+
+START_TEST(test_run_capture)
+{
+    char *out = hmp_run_capture("info status");
+
+    ck_assert_str_eq(out, "VM status: paused (prelaunch)\r\n");
+    g_free(out);
+    out = hmp_run_capture("nosuch");
+    ck_assert_str_eq(out, "unknown command: 'nosuch'\r\n");
+    g_free(out);
+    out = hmp_run_capture("migrate_set_parameter bogus 1");
+    ck_assert_str_eq(out, "Error: invalid parameter value: bogus\r\n");
+    g_free(out);
+    ck_assert_ptr_eq(monitor_cur(), mon);      /* restored */
+}
+END_TEST
+
+START_TEST(test_printf_crlf)
+{
+    g_autofree char *out = NULL;
+
+    monitor_printf(mon, "a\nb %d\n\n", 5);
+    out = monitor_capture_take(mon);
+    ck_assert_str_eq(out, "a\r\nb 5\r\n\r\n");
+}
+END_TEST
+
+static Suite *hmp_dispatch_suite(void)
+{
+    Suite *s = suite_create("hmp-dispatch");
+    TCase *tc = tcase_create("commands");
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_unknown_and_empty);
+    tcase_add_test(tc, test_parse_errors_try_help);
+    tcase_add_test(tc, test_help);
+    tcase_add_test(tc, test_help_info_listing);
+    tcase_add_test(tc, test_run_state_commands);
+    tcase_add_test(tc, test_info_misc);
+    tcase_add_test(tc, test_fd_and_pmemsave);
+    tcase_add_test(tc, test_migrate_commands);
+    tcase_add_test(tc, test_set_capability);
+    tcase_add_test(tc, test_set_parameter);
+    tcase_add_test(tc, test_info_migrate_family);
+    tcase_add_test(tc, test_migrate_synchronous);
+    tcase_add_test(tc, test_migrate_synchronous_failure);
+    tcase_add_test(tc, test_run_capture);
+    tcase_add_test(tc, test_printf_crlf);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(hmp_dispatch_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
