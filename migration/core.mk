@@ -6,3 +6,4 @@ MIGVM_OBJS += $(BUILD)/migration/channel.o $(BUILD)/migration/options.o \
 
 # pmemsave/memsave (system/, but only meaningful with guest memory and tests of migration).
 MIGVM_OBJS += $(BUILD)/system/qmp-cmds-memory.o
+MIGVM_OBJS += $(HMP_MIGRATION_OBJS)

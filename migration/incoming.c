@@ -121,6 +121,15 @@ static void incoming_finish(void *opaque)
     incoming_set_status(MIGRATION_STATUS_COMPLETED);
 }
 
+static void incoming_device_lock(bool lock)
+{
+    if (lock) {
+        bql_lock();
+    } else {
+        bql_unlock();
+    }
+}
+
 static gpointer incoming_thread(gpointer opaque)
 {
     MigStream *f = mig_stream_new_fd_reader(incoming.channel.fd, false);
@@ -134,6 +143,7 @@ static gpointer incoming_thread(gpointer opaque)
         .local = { .machine_type = vm_config.machine },
         .return_path = rp,
         .send_shut = true,
+        .device_lock = incoming_device_lock,
     };
     bool ok = qemu_loadvm_state(f, &opts, &err);
     if (!ok && !err) {

@@ -15,7 +15,7 @@ $(BUILD)/tests/unit/test-vmstate: $(BUILD)/tests/unit/test-vmstate.o $(BUILD)/mi
 
 # test-savevm stubs runstate_get(); RunState_str/parse come from the generated qapi-types.o.
 $(BUILD)/tests/unit/test-savevm: $(BUILD)/tests/unit/test-savevm.o $(MIGRATION_CORE_OBJS) \
-                                 $(BUILD)/migration/global-state.o $(BUILD)/qapi/qapi-types.o \
+                                 $(BUILD)/migration/global-state.o $(BUILD)/qapi/qapi-types.o $(BUILD)/qapi/qapi-runtime.o \
                                  $(JSON_WRITER_OBJS) $(BUILD)/util/error.o
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)

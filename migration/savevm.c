@@ -564,7 +564,13 @@ static bool load_section_body(LoadState *s, LoadSection *ls, Error **errp)
     Error *local = NULL;
     bool ok;
     if (se->vmsd) {
+        if (s->opts->device_lock) {
+            s->opts->device_lock(true);
+        }
         ok = vmstate_load(s->f, se->vmsd, se->opaque, (int)ls->version_id, &local);
+        if (s->opts->device_lock) {
+            s->opts->device_lock(false);
+        }
     } else {
         ok = se->ops->load_state(s->f, se->opaque, (int)ls->version_id, &local);
     }

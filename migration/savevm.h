@@ -158,6 +158,10 @@ typedef struct LoadvmOptions {
     bool send_shut;
     bool *return_path_opened;        /* optional out: the source opened the return path */
     uint32_t max_vmdesc_len;         /* 0 = MIGVM_VMDESC_MAX_LEN */
+    /* Called with true before and false after each device (VMState) section
+     * load, e.g. to take the BQL; live sections (RAM) load without it, so a
+     * monitor keeps answering during a long load. NULL: no locking. */
+    void (*device_lock)(bool lock);
 } LoadvmOptions;
 
 /* Read a whole stream (header to EOF, then an optional vmdesc). On failure

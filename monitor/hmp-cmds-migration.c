@@ -52,9 +52,7 @@ static gboolean migrate_poll(gpointer opaque)
     if (err) {
         hmp_handle_error(w->mon, err);
     } else {
-        if (info->status == MIGRATION_STATUS_FAILED && info->error_desc) {
-            error_report("%s", info->error_desc);   /* QEMU reports it on stderr too */
-        }
+        /* The migration code already reported a failure on stderr. */
         hmp_format_migrate_result(out, info);
         monitor_puts(w->mon, out->str);
         qapi_free_MigrationInfo(info);

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <glib.h>
 #include "vm.h"
+#include "accel.h"
 #include "machine.h"
 #include "qapi-events.h"
 #include "main-loop.h"
@@ -222,7 +223,9 @@ bool vm_stop(RunState state, Error **errp)
     }
     cpus_pause_all();
     qapi_event_send_stop();
-    return true;
+    /* vCPU state now lives in the accelerator (KVM): pull it out so device
+     * and CPU sections save what the guest really has. */
+    return accel_synchronize_state(errp);
 }
 
 bool vm_stop_force_state(RunState state, Error **errp)
@@ -231,7 +234,7 @@ bool vm_stop_force_state(RunState state, Error **errp)
         return vm_stop(state, errp);
     }
     cpus_pause_all();
-    return runstate_set(state, errp);
+    return runstate_set(state, errp) && accel_synchronize_state(errp);
 }
 
 /* ---- shutdown and reset -------------------------------------------------------- */

@@ -18,8 +18,6 @@ char *c_type(const Entity *t);
 /* Type name part of generated function names: "str", "int8", "Foo", "FooList", "q_obj_migrate_arg". */
 char *c_type_name(const Entity *t);
 
-
-
 /* QTYPE_* constant an alternate branch of this type is stored under. */
 const char *c_qtype(const Entity *t);
 /* Does a value of this type occupy storage (everything but 'null')? */

@@ -1,0 +1,151 @@
+/*
+ * The KVM accelerator's private state, shared by its files:
+ *   kvm.c            /dev/kvm, the VM, capabilities, memory slots, AccelOps
+ *   kvm-vcpu.c       vCPU creation, the KVM_RUN loop, exits, kick
+ *   kvm-dirty.c      dirty logging for migration
+ *   kvm-cpu-state.c  vCPU state get/put and its VMState section "cpu"
+ */
+#ifndef MIGVM_KVM_INT_H
+#define MIGVM_KVM_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <linux/kvm.h>
+#include "cpus.h"
+#include "error.h"
+#include "memory.h"
+
+#define KVM_MAX_SLOTS 32
+
+/* One KVM memory slot per RAM block. */
+typedef struct KvmSlot {
+    uint32_t id;
+    RAMBlock *block;
+    uint32_t flags;                 /* KVM_MEM_* currently set */
+    unsigned long *dirty;           /* GET_DIRTY_LOG buffer while logging */
+    uint64_t dirty_words;           /* size of `dirty` in longs */
+} KvmSlot;
+
+typedef struct KvmState {
+    int sys_fd;                     /* /dev/kvm */
+    int vm_fd;
+    int run_size;                   /* KVM_GET_VCPU_MMAP_SIZE */
+    /* capabilities (KVM_CHECK_EXTENSION on the VM fd) */
+    bool cap_sregs2, cap_xsave, cap_xcrs, cap_debugregs, cap_vcpu_events;
+    bool cap_exception_payload;     /* enabled on the VM */
+    bool cap_manual_dirty;          /* MANUAL_DIRTY_LOG_PROTECT2 enabled */
+    bool cap_dirty_initially_set;
+    int xsave_size;                 /* KVM_CAP_XSAVE2 (or 4096 with XSAVE) */
+    bool irqchip;                   /* in-kernel irqchip (kernel-irqchip=on) */
+    uint32_t tsc_khz;               /* host KVM_GET_TSC_KHZ of vCPU 0, 0 = unknown */
+    struct kvm_cpuid2 *cpuid;       /* KVM_GET_SUPPORTED_CPUID */
+    uint32_t *msr_list;             /* KVM_GET_MSR_INDEX_LIST */
+    uint32_t n_msr_list;
+    KvmSlot slots[KVM_MAX_SLOTS];
+    int n_slots;
+    pthread_mutex_t dirty_lock;     /* slot flags vs. dirty_log_sync */
+    bool dirty_logging;
+} KvmState;
+
+extern KvmState kvm_state;
+
+/* Saved vCPU state; see kvm-cpu-state.c for the VMState layout. */
+#define KVM_CPU_XSAVE_MAX 16384
+#define KVM_CPU_MSR_MAX 128
+#define KVM_CPU_CPUID_MAX 128       /* entries; 7 words each on the wire */
+#define KVM_CPU_XCR_MAX 16
+
+typedef struct KvmSegment {
+    uint64_t base;
+    uint32_t limit;
+    uint16_t selector;
+    uint8_t type, present, dpl, db, s, l, g, avl, unusable;
+} KvmSegment;
+
+typedef struct KvmDtable {
+    uint64_t base;
+    uint16_t limit;
+} KvmDtable;
+
+typedef struct KvmEvents {
+    uint8_t exc_injected, exc_nr, exc_has_error_code, exc_pending;
+    uint32_t exc_error_code;
+    uint8_t exc_has_payload;
+    uint64_t exc_payload;
+    uint8_t irq_injected, irq_nr, irq_soft, irq_shadow;
+    uint8_t nmi_injected, nmi_pending, nmi_masked;
+    uint32_t sipi_vector;
+    uint32_t flags;
+    uint8_t smi_smm, smi_pending, smi_inside_nmi, smi_latched_init;
+    uint8_t triple_fault_pending;
+} KvmEvents;
+
+typedef struct KvmCpuState {
+    uint32_t mp_state;
+    uint64_t regs[18];              /* kvm_regs order: rax..r15, rip, rflags */
+    KvmSegment segs[8];             /* cs ds es fs gs ss tr ldt */
+    KvmDtable gdt, idt;
+    uint64_t cr0, cr2, cr3, cr4, cr8, efer, apic_base;
+    uint64_t sregs2_flags;          /* KVM_SREGS2_FLAGS_PDPTRS_VALID */
+    uint64_t pdptrs[4];
+    uint64_t interrupt_bitmap[4];   /* only from KVM_GET_SREGS (no SREGS2) */
+    uint8_t fpu_format;             /* KVM_CPU_FPU_XSAVE or KVM_CPU_FPU_LEGACY */
+    uint32_t xsave_len;
+    uint8_t xsave[KVM_CPU_XSAVE_MAX];
+    uint32_t n_xcrs;
+    uint32_t xcr_index[KVM_CPU_XCR_MAX];
+    uint64_t xcr_value[KVM_CPU_XCR_MAX];
+    uint64_t dr[4], dr6, dr7;
+    uint8_t lapic[1024];            /* KVM_GET_LAPIC, with an in-kernel irqchip */
+    uint32_t tsc_khz;
+    uint32_t cpuid_words;           /* 7 per entry */
+    uint32_t cpuid[KVM_CPU_CPUID_MAX * 7];
+    uint32_t n_msrs;
+    uint32_t msr_index[KVM_CPU_MSR_MAX];
+    uint64_t msr_value[KVM_CPU_MSR_MAX];
+    KvmEvents events;
+} KvmCpuState;
+
+#define KVM_CPU_FPU_XSAVE 1
+#define KVM_CPU_FPU_LEGACY 2
+
+typedef struct KvmVcpu {
+    CPUState *cpu;
+    int fd;
+    struct kvm_run *run;
+    uint32_t *msrs;                 /* MSRs this vCPU can save, restore order */
+    uint32_t n_msrs;
+    KvmCpuState state;
+    bool vmstate_registered;
+} KvmVcpu;
+
+/* kvm.c */
+int kvm_vm_ioctl(unsigned long req, void *arg);     /* -errno on failure */
+int kvm_sys_ioctl(unsigned long req, void *arg);
+int kvm_check_extension(long cap);                  /* VM fd, 0 if absent */
+
+/* kvm-vcpu.c */
+bool kvm_vcpu_create(CPUState *cpu, Error **errp);
+void kvm_vcpu_thread_init(CPUState *cpu);
+VcpuExit kvm_vcpu_exec(CPUState *cpu);
+void kvm_vcpu_kick(CPUState *cpu);
+void kvm_vcpu_destroy(CPUState *cpu);
+/* Put vCPU `v` into its power-on state (vCPU 0: real mode at 0:7c00). */
+bool kvm_vcpu_reset_state(KvmVcpu *v, Error **errp);
+int kvm_vcpu_ioctl(KvmVcpu *v, unsigned long req, void *arg);  /* -errno */
+
+/* kvm-cpu-state.c */
+bool kvm_cpu_state_init(KvmVcpu *v, Error **errp);  /* CPUID, MSR list, VMState */
+void kvm_cpu_state_fini(KvmVcpu *v);
+bool kvm_cpu_state_get(KvmVcpu *v, Error **errp);
+bool kvm_cpu_state_put(KvmVcpu *v, Error **errp);
+bool kvm_synchronize_state(Error **errp);
+
+/* kvm-dirty.c */
+bool kvm_dirty_log_start(Error **errp);
+void kvm_dirty_log_stop(void);
+uint64_t kvm_dirty_log_sync(void);
+bool kvm_slot_set_flags(KvmSlot *slot, uint32_t flags, Error **errp);
+
+#endif
