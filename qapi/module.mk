@@ -40,3 +40,6 @@ MIGVM_OBJS += $(patsubst %,$(BUILD)/qapi/%.o,$(QAPI_GEN_NAMES)) $(BUILD)/qapi/qa
 $(BUILD)/qapi/%.o: CFLAGS_ALL += -Iqapi
 
 include qapi/tests.mk
+
+# Everything a binary needs to use the generated types, converters and events.
+QAPI_OBJS := $(patsubst %,$(BUILD)/qapi/%.o,qapi-types qapi-json qapi-events) $(BUILD)/qapi/qapi-runtime.o

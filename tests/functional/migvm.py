@@ -386,9 +386,10 @@ class QMPClient:
             pass
 
     # -- raw bytes
-    def send_raw(self, data):
+    def send_raw(self, data, timeout=None):
         if isinstance(data, str):
             data = data.encode("utf-8")
+        self.sock.settimeout(max(self.timeout, 30.0) if timeout is None else timeout)
         self.sock.sendall(data)
 
     def _fill(self, deadline):
@@ -596,6 +597,7 @@ class HMPClient:
         next prompt (echo included)."""
         if isinstance(line, str):
             line = line.encode("utf-8")
+        self.sock.settimeout(self.timeout)
         self.sock.sendall(line + b"\n")
         return self._until_prompt(self.timeout if timeout is None else timeout)
 

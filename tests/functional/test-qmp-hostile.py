@@ -164,7 +164,7 @@ def batch_before_negotiation(h):
     s("pre: quit refused", cmd("quit"), [err("CommandNotFound", NEG)])
     s("pre: stop refused, id echoed", cmd("stop", id="pre-stop"), [err("CommandNotFound", NEG, id="pre-stop")])
     s("pre: garbage keyword", b"garbage ", [generic("JSON parse error, invalid keyword 'garbage'")])
-    s("pre: control byte", b"\x01", [generic("JSON parse error, stray '\\u0001'")])
+    s("pre: control byte", b"\x01", [generic("JSON parse error, stray '\u0001'")])
     s("pre: top-level string", b'"just a string"', [generic(NOT_OBJECT)])
     s("pre: duplicate key", b'{"execute":"qmp_capabilities","execute":"qmp_capabilities"}', [generic(DUP)])
     s("pre: truncated then ESC", b'{"execute":"qmp_capa\x1b', [parse_error()], tail=True)
@@ -178,7 +178,7 @@ def batch_syntax(h):
     s("keyword garbage", b"garbage ", [generic("JSON parse error, invalid keyword 'garbage'")])
     s("keyword tru", b"tru ", [generic("JSON parse error, invalid keyword 'tru'")])
     s("keyword nul", b"nul ", [generic("JSON parse error, invalid keyword 'nul'")])
-    s("keyword True (case)", b"True ", [generic("JSON parse error, invalid keyword 'True'")])
+    s("keyword True (case)", b"True ", [parse_error()], tail=True)
     s("missing colon", b'{"execute" "query-status"}', [generic("JSON parse error, missing : in object pair")])
     s("missing comma", b'{"execute":"query-status" "id":1}', [generic("JSON parse error, expected separator in dict")])
     s("stray ]", b"]", [generic("JSON parse error, expecting value")])
@@ -192,9 +192,9 @@ def batch_syntax(h):
     s("key not a string", b'{1:"query-status"}', [parse_error()], tail=True)
     s("stray @", b"@", [parse_error("JSON parse error, stray")])
     s("NUL byte", b"\x00", [parse_error("JSON parse error, stray")])
-    s("0xFF byte", b"\xff", [generic("JSON parse error, stray '\\uFFFD'")])
-    s("0xFE byte", b"\xfe", [generic("JSON parse error, stray '\\uFFFD'")])
-    s("ESC byte", b"\x1b", [generic("JSON parse error, stray '\\u001B'")])
+    s("0xFF byte", b"\xff", [generic("JSON parse error, stray '\ufffd'")])
+    s("0xFE byte", b"\xfe", [generic("JSON parse error, stray '\ufffd'")])
+    s("ESC byte", b"\x1b", [generic("JSON parse error, stray '\u001b'")])
     s("five binary bytes", b"\x00\x00\xff\xfe\x01", [parse_error("JSON parse error, stray")] * 5)
     s("invalid UTF-8 outside a string", b"\xc3\x28", [parse_error("JSON parse error, stray")], tail=True)
     s("control byte inside a string", b'"a\x01b"', [parse_error()], tail=True)
@@ -219,7 +219,7 @@ def batch_utf8(h):
 
 def batch_truncated(h):
     s = h.send
-    s("truncated after key, then ESC", b'{"execute":\x1b', [generic("JSON parse error, stray '\\u001B'")])
+    s("truncated after key, then ESC", b'{"execute":\x1b', [generic("JSON parse error, stray '\u001b'")])
     s("truncated in a string, then ESC", b'{"execute":"query-st\x1b', [parse_error()], tail=True)
     s("truncated in a string, then 0xFF", b'{"execute":"query-st\xff', [parse_error()], tail=True)
     s("truncated in arguments, then 0xFF", b'{"execute":"query-status","arguments":{\xff', [parse_error()], tail=True)
@@ -421,7 +421,7 @@ def batch_binary(h):
         s("random binary block %d (4 KiB) then 0xFF" % i, garbage + b"\xff", [ANY_GENERIC], tail=True)
     s("1000 NUL bytes", b"\x00" * 1000, [parse_error("JSON parse error, stray")], tail=True)
     s("all 256 byte values then ESC", bytes(range(256)) + b"\x1b", [ANY_GENERIC], tail=True)
-    s("0xFF 0xFE runs", b"\xff\xfe" * 100, [generic("JSON parse error, stray '\\uFFFD'")] * 200)
+    s("0xFF 0xFE runs", b"\xff\xfe" * 100, [generic("JSON parse error, stray '\ufffd'")] * 200)
     s("control bytes 01..1F except whitespace",
       bytes(b for b in range(1, 32) if b not in (9, 10, 13)), [parse_error("JSON parse error, stray")] * 28)
     s("TLS ClientHello", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(32) + b"\xff", [ANY_GENERIC],
