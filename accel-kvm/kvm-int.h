@@ -82,6 +82,7 @@ typedef struct KvmEvents {
 } KvmEvents;
 
 typedef struct KvmCpuState {
+    uint8_t parked;                 /* never runs: AP without irqchip, HLT, no boot disk */
     uint32_t mp_state;
     uint64_t regs[18];              /* kvm_regs order: rax..r15, rip, rflags */
     KvmSegment segs[8];             /* cs ds es fs gs ss tr ldt */
@@ -117,7 +118,10 @@ typedef struct KvmVcpu {
     uint32_t *msrs;                 /* MSRs this vCPU can save, restore order */
     uint32_t n_msrs;
     KvmCpuState state;
+    struct kvm_sregs power_on_sregs;  /* as KVM created the vCPU */
     bool vmstate_registered;
+    pthread_t thread;               /* the vCPU thread, once thread_ready */
+    int thread_ready;               /* atomic */
 } KvmVcpu;
 
 /* kvm.c */
