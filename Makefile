@@ -54,7 +54,7 @@ include guest/module.mk
 include tests/module.mk
 include bench/module.mk
 # Fragments of rooms still being built: optional until they exist.
--include hw/timer.mk tests/functional/migration.mk tests/interop/interop.mk
+-include tests/functional/migration.mk tests/interop/interop.mk
 
 .PHONY: all check check-unit check-functional check-sanitize demo bench clean distclean help
 

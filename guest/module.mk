@@ -1,1 +1,15 @@
-# guest/: (nothing yet)
+# guest/: the boot-sector test guest (see guest/boot-sector.S), assembled
+# with the C compiler's preprocessor + GNU as and linked flat at 0x7c00.
+GUEST_IMG := $(BUILD)/guest/boot-sector.img
+EXTRA_ALL += $(GUEST_IMG)
+
+$(BUILD)/guest/boot-sector.o: guest/boot-sector.S
+	@mkdir -p $(dir $@)
+	$(call say,AS,$<)
+	$(Q)$(CC) -c -nostdlib -o $@ $<
+
+$(GUEST_IMG): $(BUILD)/guest/boot-sector.o
+	$(call say,LD,$@)
+	$(Q)ld -m elf_x86_64 -nostdlib -Ttext 0x7c00 -e _start --oformat binary -o $@.tmp $<
+	$(Q)test "$$(stat -c %s $@.tmp)" = 512 || { echo "$@: not 512 bytes" >&2; rm -f $@.tmp; exit 1; }
+	$(Q)mv $@.tmp $@

@@ -15,6 +15,7 @@
 #include "memory.h"
 #include "monitor.h"
 #include "serial.h"
+#include "timer-state.h"
 #include "vm.h"
 
 #define COM1_BASE 0x3f8
@@ -39,7 +40,8 @@ static bool machine_build(bool pc, Error **errp)
 {
     const AccelOps *ops;
 
-    if (!accel_select(vm_config.accel, errp)) {
+    /* QEMU registers the clock offsets ("timer") first on every machine. */
+    if (!accel_select(vm_config.accel, errp) || !timers_state_register(errp)) {
         return false;
     }
     ops = accel_current();

@@ -15,3 +15,4 @@ $(BUILD)/tests/unit/test-serial: $(BUILD)/tests/unit/test-serial.o $(BUILD)/hw/s
                                  $(BUILD)/util/error.o
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+include hw/timer.mk

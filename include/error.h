@@ -29,7 +29,8 @@ void error_set(Error **errp, ErrorClass cls, const char *fmt, ...) MIGVM_PRINTF(
 /* Appends ": strerror(os_errno)". */
 void error_setg_errno(Error **errp, int os_errno, const char *fmt, ...) MIGVM_PRINTF(3, 4);
 void error_vset(Error **errp, ErrorClass cls, const char *fmt, va_list ap) MIGVM_PRINTF(3, 0);
-/* Prefix an existing error's message: "context: original". No-op if errp or *errp is NULL. */
+/* Prefix an existing error's message with fmt as given (include any ": " yourself).
+ * No-op if errp or *errp is NULL. */
 void error_prepend(Error **errp, const char *fmt, ...) MIGVM_PRINTF(2, 3);
 /* Move local into *dst (or free it if dst is NULL or already set). */
 void error_propagate(Error **dst, Error *local);

@@ -54,10 +54,6 @@ bool migration_incoming_fill_info(MigrationInfo *info)
     if (incoming.status != MIGRATION_STATUS_NONE) {
         info->has_status = true;
         info->status = incoming.status;
-        if (incoming.status == MIGRATION_STATUS_COMPLETED) {
-            info->has_total_time = true;
-            info->total_time = 0;
-        }
         if (incoming.status == MIGRATION_STATUS_FAILED && incoming.error) {
             info->error_desc = g_strdup(error_get_pretty(incoming.error));
         }

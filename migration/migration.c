@@ -12,7 +12,6 @@
 #include "migration.h"
 #include "channel.h"
 #include "global-state.h"
-#include "../hw/timer-state.h"   /* interop room: until machine_init registers "timer" */
 #include "options.h"
 #include "ram.h"
 #include "savevm.h"
@@ -157,6 +156,8 @@ typedef struct BandwidthMeter {
     int64_t window_start_ns;
     uint64_t window_start_bytes, window_start_pages;
     double bytes_per_ms;            /* last measurement; 0 until the first window ends */
+    int64_t iterate_start_ns;
+    uint64_t iterate_start_bytes;
 } BandwidthMeter;
 
 static void bandwidth_update(BandwidthMeter *m, MigStream *f, uint64_t pending)
@@ -181,11 +182,28 @@ static void bandwidth_update(BandwidthMeter *m, MigStream *f, uint64_t pending)
     m->window_start_pages = pages;
 }
 
+/* Bytes per ms: the last full window, or until one has ended, the average
+ * since iteration began (so the first pass already yields a threshold and a
+ * finished pass does not make the thread spin on syncs). */
+static double bandwidth_estimate(const BandwidthMeter *m, MigStream *f)
+{
+    if (m->bytes_per_ms > 0) {
+        return m->bytes_per_ms;
+    }
+    int64_t span = now_ns() - m->iterate_start_ns;
+    if (span < 1000000) {
+        return 0;
+    }
+    return (double)(mig_stream_bytes_written(f) - m->iterate_start_bytes) * 1e6 / span;
+}
+
 /* Iterate until what is left fits in the downtime limit. true: ready to complete. */
 static bool migration_iterate(MigStream *f, Error **errp)
 {
     BandwidthMeter meter = { .window_start_ns = now_ns() };
     meter.window_start_bytes = mig_stream_bytes_written(f);
+    meter.iterate_start_ns = meter.window_start_ns;
+    meter.iterate_start_bytes = meter.window_start_bytes;
     mig.expected_downtime = (int64_t)migrate_downtime_limit_ms();
     for (;;) {
         if (cancelled()) {
@@ -193,15 +211,13 @@ static bool migration_iterate(MigStream *f, Error **errp)
         }
         uint64_t pending = 0;
         savevm_state_pending(false, &pending);
-        double threshold = meter.bytes_per_ms * (double)migrate_downtime_limit_ms();
-        if (meter.bytes_per_ms > 0 && pending <= threshold) {
+        double threshold = bandwidth_estimate(&meter, f) * (double)migrate_downtime_limit_ms();
+        if (pending <= threshold) {
             pending = 0;
-            savevm_state_pending(true, &pending);       /* syncs the dirty bitmap */
+            savevm_state_pending(true, &pending);       /* syncs the dirty bitmap: a new pass */
             if (pending <= threshold) {
                 return true;
             }
-        } else if (pending == 0) {
-            savevm_state_pending(true, &pending);       /* pass done, not converged yet */
         }
         if (savevm_state_iterate(f, errp) < 0) {
             return false;
@@ -401,7 +417,7 @@ fail:
 
 bool migration_init(Error **errp)
 {
-    return timers_state_register(errp) && ram_mig_init(errp) && global_state_register(errp);
+    return ram_mig_init(errp) && global_state_register(errp);
 }
 
 void migration_shutdown(void)

@@ -99,6 +99,11 @@ static bool register_entry(const char *idstr, uint32_t instance_id, int version_
     se->idstr = g_strdup(idstr);
     se->instance_id = instance_id;
     se->version_id = version_id;
+    /* QEMU 7.2's loader matches PART/END ids against handlers it has not
+     * loaded yet, whose id reads as 0: a live section must never use id 0. */
+    if (ops && ops->save_setup && next_section_id == 0) {
+        next_section_id = 1;
+    }
     se->section_id = next_section_id++;
     se->ops = ops;
     se->vmsd = vmsd;

@@ -311,6 +311,44 @@ static bool opt_serial(CmdlineOptions *o, const char *name, const char *arg, Err
     return true;
 }
 
+/* -drive file=IMG[,format=raw][,if=...][,index=N][,media=disk]: one raw boot disk. */
+static bool opt_drive(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    g_autoptr(GPtrArray) items = split_opts(arg);
+    g_autofree char *file = NULL;
+
+    if (o->drive) {
+        error_setg(errp, "only one drive is supported");
+        return false;
+    }
+    for (guint i = 0; i < items->len; i++) {
+        g_autofree char *key = NULL, *value = NULL;
+        split_key_value(items->pdata[i], &key, &value);
+        if (!value) {
+            error_setg(errp, "invalid option '%s'", key);
+            return false;
+        }
+        if (!strcmp(key, "file")) {
+            g_free(file);
+            file = g_steal_pointer(&value);
+        } else if (!strcmp(key, "format") || !strcmp(key, "media")) {
+            if (strcmp(value, !strcmp(key, "format") ? "raw" : "disk")) {
+                error_setg(errp, "unsupported %s '%s'", key, value);
+                return false;
+            }
+        } else if (strcmp(key, "if") && strcmp(key, "index")) {
+            error_setg(errp, "invalid option '%s'", key);
+            return false;
+        }
+    }
+    if (!file || !*file) {
+        error_setg(errp, "file=IMAGE expected");
+        return false;
+    }
+    o->drive = g_steal_pointer(&file);
+    return true;
+}
+
 static bool opt_incoming(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
 {
     if (!*arg) {
@@ -371,6 +409,7 @@ static const OptionDef options[] = {
     { "qmp", true, opt_qmp, "SPEC           QMP monitor: stdio, unix:PATH,server=on,wait=off, tcp:HOST:PORT,..." },
     { "monitor", true, opt_monitor, "SPEC       HMP monitor (same specs as -qmp), or none" },
     { "serial", true, opt_serial, "SPEC        serial port: stdio, file:PATH, unix:PATH,server=on,wait=off, none" },
+    { "drive", true, opt_drive, "file=IMG[,format=raw] boot disk image (raw)" },
     { "S", false, opt_flag, "                 do not start the vCPUs (use 'cont')" },
     { "incoming", true, opt_incoming, "URI|defer wait for an incoming migration" },
     { "nodefaults", false, opt_flag, "              no default serial port or monitor" },
@@ -440,6 +479,7 @@ void cmdline_options_clear(CmdlineOptions *o)
     g_free(o->name);
     g_free(o->machine);
     g_free(o->serial);
+    g_free(o->drive);
     g_free(o->incoming);
     g_free(o->pidfile);
     memset(o, 0, sizeof(*o));
@@ -468,13 +508,13 @@ bool cmdline_parse(int argc, char **argv, CmdlineOptions *out, Error **errp)
         const char *name = word + (word[1] == '-' ? 2 : 1);
         const OptionDef *def = option_find(name);
         if (!def) {
-            error_setg(errp, "-%s: invalid option", name);
+            error_setg(errp, "%s: invalid option", word);
             return false;
         }
         const char *arg = NULL;
         if (def->has_arg) {
             if (i + 1 >= argc) {
-                error_setg(errp, "-%s: requires an argument", name);
+                error_setg(errp, "%s: requires an argument", word);
                 return false;
             }
             arg = argv[++i];
@@ -482,7 +522,7 @@ bool cmdline_parse(int argc, char **argv, CmdlineOptions *out, Error **errp)
         Error *local = NULL;
         if (!def->fn(out, def->name, arg, &local)) {
             /* Not error_prepend: its separator is the caller's business. */
-            error_setg(errp, "-%s: %s", name, error_get_pretty(local));
+            error_setg(errp, "%s: %s", word, error_get_pretty(local));
             error_free(local);
             return false;
         }

@@ -33,6 +33,7 @@ typedef struct CmdlineOptions {
     GPtrArray *hmp;           /* ChardevSpec* from -monitor (none dropped) */
     bool monitor_given;       /* any -monitor, including none */
     char *serial;             /* -serial text (validated), NULL = default */
+    char *drive;              /* -drive file=IMG: the boot disk image */
     char *incoming;           /* -incoming URI or "defer" */
     char *pidfile;
     bool start_paused;        /* -S */

@@ -31,15 +31,16 @@
 #include "cmdline.h"
 #include "main-loop.h"
 
-#define MIGVM_VERSION_LINE "migvm version 0.1 (QEMU 7.2.0 compatible)"
-
 #include "migration.h"
+
+#define MIGVM_VERSION_LINE "migvm version 0.1 (QEMU 7.2.0 compatible)"
 
 typedef struct Startup {
     CmdlineOptions opts;
     int daemon_ready_fd;      /* write end of the pipe the parent waits on */
     int pidfile_fd;
     bool machine_up;
+    bool migration_up;
     bool monitors_up;
 } Startup;
 
@@ -74,6 +75,7 @@ static bool config_from_options(const CmdlineOptions *o, Error **errp)
     vm_config.machine = g_strdup(o->machine);
     vm_config.incoming = g_strdup(o->incoming);
     vm_config.serial = g_strdup(o->serial);
+    vm_config.drive = g_strdup(o->drive);
     vm_config.kvm_present = kvm_error == NULL;
     vm_config.kvm_enabled = !strcmp(vm_config.accel, "kvm");
     return true;
@@ -87,6 +89,7 @@ static void config_clear(void)
     g_free(vm_config.machine);
     g_free(vm_config.incoming);
     g_free(vm_config.serial);
+    g_free(vm_config.drive);
     memset(&vm_config, 0, sizeof(vm_config));
 }
 
@@ -202,7 +205,7 @@ static bool start_guest(const CmdlineOptions *o, Error **errp)
         if (!runstate_set(RUN_STATE_INMIGRATE, errp)) {
             return false;
         }
-        if (strcmp(o->incoming, "defer") && !migration_incoming_start(o->incoming, errp)) {
+        if (!migration_incoming_start(o->incoming, errp)) {
             g_autofree char *prefix = g_strdup_printf("-incoming %s: ", o->incoming);
             error_add_prefix(errp, prefix);
             return false;
@@ -221,12 +224,16 @@ static bool start_up(Startup *s, Error **errp)
     if (!migration_init(errp)) {
         return false;
     }
+    s->migration_up = true;
     s->monitors_up = true;         /* monitor_cleanup also undoes a partial start */
     return start_monitors(&s->opts, errp) && start_guest(&s->opts, errp);
 }
 
 static void tear_down(Startup *s)
 {
+    if (s->migration_up) {
+        migration_shutdown();      /* an outgoing migration stops before the machine goes */
+    }
     if (s->machine_up) {
         cpus_pause_all();
     }

@@ -138,6 +138,20 @@ def fd_count(pid):
         return None
 
 
+def unix_connect(sock, path, timeout=10.0):
+    """connect() that waits while the listen backlog is full (a socket with a
+    timeout is non-blocking, and AF_UNIX then fails with EAGAIN at once)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return sock.connect(path)
+        except (BlockingIOError, ConnectionRefusedError):
+            # Full backlog, or bound but not listening yet (startup).
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
+
 def pid_alive(pid):
     """True if pid exists and is not a zombie."""
     state = proc_status(pid).get("State", "")
@@ -371,7 +385,7 @@ class QMPClient:
     def unix(cls, path, timeout=10.0):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)
-        s.connect(path)
+        unix_connect(s, path, timeout)
         return cls(s, timeout)
 
     @classmethod
@@ -560,7 +574,7 @@ class HMPClient:
     def unix(cls, path, timeout=10.0):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(timeout)
-        s.connect(path)
+        unix_connect(s, path, timeout)
         return cls(s, timeout)
 
     def close(self):
@@ -609,7 +623,8 @@ class HMPClient:
             raw = raw[:-len(PROMPT)]
         first, sep, rest = raw.partition(b"\r\n")
         echo = strip_ansi(first).strip()
-        if sep and (echo.endswith(line.encode() if isinstance(line, str) else line) or echo == b""):
+        sent = (line.encode("utf-8") if isinstance(line, str) else line).strip()
+        if sep and echo.endswith(sent):
             raw = rest
         return raw.decode("utf-8", "replace")
 

@@ -325,7 +325,7 @@ def batch_arguments(h, commands):
           [generic("Parameter 'multifd-channels' expects uint8_t")])
         s("migrate-set-parameters max-bandwidth not an integer", cmd("migrate-set-parameters",
                                                                       {"max-bandwidth": 1.5}),
-          [desc_where("GenericError about max-bandwidth", lambda d: "max-bandwidth" in d)])
+          [generic("Parameter 'max-bandwidth' expects uint64")])
     st = h.c.cmd_ok("query-status")
     check("no rejected command changed the run state", st.get("status") == "running", repr(st))
 
@@ -345,6 +345,9 @@ def batch_limits(h):
     for _ in range(99):
         exp = [exp]
     check("100-deep id is legal and echoed", r.get("id") == exp, repr(r)[:200])
+    if migvm.qemu_mode():
+        migvm.skip("multi-MiB messages", "QEMU's monitor reads one byte per main-loop iteration: far too slow")
+        return
     big = "b" * (8 * MiB)
     h.c.send_raw(b'{"execute":"query-status","id":"' + big.encode() + b'"}')
     r = h.c.recv_response(timeout=30)
@@ -359,6 +362,7 @@ def huge_string(h):
     pid = h.vm.pid
     base = migvm.rss_kib(pid) or 0
     peak = base
+    hwm_reset = reset_hwm(pid)
     chunk = b"a" * MiB
     h.c.send_raw(b'{"execute":"query-status","id":"')
     reader_err = []
@@ -410,7 +414,19 @@ def huge_string(h):
         return
     check("64 MiB string: RSS stays bounded (< +40 MiB while streaming)", peak - base < 40 * 1024,
           "RSS %d kB at start, peak %d kB" % (base, peak))
-    check("64 MiB string: VmHWM stays bounded (< 100 MiB)", hwm < 100 * 1024, "VmHWM %d kB" % hwm)
+    if hwm_reset:
+        check("64 MiB string: peak RSS (VmHWM) stays bounded (< +40 MiB)", hwm - base < 40 * 1024,
+              "RSS %d kB at start, VmHWM %d kB" % (base, hwm))
+
+
+def reset_hwm(pid):
+    """Reset the kernel's peak-RSS counter (VmHWM) of pid; False if not allowed."""
+    try:
+        with open("/proc/%d/clear_refs" % pid, "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def batch_binary(h):
@@ -461,7 +477,7 @@ def disconnects(vm, count=200, threads=20):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(10)
         try:
-            s.connect(vm.qmp_path)
+            migvm.unix_connect(s, vm.qmp_path)
             kind = i % 5
             if kind == 0:
                 pass                                            # close before reading the greeting

@@ -565,6 +565,10 @@ START_TEST(test_cmdline_full)
     ck_assert(o.monitor_given && o.hmp->len == 0 && o.show_version);
     cmdline_options_clear(&o);
 
+    ck_assert(parse_line("-drive file=/tmp/d,,1.img,format=raw,if=ide,index=0", &o, NULL));
+    ck_assert_str_eq(o.drive, "/tmp/d,1.img");
+    cmdline_options_clear(&o);
+
     ck_assert(parse_line("-smp sockets=2,cores=2 -m 1001k -machine help", &o, NULL));
     ck_assert_int_eq(o.smp_cpus, 4);
     ck_assert_uint_eq(o.ram_size, 126 * 8192);    /* rounded up to 8 KiB */
@@ -577,7 +581,8 @@ START_TEST(test_cmdline_errors)
 {
     static const struct { const char *line, *error; } cases[] = {
         { "-foo", "-foo: invalid option" },
-        { "--foo", "-foo: invalid option" },
+        { "--foo", "--foo: invalid option" },
+        { "--m 0", "--m: invalid size '0'" },
         { "-m", "-m: requires an argument" },
         { "-m x", "-m: invalid size 'x'" },
         { "-m 0", "-m: invalid size '0'" },
@@ -589,6 +594,9 @@ START_TEST(test_cmdline_errors)
         { "-machine pc,foo=on", "-machine: unsupported machine property 'foo'" },
         { "-machine pc,accel=hvf", "-machine: invalid accelerator 'hvf' (kvm or soft)" },
         { "-display gtk", "-display: only 'none' is supported" },
+        { "-drive file=d.img,format=qcow2", "-drive: unsupported format 'qcow2'" },
+        { "-drive if=ide", "-drive: file=IMAGE expected" },
+        { "-drive file=a -drive file=b", "-drive: only one drive is supported" },
         { "-name guest=a,colour=red", "-name: invalid option 'colour'" },
         { "-qmp bogus", "-qmp: unknown character device 'bogus' (stdio, none, file:PATH, unix:PATH or "
                         "tcp:HOST:PORT)" },

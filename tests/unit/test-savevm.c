@@ -338,7 +338,7 @@ END_TEST
 
 START_TEST(test_writer_golden_with_parts)
 {
-    /* ids: ram 0, timer 1, uart 2 */
+    /* ids: ram 1 (a live section never gets id 0, see savevm.c), timer 2, uart 3 */
     ck_assert(register_savevm_live("ram", 0, 4, &fake_ram_ops, &fake_ram, NULL));
     ck_assert(vmstate_register(NULL, 0, &vmstate_timers, &timers, NULL));
     ck_assert(vmstate_register("0000:00:01.0/uart", VMSTATE_INSTANCE_ID_ANY, &vmstate_uart,
@@ -371,28 +371,28 @@ START_TEST(test_writer_golden_with_parts)
     b_raw(w, "pc-i440fx-7.2", 13);
     b_raw(w, "\x08\x00\x01\x00\x00", 5);                 /* OPEN_RETURN_PATH */
     b_raw(w, "\x08\x00\x02\x00\x04\x00\x00\x00\x01", 9); /* PING(1) */
-    b_full_header(w, 0x01, 0, "ram", 0, 4);
+    b_full_header(w, 0x01, 1, "ram", 0, 4);
     b_be64(w, 0x04);
     b_be64(w, 0x10);
-    b_footer(w, 0);
+    b_footer(w, 1);
     for (int i = 0; i < 2; i++) {
         b_u8(w, 0x02);
-        b_be32(w, 0);
+        b_be32(w, 1);
         b_be64(w, 0x10);
-        b_footer(w, 0);
+        b_footer(w, 1);
     }
     b_u8(w, 0x03);
-    b_be32(w, 0);
+    b_be32(w, 1);
     b_be64(w, 0x10);
-    b_footer(w, 0);
-    b_full_header(w, 0x04, 1, "timer", 0, 2);
-    b_be64(w, 0);
-    b_be64(w, 0);
-    b_be64(w, 0);
     b_footer(w, 1);
-    b_full_header(w, 0x04, 2, "0000:00:01.0/uart", 0, 3);
-    b_raw(w, "\x11\x22\x00\x0c", 4);
+    b_full_header(w, 0x04, 2, "timer", 0, 2);
+    b_be64(w, 0);
+    b_be64(w, 0);
+    b_be64(w, 0);
     b_footer(w, 2);
+    b_full_header(w, 0x04, 3, "0000:00:01.0/uart", 0, 3);
+    b_raw(w, "\x11\x22\x00\x0c", 4);
+    b_footer(w, 3);
     b_u8(w, 0x00);
     ck_assert_uint_eq(len, w->len);
     ck_assert(memcmp(d, w->data, len) == 0);

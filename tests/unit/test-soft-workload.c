@@ -65,7 +65,7 @@ static SoftWorkload *soft_cpu_state;     /* what "soft-cpu" registered */
 bool vmstate_register(const char *idstr, uint32_t instance_id,
                       const VMStateDescription *vmsd, void *opaque, Error **errp)
 {
-    if (!strcmp(idstr, "soft-cpu")) {
+    if (idstr && !strcmp(idstr, "soft-cpu")) {
         ck_assert_ptr_eq(vmsd, &vmstate_soft_workload);
         soft_cpu_state = opaque;
     }

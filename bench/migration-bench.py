@@ -1,0 +1,452 @@
+#!/usr/bin/env python3
+"""migvm migration benchmark (run by `make bench` through bench/run.sh).
+
+Migrates soft-accelerator guests between two local migvm processes over unix
+and tcp sockets and prints, per migration: total time, setup time, downtime
+(migvm's own figures from query-migrate, plus a downtime measured from the
+outside: source STOP event -> destination RESUME event timestamps), the RAM
+counters, the throughput (ram.transferred / total-time) and its ratio to this
+machine's socket bandwidth for the same transport, measured in the same run
+with build/bench/sockbw.  See bench/README.md for how to read the table.
+
+Scenarios, per guest size (default 1G and 4G):
+  idle         -S on both sides, RAM never touched: every page is a zero page
+               (the figure QEMU's `-M none` idle migration is compared with).
+  stopped      RAM full (the workload made one whole pass), guest paused:
+               a pure transfer of non-zero pages, no dirtying.
+  live-R       RAM full, the workload running at dirty-rate R MiB/s
+               (default 64): a converging live migration.
+  unthrottled  dirty-rate 0 (the whole RAM re-dirtied continuously): expected
+               never to converge at the 300 ms downtime limit; polled for a
+               fixed time, then cancelled; the row shows what it reached.
+The full-RAM guests form a chain so the RAM is filled only once per size:
+filler(rate 0) -unthrottled try, cancelled- ; stop ; -unix-> A(paused) -tcp->
+B(paused) ; cont B ; -unix-> C(live) -tcp-> D(live).  Every destination is
+started with -accel soft,dirty-rate=R, so once resumed it dirties at R.
+
+Options: --sizes 1G,4G  --transports unix,tcp  --rate 64  --unthrottled-secs 15
+         --unthrottled-sizes 1G  --no-qemu  --deadline 120  --sockbw-mib 2048
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+os.chdir(ROOT)      # BUILD is relative to the repository, as in make
+sys.path.insert(0, os.path.join(ROOT, "tests", "functional"))
+import migvm  # noqa: E402  (the functional tests' helper library)
+
+BUILD = os.environ.get("BUILD", "build")
+MIB = 1 << 20
+TERMINAL = ("completed", "failed", "cancelled")
+
+
+# --------------------------------------------------------------------------
+# Machine and yardstick
+
+def machine_summary():
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = "?"
+    try:
+        with open("/proc/meminfo") as f:
+            kib = int(f.readline().split()[1])
+            mem = "%.1f GiB" % (kib / 1024 / 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    load = "%.2f %.2f %.2f" % os.getloadavg()
+    others = count_other_vmms()
+    return ("machine: nproc=%d cpu=%r mem=%s kernel=%s loadavg=%s other-vmm-processes=%d"
+            % (os.cpu_count() or 0, model, mem, platform.release(), load, others))
+
+
+def count_other_vmms():
+    """migvm/qemu processes not started by us (they share the 2 cores: noise)."""
+    mine = {vm.pid for vm in migvm._all_vms}
+    n = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) in mine:
+            continue
+        try:
+            with open("/proc/%s/comm" % pid) as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if comm == "migvm" or comm.startswith("qemu-system"):
+            n += 1
+    return n
+
+
+def sockbw(kind, mib, repeat):
+    """Median of `repeat` runs of sockbw, and the samples (MB/s)."""
+    tool = os.path.join(BUILD, "bench", "sockbw")
+    samples = []
+    for _ in range(repeat):
+        out = subprocess.run([tool, kind, str(mib)], capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            raise RuntimeError("sockbw %s failed: %s" % (kind, out.stderr.strip()))
+        samples.append(float(out.stdout.split(":")[1].split()[0]))
+    return statistics.median(samples), samples
+
+
+# --------------------------------------------------------------------------
+# Guests
+
+class Guest:
+    """One VM plus its QMP client and serial file."""
+
+    def __init__(self, size, rate, incoming=None, paused=False, binary=None, extra=(), dir=None):
+        self.dir = dir or migvm.new_tmpdir()
+        self.serial = os.path.join(self.dir, "serial.txt")
+        args = ["-m", size]
+        if binary is None:
+            args += ["-accel", "soft,dirty-rate=%d" % rate, "-serial", "file:%s" % self.serial]
+        args += list(extra)
+        if paused:
+            args.append("-S")
+        if incoming:
+            args += ["-incoming", incoming]
+        saved = os.environ.get("MIGVM_TEST_BINARY")
+        if binary:
+            os.environ["MIGVM_TEST_BINARY"] = binary
+        try:
+            self.vm = migvm.VM(args, tmpdir=self.dir).launch()
+        finally:
+            if binary:
+                if saved is None:
+                    del os.environ["MIGVM_TEST_BINARY"]
+                else:
+                    os.environ["MIGVM_TEST_BINARY"] = saved
+        self.qmp = self.vm.qmp(timeout=30.0)
+
+    def serial_text(self):
+        try:
+            with open(self.serial, "rb") as f:
+                return f.read().decode("ascii", "replace")
+        except OSError:
+            return ""
+
+    def wait_full_pass(self, timeout):
+        """The workload prints 'B' after each whole pass over RAM."""
+        return migvm.wait_until(lambda: "B" in self.serial_text(), timeout=timeout, interval=0.05)
+
+    def status(self):
+        return self.qmp.cmd_ok("query-status")["status"]
+
+    def kill(self):
+        self.vm.kill()
+        if self.vm in migvm._all_vms:
+            migvm._all_vms.remove(self.vm)
+
+
+def make_uri(transport, guest_dir):
+    if transport == "unix":
+        return "unix:%s" % os.path.join(guest_dir, "mig.sock")
+    return "tcp:127.0.0.1:%d" % migvm.free_tcp_port()
+
+
+def new_destination(transport, size, rate, binary=None, extra=(), paused=False):
+    """A guest listening for an incoming migration; its unix socket lives in its own dir."""
+    d = migvm.new_tmpdir()
+    uri = make_uri(transport, d)
+    return Guest(size, rate, incoming=uri, paused=paused, binary=binary, extra=extra, dir=d), uri
+
+
+# --------------------------------------------------------------------------
+# One migration
+
+def cpu_seconds(pid):
+    """utime + stime of a process (all threads), in seconds; None if gone."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def cpu_ticks():
+    """(steal, total) jiffies over all CPUs from /proc/stat."""
+    with open("/proc/stat") as f:
+        vals = [int(v) for v in f.readline().split()[1:]]
+    return vals[7] if len(vals) > 7 else 0, sum(vals[:8])
+
+
+def event_time(ev):
+    ts = ev.get("timestamp", {})
+    return ts.get("seconds", 0) + ts.get("microseconds", 0) / 1e6
+
+
+def migrate(src, dst, uri, deadline, cancel_after=None):
+    """Migrate src to dst (already listening on uri); returns a result dict."""
+    src.qmp.cmd_ok("migrate-set-parameters", {"max-bandwidth": 0})
+    src.qmp.clear_events()
+    dst.qmp.clear_events()
+    cpu0 = (cpu_seconds(src.vm.pid), cpu_seconds(dst.vm.pid))
+    steal0 = cpu_ticks()
+    t0 = time.monotonic()
+    src.qmp.cmd_ok("migrate", {"uri": uri})
+    limit = cancel_after if cancel_after is not None else deadline
+    info = {}
+    peak_syncs = 0
+    while True:
+        info = src.qmp.cmd_ok("query-migrate")
+        peak_syncs = max(peak_syncs, info.get("ram", {}).get("dirty-sync-count", 0))
+        if info.get("status") in TERMINAL:
+            break
+        if time.monotonic() - t0 > limit:
+            break
+        time.sleep(0.02)
+    wall_ms = (time.monotonic() - t0) * 1000
+    cpu1 = (cpu_seconds(src.vm.pid), cpu_seconds(dst.vm.pid))
+    steal1 = cpu_ticks()
+    result = {"info": info, "wall_ms": wall_ms, "status": info.get("status", "?")}
+    if steal1[1] > steal0[1]:
+        result["steal"] = 100.0 * (steal1[0] - steal0[0]) / (steal1[1] - steal0[1])
+    if None not in cpu0 + cpu1 and wall_ms > 0:
+        result["cpu"] = tuple(100.0 * (b - a) / (wall_ms / 1000) for a, b in zip(cpu0, cpu1))
+    if result["status"] not in TERMINAL:
+        result["status"] = "no-converge" if cancel_after is not None else "TIMEOUT"
+        src.qmp.cmd_ok("migrate_cancel")
+        migvm.wait_until(lambda: src.qmp.cmd_ok("query-migrate").get("status") in TERMINAL, timeout=30)
+        result["after_cancel"] = src.qmp.cmd_ok("query-migrate").get("status")
+        result["src_after_cancel"] = src.status()
+        return result
+    if result["status"] != "completed":
+        result["error"] = info.get("error-desc", "")
+        return result
+    # Destination side: wait for it to leave inmigrate, then the outside downtime.
+    migvm.wait_until(lambda: dst.status() != "inmigrate", timeout=30)
+    result["dst_status"] = dst.status()
+    stop = src.qmp.wait_event("STOP", timeout=0.5)
+    resume = dst.qmp.wait_event("RESUME", timeout=2.0) if result["dst_status"] == "running" else None
+    if stop and resume:
+        result["ext_downtime_ms"] = (event_time(resume) - event_time(stop)) * 1000
+    return result
+
+
+# --------------------------------------------------------------------------
+# Table
+
+COLS = [("size", 4), ("scenario", 11), ("tr", 4), ("result", 11), ("wall ms", 7), ("total", 7),
+        ("setup", 5), ("down", 5), ("ext-dn", 6), ("xfer MiB", 8), ("dn MiB", 6), ("normal", 8),
+        ("dup", 8), ("syncs", 5), ("MB/s", 6), ("sock MB/s", 9), ("ratio", 5), ("cpu% src/dst", 12), ("steal%", 6)]
+
+
+def fmt_row(values):
+    return "  ".join(str(v).rjust(w) if i not in (1, 3) else str(v).ljust(w)
+                     for i, ((_, w), v) in enumerate(zip(COLS, values)))
+
+
+def row_for(size, scenario, transport, res, sock):
+    info = res["info"]
+    ram = info.get("ram", {})
+    total = info.get("total-time")
+    xfer = ram.get("transferred", 0)
+    secs = (total if total else res["wall_ms"]) / 1000.0
+    mbps = xfer / secs / 1e6 if secs > 0 else 0.0
+    ext = res.get("ext_downtime_ms")
+    return fmt_row([size, scenario, transport, res["status"], "%.0f" % res["wall_ms"],
+                    "-" if total is None else total, info.get("setup-time", "-"),
+                    info.get("downtime", "-"), "-" if ext is None else "%.1f" % ext,
+                    "%.1f" % (xfer / MIB),
+                    "-" if "downtime-bytes" not in ram else "%.1f" % (ram["downtime-bytes"] / MIB), ram.get("normal", 0), ram.get("duplicate", 0),
+                    ram.get("dirty-sync-count", 0), "%.0f" % mbps, "%.0f" % sock,
+                    "%.2f" % (mbps / sock) if sock else "-",
+                    "%.0f/%.0f" % res["cpu"] if "cpu" in res else "-",
+                    "%.0f" % res["steal"] if "steal" in res else "-"])
+
+
+def print_header():
+    print(fmt_row([c for c, _ in COLS]))
+    print(fmt_row(["-" * w for _, w in COLS]))
+
+
+# --------------------------------------------------------------------------
+# Scenarios
+
+class Bench:
+    def __init__(self, opts, sock):
+        self.opts = opts
+        self.sock = sock
+        self.rows = []
+        self.notes = []
+
+    def record(self, size, scenario, transport, res):
+        line = row_for(size, scenario, transport, res, self.sock[transport])
+        self.rows.append(line)
+        print(line, flush=True)
+        if "error" in res:
+            self.notes.append("%s %s %s: error: %s" % (size, scenario, transport, res["error"]))
+        if "after_cancel" in res:
+            info = res["info"]
+            self.notes.append(
+                "%s %s %s: after %.0f s: status %s, dirty-sync-count %s, expected-downtime %s ms, "
+                "dirty-pages-rate %s pages/s, remaining %.1f MiB; migrate_cancel -> %s, source %s"
+                % (size, scenario, transport, res["wall_ms"] / 1000, info.get("status"),
+                   info.get("ram", {}).get("dirty-sync-count"), info.get("expected-downtime"),
+                   info.get("ram", {}).get("dirty-pages-rate"),
+                   info.get("ram", {}).get("remaining", 0) / MIB, res["after_cancel"],
+                   res["src_after_cancel"]))
+        if res.get("status") == "completed" and scenario.startswith("live") and res.get("dst_status") != "running":
+            self.notes.append("%s %s %s: destination is %r after migration, expected running"
+                              % (size, scenario, transport, res.get("dst_status")))
+
+    def idle(self, size):
+        for tr in self.opts.transports:
+            dst, uri = new_destination(tr, size, self.opts.rate, paused=True)
+            src = Guest(size, self.opts.rate, paused=True)
+            res = migrate(src, dst, uri, self.opts.deadline)
+            self.record(size, "idle", tr, res)
+            src.kill()
+            dst.kill()
+
+    def chain(self, size):
+        """filler -> [unthrottled try] -> stopped unix -> stopped tcp -> live unix -> live tcp."""
+        rate = self.opts.rate
+        size_mib = migvm_size_mib(size)
+        filler = Guest(size, 0)
+        if not filler.wait_full_pass(timeout=30 + size_mib / 200):
+            raise RuntimeError("%s guest did not finish a pass over RAM; serial %r"
+                               % (size, filler.serial_text()[:40]))
+        if size in self.opts.unthrottled_sizes:
+            tr = self.opts.transports[0]
+            dst, uri = new_destination(tr, size, 0)
+            res = migrate(filler, dst, uri, self.opts.deadline, cancel_after=self.opts.unthrottled_secs)
+            self.record(size, "unthrottled", tr, res)
+            dst.kill()
+            if res["status"] == "completed":   # converged after all: start over with a fresh filler
+                filler.kill()
+                filler = Guest(size, 0)
+                filler.wait_full_pass(timeout=30 + size_mib / 200)
+        filler.qmp.cmd_ok("stop")
+        src = filler
+        # Paused, full RAM: pure transfer of non-zero pages.
+        for tr in self.opts.transports:
+            dst, uri = new_destination(tr, size, rate)
+            res = migrate(src, dst, uri, self.opts.deadline)
+            self.record(size, "stopped", tr, res)
+            src.kill()
+            if res["status"] != "completed":
+                dst.kill()
+                return
+            src = dst
+        src.qmp.cmd_ok("cont")
+        # Live at the fixed dirty rate.
+        for tr in self.opts.transports:
+            dst, uri = new_destination(tr, size, rate)
+            res = migrate(src, dst, uri, self.opts.deadline)
+            self.record(size, "live-%d" % rate, tr, res)
+            src.kill()
+            if res["status"] != "completed":
+                dst.kill()
+                return
+            src = dst
+        src.kill()
+
+    def qemu_idle(self, size="1G"):
+        qemu = shutil.which("qemu-system-x86_64")
+        if not qemu:
+            self.notes.append("qemu-system-x86_64 not found: no QEMU reference row")
+            return
+        ver = subprocess.run([qemu, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
+        extra = ["-M", "none"]
+        dst, uri = new_destination("unix", size, 0, binary=qemu, extra=extra, paused=True)
+        src = Guest(size, 0, paused=True, binary=qemu, extra=extra)
+        res = migrate(src, dst, uri, self.opts.deadline)
+        self.record(size, "qemu idle", "unix", res)
+        self.notes.append("'qemu idle' row: %s, -M none -m %s -S, max-bandwidth 0, over unix" % (ver, size))
+        src.kill()
+        dst.kill()
+
+
+def migvm_size_mib(size):
+    unit = {"K": 1 / 1024, "M": 1, "G": 1024}.get(size[-1].upper(), 1)
+    return float(size.rstrip("KMGkmg")) * unit
+
+
+def main():
+    ap = argparse.ArgumentParser(description="migvm migration benchmark")
+    ap.add_argument("--sizes", default="1G,4G")
+    ap.add_argument("--transports", default="unix,tcp")
+    ap.add_argument("--rate", type=int, default=64, help="dirty rate of the live scenario, MiB/s")
+    ap.add_argument("--unthrottled-secs", type=float, default=15.0)
+    ap.add_argument("--unthrottled-sizes", default="1G", help="sizes that get the unthrottled try ('' = none)")
+    ap.add_argument("--deadline", type=float, default=120.0, help="seconds per migration before giving up")
+    ap.add_argument("--sockbw-mib", type=int, default=2048)
+    ap.add_argument("--sockbw-repeat", type=int, default=3)
+    ap.add_argument("--no-qemu", action="store_true")
+    ap.add_argument("--scenarios", default="idle,chain,qemu")
+    opts = ap.parse_args()
+    opts.sizes = [s for s in opts.sizes.split(",") if s]
+    opts.transports = [t for t in opts.transports.split(",") if t]
+    opts.unthrottled_sizes = [s for s in opts.unthrottled_sizes.split(",") if s]
+    scenarios = opts.scenarios.split(",")
+
+    if not os.access(migvm.binary(), os.X_OK):
+        print("bench: %s not built (run make bench)" % migvm.binary())
+        return 1
+    t_start = time.monotonic()
+    print(machine_summary())
+    sock = {}
+    for tr in opts.transports:
+        sock[tr], samples = sockbw(tr, opts.sockbw_mib, opts.sockbw_repeat)
+        print("%s socket bandwidth: median %.0f MB/s (samples %s; %d MiB each)"
+              % (tr, sock[tr], ", ".join("%.0f" % s for s in samples), opts.sockbw_mib))
+    print("migvm: %s   max-bandwidth 0 (unlimited), downtime-limit 300 ms (default), live dirty rate %d MiB/s"
+          % (migvm.binary(), opts.rate))
+    print()
+    print_header()
+    bench = Bench(opts, sock)
+    failed = False
+    for size in opts.sizes:
+        for name in ("idle", "chain"):
+            if name not in scenarios:
+                continue
+            try:
+                getattr(bench, name)(size)
+            except Exception as e:  # noqa: BLE001 - report and go on with the next scenario
+                failed = True
+                bench.notes.append("%s %s: %s: %s" % (size, name, type(e).__name__, e))
+                print("  (%s %s aborted: %s)" % (size, name, e), flush=True)
+            finally:
+                migvm.kill_all()
+    if "qemu" in scenarios and not opts.no_qemu:
+        try:
+            bench.qemu_idle()
+        except Exception as e:  # noqa: BLE001
+            bench.notes.append("qemu reference: %s: %s" % (type(e).__name__, e))
+        finally:
+            migvm.kill_all()
+    print()
+    print("columns: wall = migrate command to completion seen by polling (20 ms); total/setup/down = "
+          "query-migrate total-time/setup-time/downtime (ms); ext-dn = source STOP -> destination RESUME "
+          "event timestamps (ms); xfer = ram.transferred; dn = ram.downtime-bytes; normal/dup = ram.normal/duplicate pages; "
+          "MB/s = transferred / total-time (10^6 B/s); ratio = MB/s / socket MB/s; cpu% = CPU time of "
+          "the source/destination process over wall (100 = one core); steal% = the machine's CPU steal time "
+          "during the migration (this host is itself a VM: high steal = the figures are noisy)")
+    for n in bench.notes:
+        print("note: " + n)
+    print("after: " + machine_summary())
+    print("bench time: %.0f s" % (time.monotonic() - t_start))
+    migvm.cleanup()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Scripted conversations run against QEMU 7.2 and migvm, compared
+structurally (shared by test-conformance-qmp.py and test-conformance-hmp.py).
+
+A conversation is a function f(side) that talks to VMs it starts with
+side.start(...) and records exchanges with side.record(name, value, mode).
+It runs once per implementation; afterwards compare() pairs the records by
+name:
+    mode "exact"  the normalised values are equal (timestamps dropped)
+    mode "shape"  same keys and JSON types, recursively (values may differ)
+An exchange listed in DELIBERATE (passed by the test) that differs is counted
+as a deliberate difference, with its reason, not as a failure.
+"""
+
+import re
+
+import qemulib
+from migvm import check
+
+
+def shape(v):
+    """Keys and JSON types, recursively; numbers are one type (QEMU prints a
+    double 0 as `0`)."""
+    if isinstance(v, dict):
+        return {k: shape(x) for k, x in v.items()}
+    if isinstance(v, list):
+        shapes = []
+        for x in v:
+            s = shape(x)
+            if s not in shapes:
+                shapes.append(s)
+        return ["list of", shapes]
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "str"
+    if v is None:
+        return "null"
+    return type(v).__name__
+
+
+def strip_timestamps(v):
+    if isinstance(v, dict):
+        return {k: strip_timestamps(x) for k, x in v.items() if k != "timestamp"}
+    if isinstance(v, list):
+        return [strip_timestamps(x) for x in v]
+    return v
+
+
+class Side:
+    def __init__(self, kind):
+        self.kind = kind
+        self.records = []           # (name, mode, value)
+        self.vms = []
+
+    def start(self, args=(), hmp=False, negotiate=True):
+        vm = qemulib.start(self.kind, args, hmp=hmp)
+        self.vms.append(vm)
+        return vm
+
+    def record(self, name, value, mode="exact"):
+        self.records.append((name, mode, strip_timestamps(value)))
+        return value
+
+    def kill_all(self):
+        for vm in self.vms:
+            vm.kill()
+        self.vms = []
+
+
+def run_both(conversation):
+    """Run the conversation on QEMU then migvm; returns (qemu side, migvm side).
+    An exception on one side is recorded as an exchange that cannot match."""
+    sides = []
+    for kind in ("qemu", "migvm"):
+        side = Side(kind)
+        try:
+            conversation(side)
+        except Exception as e:  # noqa: BLE001 - record and compare what we have
+            side.record("%s (exception)" % conversation.__name__, "%s: %s" % (type(e).__name__, e))
+        finally:
+            side.kill_all()
+        sides.append(side)
+    return sides
+
+
+class Tally:
+    def __init__(self, deliberate):
+        self.deliberate = deliberate      # {exchange name or regex: reason}
+        self.matched = 0
+        self.total = 0
+        self.deliberate_seen = []         # (name, reason)
+
+    def reason_for(self, name):
+        for key, reason in self.deliberate.items():
+            if key == name or re.fullmatch(key, name):
+                return reason
+        return None
+
+    def compare(self, qemu_side, migvm_side):
+        q = {}
+        for name, mode, value in qemu_side.records:
+            q.setdefault(name, (mode, value))
+        m = {}
+        for name, mode, value in migvm_side.records:
+            m.setdefault(name, (mode, value))
+        names = [n for n, _, _ in qemu_side.records] + \
+                [n for n, _, _ in migvm_side.records if n not in q]
+        seen = set()
+        for name in names:
+            if name in seen:
+                continue
+            seen.add(name)
+            self.total += 1
+            if name not in q or name not in m:
+                same = False
+                detail = "only %s has this exchange: %r" % ("QEMU" if name in q else "migvm",
+                                                              (q.get(name) or m.get(name))[1])
+            else:
+                mode, qv = q[name]
+                mv = m[name][1]
+                if mode == "shape":
+                    same = shape(qv) == shape(mv)
+                else:
+                    same = qv == mv
+                detail = "QEMU %r | migvm %r" % (qv, mv)
+            reason = self.reason_for(name)
+            if same:
+                self.matched += 1
+                check("conformance: %s" % name, True)
+            elif reason:
+                self.deliberate_seen.append((name, reason))
+                print("deliberate - %s: %s (%s)" % (name, reason, detail[:300]), flush=True)
+            else:
+                check("conformance: %s" % name, False, detail)
+
+    def summary(self, what):
+        line = "%s conformance: %d of %d exchanges matched QEMU 7.2" % (what, self.matched, self.total)
+        if self.deliberate_seen:
+            line += "; deliberate differences (%d): %s" % (
+                len(self.deliberate_seen), "; ".join("%s [%s]" % d for d in self.deliberate_seen))
+        else:
+            line += "; no deliberate differences"
+        print(line, flush=True)

@@ -1,0 +1,140 @@
+"""Helpers for the interop tests: run the same machine (-M none) as migvm and
+as the real QEMU 7.2, side by side, through tests/functional/migvm.py.
+
+    qemu = qemulib.require_qemu()        # SKIP: ... when qemu-system-x86_64 is missing
+    src = qemulib.start("qemu", ["-S"], pattern=...)
+    dst = qemulib.start("migvm", ["-incoming", "tcp:127.0.0.1:%d" % port])
+
+Both get `-M none -m 4M -nodefaults -display none` and their own accelerator
+(migvm: soft, QEMU: tcg: -M none has no vCPU, so it hardly matters).
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "functional"))
+
+import migvm  # noqa: E402
+from migvm import VM, wait_until  # noqa: E402,F401
+
+QEMU_NAME = "qemu-system-x86_64"
+RAM_SIZE = 4 << 20
+PAGE = 4096
+
+
+def qemu_binary():
+    return shutil.which(QEMU_NAME)
+
+
+def migvm_binary():
+    return os.path.abspath(os.path.join(os.environ.get("BUILD", "build"), "migvm"))
+
+
+def require_qemu_and_migvm():
+    """SKIP the whole test unless both binaries are there; returns the QEMU path."""
+    q = qemu_binary()
+    if not q:
+        migvm.skip_all("%s is not installed (scripts/install-deps.sh installs it)" % QEMU_NAME)
+    m = migvm_binary()
+    if not (os.path.isfile(m) and os.access(m, os.X_OK)):
+        migvm.skip_all("%s not built" % m)
+    return q
+
+
+def machine_args(kind, ram=RAM_SIZE):
+    accel = "tcg" if kind == "qemu" else "soft"
+    return ["-M", "none", "-m", "%dM" % (ram >> 20), "-accel", accel]
+
+
+def start(kind, args=(), hmp=False, ram=RAM_SIZE, loaders=()):
+    """Launch QEMU or migvm with -M none; loaders = [(file, guest address)]
+    become QEMU `-device loader,file=F,addr=A,force-raw=on`."""
+    full = machine_args(kind, ram) + list(args)
+    for path, addr in loaders:
+        if kind != "qemu":
+            raise ValueError("migvm has no loader device")
+        full += ["-device", "loader,file=%s,addr=%#x,force-raw=on" % (path, addr)]
+    vm = VM(full, hmp=hmp)
+    vm.args[0] = qemu_binary() if kind == "qemu" else migvm_binary()
+    vm.kind = kind
+    vm.launch()
+    return vm
+
+
+def start_negotiated(kind, args=(), **kw):
+    vm = start(kind, args, **kw)
+    return vm, vm.qmp()
+
+
+def migration_status(q):
+    return q.cmd_ok("query-migrate").get("status")
+
+
+def wait_migration(q, timeout=30.0, final=("completed", "failed", "cancelled")):
+    """query-migrate's return once the status is final (None on timeout)."""
+    box = {}
+
+    def done():
+        info = q.cmd_ok("query-migrate")
+        box["info"] = info
+        return info.get("status") in final
+
+    wait_until(done, timeout, interval=0.02)
+    info = box.get("info")
+    return info if info and info.get("status") in final else None
+
+
+def dump_ram(vm, q, name, size=RAM_SIZE):
+    """pmemsave the whole RAM of vm into its temp dir; returns the bytes."""
+    path = os.path.join(vm.dir, name)
+    q.cmd_ok("pmemsave", val=0, size=size, filename=path)
+    if not wait_until(lambda: os.path.exists(path) and os.path.getsize(path) == size, 10):
+        raise RuntimeError("pmemsave %s did not produce %d bytes" % (path, size))
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def first_difference(a, b):
+    if len(a) != len(b):
+        return "lengths %d and %d" % (len(a), len(b))
+    for i in range(0, len(a), PAGE):
+        if a[i:i + PAGE] != b[i:i + PAGE]:
+            for j in range(i, i + PAGE):
+                if a[j] != b[j]:
+                    return "first difference at %#x: %02x vs %02x" % (j, a[j], b[j])
+    return "identical"
+
+
+def pattern_bytes(seed, length):
+    """Deterministic non-trivial bytes (no all-zero page)."""
+    out = bytearray(length)
+    x = seed & 0xFFFFFFFF or 1
+    for i in range(length):
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        out[i] = (x & 0xFF) | 1
+    return bytes(out)
+
+
+def run_incoming_only(kind, stream_path, timeout=10.0):
+    """Start a destination with -incoming "exec:cat FILE" and a QMP socket.
+    Returns (vm, q)."""
+    return start_negotiated(kind, ["-incoming", "exec:cat %s" % stream_path])
+
+
+def wait_qemu_exit(vm, timeout=10.0):
+    return vm.wait_exit(timeout)
+
+
+def now():
+    return time.monotonic()
+
+
+def run_capture(args, timeout=10.0):
+    p = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")

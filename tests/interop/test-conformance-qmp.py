@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""QMP conformance: the same scripted conversations against QEMU 7.2 and
+migvm (both -M none -m 4M), replies compared structurally: same keys, same
+JSON types, same error class, same desc where QEMU's text is stable, same id
+echo, same event names and data (timestamps dropped).  The summary line says
+how many exchanges matched and lists each deliberate difference (DELIBERATE
+below is the one place they are declared, with the reason)."""
+
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qemulib  # noqa: E402
+import conformance  # noqa: E402
+from migvm import finish, free_tcp_port, new_tmpdir, wait_until  # noqa: E402
+
+qemulib.require_qemu_and_migvm()
+
+# Where migvm differs from QEMU 7.2 on purpose (exchange name or regex -> reason).
+DELIBERATE = {
+    "greeting: package": "migvm puts its own identity in version.package (qmp-protocol.md 2.1)",
+    "query-version: package": "migvm puts its own identity in version.package (qmp-protocol.md 2.1)",
+}
+
+
+def ex(side, q, name, msg, mode="exact", events=False, args=None, **kw):
+    """Send msg (a command name, a dict, or raw str/bytes), record the reply.
+    mode applies to a success reply; an error reply is always compared exactly.
+    events=True records the events that arrived with it as `name / events`."""
+    q.clear_events()
+    if isinstance(msg, (str, bytes)) and (isinstance(msg, bytes) or msg.lstrip()[:1] in ("{", "[", "'", '"') or
+                                          not msg.replace("-", "").replace("_", "").isalnum()):
+        q.send_raw(msg)
+        reply = q.recv_response()
+    elif isinstance(msg, dict):
+        q.send_raw(json.dumps(msg))
+        reply = q.recv_response()
+    else:
+        reply = q.cmd(msg, args, **kw)
+    if "error" in reply:
+        mode = "exact"
+    side.record(name, reply, mode)
+    if events:
+        before, _ = q.sync("sync")
+        side.record(name + " / events", [e for e in q.events])
+    return reply
+
+
+def wait_status(q, statuses, timeout=30):
+    box = {}
+
+    def ok():
+        box["s"] = q.cmd_ok("query-migrate").get("status")
+        return box["s"] in statuses
+    wait_until(ok, timeout, interval=0.02)
+    return box.get("s")
+
+
+def migration_events(q, final, timeout=30):
+    """MIGRATION/STOP/RESUME events until MIGRATION `final` (pass events kept apart)."""
+    seq, passes = [], []
+    deadline_hit = False
+    while not deadline_hit:
+        try:
+            msg = q.recv(timeout)
+        except (TimeoutError, EOFError):
+            break
+        if "event" not in msg:
+            continue
+        if msg["event"] == "MIGRATION_PASS":
+            passes.append(msg.get("data", {}).get("pass"))
+            continue
+        seq.append([msg["event"], msg.get("data")])
+        if msg["event"] == "MIGRATION" and msg["data"]["status"] in final:
+            break
+    return seq, passes
+
+
+# --------------------------------------------------------------------------
+# Conversations
+
+def conv_greeting(side):
+    vm = side.start(["-S"])
+    c = qemulib.migvm.QMPClient.unix(vm.qmp_path)
+    g = c.greeting
+    side.record("greeting: shape", g, "shape")
+    side.record("greeting: capabilities", g["QMP"]["capabilities"])
+    side.record("greeting: version major.minor", [g["QMP"]["version"]["qemu"]["major"],
+                                                   g["QMP"]["version"]["qemu"]["minor"]])
+    side.record("greeting: package", g["QMP"]["version"]["package"])
+    side.record("greeting: framing (CRLF, ASCII)", [c.last_raw.endswith(b"}\r\n"), c.last_raw.isascii()])
+    ex(side, c, "negotiation: command before qmp_capabilities", "query-status")
+    ex(side, c, "negotiation: command with id before qmp_capabilities", {"execute": "stop", "id": 7})
+    ex(side, c, "negotiation: bad capability name", "qmp_capabilities", {"enable": ["bogus"]})
+    ex(side, c, "negotiation: qmp_capabilities enable oob", "qmp_capabilities", {"enable": ["oob"]})
+    ex(side, c, "negotiation: qmp_capabilities again", "qmp_capabilities")
+    ex(side, c, "query-version", "query-version", "shape")
+    r = c.cmd("query-version")
+    side.record("query-version: package", r["return"]["package"])
+    side.record("query-version: version triple equals greeting", r["return"]["qemu"] == g["QMP"]["version"]["qemu"])
+    ex(side, c, "oob: exec-oob of an in-band command", {"exec-oob": "query-status", "id": 1})
+    ex(side, c, "oob: migrate-recover out of band", {"exec-oob": "migrate-recover", "arguments": {"uri": "tcp:1:1"},
+                                                     "id": 8})
+    c2 = vm.qmp(negotiate=False)
+    ex(side, c2, "negotiation: second connection starts in negotiation mode", "query-status")
+    ex(side, c2, "negotiation: oob capability offered", "qmp_capabilities", {"enable": ["oob"]})
+    ex(side, c2, "oob: exec-oob (not enabled on c1? enabled here) of unknown command",
+       {"exec-oob": "nosuch", "id": "x"})
+
+
+def conv_errors(side):
+    vm = side.start(["-S"])
+    q = vm.qmp()
+    ex(side, q, "error: input not an object (array)", "[1, 2]")
+    ex(side, q, "error: input not an object (string)", '"x"')
+    ex(side, q, "error: input not an object (number)", "42")
+    ex(side, q, "error: unknown key", {"execute": "query-status", "bogus": 1})
+    ex(side, q, "error: exec-oob without oob", {"exec-oob": "query-status"})
+    ex(side, q, "error: execute not a string", {"execute": 1})
+    ex(side, q, "error: execute and exec-oob", {"execute": "stop", "exec-oob": "stop"})
+    ex(side, q, "error: arguments not an object", {"execute": "stop", "arguments": [1]})
+    ex(side, q, "error: no execute", {"arguments": {}})
+    ex(side, q, "error: unknown command (CommandNotFound)", "nosuch-command")
+    ex(side, q, "error: unknown argument", "query-status", {"x": 1})
+    ex(side, q, "error: missing argument", "migrate")
+    ex(side, q, "error: wrong type (string)", "migrate", {"uri": 1})
+    ex(side, q, "error: wrong type (boolean)", "migrate", {"uri": "exec:true", "detach": "yes"})
+    ex(side, q, "error: wrong type (array)", "migrate-set-capabilities", {"capabilities": {}})
+    ex(side, q, "error: wrong type (object)", "migrate-set-capabilities", {"capabilities": [1]})
+    ex(side, q, "error: uint8 out of range", "migrate-set-parameters", {"multifd-channels": 256})
+    ex(side, q, "error: uint8 negative", "migrate-set-parameters", {"compress-level": -1})
+    ex(side, q, "error: uint64 not an integer", "migrate-set-parameters", {"max-bandwidth": 1.5})
+    ex(side, q, "error: bad enum value", "migrate-set-capabilities",
+       {"capabilities": [{"capability": "bogus", "state": True}]})
+    ex(side, q, "error: nested path", "migrate-set-capabilities", {"capabilities": [{"capability": "xbzrle"}]})
+    ex(side, q, "error: JSON parse error (bad keyword)", "garbage ")
+    ex(side, q, "error: JSON parse error (missing colon)", '{"execute" "stop"}')
+    ex(side, q, "error: JSON parse error (control character)", b"\x01")
+    ex(side, q, "error: duplicate key", '{"execute": "stop", "execute": "cont"}')
+    ex(side, q, "error: single-quoted strings accepted", "{'execute': 'query-status', 'id': 'sq'}")
+    ex(side, q, "error: closefd unknown", "closefd", {"fdname": "nosuch"})
+    ex(side, q, "error: getfd without descriptor", "getfd", {"fdname": "x"})
+    ex(side, q, "error: human-monitor-command bad cpu-index", "human-monitor-command",
+       {"command-line": "info status", "cpu-index": 5})
+    ex(side, q, "error: human-monitor-command unknown command", "human-monitor-command",
+       {"command-line": "nosuchcmd"})
+    ex(side, q, "error: still serving after errors", "query-status")
+
+
+def conv_ids(side):
+    vm = side.start(["-S"])
+    q = vm.qmp()
+    for label, raw in [("int", '{"execute": "query-status", "id": 1}'),
+                       ("string", '{"execute": "query-status", "id": "abc"}'),
+                       ("null", '{"execute": "query-status", "id": null}'),
+                       ("object", '{"execute": "query-status", "id": {"a": [1, "b"]}}'),
+                       ("float exponent", '{"execute": "query-status", "id": 1.5e3}'),
+                       ("uint64 max", '{"execute": "query-status", "id": 18446744073709551615}'),
+                       ("negative", '{"execute": "query-status", "id": -5}'),
+                       ("non-ASCII", '{"execute": "query-status", "id": "\u00e9"}'),
+                       ("on error", '{"execute": "nosuch", "id": "e1"}'),
+                       ("on argument error", '{"execute": "migrate", "id": [2]}'),
+                       ("on unknown key error", '{"execute": "stop", "id": 3, "bogus": 1}')]:
+        ex(side, q, "id echo: %s" % label, raw)
+    r = ex(side, q, "id echo: non-ASCII raw bytes", '{"execute": "query-status", "id": "\u00e9"}')
+    side.record("id echo: output is ASCII with \\u escapes", q.last_raw.isascii())
+    q.send_raw('{"execute":"query-status","id":10} garbage {"execute":"query-status","id":11}')
+    got = [q.recv(), q.recv(), q.recv()]
+    side.record("id echo: recovery after garbage between two commands", got)
+    q.send_raw('{"execute":')
+    q.send_raw(' "query-status", "id": "split"}')
+    side.record("streamer: message split over two writes", q.recv())
+
+
+def conv_runstate(side):
+    vm = side.start(["-S"])
+    q = vm.qmp()
+    ex(side, q, "runstate: query-status at -S", "query-status")
+    ex(side, q, "runstate: cont from prelaunch", "cont", events=True)
+    ex(side, q, "runstate: query-status running", "query-status")
+    ex(side, q, "runstate: stop", "stop", events=True)
+    ex(side, q, "runstate: stop again (no event)", "stop", events=True)
+    ex(side, q, "runstate: query-status paused", "query-status")
+    ex(side, q, "runstate: cont", "cont", events=True)
+    ex(side, q, "runstate: system_reset", "system_reset", events=True)
+    ex(side, q, "runstate: query-status after reset", "query-status")
+    ex(side, q, "runstate: query-kvm", "query-kvm", "shape")
+    ex(side, q, "runstate: query-name", "query-name")
+    ex(side, q, "runstate: human-monitor-command info status", "human-monitor-command",
+       {"command-line": "info status"})
+    q.send_raw(json.dumps({"execute": "quit"}))
+    msgs = []
+    while True:
+        try:
+            msgs.append(q.recv(10))
+        except EOFError:
+            break
+    side.record("runstate: quit -> SHUTDOWN event, return, close", msgs)
+    side.record("runstate: process exits after quit", vm.wait_exit(10) == 0)
+
+
+def conv_parameters(side):
+    vm = side.start(["-S"])
+    q = vm.qmp()
+    ex(side, q, "parameters: defaults", "query-migrate-parameters")
+    ex(side, q, "capabilities: defaults", "query-migrate-capabilities")
+    cases = [("downtime-limit", 2000001), ("downtime-limit", 2000000), ("downtime-limit", 0),
+             ("max-bandwidth", -1), ("max-bandwidth", 0), ("compress-level", 10), ("compress-level", 9),
+             ("compress-threads", 0), ("decompress-threads", 0), ("throttle-trigger-threshold", 0),
+             ("throttle-trigger-threshold", 101), ("cpu-throttle-initial", 0), ("cpu-throttle-initial", 100),
+             ("cpu-throttle-increment", 100), ("max-cpu-throttle", 100), ("max-cpu-throttle", 10),
+             ("multifd-channels", 0), ("multifd-zlib-level", 10), ("multifd-zstd-level", 21),
+             ("xbzrle-cache-size", 1000), ("xbzrle-cache-size", 1 << 20), ("announce-initial", 100001),
+             ("announce-max", 100001), ("announce-rounds", 1001), ("announce-step", 0),
+             ("announce-step", 10001), ("multifd-compression", "bogus"), ("multifd-compression", "zlib"),
+             ("tls-creds", None), ("tls-creds", "nosuch"), ("x-checkpoint-delay", 5),
+             ("max-postcopy-bandwidth", 1 << 30), ("cpu-throttle-tailslow", True),
+             ("block-bitmap-mapping", [])]
+    for name, value in cases:
+        ex(side, q, "parameters: set %s=%s" % (name, json.dumps(value)), "migrate-set-parameters", {name: value})
+    ex(side, q, "parameters: after the sets", "query-migrate-parameters")
+    ex(side, q, "parameters: several at once, one bad (no side effect)", "migrate-set-parameters",
+       {"downtime-limit": 500, "cpu-throttle-initial": 0})
+    ex(side, q, "parameters: unchanged after a rejected set", "query-migrate-parameters")
+    for caps, label in [([("postcopy-preempt", True)], "postcopy-preempt alone"),
+                        ([("zero-copy-send", True)], "zero-copy-send without multifd"),
+                        ([("x-colo", True)], "x-colo"),
+                        ([("xbzrle", True), ("events", True), ("return-path", True)], "valid set"),
+                        ([("postcopy-ram", True), ("x-ignore-shared", True)], "postcopy-ram with x-ignore-shared"),
+                        ([("validate-uuid", True)], "validate-uuid")]:
+        ex(side, q, "capabilities: set %s" % label, "migrate-set-capabilities",
+           {"capabilities": [{"capability": c, "state": s} for c, s in caps]})
+    ex(side, q, "capabilities: after the sets", "query-migrate-capabilities")
+
+
+def conv_migrate(side):
+    vm = side.start(["-S"])
+    q = vm.qmp()
+    d = new_tmpdir()
+    ex(side, q, "query-migrate: never migrated", "query-migrate")
+    ex(side, q, "migrate: unknown protocol", "migrate", {"uri": "foo:bar"})
+    ex(side, q, "migrate: fd not found", "migrate", {"uri": "fd:nosuch"})
+    ex(side, q, "migrate: tcp without port", "migrate", {"uri": "tcp:127.0.0.1"})
+    ex(side, q, "migrate: resume without paused migration", "migrate", {"uri": "exec:true", "resume": True})
+    ex(side, q, "migrate-continue: not paused", "migrate-continue", {"state": "pre-switchover"})
+    ex(side, q, "migrate-incoming: without -incoming", "migrate-incoming", {"uri": "tcp:127.0.0.1:1"})
+    ex(side, q, "migrate_cancel: nothing to cancel", "migrate_cancel")
+    ex(side, q, "migrate-start-postcopy: not enabled", "migrate-start-postcopy")
+    q.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": "events", "state": True}])
+    # A migration that fails to connect.
+    ex(side, q, "migrate: connection refused returns {}", "migrate", {"uri": "tcp:127.0.0.1:1"})
+    seq, _ = migration_events(q, ("failed",), 10)
+    side.record("migrate failed: events", seq)
+    ex(side, q, "query-migrate: failed", "query-migrate")
+    ex(side, q, "runstate: source after failed migration", "query-status")
+    # A slow migration: active, then cancelled.
+    q.cmd_ok("cont")
+    q.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 2048})
+    port = free_tcp_port()
+    dst = side.start(["-incoming", "tcp:127.0.0.1:%d" % port])
+    dq = dst.qmp()
+    ex(side, dq, "destination: query-migrate while listening", "query-migrate")
+    ex(side, dq, "destination: query-status", "query-status")
+    ex(side, dq, "destination: migrate while inmigrate", "migrate", {"uri": "exec:true"})
+    ex(side, dq, "destination: migrate-incoming after -incoming URI", "migrate-incoming",
+       {"uri": "tcp:127.0.0.1:1"})
+    q.clear_events()
+    ex(side, q, "migrate: slow tcp", "migrate", {"uri": "tcp:127.0.0.1:%d" % port})
+    side.record("migrate: reaches active", wait_status(q, ("active",), 10))
+    ex(side, q, "query-migrate: active", "query-migrate", "shape")
+    ex(side, q, "migrate: while one is in progress", "migrate", {"uri": "exec:true"})
+    ex(side, q, "capabilities: set while migrating", "migrate-set-capabilities",
+       {"capabilities": [{"capability": "xbzrle", "state": True}]})
+    ex(side, q, "parameters: set while migrating", "migrate-set-parameters", {"downtime-limit": 400})
+    ex(side, q, "runstate: source while migrating", "query-status")
+    ex(side, q, "migrate_cancel: active migration", "migrate_cancel")
+    side.record("migrate cancel: final status", wait_status(q, ("cancelled",), 10))
+    seq, _ = migration_events(q, ("cancelled",), 1)
+    ex(side, q, "query-migrate: cancelled", "query-migrate")
+    ex(side, q, "runstate: source keeps running after cancel", "query-status")
+    dst.wait_exit(5)
+    # A complete migration to a file, events on.
+    q.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 134217728})
+    q.clear_events()
+    path = os.path.join(d, "out.mig")
+    ex(side, q, "migrate: exec to a file", "migrate", {"uri": "exec:cat > %s" % path})
+    seq, passes = migration_events(q, ("completed", "failed"), 20)
+    side.record("migrate completed: MIGRATION/STOP events", seq)
+    side.record("migrate completed: MIGRATION_PASS events", passes)
+    info = ex(side, q, "query-migrate: completed", "query-migrate", "shape")
+    side.record("query-migrate: completed ram.total and remaining",
+                [info.get("return", {}).get("ram", {}).get(k) for k in ("total", "remaining", "page-size")])
+    ex(side, q, "runstate: source after completion", "query-status")
+    ex(side, q, "migrate: again from postmigrate", "migrate", {"uri": "exec:cat > /dev/null"})
+    ex(side, q, "cont: from postmigrate", "cont", events=True)
+    # The destination side of a saved stream.
+    dst2 = side.start(["-incoming", "defer"])
+    q2 = dst2.qmp()
+    ex(side, q2, "destination (defer): query-migrate", "query-migrate")
+    ex(side, q2, "destination (defer): query-status", "query-status")
+    ex(side, q2, "destination (defer): cont sets autostart", "cont", events=True)
+    q2.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": "events", "state": True}])
+    ex(side, q2, "migrate-incoming: bad protocol", "migrate-incoming", {"uri": "foo:bar"})
+    ex(side, q2, "migrate-incoming: exec from the file", "migrate-incoming", {"uri": "exec:cat %s" % path})
+    seq, _ = migration_events(q2, ("completed", "failed"), 20)
+    side.record("destination: events", seq)
+    ex(side, q2, "migrate-incoming: second call", "migrate-incoming", {"uri": "exec:cat %s" % path})
+    ex(side, q2, "destination: query-migrate completed", "query-migrate")
+    ex(side, q2, "destination: run state (source was running, autostart)", "query-status")
+
+
+tally = conformance.Tally(DELIBERATE)
+for conv in (conv_greeting, conv_errors, conv_ids, conv_runstate, conv_parameters, conv_migrate):
+    qemu_side, migvm_side = conformance.run_both(conv)
+    tally.compare(qemu_side, migvm_side)
+tally.summary("QMP")
+finish()
