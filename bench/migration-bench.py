@@ -245,7 +245,7 @@ def migrate(src, dst, uri, deadline, cancel_after=None):
 
 COLS = [("size", 4), ("scenario", 11), ("tr", 4), ("result", 11), ("wall ms", 7), ("total", 7),
         ("setup", 5), ("down", 5), ("ext-dn", 6), ("xfer MiB", 8), ("dn MiB", 6), ("normal", 8),
-        ("dup", 8), ("syncs", 5), ("MB/s", 6), ("sock MB/s", 9), ("ratio", 5), ("cpu% src/dst", 12), ("steal%", 6)]
+        ("dup", 8), ("resent", 6), ("syncs", 5), ("MB/s", 6), ("sock MB/s", 9), ("ratio", 5), ("cpu% src/dst", 12), ("steal%", 6)]
 
 
 def fmt_row(values):
@@ -266,6 +266,7 @@ def row_for(size, scenario, transport, res, sock):
                     info.get("downtime", "-"), "-" if ext is None else "%.1f" % ext,
                     "%.1f" % (xfer / MIB),
                     "-" if "downtime-bytes" not in ram else "%.1f" % (ram["downtime-bytes"] / MIB), ram.get("normal", 0), ram.get("duplicate", 0),
+                    max(0, ram.get("normal", 0) + ram.get("duplicate", 0) - ram.get("total", 0) // 4096),
                     ram.get("dirty-sync-count", 0), "%.0f" % mbps, "%.0f" % sock,
                     "%.2f" % (mbps / sock) if sock else "-",
                     "%.0f/%.0f" % res["cpu"] if "cpu" in res else "-",
@@ -436,7 +437,7 @@ def main():
     print()
     print("columns: wall = migrate command to completion seen by polling (20 ms); total/setup/down = "
           "query-migrate total-time/setup-time/downtime (ms); ext-dn = source STOP -> destination RESUME "
-          "event timestamps (ms); xfer = ram.transferred; dn = ram.downtime-bytes; normal/dup = ram.normal/duplicate pages; "
+          "event timestamps (ms); xfer = ram.transferred; dn = ram.downtime-bytes; normal/dup = ram.normal/duplicate pages; resent = pages sent more than once (normal + dup - RAM pages: what the workload re-dirtied); "
           "MB/s = transferred / total-time (10^6 B/s); ratio = MB/s / socket MB/s; cpu% = CPU time of "
           "the source/destination process over wall (100 = one core); steal% = the machine's CPU steal time "
           "during the migration (this host is itself a VM: high steal = the figures are noisy)")

@@ -64,15 +64,36 @@ static bool ram_block_check_new(const char *name, uint64_t gpa, uint64_t size, E
     return true;
 }
 
+#define RAM_HUGE_ALIGN (2ULL << 20)
+
+/* Anonymous memory aligned to 2 MiB and advised for transparent huge pages:
+ * one fault per 2 MiB instead of per 4 KiB when the guest, or an incoming
+ * migration, first touches it (that first touch dominated migration time). */
+static void *ram_map(uint64_t size)
+{
+    uint64_t span = size + RAM_HUGE_ALIGN;
+    uint8_t *raw = mmap(NULL, span, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (raw == MAP_FAILED) {
+        return NULL;
+    }
+    uint8_t *host = (uint8_t *)(((uintptr_t)raw + RAM_HUGE_ALIGN - 1) & ~(uintptr_t)(RAM_HUGE_ALIGN - 1));
+    if (host > raw) {
+        munmap(raw, host - raw);
+    }
+    munmap(host + size, raw + span - (host + size));
+    madvise(host, size, MADV_HUGEPAGE);     /* advice only: failure is harmless */
+    return host;
+}
+
 RAMBlock *ram_block_add(const char *name, uint64_t gpa, uint64_t size, Error **errp)
 {
     size = (size + MIGVM_PAGE_SIZE - 1) & ~(MIGVM_PAGE_SIZE - 1);
     if (!ram_block_check_new(name, gpa, size, errp)) {
         return NULL;
     }
-    void *host = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (host == MAP_FAILED) {
+    void *host = ram_map(size);
+    if (!host) {
         error_setg_errno(errp, errno, "cannot allocate %llu bytes for RAM block '%s'",
                          (unsigned long long)size, name);
         return NULL;
