@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <poll.h>
+#include <time.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,7 +169,46 @@ static void tune_socket(int fd, bool tcp)
     }
 }
 
-static int tcp_connect(const MigAddress *addr, Error **errp)
+/* connect() that a cancel can interrupt: non-blocking, then poll the socket
+ * and cancel_fd. Returns 0 or an errno value; the socket is left blocking. */
+static int connect_cancellable(int fd, const struct sockaddr *sa, socklen_t len, int cancel_fd)
+{
+    int flags = fcntl(fd, F_GETFL);
+    fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    int err = 0;
+    if (connect(fd, sa, len) < 0) {
+        err = errno;
+    }
+    while (err == EINPROGRESS || err == EAGAIN || err == EINTR) {
+        struct pollfd pfd[2] = { { .fd = fd, .events = POLLOUT }, { .fd = cancel_fd, .events = POLLIN } };
+        if (poll(pfd, cancel_fd >= 0 ? 2 : 1, -1) < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            err = errno;
+            break;
+        }
+        if (cancel_fd >= 0 && (pfd[1].revents & POLLIN)) {
+            err = ECANCELED;
+            break;
+        }
+        if (err == EAGAIN) {
+            /* unix sockets: backlog full; try again when the listener accepts */
+            err = connect(fd, sa, len) < 0 ? errno : 0;
+            if (err == EAGAIN) {
+                struct timespec ts = { 0, 10 * 1000 * 1000 };
+                nanosleep(&ts, NULL);
+            }
+            continue;
+        }
+        socklen_t elen = sizeof(err);
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+    }
+    fcntl(fd, F_SETFL, flags);
+    return err;
+}
+
+static int tcp_connect(const MigAddress *addr, int cancel_fd, Error **errp)
 {
     struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
     struct addrinfo *res = NULL;
@@ -184,12 +225,15 @@ static int tcp_connect(const MigAddress *addr, Error **errp)
             last_errno = errno;
             continue;
         }
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+        last_errno = connect_cancellable(fd, ai->ai_addr, ai->ai_addrlen, cancel_fd);
+        if (last_errno == 0) {
             break;
         }
-        last_errno = errno;
         close(fd);
         fd = -1;
+        if (last_errno == ECANCELED) {
+            break;
+        }
     }
     freeaddrinfo(res);
     if (fd < 0) {
@@ -201,7 +245,7 @@ static int tcp_connect(const MigAddress *addr, Error **errp)
     return fd;
 }
 
-static int unix_connect(const char *path, Error **errp)
+static int unix_connect(const char *path, int cancel_fd, Error **errp)
 {
     struct sockaddr_un sun;
     unix_address(path, &sun);
@@ -210,8 +254,9 @@ static int unix_connect(const char *path, Error **errp)
         error_setg_errno(errp, errno, "Failed to create socket");
         return -1;
     }
-    if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-        error_setg_errno(errp, errno, "Failed to connect to '%s'", path);
+    int err = connect_cancellable(fd, (struct sockaddr *)&sun, sizeof(sun), cancel_fd);
+    if (err) {
+        error_setg_errno(errp, err, "Failed to connect to '%s'", path);
         close(fd);
         return -1;
     }
@@ -267,18 +312,19 @@ static int exec_spawn(const char *cmd, bool to_child, pid_t *child, Error **errp
 
 /* ---- source side ------------------------------------------------------ */
 
-bool mig_channel_connect(const MigAddress *addr, int passed_fd, MigChannel *ch, Error **errp)
+bool mig_channel_connect(const MigAddress *addr, int passed_fd, int cancel_fd,
+                         MigChannel *ch, Error **errp)
 {
     ch->fd = -1;
     ch->child = 0;
     ch->bidirectional = false;
     switch (addr->transport) {
     case MIG_TRANSPORT_TCP:
-        ch->fd = tcp_connect(addr, errp);
+        ch->fd = tcp_connect(addr, cancel_fd, errp);
         ch->bidirectional = true;
         break;
     case MIG_TRANSPORT_UNIX:
-        ch->fd = unix_connect(addr->path, errp);
+        ch->fd = unix_connect(addr->path, cancel_fd, errp);
         ch->bidirectional = true;
         break;
     case MIG_TRANSPORT_EXEC:
@@ -302,12 +348,15 @@ bool mig_channel_connect(const MigAddress *addr, int passed_fd, MigChannel *ch, 
     return ch->fd >= 0;
 }
 
-bool mig_channel_close(MigChannel *ch, Error **errp)
+bool mig_channel_close(MigChannel *ch, bool abort, Error **errp)
 {
     bool ok = true;
     if (ch->fd >= 0) {
         close(ch->fd);
         ch->fd = -1;
+    }
+    if (ch->child > 0 && abort) {
+        kill(ch->child, SIGKILL);
     }
     if (ch->child > 0) {
         int status;
@@ -531,7 +580,7 @@ void mig_listener_free(MigListener *l)
         close(l->fds[i]);
     }
     if (l->pending.fd >= 0) {
-        mig_channel_close(&l->pending, NULL);
+        mig_channel_close(&l->pending, true, NULL);
     }
     if (l->unix_path) {
         unlink(l->unix_path);

@@ -51,12 +51,16 @@ typedef struct MigChannel {
 } MigChannel;
 
 /* Source side: open the channel to addr. For fd:, passed_fd is the descriptor
- * already taken from the monitor (ownership moves to the channel). Blocking:
- * call it from the migration thread. */
-bool mig_channel_connect(const MigAddress *addr, int passed_fd, MigChannel *ch, Error **errp);
-/* Close the fd and reap an exec child. Returns false (errp) if the child
- * exited with an error, so a failed `exec:` command fails the migration. */
-bool mig_channel_close(MigChannel *ch, Error **errp);
+ * already taken from the monitor (ownership moves to the channel). Blocks
+ * until connected, refused, or cancel_fd (an eventfd, or -1) becomes
+ * readable: call it from the migration thread. */
+bool mig_channel_connect(const MigAddress *addr, int passed_fd, int cancel_fd,
+                         MigChannel *ch, Error **errp);
+/* Close the fd and reap an exec child. With abort, the child is killed
+ * first (a failed or cancelled migration must not wait for it). Returns false
+ * (errp) if the child exited with an error, so a failed `exec:` command fails
+ * the migration. */
+bool mig_channel_close(MigChannel *ch, bool abort, Error **errp);
 
 /* Destination side: listen on a socket address, or open exec/fd/file at once.
  * `ready` is called on the main loop (with the BQL) once with the connected

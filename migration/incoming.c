@@ -91,7 +91,7 @@ static void incoming_finish(void *opaque)
 {
     g_thread_join(incoming.thread);
     incoming.thread = NULL;
-    mig_channel_close(&incoming.channel, NULL);
+    mig_channel_close(&incoming.channel, !incoming.load_ok, NULL);
     if (!incoming.load_ok) {
         error_report("load of migration failed: %s",
                      incoming.error ? error_get_pretty(incoming.error) : "unknown error");

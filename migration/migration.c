@@ -23,7 +23,9 @@
 #include "qapi-events.h"
 
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 #include <glib.h>
 
 /* Completion is considered after each iteration round; bandwidth is measured
@@ -40,6 +42,7 @@ typedef struct MigrationState {
     MigAddress addr;
     int passed_fd;             /* fd: transport, taken from the monitor */
     MigStream *f;              /* [lock] for cancel's shutdown */
+    int cancel_fd;             /* eventfd: wakes a connect in progress on cancel */
     Error *error;              /* [lock] error-desc */
     bool continue_requested;   /* [lock] migrate-continue */
     RunState vm_old_state;     /* run state before completion stopped the guest */
@@ -50,7 +53,7 @@ typedef struct MigrationState {
     uint64_t pages_per_second, precopy_bytes, downtime_bytes, transferred;
 } MigrationState;
 
-static MigrationState mig = { .status = MIGRATION_STATUS_NONE, .passed_fd = -1 };
+static MigrationState mig = { .status = MIGRATION_STATUS_NONE, .passed_fd = -1, .cancel_fd = -1 };
 
 static int64_t now_ns(void)
 {
@@ -321,7 +324,7 @@ static void migration_cleanup(MigStream *f, MigStream *rp, MigChannel *ch, bool 
     mig_stream_close(rp, NULL);
     mig_stream_close(f, NULL);
     Error *err = NULL;
-    if (!mig_channel_close(ch, &err) && success) {
+    if (!mig_channel_close(ch, !success, &err) && success) {
         warn_report("%s", error_get_pretty(err));
     }
     error_free(err);
@@ -349,7 +352,7 @@ static gpointer migration_thread(gpointer opaque)
     bool stopped = false;
     MigrationStatus at = MIGRATION_STATUS_SETUP;
 
-    if (!mig_channel_connect(&mig.addr, mig.passed_fd, &ch, &err)) {
+    if (!mig_channel_connect(&mig.addr, mig.passed_fd, mig.cancel_fd, &ch, &err)) {
         goto fail;
     }
     mig.passed_fd = -1;
@@ -495,6 +498,13 @@ bool qmp_migrate(const q_obj_migrate_arg *arg, Error **errp)
     mig.error = NULL;
     mig.continue_requested = false;
     g_mutex_unlock(&mig.lock);
+    if (mig.cancel_fd < 0) {
+        mig.cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    }
+    uint64_t drain;
+    while (read(mig.cancel_fd, &drain, sizeof(drain)) > 0) {
+        /* forget a cancel of an earlier migration */
+    }
     mig.start_ns = now_ns();
     mig.setup_time = mig.total_time = mig.downtime = mig.expected_downtime = 0;
     mig.mbps = 0;
@@ -520,6 +530,10 @@ bool qmp_migrate_cancel(Error **errp)
     g_mutex_lock(&mig.lock);
     if (mig.f) {
         mig_stream_shutdown(mig.f);
+    }
+    uint64_t one = 1;
+    if (mig.cancel_fd >= 0 && write(mig.cancel_fd, &one, sizeof(one)) < 0) {
+        /* an eventfd write cannot fail short of overflow; nothing to do */
     }
     g_cond_broadcast(&mig.cond);
     g_mutex_unlock(&mig.lock);

@@ -18,7 +18,9 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/eventfd.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,6 +39,7 @@ struct MigStream {
     int fd;
     bool owns_fd;
     bool is_socket;
+    int wake_fd;                   /* eventfd: mig_stream_shutdown wakes a blocked poll */
     atomic_bool shut;
     Error *err;
 
@@ -89,6 +92,17 @@ static MigStream *stream_alloc(MigStreamKind kind, int fd, bool owns_fd)
     f->fd = fd;
     f->owns_fd = owns_fd;
     f->is_socket = fd >= 0 && fd_is_socket(fd);
+    f->wake_fd = -1;
+    if (fd >= 0) {
+        f->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        /* A pipe (exec:) that stops reading must not block us beyond a
+         * shutdown: make it non-blocking and wait in poll with wake_fd.
+         * Sockets are woken by shutdown(2); regular files never block. */
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode)) {
+            fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        }
+    }
     f->slot_start_ns = now_ns();
     if (kind == MS_FD_WRITER || kind == MS_MEM_WRITER) {
         f->wbuf = g_malloc(MIG_STREAM_BUF_SIZE);
@@ -179,6 +193,11 @@ void mig_stream_shutdown(MigStream *f)
     if (f->fd >= 0 && f->is_socket) {
         shutdown(f->fd, SHUT_RDWR);
     }
+    if (f->wake_fd >= 0) {
+        uint64_t one = 1;
+        ssize_t n = write(f->wake_fd, &one, sizeof(one));
+        (void)n;
+    }
 }
 
 static bool check_shut(MigStream *f)
@@ -193,13 +212,16 @@ static bool check_shut(MigStream *f)
 /* Wait until fd is ready for `events` (non-blocking fds). */
 static bool wait_fd(MigStream *f, short events)
 {
-    struct pollfd pfd = { .fd = f->fd, .events = events };
-    while (poll(&pfd, 1, -1) < 0) {
+    struct pollfd pfd[2] = {
+        { .fd = f->fd, .events = events },
+        { .fd = f->wake_fd, .events = POLLIN },
+    };
+    while (poll(pfd, f->wake_fd >= 0 ? 2 : 1, -1) < 0) {
         if (errno != EINTR) {
             return false;
         }
     }
-    return true;
+    return !check_shut(f);
 }
 
 /* ---- write side ---- */
@@ -628,6 +650,9 @@ bool mig_stream_close(MigStream *f, Error **errp)
         ok = false;
     }
     error_free(f->err);
+    if (f->wake_fd >= 0) {
+        close(f->wake_fd);
+    }
     if (f->mem) {
         g_byte_array_free(f->mem, true);
     }
