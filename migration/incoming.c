@@ -51,14 +51,17 @@ bool migration_incoming_fill_info(MigrationInfo *info)
     if (incoming.status == MIGRATION_STATUS_NONE && !incoming.listener) {
         return false;
     }
-    if (incoming.status != MIGRATION_STATUS_NONE) {
+    /* While listening QEMU 7.2 shows only socket-address: its incoming state
+     * leaves "none" when the connection arrives (the setup event is sent anyway). */
+    bool listening = incoming.listener && incoming.status == MIGRATION_STATUS_SETUP;
+    if (incoming.status != MIGRATION_STATUS_NONE && !listening) {
         info->has_status = true;
         info->status = incoming.status;
         if (incoming.status == MIGRATION_STATUS_FAILED && incoming.error) {
             info->error_desc = g_strdup(error_get_pretty(incoming.error));
         }
     }
-    if (incoming.listener && incoming.status == MIGRATION_STATUS_SETUP) {
+    if (listening) {
         char **uris = mig_listener_addresses(incoming.listener);
         SocketAddressList **tail = &info->socket_address;
         for (char **u = uris; *u; u++) {
@@ -76,6 +79,12 @@ bool migration_incoming_fill_info(MigrationInfo *info)
                     sa->u.inet.host = g_strndup(hp, colon - hp);
                 }
                 sa->u.inet.port = g_strdup(colon + 1);
+                /* QEMU reports the family it listens on. */
+                if (hp[0] == '[') {
+                    sa->u.inet.has_ipv6 = sa->u.inet.ipv6 = true;
+                } else {
+                    sa->u.inet.has_ipv4 = sa->u.inet.ipv4 = true;
+                }
             }
             *tail = g_new0(SocketAddressList, 1);
             (*tail)->value = sa;

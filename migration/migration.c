@@ -50,7 +50,7 @@ typedef struct MigrationState {
     /* Times (ms) and statistics for query-migrate. */
     int64_t start_ns, setup_time, total_time, downtime, expected_downtime;
     double mbps;
-    uint64_t pages_per_second, precopy_bytes, downtime_bytes, transferred;
+    uint64_t pages_per_second, transferred;
 } MigrationState;
 
 static MigrationState mig = { .status = MIGRATION_STATUS_NONE, .passed_fd = -1, .cancel_fd = -1 };
@@ -159,8 +159,6 @@ typedef struct BandwidthMeter {
     int64_t window_start_ns;
     uint64_t window_start_bytes, window_start_pages;
     double bytes_per_ms;            /* last measurement; 0 until the first window ends */
-    int64_t iterate_start_ns;
-    uint64_t iterate_start_bytes;
 } BandwidthMeter;
 
 static void bandwidth_update(BandwidthMeter *m, MigStream *f, uint64_t pending)
@@ -185,42 +183,29 @@ static void bandwidth_update(BandwidthMeter *m, MigStream *f, uint64_t pending)
     m->window_start_pages = pages;
 }
 
-/* Bytes per ms: the last full window, or until one has ended, the average
- * since iteration began (so the first pass already yields a threshold and a
- * finished pass does not make the thread spin on syncs). */
-static double bandwidth_estimate(const BandwidthMeter *m, MigStream *f)
-{
-    if (m->bytes_per_ms > 0) {
-        return m->bytes_per_ms;
-    }
-    int64_t span = now_ns() - m->iterate_start_ns;
-    if (span < 1000000) {
-        return 0;
-    }
-    return (double)(mig_stream_bytes_written(f) - m->iterate_start_bytes) * 1e6 / span;
-}
-
 /* Iterate until what is left fits in the downtime limit. true: ready to complete. */
 static bool migration_iterate(MigStream *f, Error **errp)
 {
     BandwidthMeter meter = { .window_start_ns = now_ns() };
     meter.window_start_bytes = mig_stream_bytes_written(f);
-    meter.iterate_start_ns = meter.window_start_ns;
-    meter.iterate_start_bytes = meter.window_start_bytes;
     mig.expected_downtime = (int64_t)migrate_downtime_limit_ms();
     for (;;) {
         if (cancelled()) {
             return false;
         }
+        /* QEMU's rule: below the threshold, sync the dirty bitmap (a new
+         * pass) and look again; complete when nothing or less than the
+         * threshold is left. Until the first bandwidth window ends the
+         * threshold is 0: a finished pass with nothing dirty completes. */
         uint64_t pending = 0;
         savevm_state_pending(false, &pending);
-        double threshold = bandwidth_estimate(&meter, f) * (double)migrate_downtime_limit_ms();
-        if (pending <= threshold) {
+        double threshold = meter.bytes_per_ms * (double)migrate_downtime_limit_ms();
+        if (pending < threshold) {
             pending = 0;
-            savevm_state_pending(true, &pending);       /* syncs the dirty bitmap: a new pass */
-            if (pending <= threshold) {
-                return true;
-            }
+            savevm_state_pending(true, &pending);
+        }
+        if (pending == 0 || pending < threshold) {
+            return true;
         }
         if (savevm_state_iterate(f, errp) < 0) {
             return false;
@@ -263,15 +248,12 @@ static bool migration_complete(MigStream *f, bool *stopped, Error **errp)
     bool ok = vm_stop_force_state(RUN_STATE_FINISH_MIGRATE, errp);
     *stopped = was_running;
     int64_t stop_ns = now_ns();
-    uint64_t before = mig_stream_bytes_written(f);
-    mig.precopy_bytes = before;
     if (ok && migrate_cap(MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER)) {
         ok = wait_for_continue();
         stop_ns = now_ns();
     }
     ok = ok && !cancelled() && savevm_state_complete_precopy(f, true, errp);
     ok = ok && mig_stream_flush(f);
-    mig.downtime_bytes = mig_stream_bytes_written(f) - before;
     mig.downtime = (now_ns() - stop_ns) / 1000000;
     bql_unlock();
     return ok && mig_stream_get_error(f, errp);
@@ -465,34 +447,15 @@ static bool migrate_prepare(const q_obj_migrate_arg *arg, Error **errp)
     return true;
 }
 
-bool qmp_migrate(const q_obj_migrate_arg *arg, Error **errp)
+/* A new migration starts in setup (MIGRATION event), as QEMU's migrate_init. */
+static void migration_reset(void)
 {
-    if (!migrate_prepare(arg, errp)) {
-        return false;
-    }
-    MigAddress addr;
-    if (!mig_address_parse(arg->uri, false, &addr, errp)) {
-        return false;
-    }
-    int fd = -1;
-    if (addr.transport == MIG_TRANSPORT_FD) {
-        Monitor *mon = monitor_cur();
-        Error *local = NULL;
-        fd = mon ? monitor_fd_take(mon, addr.fdname, &local) : -1;
-        error_free(local);
-        if (fd < 0) {
-            error_setg(errp, "File descriptor named '%s' has not been found", addr.fdname);
-            mig_address_clear(&addr);
-            return false;
-        }
-    }
     if (mig.thread) {
         g_thread_join(mig.thread);      /* the previous one has ended */
         mig.thread = NULL;
     }
     mig_address_clear(&mig.addr);
-    mig.addr = addr;
-    mig.passed_fd = fd;
+    mig.passed_fd = -1;
     g_mutex_lock(&mig.lock);
     error_free(mig.error);
     mig.error = NULL;
@@ -508,10 +471,58 @@ bool qmp_migrate(const q_obj_migrate_arg *arg, Error **errp)
     mig.start_ns = now_ns();
     mig.setup_time = mig.total_time = mig.downtime = mig.expected_downtime = 0;
     mig.mbps = 0;
-    mig.pages_per_second = mig.precopy_bytes = mig.downtime_bytes = mig.transferred = 0;
+    mig.pages_per_second = mig.transferred = 0;
     ram_pass_hook = pass_event;
     __atomic_store_n(&mig.status, MIGRATION_STATUS_SETUP, __ATOMIC_RELEASE);
     migration_emit_status(MIGRATION_STATUS_SETUP);
+}
+
+/* A URI that cannot be used fails the migration that migration_reset began:
+ * status failed, with error-desc unless the scheme itself is unknown (QEMU 7.2). */
+static bool migration_fail_uri(Error *err, bool with_desc, Error **errp)
+{
+    if (with_desc) {
+        set_error(error_copy(err));
+    }
+    error_propagate(errp, err);
+    status_change(MIGRATION_STATUS_SETUP, MIGRATION_STATUS_FAILED);
+    return false;
+}
+
+static bool uri_scheme_known(const char *uri)
+{
+    static const char *const schemes[] = { "tcp:", "unix:", "exec:", "fd:", "file:" };
+    for (size_t i = 0; i < G_N_ELEMENTS(schemes); i++) {
+        if (g_str_has_prefix(uri, schemes[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool qmp_migrate(const q_obj_migrate_arg *arg, Error **errp)
+{
+    if (!migrate_prepare(arg, errp)) {
+        return false;
+    }
+    migration_reset();
+    Error *err = NULL;
+    MigAddress addr;
+    if (!mig_address_parse(arg->uri, false, &addr, &err)) {
+        return migration_fail_uri(err, uri_scheme_known(arg->uri), errp);
+    }
+    int fd = -1;
+    if (addr.transport == MIG_TRANSPORT_FD) {
+        Monitor *mon = monitor_cur();
+        fd = mon ? monitor_fd_take(mon, addr.fdname, NULL) : -1;
+        if (fd < 0) {
+            error_setg(&err, "File descriptor named '%s' has not been found", addr.fdname);
+            mig_address_clear(&addr);
+            return migration_fail_uri(err, true, errp);
+        }
+    }
+    mig.addr = addr;
+    mig.passed_fd = fd;
     mig.thread = g_thread_new("migration", migration_thread, NULL);
     return true;
 }
@@ -577,8 +588,8 @@ static MigrationStats *ram_info(bool completed)
     s->dirty_sync_count = (int64_t)rs.dirty_sync_count;
     s->page_size = MIGVM_PAGE_SIZE;
     s->pages_per_second = mig.pages_per_second;
-    s->precopy_bytes = mig.precopy_bytes;
-    s->downtime_bytes = mig.downtime_bytes;
+    s->precopy_bytes = rs.precopy_bytes;
+    s->downtime_bytes = rs.downtime_bytes;
     return s;
 }
 

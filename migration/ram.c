@@ -22,6 +22,7 @@
 #include "ram.h"
 #include "savevm.h"
 #include "memory.h"
+#include "vm.h"
 
 #include <inttypes.h>
 #include <string.h>
@@ -49,6 +50,8 @@ typedef struct RAMState {
     RAMBlock *last_sent_block;
     /* Statistics: written by the migration thread, read by query-migrate. */
     uint64_t normal_pages, zero_pages, dirty_sync_count, dirty_pages_rate;
+    uint64_t precopy_bytes, downtime_bytes;
+    bool guest_running;          /* at setup: a stopped guest's bytes are all downtime */
     int64_t last_sync_ns;
     uint64_t dirtied_since_rate;
     /* Destination. */
@@ -85,6 +88,8 @@ void ram_get_stats(RamStats *out)
     out->zero_pages = __atomic_load_n(&ram_state.zero_pages, __ATOMIC_RELAXED);
     out->dirty_sync_count = __atomic_load_n(&ram_state.dirty_sync_count, __ATOMIC_RELAXED);
     out->dirty_pages_rate = __atomic_load_n(&ram_state.dirty_pages_rate, __ATOMIC_RELAXED);
+    out->precopy_bytes = __atomic_load_n(&ram_state.precopy_bytes, __ATOMIC_RELAXED);
+    out->downtime_bytes = __atomic_load_n(&ram_state.downtime_bytes, __ATOMIC_RELAXED);
     out->remaining_pages = ram_dirty_pages();
     out->total_bytes = ram_total_size();
 }
@@ -116,6 +121,7 @@ static bool ram_save_setup(MigStream *f, void *opaque, Error **errp)
 {
     RAMState *rs = opaque;
     memset(rs, 0, sizeof(*rs));
+    rs->guest_running = runstate_is_running();      /* [BQL] */
     rs->scan_block = ram_block_first();
     rs->last_sync_ns = now_ns();
     if (!memory_global_dirty_log_start(errp)) {
@@ -164,6 +170,14 @@ static void ram_send_page(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t page
 
 /* Send dirty pages from the scan position. Returns 1 when the bitmap was
  * walked to its end (pass done), 0 when stopped early. */
+/* Page-record bytes count as precopy while the guest runs, else downtime
+ * (QEMU's precopy-bytes / downtime-bytes). */
+static void ram_account(RAMState *rs, uint64_t bytes, bool downtime)
+{
+    uint64_t *counter = downtime || !rs->guest_running ? &rs->downtime_bytes : &rs->precopy_bytes;
+    __atomic_store_n(counter, *counter + bytes, __ATOMIC_RELAXED);
+}
+
 static int ram_send_dirty(MigStream *f, RAMState *rs, bool unlimited)
 {
     int64_t deadline = now_ns() + ITERATE_MAX_NS;
@@ -194,7 +208,9 @@ static int ram_send_dirty(MigStream *f, RAMState *rs, bool unlimited)
 static int ram_save_iterate(MigStream *f, void *opaque, Error **errp)
 {
     RAMState *rs = opaque;
+    uint64_t before = mig_stream_bytes_written(f);
     int done = ram_send_dirty(f, rs, false);
+    ram_account(rs, mig_stream_bytes_written(f) - before, false);
     mig_stream_put_be64(f, RAM_SAVE_FLAG_EOS);
     if (!mig_stream_get_error(f, errp)) {
         return -1;
@@ -219,7 +235,9 @@ static bool ram_save_complete(MigStream *f, void *opaque, Error **errp)
     ram_bitmap_sync();
     rs->scan_block = ram_block_first();
     rs->scan_page = 0;
+    uint64_t before = mig_stream_bytes_written(f);
     ram_send_dirty(f, rs, true);
+    ram_account(rs, mig_stream_bytes_written(f) - before, true);
     mig_stream_put_be64(f, RAM_SAVE_FLAG_EOS);
     return mig_stream_get_error(f, errp);
 }

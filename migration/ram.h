@@ -20,6 +20,8 @@ typedef struct RamStats {
     uint64_t dirty_pages_rate;   /* pages/s dirtied, measured at each sync */
     uint64_t remaining_pages;    /* still dirty in the migration bitmap */
     uint64_t total_bytes;        /* RAM being migrated */
+    uint64_t precopy_bytes;      /* page records sent while the guest ran */
+    uint64_t downtime_bytes;     /* page records sent with the guest stopped */
 } RamStats;
 void ram_get_stats(RamStats *out);
 

@@ -250,8 +250,19 @@ static char *completion_generator(const char *text, int state)
 static char **hmp_complete(const char *text, int start, int end)
 {
     g_autofree char *before = g_strndup(rl_line_buffer, start);
-    g_auto(GStrv) words = g_strsplit_set(g_strstrip(before), " \t", -1);
-    guint nwords = *words[0] ? g_strv_length(words) : 0;
+    /* The words before the one being completed (empty tokens from repeated
+     * blanks dropped; an empty line splits into no token at all). */
+    g_auto(GStrv) tokens = g_strsplit_set(before, " \t", -1);
+    const char *words[2] = { NULL, NULL };
+    guint nwords = 0;
+    for (char **t = tokens; *t; t++) {
+        if (**t) {
+            if (nwords < 2) {
+                words[nwords] = *t;
+            }
+            nwords++;
+        }
+    }
 
     rl_attempted_completion_over = 1;   /* never fall back to file names */
     if (completion_words) {
@@ -324,6 +335,9 @@ static bool start_readline_console(void)
     rl_readline_name = "migvm";
     rl_catch_signals = 0;               /* SIGINT/SIGTERM belong to the main loop */
     rl_attempted_completion_function = hmp_complete;
+    /* QEMU's line editor sends no bracketed-paste escapes; scripts driving a
+     * pty should not see ESC[?2004h around every prompt. */
+    rl_variable_bind("enable-bracketed-paste", "off");
     atexit(rl_restore_terminal);
     monitor_puts(rl_mon, HMP_BANNER);
     rl_start_reading();

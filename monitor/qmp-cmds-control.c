@@ -71,6 +71,15 @@ CommandInfoList *qmp_query_commands(Error **errp)
 void qmp_marshal_query_qmp_schema(json_object *args, json_object **ret, Error **errp)
 {
     static json_object *schema;
+    /* Hand-written ('gen': false), so check "no arguments" as a generated
+     * marshaller would. */
+    if (args) {
+        json_object_object_foreach(args, key, val) {
+            (void)val;
+            error_setg(errp, "Parameter '%s' is unexpected", key);
+            return;
+        }
+    }
     if (!schema) {
         schema = json_tokener_parse(qmp_schema_json);
         if (!schema) {

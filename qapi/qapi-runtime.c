@@ -79,9 +79,17 @@ void qapi_error_unexpected(Error **errp, const char *path)
     error_setg(errp, "Parameter '%s' is unexpected", shown(path));
 }
 
+/* QEMU 7.2 names a bad enum value by the member's own name, not its path
+ * ("capability", not "capabilities[0].capability"); a list element has no
+ * name of its own and shows as 'null'. */
 void qapi_error_value(Error **errp, const char *path, const char *value)
 {
-    error_setg(errp, "Parameter '%s' does not accept value '%s'", shown(path), value);
+    const char *leaf = path ? strrchr(path, '.') : NULL;
+    leaf = leaf ? leaf + 1 : path;
+    if (leaf && strchr(leaf, '[')) {
+        leaf = NULL;
+    }
+    error_setg(errp, "Parameter '%s' does not accept value '%s'", shown(leaf), value);
 }
 
 void qapi_error_expects(Error **errp, const char *path, const char *what)

@@ -18,7 +18,7 @@ import socket
 import struct
 import time
 
-from migvm import VM, QMPError, check, error_of, new_tmpdir, wait_until
+from migvm import VM, QMPError, check, error_of, new_tmpdir, qemu_mode, wait_until
 
 MiB = 1 << 20
 PAGE = 4096
@@ -53,7 +53,7 @@ def start_vm(mem="128M", dirty_rate=None, incoming=None, extra=(), paused=False,
     if machine:
         args += ["-M", machine]
     accel = "soft"
-    if dirty_rate is not None:
+    if dirty_rate is not None and not qemu_mode():
         accel += ",dirty-rate=%d" % dirty_rate
     args += ["-accel", accel]
     serial_path = os.path.join(d, "serial.out")
@@ -69,6 +69,39 @@ def start_vm(mem="128M", dirty_rate=None, incoming=None, extra=(), paused=False,
     if launch:
         vm.launch()
     return vm
+
+
+def children_of(pid):
+    """Direct children of pid (all its threads), from /proc."""
+    out = set()
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                out.update(int(x) for x in f.read().split())
+    except OSError:
+        pass
+    return sorted(out)
+
+
+def descendants_of(pid):
+    """pid's children, grandchildren, ... (e.g. `sh -c CMD` and CMD of an exec: URI)."""
+    out, todo = [], [pid]
+    while todo:
+        for c in children_of(todo.pop()):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+SANITIZER_MARKS = ("runtime error:", "AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer")
+
+
+def sanitizer_report(vm):
+    """The first sanitizer line in vm's stderr (ASan/UBSan builds), or ''."""
+    for line in vm.stderr_text().splitlines():
+        if any(m in line for m in SANITIZER_MARKS):
+            return line
+    return ""
 
 
 def set_events(q, on=True):

@@ -299,6 +299,21 @@ class VM:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+        self._check_sanitizers()
+
+    _SANITIZER = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
+                            r"WARNING: ThreadSanitizer")
+
+    def _check_sanitizers(self):
+        """A sanitizer report on stderr is a failure (only reported when seen)."""
+        if getattr(self, "_sanitizer_checked", False) or self.proc is None:
+            return
+        self._sanitizer_checked = True
+        text = self.stderr_text()
+        m = self._SANITIZER.search(text)
+        if m:
+            check("no sanitizer report from %s" % " ".join(self.args[1:])[:120], False,
+                  text[max(0, m.start() - 200):m.start() + 1500])
 
     def stderr_text(self):
         try:

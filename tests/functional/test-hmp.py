@@ -4,10 +4,9 @@ as socat users drive it, and `-monitor stdio` through a pseudo-terminal with
 GNU readline (prompt, history with the up arrow, tab completion)."""
 
 import os
-import pty
 import re
 import select
-import signal
+import socket
 import subprocess
 import sys
 import time
@@ -161,6 +160,38 @@ def test_socket():
     check("q: QMP client saw SHUTDOWN", q.wait_event("SHUTDOWN", 5) is not None, repr(q.events))
 
 
+def test_socket_hostile():
+    """HMP socket input is as untrusted as QMP's: long lines, binary, abrupt
+    disconnects.  Each time the monitor answers the next command."""
+    vm = VM([], hmp=True).launch()
+    h = vm.hmp()
+    # QEMU reads and echoes byte by byte (far too slow for 1 MiB): a smaller line there.
+    size = 8 << 10 if migvm.qemu_mode() else 1 << 20
+    t = h.cmd("y" * size, timeout=30)
+    check("%d KiB line: an error, the monitor goes on" % (size >> 10), "unknown command" in t and vm.alive(), repr(t[:80]))
+    check_eq("after the long line", h.cmd("info status"), "VM status: running\r\n")
+    h.cmd(bytes(range(0x7f, 0x100)))   # (control characters are line-editing keys for QEMU's readline)
+    check_eq("after non-ASCII bytes in a line", h.cmd("info status"), "VM status: running\r\n")
+    h.cmd(b"\x00\x00info status\x00")
+    check_eq("after NUL bytes", h.cmd("info status"), "VM status: running\r\n")
+    h.cmd('help "unterminated')
+    check_eq("after an unterminated quote", h.cmd("info status"), "VM status: running\r\n")
+    h.close()
+    for i in range(50):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        try:
+            migvm.unix_connect(s, vm.hmp_path)
+            if i % 2:
+                s.sendall(b"info sta")      # half a command, then gone
+        except OSError:
+            pass
+        s.close()
+    check("50 abrupt HMP disconnects: process alive", vm.alive(), vm.stderr_text()[-300:])
+    h = vm.hmp()
+    check_eq("a new HMP client is served after the disconnects", h.cmd("info status"), "VM status: running\r\n")
+
+
 def test_quit_long_name():
     vm = VM([], hmp=True).launch()
     h = vm.hmp()
@@ -273,6 +304,10 @@ def test_stdio_pty():
         out = p.read_until(rb"(xbzrle: |unknown command)[\s\S]*?\(qemu\) ")
         check("stdio: `info mig` TAB `_cap` TAB completes to info migrate_capabilities",
               out is not None and b"xbzrle: " in out, "%r (process status %s)" % (out or p.buf[-300:], p.proc.poll()))
+        died = migvm.wait_until(lambda: p.proc.poll() is not None, 0.5)
+        if not check("stdio: process survived the completion requests", not died,
+                     "exit status %s" % p.proc.poll()):
+            return
         # Commands change state through the terminal too.
         p.send(b"c\r")
         p.read_until(rb"\(qemu\) ")
@@ -296,6 +331,7 @@ def test_stdio_pty():
 def main():
     migvm.require_binary()
     run("HMP over a socket", test_socket)
+    run("HMP hostile input", test_socket_hostile)
     run("HMP quit", test_quit_long_name)
     run("HMP on stdio (pty)", test_stdio_pty)
     migvm.finish()

@@ -22,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from migvm import check, check_eq, finish, require_binary, run  # noqa: E402
+from migvm import check, check_eq, finish, qemu_mode, require_binary, run, skip_all  # noqa: E402
 from miglib import (MiB, collect_events, error_of, event_names, expect_qmp_error, mig_info,  # noqa: E402
                     query_status, serial_size, set_caps, set_events, start_vm, wait_mig_status,
                     wait_run_state, wait_serial_growth, wait_until)
@@ -230,6 +230,8 @@ def test_cancel_in_pre_switchover():
 
 def main():
     require_binary()
+    if qemu_mode():
+        skip_all("needs migvm's soft accelerator workload (-accel soft)")
     t0 = time.monotonic()
     run("parameter errors", test_parameter_errors)
     run("raise max-bandwidth", test_raise_bandwidth)

@@ -28,11 +28,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from migvm import (check, check_eq, finish, free_tcp_port, qemu_mode, require_binary,  # noqa: E402
-                   run, skip)
+                   run, skip, skip_all)
 from miglib import (MiB, check_memory_pattern, collect_events, drain_events, error_of,  # noqa: E402
-                    event_names, is_subsequence, mig_info, pmemsave, query_status, send_fd,
+                    event_names, is_subsequence, mig_info, pmemsave, query_status, sanitizer_report, send_fd,
                     serial_size, serial_text, set_events, start_vm, wait_mig_status,
-                    wait_run_state, wait_serial_growth, wait_until)
+                    wait_serial_growth, wait_until)
 
 MEM_MB = 64
 MEM = "%dM" % MEM_MB
@@ -255,6 +255,9 @@ def migrate_case(kind, paused):
             err = error_of(r)
             check_eq("fd: closefd of the consumed name on the %s" % side, err and err[1],
                      "File descriptor named 'fdmig' not found")
+    for side, vm in (("source", src), ("destination", d.vm)):
+        report = sanitizer_report(vm)
+        check("%s: no sanitizer report on the %s" % (name, side), not report, report)
     if getattr(d, "path", None) and os.path.exists(d.path):
         os.unlink(d.path)
     drain_events(qs, 0.01)
@@ -263,7 +266,7 @@ def migrate_case(kind, paused):
 def main():
     require_binary()
     if qemu_mode():
-        print("# running against QEMU: -accel tcg has no workload; memory checks are migvm-specific")
+        skip_all("needs migvm's soft accelerator workload (-accel soft)")
     kinds = ["tcp4", "tcp6", "tcphost", "unix", "exec", "fd", "file"]
     have6 = ipv6_loopback_works()
     t0 = time.monotonic()

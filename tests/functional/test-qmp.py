@@ -3,9 +3,9 @@
 shape, id echo, run states and their events, several clients, TCP, quit and
 SIGTERM (qmp-protocol.md sections 1-4 and 7)."""
 
-import json
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -237,6 +237,9 @@ def test_run_states():
     st = c.cmd_ok("query-status")
     check_eq("-S starts in prelaunch", (st.get("status"), st.get("running")), ("prelaunch", False))
     check_eq("human-monitor-command info status in prelaunch", c.hmp("info status"), "VM status: paused (prelaunch)\r\n")
+    c.cmd_ok("system_reset")
+    check_eq("system_reset in prelaunch stays in prelaunch", c.cmd_ok("query-status").get("status"), "prelaunch")
+    c.clear_events()
 
     # cont: RESUME before the response.
     c.send_raw('{"execute":"cont","id":"c1"}')
@@ -397,6 +400,12 @@ def test_two_clients():
     c.cmd_ok("stop")
     got = sum(1 for m in many if m.wait_event("STOP", 5) is not None)
     check_eq("STOP reaches all 20 extra clients", got, 20)
+    b.send_raw('{"execute":"quit"}')
+    ev = c.wait_event("SHUTDOWN", 5)
+    check("quit by B: SHUTDOWN reaches client C", ev is not None and ev.get("data", {}).get("reason") == "host-qmp-quit",
+          repr(c.events))
+    check("quit by B: client C's connection closes too", c.wait_eof(10))
+    check_eq("quit by B: exit status 0", vm.wait_exit(10), 0)
 
 
 def test_tcp():
@@ -430,6 +439,64 @@ def _try_tcp(port):
         return None
 
 
+def test_oob():
+    vm = VM(["-S"]).launch()
+    c = vm.qmp(negotiate=False)
+    if "oob" not in c.greeting.get("QMP", {}).get("capabilities", []):
+        migvm.skip("exec-oob checks", "the greeting does not offer oob")
+        return
+    check_eq("qmp_capabilities enable=[oob]", c.cmd("qmp_capabilities", enable=["oob"]), {"return": {}})
+    cases = [
+        ("exec-oob of an in-band command", '{"exec-oob":"query-status","id":2}',
+         {"id": 2, "error": {"class": "GenericError", "desc": "The command query-status does not support OOB"}}),
+        ("exec-oob of an unknown command", '{"exec-oob":"nosuch","id":3}',
+         {"id": 3, "error": {"class": "CommandNotFound", "desc": "The command nosuch has not been found"}}),
+        ("exec-oob not a string", '{"exec-oob":1,"id":4}',
+         {"id": 4, "error": {"class": "GenericError", "desc": "QMP input member 'exec-oob' must be a string"}}),
+        ("exec-oob with arguments not an object", '{"exec-oob":"query-status","arguments":[],"id":5}',
+         {"id": 5, "error": {"class": "GenericError", "desc": "QMP input member 'arguments' must be an object"}}),
+        ("execute and exec-oob together", '{"execute":"stop","exec-oob":"stop"}',
+         {"error": {"class": "GenericError", "desc": "QMP input member 'execute' clashes with 'exec-oob'"}}),
+    ]
+    for label, raw, expected in cases:
+        c.send_raw(raw)
+        check_eq("oob: %s" % label, c.recv_response(), expected)
+    check_eq("oob: in-band commands still work", c.cmd_ok("query-status").get("status"), "prelaunch")
+
+
+def test_pipelining_and_early_input():
+    vm = VM(["-S"]).launch()
+    # Input sent before the greeting was read: greeting first, then the answers.
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    migvm.unix_connect(s, vm.qmp_path)
+    s.sendall(b'{"execute":"qmp_capabilities","id":"early"}{"execute":"query-name","id":"n"}')
+    c = QMPClient(s)
+    vm.clients.append(c)
+    check("greeting comes first even when the client spoke first", "QMP" in c.greeting, repr(c.greeting))
+    r1, r2 = c.recv_response(), c.recv_response()
+    check_eq("early input answered in order", (r1, r2), ({"return": {}, "id": "early"}, {"return": {}, "id": "n"}))
+    # 1000 requests in one write: 1000 answers, in order.
+    c.send_raw("".join('{"execute":"query-status","id":%d}' % i for i in range(1000)))
+    ids = [c.recv_response().get("id") for _ in range(1000)]
+    check("1000 pipelined requests answered in order", ids == list(range(1000)),
+          "first mismatch at %r" % next((i for i, x in enumerate(ids) if x != i), None))
+    lines = c.raw_log
+    check("every server message is one ASCII line ending \\r\\n",
+          all(line.endswith(b"\r\n") and line.count(b"\n") == 1 and all(b < 0x80 for b in line) for line in lines),
+          repr([x for x in lines if not x.endswith(b"\r\n")][:2]))
+
+
+def test_stale_socket():
+    d = migvm.new_tmpdir()
+    path = os.path.join(d, "qmp.sock")
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(path)
+    s.close()                        # a socket file left behind by a crashed process
+    vm = VM(["-S"], tmpdir=d).launch()
+    check_eq("starts over a stale socket file", vm.qmp().cmd_ok("query-status").get("status"), "prelaunch")
+
+
 def main():
     migvm.require_binary()
     run("greeting and negotiation", test_greeting_and_negotiation)
@@ -442,6 +509,9 @@ def main():
     run("signals", test_signals)
     run("two clients", test_two_clients)
     run("tcp", test_tcp)
+    run("oob", test_oob)
+    run("pipelining and early input", test_pipelining_and_early_input)
+    run("stale socket", test_stale_socket)
     migvm.finish()
 
 

@@ -11,6 +11,7 @@ An exchange listed in DELIBERATE (passed by the test) that differs is counted
 as a deliberate difference, with its reason, not as a failure.
 """
 
+import difflib
 import re
 
 import qemulib
@@ -125,6 +126,9 @@ class Tally:
                 else:
                     same = qv == mv
                 detail = "QEMU %r | migvm %r" % (qv, mv)
+                if isinstance(qv, str) and isinstance(mv, str) and "\n" in qv + mv:
+                    diff = difflib.unified_diff(qv.splitlines(), mv.splitlines(), "QEMU", "migvm", lineterm="", n=0)
+                    detail = "line diff: " + " ".join(list(diff)[2:])
             reason = self.reason_for(name)
             if same:
                 self.matched += 1

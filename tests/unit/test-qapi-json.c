@@ -392,7 +392,7 @@ START_TEST(test_alternate)
         { "{\"all\": {\"alt\": {\"a\": 1, \"b\": 2}}}", "Parameter 'all.alt.b' is unexpected" },
         { "{\"all\": {\"alts\": [1, \"x\", {}]}}", "Parameter 'all.alts[2].a' is missing" },
         { "{\"all\": {\"alt2\": true}}", "Invalid parameter type for 'all.alt2', expected: TestAltEnum" },
-        { "{\"all\": {\"alt2\": \"bad\"}}", "Parameter 'all.alt2' does not accept value 'bad'" },
+        { "{\"all\": {\"alt2\": \"bad\"}}", "Parameter 'alt2' does not accept value 'bad'" },
         { "{\"all\": {\"alt2\": {\"kind\": \"beta\"}}}", "Parameter 'all.alt2.b' is missing" },
         { "{\"all\": {\"nul\": 1}}", "Invalid parameter type for 'all.nul', expected: null" },
         { "{\"all\": {\"sub\": {\"common\": {}}}}", "Parameter 'all.sub.common.x' is missing" },
