@@ -4,6 +4,7 @@
 #   make                 build build/migvm (runs ./configure, and the install script, when needed)
 #   make check           build and run every test          (BUILD=build)
 #   make check-sanitize  the same, built with ASan+UBSan     (BUILD=build-sanitize)
+#   make check-valgrind  the unit tests under valgrind
 #   make demo            the main job: see README.md
 #   make bench           migration benchmarks (not part of check)
 #   V=1                  show full command lines
@@ -56,7 +57,7 @@ include bench/module.mk
 # Fragments of rooms still being built: optional until they exist.
 -include tests/functional/migration.mk tests/interop/interop.mk
 
-.PHONY: all check check-unit check-functional check-sanitize demo bench clean distclean help
+.PHONY: all check check-unit check-functional check-sanitize check-valgrind demo bench clean distclean help
 
 all: $(BUILD)/migvm $(EXTRA_ALL)
 
@@ -86,6 +87,11 @@ check-functional: all
 
 check-sanitize:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-sanitize SANITIZE=1 OPT=-O1 check
+
+# Unit tests under valgrind (no fork, so leaks are attributed to the test that made them).
+check-valgrind: all $(UNIT_TESTS)
+	$(Q)BUILD=$(BUILD) CK_FORK=no TEST_WRAPPER="valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=1" \
+		scripts/run-tests.sh $(UNIT_TESTS) --
 
 demo: all
 	$(Q)BUILD=$(BUILD) scripts/demo.sh

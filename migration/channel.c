@@ -289,6 +289,7 @@ static int exec_spawn(const char *cmd, bool to_child, pid_t *child, Error **errp
         return -1;
     }
     if (pid == 0) {
+        setpgid(0, 0);      /* its own group: an abort kills the shell's children too */
         int devnull = open("/dev/null", O_RDWR);
         if (to_child) {
             dup2(p[0], 0);
@@ -301,6 +302,7 @@ static int exec_spawn(const char *cmd, bool to_child, pid_t *child, Error **errp
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
+    setpgid(pid, pid);      /* also here: whichever of the two runs first */
     *child = pid;
     if (to_child) {
         close(p[0]);
@@ -356,7 +358,7 @@ bool mig_channel_close(MigChannel *ch, bool abort, Error **errp)
         ch->fd = -1;
     }
     if (ch->child > 0 && abort) {
-        kill(ch->child, SIGKILL);
+        kill(-ch->child, SIGKILL);
     }
     if (ch->child > 0) {
         int status;

@@ -40,7 +40,7 @@ for t in "$@"; do
     case "$t" in
         *.py) /usr/bin/python3 "$t" >"$out" 2>&1 ;;
         *.sh) bash "$t" >"$out" 2>&1 ;;
-        *) "$t" >"$out" 2>&1 ;;
+        *) ${TEST_WRAPPER:-} "$t" >"$out" 2>&1 ;;
     esac
     rc=$?
     cat "$out"

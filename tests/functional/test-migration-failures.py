@@ -32,7 +32,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from migvm import (check, check_eq, finish, free_tcp_port, new_tmpdir, qemu_mode, require_binary,  # noqa: E402
                    run, skip, track_pid)
-from miglib import (MiB, StreamMap, descendants_of, sanitizer_report, collect_events, drain_events, error_of, event_names, expect_qmp_error,  # noqa: E402
+from miglib import (MiB, StreamMap, collect_events, descendants_of, drain_events, error_of,  # noqa: E402
+                    event_names, expect_qmp_error, sanitizer_report,
                     flip, mig_info, patched, pmemsave, query_status, serial_size, set_events, start_vm,
                     wait_mig_status, wait_run_state, wait_serial_growth, wait_until)
 
@@ -239,7 +240,9 @@ def test_cancel_stalled_exec():
     qs.cmd_ok("migrate", uri="exec:sleep 30; true")    # never reads: the pipe fills up
     info = wait_mig_status(qs, ("active", "failed", "completed"), 10)
     check_eq("%s: active" % name, (info or {}).get("status"), "active")
-    for pid in descendants_of(src.pid):    # sh and sleep: killed at the end whatever migvm does
+    # sh and its sleep (the `; true` keeps sh from exec'ing it): killed at the end whatever migvm does.
+    wait_until(lambda: len(descendants_of(src.pid)) >= 2, 5)
+    for pid in descendants_of(src.pid):
         track_pid(pid)
     stuck = wait_until(lambda: mig_info(qs).get("status") != "active", 0.5)
     check("%s: stays active (pipe full)" % name, stuck is None, mig_info(qs))
