@@ -207,8 +207,11 @@ void kvm_vcpu_thread_init(CPUState *cpu)
     memcpy(mask->sigset, &during_run, 8);
     int r = kvm_vcpu_ioctl(v, KVM_SET_SIGNAL_MASK, mask);
     if (r < 0) {
-        error_report("vCPU %d: KVM_SET_SIGNAL_MASK: %s (kicks rely on immediate_exit only)",
+        /* Fall back to taking the (empty-handled) signal anywhere on this
+         * thread: device I/O may then see EINTR, but kicks still work. */
+        error_report("vCPU %d: KVM_SET_SIGNAL_MASK: %s; the kick signal stays unblocked",
                      cpu->index, strerror(-r));
+        pthread_sigmask(SIG_UNBLOCK, &block, NULL);
     }
     g_free(mask);
     v->thread = pthread_self();
