@@ -55,7 +55,7 @@ include guest/module.mk
 include tests/module.mk
 include bench/module.mk
 # Fragments of rooms still being built: optional until they exist.
--include tests/functional/migration.mk tests/interop/interop.mk
+-include tests/functional/migration.mk tests/interop/interop.mk tests/functional/kvm.mk
 
 .PHONY: all check check-unit check-functional check-sanitize check-valgrind demo bench clean distclean help
 
