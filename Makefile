@@ -54,8 +54,9 @@ include accel-kvm/module.mk
 include guest/module.mk
 include tests/module.mk
 include bench/module.mk
+include tests/functional/migration.mk tests/interop/interop.mk
 # Fragments of rooms still being built: optional until they exist.
--include tests/functional/migration.mk tests/interop/interop.mk tests/functional/kvm.mk
+-include tests/functional/kvm.mk
 
 .PHONY: all check check-unit check-functional check-sanitize check-valgrind demo bench clean distclean help
 
