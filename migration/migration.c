@@ -383,6 +383,9 @@ static gpointer migration_thread(gpointer opaque)
     }
     mig.transferred = mig_stream_bytes_written(f);
     mig.total_time = (now_ns() - mig.start_ns) / 1000000;
+    /* The whole stream is out: a cancel that raced with the last flush ends
+     * completed too. Resuming the source now would leave two running copies
+     * of the guest, since the destination has everything it needs. */
     status_change(status_get(), MIGRATION_STATUS_COMPLETED);
     migration_cleanup(f, rp, &ch, stopped);
     return NULL;
