@@ -349,15 +349,21 @@ static bool opt_drive(CmdlineOptions *o, const char *name, const char *arg, Erro
     return true;
 }
 
-static bool opt_incoming(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+/* A non-empty string option: *slot takes a copy (the last one given wins). */
+static bool set_string(char **slot, const char *arg, const char *what, Error **errp)
 {
     if (!*arg) {
-        error_setg(errp, "URI expected (or 'defer')");
+        error_setg(errp, "%s expected", what);
         return false;
     }
-    g_free(o->incoming);
-    o->incoming = g_strdup(arg);
+    g_free(*slot);
+    *slot = g_strdup(arg);
     return true;
+}
+
+static bool opt_incoming(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    return set_string(&o->incoming, arg, "URI (or 'defer')", errp);
 }
 
 static bool opt_only_none(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
@@ -371,13 +377,7 @@ static bool opt_only_none(CmdlineOptions *o, const char *name, const char *arg, 
 
 static bool opt_pidfile(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
 {
-    if (!*arg) {
-        error_setg(errp, "file name expected");
-        return false;
-    }
-    g_free(o->pidfile);
-    o->pidfile = g_strdup(arg);
-    return true;
+    return set_string(&o->pidfile, arg, "file name", errp);
 }
 
 static bool opt_flag(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
