@@ -9,7 +9,7 @@ counters, the throughput (ram.transferred / total-time) and its ratio to this
 machine's socket bandwidth for the same transport, measured in the same run
 with build/bench/sockbw.  See bench/README.md for how to read the table.
 
-Scenarios, per guest size (default 1G and 4G):
+Soft scenarios, per guest size (default 1G and 4G):
   idle         -S on both sides, RAM never touched: every page is a zero page
                (the figure QEMU's `-M none` idle migration is compared with).
   stopped      RAM full (the workload made one whole pass), guest paused:
@@ -24,8 +24,22 @@ filler(rate 0) -unthrottled try, cancelled- ; stop ; -unix-> A(paused) -tcp->
 B(paused) ; cont B ; -unix-> C(live) -tcp-> D(live).  Every destination is
 started with -accel soft,dirty-rate=R, so once resumed it dirties at R.
 
+KVM scenarios, per KVM guest size (default 1G and 4095M: -m 4G cannot start on
+KVM, see below), the boot-sector guest (build/guest/boot-sector.img) on
+-accel kvm, which re-dirties ALL of its RAM continuously (about 1 s per pass
+over 1 GiB here; no rate knob):
+  kvm idle     -S on both sides, RAM never touched.
+  kvm live     the guest running: a live migration while it dirties everything;
+               the note gives the guest passes made during the migration.
+  kvm stopped  RAM full (many passes made), guest paused: pure transfer.
+No chain: every live/stopped row has a fresh source that made one pass (a
+guest migrated in cannot be migrated again yet, see FINDINGS-kvm.txt).  -m 4G fails on KVM ("guest RAM overlaps the KVM TSS"): the
+RAM is one block from address 0 and KVM's TSS/identity-map pages sit just
+below 4 GiB, so 4095M is the largest KVM guest.
+
 Options: --sizes 1G,4G  --transports unix,tcp  --rate 64  --unthrottled-secs 15
          --unthrottled-sizes 1G  --no-qemu  --deadline 120  --sockbw-mib 2048
+         --kvm-sizes 1G,4095M  --scenarios idle,chain,kvm,qemu
 """
 
 import argparse
@@ -45,6 +59,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "functional"))
 import migvm  # noqa: E402  (the functional tests' helper library)
 
 BUILD = os.environ.get("BUILD", "build")
+GUEST_IMG = os.path.join(BUILD, "guest", "boot-sector.img")
 MIB = 1 << 20
 TERMINAL = ("completed", "failed", "cancelled")
 
@@ -110,11 +125,16 @@ def sockbw(kind, mib, repeat):
 class Guest:
     """One VM plus its QMP client and serial file."""
 
-    def __init__(self, size, rate, incoming=None, paused=False, binary=None, extra=(), dir=None):
+    def __init__(self, size, rate, incoming=None, paused=False, binary=None, extra=(), dir=None, kvm=False):
+        """kvm: the boot-sector guest on -accel kvm (rate is ignored: it
+        dirties all of its RAM); otherwise the soft workload at `rate`."""
         self.dir = dir or migvm.new_tmpdir()
         self.serial = os.path.join(self.dir, "serial.txt")
         args = ["-m", size]
-        if binary is None:
+        if kvm:
+            args += ["-accel", "kvm", "-drive", "file=%s,format=raw" % os.path.abspath(GUEST_IMG),
+                     "-serial", "file:%s" % self.serial]
+        elif binary is None:
             args += ["-accel", "soft,dirty-rate=%d" % rate, "-serial", "file:%s" % self.serial]
         args += list(extra)
         if paused:
@@ -160,11 +180,22 @@ def make_uri(transport, guest_dir):
     return "tcp:127.0.0.1:%d" % migvm.free_tcp_port()
 
 
-def new_destination(transport, size, rate, binary=None, extra=(), paused=False):
+def new_destination(transport, size, rate, binary=None, extra=(), paused=False, kvm=False):
     """A guest listening for an incoming migration; its unix socket lives in its own dir."""
     d = migvm.new_tmpdir()
     uri = make_uri(transport, d)
-    return Guest(size, rate, incoming=uri, paused=paused, binary=binary, extra=extra, dir=d), uri
+    return Guest(size, rate, incoming=uri, paused=paused, binary=binary, extra=extra, dir=d, kvm=kvm), uri
+
+
+def kvm_unusable():
+    """Why the KVM rows cannot run, or None."""
+    if not os.path.isfile(GUEST_IMG):
+        return "%s not built" % GUEST_IMG
+    try:
+        os.close(os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC))
+    except OSError as e:
+        return "/dev/kvm: %s" % e.strerror
+    return None
 
 
 # --------------------------------------------------------------------------
@@ -243,7 +274,7 @@ def migrate(src, dst, uri, deadline, cancel_after=None):
 # --------------------------------------------------------------------------
 # Table
 
-COLS = [("size", 4), ("scenario", 11), ("tr", 4), ("result", 11), ("wall ms", 7), ("total", 7),
+COLS = [("size", 5), ("scenario", 11), ("tr", 4), ("result", 11), ("wall ms", 7), ("total", 7),
         ("setup", 5), ("down", 5), ("ext-dn", 6), ("xfer MiB", 8), ("dn MiB", 6), ("normal", 8),
         ("dup", 8), ("resent", 6), ("syncs", 5), ("MB/s", 6), ("sock MB/s", 9), ("ratio", 5), ("cpu% src/dst", 12), ("steal%", 6)]
 
@@ -304,7 +335,7 @@ class Bench:
                    info.get("ram", {}).get("dirty-pages-rate"),
                    info.get("ram", {}).get("remaining", 0) / MIB, res["after_cancel"],
                    res["src_after_cancel"]))
-        if res.get("status") == "completed" and scenario.startswith("live") and res.get("dst_status") != "running":
+        if res.get("status") == "completed" and "live" in scenario and res.get("dst_status") != "running":
             self.notes.append("%s %s %s: destination is %r after migration, expected running"
                               % (size, scenario, transport, res.get("dst_status")))
 
@@ -360,6 +391,55 @@ class Bench:
             src = dst
         src.kill()
 
+    def kvm_filler(self, size):
+        """A running KVM guest that has made one whole pass over its RAM."""
+        g = Guest(size, 0, kvm=True)
+        if not g.wait_full_pass(timeout=30 + migvm_size_mib(size) / 100):
+            raise RuntimeError("%s KVM guest did not finish a pass over RAM; serial %r, stderr %s"
+                               % (size, g.serial_text()[:40], g.vm.stderr_text()[-300:]))
+        return g
+
+    def kvm(self, size):
+        """KVM boot-sector guest: idle, live and stopped, each over every transport. Every live or
+        stopped row starts from a fresh source that made one pass (a guest that was itself migrated in
+        is not used as a source: see tests/functional/FINDINGS-kvm.txt)."""
+        why = kvm_unusable()
+        if why:
+            self.notes.append("%s KVM rows skipped: %s" % (size, why))
+            return
+        deadline = self.opts.deadline
+        for tr in self.opts.transports:
+            dst, uri = new_destination(tr, size, 0, paused=True, kvm=True)
+            src = Guest(size, 0, paused=True, kvm=True)
+            self.record(size, "kvm idle", tr, migrate(src, dst, uri, deadline))
+            src.kill()
+            dst.kill()
+        # Live: the guest keeps re-dirtying all of its RAM; default 300 ms downtime limit.
+        for tr in self.opts.transports:
+            src = self.kvm_filler(size)
+            dst, uri = new_destination(tr, size, 0, kvm=True)
+            b0 = src.serial_text().count("B")
+            res = migrate(src, dst, uri, deadline, cancel_after=deadline)
+            passes = src.serial_text().count("B") - b0
+            self.record(size, "kvm live", tr, res)
+            src.kill()
+            if res["status"] == "completed":
+                d0 = dst.serial_text().count("B")
+                printing = migvm.wait_until(lambda: dst.serial_text().count("B") >= d0 + 2, timeout=20)
+                self.notes.append("%s kvm live %s: the guest made %d whole passes over its RAM during the "
+                                  "migration; the destination %s"
+                                  % (size, tr, passes, "goes on printing 'B'" if printing else
+                                     "did NOT print 2 'B's within 20 s: %r" % dst.serial_text()[-20:]))
+            dst.kill()
+        # Stopped: RAM full, pure transfer.
+        for tr in self.opts.transports:
+            src = self.kvm_filler(size)
+            src.qmp.cmd_ok("stop")
+            dst, uri = new_destination(tr, size, 0, kvm=True)
+            self.record(size, "kvm stopped", tr, migrate(src, dst, uri, deadline))
+            src.kill()
+            dst.kill()
+
     def qemu_idle(self, size="1G"):
         qemu = shutil.which("qemu-system-x86_64")
         if not qemu:
@@ -392,11 +472,14 @@ def main():
     ap.add_argument("--sockbw-mib", type=int, default=2048)
     ap.add_argument("--sockbw-repeat", type=int, default=3)
     ap.add_argument("--no-qemu", action="store_true")
-    ap.add_argument("--scenarios", default="idle,chain,qemu")
+    ap.add_argument("--scenarios", default="idle,chain,kvm,qemu")
+    ap.add_argument("--kvm-sizes", default="1G,4095M",
+                    help="KVM guest sizes (-m 4G cannot start on KVM: 4095M is the largest)")
     opts = ap.parse_args()
     opts.sizes = [s for s in opts.sizes.split(",") if s]
     opts.transports = [t for t in opts.transports.split(",") if t]
     opts.unthrottled_sizes = [s for s in opts.unthrottled_sizes.split(",") if s]
+    opts.kvm_sizes = [s for s in opts.kvm_sizes.split(",") if s]
     scenarios = opts.scenarios.split(",")
 
     if not os.access(migvm.binary(), os.X_OK):
@@ -409,24 +492,25 @@ def main():
         sock[tr], samples = sockbw(tr, opts.sockbw_mib, opts.sockbw_repeat)
         print("%s socket bandwidth: median %.0f MB/s (samples %s; %d MiB each)"
               % (tr, sock[tr], ", ".join("%.0f" % s for s in samples), opts.sockbw_mib))
-    print("migvm: %s   max-bandwidth 0 (unlimited), downtime-limit 300 ms (default), live dirty rate %d MiB/s"
-          % (migvm.binary(), opts.rate))
+    print("migvm: %s   max-bandwidth 0 (unlimited), downtime-limit 300 ms (default), live dirty rate %d MiB/s "
+          "(soft rows; the KVM guest re-dirties all of its RAM)" % (migvm.binary(), opts.rate))
     print()
     print_header()
     bench = Bench(opts, sock)
     failed = False
-    for size in opts.sizes:
-        for name in ("idle", "chain"):
-            if name not in scenarios:
-                continue
-            try:
-                getattr(bench, name)(size)
-            except Exception as e:  # noqa: BLE001 - report and go on with the next scenario
-                failed = True
-                bench.notes.append("%s %s: %s: %s" % (size, name, type(e).__name__, e))
-                print("  (%s %s aborted: %s)" % (size, name, e), flush=True)
-            finally:
-                migvm.kill_all()
+    runs = [(size, name) for size in opts.sizes for name in ("idle", "chain")]
+    runs += [(size, "kvm") for size in opts.kvm_sizes]
+    for size, name in runs:
+        if name not in scenarios:
+            continue
+        try:
+            getattr(bench, name)(size)
+        except Exception as e:  # noqa: BLE001 - report and go on with the next scenario
+            failed = True
+            bench.notes.append("%s %s: %s: %s" % (size, name, type(e).__name__, e))
+            print("  (%s %s aborted: %s)" % (size, name, e), flush=True)
+        finally:
+            migvm.kill_all()
     if "qemu" in scenarios and not opts.no_qemu:
         try:
             bench.qemu_idle()

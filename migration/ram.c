@@ -130,6 +130,10 @@ static bool ram_save_setup(MigStream *f, void *opaque, Error **errp)
     RAMBLOCK_FOREACH(b) {
         ram_block_set_all_dirty(b);
     }
+    /* KVM's log starts all-set (MANUAL_PROTECT with INITIALLY_SET): absorb it
+     * now, while every page is dirty anyway, or the first real sync would
+     * mark again every page pass 1 has already sent. */
+    memory_global_dirty_log_sync();
     /* The first pass is a sync too (QEMU counts it: dirty-sync-count 1). */
     __atomic_store_n(&rs->dirty_sync_count, 1, __ATOMIC_RELAXED);
     if (ram_pass_hook) {

@@ -1,0 +1,476 @@
+/*
+ * ring3 guest, ring 3: the workload and the serial report.
+ *
+ * It dirties [mem_start, mem_start + mem_size) (config block, cut to the
+ * RAM top), split into regions of region_kib, as fast as it can: pass p
+ * rewrites region p mod N with generation g = previous + 1, then verifies
+ * region (p + N/2) mod N, last written half a cycle ago. In a region of
+ * generation g, every 4 KiB page at physical address A holds
+ *   word 0: g    word 1: A    word i >= 2: mix(A, g) ^ (i * 0x9e3779b97f4a7c15)
+ * and the region's stored checksum is the 64-bit sum of all its words; a
+ * page that missed migration still holds an older generation. Every 8th
+ * pass it spins in regspin (regcheck.S), which checks that 14 GPRs and
+ * xmm0-15 survive interrupts. Between passes it watches the PIT and LAPIC
+ * tick counters (kernel.c, read directly) and the TSC.
+ *
+ * Serial output (COM1, 115200 8N1, lines end in "\n"; values decimal
+ * unless 0x-prefixed). The format is stable: new keys only ever get
+ * appended at the end of a line; parse by key.
+ *   BOOT ring3-guest v1 loader=<migvm|bios> ram_top=<hex> lapic=<0|1>
+ *       printed by the kernel, polled, once
+ *   START regions=<n> region_kib=<n> mem_start=<hex> mem_end=<hex>
+ *       once, when ring 3 starts
+ *   seq=<n> pit=<n> lapic=<n> sirq=<n> pages=<n> verified=<n> errors=<n>
+ *       one status line per interval: seq counts from 1 up by exactly 1;
+ *       pit/lapic = timer interrupts so far; sirq = serial interrupts so
+ *       far; pages = pages written so far; verified = pages verified so
+ *       far; errors = ERROR lines so far, including those right after it
+ *   ERROR: <text>
+ *       zero or more after a status line, one per problem found in that
+ *       interval (at most 8, then "ERROR: <n> more errors"):
+ *         region <r> page <hex>: generation <g> expected <g'>
+ *         region <r> page <hex>: holds address <hex>
+ *         region <r> word <hex>: <hex> expected <hex>
+ *         region <r> checksum <hex> expected <hex>
+ *         register <name> <hex> expected <hex>
+ *         <pit|lapic|tsc> went backwards from <n> to <n>
+ *         pit stalled at <n>        (no PIT tick in the interval)
+ *         lapic stalled at <n>      (no LAPIC tick in the interval)
+ *         no timer ticks (pit=<n> lapic=<n>)   (neither timer ticked)
+ *         pit slow: <n> ticks in two intervals
+ *         serial interrupt missing: output polled
+ *         serial output dropped <n> bytes
+ *         unexpected interrupt vector <hex> (total <n>)
+ *         no memory for the workload
+ * An interval normally ends after report_ticks PIT ticks (1 s by default);
+ * when the PIT is not ticking it ends after twice the TSC length of a
+ * good interval (smoothed; about 2 s before any was measured) of running time
+ * (a TSC gap longer than a quarter interval between two passes is a pause,
+ * e.g. stop/cont, and is not counted), so a dead timer still gives lines.
+ * Silence therefore means the vCPU itself stopped.
+ */
+#include "fmt.h"
+#include "ring3.h"
+
+#define REGION_MAX 4096
+#define MAX_ERROR_LINES 8
+#define REGSPIN_EVERY 8                  /* passes */
+#define REGSPIN_ITERATIONS 20000
+#define PAGE 4096
+#define GOLDEN 0x9e3779b97f4a7c15ULL
+
+struct region {
+    uint64_t gen;
+    uint64_t sum;
+};
+
+static struct region regions[REGION_MAX];
+static uint64_t mem_start, region_bytes, nregions;
+static uint64_t pages_written, pages_verified, errors_total;
+static struct line err_lines[MAX_ERROR_LINES];
+static uint32_t err_count;               /* this interval */
+static struct line scratch;
+static uint64_t regs_out[46];
+
+/* ---- system calls and counters ---- */
+
+static inline uint64_t sys2(uint64_t nr, uint64_t a, uint64_t b)
+{
+    __asm__ volatile("int $0x80" : "+a"(nr) : "D"(a), "S"(b) : "memory");
+    return nr;
+}
+
+static void emit(struct line *l)
+{
+    l->text[l->len] = '\n';
+    sys2(SYS_WRITE, (uint64_t)(uintptr_t)l->text, l->len + 1);
+}
+
+static inline uint64_t rdtsc(void)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (uint64_t)hi << 32 | lo;
+}
+
+/* A new ERROR line for this interval; past the cap, a line nobody prints. */
+static struct line *error_line(void)
+{
+    struct line *l = err_count < MAX_ERROR_LINES ? &err_lines[err_count] : &scratch;
+
+    err_count++;
+    line_reset(l);
+    line_str(l, "ERROR: ");
+    return l;
+}
+
+/* ---- memory ---- */
+
+static inline uint64_t mix(uint64_t addr, uint64_t gen)
+{
+    uint64_t x = addr ^ (gen * GOLDEN);
+
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 29;
+    return x;
+}
+
+static uint64_t region_addr(uint64_t r)
+{
+    return mem_start + r * region_bytes;
+}
+
+static void write_region(uint64_t r)
+{
+    uint64_t gen = regions[r].gen + 1, sum = 0;
+    uint64_t base = region_addr(r);
+
+    for (uint64_t a = base; a < base + region_bytes; a += PAGE) {
+        volatile uint64_t *w = (volatile uint64_t *)(uintptr_t)a;
+        uint64_t s = mix(a, gen);
+        w[0] = gen;
+        w[1] = a;
+        sum += gen + a;
+        for (uint64_t i = 2; i < PAGE / 8; i++) {
+            uint64_t v = s ^ (i * GOLDEN);
+            w[i] = v;
+            sum += v;
+        }
+    }
+    regions[r].gen = gen;
+    regions[r].sum = sum;
+    pages_written += region_bytes / PAGE;
+}
+
+static void verify_region(uint64_t r)
+{
+    uint64_t gen = regions[r].gen, sum = 0;
+    uint64_t base = region_addr(r);
+    int reported = 0;
+
+    if (!gen) {
+        return;
+    }
+    for (uint64_t a = base; a < base + region_bytes; a += PAGE) {
+        const volatile uint64_t *w = (const volatile uint64_t *)(uintptr_t)a;
+        uint64_t s = mix(a, gen);
+        uint64_t g = w[0], addr = w[1];
+        sum += g + addr;
+        if (!reported && g != gen) {
+            struct line *l = error_line();
+            line_str(l, "region ");
+            line_u64(l, r);
+            line_str(l, " page ");
+            line_hex(l, a);
+            line_str(l, ": generation ");
+            line_u64(l, g);
+            line_str(l, " expected ");
+            line_u64(l, gen);
+            reported = 1;
+        } else if (!reported && addr != a) {
+            struct line *l = error_line();
+            line_str(l, "region ");
+            line_u64(l, r);
+            line_str(l, " page ");
+            line_hex(l, a);
+            line_str(l, ": holds address ");
+            line_hex(l, addr);
+            reported = 1;
+        }
+        for (uint64_t i = 2; i < PAGE / 8; i++) {
+            uint64_t v = w[i], want = s ^ (i * GOLDEN);
+            sum += v;
+            if (v != want && !reported) {
+                struct line *l = error_line();
+                line_str(l, "region ");
+                line_u64(l, r);
+                line_str(l, " word ");
+                line_hex(l, a + 8 * i);
+                line_str(l, ": ");
+                line_hex(l, v);
+                line_str(l, " expected ");
+                line_hex(l, want);
+                reported = 1;
+            }
+        }
+    }
+    if (!reported && sum != regions[r].sum) {
+        struct line *l = error_line();
+        line_str(l, "region ");
+        line_u64(l, r);
+        line_str(l, " checksum ");
+        line_hex(l, sum);
+        line_str(l, " expected ");
+        line_hex(l, regions[r].sum);
+    }
+    pages_verified += region_bytes / PAGE;
+}
+
+/* ---- registers ---- */
+
+static void check_registers(uint64_t seed)
+{
+    static const char *const gpr[14] = { "rax", "rbx", "rcx", "rdx", "rbp", "rsi", "r8",
+                                         "r9", "r10", "r11", "r12", "r13", "r14", "r15" };
+    static const char *const xmm[16] = { "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",
+                                         "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+                                         "xmm12", "xmm13", "xmm14", "xmm15" };
+    const uint64_t n = REGSPIN_ITERATIONS;
+
+    regspin(n, seed, regs_out);
+    for (uint64_t k = 0; k < 14; k++) {
+        uint64_t want = k == 5 ? seed + 5 : seed + k + n * (k + 1);
+        if (regs_out[k] != want) {
+            struct line *l = error_line();
+            line_str(l, "register ");
+            line_str(l, gpr[k]);
+            line_str(l, " ");
+            line_hex(l, regs_out[k]);
+            line_str(l, " expected ");
+            line_hex(l, want);
+        }
+    }
+    for (uint64_t x = 0; x < 16; x++) {
+        for (uint64_t half = 0; half < 2; half++) {
+            uint64_t want = x == 15 ? half + 1 : seed + x + n * (half + 1);
+            uint64_t got = regs_out[14 + 2 * x + half];
+            if (got != want) {
+                struct line *l = error_line();
+                line_str(l, "register ");
+                line_str(l, xmm[x]);
+                line_str(l, half ? ".hi " : ".lo ");
+                line_hex(l, got);
+                line_str(l, " expected ");
+                line_hex(l, want);
+                break;
+            }
+        }
+    }
+}
+
+/* ---- time and the report ---- */
+
+struct clock {
+    uint64_t pit, lapic, tsc, sirq, unexpected, dropped, polled;
+};
+
+static struct clock last;                /* latest sample: monotonicity */
+static struct clock interval;            /* at the start of this interval */
+static uint64_t interval_tsc = 1ULL << 31;      /* TSC length of a PIT-timed interval */
+static int calibrated, interval_paused;
+static uint64_t seq;
+static uint64_t tx_wait_tsc, tx_wait_sirq;
+
+static void sample(struct clock *c)
+{
+    c->pit = kstat.pit_ticks;
+    c->lapic = kstat.lapic_ticks;
+    c->tsc = rdtsc();
+    c->sirq = kstat.serial_irqs;
+    c->unexpected = kstat.unexpected;
+    c->dropped = kstat.tx_dropped;
+    c->polled = kstat.tx_polled;
+}
+
+static void check_backwards(const char *what, uint64_t before, uint64_t now)
+{
+    if (now < before) {
+        struct line *l = error_line();
+        line_str(l, what);
+        line_str(l, " went backwards from ");
+        line_u64(l, before);
+        line_str(l, " to ");
+        line_u64(l, now);
+    }
+}
+
+/* Bytes waiting with no IRQ4 for a while: drain them by polling. */
+static void serial_fallback(const struct clock *now)
+{
+    if (kstat.tx_head == kstat.tx_tail) {
+        tx_wait_tsc = 0;
+        return;
+    }
+    if (!tx_wait_tsc || now->sirq != tx_wait_sirq) {
+        tx_wait_tsc = now->tsc;
+        tx_wait_sirq = now->sirq;
+        return;
+    }
+    if (now->tsc - tx_wait_tsc > interval_tsc / 20) {
+        sys2(SYS_FLUSH, 0, 0);
+        tx_wait_tsc = 0;
+    }
+}
+
+static void end_interval(const struct clock *now, int timed_by_pit)
+{
+    struct line status;
+
+    if (timed_by_pit) {
+        /* Calibrate on undisturbed intervals only: after a pause KVM's PIT
+         * may deliver the missed ticks in a burst. */
+        uint64_t len = now->tsc - interval.tsc;
+        if (!interval_paused && len >= (1ULL << 26) && len <= (1ULL << 36)) {
+            interval_tsc = calibrated ? (3 * interval_tsc + len) / 4 : len;
+            calibrated = 1;
+        }
+    } else if (now->pit == interval.pit && now->lapic == interval.lapic) {
+        struct line *l = error_line();
+        line_str(l, "no timer ticks (pit=");
+        line_u64(l, now->pit);
+        line_str(l, " lapic=");
+        line_u64(l, now->lapic);
+        line_str(l, ")");
+    } else if (now->pit == interval.pit) {
+        struct line *l = error_line();
+        line_str(l, "pit stalled at ");
+        line_u64(l, now->pit);
+    } else {
+        struct line *l = error_line();
+        line_str(l, "pit slow: ");
+        line_u64(l, now->pit - interval.pit);
+        line_str(l, " ticks in two intervals");
+    }
+    if (kstat.lapic_present && now->lapic == interval.lapic && now->pit != interval.pit) {
+        struct line *l = error_line();
+        line_str(l, "lapic stalled at ");
+        line_u64(l, now->lapic);
+    }
+    if (now->polled != interval.polled) {
+        line_str(error_line(), "serial interrupt missing: output polled");
+    }
+    if (now->dropped != interval.dropped) {
+        struct line *l = error_line();
+        line_str(l, "serial output dropped ");
+        line_u64(l, now->dropped - interval.dropped);
+        line_str(l, " bytes");
+    }
+    if (now->unexpected != interval.unexpected) {
+        struct line *l = error_line();
+        line_str(l, "unexpected interrupt vector ");
+        line_hex(l, kstat.last_unexpected);
+        line_str(l, " (total ");
+        line_u64(l, now->unexpected);
+        line_str(l, ")");
+    }
+
+    uint32_t shown = err_count < MAX_ERROR_LINES ? err_count : MAX_ERROR_LINES;
+    uint32_t lines = shown + (err_count > MAX_ERROR_LINES);
+    errors_total += lines;
+
+    line_reset(&status);
+    line_str(&status, "seq=");
+    line_u64(&status, ++seq);
+    line_str(&status, " pit=");
+    line_u64(&status, now->pit);
+    line_str(&status, " lapic=");
+    line_u64(&status, now->lapic);
+    line_str(&status, " sirq=");
+    line_u64(&status, now->sirq);
+    line_str(&status, " pages=");
+    line_u64(&status, pages_written);
+    line_str(&status, " verified=");
+    line_u64(&status, pages_verified);
+    line_str(&status, " errors=");
+    line_u64(&status, errors_total);
+    emit(&status);
+    for (uint32_t i = 0; i < shown; i++) {
+        emit(&err_lines[i]);
+    }
+    if (err_count > MAX_ERROR_LINES) {
+        struct line *l = &scratch;
+        line_reset(l);
+        line_str(l, "ERROR: ");
+        line_u64(l, err_count - MAX_ERROR_LINES);
+        line_str(l, " more errors");
+        emit(l);
+    }
+    err_count = 0;
+    interval = *now;
+    interval_paused = 0;
+}
+
+static void tick(void)
+{
+    struct clock now;
+    uint32_t report = r3_config.report_ticks ? r3_config.report_ticks : 100;
+
+    sample(&now);
+    check_backwards("pit", last.pit, now.pit);
+    check_backwards("lapic", last.lapic, now.lapic);
+    check_backwards("tsc", last.tsc, now.tsc);
+    /* One pass takes milliseconds: a longer gap means the vCPU did not run
+     * (VM stopped, host busy). The TSC went on, the timers may lag behind
+     * it for a while: leave the gap out of the interval's running time. */
+    if (now.tsc > last.tsc && now.tsc - last.tsc > interval_tsc / 4) {
+        interval.tsc += now.tsc - last.tsc;
+        interval_paused = 1;
+        if (tx_wait_tsc) {
+            tx_wait_tsc += now.tsc - last.tsc;
+        }
+    }
+    last = now;
+    serial_fallback(&now);
+    if (now.pit - interval.pit >= report) {
+        end_interval(&now, 1);
+    } else if (now.tsc - interval.tsc >= 2 * interval_tsc) {
+        end_interval(&now, 0);
+    }
+}
+
+static void setup_regions(void)
+{
+    uint64_t start = (uint64_t)(r3_config.mem_start_mib ? r3_config.mem_start_mib : 16) << 20;
+    uint64_t size = (uint64_t)(r3_config.mem_size_mib ? r3_config.mem_size_mib : 64) << 20;
+    uint64_t region = (uint64_t)(r3_config.region_kib ? r3_config.region_kib : 1024) << 10;
+    struct line l;
+
+    region &= ~(uint64_t)(PAGE - 1);
+    if (!region) {
+        region = PAGE;
+    }
+    if (start < R3_USTACK_TOP) {
+        start = R3_USTACK_TOP;
+    }
+    if (start + size > kstat.ram_top) {
+        size = kstat.ram_top > start ? kstat.ram_top - start : 0;
+    }
+    mem_start = start;
+    region_bytes = region;
+    nregions = size / region;
+    if (nregions > REGION_MAX) {
+        nregions = REGION_MAX;
+    }
+    line_reset(&l);
+    line_str(&l, "START regions=");
+    line_u64(&l, nregions);
+    line_str(&l, " region_kib=");
+    line_u64(&l, region >> 10);
+    line_str(&l, " mem_start=");
+    line_hex(&l, mem_start);
+    line_str(&l, " mem_end=");
+    line_hex(&l, mem_start + nregions * region);
+    emit(&l);
+}
+
+void user_main(void)
+{
+    setup_regions();
+    sample(&last);
+    interval = last;
+    if (!nregions) {
+        line_str(error_line(), "no memory for the workload");
+    }
+    for (uint64_t pass = 0;; pass++) {
+        if (nregions) {
+            uint64_t r = pass % nregions;
+            write_region(r);
+            verify_region(nregions > 1 ? (r + nregions / 2) % nregions : r);
+        }
+        if (pass % REGSPIN_EVERY == 0) {
+            check_registers(rdtsc() & 0xffffffffffULL);
+        }
+        tick();
+    }
+}
