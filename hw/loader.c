@@ -1,16 +1,18 @@
 /*
- * Boot sector loader (see loader.h for the memory it fills).
+ * Boot disk loader (see loader.h for the memory it fills).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
+#include <glib.h>
 #include "loader.h"
 #include "memory.h"
 
 #define TOP_LIMIT 0xfffff000ULL         /* the guest addresses RAM with 32 bits */
 
-static bool read_sector(const char *path, uint8_t *buf, Error **errp)
+/* Read up to `max` bytes of `path` into buf; *len gets how many (the file may be shorter). */
+static bool read_image(const char *path, uint8_t *buf, size_t max, size_t *len, Error **errp)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     size_t got = 0;
@@ -19,41 +21,46 @@ static bool read_sector(const char *path, uint8_t *buf, Error **errp)
         error_setg_errno(errp, errno, "Could not open '%s'", path);
         return false;
     }
-    while (got < LOADER_BOOT_SECTOR_SIZE) {
-        ssize_t n = read(fd, buf + got, LOADER_BOOT_SECTOR_SIZE - got);
+    while (got < max) {
+        ssize_t n = read(fd, buf + got, max - got);
         if (n < 0 && errno == EINTR) {
             continue;
         }
-        if (n <= 0) {
-            if (n < 0) {
-                error_setg_errno(errp, errno, "'%s': read error", path);
-            } else {
-                error_setg(errp, "'%s' is %zu bytes, shorter than a %d-byte boot sector", path, got,
-                           LOADER_BOOT_SECTOR_SIZE);
-            }
+        if (n < 0) {
+            error_setg_errno(errp, errno, "'%s': read error", path);
             close(fd);
             return false;
+        }
+        if (n == 0) {
+            break;
         }
         got += n;
     }
     close(fd);
+    if (got < LOADER_BOOT_SECTOR_SIZE) {
+        error_setg(errp, "'%s' is %zu bytes, shorter than a %d-byte boot sector", path, got,
+                   LOADER_BOOT_SECTOR_SIZE);
+        return false;
+    }
+    *len = got;
     return true;
 }
 
-static bool write_ram_info(Error **errp)
+static bool write_ram_info(size_t loaded, Error **errp)
 {
     RAMBlock *b = ram_block_by_gpa(LOADER_BOOT_SECTOR_ADDR);
     uint64_t top = b->gpa + b->used_length;
-    uint32_t info[2];
+    uint32_t info[3];
 
     if (top > TOP_LIMIT) {
         top = TOP_LIMIT;
     }
     info[0] = LOADER_RAM_MAGIC;
     info[1] = (uint32_t)(top & ~0xfffULL);
+    info[2] = (uint32_t)loaded;
     /* x86 guest: little-endian words. */
-    uint8_t bytes[8];
-    for (int i = 0; i < 8; i++) {
+    uint8_t bytes[12];
+    for (int i = 0; i < 12; i++) {
         bytes[i] = info[i / 4] >> (8 * (i % 4));
     }
     return guest_phys_write(LOADER_RAM_INFO_ADDR, bytes, sizeof(bytes), errp);
@@ -61,21 +68,27 @@ static bool write_ram_info(Error **errp)
 
 bool loader_load_boot_sector(const char *path, Error **errp)
 {
-    uint8_t sector[LOADER_BOOT_SECTOR_SIZE];
+    g_autofree uint8_t *image = NULL;
+    size_t len = 0;
 
     if (!ram_block_by_gpa(LOADER_RAM_INFO_ADDR) ||
         !ram_block_by_gpa(LOADER_BOOT_SECTOR_ADDR + LOADER_BOOT_SECTOR_SIZE - 1)) {
         error_setg(errp, "no RAM at 0x%x to load the boot sector into", LOADER_RAM_INFO_ADDR);
         return false;
     }
-    if (!read_sector(path, sector, errp)) {
+    image = g_malloc(LOADER_IMAGE_MAX);
+    if (!read_image(path, image, LOADER_IMAGE_MAX, &len, errp)) {
         return false;
     }
-    if (sector[510] != 0x55 || sector[511] != 0xaa) {
+    if (image[510] != 0x55 || image[511] != 0xaa) {
         warn_report("'%s' has no boot signature (0x55 0xAA at offset 510); booting it anyway", path);
     }
-    if (!guest_phys_write(LOADER_BOOT_SECTOR_ADDR, sector, sizeof(sector), errp)) {
+    /* Beyond the boot sector, copy only what fits in RAM (a tiny -m). */
+    if (len > LOADER_BOOT_SECTOR_SIZE && !ram_block_by_gpa(LOADER_BOOT_SECTOR_ADDR + len - 1)) {
+        len = LOADER_BOOT_SECTOR_SIZE;
+    }
+    if (!guest_phys_write(LOADER_BOOT_SECTOR_ADDR, image, len, errp)) {
         return false;
     }
-    return write_ram_info(errp);
+    return write_ram_info(len, errp);
 }
