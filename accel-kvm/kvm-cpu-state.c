@@ -1,37 +1,44 @@
 /*
  * vCPU state for migration: KVM get/put and the VMState section "cpu".
  *
- * Section "cpu", instance = cpu-index, version 1: migvm's own layout (not
- * QEMU's x86 "cpu" section), fields in this order, big-endian:
+ * Section "cpu", instance = cpu-index, version 2: migvm's own layout (not
+ * QEMU's x86 "cpu" section). The body holds one field,
  *   parked u8            1 = the vCPU never runs (AP without irqchip, HLT
  *                        without irqchip, vCPU 0 without a boot disk)
- *   mp_state u32         KVM_MP_STATE_*
- *   regs u64[18]         rax rbx rcx rdx rsi rdi rsp rbp r8-r15 rip rflags
- *   segs[8]              cs ds es fs gs ss tr ldt: base u64, limit u32,
- *                        selector u16, type present dpl db s l g avl
- *                        unusable u8
- *   gdt, idt             base u64, limit u16
- *   cr0 cr2 cr3 cr4 cr8 efer apic_base u64
- *   sregs2_flags u64, pdptrs u64[4]      (KVM_GET_SREGS2; flags 0 if not)
- *   interrupt_bitmap u64[4]              (KVM_GET_SREGS only)
- *   fpu_format u8        1 = XSAVE area, 2 = struct kvm_fpu (no XSAVE cap)
- *   xsave_len u32, xsave u8[xsave_len]   raw, little-endian as the CPU has it
- *   n_xcrs u32, xcr_index u32[n], xcr_value u64[n]
- *   dr u64[4], dr6 u64, dr7 u64
- *   tsc_khz u32          0 if unknown
- *   cpuid_words u32, cpuid u32[cpuid_words]   7 per entry: function index
- *                        flags eax ebx ecx edx
- *   n_msrs u32, msr_index u32[n], msr_value u64[n]   in restore order
- *   events               kvm_vcpu_events, field by field (see vmstate_kvm_events)
- *   subsection "cpu/lapic" (only with an in-kernel irqchip): lapic u8[1024]
+ * and every piece of KVM vCPU state is a subsection of its own (version 1
+ * each, big-endian), sent when this host has the piece:
+ *   cpu/mp_state   mp_state u32 (KVM_MP_STATE_*)
+ *   cpu/regs       regs u64[18]: rax rbx rcx rdx rsi rdi rsp rbp r8-r15 rip rflags
+ *   cpu/sregs      segs[8] (cs ds es fs gs ss tr ldt: base u64, limit u32,
+ *                  selector u16, type present dpl db s l g avl unusable u8),
+ *                  gdt, idt (base u64, limit u16), cr0 cr2 cr3 cr4 cr8 efer
+ *                  apic_base u64, sregs2_flags u64, pdptrs u64[4] (SREGS2;
+ *                  flags 0 without), interrupt_bitmap u64[4] (SREGS only)
+ *   cpu/xsave      fpu_format u8 (1 = XSAVE area, 2 = struct kvm_fpu),
+ *                  xsave_len u32, xsave u8[xsave_len] raw as the CPU has it
+ *   cpu/xcrs       n_xcrs u32, xcr_index u32[n], xcr_value u64[n]
+ *   cpu/debugregs  dr u64[4], dr6 u64, dr7 u64
+ *   cpu/lapic      lapic u8[1024] (KVM_GET_LAPIC; in-kernel irqchip only)
+ *   cpu/tsc_khz    tsc_khz u32, 0 if unknown
+ *   cpu/cpuid      cpuid_words u32, cpuid u32[cpuid_words]: 7 per entry,
+ *                  function index flags eax ebx ecx edx
+ *   cpu/msrs       n_msrs u32, msr_index u32[n], msr_value u64[n], in
+ *                  restore order
+ *   cpu/events     kvm_vcpu_events field by field (see vmstate_kvm_events)
+ * A subsection missing from the stream leaves that piece as the destination
+ * vCPU has it (power-on state): that is what the test-only switch
+ * MIGVM_TEST_OMIT_SECTIONS=cpu/lapic,... (include/vmstate.h) uses to show
+ * each piece matters.
  *
  * Saving (pre_save, or synchronize_state) runs with every vCPU out of
  * KVM_RUN, in the order docs/kvm-on-this-machine.md gives: MP_STATE, REGS,
  * SREGS(2), XSAVE, XCRS, DEBUGREGS, LAPIC, TSC_KHZ, CPUID, MSRS, EVENTS.
- * Loading (post_load, on the incoming thread while the vCPU threads are
- * parked, so no vCPU fd is in KVM_RUN) puts it back: CPUID, TSC_KHZ,
- * MP_STATE, REGS, SREGS(2), XSAVE, XCRS, DEBUGREGS, LAPIC, MSRS (TSC before
- * TSC_DEADLINE, ASYNC_PF_INT before ASYNC_PF_EN), EVENTS, KVMCLOCK_CTRL.
+ * Loading (post_load of "cpu", after its subsections, on the incoming thread
+ * while the vCPU threads are parked, so no vCPU fd is in KVM_RUN; after the
+ * per-VM sections PIT, clock and irqchips) puts back what arrived: CPUID,
+ * TSC_KHZ, MP_STATE, REGS, SREGS(2), XSAVE, XCRS, DEBUGREGS, LAPIC, MSRS
+ * (TSC before TSC_DEADLINE, ASYNC_PF_INT before ASYNC_PF_EN, a zero
+ * TSC_DEADLINE re-armed at the saved TSC), EVENTS, KVMCLOCK_CTRL.
  * A failed put fails the load, so the guest never runs half-restored.
  */
 #include <errno.h>
@@ -112,66 +119,107 @@ static const VMStateDescription vmstate_kvm_events = {
     .name = "kvm-events", .version_id = 1, .minimum_version_id = 1, .fields = kvm_events_fields,
 };
 
-static bool lapic_needed(void *opaque)
+/* Subsection `name` goes into the stream: the piece exists here and no
+ * test asked to leave it out. */
+static bool piece_needed(void *opaque, const char *name, bool available)
 {
-    return kvm_state.irqchip;
+    return available && !vmstate_test_omitted(name, state_to_vcpu(opaque)->cpu->index);
 }
 
-static const VMStateField kvm_lapic_fields[] = {
-    VMSTATE_BUFFER(lapic, KvmCpuState),
-    VMSTATE_END_OF_LIST(),
+static bool piece_loaded(void *opaque, uint32_t piece)
+{
+    ((KvmCpuState *)opaque)->loaded |= piece;
+    return true;
+}
+
+/* One subsection per piece: its fields, needed() and a post_load that
+ * records that the piece arrived. */
+#define CPU_PIECE(var, subname, piece, available, ...)                                      \
+    static bool var##_needed(void *opaque)                                                  \
+    {                                                                                       \
+        return piece_needed(opaque, "cpu/" subname, (available));                           \
+    }                                                                                       \
+    static bool var##_post_load(void *opaque, int version_id, Error **errp)                 \
+    {                                                                                       \
+        return piece_loaded(opaque, (piece));                                               \
+    }                                                                                       \
+    static const VMStateField var##_fields[] = { __VA_ARGS__, VMSTATE_END_OF_LIST() };      \
+    static const VMStateDescription var = {                                                 \
+        .name = "cpu/" subname, .version_id = 1, .minimum_version_id = 1,                   \
+        .needed = var##_needed, .post_load = var##_post_load, .fields = var##_fields,       \
+    }
+
+CPU_PIECE(vmstate_cpu_mp_state, "mp_state", KVM_PIECE_MP_STATE, true,
+          VMSTATE_UINT32(mp_state, KvmCpuState));
+CPU_PIECE(vmstate_cpu_regs, "regs", KVM_PIECE_REGS, true,
+          VMSTATE_UINT64_ARRAY(regs, KvmCpuState, 18));
+CPU_PIECE(vmstate_cpu_sregs, "sregs", KVM_PIECE_SREGS, true,
+          VMSTATE_STRUCT_ARRAY(segs, KvmCpuState, 8, vmstate_kvm_segment, KvmSegment),
+          VMSTATE_STRUCT(gdt, KvmCpuState, vmstate_kvm_dtable, KvmDtable),
+          VMSTATE_STRUCT(idt, KvmCpuState, vmstate_kvm_dtable, KvmDtable),
+          VMSTATE_UINT64(cr0, KvmCpuState),
+          VMSTATE_UINT64(cr2, KvmCpuState),
+          VMSTATE_UINT64(cr3, KvmCpuState),
+          VMSTATE_UINT64(cr4, KvmCpuState),
+          VMSTATE_UINT64(cr8, KvmCpuState),
+          VMSTATE_UINT64(efer, KvmCpuState),
+          VMSTATE_UINT64(apic_base, KvmCpuState),
+          VMSTATE_UINT64(sregs2_flags, KvmCpuState),
+          VMSTATE_UINT64_ARRAY(pdptrs, KvmCpuState, 4),
+          VMSTATE_UINT64_ARRAY(interrupt_bitmap, KvmCpuState, 4));
+CPU_PIECE(vmstate_cpu_xsave, "xsave", KVM_PIECE_XSAVE, true,
+          VMSTATE_UINT8(fpu_format, KvmCpuState),
+          VMSTATE_UINT32(xsave_len, KvmCpuState),
+          VMSTATE_VARRAY_UINT32(xsave, KvmCpuState, xsave_len, KVM_CPU_XSAVE_MAX, uint8_t,
+                                VMS_KIND_UINT8));
+CPU_PIECE(vmstate_cpu_xcrs, "xcrs", KVM_PIECE_XCRS, kvm_state.cap_xcrs,
+          VMSTATE_UINT32(n_xcrs, KvmCpuState),
+          VMSTATE_VARRAY_UINT32(xcr_index, KvmCpuState, n_xcrs, KVM_CPU_XCR_MAX, uint32_t,
+                                VMS_KIND_UINT32),
+          VMSTATE_VARRAY_UINT32(xcr_value, KvmCpuState, n_xcrs, KVM_CPU_XCR_MAX, uint64_t,
+                                VMS_KIND_UINT64));
+CPU_PIECE(vmstate_cpu_debugregs, "debugregs", KVM_PIECE_DEBUGREGS, kvm_state.cap_debugregs,
+          VMSTATE_UINT64_ARRAY(dr, KvmCpuState, 4),
+          VMSTATE_UINT64(dr6, KvmCpuState),
+          VMSTATE_UINT64(dr7, KvmCpuState));
+CPU_PIECE(vmstate_cpu_lapic, "lapic", KVM_PIECE_LAPIC, kvm_state.irqchip,
+          VMSTATE_BUFFER(lapic, KvmCpuState));
+CPU_PIECE(vmstate_cpu_tsc_khz, "tsc_khz", KVM_PIECE_TSC_KHZ, true,
+          VMSTATE_UINT32(tsc_khz, KvmCpuState));
+CPU_PIECE(vmstate_cpu_cpuid, "cpuid", KVM_PIECE_CPUID, true,
+          VMSTATE_UINT32(cpuid_words, KvmCpuState),
+          VMSTATE_VARRAY_UINT32(cpuid, KvmCpuState, cpuid_words, KVM_CPU_CPUID_MAX * 7, uint32_t,
+                                VMS_KIND_UINT32));
+CPU_PIECE(vmstate_cpu_msrs, "msrs", KVM_PIECE_MSRS, true,
+          VMSTATE_UINT32(n_msrs, KvmCpuState),
+          VMSTATE_VARRAY_UINT32(msr_index, KvmCpuState, n_msrs, KVM_CPU_MSR_MAX, uint32_t,
+                                VMS_KIND_UINT32),
+          VMSTATE_VARRAY_UINT32(msr_value, KvmCpuState, n_msrs, KVM_CPU_MSR_MAX, uint64_t,
+                                VMS_KIND_UINT64));
+CPU_PIECE(vmstate_cpu_events, "events", KVM_PIECE_EVENTS, kvm_state.cap_vcpu_events,
+          VMSTATE_STRUCT(events, KvmCpuState, vmstate_kvm_events, KvmEvents));
+
+static const VMStateDescription *const kvm_cpu_subsections[] = {
+    &vmstate_cpu_mp_state, &vmstate_cpu_regs, &vmstate_cpu_sregs, &vmstate_cpu_xsave,
+    &vmstate_cpu_xcrs, &vmstate_cpu_debugregs, &vmstate_cpu_lapic, &vmstate_cpu_tsc_khz,
+    &vmstate_cpu_cpuid, &vmstate_cpu_msrs, &vmstate_cpu_events, NULL,
 };
-static const VMStateDescription vmstate_kvm_lapic = {
-    .name = "cpu/lapic", .version_id = 1, .minimum_version_id = 1,
-    .needed = lapic_needed, .fields = kvm_lapic_fields,
-};
-static const VMStateDescription *const kvm_cpu_subsections[] = { &vmstate_kvm_lapic, NULL };
 
 static bool kvm_cpu_pre_save(void *opaque, Error **errp);
+static bool kvm_cpu_pre_load(void *opaque, Error **errp);
 static bool kvm_cpu_post_load(void *opaque, int version_id, Error **errp);
 
 static const VMStateField kvm_cpu_fields[] = {
     VMSTATE_UINT8(parked, KvmCpuState),
-    VMSTATE_UINT32(mp_state, KvmCpuState),
-    VMSTATE_UINT64_ARRAY(regs, KvmCpuState, 18),
-    VMSTATE_STRUCT_ARRAY(segs, KvmCpuState, 8, vmstate_kvm_segment, KvmSegment),
-    VMSTATE_STRUCT(gdt, KvmCpuState, vmstate_kvm_dtable, KvmDtable),
-    VMSTATE_STRUCT(idt, KvmCpuState, vmstate_kvm_dtable, KvmDtable),
-    VMSTATE_UINT64(cr0, KvmCpuState),
-    VMSTATE_UINT64(cr2, KvmCpuState),
-    VMSTATE_UINT64(cr3, KvmCpuState),
-    VMSTATE_UINT64(cr4, KvmCpuState),
-    VMSTATE_UINT64(cr8, KvmCpuState),
-    VMSTATE_UINT64(efer, KvmCpuState),
-    VMSTATE_UINT64(apic_base, KvmCpuState),
-    VMSTATE_UINT64(sregs2_flags, KvmCpuState),
-    VMSTATE_UINT64_ARRAY(pdptrs, KvmCpuState, 4),
-    VMSTATE_UINT64_ARRAY(interrupt_bitmap, KvmCpuState, 4),
-    VMSTATE_UINT8(fpu_format, KvmCpuState),
-    VMSTATE_UINT32(xsave_len, KvmCpuState),
-    VMSTATE_VARRAY_UINT32(xsave, KvmCpuState, xsave_len, KVM_CPU_XSAVE_MAX, uint8_t, VMS_KIND_UINT8),
-    VMSTATE_UINT32(n_xcrs, KvmCpuState),
-    VMSTATE_VARRAY_UINT32(xcr_index, KvmCpuState, n_xcrs, KVM_CPU_XCR_MAX, uint32_t, VMS_KIND_UINT32),
-    VMSTATE_VARRAY_UINT32(xcr_value, KvmCpuState, n_xcrs, KVM_CPU_XCR_MAX, uint64_t, VMS_KIND_UINT64),
-    VMSTATE_UINT64_ARRAY(dr, KvmCpuState, 4),
-    VMSTATE_UINT64(dr6, KvmCpuState),
-    VMSTATE_UINT64(dr7, KvmCpuState),
-    VMSTATE_UINT32(tsc_khz, KvmCpuState),
-    VMSTATE_UINT32(cpuid_words, KvmCpuState),
-    VMSTATE_VARRAY_UINT32(cpuid, KvmCpuState, cpuid_words, KVM_CPU_CPUID_MAX * 7, uint32_t,
-                          VMS_KIND_UINT32),
-    VMSTATE_UINT32(n_msrs, KvmCpuState),
-    VMSTATE_VARRAY_UINT32(msr_index, KvmCpuState, n_msrs, KVM_CPU_MSR_MAX, uint32_t, VMS_KIND_UINT32),
-    VMSTATE_VARRAY_UINT32(msr_value, KvmCpuState, n_msrs, KVM_CPU_MSR_MAX, uint64_t, VMS_KIND_UINT64),
-    VMSTATE_STRUCT(events, KvmCpuState, vmstate_kvm_events, KvmEvents),
     VMSTATE_END_OF_LIST(),
 };
 
 static const VMStateDescription vmstate_kvm_cpu = {
     .name = "cpu",
-    .version_id = 1,
-    .minimum_version_id = 1,
+    .version_id = 2,
+    .minimum_version_id = 2,
     .pre_save = kvm_cpu_pre_save,
+    .pre_load = kvm_cpu_pre_load,
     .post_load = kvm_cpu_post_load,
     .fields = kvm_cpu_fields,
     .subsections = kvm_cpu_subsections,
@@ -643,9 +691,9 @@ static bool put_fpu(KvmVcpu *v, KvmCpuState *st, Error **errp)
     return true;
 }
 
-static bool put_xcrs_and_debugregs(KvmVcpu *v, const KvmCpuState *st, Error **errp)
+static bool put_xcrs_and_debugregs(KvmVcpu *v, const KvmCpuState *st, uint32_t pieces, Error **errp)
 {
-    if (kvm_state.cap_xcrs && st->n_xcrs) {
+    if (kvm_state.cap_xcrs && st->n_xcrs && (pieces & KVM_PIECE_XCRS)) {
         struct kvm_xcrs x = { .nr_xcrs = st->n_xcrs };
         for (uint32_t i = 0; i < st->n_xcrs && i < KVM_MAX_XCRS; i++) {
             x.xcrs[i].xcr = st->xcr_index[i];
@@ -654,7 +702,7 @@ static bool put_xcrs_and_debugregs(KvmVcpu *v, const KvmCpuState *st, Error **er
         x.nr_xcrs = st->n_xcrs < KVM_MAX_XCRS ? st->n_xcrs : KVM_MAX_XCRS;
         PUT_OR_FAIL(v, KVM_SET_XCRS, &x, "KVM_SET_XCRS");
     }
-    if (kvm_state.cap_debugregs) {
+    if (kvm_state.cap_debugregs && (pieces & KVM_PIECE_DEBUGREGS)) {
         struct kvm_debugregs d = { .dr6 = st->dr6, .dr7 = st->dr7 };
         memcpy(d.db, st->dr, sizeof(d.db));
         PUT_OR_FAIL(v, KVM_SET_DEBUGREGS, &d, "KVM_SET_DEBUGREGS");
@@ -680,31 +728,38 @@ static bool put_msrs(KvmVcpu *v, KvmCpuState *st, Error **errp)
     return true;
 }
 
-bool kvm_cpu_state_put(KvmVcpu *v, Error **errp)
+/* Put the pieces in `pieces` (KVM_PIECE_*) back, in the order KVM needs. */
+bool kvm_cpu_state_put(KvmVcpu *v, uint32_t pieces, Error **errp)
 {
     KvmCpuState *st = &v->state;
     struct kvm_regs regs;
 
-    if (!cpuid_put(v, st, errp)) {
+    if ((pieces & KVM_PIECE_CPUID) && !cpuid_put(v, st, errp)) {
         return false;
     }
-    check_tsc_khz(v, st);
-    if (kvm_state.irqchip) {
+    if (pieces & KVM_PIECE_TSC_KHZ) {
+        check_tsc_khz(v, st);
+    }
+    if (kvm_state.irqchip && (pieces & KVM_PIECE_MP_STATE)) {
         struct kvm_mp_state mp = { st->mp_state };
         PUT_OR_FAIL(v, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
     }
-    memcpy(&regs, st->regs, sizeof(regs));
-    PUT_OR_FAIL(v, KVM_SET_REGS, &regs, "KVM_SET_REGS");
-    if (!put_sregs(v, st, errp) || !put_fpu(v, st, errp) || !put_xcrs_and_debugregs(v, st, errp)) {
+    if (pieces & KVM_PIECE_REGS) {
+        memcpy(&regs, st->regs, sizeof(regs));
+        PUT_OR_FAIL(v, KVM_SET_REGS, &regs, "KVM_SET_REGS");
+    }
+    if (((pieces & KVM_PIECE_SREGS) && !put_sregs(v, st, errp)) ||
+        ((pieces & KVM_PIECE_XSAVE) && !put_fpu(v, st, errp)) ||
+        !put_xcrs_and_debugregs(v, st, pieces, errp)) {
         return false;
     }
-    if (kvm_state.irqchip) {
+    if (kvm_state.irqchip && (pieces & KVM_PIECE_LAPIC)) {
         PUT_OR_FAIL(v, KVM_SET_LAPIC, st->lapic, "KVM_SET_LAPIC");
     }
-    if (!put_msrs(v, st, errp)) {
+    if ((pieces & KVM_PIECE_MSRS) && !put_msrs(v, st, errp)) {
         return false;
     }
-    if (kvm_state.cap_vcpu_events) {
+    if (kvm_state.cap_vcpu_events && (pieces & KVM_PIECE_EVENTS)) {
         struct kvm_vcpu_events ev;
         events_to_kvm(&ev, &st->events);
         PUT_OR_FAIL(v, KVM_SET_VCPU_EVENTS, &ev, "KVM_SET_VCPU_EVENTS");
@@ -725,9 +780,16 @@ static bool kvm_cpu_pre_save(void *opaque, Error **errp)
     return kvm_cpu_state_get(state_to_vcpu(opaque), errp);
 }
 
+static bool kvm_cpu_pre_load(void *opaque, Error **errp)
+{
+    ((KvmCpuState *)opaque)->loaded = 0;
+    return true;
+}
+
+/* Runs after the subsections: put back the pieces that arrived. */
 static bool kvm_cpu_post_load(void *opaque, int version_id, Error **errp)
 {
-    return kvm_cpu_state_put(state_to_vcpu(opaque), errp);
+    return kvm_cpu_state_put(state_to_vcpu(opaque), ((KvmCpuState *)opaque)->loaded, errp);
 }
 
 bool kvm_synchronize_state(Error **errp)

@@ -4,6 +4,10 @@
  *   kvm-vcpu.c       vCPU creation, the KVM_RUN loop, exits, kick
  *   kvm-dirty.c      dirty logging for migration
  *   kvm-cpu-state.c  vCPU state get/put and its VMState section "cpu"
+ *   kvm-vm-state.c   per-VM state: PIT, clock, irqchip sections, reset
+ *   kvm-cpu-model.c  the guest's CPU features, x-cpuid-hide, and the early
+ *                    "kvm-cpu-model" section that refuses an incoming
+ *                    migration this host cannot run
  */
 #ifndef MIGVM_KVM_INT_H
 #define MIGVM_KVM_INT_H
@@ -37,9 +41,10 @@ typedef struct KvmState {
     bool cap_manual_dirty;          /* MANUAL_DIRTY_LOG_PROTECT2 enabled */
     bool cap_dirty_initially_set;
     int xsave_size;                 /* KVM_CAP_XSAVE2 (or 4096 with XSAVE) */
-    bool irqchip;                   /* in-kernel irqchip (kernel-irqchip=on) */
+    bool irqchip;                   /* in-kernel PIC/IOAPIC/LAPIC + PIT (kernel-irqchip=on) */
     uint32_t tsc_khz;               /* host KVM_GET_TSC_KHZ of vCPU 0, 0 = unknown */
-    struct kvm_cpuid2 *cpuid;       /* KVM_GET_SUPPORTED_CPUID */
+    struct kvm_cpuid2 *cpuid;       /* KVM_GET_SUPPORTED_CPUID minus x-cpuid-hide */
+    char *cpuid_hide;               /* x-cpuid-hide=NAME+NAME... (tests), or NULL */
     uint32_t *msr_list;             /* KVM_GET_MSR_INDEX_LIST */
     uint32_t n_msr_list;
     KvmSlot slots[KVM_MAX_SLOTS];
@@ -106,7 +111,23 @@ typedef struct KvmCpuState {
     uint32_t msr_index[KVM_CPU_MSR_MAX];
     uint64_t msr_value[KVM_CPU_MSR_MAX];
     KvmEvents events;
+    uint32_t loaded;                /* not migrated: KVM_PIECE_* subsections loaded */
 } KvmCpuState;
+
+/* The pieces of vCPU state, one "cpu/..." subsection each. */
+enum {
+    KVM_PIECE_MP_STATE = 1 << 0,
+    KVM_PIECE_REGS = 1 << 1,
+    KVM_PIECE_SREGS = 1 << 2,
+    KVM_PIECE_XSAVE = 1 << 3,
+    KVM_PIECE_XCRS = 1 << 4,
+    KVM_PIECE_DEBUGREGS = 1 << 5,
+    KVM_PIECE_LAPIC = 1 << 6,
+    KVM_PIECE_TSC_KHZ = 1 << 7,
+    KVM_PIECE_CPUID = 1 << 8,
+    KVM_PIECE_MSRS = 1 << 9,
+    KVM_PIECE_EVENTS = 1 << 10,
+};
 
 #define KVM_CPU_FPU_XSAVE 1
 #define KVM_CPU_FPU_LEGACY 2
@@ -119,6 +140,7 @@ typedef struct KvmVcpu {
     uint32_t n_msrs;
     KvmCpuState state;
     struct kvm_sregs power_on_sregs;  /* as KVM created the vCPU */
+    struct kvm_lapic_state power_on_lapic;  /* idem, with an irqchip */
     bool vmstate_registered;
     pthread_t thread;               /* the vCPU thread, once thread_ready */
     int thread_ready;               /* atomic */
@@ -143,8 +165,22 @@ int kvm_vcpu_ioctl(KvmVcpu *v, unsigned long req, void *arg);  /* -errno */
 bool kvm_cpu_state_init(KvmVcpu *v, Error **errp);  /* CPUID, MSR list, VMState */
 void kvm_cpu_state_fini(KvmVcpu *v);
 bool kvm_cpu_state_get(KvmVcpu *v, Error **errp);
-bool kvm_cpu_state_put(KvmVcpu *v, Error **errp);
+bool kvm_cpu_state_put(KvmVcpu *v, uint32_t pieces, Error **errp);  /* KVM_PIECE_* */
 bool kvm_synchronize_state(Error **errp);
+
+/* kvm-vm-state.c */
+/* After KVM_CREATE_IRQCHIP/PIT2: remember their power-on state, register
+ * the per-VM sections (also without an irqchip: "kvm-clock"). */
+bool kvm_vm_state_init(Error **errp);
+void kvm_vm_state_fini(void);
+void kvm_vm_state_reset(void);      /* irqchip and PIT back to power-on */
+
+/* kvm-cpu-model.c */
+/* Parse x-cpuid-hide and clear those bits from kvm_state.cpuid. */
+bool kvm_cpu_model_apply_hide(const char *spec, Error **errp);
+bool kvm_cpu_model_init(Error **errp);      /* registers "kvm-cpu-model" */
+void kvm_cpu_model_fini(void);
+/* vCPU 0's CPUID changed (set at creation or migrated in). */
 
 /* kvm-dirty.c */
 bool kvm_dirty_log_start(Error **errp);

@@ -15,8 +15,10 @@
  * and the ioctl. All stores are sequentially consistent, so a kick either
  * is seen by the stop check or lands after it and stops KVM_RUN.
  *
- * Exits: port I/O and MMIO go to hw/bus.c under the BQL; HLT parks the vCPU
- * (no interrupt can wake it without an in-kernel irqchip); triple fault,
+ * Exits: port I/O and MMIO go to hw/bus.c under the BQL; with the in-kernel
+ * irqchip (the default) HLT waits in the kernel for an interrupt and never
+ * exits; without it KVM_EXIT_HLT parks the vCPU (no interrupt can wake it);
+ * triple fault,
  * internal errors (e.g. an instruction KVM's emulator refuses), entry
  * failures and unknown exits are reported on stderr and return
  * VCPU_EXIT_ERROR, which stops the guest in run state internal-error.
@@ -118,6 +120,11 @@ bool kvm_vcpu_reset_state(KvmVcpu *v, Error **errp)
     }
     if (kvm_state.irqchip) {
         struct kvm_mp_state mp = { bsp ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED };
+        /* LAPIC first: its APIC base and LVTs as KVM created them. */
+        if ((r = kvm_vcpu_ioctl(v, KVM_SET_LAPIC, &v->power_on_lapic)) < 0) {
+            error_setg_errno(errp, -r, "vCPU %d: KVM_SET_LAPIC", v->cpu->index);
+            return false;
+        }
         if ((r = kvm_vcpu_ioctl(v, KVM_SET_MP_STATE, &mp)) < 0) {
             error_setg_errno(errp, -r, "vCPU %d: KVM_SET_MP_STATE", v->cpu->index);
             return false;
@@ -174,6 +181,15 @@ bool kvm_vcpu_create(CPUState *cpu, Error **errp)
         error_setg_errno(errp, -r, "vCPU %d: KVM_GET_SREGS", cpu->index);
         vcpu_free(v);
         return false;
+    }
+    if (kvm_state.irqchip && (r = kvm_vcpu_ioctl(v, KVM_GET_LAPIC, &v->power_on_lapic)) < 0) {
+        error_setg_errno(errp, -r, "vCPU %d: KVM_GET_LAPIC", cpu->index);
+        vcpu_free(v);
+        return false;
+    }
+    if (cpu->index == 0) {
+        int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
+        kvm_state.tsc_khz = khz > 0 ? (uint32_t)khz : 0;
     }
     if (!kvm_cpu_state_init(v, errp) || !kvm_vcpu_reset_state(v, errp)) {
         vcpu_free(v);

@@ -3,16 +3,24 @@
  * and the AccelOps that system/cpus.c and system/memory.c drive.
  *
  * Options (-accel kvm,OPTS; vm_config.accel_opts):
- *   kernel-irqchip=on|off   in-kernel PIC/IOAPIC/LAPIC (default off: the
- *                           boot-sector guest needs no interrupts; with it
- *                           on, the LAPIC travels in the "cpu" section)
+ *   kernel-irqchip=on|off   on (default): in-kernel PIC master/slave, IOAPIC
+ *                           and LAPIC (KVM_CREATE_IRQCHIP) and PIT
+ *                           (KVM_CREATE_PIT2, with the port 0x61 dummy);
+ *                           devices raise lines with KVM_IRQ_LINE, HLT waits
+ *                           in the kernel. off: the old machine without
+ *                           interrupts (HLT parks the vCPU for good).
+ *   x-cpuid-hide=F[+F...]   test only: hide CPU features from this host's
+ *                           supported CPUID (kvm-cpu-model.c)
  *
  * Start-up (init, BQL, RAM blocks exist, no vCPU yet):
  *   open /dev/kvm, API version 12, KVM_CREATE_VM, capabilities, TSS and
  *   identity-map addresses (below 4 GiB, above any RAM we map there),
- *   [irqchip], MANUAL_DIRTY_LOG_PROTECT2 (+ INITIALLY_SET), supported CPUID
- *   and the MSR index list, one memory slot per RAM block, then the boot
- *   sector from -drive (hw/loader.c) when one was given.
+ *   [irqchip + PIT], MANUAL_DIRTY_LOG_PROTECT2 (+ INITIALLY_SET), supported
+ *   CPUID (minus x-cpuid-hide) and the MSR index list, the per-VM VMState
+ *   sections (kvm-cpu-model, kvm-pit, kvm-clock, kvm-irqchip x3: registered
+ *   before any vCPU, so they load before the "cpu" sections), one memory
+ *   slot per RAM block, then the boot sector from -drive (hw/loader.c) when
+ *   one was given.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -63,7 +71,7 @@ static bool kvm_parse_opts(const char *opts, Error **errp)
 {
     g_auto(GStrv) items = g_strsplit(opts ? opts : "", ",", -1);
 
-    kvm_state.irqchip = false;
+    kvm_state.irqchip = true;
     for (int i = 0; items[i]; i++) {
         if (!*items[i]) {
             continue;
@@ -72,6 +80,9 @@ static bool kvm_parse_opts(const char *opts, Error **errp)
             kvm_state.irqchip = true;
         } else if (!strcmp(items[i], "kernel-irqchip=off")) {
             kvm_state.irqchip = false;
+        } else if (g_str_has_prefix(items[i], "x-cpuid-hide=")) {
+            g_free(kvm_state.cpuid_hide);
+            kvm_state.cpuid_hide = g_strdup(items[i] + strlen("x-cpuid-hide="));
         } else {
             const char *eq = strchr(items[i], '=');
             error_setg(errp, "Invalid parameter '%.*s' for accelerator kvm",
@@ -194,6 +205,15 @@ static bool kvm_setup_irqchip(Error **errp)
         error_setg_errno(errp, -r, "KVM_CREATE_IRQCHIP");
         return false;
     }
+    if (!kvm_check_extension(KVM_CAP_PIT2) || !kvm_check_extension(KVM_CAP_PIT_STATE2)) {
+        error_setg(errp, "kernel-irqchip=on: KVM has no in-kernel PIT (KVM_CAP_PIT2, PIT_STATE2)");
+        return false;
+    }
+    struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+    if ((r = kvm_vm_ioctl(KVM_CREATE_PIT2, &pit)) < 0) {
+        error_setg_errno(errp, -r, "KVM_CREATE_PIT2");
+        return false;
+    }
     if (kvm_check_extension(KVM_CAP_X2APIC_API)) {
         kvm_enable_cap(KVM_CAP_X2APIC_API,
                        KVM_X2APIC_API_USE_32BIT_IDS | KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK, NULL);
@@ -210,7 +230,7 @@ static bool kvm_load_supported_cpuid(Error **errp)
         int r = kvm_sys_ioctl(KVM_GET_SUPPORTED_CPUID, c);
         if (r == 0) {
             kvm_state.cpuid = c;
-            return true;
+            return kvm_cpu_model_apply_hide(kvm_state.cpuid_hide, errp);
         }
         g_free(c);
         if (r != -E2BIG) {
@@ -275,7 +295,10 @@ static void kvm_cleanup(void)
     if (kvm_state.sys_fd >= 0) {
         close(kvm_state.sys_fd);
     }
+    kvm_cpu_model_fini();
+    kvm_vm_state_fini();
     g_free(kvm_state.cpuid);
+    g_free(kvm_state.cpuid_hide);
     g_free(kvm_state.msr_list);
     memset(&kvm_state, 0, sizeof(kvm_state));
     kvm_state.sys_fd = kvm_state.vm_fd = -1;
@@ -286,7 +309,8 @@ static bool kvm_init(const char *opts, Error **errp)
 {
     bool ok = kvm_parse_opts(opts, errp) && kvm_open_vm(errp) && kvm_probe_caps(errp) &&
               kvm_setup_vm_addresses(errp) && kvm_setup_irqchip(errp) &&
-              kvm_load_supported_cpuid(errp) && kvm_load_msr_list(errp) && kvm_add_slots(errp);
+              kvm_load_supported_cpuid(errp) && kvm_load_msr_list(errp) &&
+              kvm_cpu_model_init(errp) && kvm_vm_state_init(errp) && kvm_add_slots(errp);
 
     /* The boot disk: the lead may move this call into machine_init. */
     if (ok && vm_config.drive) {
@@ -299,10 +323,27 @@ static bool kvm_init(const char *opts, Error **errp)
     return ok;
 }
 
+/* KVM_IRQ_LINE: ISA IRQs 0-15 reach both PICs and the IOAPIC (KVM's
+ * default routing), 16-23 the IOAPIC. */
+static bool kvm_set_irq(int line, int level)
+{
+    struct kvm_irq_level irq = { .irq = (uint32_t)line, .level = (uint32_t)!!level };
+    int r;
+
+    if (!kvm_state.irqchip) {
+        return false;
+    }
+    if ((r = kvm_vm_ioctl(KVM_IRQ_LINE, &irq)) < 0) {
+        error_report("KVM_IRQ_LINE %d level %d: %s", line, level, strerror(-r));
+    }
+    return true;
+}
+
 static void kvm_reset(void)
 {
     Error *err = NULL;
 
+    kvm_vm_state_reset();
     if (vm_config.drive && !loader_load_boot_sector(vm_config.drive, &err)) {
         error_report_err(err);
         err = NULL;
@@ -329,6 +370,7 @@ static const AccelOps kvm_ops = {
     .dirty_log_stop = kvm_dirty_log_stop,
     .dirty_log_sync = kvm_dirty_log_sync,
     .synchronize_state = kvm_synchronize_state,
+    .set_irq = kvm_set_irq,
     .reset = kvm_reset,
     .cleanup = kvm_cleanup,
 };

@@ -1,7 +1,14 @@
 /*
  * Address-range dispatch for port I/O and MMIO. A sorted GArray per address
  * space; lookups are a binary search (KVM exits go through here).
+ *
+ * An access to a port nobody claims is not an error (reads see all-ones,
+ * writes vanish, as on a real ISA bus), but it is logged on stderr the first
+ * time each port is read and the first time it is written, so a guest
+ * probing for hardware is visible without flooding the log.
  */
+#include <stdio.h>
+#include <string.h>
 #include <glib.h>
 #include "hw-bus.h"
 
@@ -18,6 +25,8 @@ typedef struct AddressSpaceMap {
 } AddressSpaceMap;
 
 static AddressSpaceMap pio_space = { "I/O port" };
+/* Unclaimed ports already logged: bit `port` of [0] for reads, [1] writes. */
+static uint64_t pio_unhandled_seen[2][0x10000 / 64];
 static AddressSpaceMap mmio_space = { "MMIO" };
 
 static GArray *space_ranges(AddressSpaceMap *as)
@@ -127,6 +136,7 @@ void mmio_unregister(uint64_t base)
 
 void bus_cleanup(void)
 {
+    memset(pio_unhandled_seen, 0, sizeof(pio_unhandled_seen));
     space_clear(&pio_space);
     space_clear(&mmio_space);
 }
@@ -136,10 +146,31 @@ static uint64_t all_ones(unsigned size)
     return size >= 8 ? ~0ULL : (1ULL << (8 * size)) - 1;
 }
 
+static void pio_log_unhandled(bool write, uint16_t port, uint64_t value, unsigned size)
+{
+    uint64_t *seen = &pio_unhandled_seen[write][port / 64];
+    uint64_t bit = 1ULL << (port % 64);
+
+    if (*seen & bit) {
+        return;
+    }
+    *seen |= bit;
+    if (write) {
+        fprintf(stderr, "migvm: unhandled I/O write to port 0x%04x (size %u, value 0x%llx); "
+                "ignored, logged once per port\n", port, size, (unsigned long long)value);
+    } else {
+        fprintf(stderr, "migvm: unhandled I/O read from port 0x%04x (size %u); reads all-ones, "
+                "logged once per port\n", port, size);
+    }
+}
+
 uint64_t pio_read(uint16_t port, unsigned size)
 {
     BusRange *r = space_find(&pio_space, port);
 
+    if (!r) {
+        pio_log_unhandled(false, port, 0, size);
+    }
     if (!r || !r->ops->read) {
         return all_ones(size);
     }
@@ -150,7 +181,9 @@ void pio_write(uint16_t port, uint64_t value, unsigned size)
 {
     BusRange *r = space_find(&pio_space, port);
 
-    if (r && r->ops->write) {
+    if (!r) {
+        pio_log_unhandled(true, port, value & all_ones(size), size);
+    } else if (r->ops->write) {
         r->ops->write(r->opaque, port - r->base, value & all_ones(size), size);
     }
 }

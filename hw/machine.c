@@ -1,8 +1,22 @@
 /*
  * The board, built from vm_config:
  *   pc    RAM block "pc.ram" (ram_size bytes at guest address 0), a 16550
- *         UART at 0x3f8 on the -serial backend (VMState "serial" 0), the
- *         accelerator, and -smp vCPUs created paused.
+ *         UART at 0x3f8 on the -serial backend (VMState "serial" 0) wired to
+ *         IRQ 4, the small port devices of hw/ports.c, the accelerator (KVM
+ *         brings the in-kernel PIC, IOAPIC, LAPIC and PIT), and -smp vCPUs
+ *         created paused.
+ *
+ * Interrupt lines: devices call machine_set_irq(line, level); the board
+ * remembers the level and hands it to the accelerator's set_irq (KVM:
+ * KVM_IRQ_LINE). The remembered levels are the VMState section
+ * "irq-lines" (instance 0, version 1; registered after the vCPUs, so it is
+ * the last device section and loads after the interrupt controllers and
+ * the vCPUs):
+ *   levels u32     bit n set = line n was high
+ * Loading re-asserts every line that was high: KVM's SET_IRQCHIP restores
+ * IRR/ISR but not its per-source line-level bookkeeping, so without this a
+ * line that is high stays unknown to KVM until the device lowers it. Only
+ * registered when the accelerator has an interrupt controller.
  *   none  RAM block "ram" (if -m is non-zero), the accelerator, no vCPUs
  *         and no devices. As in QEMU the none board has no UART, so a
  *         -serial option is accepted and ignored (no file is created).
@@ -14,14 +28,113 @@
 #include "machine.h"
 #include "memory.h"
 #include "monitor.h"
+#include "ports.h"
 #include "serial.h"
 #include "timer-state.h"
 #include "vm.h"
+#include "vmstate.h"
 
 #define COM1_BASE 0x3f8
+#define COM1_IRQ 4
+#define IRQ_LINES 24
 
 static SerialState *com1;
 static bool accel_inited;
+
+/* ---- self-registered pc devices (hw/ports.h) ------------------------------ */
+
+#define PC_DEVICES_MAX 8
+static const PcDevice *pc_devices[PC_DEVICES_MAX];
+static int n_pc_devices;
+
+void pc_device_register(const PcDevice *dev)
+{
+    if (n_pc_devices < PC_DEVICES_MAX) {
+        pc_devices[n_pc_devices++] = dev;
+    }
+}
+
+static bool pc_devices_create(Error **errp)
+{
+    for (int i = 0; i < n_pc_devices; i++) {
+        if (!pc_devices[i]->create(errp)) {
+            error_prepend(errp, "%s: ", pc_devices[i]->name);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- interrupt lines ------------------------------------------------------ */
+
+typedef struct IrqLines {
+    uint32_t levels;            /* bit n: line n high */
+    bool registered;
+} IrqLines;
+
+static IrqLines irq_lines;
+
+static void machine_set_irq(int line, int level)
+{
+    const AccelOps *ops = accel_current();
+
+    if (line < 0 || line >= IRQ_LINES) {
+        return;
+    }
+    if (level) {
+        irq_lines.levels |= 1u << line;
+    } else {
+        irq_lines.levels &= ~(1u << line);
+    }
+    if (ops && ops->set_irq) {
+        ops->set_irq(line, level);
+    }
+}
+
+static void serial_irq(void *opaque, int level)
+{
+    machine_set_irq(COM1_IRQ, level);
+}
+
+static bool irq_lines_post_load(void *opaque, int version_id, Error **errp)
+{
+    const AccelOps *ops = accel_current();
+
+    for (int line = 0; line < IRQ_LINES; line++) {
+        if ((irq_lines.levels & (1u << line)) && ops && ops->set_irq) {
+            ops->set_irq(line, 1);
+        }
+    }
+    return true;
+}
+
+static const VMStateField irq_lines_fields[] = {
+    VMSTATE_UINT32(levels, IrqLines),
+    VMSTATE_END_OF_LIST(),
+};
+
+static const VMStateDescription vmstate_irq_lines = {
+    .name = "irq-lines",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .post_load = irq_lines_post_load,
+    .fields = irq_lines_fields,
+};
+
+/* After the vCPUs, so that loading re-asserts lines last. */
+static bool machine_register_irq_lines(Error **errp)
+{
+    const AccelOps *ops = accel_current();
+
+    if (!ops || !ops->set_irq || !ops->set_irq(0, 0)) {
+        return true;                        /* no interrupt controller */
+    }
+    if (!vmstate_register("irq-lines", 0, &vmstate_irq_lines, &irq_lines, errp)) {
+        return false;
+    }
+    irq_lines.registered = true;
+    return true;
+}
 
 static bool machine_add_serial(Error **errp)
 {
@@ -33,6 +146,9 @@ static bool machine_add_serial(Error **errp)
     }
     com1 = serial_create(COM1_BASE, 0, &spec, errp);
     chardev_spec_clear(&spec);
+    if (com1) {
+        serial_set_irq(com1, serial_irq, NULL);
+    }
     return com1 != NULL;
 }
 
@@ -53,14 +169,15 @@ static bool machine_build(bool pc, Error **errp)
         !ram_block_add(pc ? "pc.ram" : "ram", 0, vm_config.ram_size, errp)) {
         return false;
     }
-    if (pc && !machine_add_serial(errp)) {
+    if (pc && (!machine_add_serial(errp) || !pc_devices_create(errp))) {
         return false;
     }
     if (ops->init && !ops->init(vm_config.accel_opts, errp)) {
         return false;
     }
     accel_inited = true;
-    return !pc || cpus_create(vm_config.smp_cpus > 0 ? vm_config.smp_cpus : 1, errp);
+    return !pc || (cpus_create(vm_config.smp_cpus > 0 ? vm_config.smp_cpus : 1, errp) &&
+                   machine_register_irq_lines(errp));
 }
 
 bool machine_init(Error **errp)
@@ -83,11 +200,16 @@ void machine_reset(void)
 {
     const AccelOps *ops = accel_current();
 
+    /* The accelerator first: its interrupt controllers go back to power-on
+     * state, then devices lower their lines into them. */
+    if (ops && ops->reset) {
+        ops->reset();
+    }
     if (com1) {
         serial_reset(com1);
     }
-    if (ops && ops->reset) {
-        ops->reset();
+    for (int i = 0; i < n_pc_devices; i++) {
+        pc_devices[i]->reset();
     }
     cpus_reset();
 }
@@ -103,6 +225,10 @@ void machine_cleanup(void)
         ops->cleanup();
     }
     accel_inited = false;
+    if (irq_lines.registered) {
+        vmstate_unregister(&vmstate_irq_lines, &irq_lines);
+    }
+    irq_lines = (IrqLines) { 0 };
     serial_destroy(com1);
     com1 = NULL;
     bus_cleanup();

@@ -1,7 +1,10 @@
 # hw/: the board (machine.c), port I/O and MMIO dispatch (bus.c), character
-# backends (chardev.c) and the 16550 UART (serial.c).
+# backends (chardev.c), the 16550 UART (serial.c) and the small port devices
+# (ports.c: 0x80, 0x92/0xcf9/i8042 reset, debug exit).
 HW_OBJS := $(BUILD)/hw/machine.o $(BUILD)/hw/bus.o $(BUILD)/hw/chardev.o $(BUILD)/hw/serial.o
-MIGVM_OBJS += $(HW_OBJS)
+# ports.c registers itself with the board; not in HW_OBJS, so unit tests that
+# link the board without system/vm.c leave it out.
+MIGVM_OBJS += $(HW_OBJS) $(BUILD)/hw/ports.o
 
 # system/memory.c, system/accel.c, system/cpus.c belong to this room too.
 include system/devices.mk

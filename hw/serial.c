@@ -13,9 +13,15 @@
  * Without timers, the FIFO "character timeout" is raised as soon as data
  * sits below the trigger level.
  *
+ * Interrupts: one line (IRQ 4 on the pc board, through serial_set_irq),
+ * high while an enabled interrupt is pending (IIR bit 0 clear): transmit
+ * holding register empty, received data / character timeout, line status,
+ * modem status, as a 16550 does.
+ *
  * Migration: VMState "serial" version 3 laid out as QEMU 7.2's (fields of
  * vmstate_serial, then its subsections); timers are never armed here, so
- * their subsections are only ever loaded, never sent.
+ * their subsections are only ever loaded, never sent. Loading does not
+ * drive the interrupt line: the board restores line levels itself.
  */
 #include <string.h>
 #include <glib.h>
@@ -457,8 +463,12 @@ static bool serial_post_load(void *opaque, int version_id, Error **errp)
     s->itl = (uint8_t[]){ 1, 4, 8, 14 }[(fcr & FCR_ITL) >> 6];
     s->poll_msl = -1;
     s->fifo_timeout_timer = s->modem_status_poll = -1;
-    s->irq_level = -1;                      /* force the line to be driven */
-    serial_update_irq(s);
+    /* Recompute IIR and the level, but do not drive the line: the board's
+     * "irq-lines" section, loaded after the interrupt controllers, restores
+     * the level the line had (hw/machine.c). */
+    uint8_t id = serial_pending_id(s);
+    s->irq_level = id != IIR_NO_INT;
+    s->iir = id | (s->fcr & FCR_FE ? IIR_FE : 0);
     return true;
 }
 

@@ -25,6 +25,10 @@
  *                              bmap with ram_block_merge_dirty() (memory.h)
  *   synchronize_state          BQL, vCPUs paused: pull vCPU state into what
  *                              the VMState sections save (KVM: GET_REGS...)
+ *   set_irq                    BQL: drive interrupt line `line` (ISA IRQ
+ *                              0-15, GSI 16-23) to `level` (KVM: the
+ *                              in-kernel PIC/IOAPIC); NULL if the
+ *                              accelerator has no interrupt controller
  *   reset                      BQL, vCPUs paused (machine_reset)
  *   cleanup                    BQL, after every vCPU was destroyed
  * Optional hooks may be NULL.
@@ -57,6 +61,9 @@ typedef struct AccelOps {
     void (*dirty_log_stop)(void);
     uint64_t (*dirty_log_sync)(void);     /* returns pages newly set in bmaps */
     bool (*synchronize_state)(Error **errp);
+    /* Returns false if this accelerator instance has no irqchip (e.g. kvm
+     * with kernel-irqchip=off): the line then goes nowhere. */
+    bool (*set_irq)(int line, int level);
     void (*reset)(void);
     void (*cleanup)(void);
 } AccelOps;

@@ -33,7 +33,8 @@ void mmio_unregister(uint64_t base);
 /* Forget every registration (machine_cleanup). */
 void bus_cleanup(void);
 
-/* Unclaimed reads return all-ones; unclaimed writes are dropped. [BQL] */
+/* Unclaimed reads return all-ones; unclaimed writes are dropped; each is
+ * logged on stderr the first time per port and direction. [BQL] */
 uint64_t pio_read(uint16_t port, unsigned size);
 void pio_write(uint16_t port, uint64_t value, unsigned size);
 /* mmio_*: false if no device claims addr (the caller decides what that means). */

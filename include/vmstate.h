@@ -51,6 +51,10 @@ struct VMStateDescription {
     int version_id;
     int minimum_version_id;
     bool (*needed)(void *opaque);                            /* subsections only */
+    /* Top-level sections only: sent as a FULL section during the setup
+     * phase, before any RAM page (and not again at completion), so the
+     * destination can refuse early, e.g. a CPU model it cannot run. */
+    bool early_setup;
     bool (*pre_save)(void *opaque, Error **errp);
     bool (*pre_load)(void *opaque, Error **errp);
     bool (*post_load)(void *opaque, int version_id, Error **errp);
@@ -140,5 +144,16 @@ struct VMStateDescription {
 bool vmstate_register(const char *idstr, uint32_t instance_id,
                       const VMStateDescription *vmsd, void *opaque, Error **errp);
 void vmstate_unregister(const VMStateDescription *vmsd, void *opaque);
+
+/*
+ * TEST ONLY: true if the environment variable MIGVM_TEST_OMIT_SECTIONS names
+ * this section or subsection, so that the writer leaves it out of the
+ * stream (tests check that a destination guest notices the damage). The
+ * value is a comma-separated list of "NAME" (every instance) or
+ * "NAME:INSTANCE"; NAME is a section idstr ("kvm-pit") or a subsection's
+ * wire name ("cpu/lapic"). The writer consults it for top-level sections;
+ * a subsection's needed() hook consults it itself. Unset: always false.
+ */
+bool vmstate_test_omitted(const char *name, uint32_t instance_id);
 
 #endif

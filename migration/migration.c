@@ -286,9 +286,7 @@ static void migration_cleanup(MigStream *f, MigStream *rp, MigChannel *ch, bool 
     bql_lock();
     savevm_state_cleanup();
     bool success = status_get() == MIGRATION_STATUS_COMPLETED;
-    if (success) {
-        runstate_set(RUN_STATE_POSTMIGRATE, NULL);
-    } else if (stopped || runstate_check(RUN_STATE_FINISH_MIGRATE)) {
+    if (!success && (stopped || runstate_check(RUN_STATE_FINISH_MIGRATE))) {
         /* The source keeps running, exactly as before. */
         if (stopped) {
             Error *err = NULL;
@@ -386,6 +384,11 @@ static gpointer migration_thread(gpointer opaque)
     /* The whole stream is out: a cancel that raced with the last flush ends
      * completed too. Resuming the source now would leave two running copies
      * of the guest, since the destination has everything it needs. */
+    /* postmigrate before "completed" is announced: whoever sees the status
+     * must also see the final run state (QEMU 7.2 leaves a window). */
+    bql_lock();
+    runstate_set(RUN_STATE_POSTMIGRATE, NULL);
+    bql_unlock();
     status_change(status_get(), MIGRATION_STATUS_COMPLETED);
     migration_cleanup(f, rp, &ch, stopped);
     return NULL;

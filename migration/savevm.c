@@ -8,6 +8,7 @@
  *   u8 0x07 CONFIGURATION body                      (config-section.c)
  *   [u8 0x08 be16 1 be16 0]                          OPEN_RETURN_PATH
  *   [u8 0x08 be16 2 be16 4 be32 n]                   PING(n)
+ *   u8 0x04 <full header>, VMState, footer           FULL, early_setup devices only
  *   u8 0x01 be32 id, u8 len idstr, be32 inst, be32 ver, data, u8 0x7e be32 id   START (live)
  *   u8 0x02 be32 id, data, u8 0x7e be32 id           PART (live, repeated)
  *   u8 0x03 be32 id, data, u8 0x7e be32 id           END  (live)
@@ -17,7 +18,9 @@
  *
  * Reader states: HEADER -> CONFIGURATION -> SECTIONS (START/FULL open a
  * section id; PART/END resolve it; COMMANDs in between) -> EOF -> optional
- * VMDESCRIPTION (warnings only). Every length is bounded, every section
+ * VMDESCRIPTION (warnings only). A FULL section may come anywhere, so the
+ * early_setup ones (sent before any RAM) need nothing special on this side.
+ * Every length is bounded, every section
  * footer is checked, a (idstr, instance) is loaded at most once, and any
  * failure leaves the loader with a single error naming the cause.
  */
@@ -25,6 +28,7 @@
 #include "json-writer.h"
 
 #include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 #include <glib.h>
 
@@ -41,6 +45,9 @@ typedef struct SaveStateEntry {
 
 static GPtrArray *entries;              /* SaveStateEntry *, registration order */
 static uint32_t next_section_id;
+/* vmdesc entries of the early_setup sections, sent in setup, listed first
+ * in the VMDESCRIPTION written at completion. */
+static json_object *early_vmdesc;
 
 /* ------------------------------------------------------------------ */
 /* registry                                                           */
@@ -184,6 +191,36 @@ static bool se_is_active(SaveStateEntry *se)
 }
 
 /* ------------------------------------------------------------------ */
+/* test-only omission (include/vmstate.h)                             */
+
+#define OMIT_ENV "MIGVM_TEST_OMIT_SECTIONS"
+
+bool vmstate_test_omitted(const char *name, uint32_t instance_id)
+{
+    const char *env = getenv(OMIT_ENV);
+
+    if (!env || !*env) {
+        return false;
+    }
+    g_auto(GStrv) items = g_strsplit(env, ",", -1);
+    for (int i = 0; items[i]; i++) {
+        char *colon = strrchr(items[i], ':');
+        if (colon) {
+            *colon = '\0';
+        }
+        if (strcmp(g_strstrip(items[i]), name) != 0) {
+            continue;
+        }
+        if (!colon || strtoul(colon + 1, NULL, 0) == instance_id) {
+            warn_report(OMIT_ENV ": leaving '%s' instance %" PRIu32 " out of the stream (test only)",
+                        name, instance_id);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------------ */
 /* writer                                                             */
 
 static void put_section_header(MigStream *f, SaveStateEntry *se, uint8_t type)
@@ -240,9 +277,40 @@ void savevm_send_ping(MigStream *f, uint32_t value)
     put_command(f, MIG_CMD_PING, 4, b);
 }
 
+static bool save_device(MigStream *f, SaveStateEntry *se, json_object *devices, Error **errp);
+
+/* A device section goes into this stream (needed, not omitted by a test). */
+static bool device_wanted(SaveStateEntry *se)
+{
+    return se->vmsd && (!se->vmsd->needed || se->vmsd->needed(se->opaque)) &&
+           !vmstate_test_omitted(se->idstr, se->instance_id);
+}
+
+/* early_setup devices: FULL sections before any live handler's START. */
+static bool save_early_devices(MigStream *f, Error **errp)
+{
+    GPtrArray *r = registry();
+
+    if (early_vmdesc) {
+        json_object_put(early_vmdesc);
+    }
+    early_vmdesc = json_object_new_array();
+    for (guint i = 0; i < r->len; i++) {
+        SaveStateEntry *se = r->pdata[i];
+        if (se->vmsd && se->vmsd->early_setup && device_wanted(se) &&
+            !save_device(f, se, early_vmdesc, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 bool savevm_state_setup(MigStream *f, Error **errp)
 {
     GPtrArray *r = registry();
+    if (!save_early_devices(f, errp)) {
+        return false;
+    }
     for (guint i = 0; i < r->len; i++) {
         SaveStateEntry *se = r->pdata[i];
         if (!se->ops || !se->ops->save_setup || !se_is_active(se)) {
@@ -372,9 +440,13 @@ bool savevm_state_complete_precopy(MigStream *f, bool send_vmdesc, Error **errp)
     json_object *devices = json_object_new_array();
     GPtrArray *r = registry();
     bool ok = true;
+    for (size_t i = 0; early_vmdesc && i < json_object_array_length(early_vmdesc); i++) {
+        json_object_array_add(devices, json_object_get(json_object_array_get_idx(early_vmdesc, i)));
+    }
     for (guint i = 0; i < r->len && ok; i++) {
         SaveStateEntry *se = r->pdata[i];
-        if (se->vmsd && (!se->vmsd->needed || se->vmsd->needed(se->opaque))) {
+        /* early_setup sections went out in setup (unless there was none) */
+        if (se->vmsd && !(se->vmsd->early_setup && early_vmdesc) && device_wanted(se)) {
             ok = save_device(f, se, devices, errp);
         }
     }
@@ -393,6 +465,10 @@ bool savevm_state_complete_precopy(MigStream *f, bool send_vmdesc, Error **errp)
 void savevm_state_cleanup(void)
 {
     GPtrArray *r = registry();
+    if (early_vmdesc) {
+        json_object_put(early_vmdesc);
+        early_vmdesc = NULL;
+    }
     for (guint i = 0; i < r->len; i++) {
         SaveStateEntry *se = r->pdata[i];
         if (se->setup_done && se->ops->save_cleanup) {
