@@ -56,7 +56,7 @@ include tests/module.mk
 include bench/module.mk
 include tests/functional/migration.mk tests/interop/interop.mk
 # Fragments of rooms still being built: optional until they exist.
--include tests/functional/kvm.mk
+-include tests/functional/kvm.mk tests/functional/ring3.mk
 
 .PHONY: all check check-unit check-functional check-sanitize check-valgrind demo bench clean distclean help
 
