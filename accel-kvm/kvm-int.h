@@ -174,6 +174,7 @@ bool kvm_synchronize_state(Error **errp);
 bool kvm_vm_state_init(Error **errp);
 void kvm_vm_state_fini(void);
 void kvm_vm_state_reset(void);      /* irqchip and PIT back to power-on */
+void kvm_vm_state_change(bool running);  /* freeze PIT and kvmclock across a pause */
 
 /* kvm-cpu-model.c */
 /* Parse x-cpuid-hide and clear those bits from kvm_state.cpuid. */

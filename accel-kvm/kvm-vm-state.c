@@ -87,6 +87,43 @@ static bool vcpus_paused(const char *what, Error **errp)
     return true;
 }
 
+/* ---- a paused VM's time stands still ------------------------------------------ */
+
+/* Read the PIT and kvmclock when the VM stops and write them back when it
+ * runs again (as QEMU does): otherwise KVM banks the PIT ticks of the pause
+ * and delivers them in a burst on `cont`, and kvmclock jumps over it.
+ * SET_PIT2 restarts the channels with nothing pending. A reset or an
+ * incoming load in between makes the snapshot stale: they drop it. */
+static struct {
+    bool held;
+    bool have_pit;
+    struct kvm_pit_state2 pit;
+    uint64_t clock;
+} frozen;
+
+void kvm_vm_state_change(bool running)
+{
+    if (!running) {
+        struct kvm_clock_data d = { 0 };
+        frozen.have_pit = kvm_state.irqchip && kvm_vm_ioctl(KVM_GET_PIT2, &frozen.pit) >= 0;
+        frozen.held = kvm_vm_ioctl(KVM_GET_CLOCK, &d) >= 0;
+        frozen.clock = d.clock;
+        return;
+    }
+    if (!frozen.held) {
+        return;
+    }
+    frozen.held = false;
+    struct kvm_clock_data d = { .clock = frozen.clock };
+    int r;
+    if (frozen.have_pit && (r = kvm_vm_ioctl(KVM_SET_PIT2, &frozen.pit)) < 0) {
+        error_report("resume: KVM_SET_PIT2: %s", strerror(-r));
+    }
+    if ((r = kvm_vm_ioctl(KVM_SET_CLOCK, &d)) < 0) {
+        error_report("resume: KVM_SET_CLOCK: %s", strerror(-r));
+    }
+}
+
 /* ---- PIT ---------------------------------------------------------------------- */
 
 static bool pit_pre_save(void *opaque, Error **errp)
@@ -116,6 +153,7 @@ static bool pit_pre_save(void *opaque, Error **errp)
 
 static bool pit_post_load(void *opaque, int version_id, Error **errp)
 {
+    frozen.held = false;
     struct kvm_pit_state2 k = { .flags = vm.pit.flags & KVM_PIT_FLAGS_HPET_LEGACY };
     int r;
 
@@ -186,6 +224,7 @@ static bool clock_pre_save(void *opaque, Error **errp)
 
 static bool clock_post_load(void *opaque, int version_id, Error **errp)
 {
+    frozen.held = false;
     struct kvm_clock_data d = { .clock = vm.clock.clock };
     int r;
 
@@ -380,6 +419,7 @@ void kvm_vm_state_fini(void)
 
 void kvm_vm_state_reset(void)
 {
+    frozen.held = false;
     Error *err = NULL;
 
     if (!kvm_state.irqchip) {

@@ -371,6 +371,7 @@ static const AccelOps kvm_ops = {
     .dirty_log_sync = kvm_dirty_log_sync,
     .synchronize_state = kvm_synchronize_state,
     .set_irq = kvm_set_irq,
+    .vm_state_change = kvm_vm_state_change,
     .reset = kvm_reset,
     .cleanup = kvm_cleanup,
 };

@@ -64,6 +64,9 @@ typedef struct AccelOps {
     /* Returns false if this accelerator instance has no irqchip (e.g. kvm
      * with kernel-irqchip=off): the line then goes nowhere. */
     bool (*set_irq)(int line, int level);
+    /* BQL: the VM stopped (vCPUs paused) or is about to run again; lets an
+     * accelerator freeze guest time across a pause (KVM: PIT, kvmclock). */
+    void (*vm_state_change)(bool running);
     void (*reset)(void);
     void (*cleanup)(void);
 } AccelOps;
@@ -85,5 +88,7 @@ void accel_deselect(void);
 
 /* Wrapper for vm_stop: true if there is nothing to sync. [BQL, paused] */
 bool accel_synchronize_state(Error **errp);
+/* Tell the accelerator the VM stopped or is about to run. [BQL] */
+void accel_vm_state_change(bool running);
 
 #endif

@@ -61,3 +61,10 @@ bool accel_synchronize_state(Error **errp)
     }
     return current->synchronize_state(errp);
 }
+
+void accel_vm_state_change(bool running)
+{
+    if (current && current->vm_state_change) {
+        current->vm_state_change(running);
+    }
+}

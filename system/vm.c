@@ -207,6 +207,7 @@ bool vm_start(Error **errp)
         return false;
     }
     qapi_event_send_resume();
+    accel_vm_state_change(true);
     cpus_resume_all();
     return true;
 }
@@ -222,6 +223,7 @@ bool vm_stop(RunState state, Error **errp)
         return false;
     }
     cpus_pause_all();
+    accel_vm_state_change(false);
     qapi_event_send_stop();
     /* vCPU state now lives in the accelerator (KVM): pull it out so device
      * and CPU sections save what the guest really has. */
