@@ -7,6 +7,7 @@
 #   make check-valgrind  the unit tests under valgrind
 #   make demo            the main job: see README.md
 #   make bench           migration benchmarks (not part of check)
+#   make soak            the ring-3 KVM guest for minutes, with stop/cont (SOAK_MINUTES=3)
 #   V=1                  show full command lines
 
 BUILD ?= build
@@ -58,7 +59,7 @@ include tests/functional/migration.mk tests/interop/interop.mk
 # Fragments of rooms still being built: optional until they exist.
 -include tests/functional/kvm.mk tests/functional/ring3.mk
 
-.PHONY: all check check-unit check-functional check-sanitize check-valgrind demo bench clean distclean help
+.PHONY: all check check-unit check-functional check-sanitize check-valgrind demo bench soak clean distclean help
 
 all: $(BUILD)/migvm $(EXTRA_ALL)
 
@@ -96,6 +97,10 @@ check-valgrind: all $(UNIT_TESTS)
 
 demo: all
 	$(Q)BUILD=$(BUILD) scripts/demo.sh
+
+# The ring-3 KVM guest for SOAK_MINUTES (default 3) with a stop/cont every 30 s (not part of check).
+soak: all
+	$(Q)BUILD=$(BUILD) /usr/bin/python3 tests/functional/ring3-soak.py $(or $(SOAK_MINUTES),3)
 
 bench: all $(BENCH_TARGETS)
 	$(Q)BUILD=$(BUILD) bench/run.sh
