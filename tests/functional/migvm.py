@@ -96,6 +96,25 @@ def _short(text, limit=600):
 # --------------------------------------------------------------------------
 # Waiting
 
+def kvm_usable():
+    """None when /dev/kvm opens read-write, else the reason it does not."""
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        return "/dev/kvm: %s" % e.strerror
+    os.close(fd)
+    return None
+
+
+def read_bytes(path):
+    """A file's bytes, or b"" when it does not exist (yet)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def wait_until(predicate, timeout=10.0, interval=0.01):
     """Poll predicate until it returns something truthy or the deadline passes.
     Returns the truthy value, or None on timeout."""

@@ -24,52 +24,18 @@ and that migvm quits with status 0 and nothing on stderr. Prints a summary
 errors, stop/cont count, line rate) and then `N passed, N failed`."""
 
 import os
-import re
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import migvm  # noqa: E402
+from migvm import read_bytes  # noqa: E402
+from ring3lib import COUNTERS, IMAGE, MEM, parse  # noqa: E402
 import miglib  # noqa: E402
 from migvm import VM, check, check_eq, new_tmpdir, run, wait_until  # noqa: E402
 
-BUILD = os.environ.get("BUILD", "build")
-IMAGE = os.path.abspath(os.path.join(BUILD, "guest", "ring3-guest.img"))
-MEM = "256M"
 STOP_EVERY = 30.0     # s of wall clock between stop/cont
 PAUSE = 2.0           # s stopped
-COUNTERS = ("pit", "lapic", "sirq", "pages", "verified")
-STATUS_RE = re.compile(rb"^seq=\d+( \w+=\d+)*$")
-
-
-def kvm_usable():
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-    except OSError as e:
-        return "/dev/kvm: %s" % e.strerror
-    os.close(fd)
-    return None
-
-
-def read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-
-
-def parse(data):
-    """(status dicts, ERROR/FATAL lines, other lines) of the complete lines."""
-    status, bad, other = [], [], []
-    for line in data.split(b"\n")[:-1]:
-        if STATUS_RE.match(line):
-            status.append({k.decode(): int(v) for k, v in (kv.split(b"=") for kv in line.split())})
-        elif line.startswith(b"ERROR") or b"FATAL" in line:
-            bad.append(line.decode(errors="replace"))
-        else:
-            other.append(line.decode(errors="replace"))
-    return status, bad, other
 
 
 def soak(minutes):
@@ -79,8 +45,8 @@ def soak(minutes):
              "-serial", "file:" + serial], tmpdir=d).launch()
     q = vm.qmp()
     if not check("guest boots (first status line within 40 s)",
-                 wait_until(lambda: parse(read(serial))[0] or not vm.alive(), 40.0, interval=0.2)
-                 and vm.alive(), "serial=%r stderr=%s" % (read(serial)[-400:], vm.stderr_text()[-400:])):
+                 wait_until(lambda: parse(read_bytes(serial))[0] or not vm.alive(), 40.0, interval=0.2)
+                 and vm.alive(), "serial=%r stderr=%s" % (read_bytes(serial)[-400:], vm.stderr_text()[-400:])):
         return
     t0 = time.monotonic()
     end = t0 + minutes * 60.0
@@ -89,7 +55,7 @@ def soak(minutes):
     arrivals = []            # monotonic time each status line was first seen
     seen = 0
     while time.monotonic() < end and vm.alive():
-        status, bad, _ = parse(read(serial))
+        status, bad, _ = parse(read_bytes(serial))
         arrivals += [time.monotonic()] * (len(status) - seen)
         seen = len(status)
         if bad:
@@ -98,8 +64,8 @@ def soak(minutes):
             q.cmd_ok("stop")
             t_stop = time.monotonic()
             state = miglib.query_status(q)
-            size = len(read(serial))
-            grew = wait_until(lambda: len(read(serial)) != size, PAUSE, interval=0.2)
+            size = len(read_bytes(serial))
+            grew = wait_until(lambda: len(read_bytes(serial)) != size, PAUSE, interval=0.2)
             if state != "paused" or grew:
                 silent_failures.append("stop %d: state=%s grew=%s" % (stops + 1, state, bool(grew)))
             q.cmd_ok("cont")
@@ -111,7 +77,7 @@ def soak(minutes):
         time.sleep(0.25)
     elapsed = time.monotonic() - t0
     alive = vm.alive()
-    status, bad, other = parse(read(serial))
+    status, bad, other = parse(read_bytes(serial))
     check("migvm alive for the whole %.1f min" % minutes, alive and elapsed >= minutes * 60.0 - 1,
           "alive=%s after %.0f s, stderr=%s" % (alive, elapsed, vm.stderr_text()[-400:]))
     check_eq("stop/cont: paused and silent while stopped, running after", silent_failures, [])
@@ -161,7 +127,7 @@ def soak(minutes):
 
 def main():
     minutes = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
-    reason = kvm_usable()
+    reason = migvm.kvm_usable()
     if reason:
         migvm.skip_all(reason)
     migvm.require_binary()

@@ -27,7 +27,6 @@ Skips when /dev/kvm cannot be used or the binary / guest images are missing."""
 import json
 import os
 import re
-import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -40,15 +39,6 @@ RING3_IMG = os.path.abspath(os.path.join(BUILD, "guest", "ring3-guest.img"))
 BOOT_IMG = os.path.abspath(os.path.join(BUILD, "guest", "boot-sector.img"))
 MEM = "256M"
 STATUS_RE = re.compile(rb"^seq=(\d+) pit=(\d+) lapic=(\d+) sirq=(\d+) .*errors=(\d+)", re.M)
-
-
-def kvm_usable():
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-    except OSError as e:
-        return "/dev/kvm: %s" % e.strerror
-    os.close(fd)
-    return None
 
 
 def start(image, accel="kvm", incoming=None, omit=None, extra=(), tmpdir=None):
@@ -362,7 +352,7 @@ def main():
     migvm.require_binary()
     if migvm.qemu_mode():
         migvm.skip_all("tests migvm's own KVM machine")
-    why = kvm_usable()
+    why = migvm.kvm_usable()
     if why:
         migvm.skip_all("KVM not usable (%s)" % why)
     if os.path.isfile(BOOT_IMG):

@@ -393,7 +393,7 @@ def main():
     migvm.require_binary()
     if migvm.qemu_mode():
         migvm.skip_all("tests migvm's own KVM accelerator")
-    why = kvmt.kvm_usable()
+    why = migvm.kvm_usable()
     if why:
         migvm.skip_all("KVM not usable (%s)" % why)
     if not os.path.isfile(kvmt.GUEST_IMG):

@@ -18,21 +18,12 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import migvm  # noqa: E402
 import miglib  # noqa: E402
-from migvm import VM, check, check_eq, error_of, new_tmpdir, run, wait_until  # noqa: E402
+from migvm import VM, check, check_eq, new_tmpdir, run, wait_until  # noqa: E402
 
 MiB = 1 << 20
 BUILD = os.environ.get("BUILD", "build")
 GUEST_IMG = os.path.abspath(os.path.join(BUILD, "guest", "boot-sector.img"))
 MEM = "128M"
-
-
-def kvm_usable():
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-    except OSError as e:
-        return "/dev/kvm: %s" % e.strerror
-    os.close(fd)
-    return None
 
 
 def refused_instruction_image(path):
@@ -252,7 +243,7 @@ def main():
     migvm.require_binary()
     if migvm.qemu_mode():
         migvm.skip_all("tests migvm's own KVM accelerator")
-    why = kvm_usable()
+    why = migvm.kvm_usable()
     if why:
         migvm.skip_all("KVM not usable (%s)" % why)
     if not os.path.isfile(GUEST_IMG):

@@ -25,49 +25,14 @@ the no-irqchip and migration cases skip when migvm refuses the option or
 the migration (reported, not failed: they depend on other rooms' work)."""
 
 import os
-import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import migvm  # noqa: E402
+from migvm import read_bytes  # noqa: E402
+from ring3lib import IMAGE, MEM, parse  # noqa: E402
 from migvm import VM, check, check_eq, new_tmpdir, run, skip, wait_until  # noqa: E402
 
-BUILD = os.environ.get("BUILD", "build")
-IMAGE = os.path.abspath(os.path.join(BUILD, "guest", "ring3-guest.img"))
-MEM = "256M"
-STATUS_RE = re.compile(rb"^seq=\d+( \w+=\d+)*$")
-
-
-def kvm_usable():
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-    except OSError as e:
-        return "/dev/kvm: %s" % e.strerror
-    os.close(fd)
-    return None
-
-
-def read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-
-
-def parse(data):
-    """(status dicts, ERROR lines, other complete lines) of a serial stream;
-    a trailing partial line is left out."""
-    lines = data.split(b"\n")[:-1]
-    status, errors, other = [], [], []
-    for line in lines:
-        if STATUS_RE.match(line):
-            status.append({k.decode(): int(v) for k, v in (kv.split(b"=") for kv in line.split())})
-        elif line.startswith(b"ERROR: "):
-            errors.append(line.decode(errors="replace"))
-        else:
-            other.append(line.decode(errors="replace"))
-    return status, errors, other
 
 
 def start(accel="kvm", extra=(), tmpdir=None, serial_name="serial.out"):
@@ -84,7 +49,7 @@ def wait_status(vm, n, timeout):
     def enough():
         if not vm.alive():
             return True
-        status = parse(read(vm.serial_path))[0]
+        status = parse(read_bytes(vm.serial_path))[0]
         return status if len(status) >= n else None
     got = wait_until(enough, timeout, interval=0.2)
     return got if isinstance(got, list) else None
@@ -106,19 +71,19 @@ def test_boot():
     vm = start()
     status = wait_status(vm, 5, 40.0)
     if not check("boot: five status lines within 40 s", status is not None,
-                 "alive=%s serial=%r stderr=%s" % (vm.alive(), read(vm.serial_path)[-600:],
+                 "alive=%s serial=%r stderr=%s" % (vm.alive(), read_bytes(vm.serial_path)[-600:],
                                                    vm.stderr_text()[-600:])):
         vm.kill()
         return
     # A pause: nothing printed while stopped, no error for it afterwards.
     q = vm.qmp()
     q.cmd_ok("stop")
-    size = len(read(vm.serial_path))
-    quiet = wait_until(lambda: len(read(vm.serial_path)) != size, 3.0, interval=0.2) is None
+    size = len(read_bytes(vm.serial_path))
+    quiet = wait_until(lambda: len(read_bytes(vm.serial_path)) != size, 3.0, interval=0.2) is None
     check("boot: silent while stopped", quiet)
     q.cmd_ok("cont")
-    status = wait_status(vm, len(parse(read(vm.serial_path))[0]) + 5, 30.0)
-    text = read(vm.serial_path)
+    status = wait_status(vm, len(parse(read_bytes(vm.serial_path))[0]) + 5, 30.0)
+    text = read_bytes(vm.serial_path)
     if not check("boot: five more status lines after cont", status is not None, text[-600:]):
         vm.kill()
         return
@@ -140,7 +105,7 @@ def test_boot():
 def test_no_irqchip():
     vm = start(accel="kvm,kernel-irqchip=off")
     status = wait_status(vm, 3, 30.0)
-    text = read(vm.serial_path)
+    text = read_bytes(vm.serial_path)
     if status is None and not vm.alive() and "kernel-irqchip" in vm.stderr_text():
         skip("no-irqchip", "migvm refuses kernel-irqchip=off: %s" % vm.stderr_text().strip()[-200:])
         return
@@ -163,7 +128,7 @@ def test_migration():
     sock = os.path.join(d, "mig.sock")
     src = start(tmpdir=d, serial_name="src.serial")
     if not check("migration: source runs (3 lines)", wait_status(src, 3, 40.0) is not None,
-                 read(src.serial_path)[-400:]):
+                 read_bytes(src.serial_path)[-400:]):
         src.kill()
         return
     dst = start(tmpdir=new_tmpdir(), extra=["-incoming", "unix:" + sock], serial_name="dst.serial")
@@ -187,15 +152,15 @@ def test_migration():
         src.kill()
         dst.kill()
         return
-    before = parse(read(src.serial_path))[0]
+    before = parse(read_bytes(src.serial_path))[0]
     # Three more lines on the destination.
     def dst_lines():
-        status = parse(read(src.serial_path) + read(dst.serial_path))[0]
+        status = parse(read_bytes(src.serial_path) + read_bytes(dst.serial_path))[0]
         return status if len(status) >= len(before) + 3 else None
     status = wait_until(dst_lines, 20.0, interval=0.2)
-    stream = read(src.serial_path) + read(dst.serial_path)
+    stream = read_bytes(src.serial_path) + read_bytes(dst.serial_path)
     if not check("migration: the guest goes on printing on the destination", status is not None,
-                 "dst serial=%r dst stderr=%s" % (read(dst.serial_path)[-400:], dst.stderr_text()[-400:])):
+                 "dst serial=%r dst stderr=%s" % (read_bytes(dst.serial_path)[-400:], dst.stderr_text()[-400:])):
         src.kill()
         dst.kill()
         return
@@ -215,7 +180,7 @@ def test_migration():
 
 
 def main():
-    reason = kvm_usable()
+    reason = migvm.kvm_usable()
     if reason:
         migvm.skip_all(reason)
     migvm.require_binary()

@@ -29,52 +29,19 @@ and downtime (query-migrate) are printed as `# hop ...` lines.
 Skips when /dev/kvm cannot be used or the binary / guest image is missing."""
 
 import os
-import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import migvm  # noqa: E402
+from migvm import read_bytes  # noqa: E402
+from ring3lib import COUNTERS, IMAGE, MEM, parse  # noqa: E402
 import miglib  # noqa: E402
 from migvm import VM, check, check_eq, new_tmpdir, run, wait_until  # noqa: E402
 
-BUILD = os.environ.get("BUILD", "build")
-IMAGE = os.path.abspath(os.path.join(BUILD, "guest", "ring3-guest.img"))
-MEM = "256M"
 HOPS = 10
-COUNTERS = ("pit", "lapic", "sirq", "pages", "verified")
-STATUS_RE = re.compile(rb"^seq=\d+( \w+=\d+)*$")
 # The guest rewrites its 64 MiB every ~50 ms: full local speed, and a last
 # pass allowed up to 2 s.
 MIG_PARAMS = {"max-bandwidth": 8 << 30, "downtime-limit": 2000}
-
-
-def kvm_usable():
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-    except OSError as e:
-        return "/dev/kvm: %s" % e.strerror
-    os.close(fd)
-    return None
-
-
-def read(path):
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-
-
-def parse(data):
-    """(status dicts, damage lines) of a serial stream's complete lines.
-    Damage: ERROR lines and anything mentioning FATAL."""
-    status, bad = [], []
-    for line in data.split(b"\n")[:-1]:
-        if STATUS_RE.match(line):
-            status.append({k.decode(): int(v) for k, v in (kv.split(b"=") for kv in line.split())})
-        elif line.startswith(b"ERROR") or b"FATAL" in line:
-            bad.append(line.decode(errors="replace"))
-    return status, bad
 
 
 class Guest:
@@ -85,7 +52,7 @@ class Guest:
 
     def stream(self, upto=None):
         hosts = self.hosts if upto is None else self.hosts[:upto]
-        return b"".join(read(h.serial_path) for h in hosts)
+        return b"".join(read_bytes(h.serial_path) for h in hosts)
 
     def start_host(self, incoming=None, transport=None):
         d = new_tmpdir()
@@ -140,10 +107,10 @@ def hop(guest, i, transport):
     src.q.cmd("quit")
     check_eq("%s: old source quits with 0" % name, src.wait_exit(10.0), 0)
     # The previous host's stream is final now: its last line is the reference.
-    prev_status, prev_bad = parse(guest.stream(upto=len(guest.hosts) - 1))
+    prev_status, prev_bad, _ = parse(guest.stream(upto=len(guest.hosts) - 1))
     status = wait_new_lines(guest, len(prev_status), 2, 20.0)
     if not check("%s: destination prints two status lines" % name, status is not None,
-                 "dst serial=%r dst stderr=%s" % (read(dst.serial_path)[-400:], dst.stderr_text()[-400:])):
+                 "dst serial=%r dst stderr=%s" % (read_bytes(dst.serial_path)[-400:], dst.stderr_text()[-400:])):
         return False
     last, first, second = prev_status[-1], status[len(prev_status)], status[len(prev_status) + 1]
     check("%s: destination's first line continues seq (%d -> %d)" % (name, last["seq"], first["seq"]),
@@ -164,7 +131,7 @@ def test_pingpong():
     guest = Guest()
     a, _ = guest.start_host()
     if not check("host A boots the guest (3 status lines)", wait_new_lines(guest, 0, 3, 40.0) is not None,
-                 "serial=%r stderr=%s" % (read(a.serial_path)[-400:], a.stderr_text()[-400:])):
+                 "serial=%r stderr=%s" % (read_bytes(a.serial_path)[-400:], a.stderr_text()[-400:])):
         return
     done = 0
     for i in range(1, HOPS + 1):
@@ -172,7 +139,7 @@ def test_pingpong():
             break
         done += 1
     check_eq("hops completed in a row", done, HOPS)
-    status, bad = parse(guest.stream())
+    status, bad, _ = parse(guest.stream())
     seqs = [s["seq"] for s in status]
     check("whole stream over %d hosts: seq 1..%d without gap or repeat" % (len(guest.hosts), len(seqs)),
           seqs == list(range(1, len(seqs) + 1)), seqs)
@@ -186,7 +153,7 @@ def test_pingpong():
 
 
 def main():
-    reason = kvm_usable()
+    reason = migvm.kvm_usable()
     if reason:
         migvm.skip_all(reason)
     migvm.require_binary()
