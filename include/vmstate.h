@@ -152,7 +152,9 @@ void vmstate_unregister(const VMStateDescription *vmsd, void *opaque);
  * value is a comma-separated list of "NAME" (every instance) or
  * "NAME:INSTANCE"; NAME is a section idstr ("kvm-pit") or a subsection's
  * wire name ("cpu/lapic"). The writer consults it for top-level sections;
- * a subsection's needed() hook consults it itself. Unset: always false.
+ * a subsection's needed() hook consults it itself. One name is not a
+ * section: "ram/final-pass" makes RAM's completion stage (vCPUs stopped)
+ * send none of the pages dirtied since the last pass. Unset: always false.
  */
 bool vmstate_test_omitted(const char *name, uint32_t instance_id);
 

@@ -23,6 +23,14 @@
  * instruction (cd 80, from CPL 3), steps over it and runs the same call
  * (kstat.int80_via_ud counts those).
  *
+ * State checks (ring3.h): DR0-3, eight MSRs the guest never uses and the
+ * UART's scratch register get canary values at boot; SYS_STATE reads them
+ * and some control and UART registers back, for ring 3 to compare with
+ * the snapshot taken at the end of the set-up (kstat.state_boot). With
+ * XSAVE and AVX, CR4.OSXSAVE and XCR0 = x87|SSE|AVX are set so ring 3 can
+ * keep canaries in the ymm upper halves. With KVM's CPUID signature and
+ * CLOCKSOURCE2, kvmclock is enabled on kstat.pvclock (read by ring 3).
+ *
  * Fatal: an exception prints one polled line
  *   FATAL: exception <vec> err=<hex> rip=<hex> cs=<hex> rsp=<hex> cr2=<hex>
  * and halts with interrupts off.
@@ -37,6 +45,7 @@
 #define UART_LCR    (COM1 + 3)
 #define UART_MCR    (COM1 + 4)
 #define UART_LSR    (COM1 + 5)
+#define UART_SCR    (COM1 + 7)
 #define IER_RDI     0x01
 #define IER_THRI    0x02
 #define LSR_DR      0x01
@@ -106,6 +115,25 @@ static inline uint8_t inb(uint16_t port)
     return v;
 }
 
+static inline uint64_t rdmsr(uint32_t index)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(index));
+    return (uint64_t)hi << 32 | lo;
+}
+
+static inline void wrmsr(uint32_t index, uint64_t v)
+{
+    __asm__ volatile("wrmsr" : : "c"(index), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
+}
+
+static inline void cpuid(uint32_t leaf, uint32_t r[4])
+{
+    __asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(0));
+}
+
+static const struct r3_msr_canary msr_canaries[R3_MSR_CANARY_N] = { R3_MSR_CANARIES };
+
 static inline void lapic_write(uint32_t reg, uint32_t v)
 {
     *(volatile uint32_t *)(uintptr_t)(R3_LAPIC_BASE + reg) = v;
@@ -166,6 +194,31 @@ static uint64_t sys_flush(void)
         polled_putc(txq[kstat.tx_tail++ % TXQ_SIZE]);
     }
     return 1;
+}
+
+/* The SYS_STATE slots, in ring3.h's order. */
+static void read_state(uint64_t out[R3_STATE_N])
+{
+    struct { uint16_t limit; uint64_t base; } __attribute__((packed)) gdtr, idtr;
+
+    __asm__ volatile("mov %%dr0, %0" : "=r"(out[0]));
+    __asm__ volatile("mov %%dr1, %0" : "=r"(out[1]));
+    __asm__ volatile("mov %%dr2, %0" : "=r"(out[2]));
+    __asm__ volatile("mov %%dr3, %0" : "=r"(out[3]));
+    for (int i = 0; i < R3_MSR_CANARY_N; i++) {
+        out[4 + i] = rdmsr(msr_canaries[i].index);
+    }
+    __asm__ volatile("mov %%cr0, %0" : "=r"(out[12]));
+    __asm__ volatile("mov %%cr3, %0" : "=r"(out[13]));
+    __asm__ volatile("mov %%cr4, %0" : "=r"(out[14]));
+    out[15] = rdmsr(0xc0000080);
+    __asm__ volatile("sgdt %0" : "=m"(gdtr));
+    __asm__ volatile("sidt %0" : "=m"(idtr));
+    out[16] = gdtr.base;
+    out[17] = idtr.base;
+    out[18] = inb(UART_LCR);
+    out[19] = inb(UART_MCR);
+    out[20] = inb(UART_SCR);
 }
 
 /* IRQ4: loop until the UART has nothing pending, so its (edge-triggered
@@ -260,6 +313,9 @@ void trap(struct frame *f)
             f->rax = sys_write((const char *)f->rdi, f->rsi);
         } else if (f->rax == SYS_FLUSH) {
             f->rax = sys_flush();
+        } else if (f->rax == SYS_STATE) {
+            read_state((uint64_t *)f->rdi);
+            f->rax = R3_STATE_N;
         } else {
             f->rax = (uint64_t)-1;
         }
@@ -380,6 +436,73 @@ static void setup_lapic(uint32_t hz)
     lapic_write(LAPIC_TIMER_ICR, LAPIC_BUS_HZ / 16 / (hz ? hz : 100));
 }
 
+static void setup_canaries(void)
+{
+    uint64_t dr[4] = { R3_DR_CANARY(0), R3_DR_CANARY(1), R3_DR_CANARY(2), R3_DR_CANARY(3) };
+
+    __asm__ volatile("mov %0, %%dr0" : : "r"(dr[0]));
+    __asm__ volatile("mov %0, %%dr1" : : "r"(dr[1]));
+    __asm__ volatile("mov %0, %%dr2" : : "r"(dr[2]));
+    __asm__ volatile("mov %0, %%dr3" : : "r"(dr[3]));
+    for (int i = 0; i < R3_MSR_CANARY_N; i++) {
+        wrmsr(msr_canaries[i].index, msr_canaries[i].value);
+    }
+    outb(UART_SCR, R3_UART_SCR_CANARY);
+}
+
+/* After every set-up step: what SYS_STATE must keep returning. */
+static void snapshot_state(void)
+{
+    read_state(kstat.state_boot);
+    kstat.state_mask = 0;
+    for (int i = 0; i < 4; i++) {
+        kstat.state_mask |= (uint32_t)(kstat.state_boot[i] == R3_DR_CANARY(i)) << i;
+    }
+    for (int i = 0; i < R3_MSR_CANARY_N; i++) {
+        kstat.state_mask |= (uint32_t)(kstat.state_boot[4 + i] == msr_canaries[i].value) << (4 + i);
+    }
+    kstat.state_mask |= (uint32_t)(kstat.state_boot[20] == R3_UART_SCR_CANARY) << 20;
+}
+
+/* AVX for ring 3's ymm canaries: CPUID.1:ECX XSAVE (26) and AVX (28), and
+ * XCR0 may hold SSE and AVX (CPUID.0xD.0:EAX bits 1, 2). */
+static void setup_avx(void)
+{
+    uint32_t r[4];
+    uint64_t cr4;
+
+    cpuid(1, r);
+    if (!(r[2] >> 26 & 1) || !(r[2] >> 28 & 1)) {
+        return;
+    }
+    cpuid(0xd, r);
+    if ((r[0] & 7) != 7) {
+        return;
+    }
+    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | 1u << 18));
+    __asm__ volatile("xsetbv" : : "c"(0), "a"(7), "d"(0));
+    kstat.avx = 1;
+}
+
+/* kvmclock: KVM's CPUID signature at 0x40000000 and CLOCKSOURCE2 (bit 3 of
+ * 0x40000001.EAX); MSR_KVM_SYSTEM_TIME_NEW = &pvclock | enable. */
+static void setup_kvmclock(void)
+{
+    uint32_t r[4];
+
+    cpuid(0x40000000, r);
+    if (r[1] != 0x4b4d564b || r[2] != 0x564b4d56 || r[3] != 0x4d || r[0] < 0x40000001) {
+        return;
+    }
+    cpuid(0x40000001, r);
+    if (!(r[0] >> 3 & 1)) {
+        return;
+    }
+    wrmsr(0x4b564d01, (uint64_t)(uintptr_t)&kstat.pvclock | 1);
+    kstat.kvmclock = 1;
+}
+
 static void find_ram_top(void)
 {
     const volatile uint32_t *info = (const volatile uint32_t *)R3_RAM_INFO;
@@ -402,6 +525,10 @@ void kmain(void)
     kstat.lapic_present = cpu_has_lapic();
     setup_pic_pit(r3_config.pit_hz);
     setup_lapic(r3_config.lapic_hz);
+    setup_canaries();
+    setup_avx();
+    setup_kvmclock();
+    snapshot_state();
 
     line_reset(&l);
     line_str(&l, "BOOT ring3-guest v1 loader=");
@@ -410,6 +537,12 @@ void kmain(void)
     line_hex(&l, kstat.ram_top);
     line_str(&l, " lapic=");
     line_u64(&l, kstat.lapic_present);
+    line_str(&l, " avx=");
+    line_u64(&l, kstat.avx);
+    line_str(&l, " kvmclock=");
+    line_u64(&l, kstat.kvmclock);
+    line_str(&l, " state_mask=");
+    line_hex(&l, kstat.state_mask);
     polled_line(&l);
     enter_user(user_main, R3_USTACK_TOP);
 }

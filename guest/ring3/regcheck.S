@@ -1,14 +1,24 @@
 /*
  * ring3 guest, ring 3: register survival check (see user.c).
  *
- * void regspin(uint64_t n, uint64_t seed, uint64_t out[46])
+ * void regspin(uint64_t n, uint64_t seed, uint64_t out[30])
  * Loads seed+k into 14 GPRs (rax rbx rcx rdx rbp rsi r8..r15, k = 0..13;
- * rsi stays constant) and (seed+k, seed+k) into xmm0..xmm14, xmm15 =
- * (1, 2); then n times adds k+1 to each GPR but rsi and xmm15 to xmm0..14.
+ * rsi stays constant) and (seed+k, seed+k) into xmm0..xmm6, xmm7 = (1, 2);
+ * then n times adds k+1 to each GPR but rsi and xmm7 to xmm0..6.
  * Timer interrupts (and a migration) land in the middle of it: anything
  * that fails to restore a register shows up when user.c compares
- * out[0..13] (GPRs) and out[14..45] (xmm0..15, low then high qword) with
+ * out[0..13] (GPRs) and out[14..29] (xmm0..7, low then high qword) with
  * what the arithmetic says. n must be at least 1.
+ *
+ * xmm8..xmm15, and with AVX the upper halves of ymm8..ymm15, are canaries:
+ * loaded once, never touched by compiled code (-mgeneral-regs-only) or by
+ * regspin, and read back after every pass of the workload, so a migration
+ * that loses the vector state (cpu/xsave) or XCR0 (cpu/xcrs: the AVX
+ * instructions then raise #UD) is seen whenever it happens.
+ *   void xmm_canary_load(const uint64_t v[16])   xmm8+k = v[2k], v[2k+1]
+ *   void xmm_canary_store(uint64_t v[16])
+ *   void ymm_canary_load(const uint64_t v[16])   upper half of ymm8+k
+ *   void ymm_canary_store(uint64_t v[16])
  */
     .text
     .globl regspin
@@ -22,13 +32,13 @@ regspin:
     pushq   %rdx
 
 k = 0
-    .irp x, xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14
+    .irp x, xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6
     leaq    k(%rsi), %rax
     movq    %rax, %\x
     punpcklqdq %\x, %\x
 k = k + 1
     .endr
-    movdqu  regspin_inc(%rip), %xmm15
+    movdqu  regspin_inc(%rip), %xmm7
 
     leaq    0(%rsi), %rax
     leaq    1(%rsi), %rbx
@@ -58,8 +68,8 @@ k = k + 1
     addq    $12, %r13
     addq    $13, %r14
     addq    $14, %r15
-    .irp x, xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14
-    paddq   %xmm15, %\x
+    .irp x, xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6
+    paddq   %xmm7, %\x
     .endr
     decq    %rdi
     jnz     1b
@@ -80,7 +90,7 @@ k = k + 1
     movq    %r14, 96(%rdi)
     movq    %r15, 104(%rdi)
 off = 112
-    .irp x, xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14, xmm15
+    .irp x, xmm0, xmm1, xmm2, xmm3, xmm4, xmm5, xmm6, xmm7
     movdqu  %\x, off(%rdi)
 off = off + 16
     .endr
@@ -90,6 +100,42 @@ off = off + 16
     popq    %r12
     popq    %rbp
     popq    %rbx
+    ret
+
+    .globl xmm_canary_load
+xmm_canary_load:
+off = 0
+    .irp x, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14, xmm15
+    movdqu  off(%rdi), %\x
+off = off + 16
+    .endr
+    ret
+
+    .globl xmm_canary_store
+xmm_canary_store:
+off = 0
+    .irp x, xmm8, xmm9, xmm10, xmm11, xmm12, xmm13, xmm14, xmm15
+    movdqu  %\x, off(%rdi)
+off = off + 16
+    .endr
+    ret
+
+    .globl ymm_canary_load
+ymm_canary_load:
+off = 0
+    .irp x, ymm8, ymm9, ymm10, ymm11, ymm12, ymm13, ymm14, ymm15
+    vinsertf128 $1, off(%rdi), %\x, %\x
+off = off + 16
+    .endr
+    ret
+
+    .globl ymm_canary_store
+ymm_canary_store:
+off = 0
+    .irp x, ymm8, ymm9, ymm10, ymm11, ymm12, ymm13, ymm14, ymm15
+    vextractf128 $1, %\x, off(%rdi)
+off = off + 16
+    .endr
     ret
 
     .section .rodata

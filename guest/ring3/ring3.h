@@ -43,9 +43,56 @@
 /* int 0x80: rax = number, rdi/rsi = arguments, result in rax. */
 #define SYS_WRITE        1               /* (buf, len): queue bytes for interrupt-driven output */
 #define SYS_FLUSH        2               /* (): drain the queue by polling (no IRQ4 arrived) */
+#define SYS_STATE        3               /* (out): copy the canary DRs and MSRs, returns R3_STATE_N */
+
+/* State ring 0 reads back for ring 3 once per interval (SYS_STATE) and
+ * compares with the snapshot it took at boot (kstat.state_boot):
+ *   0-3    DR0-3: canaries (DR7 leaves them disabled)
+ *   4-11   eight MSRs the guest does not otherwise use (no SYSCALL or
+ *          SYSENTER ever runs): canaries
+ *   12-17  CR0, CR3, CR4, EFER, GDTR base, IDTR base
+ *   18-20  the UART's LCR, MCR and scratch register (a canary)
+ * A migration that loses cpu/debugregs, cpu/msrs, cpu/sregs or the serial
+ * section shows up as power-on values. */
+#define R3_STATE_N       21
+#define R3_DR_CANARY(k)  (0x1111000ULL * ((k) + 1))
+#define R3_MSR_CANARIES                                                         \
+    { 0xc0000081, 0x001b000800000000ULL, "star" },                              \
+    { 0xc0000082, 0x00007fffdead0000ULL, "lstar" },                             \
+    { 0xc0000083, 0x00007fffbeef0000ULL, "cstar" },                             \
+    { 0xc0000084, 0x0000000000047700ULL, "sfmask" },                            \
+    { 0xc0000102, 0x00007fff12340000ULL, "kernel_gs_base" },                    \
+    { 0x00000174, 0x0000000000000010ULL, "sysenter_cs" },                       \
+    { 0x00000175, 0x00007fff56780000ULL, "sysenter_esp" },                      \
+    { 0x00000176, 0x00007fff9abc0000ULL, "sysenter_eip" }
+#define R3_MSR_CANARY_N  8
+#define R3_UART_SCR_CANARY 0xa5
+#define R3_STATE_NAMES                                                          \
+    "dr0", "dr1", "dr2", "dr3", "msr star", "msr lstar", "msr cstar",           \
+    "msr sfmask", "msr kernel_gs_base", "msr sysenter_cs", "msr sysenter_esp",  \
+    "msr sysenter_eip", "cr0", "cr3", "cr4", "efer", "gdtr base", "idtr base",  \
+    "uart lcr", "uart mcr", "uart scr"
 
 #ifndef __ASSEMBLER__
 #include <stdint.h>
+
+struct r3_msr_canary {
+    uint32_t index;
+    uint64_t value;
+    const char *name;
+};
+
+/* KVM's pvclock page for vCPU 0 (MSR_KVM_SYSTEM_TIME_NEW points at it). */
+struct r3_pvclock {
+    volatile uint32_t version;
+    uint32_t pad0;
+    volatile uint64_t tsc_timestamp;
+    volatile uint64_t system_time;
+    volatile uint32_t tsc_to_system_mul;
+    volatile int8_t tsc_shift;
+    volatile uint8_t flags;
+    uint8_t pad[2];
+};
 
 /* The config block: image offset 512 (address 0x7e00), patchable in the
  * image file (little-endian u32s). Zero fields take the defaults. */
@@ -76,6 +123,11 @@ struct r3_kstat {
     uint64_t ram_top;                    /* end of RAM below 4 GiB */
     uint32_t loaded_by_migvm;            /* 1: migvm's loader hint, 0: a BIOS loaded us */
     uint32_t lapic_present;
+    uint32_t avx;                        /* 1: CR4.OSXSAVE and XCR0 = x87|SSE|AVX set */
+    uint32_t kvmclock;                   /* 1: pvclock enabled (KVM signature, CLOCKSOURCE2) */
+    uint32_t state_mask;                 /* canaries (slots 0-11, 20) that read back right at boot */
+    uint64_t state_boot[R3_STATE_N];     /* SYS_STATE's values at boot */
+    struct r3_pvclock pvclock __attribute__((aligned(64)));
 };
 
 extern struct r3_config r3_config;
@@ -83,8 +135,13 @@ extern struct r3_kstat kstat;
 
 /* user.c */
 void user_main(void) __attribute__((noreturn));
-/* regcheck.S: spin n (>= 1) times with values in 14 GPRs and xmm0-15, store them in out. */
-void regspin(uint64_t n, uint64_t seed, uint64_t out[46]);
+/* regcheck.S: spin n (>= 1) times with values in 14 GPRs and xmm0-7, store them in out;
+ * xmm8-15 and the upper halves of ymm8-15 hold canaries (see regcheck.S). */
+void regspin(uint64_t n, uint64_t seed, uint64_t out[30]);
+void xmm_canary_load(const uint64_t v[16]);
+void xmm_canary_store(uint64_t v[16]);
+void ymm_canary_load(const uint64_t v[16]);
+void ymm_canary_store(uint64_t v[16]);
 /* boot.S */
 void enter_user(void (*entry)(void), uint64_t stack_top) __attribute__((noreturn));
 #endif

@@ -10,8 +10,11 @@
  * and the region's stored checksum is the 64-bit sum of all its words; a
  * page that missed migration still holds an older generation. Every 8th
  * pass it spins in regspin (regcheck.S), which checks that 14 GPRs and
- * xmm0-15 survive interrupts. Between passes it watches the PIT and LAPIC
- * tick counters (kernel.c, read directly) and the TSC.
+ * xmm0-7 survive interrupts. After every pass it reads back its vector
+ * canaries (xmm8-15, and with AVX the ymm8-15 upper halves, loaded once)
+ * and watches the PIT and LAPIC tick counters (kernel.c, read directly),
+ * the TSC and kvmclock; once per interval it has ring 0 read back the
+ * debug-register and MSR canaries (SYS_STATE, ring3.h).
  *
  * Serial output (COM1, 115200 8N1, lines end in "\n"; values decimal
  * unless 0x-prefixed). The format is stable: new keys only ever get
@@ -20,11 +23,12 @@
  *       printed by the kernel, polled, once
  *   START regions=<n> region_kib=<n> mem_start=<hex> mem_end=<hex>
  *       once, when ring 3 starts
- *   seq=<n> pit=<n> lapic=<n> sirq=<n> pages=<n> verified=<n> errors=<n>
+ *   seq=<n> pit=<n> lapic=<n> sirq=<n> pages=<n> verified=<n> errors=<n> kvmclock=<n>
  *       one status line per interval: seq counts from 1 up by exactly 1;
  *       pit/lapic = timer interrupts so far; sirq = serial interrupts so
  *       far; pages = pages written so far; verified = pages verified so
- *       far; errors = ERROR lines so far, including those right after it
+ *       far; errors = ERROR lines so far, including those right after it;
+ *       kvmclock = the guest's kvmclock in ms (0 without kvmclock)
  *   ERROR: <text>
  *       zero or more after a status line, one per problem found in that
  *       interval (at most 8, then "ERROR: <n> more errors"):
@@ -33,7 +37,10 @@
  *         region <r> word <hex>: <hex> expected <hex>
  *         region <r> checksum <hex> expected <hex>
  *         register <name> <hex> expected <hex>
+ *         register <xmmN|ymmN.hi> canary <hex> expected <hex>
+ *         state <name> <hex> expected <hex>   (ring 0's registers, ring3.h)
  *         <pit|lapic|tsc> went backwards from <n> to <n>
+ *         kvmclock went backwards from <ns> to <ns>   (by more than 1 ms)
  *         pit stalled at <n>        (no PIT tick in the interval)
  *         lapic stalled at <n>      (no LAPIC tick in the interval)
  *         no timer ticks (pit=<n> lapic=<n>)   (neither timer ticked)
@@ -70,7 +77,8 @@ static uint64_t pages_written, pages_verified, errors_total;
 static struct line err_lines[MAX_ERROR_LINES];
 static uint32_t err_count;               /* this interval */
 static struct line scratch;
-static uint64_t regs_out[46];
+static uint64_t regs_out[30];
+static uint64_t xmm_want[16], ymm_want[16], canary_out[16];
 
 /* ---- system calls and counters ---- */
 
@@ -213,9 +221,8 @@ static void check_registers(uint64_t seed)
 {
     static const char *const gpr[14] = { "rax", "rbx", "rcx", "rdx", "rbp", "rsi", "r8",
                                          "r9", "r10", "r11", "r12", "r13", "r14", "r15" };
-    static const char *const xmm[16] = { "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",
-                                         "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
-                                         "xmm12", "xmm13", "xmm14", "xmm15" };
+    static const char *const xmm[8] = { "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5",
+                                        "xmm6", "xmm7" };
     const uint64_t n = REGSPIN_ITERATIONS;
 
     regspin(n, seed, regs_out);
@@ -231,9 +238,9 @@ static void check_registers(uint64_t seed)
             line_hex(l, want);
         }
     }
-    for (uint64_t x = 0; x < 16; x++) {
+    for (uint64_t x = 0; x < 8; x++) {
         for (uint64_t half = 0; half < 2; half++) {
-            uint64_t want = x == 15 ? half + 1 : seed + x + n * (half + 1);
+            uint64_t want = x == 7 ? half + 1 : seed + x + n * (half + 1);
             uint64_t got = regs_out[14 + 2 * x + half];
             if (got != want) {
                 struct line *l = error_line();
@@ -249,10 +256,114 @@ static void check_registers(uint64_t seed)
     }
 }
 
+static const char *const canary_name[2][8] = {
+    { "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15" },
+    { "ymm8.hi", "ymm9.hi", "ymm10.hi", "ymm11.hi", "ymm12.hi", "ymm13.hi", "ymm14.hi", "ymm15.hi" },
+};
+
+static void load_canaries(void)
+{
+    xmm_canary_load(xmm_want);
+    if (kstat.avx) {
+        ymm_canary_load(ymm_want);
+    }
+}
+
+static void setup_canaries(void)
+{
+    for (uint64_t k = 0; k < 16; k++) {
+        xmm_want[k] = mix(0x786d6d00 + k, 1);
+        ymm_want[k] = mix(0x796d6d00 + k, 2);
+    }
+    load_canaries();
+}
+
+/* One ERROR line per register that changed, then the canaries are loaded
+ * again so one loss is one incident, not an error per pass. */
+static void check_canaries(void)
+{
+    int bad = 0;
+
+    for (int ymm = 0; ymm <= (int)kstat.avx; ymm++) {
+        const uint64_t *want = ymm ? ymm_want : xmm_want;
+        if (ymm) {
+            ymm_canary_store(canary_out);
+        } else {
+            xmm_canary_store(canary_out);
+        }
+        for (int k = 0; k < 16; k++) {
+            if (canary_out[k] != want[k]) {
+                struct line *l = error_line();
+                line_str(l, "register ");
+                line_str(l, canary_name[ymm][k / 2]);
+                line_str(l, " canary ");
+                line_hex(l, canary_out[k]);
+                line_str(l, " expected ");
+                line_hex(l, want[k]);
+                bad = 1;
+                k |= 1;                  /* next register */
+            }
+        }
+    }
+    if (bad) {
+        load_canaries();
+    }
+}
+
+/* Ring 0's view of the machine (SYS_STATE) against its boot snapshot. */
+static void check_state(void)
+{
+    static const char *const name[R3_STATE_N] = { R3_STATE_NAMES };
+    static uint64_t v[R3_STATE_N];
+
+    sys2(SYS_STATE, (uint64_t)(uintptr_t)v, 0);
+    for (int i = 0; i < R3_STATE_N; i++) {
+        if (v[i] != kstat.state_boot[i]) {
+            struct line *l = error_line();
+            line_str(l, "state ");
+            line_str(l, name[i]);
+            line_str(l, " ");
+            line_hex(l, v[i]);
+            line_str(l, " expected ");
+            line_hex(l, kstat.state_boot[i]);
+        }
+    }
+}
+
+/* kvmclock in ns: KVM's pvclock formula, retried while KVM updates it. */
+static uint64_t kvmclock_ns(void)
+{
+    const struct r3_pvclock *pv = &kstat.pvclock;
+    uint32_t version, mul;
+    uint64_t tsc_ts, sys_time, delta;
+    int8_t shift;
+
+    if (!kstat.kvmclock) {
+        return 0;
+    }
+    do {
+        version = pv->version;
+        __asm__ volatile("" ::: "memory");
+        tsc_ts = pv->tsc_timestamp;
+        sys_time = pv->system_time;
+        mul = pv->tsc_to_system_mul;
+        shift = pv->tsc_shift;
+        delta = rdtsc();
+        __asm__ volatile("" ::: "memory");
+    } while ((version & 1) || version != pv->version);
+    delta -= tsc_ts;
+    if (shift < 0) {
+        delta >>= -shift;
+    } else {
+        delta <<= shift;
+    }
+    return sys_time + (uint64_t)(((unsigned __int128)delta * mul) >> 32);
+}
+
 /* ---- time and the report ---- */
 
 struct clock {
-    uint64_t pit, lapic, tsc, sirq, unexpected, dropped, polled;
+    uint64_t pit, lapic, tsc, sirq, unexpected, dropped, polled, kvmclock;
 };
 
 static struct clock last;                /* latest sample: monotonicity */
@@ -271,6 +382,7 @@ static void sample(struct clock *c)
     c->unexpected = kstat.unexpected;
     c->dropped = kstat.tx_dropped;
     c->polled = kstat.tx_polled;
+    c->kvmclock = kvmclock_ns();
 }
 
 static void check_backwards(const char *what, uint64_t before, uint64_t now)
@@ -346,6 +458,7 @@ static void end_interval(const struct clock *now, int timed_by_pit)
         line_u64(l, now->dropped - interval.dropped);
         line_str(l, " bytes");
     }
+    check_state();
     if (now->unexpected != interval.unexpected) {
         struct line *l = error_line();
         line_str(l, "unexpected interrupt vector ");
@@ -374,6 +487,8 @@ static void end_interval(const struct clock *now, int timed_by_pit)
     line_u64(&status, pages_verified);
     line_str(&status, " errors=");
     line_u64(&status, errors_total);
+    line_str(&status, " kvmclock=");
+    line_u64(&status, now->kvmclock / 1000000);
     emit(&status);
     for (uint32_t i = 0; i < shown; i++) {
         emit(&err_lines[i]);
@@ -400,6 +515,10 @@ static void tick(void)
     check_backwards("pit", last.pit, now.pit);
     check_backwards("lapic", last.lapic, now.lapic);
     check_backwards("tsc", last.tsc, now.tsc);
+    if (now.kvmclock + 1000000 < last.kvmclock) {
+        check_backwards("kvmclock", last.kvmclock, now.kvmclock);
+    }
+    check_canaries();
     /* One pass takes milliseconds: a longer gap means the vCPU did not run
      * (VM stopped, host busy). The TSC went on, the timers may lag behind
      * it for a while: leave the gap out of the interval's running time. */
@@ -456,6 +575,7 @@ static void setup_regions(void)
 
 void user_main(void)
 {
+    setup_canaries();
     setup_regions();
     sample(&last);
     interval = last;

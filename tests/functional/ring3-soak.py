@@ -9,7 +9,7 @@ PIT) and lets it run MINUTES minutes; every 30 s it stops the VM for 2 s
 and continues it. The guest (protocol at the top of guest/ring3/user.c)
 prints one line per second
 
-    seq=<n> pit=<n> lapic=<n> sirq=<n> pages=<n> verified=<n> errors=<n>
+    seq=<n> pit=<n> lapic=<n> sirq=<n> pages=<n> verified=<n> errors=<n> kvmclock=<ms>
 
 and "ERROR: ..." for anything its checks of memory, registers, clocks and
 interrupts found wrong. At the end (or as soon as the process dies) it

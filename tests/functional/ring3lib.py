@@ -5,7 +5,7 @@ import re
 BUILD = os.environ.get("BUILD", "build")
 IMAGE = os.path.abspath(os.path.join(BUILD, "guest", "ring3-guest.img"))
 MEM = "256M"
-COUNTERS = ("pit", "lapic", "sirq", "pages", "verified")
+COUNTERS = ("pit", "lapic", "sirq", "pages", "verified", "kvmclock")
 STATUS_RE = re.compile(rb"^seq=\d+( \w+=\d+)*$")
 
 

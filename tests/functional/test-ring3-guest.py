@@ -4,7 +4,7 @@ accelerator. Its serial protocol is documented at the top of
 guest/ring3/user.c: a BOOT line, a START line, then one status line per
 second
 
-    seq=<n> pit=<n> lapic=<n> sirq=<n> pages=<n> verified=<n> errors=<n>
+    seq=<n> pit=<n> lapic=<n> sirq=<n> pages=<n> verified=<n> errors=<n> kvmclock=<ms>
 
 followed by "ERROR: ..." lines for anything it found wrong.
 
@@ -92,7 +92,9 @@ def test_boot():
           other and other[0].startswith("BOOT ring3-guest v1 loader=migvm"), other[:2])
     check("boot: START line", len(other) > 1 and other[1].startswith("START regions=64 "), other[:2])
     check("boot: seq is 1, 2, 3, ...", consecutive_seq(status), [s["seq"] for s in status])
-    for key in ("pit", "lapic", "sirq", "pages", "verified"):
+    check("boot: BOOT line: AVX, kvmclock and every state canary armed",
+          other and "avx=1 kvmclock=1 state_mask=0x100fff" in other[0], other[:1])
+    for key in ("pit", "lapic", "sirq", "pages", "verified", "kvmclock"):
         check("boot: %s increases every line" % key, increasing(status, key), [s[key] for s in status])
     # 100 PIT ticks per line by design; the LAPIC timer runs at the same rate.
     check("boot: pit advances 100 per line", all(b["pit"] - a["pit"] >= 100 for a, b in zip(status, status[1:])),
@@ -167,10 +169,10 @@ def test_migration():
     status, errors, _ = parse(stream)
     check("migration: seq has no gap or repeat across the migration", consecutive_seq(status),
           [s["seq"] for s in status])
-    for key in ("pit", "lapic", "sirq", "pages", "verified"):
+    for key in ("pit", "lapic", "sirq", "pages", "verified", "kvmclock"):
         check("migration: %s never goes back" % key, non_decreasing(status, key), [s[key] for s in status])
     after = status[len(before):]
-    for key in ("pit", "lapic", "pages"):
+    for key in ("pit", "lapic", "pages", "kvmclock"):
         check("migration: %s still increases on the destination" % key,
               len(after) >= 2 and increasing(after, key), [s[key] for s in after])
     check_eq("migration: errors", status[-1]["errors"], 0)

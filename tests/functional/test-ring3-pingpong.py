@@ -6,7 +6,7 @@ guest/ring3/user.c) rewrites 64 MiB every ~50 ms, takes PIT and LAPIC timer
 interrupts and prints one status line per second with interrupt-driven
 serial output:
 
-    seq=<n> pit=<n> lapic=<n> sirq=<n> pages=<n> verified=<n> errors=<n>
+    seq=<n> pit=<n> lapic=<n> sirq=<n> pages=<n> verified=<n> errors=<n> kvmclock=<ms>
 
 Host 0 (A) boots it; hop i (1..10) starts a fresh migvm with -incoming,
 alternating the unix (odd hops) and tcp (even hops) transports, migrates the
