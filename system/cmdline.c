@@ -38,6 +38,18 @@ static void split_key_value(const char *item, char **key, char **value)
     }
 }
 
+/* Item i of a QemuOpts-style list as *key and *value (new strings); a
+ * first item without '=' is the value of the implied key, as in "-m 1G"
+ * for "-m size=1G". *value is NULL for any other item without '='. */
+static void opt_item(GPtrArray *items, guint i, const char *implied, char **key, char **value)
+{
+    split_key_value(items->pdata[i], key, value);
+    if (!*value && i == 0 && implied) {
+        *value = *key;
+        *key = g_strdup(implied);
+    }
+}
+
 /* The text after the first unescaped comma, or NULL. */
 static const char *after_first_item(const char *text)
 {
@@ -76,11 +88,7 @@ static bool opt_name(CmdlineOptions *o, const char *name, const char *arg, Error
 
     for (guint i = 0; i < items->len && ok; i++) {
         g_autofree char *key = NULL, *value = NULL;
-        split_key_value(items->pdata[i], &key, &value);
-        if (!value && i == 0) {
-            value = g_steal_pointer(&key);
-            key = g_strdup("guest");
-        }
+        opt_item(items, i, "guest", &key, &value);
         if (!value) {
             error_setg(errp, "invalid option '%s'", key);
             ok = false;
@@ -101,11 +109,7 @@ static bool opt_m(CmdlineOptions *o, const char *name, const char *arg, Error **
 
     for (guint i = 0; i < items->len; i++) {
         g_autofree char *key = NULL, *value = NULL;
-        split_key_value(items->pdata[i], &key, &value);
-        if (!value && i == 0) {
-            value = g_steal_pointer(&key);
-            key = g_strdup("size");
-        }
+        opt_item(items, i, "size", &key, &value);
         if (!value || strcmp(key, "size")) {
             error_setg(errp, "invalid option '%s'", key);
             return false;
@@ -133,11 +137,7 @@ static bool opt_smp(CmdlineOptions *o, const char *name, const char *arg, Error 
 
     for (guint i = 0; i < items->len; i++) {
         g_autofree char *key = NULL, *value = NULL;
-        split_key_value(items->pdata[i], &key, &value);
-        if (!value && i == 0) {
-            value = g_steal_pointer(&key);
-            key = g_strdup("cpus");
-        }
+        opt_item(items, i, "cpus", &key, &value);
         long n;
         bool is_topo = false;
         for (size_t k = 0; value && k < G_N_ELEMENTS(topo_keys); k++) {
@@ -236,11 +236,7 @@ static bool opt_machine(CmdlineOptions *o, const char *name, const char *arg, Er
 
     for (guint i = 0; i < items->len; i++) {
         g_autofree char *key = NULL, *value = NULL;
-        split_key_value(items->pdata[i], &key, &value);
-        if (!value && i == 0) {
-            value = g_steal_pointer(&key);
-            key = g_strdup("type");
-        }
+        opt_item(items, i, "type", &key, &value);
         if (!value) {
             error_setg(errp, "invalid option '%s'", key);
             return false;
