@@ -6,7 +6,9 @@
  *          in kvm.c) KVM starts with every page dirty and write-protects
  *          nothing yet, so the first sync reports all of RAM, which is what
  *          the first migration pass needs anyway.
- *   sync   per slot: KVM_GET_DIRTY_LOG copies KVM's bitmap. Under
+ *   sync   per slot: KVM_GET_DIRTY_LOG copies KVM's bitmap (bit i = page i of
+ *          the slot, which is block page offset/4 KiB + i: a split block's
+ *          high slot merges behind its low part). Under
  *          MANUAL_DIRTY_LOG_PROTECT2 that copy does not re-arm anything; we
  *          then walk it in chunks of SYNC_CHUNK_PAGES: KVM_CLEAR_DIRTY_LOG on
  *          the chunk's set bits (re-protects those pages), then merge the
@@ -35,18 +37,32 @@ bool kvm_slot_set_flags(KvmSlot *slot, uint32_t flags, Error **errp)
     struct kvm_userspace_memory_region region = {
         .slot = slot->id,
         .flags = flags,
-        .guest_phys_addr = b->gpa,
-        .memory_size = b->used_length,
-        .userspace_addr = (uintptr_t)b->host,
+        .guest_phys_addr = slot->gpa,
+        .memory_size = slot->size,
+        .userspace_addr = (uintptr_t)(b->host + slot->offset),
     };
     int r = kvm_vm_ioctl(KVM_SET_USER_MEMORY_REGION, &region);
 
     if (r < 0) {
-        error_setg_errno(errp, -r, "KVM_SET_USER_MEMORY_REGION (slot %u, RAM block %s)", slot->id, b->name);
+        error_setg_errno(errp, -r, "KVM_SET_USER_MEMORY_REGION (slot %u, RAM block %s, 0x%llx+0x%llx)",
+                         slot->id, b->name, (unsigned long long)slot->gpa, (unsigned long long)slot->size);
         return false;
     }
     slot->flags = flags;
     return true;
+}
+
+static uint64_t slot_npages(const KvmSlot *slot)
+{
+    return slot->size >> MIGVM_PAGE_BITS;
+}
+
+/* Merge n bits of the slot's bitmap, from slot page `first` on, into the
+ * block's bitmap at the slot's place in the block (the offset is a multiple
+ * of RAM_BLOCK_SPLIT_ALIGN, so this stays word-aligned). */
+static uint64_t slot_merge(KvmSlot *slot, const unsigned long *bits, uint64_t first, uint64_t n)
+{
+    return ram_block_merge_dirty(slot->block, bits, (slot->offset >> MIGVM_PAGE_BITS) + first, n);
 }
 
 static void slot_log_off(KvmSlot *slot)
@@ -69,7 +85,7 @@ bool kvm_dirty_log_start(Error **errp)
     pthread_mutex_lock(&kvm_state.dirty_lock);
     for (int i = 0; ok && i < kvm_state.n_slots; i++) {
         KvmSlot *slot = &kvm_state.slots[i];
-        slot->dirty_words = (slot->block->npages + BITS_PER_U64 - 1) / BITS_PER_U64;
+        slot->dirty_words = (slot_npages(slot) + BITS_PER_U64 - 1) / BITS_PER_U64;
         slot->dirty = g_new0(unsigned long, slot->dirty_words);
         ok = kvm_slot_set_flags(slot, slot->flags | KVM_MEM_LOG_DIRTY_PAGES, errp);
     }
@@ -120,12 +136,12 @@ static uint64_t sync_chunk(KvmSlot *slot, uint64_t first, uint64_t n)
         error_report("KVM_CLEAR_DIRTY_LOG (slot %u, pages %llu+%llu): %s", slot->id,
                      (unsigned long long)first, (unsigned long long)n, strerror(-r));
     }
-    return ram_block_merge_dirty(slot->block, bits, first, n);
+    return slot_merge(slot, bits, first, n);
 }
 
 static uint64_t sync_slot(KvmSlot *slot)
 {
-    uint64_t npages = slot->block->npages;
+    uint64_t npages = slot_npages(slot);
     uint64_t added = 0;
     struct kvm_dirty_log log = { .slot = slot->id, .dirty_bitmap = slot->dirty };
     int r = kvm_vm_ioctl(KVM_GET_DIRTY_LOG, &log);
@@ -134,10 +150,10 @@ static uint64_t sync_slot(KvmSlot *slot)
         /* Be safe: everything is dirty. */
         error_report("KVM_GET_DIRTY_LOG (slot %u): %s", slot->id, strerror(-r));
         memset(slot->dirty, 0xff, slot->dirty_words * sizeof(unsigned long));
-        return ram_block_merge_dirty(slot->block, slot->dirty, 0, npages);
+        return slot_merge(slot, slot->dirty, 0, npages);
     }
     if (!kvm_state.cap_manual_dirty) {
-        return ram_block_merge_dirty(slot->block, slot->dirty, 0, npages);
+        return slot_merge(slot, slot->dirty, 0, npages);
     }
     for (uint64_t first = 0; first < npages; first += SYNC_CHUNK_PAGES) {
         uint64_t n = npages - first < SYNC_CHUNK_PAGES ? npages - first : SYNC_CHUNK_PAGES;

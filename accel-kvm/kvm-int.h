@@ -22,10 +22,15 @@
 
 #define KVM_MAX_SLOTS 32
 
-/* One KVM memory slot per RAM block. */
+/* One KVM memory slot per guest-physical mapping of a RAM block (two for a
+ * block split around the 32-bit hole). A slot may cover only part of its
+ * block: its pages are block pages offset/page size + i. */
 typedef struct KvmSlot {
     uint32_t id;
     RAMBlock *block;
+    uint64_t gpa;                   /* guest physical base of the slot */
+    uint64_t offset;                /* byte offset of the slot in the block */
+    uint64_t size;                  /* bytes */
     uint32_t flags;                 /* KVM_MEM_* currently set */
     unsigned long *dirty;           /* GET_DIRTY_LOG buffer while logging */
     uint64_t dirty_words;           /* size of `dirty` in longs */

@@ -19,8 +19,8 @@
  *   CPUID (minus x-cpuid-hide) and the MSR index list, the per-VM VMState
  *   sections (kvm-cpu-model, kvm-pit, kvm-clock, kvm-irqchip x3: registered
  *   before any vCPU, so they load before the "cpu" sections), one memory
- *   slot per RAM block, then the boot sector from -drive (hw/loader.c) when
- *   one was given.
+ *   slot per RAM block mapping (a split "pc.ram" has two), then the boot
+ *   sector from -drive (hw/loader.c) when one was given.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -268,18 +268,23 @@ static bool kvm_load_msr_list(Error **errp)
 static bool kvm_add_slots(Error **errp)
 {
     RAMBLOCK_FOREACH(b) {
-        if (kvm_state.n_slots == KVM_MAX_SLOTS) {
-            error_setg(errp, "too many RAM blocks for KVM");
-            return false;
+        RAMMapping m[RAM_BLOCK_MAX_MAPPINGS];
+        int n = ram_block_mappings(b, m);
+
+        for (int i = 0; i < n; i++) {
+            if (kvm_state.n_slots == KVM_MAX_SLOTS) {
+                error_setg(errp, "too many RAM mappings for KVM (at most %d slots)", KVM_MAX_SLOTS);
+                return false;
+            }
+            KvmSlot *slot = &kvm_state.slots[kvm_state.n_slots];
+            *slot = (KvmSlot) { .id = (uint32_t)kvm_state.n_slots, .block = b,
+                                .gpa = m[i].gpa, .offset = m[i].offset, .size = m[i].len };
+            if (!kvm_slot_set_flags(slot, 0, errp)) {
+                slot->block = NULL;
+                return false;
+            }
+            kvm_state.n_slots++;
         }
-        KvmSlot *slot = &kvm_state.slots[kvm_state.n_slots];
-        slot->id = kvm_state.n_slots;
-        slot->block = b;
-        if (!kvm_slot_set_flags(slot, 0, errp)) {
-            slot->block = NULL;
-            return false;
-        }
-        kvm_state.n_slots++;
     }
     return true;
 }

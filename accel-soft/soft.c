@@ -5,7 +5,8 @@
  * Options (-accel soft,OPTS; vm_config.accel_opts):
  *   dirty-rate=N   MiB/s of page writes, 0 (default) = as fast as possible
  *   top=SIZE       work on guest addresses [1 MiB, SIZE) (K/M/G suffixes;
- *                  default: the end of the RAM block)
+ *                  default: the end of the RAM block, above 4 GiB too
+ *                  when -m splits it)
  *
  * Dirty tracking: the workload records each write in the RAM block's
  * software log (always on), so no dirty_log_* hooks are needed. The vCPU
@@ -112,7 +113,16 @@ static bool soft_init(const char *opts, Error **errp)
         return false;
     }
     uint64_t start = WORKLOAD_START > block->gpa ? WORKLOAD_START - block->gpa : 0;
-    if (!workload_init(&workload, block, start, top ? top - block->gpa : 0, rate, errp)) {
+    /* top is a guest address; the workload counts block offsets, which on a
+     * split block continue from the low part into the high one. */
+    uint64_t end = 0;
+    RAMMapping m[RAM_BLOCK_MAX_MAPPINGS];
+    for (int i = 0, n = ram_block_mappings(block, m); top && i < n; i++) {
+        if (top > m[i].gpa) {
+            end = m[i].offset + MIN(top - m[i].gpa, m[i].len);
+        }
+    }
+    if (!workload_init(&workload, block, start, end, rate, errp)) {
         return false;
     }
     workload.out = soft_serial_out;

@@ -49,7 +49,9 @@ static bool read_image(const char *path, uint8_t *buf, size_t max, size_t *len, 
 static bool write_ram_info(size_t loaded, Error **errp)
 {
     RAMBlock *b = ram_block_by_gpa(LOADER_BOOT_SECTOR_ADDR);
-    uint64_t top = b->gpa + b->used_length;
+    /* The mapping at address 0 only: a split block's high part lies above
+     * 4 GiB, out of reach of the 32-bit field and of a 32-bit guest. */
+    uint64_t top = b->gpa + b->low_length;
     uint32_t info[3];
 
     if (top > TOP_LIMIT) {

@@ -1,6 +1,8 @@
 /*
  * The board, built from vm_config:
- *   pc    RAM block "pc.ram" (ram_size bytes at guest address 0), a 16550
+ *   pc    RAM block "pc.ram" (ram_size bytes at guest address 0; split as
+ *         QEMU 7.2's i440fx does when it does not fit below the 32-bit hole,
+ *         see pc_ram_split), a 16550
  *         UART at 0x3f8 on the -serial backend (VMState "serial" 0) wired to
  *         IRQ 4, the small port devices of hw/ports.c, the accelerator (KVM
  *         brings the in-kernel PIC, IOAPIC, LAPIC and PIT), and -smp vCPUs
@@ -152,6 +154,22 @@ static bool machine_add_serial(Error **errp)
     return com1 != NULL;
 }
 
+/* QEMU 7.2's pc (i440fx) layout, so the guest sees the same memory map:
+ * RAM up to 3.5 GiB (max-ram-below-4g's default) stays below 4 GiB; from
+ * 3.5 GiB on, the low part is cut to a gigabyte-aligned 3 GiB and the rest
+ * is mapped at 4 GiB. The hole keeps the PCI window, IOAPIC (0xfec00000),
+ * LAPIC (0xfee00000), KVM's TSS/identity map and the BIOS area free. */
+#define PC_MAX_RAM_BELOW_4G 0xe0000000ULL
+#define PC_LOWMEM_SPLIT 0xc0000000ULL
+#define PC_ABOVE_4G_BASE 0x100000000ULL
+
+static RAMBlock *pc_ram_add(uint64_t ram_size, Error **errp)
+{
+    uint64_t lowmem = ram_size >= PC_MAX_RAM_BELOW_4G ? PC_LOWMEM_SPLIT : ram_size;
+
+    return ram_block_add_split("pc.ram", 0, ram_size, lowmem, PC_ABOVE_4G_BASE, errp);
+}
+
 static bool machine_build(bool pc, Error **errp)
 {
     const AccelOps *ops;
@@ -166,7 +184,8 @@ static bool machine_build(bool pc, Error **errp)
         return false;
     }
     if (vm_config.ram_size &&
-        !ram_block_add(pc ? "pc.ram" : "ram", 0, vm_config.ram_size, errp)) {
+        !(pc ? pc_ram_add(vm_config.ram_size, errp)
+             : ram_block_add("ram", 0, vm_config.ram_size, errp))) {
         return false;
     }
     if (pc && (!machine_add_serial(errp) || !pc_devices_create(errp))) {

@@ -4,7 +4,14 @@
  *
  * A RAM block is anonymous host memory mapped at a guest physical base. Its
  * name is what the migration stream sends ("pc.ram" on -M pc, "ram" on -M
- * none). Pages are 4 KiB. Blocks are created by machine_init and freed by
+ * none). Pages are 4 KiB.
+ *
+ * A block may be split into two guest-physical mappings, as QEMU's pc board
+ * maps "pc.ram" around the 32-bit PCI/LAPIC/IOAPIC hole: block offsets
+ * [0, low_length) at gpa, [low_length, used_length) at high_gpa. It is
+ * still one block (one name, one size, one pair of bitmaps indexed by the
+ * offset within the block), so migration never sees the split. Unsplit
+ * blocks have low_length == used_length. Blocks are created by machine_init and freed by
  * machine_cleanup; between the two the list never changes, so any thread
  * may walk it without a lock.
  *
@@ -39,7 +46,9 @@ struct RAMBlock {
     char *name;                 /* migration idstr, e.g. "pc.ram" */
     uint8_t *host;              /* mmap'ed, used_length bytes */
     uint64_t used_length;       /* bytes, multiple of the page size */
-    uint64_t gpa;               /* guest physical base */
+    uint64_t gpa;               /* guest physical base of offset 0 */
+    uint64_t low_length;        /* bytes mapped at gpa (== used_length unless split) */
+    uint64_t high_gpa;          /* where offset low_length is mapped, if split */
     uint64_t npages;            /* used_length / page size */
     unsigned long *bmap;        /* migration bitmap (see above) */
     unsigned long *log;         /* software dirty log (see above) */
@@ -52,6 +61,14 @@ struct RAMBlock {
 /* Add a block of `size` bytes (rounded up to a page) at guest address `gpa`.
  * Fails on a duplicate name, an overlap or when the mapping fails. */
 RAMBlock *ram_block_add(const char *name, uint64_t gpa, uint64_t size, Error **errp);
+/* The same, split: the first low_length bytes at gpa, the rest at high_gpa
+ * (above the low part). low_length must be a multiple of
+ * RAM_BLOCK_SPLIT_ALIGN, so that an accelerator's per-mapping dirty bitmap
+ * merges into the block's bitmap on a word boundary; high_gpa page-aligned.
+ * low_length >= size (rounded) gives an unsplit block. */
+#define RAM_BLOCK_SPLIT_ALIGN (MIGVM_PAGE_SIZE * 64)
+RAMBlock *ram_block_add_split(const char *name, uint64_t gpa, uint64_t size,
+                              uint64_t low_length, uint64_t high_gpa, Error **errp);
 /* Unmap and free every block. */
 void ram_blocks_free_all(void);
 
@@ -61,15 +78,29 @@ RAMBlock *ram_block_first(void);
 RAMBlock *ram_block_by_name(const char *name);
 /* The block holding guest address gpa, or NULL. */
 RAMBlock *ram_block_by_gpa(uint64_t gpa);
+/* gpa's byte offset within b; false if b does not map gpa. */
+bool ram_block_gpa_to_offset(const RAMBlock *b, uint64_t gpa, uint64_t *offset);
+
+/* One guest-physical mapping of a block: block bytes [offset, offset+len)
+ * at guest address gpa. An accelerator maps each one (KVM: one slot each). */
+typedef struct RAMMapping {
+    uint64_t gpa;
+    uint64_t offset;
+    uint64_t len;
+} RAMMapping;
+#define RAM_BLOCK_MAX_MAPPINGS 2
+/* Fill m with b's mappings in offset order; returns how many (1 or 2). */
+int ram_block_mappings(const RAMBlock *b, RAMMapping m[RAM_BLOCK_MAX_MAPPINGS]);
 int ram_block_count(void);
 uint64_t ram_total_size(void);          /* sum of used_length */
 
 /* ---- Guest physical access for the VMM (pmemsave, device DMA) ----
- * The range may span adjacent blocks; any byte outside RAM fails the whole
- * call before anything is copied. Writes mark the pages dirty. */
+ * The range may span adjacent mappings; any byte outside RAM (e.g. in the
+ * hole of a split block) fails the whole call before anything is copied.
+ * Writes mark the pages dirty. */
 bool guest_phys_read(uint64_t gpa, void *buf, size_t len, Error **errp);
 bool guest_phys_write(uint64_t gpa, const void *buf, size_t len, Error **errp);
-/* Host pointer for [gpa, gpa+len) if it lies inside one block, else NULL.
+/* Host pointer for [gpa, gpa+len) if it lies inside one mapping, else NULL.
  * A caller writing through it must call ram_block_set_dirty_range. */
 void *guest_phys_to_host(uint64_t gpa, uint64_t len);
 

@@ -41,24 +41,50 @@ static bool ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
     return a < b + blen && b < a + alen;
 }
 
-static bool ram_block_check_new(const char *name, uint64_t gpa, uint64_t size, Error **errp)
+int ram_block_mappings(const RAMBlock *b, RAMMapping m[RAM_BLOCK_MAX_MAPPINGS])
+{
+    m[0] = (RAMMapping) { .gpa = b->gpa, .offset = 0, .len = b->low_length };
+    if (b->low_length >= b->used_length) {
+        return 1;
+    }
+    m[1] = (RAMMapping) { .gpa = b->high_gpa, .offset = b->low_length,
+                          .len = b->used_length - b->low_length };
+    return 2;
+}
+
+/* The new block's mappings m[0..n) against each other and every block. */
+static bool ram_block_check_new(const char *name, const RAMMapping *m, int n, Error **errp)
 {
     if (!name || !*name || strlen(name) > 255) {
         error_setg(errp, "invalid RAM block name");
         return false;
     }
-    if (size == 0 || gpa + size < gpa) {
-        error_setg(errp, "invalid size for RAM block '%s'", name);
+    for (int i = 0; i < n; i++) {
+        if (m[i].len == 0 || m[i].gpa + m[i].len < m[i].gpa) {
+            error_setg(errp, "invalid size for RAM block '%s'", name);
+            return false;
+        }
+    }
+    if (n == 2 && m[1].gpa < m[0].gpa + m[0].len) {
+        error_setg(errp, "RAM block '%s': high part at 0x%llx must lie above the low part (ends 0x%llx)",
+                   name, (unsigned long long)m[1].gpa, (unsigned long long)(m[0].gpa + m[0].len));
         return false;
     }
     for (RAMBlock *b = blocks; b; b = b->next) {
+        RAMMapping old[RAM_BLOCK_MAX_MAPPINGS];
+        int nold = ram_block_mappings(b, old);
+
         if (!strcmp(b->name, name)) {
             error_setg(errp, "RAM block '%s' already exists", name);
             return false;
         }
-        if (ranges_overlap(gpa, size, b->gpa, b->used_length)) {
-            error_setg(errp, "RAM block '%s' overlaps '%s'", name, b->name);
-            return false;
+        for (int i = 0; i < n; i++) {
+            for (int j = 0; j < nold; j++) {
+                if (ranges_overlap(m[i].gpa, m[i].len, old[j].gpa, old[j].len)) {
+                    error_setg(errp, "RAM block '%s' overlaps '%s'", name, b->name);
+                    return false;
+                }
+            }
         }
     }
     return true;
@@ -88,8 +114,31 @@ static void *ram_map(uint64_t size)
 
 RAMBlock *ram_block_add(const char *name, uint64_t gpa, uint64_t size, Error **errp)
 {
+    return ram_block_add_split(name, gpa, size, UINT64_MAX, 0, errp);
+}
+
+RAMBlock *ram_block_add_split(const char *name, uint64_t gpa, uint64_t size,
+                              uint64_t low_length, uint64_t high_gpa, Error **errp)
+{
+    if (size > UINT64_MAX - MIGVM_PAGE_SIZE) {
+        error_setg(errp, "invalid size for RAM block '%s'", name ? name : "");
+        return NULL;
+    }
     size = (size + MIGVM_PAGE_SIZE - 1) & ~(MIGVM_PAGE_SIZE - 1);
-    if (!ram_block_check_new(name, gpa, size, errp)) {
+    if (low_length >= size) {
+        low_length = size;
+        high_gpa = 0;
+    } else if (low_length == 0 || low_length % RAM_BLOCK_SPLIT_ALIGN ||
+               high_gpa % MIGVM_PAGE_SIZE) {
+        error_setg(errp, "RAM block '%s': cannot split at 0x%llx / map the rest at 0x%llx "
+                   "(need a non-zero multiple of %llu and a page-aligned address)",
+                   name ? name : "", (unsigned long long)low_length, (unsigned long long)high_gpa,
+                   (unsigned long long)RAM_BLOCK_SPLIT_ALIGN);
+        return NULL;
+    }
+    RAMBlock probe = { .gpa = gpa, .used_length = size, .low_length = low_length, .high_gpa = high_gpa };
+    RAMMapping m[RAM_BLOCK_MAX_MAPPINGS];
+    if (!ram_block_check_new(name, m, ram_block_mappings(&probe, m), errp)) {
         return NULL;
     }
     void *host = ram_map(size);
@@ -103,6 +152,8 @@ RAMBlock *ram_block_add(const char *name, uint64_t gpa, uint64_t size, Error **e
     b->host = host;
     b->used_length = size;
     b->gpa = gpa;
+    b->low_length = low_length;
+    b->high_gpa = high_gpa;
     b->npages = size >> MIGVM_PAGE_BITS;
     b->bmap = g_new0(unsigned long, bitmap_words(b->npages));
     b->log = g_new0(unsigned long, bitmap_words(b->npages));
@@ -144,14 +195,39 @@ RAMBlock *ram_block_by_name(const char *name)
     return NULL;
 }
 
-RAMBlock *ram_block_by_gpa(uint64_t gpa)
+bool ram_block_gpa_to_offset(const RAMBlock *b, uint64_t gpa, uint64_t *offset)
+{
+    if (gpa >= b->gpa && gpa - b->gpa < b->low_length) {
+        *offset = gpa - b->gpa;
+        return true;
+    }
+    if (b->low_length < b->used_length && gpa >= b->high_gpa &&
+        gpa - b->high_gpa < b->used_length - b->low_length) {
+        *offset = b->low_length + (gpa - b->high_gpa);
+        return true;
+    }
+    return false;
+}
+
+/* The block mapping gpa, gpa's offset in it, and how many bytes from gpa on
+ * are contiguous in both guest and host memory (to the mapping's end). */
+static RAMBlock *ram_lookup(uint64_t gpa, uint64_t *offset, uint64_t *avail)
 {
     RAMBLOCK_FOREACH(b) {
-        if (gpa >= b->gpa && gpa - b->gpa < b->used_length) {
+        if (ram_block_gpa_to_offset(b, gpa, offset)) {
+            uint64_t end = *offset < b->low_length ? b->low_length : b->used_length;
+            *avail = end - *offset;
             return b;
         }
     }
     return NULL;
+}
+
+RAMBlock *ram_block_by_gpa(uint64_t gpa)
+{
+    uint64_t offset, avail;
+
+    return ram_lookup(gpa, &offset, &avail);
 }
 
 int ram_block_count(void)
@@ -178,7 +254,7 @@ uint64_t ram_total_size(void)
 
 static bool guest_phys_check(uint64_t gpa, size_t len, Error **errp)
 {
-    uint64_t addr = gpa, left = len;
+    uint64_t addr = gpa, left = len, offset, avail;
 
     if (gpa + len < gpa) {
         error_setg(errp, "Invalid addr 0x%016llx/size %zu specified",
@@ -186,13 +262,12 @@ static bool guest_phys_check(uint64_t gpa, size_t len, Error **errp)
         return false;
     }
     while (left) {
-        RAMBlock *b = ram_block_by_gpa(addr);
-        if (!b) {
+        if (!ram_lookup(addr, &offset, &avail)) {
             error_setg(errp, "Invalid addr 0x%016llx/size %zu specified",
                        (unsigned long long)gpa, len);
             return false;
         }
-        uint64_t n = MIN(left, b->gpa + b->used_length - addr);
+        uint64_t n = MIN(left, avail);
         addr += n;
         left -= n;
     }
@@ -206,9 +281,9 @@ bool guest_phys_read(uint64_t gpa, void *buf, size_t len, Error **errp)
     }
     uint8_t *out = buf;
     while (len) {
-        RAMBlock *b = ram_block_by_gpa(gpa);
-        uint64_t off = gpa - b->gpa;
-        size_t n = MIN(len, b->used_length - off);
+        uint64_t off, avail;
+        RAMBlock *b = ram_lookup(gpa, &off, &avail);
+        size_t n = MIN(len, avail);
         memcpy(out, b->host + off, n);
         out += n;
         gpa += n;
@@ -224,9 +299,9 @@ bool guest_phys_write(uint64_t gpa, const void *buf, size_t len, Error **errp)
     }
     const uint8_t *in = buf;
     while (len) {
-        RAMBlock *b = ram_block_by_gpa(gpa);
-        uint64_t off = gpa - b->gpa;
-        size_t n = MIN(len, b->used_length - off);
+        uint64_t off, avail;
+        RAMBlock *b = ram_lookup(gpa, &off, &avail);
+        size_t n = MIN(len, avail);
         memcpy(b->host + off, in, n);
         ram_block_set_dirty_range(b, off, n);
         in += n;
@@ -238,12 +313,13 @@ bool guest_phys_write(uint64_t gpa, const void *buf, size_t len, Error **errp)
 
 void *guest_phys_to_host(uint64_t gpa, uint64_t len)
 {
-    RAMBlock *b = ram_block_by_gpa(gpa);
+    uint64_t off, avail;
+    RAMBlock *b = ram_lookup(gpa, &off, &avail);
 
-    if (!b || len > b->used_length - (gpa - b->gpa)) {
+    if (!b || len > avail) {
         return NULL;
     }
-    return b->host + (gpa - b->gpa);
+    return b->host + off;
 }
 
 void ram_block_set_dirty_range(RAMBlock *b, uint64_t offset, uint64_t len)

@@ -1,7 +1,7 @@
 /*
  * RAM blocks and dirty bitmaps (system/memory.c): bitmap operations across
  * word boundaries, concurrent dirtying against sync + scan, guest-physical
- * access bounds.
+ * access bounds, a block split around the 32-bit hole as the pc board does.
  */
 #include <check.h>
 #include <pthread.h>
@@ -10,6 +10,7 @@
 #include "memory.h"
 
 #define MiB (1024ULL * 1024)
+#define GiB (1024ULL * MiB)
 
 static void teardown(void)
 {
@@ -248,6 +249,159 @@ START_TEST(test_guest_phys_access)
 }
 END_TEST
 
+/* ---- a split block: -m 4G on the pc board (3 GiB low, 1 GiB at 4 GiB) ---- */
+
+#define LOW (3 * GiB)
+#define HIGH_GPA (4 * GiB)
+#define LOW_PAGES (LOW / 4096)
+
+static RAMBlock *add_pc_4g(void)
+{
+    Error *err = NULL;
+    RAMBlock *b = ram_block_add_split("pc.ram", 0, 4 * GiB, LOW, HIGH_GPA, &err);
+
+    ck_assert_ptr_null(err);
+    ck_assert_ptr_nonnull(b);
+    return b;
+}
+
+START_TEST(test_split_translation)
+{
+    RAMBlock *b = add_pc_4g();
+    RAMMapping m[RAM_BLOCK_MAX_MAPPINGS];
+    uint64_t off = 0;
+
+    /* One block of the full size: what migration sends. */
+    ck_assert_int_eq(ram_block_count(), 1);
+    ck_assert_uint_eq(b->used_length, 4 * GiB);
+    ck_assert_uint_eq(b->npages, 4 * GiB / 4096);
+    ck_assert_uint_eq(ram_total_size(), 4 * GiB);
+    ck_assert_int_eq(ram_block_mappings(b, m), 2);
+    ck_assert_uint_eq(m[0].gpa, 0);
+    ck_assert_uint_eq(m[0].offset, 0);
+    ck_assert_uint_eq(m[0].len, LOW);
+    ck_assert_uint_eq(m[1].gpa, HIGH_GPA);
+    ck_assert_uint_eq(m[1].offset, LOW);
+    ck_assert_uint_eq(m[1].len, 1 * GiB);
+
+    /* Both sides of the hole are RAM... */
+    ck_assert_ptr_eq(ram_block_by_gpa(0), b);
+    ck_assert_ptr_eq(ram_block_by_gpa(LOW - 1), b);
+    ck_assert_ptr_eq(ram_block_by_gpa(HIGH_GPA), b);
+    ck_assert_ptr_eq(ram_block_by_gpa(5 * GiB - 1), b);
+    ck_assert(ram_block_gpa_to_offset(b, LOW - 1, &off));
+    ck_assert_uint_eq(off, LOW - 1);
+    ck_assert(ram_block_gpa_to_offset(b, HIGH_GPA, &off));
+    ck_assert_uint_eq(off, LOW);
+    ck_assert(ram_block_gpa_to_offset(b, 5 * GiB - 1, &off));
+    ck_assert_uint_eq(off, 4 * GiB - 1);
+    /* ...the hole (IOAPIC, LAPIC, KVM's TSS and identity map) and beyond are not. */
+    const uint64_t not_ram[] = { LOW, 0xfec00000, 0xfee00000, 0xfffbc000, 0xfffbd000,
+                                 HIGH_GPA - 1, 5 * GiB, 8 * GiB };
+    for (unsigned i = 0; i < sizeof(not_ram) / sizeof(not_ram[0]); i++) {
+        ck_assert_msg(!ram_block_by_gpa(not_ram[i]), "0x%llx is RAM", (unsigned long long)not_ram[i]);
+        ck_assert(!ram_block_gpa_to_offset(b, not_ram[i], &off));
+    }
+
+    /* Host pointers: each mapping is contiguous, the hole is not crossed. */
+    ck_assert_ptr_eq(guest_phys_to_host(HIGH_GPA, 4096), b->host + LOW);
+    ck_assert_ptr_eq(guest_phys_to_host(5 * GiB - 4096, 4096), b->host + 4 * GiB - 4096);
+    ck_assert_ptr_eq(guest_phys_to_host(LOW - 4096, 4096), b->host + LOW - 4096);
+    ck_assert_ptr_null(guest_phys_to_host(LOW - 4096, 4097));
+    ck_assert_ptr_null(guest_phys_to_host(5 * GiB - 4096, 4097));
+    ck_assert_ptr_null(guest_phys_to_host(0xfee00000, 1));
+}
+END_TEST
+
+START_TEST(test_split_access_and_dirty)
+{
+    RAMBlock *b = add_pc_4g();
+    uint8_t buf[16], back[16];
+    Error *err = NULL;
+
+    memcpy(buf, "above-4G-marker", 16);
+    /* Above 4 GiB: lands at block offset LOW + x, dirties that page only. */
+    ck_assert(guest_phys_write(HIGH_GPA + 5 * 4096 + 100, buf, sizeof(buf), &err));
+    ck_assert_ptr_null(err);
+    ck_assert_mem_eq(b->host + LOW + 5 * 4096 + 100, buf, sizeof(buf));
+    ck_assert(guest_phys_read(HIGH_GPA + 5 * 4096 + 100, back, sizeof(back), NULL));
+    ck_assert_mem_eq(back, buf, sizeof(buf));
+    /* Last page below the hole. */
+    ck_assert(guest_phys_write(LOW - 4096, buf, 1, NULL));
+    ck_assert_uint_eq(b->host[LOW - 4096], 'a');
+    ck_assert_uint_eq(memory_global_dirty_log_sync(), 2);
+    ck_assert_uint_eq(ram_block_find_next_dirty(b, 0), LOW_PAGES - 1);
+    ck_assert_uint_eq(ram_block_find_next_dirty(b, LOW_PAGES), LOW_PAGES + 5);
+    ck_assert_uint_eq(ram_block_find_next_dirty(b, LOW_PAGES + 6), b->npages);
+
+    /* Into the hole, across it, past the end: refused, nothing copied. */
+    ck_assert(!guest_phys_write(LOW - 2, buf, 4, &err));
+    ck_assert_ptr_nonnull(strstr(error_get_pretty(err), "Invalid addr"));
+    error_free_or_abort(&err);
+    ck_assert_uint_eq(b->host[LOW - 2], 0);
+    ck_assert(!guest_phys_read(0xfec00000, back, 4, &err));
+    error_free_or_abort(&err);
+    ck_assert(!guest_phys_read(LOW - 4096, back, 4096 + 1, &err));   /* one byte into the hole */
+    error_free_or_abort(&err);
+    ck_assert(!guest_phys_read(HIGH_GPA - 1, back, 2, &err));        /* from the hole into RAM */
+    error_free_or_abort(&err);
+    ck_assert(!guest_phys_write(5 * GiB - 2, buf, 4, &err));
+    error_free_or_abort(&err);
+    ck_assert_uint_eq(b->host[4 * GiB - 2], 0);
+    ck_assert_uint_eq(memory_global_dirty_log_sync(), 0);
+
+    /* An accelerator's bitmap for the high mapping merges at block page
+     * LOW_PAGES + i (what kvm-dirty.c does for the second slot). */
+    unsigned long slot_bits[2] = { 1UL << 3, 1UL << 0 };     /* slot pages 3 and 64 */
+    ram_block_clear_all_dirty(b);
+    ck_assert_uint_eq(ram_block_merge_dirty(b, slot_bits, LOW_PAGES, 128), 2);
+    ck_assert_uint_eq(ram_block_find_next_dirty(b, 0), LOW_PAGES + 3);
+    ck_assert_uint_eq(ram_block_find_next_dirty(b, LOW_PAGES + 4), LOW_PAGES + 64);
+    ck_assert_uint_eq(ram_block_dirty_pages(b), 2);
+}
+END_TEST
+
+START_TEST(test_split_refused)
+{
+    Error *err = NULL;
+
+    /* Not a multiple of RAM_BLOCK_SPLIT_ALIGN: per-mapping bitmaps would
+     * not merge on a word boundary. */
+    ck_assert_ptr_null(ram_block_add_split("a", 0, 2 * MiB, 3 * 4096, 4 * MiB, &err));
+    ck_assert_ptr_nonnull(strstr(error_get_pretty(err), "cannot split"));
+    error_free_or_abort(&err);
+    /* High part overlapping the low part. */
+    ck_assert_ptr_null(ram_block_add_split("a", 0, 2 * MiB, 1 * MiB, 512 * 1024, &err));
+    ck_assert_ptr_nonnull(strstr(error_get_pretty(err), "above the low part"));
+    error_free_or_abort(&err);
+    ck_assert_int_eq(ram_block_count(), 0);
+
+    RAMBlock *pc = add_pc_4g();
+    /* The hole is free for another block; either mapping is not. */
+    ck_assert_ptr_nonnull(ram_block_add("in-hole", 0xd0000000, 4096, &err));
+    ck_assert_ptr_null(err);
+    ck_assert_ptr_null(ram_block_add("over-high", 5 * GiB - 4096, 8192, &err));
+    ck_assert_ptr_nonnull(strstr(error_get_pretty(err), "overlaps 'pc.ram'"));
+    error_free_or_abort(&err);
+    ck_assert_ptr_null(ram_block_add("over-low", LOW - 4096, 4096, &err));
+    error_free_or_abort(&err);
+    /* A split whose high part overlaps an existing block. */
+    ck_assert_ptr_null(ram_block_add_split("b", 0xd0100000, 2 * MiB, 1 * MiB, 5 * GiB - 4096, &err));
+    ck_assert_ptr_nonnull(strstr(error_get_pretty(err), "overlaps 'pc.ram'"));
+    error_free_or_abort(&err);
+    /* A split point at or past the size: one plain mapping. */
+    RAMBlock *plain = ram_block_add_split("plain", 6 * GiB, 1 * MiB, 1 * MiB, 8 * GiB, &err);
+    ck_assert_ptr_nonnull(plain);
+    ck_assert_uint_eq(plain->low_length, plain->used_length);
+    RAMMapping m[RAM_BLOCK_MAX_MAPPINGS];
+    ck_assert_int_eq(ram_block_mappings(plain, m), 1);
+    ck_assert_ptr_null(ram_block_by_gpa(8 * GiB));
+    ck_assert_ptr_eq(ram_block_by_gpa(HIGH_GPA), pc);
+    /* An unsplit block keeps low_length == used_length. */
+    ck_assert_uint_eq(ram_block_by_name("in-hole")->low_length, 4096);
+}
+END_TEST
+
 static Suite *memory_suite(void)
 {
     Suite *s = suite_create("memory");
@@ -261,6 +415,9 @@ static Suite *memory_suite(void)
     tcase_add_test(tc, test_dirty_log_start_drops_stale);
     tcase_add_test(tc, test_concurrent_setter_vs_sync);
     tcase_add_test(tc, test_guest_phys_access);
+    tcase_add_test(tc, test_split_translation);
+    tcase_add_test(tc, test_split_access_and_dirty);
+    tcase_add_test(tc, test_split_refused);
     suite_add_tcase(s, tc);
     return s;
 }
