@@ -156,19 +156,29 @@ static void rate_limit_wait(MigStream *f)
 }
 
 /* QEMU 7.2 completes when pending < last window's rate x downtime limit.
- * One fast window (socket buffers filling, a burst of zero pages) then
- * overshoots the limit (bench/FINDINGS.txt 4): the switch-over decision
- * uses the lower of the last window and a moving average of all windows. */
+ * One fast window then overshoots the limit (bench/FINDINGS.txt 4): e.g.
+ * the first 100 ms of a 1 GiB migration went at 3 GB/s (the destination's
+ * first pages still got huge pages), the next ones at 0.47 GB/s, and the
+ * switch-over with 730 MiB left took 307-1123 ms against a 300 ms limit.
+ * So the decision waits for a few windows and counts on the lower of the
+ * last window and a moving average of all of them. */
+#define BANDWIDTH_TRUSTED_WINDOWS 3
+
 typedef struct BandwidthMeter {
     int64_t window_start_ns;
     uint64_t window_start_bytes, window_start_pages;
     double bytes_per_ms;            /* last measurement; 0 until the first window ends */
     double average_bytes_per_ms;    /* exponential moving average, weight 1/4 per window */
+    unsigned windows;               /* measured so far */
 } BandwidthMeter;
 
-/* Bytes per ms the switch-over may count on: 0 until the first window ends. */
+/* Bytes per ms the switch-over may count on: 0 until enough windows ended
+ * (until then only a pass that leaves nothing dirty completes). */
 static double bandwidth_safe(const BandwidthMeter *m)
 {
+    if (m->windows < BANDWIDTH_TRUSTED_WINDOWS) {
+        return 0;
+    }
     return MIN(m->bytes_per_ms, m->average_bytes_per_ms);
 }
 
@@ -184,13 +194,16 @@ static void bandwidth_update(BandwidthMeter *m, MigStream *f, uint64_t pending)
     ram_get_stats(&rs);
     uint64_t pages = rs.normal_pages + rs.zero_pages;
     m->bytes_per_ms = (double)(bytes - m->window_start_bytes) * 1e6 / span;
+    m->windows++;
     m->average_bytes_per_ms = m->average_bytes_per_ms > 0
                               ? 0.75 * m->average_bytes_per_ms + 0.25 * m->bytes_per_ms
                               : m->bytes_per_ms;
     mig.mbps = m->bytes_per_ms * 1000 * 8 / 1e6;
     mig.pages_per_second = (uint64_t)((pages - m->window_start_pages) * 1e9 / span);
-    if (bandwidth_safe(m) > 0) {
-        mig.expected_downtime = (int64_t)(pending / bandwidth_safe(m));
+    if (m->bytes_per_ms > 0) {
+        /* Until the rate is trusted, the last window is the best guess. */
+        double rate = bandwidth_safe(m) > 0 ? bandwidth_safe(m) : m->bytes_per_ms;
+        mig.expected_downtime = (int64_t)(pending / rate);
     }
     m->window_start_ns = now;
     m->window_start_bytes = bytes;
@@ -218,7 +231,8 @@ static bool migration_iterate(MigStream *f, Error **errp)
             pending = 0;
             savevm_state_pending(true, &pending);
             /* What a switch-over now would really cost (the estimate
-             * before the sync left out what the guest dirtied meanwhile). */
+             * before the sync left out what the guest dirtied meanwhile;
+             * pending < threshold implies a trusted, non-zero rate). */
             mig.expected_downtime = (int64_t)(pending / bandwidth_safe(&meter));
         }
         if (pending == 0 || pending < threshold) {
