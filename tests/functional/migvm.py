@@ -106,6 +106,21 @@ def kvm_usable():
     return None
 
 
+def require_own_kvm(*images):
+    """SKIP the whole test unless it can exercise migvm's own KVM machine:
+    the binary is built, it is migvm (not QEMU), /dev/kvm opens and every
+    guest image named is built."""
+    require_binary()
+    if qemu_mode():
+        skip_all("tests migvm's own KVM machine")
+    why = kvm_usable()
+    if why:
+        skip_all("KVM not usable (%s)" % why)
+    for image in images:
+        if not os.path.isfile(image):
+            skip_all("%s not built" % image)
+
+
 def read_bytes(path):
     """A file's bytes, or b"" when it does not exist (yet)."""
     try:

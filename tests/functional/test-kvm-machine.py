@@ -416,12 +416,7 @@ def test_irqchip_off():
 
 
 def main():
-    migvm.require_binary()
-    if migvm.qemu_mode():
-        migvm.skip_all("tests migvm's own KVM machine")
-    why = migvm.kvm_usable()
-    if why:
-        migvm.skip_all("KVM not usable (%s)" % why)
+    migvm.require_own_kvm()
     if os.path.isfile(BOOT_IMG):
         run("port devices", test_ports)
         run("kernel-irqchip=off", test_irqchip_off)

@@ -390,14 +390,7 @@ def test_paused_guest():
 
 
 def main():
-    migvm.require_binary()
-    if migvm.qemu_mode():
-        migvm.skip_all("tests migvm's own KVM accelerator")
-    why = migvm.kvm_usable()
-    if why:
-        migvm.skip_all("KVM not usable (%s)" % why)
-    if not os.path.isfile(kvmt.GUEST_IMG):
-        migvm.skip_all("%s not built" % kvmt.GUEST_IMG)
+    migvm.require_own_kvm(kvmt.GUEST_IMG)
     if not kvmt.migration_works():
         migvm.skip_all("this build has no migrate command")
     t0 = time.monotonic()

@@ -240,14 +240,7 @@ def migrate_kvm(transport, dest_paused, accel="kvm", extra=()):
 
 
 def main():
-    migvm.require_binary()
-    if migvm.qemu_mode():
-        migvm.skip_all("tests migvm's own KVM accelerator")
-    why = migvm.kvm_usable()
-    if why:
-        migvm.skip_all("KVM not usable (%s)" % why)
-    if not os.path.isfile(GUEST_IMG):
-        migvm.skip_all("%s not built" % GUEST_IMG)
+    migvm.require_own_kvm(GUEST_IMG)
     run("boot, stop, cont", test_boot_stop_cont)
     run("-smp 2", test_smp2)
     run("system_reset", test_system_reset)

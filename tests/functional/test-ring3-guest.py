@@ -182,12 +182,7 @@ def test_migration():
 
 
 def main():
-    reason = migvm.kvm_usable()
-    if reason:
-        migvm.skip_all(reason)
-    migvm.require_binary()
-    if not os.path.isfile(IMAGE):
-        migvm.skip_all("%s not built" % IMAGE)
+    migvm.require_own_kvm(IMAGE)
     run("boot", test_boot)
     run("no-irqchip", test_no_irqchip)
     run("migration", test_migration)

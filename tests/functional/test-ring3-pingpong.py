@@ -153,12 +153,7 @@ def test_pingpong():
 
 
 def main():
-    reason = migvm.kvm_usable()
-    if reason:
-        migvm.skip_all(reason)
-    migvm.require_binary()
-    if not os.path.isfile(IMAGE):
-        migvm.skip_all("%s not built" % IMAGE)
+    migvm.require_own_kvm(IMAGE)
     run("pingpong", test_pingpong)
     migvm.finish()
 
