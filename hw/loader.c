@@ -50,9 +50,10 @@ static bool write_ram_info(size_t loaded, Error **errp)
 {
     RAMBlock *b = ram_block_by_gpa(LOADER_BOOT_SECTOR_ADDR);
     /* The mapping at address 0 only: a split block's high part lies above
-     * 4 GiB, out of reach of the 32-bit field and of a 32-bit guest. */
+     * 4 GiB, out of reach of the 32-bit field; it gets its own word. */
     uint64_t top = b->gpa + b->low_length;
-    uint32_t info[3];
+    uint64_t high = b->used_length - b->low_length;
+    uint32_t info[4];
 
     if (top > TOP_LIMIT) {
         top = TOP_LIMIT;
@@ -60,9 +61,10 @@ static bool write_ram_info(size_t loaded, Error **errp)
     info[0] = LOADER_RAM_MAGIC;
     info[1] = (uint32_t)(top & ~0xfffULL);
     info[2] = (uint32_t)loaded;
+    info[3] = (uint32_t)(high >> 20);
     /* x86 guest: little-endian words. */
-    uint8_t bytes[12];
-    for (int i = 0; i < 12; i++) {
+    uint8_t bytes[sizeof(info)];
+    for (size_t i = 0; i < sizeof(bytes); i++) {
         bytes[i] = info[i / 4] >> (8 * (i % 4));
     }
     return guest_phys_write(LOADER_RAM_INFO_ADDR, bytes, sizeof(bytes), errp);

@@ -13,6 +13,8 @@
  *   0x7bf0  u32  LOADER_RAM_MAGIC, "MIGV" in memory order (0x5647494d)
  *   0x7bf4  u32  top: end of usable RAM below 4 GiB (exclusive), 4 KiB aligned
  *   0x7bf8  u32  bytes of the image copied to 0x7c00 (>= 512)
+ *   0x7bfc  u32  RAM mapped at 4 GiB (a split "pc.ram", see hw/machine.c),
+ *                in MiB; 0 when all RAM is below 4 GiB
  *
  * Guests check the magic first: under a real BIOS (QEMU) nobody writes it
  * and that memory holds whatever the BIOS left there, so guest/boot-sector.S

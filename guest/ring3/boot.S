@@ -10,7 +10,7 @@
  *    64 sectors per call. A failure prints "BOOT FAIL: ..." (polled COM1).
  * 2. Stage 2 (0x7e40, past the config block): fast A20, GDT, 32-bit
  *    protected mode; clear .bss; build the identity map (2 MiB pages over
- *    0-4 GiB, the IOAPIC/LAPIC page uncached and supervisor-only); PAE,
+ *    0-8 GiB, the IOAPIC/LAPIC page uncached and supervisor-only); PAE,
  *    SSE (for ring 3), EFER.LME, paging; far jump to 64-bit code.
  * 3. entry64: kernel stack, kmain() (kernel.c), which ends in enter_user.
  *
@@ -158,19 +158,25 @@ pm32:
     xorl    %eax, %eax
     rep stosl
 
-    movl    $R3_PML4, %edi              /* PML4, PDPT, 4 PDs */
-    movl    $6 * 1024, %ecx
+    movl    $R3_PML4, %edi              /* PML4, PDPT, 8 PDs */
+    movl    $10 * 1024, %ecx
     rep stosl
     movl    $R3_PDPT + 7, R3_PML4       /* P | RW | U */
-    movl    $R3_PD + 0x0000 + 7, R3_PDPT + 0
-    movl    $R3_PD + 0x1000 + 7, R3_PDPT + 8
-    movl    $R3_PD + 0x2000 + 7, R3_PDPT + 16
-    movl    $R3_PD + 0x3000 + 7, R3_PDPT + 24
-    movl    $R3_PD, %edi
-    movl    $0x87, %eax                 /* P | RW | U | PS */
-    movl    $2048, %ecx
+    movl    $R3_PD + 7, %eax            /* PDPT[0..7] -> PD 0..7 */
+    movl    $R3_PDPT, %edi
+    movl    $8, %ecx
+7:  movl    %eax, (%edi)
+    addl    $0x1000, %eax
+    addl    $8, %edi
+    loop    7b
+    movl    $R3_PD, %edi                /* 2 MiB pages over 0-8 GiB */
+    movl    $0x87, %eax                 /* P | RW | U | PS; bits 32+ in %edx */
+    xorl    %edx, %edx
+    movl    $4096, %ecx
 5:  movl    %eax, (%edi)
+    movl    %edx, 4(%edi)
     addl    $0x200000, %eax
+    adcl    $0, %edx
     addl    $8, %edi
     loop    5b
     /* 0xfec00000 (IOAPIC) and 0xfee00000 (LAPIC): P | RW | PWT | PCD | PS */

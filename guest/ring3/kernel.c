@@ -4,7 +4,8 @@
  * so the paths taken per interrupt are short and the workload lives in
  * user.c (ring 3, native speed).
  *
- * kmain: RAM top (migvm's hint, else the config's default), COM1 (115200
+ * kmain: RAM top below and above 4 GiB (migvm's hint, else the config's
+ * default and nothing above 4 GiB), COM1 (115200
  * 8N1, FIFO), TSS (RSP0, IST1), IDT, 8259 pair remapped to 0x20-0x2f with
  * IRQ0, IRQ2 (cascade) and IRQ4 unmasked, PIT channel 0 periodic, LAPIC
  * (software-enabled, LINT0 ExtINT so the 8259 reaches the CPU, periodic
@@ -509,8 +510,13 @@ static void find_ram_top(void)
 
     kstat.loaded_by_migvm = loaded_by_migvm;
     kstat.ram_top = (uint64_t)(r3_config.default_top_mib ? r3_config.default_top_mib : 256) << 20;
+    kstat.ram_high_top = R3_HIGH_BASE;
     if (loaded_by_migvm && info[0] == R3_RAM_MAGIC) {
         kstat.ram_top = info[1];
+        kstat.ram_high_top += (uint64_t)info[3] << 20;      /* RAM mapped at 4 GiB, MiB */
+        if (kstat.ram_high_top > R3_MAPPED_TOP) {
+            kstat.ram_high_top = R3_MAPPED_TOP;
+        }
     }
 }
 
@@ -543,6 +549,8 @@ void kmain(void)
     line_u64(&l, kstat.kvmclock);
     line_str(&l, " state_mask=");
     line_hex(&l, kstat.state_mask);
+    line_str(&l, " ram_high_top=");
+    line_hex(&l, kstat.ram_high_top);
     polled_line(&l);
     enter_user(user_main, R3_USTACK_TOP);
 }

@@ -7,7 +7,8 @@
  *   0x007000            real-mode stack top (below migvm's hint at 0x7bf0)
  *   0x007bf0            migvm's loader hint (hw/loader.h): "MIGV", RAM top, bytes loaded
  *   0x007c00            the image: boot sector, config block, code, data; then .bss
- *   0x100000-0x105fff   PML4, PDPT, 4 page directories (0-4 GiB)
+ *   0x100000-0x109fff   PML4, PDPT, 8 page directories (0-8 GiB; RAM above
+ *                       4 GiB is there when migvm maps "pc.ram" in two parts)
  *   0x170000            IST1 stack top (double fault, NMI, machine check)
  *   0x180000            kernel stack top (TSS.RSP0)
  *   0x200000            user stack top
@@ -24,6 +25,8 @@
 #define R3_USTACK_TOP    0x200000
 #define R3_RAM_INFO      0x7bf0
 #define R3_RAM_MAGIC     0x5647494d      /* "MIGV" */
+#define R3_MAPPED_TOP    0x200000000ULL  /* the page tables cover 0-8 GiB */
+#define R3_HIGH_BASE     0x100000000ULL  /* where RAM above the 32-bit hole starts */
 #define R3_LAPIC_BASE    0xfee00000
 
 #define SEL_KCODE        0x08
@@ -99,7 +102,7 @@ struct r3_pvclock {
 struct r3_config {
     char magic[4];                       /*  0 "R3CF" */
     uint32_t version;                    /*  4 1 */
-    uint32_t mem_start_mib;              /*  8 first region (default 16) */
+    uint32_t mem_start_mib;              /*  8 first region (default 16; >= 4096: RAM above 4 GiB) */
     uint32_t mem_size_mib;               /* 12 bytes dirtied (default 64), cut to RAM top */
     uint32_t region_kib;                 /* 16 region size (default 1024, multiple of 4) */
     uint32_t pit_hz;                     /* 20 PIT rate (default 100) */
@@ -121,6 +124,7 @@ struct r3_kstat {
     volatile uint64_t int80_via_ud;      /* system calls that arrived as #UD (PVM) */
     volatile uint32_t tx_head, tx_tail;  /* queue indices (free running) */
     uint64_t ram_top;                    /* end of RAM below 4 GiB */
+    uint64_t ram_high_top;               /* end of RAM above 4 GiB (R3_HIGH_BASE: none), at most R3_MAPPED_TOP */
     uint32_t loaded_by_migvm;            /* 1: migvm's loader hint, 0: a BIOS loaded us */
     uint32_t lapic_present;
     uint32_t avx;                        /* 1: CR4.OSXSAVE and XCR0 = x87|SSE|AVX set */

@@ -19,8 +19,10 @@
  * Serial output (COM1, 115200 8N1, lines end in "\n"; values decimal
  * unless 0x-prefixed). The format is stable: new keys only ever get
  * appended at the end of a line; parse by key.
- *   BOOT ring3-guest v1 loader=<migvm|bios> ram_top=<hex> lapic=<0|1>
- *       printed by the kernel, polled, once
+ *   BOOT ring3-guest v1 loader=<migvm|bios> ram_top=<hex> lapic=<0|1> avx=<0|1>
+ *        kvmclock=<0|1> state_mask=<hex> ram_high_top=<hex>
+ *       printed by the kernel, polled, once (ram_high_top 0x100000000:
+ *       no RAM above 4 GiB; config mem_start_mib >= 4096 puts the workload there)
  *   START regions=<n> region_kib=<n> mem_start=<hex> mem_end=<hex>
  *       once, when ring 3 starts
  *   seq=<n> pit=<n> lapic=<n> sirq=<n> pages=<n> verified=<n> errors=<n> kvmclock=<n>
@@ -549,11 +551,13 @@ static void setup_regions(void)
     if (!region) {
         region = PAGE;
     }
+    /* Below 4 GiB up to the RAM top; from 4 GiB on, in RAM mapped there. */
+    uint64_t top = start >= R3_HIGH_BASE ? kstat.ram_high_top : kstat.ram_top;
     if (start < R3_USTACK_TOP) {
         start = R3_USTACK_TOP;
     }
-    if (start + size > kstat.ram_top) {
-        size = kstat.ram_top > start ? kstat.ram_top - start : 0;
+    if (start + size > top) {
+        size = top > start ? top - start : 0;
     }
     mem_start = start;
     region_bytes = region;

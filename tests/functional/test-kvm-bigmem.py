@@ -17,6 +17,14 @@ sits at 0. The hole keeps KVM's TSS/identity map (0xfffbc000), the IOAPIC
     stream's block list, with page offsets up to 5 GiB - 4 KiB; it loads
     into a -m 5G destination (which then reads above 4 GiB) and is refused
     by a -m 4G one (length mismatch);
+  * the ring3 guest (build/guest/ring3-guest.img) with its workload moved
+    above 4 GiB (config block: mem_start 4096 MiB, 512 MiB) on -m 5G: the
+    hint's high word gives it the RAM there; a live migration over unix
+    while it rewrites those pages at full speed continues with no ERROR
+    line, so the high KVM slot's dirty log reaches the migration bitmap at
+    the right block offsets; with RAM's last round left out
+    (MIGVM_TEST_OMIT_SECTIONS=ram/final-pass) it reports stale pages above
+    4 GiB, so its checks do cover them;
   * a live migration of a running 4 GiB guest over unix to a destination
     started with -S: several passes while the guest writes 3 GiB, completes;
     the destination's memory equals the source's in samples on both sides of
@@ -26,12 +34,14 @@ sits at 0. The hole keeps KVM's TSS/identity map (0xfffbc000), the IOAPIC
 Skips when /dev/kvm cannot be used or the binary / guest image is missing."""
 
 import os
+import re
 import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import migvm  # noqa: E402
 import miglib  # noqa: E402
+import ring3lib  # noqa: E402
 from migvm import VM, check, check_eq, error_of, new_tmpdir, run, wait_until  # noqa: E402
 
 MiB = 1 << 20
@@ -40,6 +50,7 @@ LOW = 3 * GiB                   # the low part of a split "pc.ram"
 HIGH = 4 * GiB                  # where the rest is mapped
 BUILD = os.environ.get("BUILD", "build")
 GUEST_IMG = os.path.abspath(os.path.join(BUILD, "guest", "boot-sector.img"))
+RING3_IMG = os.path.abspath(os.path.join(BUILD, "guest", "ring3-guest.img"))
 PASS_TIMEOUT = 90.0             # the first pass faults in 3 GiB (about 10 s here)
 
 
@@ -77,8 +88,8 @@ def pmem(q, d, addr, size):
 
 
 def ram_hint(q, d):
-    data, err = pmem(q, d, 0x7bf0, 12)
-    return struct.unpack("<4sII", data) if data else err
+    data, err = pmem(q, d, 0x7bf0, 16)
+    return struct.unpack("<4sIII", data) if data else err
 
 
 # ---------------------------------------------------------------------------
@@ -91,8 +102,8 @@ def test_ram_hint():
         q = vm.qmp()
         d = vm.dir
         hint = ram_hint(q, d)
-        check_eq("-m %s: hint at 0x7bf0 is MIGV, top 0x%x" % (mem, top),
-                 hint[:2] if isinstance(hint, tuple) else hint, (b"MIGV", top))
+        check_eq("-m %s: hint at 0x7bf0 is MIGV, top 0x%x, %d MiB above 4 GiB" % (mem, top, high // MiB),
+                 (hint[:2] + hint[3:]) if isinstance(hint, tuple) else hint, (b"MIGV", top, high // MiB))
         data, err = pmem(q, d, top - 4096, 4096)
         check("-m %s: last page below the top is RAM" % mem, data is not None, err)
         data, err = pmem(q, d, top, 4096)
@@ -262,20 +273,79 @@ def test_live_migration():
     dst.kill()
 
 
+def ring3_high_image():
+    """The ring3 image with its workload at 4 GiB (512 MiB of regions)."""
+    data = bytearray(open(RING3_IMG, "rb").read())
+    if data[512:516] != b"R3CF":
+        return None
+    struct.pack_into("<II", data, 512 + 8, 4096, 512)        # mem_start_mib, mem_size_mib
+    path = os.path.join(new_tmpdir(), "ring3-high.img")
+    open(path, "wb").write(bytes(data))
+    return path
+
+
+def ring3_high_migration(omit):
+    name = "ring3 above 4 GiB" + (", without %s" % omit if omit else "")
+    image = ring3_high_image()
+    if not check("%s: the image has a config block" % name, image is not None):
+        return
+    env = dict(os.environ)
+    env.pop("MIGVM_TEST_OMIT_SECTIONS", None)
+    if omit:
+        env["MIGVM_TEST_OMIT_SECTIONS"] = omit
+    vms = []
+    d = new_tmpdir()
+    uri = "unix:" + os.path.join(d, "mig.sock")
+    for extra, e in (([], env), (["-incoming", uri], None)):
+        t = new_tmpdir()
+        vm = VM(["-accel", "kvm", "-m", "5G", "-drive", "file=%s,format=raw" % image,
+                 "-serial", "file:" + os.path.join(t, "serial.out")] + extra, tmpdir=t, env=e).launch()
+        vm.serial_path = os.path.join(t, "serial.out")
+        vms.append(vm)
+    src, dst = vms
+    qs = src.qmp()
+    lines = lambda vm: ring3lib.parse(serial(vm))          # noqa: E731
+    ok = wait_until(lambda: len(lines(src)[0]) >= 2, 60, interval=0.2)
+    other = lines(src)[2]
+    if check("%s: the source guest runs" % name, ok, repr(serial(src)[-300:]) + src.stderr_text()):
+        check("%s: BOOT sees RAM up to 6 GiB" % name, other and "ram_high_top=0x180000000" in other[0], other[:1])
+        check("%s: START puts the regions at 4 GiB" % name,
+              len(other) > 1 and "mem_start=0x100000000 mem_end=0x120000000" in other[1], other[1:2])
+    qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 8 << 30, "downtime-limit": 500})
+    qs.cmd_ok("migrate", uri=uri)
+    info = miglib.wait_mig_status(qs, ("completed", "failed", "cancelled"), 120)
+    check_eq("%s: migration completed" % name, info and info.get("status"), "completed")
+    before = len(lines(src)[0])
+    ok = wait_until(lambda: len(lines(dst)[0]) >= 2 or lines(dst)[1], 40, interval=0.2)
+    status, bad, _ = ring3lib.parse(serial(src) + serial(dst))
+    if omit:
+        high = [b for b in bad if re.search(r" page (0x[0-9a-f]+): generation", b)
+                and int(re.search(r" page (0x[0-9a-f]+):", b).group(1), 16) >= HIGH]
+        check("%s: the destination guest reports stale pages above 4 GiB" % name, high, bad[:4])
+    else:
+        check("%s: the destination goes on (%d lines)" % (name, len(status) - before), ok)
+        check_eq("%s: no ERROR/FATAL line" % name, bad[:6], [])
+        seqs = [s["seq"] for s in status]
+        check("%s: seq continues" % name, seqs == list(range(1, len(seqs) + 1)), seqs)
+        print("# %s: %d passes (syncs), %s MiB transferred, downtime %s ms" % (
+              name, info["ram"].get("dirty-sync-count", 0), info["ram"].get("transferred", 0) >> 20,
+              info.get("downtime")) if info else "", flush=True)
+    for vm in vms:
+        vm.kill()
+
+
 def main():
-    migvm.require_binary()
-    if migvm.qemu_mode():
-        migvm.skip_all("tests migvm's own KVM accelerator")
-    why = migvm.kvm_usable()
-    if why:
-        migvm.skip_all("KVM not usable (%s)" % why)
-    if not os.path.isfile(GUEST_IMG):
-        migvm.skip_all("%s not built" % GUEST_IMG)
+    migvm.require_own_kvm(GUEST_IMG)
     run("RAM hint below 4 GiB", test_ram_hint)
     run("-m 4G boots", test_boot, "4G")
     run("-m 5G boots", test_boot, "5G")
     run("RAM block list of a 5 GiB stream", test_stream_blocks)
     run("live migration of a 4 GiB guest", test_live_migration)
+    if os.path.isfile(RING3_IMG):
+        run("ring3 workload above 4 GiB migrates", ring3_high_migration, None)
+        run("ring3 workload above 4 GiB notices a lost round", ring3_high_migration, "ram/final-pass")
+    else:
+        migvm.skip("ring3 above 4 GiB", "%s not built" % RING3_IMG)
     migvm.finish()
 
 
