@@ -484,13 +484,25 @@ static bool migrate_prepare(const q_obj_migrate_arg *arg, Error **errp)
     return true;
 }
 
+/* The previous migration thread announces failed/cancelled before its
+ * cleanup, which takes the BQL to restart the guest: joining it with the
+ * BQL held hung the whole process when `migrate` followed a cancel at once
+ * (seen under load in test-hmp-migration.py). Let it finish first, so the
+ * checks of the new migrate also see the run state it restored. [BQL] */
+static void migration_join_ended(void)
+{
+    if (mig.thread && !migration_is_running()) {
+        bql_unlock();
+        g_thread_join(mig.thread);
+        bql_lock();
+        mig.thread = NULL;
+    }
+}
+
 /* A new migration starts in setup (MIGRATION event), as QEMU's migrate_init. */
 static void migration_reset(void)
 {
-    if (mig.thread) {
-        g_thread_join(mig.thread);      /* the previous one has ended */
-        mig.thread = NULL;
-    }
+    migration_join_ended();
     mig_address_clear(&mig.addr);
     mig.passed_fd = -1;
     g_mutex_lock(&mig.lock);
@@ -539,6 +551,7 @@ static bool uri_scheme_known(const char *uri)
 
 bool qmp_migrate(const q_obj_migrate_arg *arg, Error **errp)
 {
+    migration_join_ended();
     if (!migrate_prepare(arg, errp)) {
         return false;
     }

@@ -9,6 +9,8 @@ command errors, and hostile migration streams fed to a destination.
   whose backlog is full), in active (bandwidth-starved tcp), and on an exec:
   channel whose command never reads: cancelling → cancelled, the source
   runs on and the guest progresses; a second migrate then completes;
+* `migrate` the moment a cancel is reported, 40 times: answered at once
+  (it once hung the process on the previous thread's cleanup);
 * the destination SIGKILLed mid-stream: failed with error-desc, the source
   runs on; a retry to a new destination completes;
 * hostile streams: a good stream (4 MiB pc guest, workload stopped) is
@@ -254,6 +256,36 @@ def test_cancel_stalled_exec():
     source_survives(name, src, qs)
 
 
+def test_migrate_right_after_cancel():
+    """`migrate` the moment query-migrate says cancelled, 40 times: the old
+    migration thread may still be cleaning up (it takes the BQL to restart
+    the guest), and the new command once waited for it with the BQL held,
+    hanging the whole process (QMP silent). Each new migrate must answer at
+    once and fail on its refused port; the source runs on."""
+    src, qs = running_source()
+    qs.cmd_ok("migrate-set-parameters", max_bandwidth=4 * MiB)
+    answered = 0
+    for i in range(40):
+        qs.cmd_ok("migrate", uri="exec:cat > /dev/null")
+        wait_until(lambda: mig_info(qs).get("status") == "active", 5)
+        qs.cmd_ok("migrate_cancel")
+        wait_until(lambda: mig_info(qs).get("status") == "cancelled", 5, interval=0.001)
+        try:
+            r = qs.cmd("migrate", uri="tcp:127.0.0.1:%d" % free_tcp_port())
+        except Exception as e:          # the hang: no answer within the client's deadline
+            check("migrate right after cancel #%d answers" % i, False, repr(e))
+            return
+        if r != {"return": {}}:
+            check_eq("migrate right after cancel #%d accepted" % i, r, {"return": {}})
+            break
+        if not wait_mig_status(qs, ("failed",), 10):
+            check("migrate right after cancel #%d fails on the refused port" % i, False, repr(mig_info(qs)))
+            break
+        answered += 1
+    check_eq("migrate right after a cancel: answered and failed cleanly", answered, 40)
+    source_survives("after 40 cancel/migrate rounds", src, qs)
+
+
 def test_destination_killed():
     name = "destination killed"
     src, qs = running_source()
@@ -446,6 +478,7 @@ def main():
     run("command errors", test_command_errors)
     tests = [("connection refused", test_connection_refused), ("cancel in setup", test_cancel_in_setup),
              ("cancel in active", test_cancel_in_active), ("cancel stalled exec", test_cancel_stalled_exec),
+             ("migrate right after cancel", test_migrate_right_after_cancel),
              ("destination killed", test_destination_killed), ("hostile streams", test_hostile_streams)]
     for name, fn in tests:
         if qemu_mode():         # these need the soft workload and migvm's stream layout
