@@ -8,6 +8,7 @@
  *   kvm-cpu-model.c  the guest's CPU features, x-cpuid-hide, and the early
  *                    "kvm-cpu-model" section that refuses an incoming
  *                    migration this host cannot run
+ *   kvm-cpu-dump.c   `info registers`: a vCPU's registers as QEMU prints them
  */
 #ifndef MIGVM_KVM_INT_H
 #define MIGVM_KVM_INT_H
@@ -16,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <linux/kvm.h>
+#include <glib.h>
 #include "cpus.h"
 #include "error.h"
 #include "memory.h"
@@ -187,6 +189,9 @@ bool kvm_cpu_model_apply_hide(const char *spec, Error **errp);
 bool kvm_cpu_model_init(Error **errp);      /* registers "kvm-cpu-model" */
 void kvm_cpu_model_fini(void);
 /* vCPU 0's CPUID changed (set at creation or migrated in). */
+
+/* kvm-cpu-dump.c: AccelOps.dump_registers [BQL, vCPUs paused] */
+bool kvm_dump_registers(int index, GString *out, Error **errp);
 
 /* kvm-dirty.c */
 bool kvm_dirty_log_start(Error **errp);

@@ -378,6 +378,7 @@ static const AccelOps kvm_ops = {
     .set_irq = kvm_set_irq,
     .vm_state_change = kvm_vm_state_change,
     .reset = kvm_reset,
+    .dump_registers = kvm_dump_registers,
     .cleanup = kvm_cleanup,
 };
 

@@ -4,7 +4,7 @@
 # belongs to another room).
 KVM_OBJS := $(BUILD)/accel-kvm/kvm.o $(BUILD)/accel-kvm/kvm-vcpu.o $(BUILD)/accel-kvm/kvm-dirty.o \
             $(BUILD)/accel-kvm/kvm-cpu-state.o $(BUILD)/accel-kvm/kvm-vm-state.o \
-            $(BUILD)/accel-kvm/kvm-cpu-model.o $(BUILD)/hw/loader.o
+            $(BUILD)/accel-kvm/kvm-cpu-model.o $(BUILD)/accel-kvm/kvm-cpu-dump.o $(BUILD)/hw/loader.o
 MIGVM_OBJS += $(KVM_OBJS)
 $(BUILD)/accel-kvm/%.o: CFLAGS_ALL += -Ihw
 

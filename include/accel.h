@@ -30,6 +30,7 @@
  *                              in-kernel PIC/IOAPIC); NULL if the
  *                              accelerator has no interrupt controller
  *   reset                      BQL, vCPUs paused (machine_reset)
+ *   dump_registers             BQL, vCPUs paused (HMP `info registers`)
  *   cleanup                    BQL, after every vCPU was destroyed
  * Optional hooks may be NULL.
  */
@@ -41,6 +42,7 @@
 #include "error.h"
 
 typedef struct CPUState CPUState;       /* include/cpus.h */
+typedef struct _GString GString;        /* glib */
 
 typedef enum VcpuExit {
     VCPU_EXIT_STOP,       /* cpu_should_stop() said so: park until resumed */
@@ -68,6 +70,9 @@ typedef struct AccelOps {
      * accelerator freeze guest time across a pause (KVM: PIT, kvmclock). */
     void (*vm_state_change)(bool running);
     void (*reset)(void);
+    /* Append vCPU `cpu`'s registers to `out` in the text QEMU 7.2's
+     * `info registers` prints for it. NULL: no CPU state to show. */
+    bool (*dump_registers)(int cpu, GString *out, Error **errp);
     void (*cleanup)(void);
 } AccelOps;
 
@@ -88,6 +93,9 @@ void accel_deselect(void);
 
 /* Wrapper for vm_stop: true if there is nothing to sync. [BQL, paused] */
 bool accel_synchronize_state(Error **errp);
+/* ops->dump_registers, or an error if the accelerator has no CPU state.
+ * [BQL, every vCPU paused] */
+bool accel_dump_registers(int cpu, GString *out, Error **errp);
 /* Tell the accelerator the VM stopped or is about to run. [BQL] */
 void accel_vm_state_change(bool running);
 

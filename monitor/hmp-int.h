@@ -57,6 +57,8 @@ HmpCommandFn hmp_help, hmp_info_help, hmp_info_version, hmp_info_status, hmp_inf
 HmpCommandFn hmp_migrate HMP_WEAK, hmp_migrate_incoming HMP_WEAK, hmp_migrate_cancel HMP_WEAK,
     hmp_migrate_continue HMP_WEAK, hmp_migrate_set_capability HMP_WEAK, hmp_migrate_set_parameter HMP_WEAK,
     hmp_info_migrate HMP_WEAK, hmp_info_migrate_capabilities HMP_WEAK, hmp_info_migrate_parameters HMP_WEAK;
+/* hmp-cmds-cpu.c: weak too, so the dispatcher's unit test links without the accelerators. */
+HmpCommandFn hmp_info_registers HMP_WEAK;
 
 /* Thread id of vCPU `cpu_index` for `info cpus`, or -1 if unknown. Not in
  * any contract yet: defined by system code if it wants to (weak). */

@@ -5,7 +5,8 @@
 # qmp_migrate* handlers, so the lead adds them to MIGVM_OBJS once migration
 # links. Until then the command table hides those commands (weak symbols).
 HMP_CORE_OBJS := $(BUILD)/monitor/hmp.o $(BUILD)/monitor/hmp-parse.o $(BUILD)/monitor/hmp-commands.o \
-                 $(BUILD)/monitor/hmp-cmds.o $(BUILD)/monitor/hmp-console.o $(BUILD)/monitor/hmp-print.o
+                 $(BUILD)/monitor/hmp-cmds.o $(BUILD)/monitor/hmp-console.o $(BUILD)/monitor/hmp-print.o \
+                 $(BUILD)/monitor/hmp-cmds-cpu.o
 HMP_MIGRATION_OBJS := $(BUILD)/monitor/hmp-cmds-migration.o
 MIGVM_OBJS += $(HMP_CORE_OBJS)
 

@@ -62,6 +62,16 @@ bool accel_synchronize_state(Error **errp)
     return current->synchronize_state(errp);
 }
 
+bool accel_dump_registers(int cpu, GString *out, Error **errp)
+{
+    if (!current || !current->dump_registers) {
+        error_setg(errp, "No CPU state to show: the %s accelerator has no CPU registers",
+                   current ? current->name : "(none)");
+        return false;
+    }
+    return current->dump_registers(cpu, out, errp);
+}
+
 void accel_vm_state_change(bool running)
 {
     if (current && current->vm_state_change) {

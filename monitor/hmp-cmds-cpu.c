@@ -1,0 +1,70 @@
+/*
+ * HMP `info registers [-a|vcpu]`: the vCPU registers as QEMU 7.2 prints
+ * them, each vCPU under a "\nCPU#n\n" header (7.2 prints it with and
+ * without -a). Without arguments: the monitor's current CPU, CPU 0.
+ *
+ * Registers can only be read with every vCPU out of guest code. A running
+ * VM is paused for the read and let go again right after, without a run
+ * state change (no STOP/RESUME events, guest clocks keep going); a paused
+ * VM stays paused.
+ */
+#include "hmp-int.h"
+#include "accel.h"
+#include "cpus.h"
+#include "machine.h"
+#include "vm.h"
+
+/* Append the registers of vCPUs [first, last] to out, each with its header. */
+static bool dump_cpus(int first, int last, GString *out, Error **errp)
+{
+    for (int i = first; i <= last; i++) {
+        g_string_append_printf(out, "\nCPU#%d\n", i);
+        if (!accel_dump_registers(i, out, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void hmp_info_registers(Monitor *mon, const HmpArgs *args)
+{
+    const AccelOps *ops = accel_current();
+    int n = cpus_count();
+    int first = 0, last = 0;
+    Error *err = NULL;
+    g_autoptr(GString) out = g_string_new(NULL);
+
+    if (hmp_args_bool(args, "cpustate_all")) {
+        last = n - 1;
+    } else if (hmp_args_has(args, "vcpu")) {
+        first = last = (int)hmp_args_int(args, "vcpu");
+        if (first < 0 || first >= n) {
+            monitor_printf(mon, "CPU#%d not available\n", first);
+            return;
+        }
+    }
+    if (n == 0 || !ops || !ops->dump_registers) {
+        if (n == 0) {
+            error_setg(&err, "No CPU state to show: this machine has no vCPUs");
+        } else {
+            error_setg(&err, "No CPU state to show: the %s accelerator has no CPU registers",
+                       ops ? ops->name : "(none)");
+        }
+        hmp_handle_error(mon, err);
+        return;
+    }
+    /* Pause only what runs, and let it go only if the VM still runs: while
+     * cpus_pause_all waits without the BQL, someone may stop the VM. */
+    bool paused_here = !cpus_are_paused();
+    if (paused_here) {
+        cpus_pause_all();
+    }
+    bool ok = dump_cpus(first, last, out, &err);
+    if (paused_here && runstate_is_running()) {
+        cpus_resume_all();
+    }
+    monitor_puts(mon, out->str);
+    if (!ok) {
+        hmp_handle_error(mon, err);
+    }
+}
