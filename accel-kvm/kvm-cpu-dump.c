@@ -65,14 +65,6 @@ static const char *const seg_names[8] = { "ES", "CS", "SS", "DS", "FS", "GS", "L
 
 /* ---- reading --------------------------------------------------------------------- */
 
-#define READ_OR_FAIL(v, req, arg, what) do {                                        \
-    int r_ = kvm_vcpu_ioctl((v), (req), (arg));                                     \
-    if (r_ < 0) {                                                                   \
-        error_setg_errno(errp, -r_, "vCPU %d: " what, (v)->cpu->index);             \
-        return false;                                                               \
-    }                                                                               \
-} while (0)
-
 /* kvm_sregs and kvm_sregs2 agree on everything shown here. */
 #define TAKE_SREGS(r, s) do {                                                       \
     const struct kvm_segment *from_[8] = { &(s)->es, &(s)->cs, &(s)->ss, &(s)->ds,  \
@@ -89,11 +81,11 @@ static bool read_sregs(KvmVcpu *v, CpuRegs *r, Error **errp)
 {
     if (kvm_state.cap_sregs2) {
         struct kvm_sregs2 s;
-        READ_OR_FAIL(v, KVM_GET_SREGS2, &s, "KVM_GET_SREGS2");
+        KVM_GET_OR_FAIL(v, KVM_GET_SREGS2, &s, "KVM_GET_SREGS2");
         TAKE_SREGS(r, &s);
     } else {
         struct kvm_sregs s;
-        READ_OR_FAIL(v, KVM_GET_SREGS, &s, "KVM_GET_SREGS");
+        KVM_GET_OR_FAIL(v, KVM_GET_SREGS, &s, "KVM_GET_SREGS");
         TAKE_SREGS(r, &s);
     }
     return true;
@@ -108,12 +100,12 @@ static bool read_fpu(KvmVcpu *v, CpuRegs *r, Error **errp)
         r->xsave_len = kvm_state.xsave_size > 4096 ? kvm_state.xsave_size : 4096;
         r->xsave = g_malloc0(r->xsave_len);
         unsigned long req = kvm_check_extension(KVM_CAP_XSAVE2) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
-        READ_OR_FAIL(v, req, r->xsave, "KVM_GET_XSAVE");
+        KVM_GET_OR_FAIL(v, req, r->xsave, "KVM_GET_XSAVE");
         r->xsave_len = kvm_state.xsave_size;
         return true;
     }
     struct kvm_fpu fpu;
-    READ_OR_FAIL(v, KVM_GET_FPU, &fpu, "KVM_GET_FPU");
+    KVM_GET_OR_FAIL(v, KVM_GET_FPU, &fpu, "KVM_GET_FPU");
     r->xsave_len = 512;
     r->xsave = g_malloc0(r->xsave_len);
     memcpy(r->xsave + FX_FCW, &fpu.fcw, 2);
@@ -130,7 +122,7 @@ static bool read_extras(KvmVcpu *v, CpuRegs *r, Error **errp)
     r->xcr0 = 1;                        /* x87 only: the power-on value */
     if (kvm_state.cap_xcrs) {
         struct kvm_xcrs x;
-        READ_OR_FAIL(v, KVM_GET_XCRS, &x, "KVM_GET_XCRS");
+        KVM_GET_OR_FAIL(v, KVM_GET_XCRS, &x, "KVM_GET_XCRS");
         for (uint32_t i = 0; i < x.nr_xcrs && i < KVM_MAX_XCRS; i++) {
             if (x.xcrs[i].xcr == 0) {
                 r->xcr0 = x.xcrs[i].value;
@@ -139,7 +131,7 @@ static bool read_extras(KvmVcpu *v, CpuRegs *r, Error **errp)
     }
     if (kvm_state.cap_debugregs) {
         struct kvm_debugregs d;
-        READ_OR_FAIL(v, KVM_GET_DEBUGREGS, &d, "KVM_GET_DEBUGREGS");
+        KVM_GET_OR_FAIL(v, KVM_GET_DEBUGREGS, &d, "KVM_GET_DEBUGREGS");
         memcpy(r->dr, d.db, sizeof(r->dr));
         r->dr6 = d.dr6;
         r->dr7 = d.dr7;
@@ -149,19 +141,19 @@ static bool read_extras(KvmVcpu *v, CpuRegs *r, Error **errp)
     }
     if (kvm_state.cap_vcpu_events) {
         struct kvm_vcpu_events ev;
-        READ_OR_FAIL(v, KVM_GET_VCPU_EVENTS, &ev, "KVM_GET_VCPU_EVENTS");
+        KVM_GET_OR_FAIL(v, KVM_GET_VCPU_EVENTS, &ev, "KVM_GET_VCPU_EVENTS");
         r->irq_shadow = ev.interrupt.shadow != 0;
         r->smm = ev.smi.smm != 0;
     }
     struct kvm_mp_state mp;
-    READ_OR_FAIL(v, KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE");
+    KVM_GET_OR_FAIL(v, KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE");
     r->halted = kvm_state.irqchip ? mp.mp_state == KVM_MP_STATE_HALTED : v->state.parked;
     return true;
 }
 
 static bool read_cpu(KvmVcpu *v, CpuRegs *r, Error **errp)
 {
-    READ_OR_FAIL(v, KVM_GET_REGS, &r->regs, "KVM_GET_REGS");
+    KVM_GET_OR_FAIL(v, KVM_GET_REGS, &r->regs, "KVM_GET_REGS");
     return read_sregs(v, r, errp) && read_fpu(v, r, errp) && read_extras(v, r, errp);
 }
 

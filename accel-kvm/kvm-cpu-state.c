@@ -502,26 +502,18 @@ static bool cpuid_put(KvmVcpu *v, const KvmCpuState *st, Error **errp)
 
 /* ---- get ----------------------------------------------------------------------------------- */
 
-#define GET_OR_FAIL(v, req, arg, what) do {                                         \
-    int r_ = kvm_vcpu_ioctl((v), (req), (arg));                                     \
-    if (r_ < 0) {                                                                   \
-        error_setg_errno(errp, -r_, "vCPU %d: " what, (v)->cpu->index);             \
-        return false;                                                               \
-    }                                                                               \
-} while (0)
-
 static bool get_sregs(KvmVcpu *v, KvmCpuState *st, Error **errp)
 {
     memset(st->interrupt_bitmap, 0, sizeof(st->interrupt_bitmap));
     if (kvm_state.cap_sregs2) {
         struct kvm_sregs2 s;
-        GET_OR_FAIL(v, KVM_GET_SREGS2, &s, "KVM_GET_SREGS2");
+        KVM_GET_OR_FAIL(v, KVM_GET_SREGS2, &s, "KVM_GET_SREGS2");
         SREGS_COMMON_FROM_KVM(st, &s);
         st->sregs2_flags = s.flags;
         memcpy(st->pdptrs, s.pdptrs, sizeof(st->pdptrs));
     } else {
         struct kvm_sregs s;
-        GET_OR_FAIL(v, KVM_GET_SREGS, &s, "KVM_GET_SREGS");
+        KVM_GET_OR_FAIL(v, KVM_GET_SREGS, &s, "KVM_GET_SREGS");
         SREGS_COMMON_FROM_KVM(st, &s);
         st->sregs2_flags = 0;
         memset(st->pdptrs, 0, sizeof(st->pdptrs));
@@ -535,12 +527,12 @@ static bool get_fpu(KvmVcpu *v, KvmCpuState *st, Error **errp)
     if (kvm_state.xsave_size) {
         /* KVM_GET_XSAVE2 writes xsave_size bytes; the buffer is bigger. */
         unsigned long req = kvm_check_extension(KVM_CAP_XSAVE2) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
-        GET_OR_FAIL(v, req, st->xsave, "KVM_GET_XSAVE");
+        KVM_GET_OR_FAIL(v, req, st->xsave, "KVM_GET_XSAVE");
         st->fpu_format = KVM_CPU_FPU_XSAVE;
         st->xsave_len = kvm_state.xsave_size;
     } else {
         struct kvm_fpu fpu;
-        GET_OR_FAIL(v, KVM_GET_FPU, &fpu, "KVM_GET_FPU");
+        KVM_GET_OR_FAIL(v, KVM_GET_FPU, &fpu, "KVM_GET_FPU");
         memcpy(st->xsave, &fpu, sizeof(fpu));
         st->fpu_format = KVM_CPU_FPU_LEGACY;
         st->xsave_len = sizeof(fpu);
@@ -553,7 +545,7 @@ static bool get_xcrs_and_debugregs(KvmVcpu *v, KvmCpuState *st, Error **errp)
     st->n_xcrs = 0;
     if (kvm_state.cap_xcrs) {
         struct kvm_xcrs x;
-        GET_OR_FAIL(v, KVM_GET_XCRS, &x, "KVM_GET_XCRS");
+        KVM_GET_OR_FAIL(v, KVM_GET_XCRS, &x, "KVM_GET_XCRS");
         for (uint32_t i = 0; i < x.nr_xcrs && i < KVM_CPU_XCR_MAX; i++) {
             st->xcr_index[i] = x.xcrs[i].xcr;
             st->xcr_value[i] = x.xcrs[i].value;
@@ -562,7 +554,7 @@ static bool get_xcrs_and_debugregs(KvmVcpu *v, KvmCpuState *st, Error **errp)
     }
     if (kvm_state.cap_debugregs) {
         struct kvm_debugregs d;
-        GET_OR_FAIL(v, KVM_GET_DEBUGREGS, &d, "KVM_GET_DEBUGREGS");
+        KVM_GET_OR_FAIL(v, KVM_GET_DEBUGREGS, &d, "KVM_GET_DEBUGREGS");
         memcpy(st->dr, d.db, sizeof(st->dr));
         st->dr6 = d.dr6;
         st->dr7 = d.dr7;
@@ -590,9 +582,9 @@ bool kvm_cpu_state_get(KvmVcpu *v, Error **errp)
     struct kvm_mp_state mp;
     struct kvm_regs regs;
 
-    GET_OR_FAIL(v, KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE");
+    KVM_GET_OR_FAIL(v, KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE");
     st->mp_state = mp.mp_state;
-    GET_OR_FAIL(v, KVM_GET_REGS, &regs, "KVM_GET_REGS");
+    KVM_GET_OR_FAIL(v, KVM_GET_REGS, &regs, "KVM_GET_REGS");
     G_STATIC_ASSERT(sizeof(regs) == sizeof(st->regs));
     memcpy(st->regs, &regs, sizeof(regs));
     if (!get_sregs(v, st, errp) || !get_fpu(v, st, errp) || !get_xcrs_and_debugregs(v, st, errp)) {
@@ -600,7 +592,7 @@ bool kvm_cpu_state_get(KvmVcpu *v, Error **errp)
     }
     if (kvm_state.irqchip) {
         G_STATIC_ASSERT(sizeof(struct kvm_lapic_state) == sizeof(st->lapic));
-        GET_OR_FAIL(v, KVM_GET_LAPIC, st->lapic, "KVM_GET_LAPIC");
+        KVM_GET_OR_FAIL(v, KVM_GET_LAPIC, st->lapic, "KVM_GET_LAPIC");
     }
     int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
     st->tsc_khz = khz > 0 ? (uint32_t)khz : 0;
@@ -609,7 +601,7 @@ bool kvm_cpu_state_get(KvmVcpu *v, Error **errp)
     }
     if (kvm_state.cap_vcpu_events) {
         struct kvm_vcpu_events ev;
-        GET_OR_FAIL(v, KVM_GET_VCPU_EVENTS, &ev, "KVM_GET_VCPU_EVENTS");
+        KVM_GET_OR_FAIL(v, KVM_GET_VCPU_EVENTS, &ev, "KVM_GET_VCPU_EVENTS");
         events_from_kvm(&st->events, &ev);
     }
     return true;

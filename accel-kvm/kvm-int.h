@@ -199,4 +199,14 @@ void kvm_dirty_log_stop(void);
 uint64_t kvm_dirty_log_sync(void);
 bool kvm_slot_set_flags(KvmSlot *slot, uint32_t flags, Error **errp);
 
+/* Run a vCPU "get" ioctl; on failure set *errp ("vCPU N: what: strerror")
+ * and return false from the calling function, which must have errp. */
+#define KVM_GET_OR_FAIL(v, req, arg, what) do {                                     \
+    int r_ = kvm_vcpu_ioctl((v), (req), (arg));                                     \
+    if (r_ < 0) {                                                                   \
+        error_setg_errno(errp, -r_, "vCPU %d: " what, (v)->cpu->index);             \
+        return false;                                                               \
+    }                                                                               \
+} while (0)
+
 #endif
