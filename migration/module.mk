@@ -1,7 +1,9 @@
 # migration/: the stream (stream.c), VMState (vmstate.c), the save-state registry
-# and stream framing (savevm.c, config-section.c), the globalstate section.
+# and writer (savevm.c), the loader (loadvm.c), the return path (return-path.c),
+# the configuration section (config-section.c), the globalstate section.
 MIGRATION_CORE_OBJS := $(BUILD)/migration/stream.o $(BUILD)/migration/vmstate.o \
-                       $(BUILD)/migration/savevm.o $(BUILD)/migration/config-section.o
+                       $(BUILD)/migration/savevm.o $(BUILD)/migration/loadvm.o \
+                       $(BUILD)/migration/return-path.o $(BUILD)/migration/config-section.o
 MIGVM_OBJS += $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o
 
 UNIT_TESTS += $(BUILD)/tests/unit/test-vmstate $(BUILD)/tests/unit/test-savevm
@@ -24,7 +26,8 @@ $(BUILD)/tests/unit/test-savevm: $(BUILD)/tests/unit/test-savevm.o $(MIGRATION_C
 #   build/fuzz/fuzz-loadvm -max_total_time=120 build/fuzz/loadvm-corpus
 FUZZ_CC ?= clang
 FUZZ_LOADVM_SRCS := tests/fuzz/fuzz-loadvm.c migration/stream.c migration/vmstate.c \
-                    migration/savevm.c migration/config-section.c util/error.c \
+                    migration/savevm.c migration/loadvm.c migration/return-path.c \
+                    migration/config-section.c util/error.c \
                     util/json-lexer.c util/json-writer.c
 .PHONY: fuzz-loadvm
 fuzz-loadvm: $(BUILD)/fuzz/fuzz-loadvm

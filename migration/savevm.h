@@ -1,5 +1,6 @@
 /*
- * The save-state registry and the top-level migration stream framing
+ * The save-state registry and the top-level migration stream framing:
+ * writer (savevm.c), loader (loadvm.c), return path (return-path.c)
  * (shared docs: migration-stream.md sections 1-4, 7-10).
  *
  * Writer, called by the migration thread in this order:
@@ -10,7 +11,7 @@
  *   savevm_state_pending           how much the live handlers still have
  *   savevm_state_complete_precopy  END per live handler, FULL per device, EOF, VMDESCRIPTION
  *   savevm_state_cleanup           always, success or not
- * Reader (incoming thread): qemu_loadvm_state.
+ * Reader (incoming thread): qemu_loadvm_state (loadvm.c).
  *
  * Locking: registration and the setup/complete phases run with the BQL
  * held; iterate/pending run without it (live handlers protect their own
@@ -145,7 +146,7 @@ bool savevm_state_complete_precopy(MigStream *f, bool send_vmdesc, Error **errp)
 /* save_cleanup of every handler that was set up. */
 void savevm_state_cleanup(void);
 
-/* ---------------- reader ---------------- */
+/* ---------------- reader (loadvm.c) ---------------- */
 
 typedef struct LoadvmOptions {
     MigConfigOptions local;          /* what this side runs: compared with CONFIGURATION */
@@ -170,7 +171,7 @@ typedef struct LoadvmOptions {
  * device loads; the caller decides] */
 bool qemu_loadvm_state(MigStream *f, const LoadvmOptions *opts, Error **errp);
 
-/* ---------------- return path ---------------- */
+/* ---------------- return path (return-path.c) ---------------- */
 
 bool mig_rp_send(MigStream *rp, uint16_t type, const void *payload, uint16_t len, Error **errp);
 bool mig_rp_send_pong(MigStream *rp, uint32_t value, Error **errp);

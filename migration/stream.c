@@ -171,6 +171,15 @@ bool mig_stream_get_error(const MigStream *f, Error **errp)
     return false;
 }
 
+bool mig_stream_check(const MigStream *f, const char *what, Error **errp)
+{
+    if (!f->err) {
+        return true;
+    }
+    error_setg(errp, "%s: %s", what, error_get_pretty(f->err));
+    return false;
+}
+
 const char *mig_stream_error_msg(const MigStream *f)
 {
     return f->err ? error_get_pretty(f->err) : NULL;

@@ -1,0 +1,385 @@
+/*
+ * The stream reader: qemu_loadvm_state (the byte layout is described at
+ * the top of savevm.c, which writes it).
+ *
+ * Reader states: HEADER -> CONFIGURATION -> SECTIONS (START/FULL open a
+ * section id; PART/END resolve it; COMMANDs in between) -> EOF -> optional
+ * VMDESCRIPTION (warnings only). A FULL section may come anywhere, so the
+ * early_setup ones (sent before any RAM) need nothing special on this side.
+ * Every length is bounded, every section
+ * footer is checked, a (idstr, instance) is loaded at most once, and any
+ * failure leaves the loader with a single error naming the cause.
+ */
+#include "savevm-int.h"
+
+#include <inttypes.h>
+#include <string.h>
+#include <glib.h>
+
+enum { LOADED_FULL = 1, LOADED_START = 2, LOADED_END = 4 };
+
+typedef struct LoadSection {
+    SaveStateEntry *se;
+    uint32_t section_id;
+    uint32_t version_id;
+    unsigned state;                     /* LOADED_* */
+} LoadSection;
+
+typedef struct LoadState {
+    MigStream *f;
+    const LoadvmOptions *opts;
+    GHashTable *by_id;                  /* section_id -> LoadSection */
+    GHashTable *by_entry;               /* SaveStateEntry * -> LoadSection (same objects) */
+    GPtrArray *set_up;                  /* entries whose load_setup ran */
+    bool rp_open;
+} LoadState;
+
+static bool load_header(LoadState *s, Error **errp)
+{
+    uint32_t magic = mig_stream_get_be32(s->f);
+    uint32_t version = mig_stream_get_be32(s->f);
+    if (!mig_stream_check(s->f, "Failed to read the migration header", errp)) {
+        return false;
+    }
+    if (magic != QEMU_VM_FILE_MAGIC) {
+        error_setg(errp, "Not a migration stream");
+        return false;
+    }
+    if (version == QEMU_VM_FILE_VERSION_COMPAT) {
+        error_setg(errp, "SaveVM v2 format is obsolete and don't work anymore");
+        return false;
+    }
+    if (version != QEMU_VM_FILE_VERSION) {
+        error_setg(errp, "Unsupported migration stream version");
+        return false;
+    }
+    if (mig_stream_peek_u8(s->f) != QEMU_VM_CONFIGURATION) {
+        if (s->opts->allow_no_configuration) {
+            return true;
+        }
+        error_setg(errp, "Configuration section missing");
+        return false;
+    }
+    mig_stream_skip(s->f, 1);
+    return config_section_load(s->f, &s->opts->local, errp);
+}
+
+static bool load_setup_all(LoadState *s, Error **errp)
+{
+    GPtrArray *r = savevm_entries();
+    for (guint i = 0; i < r->len; i++) {
+        SaveStateEntry *se = r->pdata[i];
+        if (!se->ops || !se->ops->load_setup || !savevm_entry_is_active(se)) {
+            continue;
+        }
+        g_ptr_array_add(s->set_up, se);
+        if (!se->ops->load_setup(se->opaque, errp)) {
+            error_prepend(errp, "Failed to prepare '%s' for incoming migration: ", se->idstr);
+            return false;
+        }
+    }
+    return true;
+}
+
+static void load_cleanup_all(LoadState *s)
+{
+    for (guint i = 0; i < s->set_up->len; i++) {
+        SaveStateEntry *se = s->set_up->pdata[i];
+        if (se->ops->load_cleanup) {
+            se->ops->load_cleanup(se->opaque);
+        }
+    }
+}
+
+static bool check_footer(LoadState *s, LoadSection *ls, Error **errp)
+{
+    uint8_t b = mig_stream_get_u8(s->f);
+    uint32_t id = b == QEMU_VM_SECTION_FOOTER ? mig_stream_get_be32(s->f) : 0;
+    if (!mig_stream_check(s->f, "Failed to read a section footer", errp)) {
+        return false;
+    }
+    if (b != QEMU_VM_SECTION_FOOTER) {
+        error_setg(errp, "Missing section footer for %s", ls->se->idstr);
+        return false;
+    }
+    if (id != ls->section_id) {
+        error_setg(errp, "Mismatched section id in footer for %s - read 0x%x expected 0x%x",
+                   ls->se->idstr, id, ls->section_id);
+        return false;
+    }
+    return true;
+}
+
+/* Run the entry's loader on the body that follows, then check the footer. */
+static bool load_section_body(LoadState *s, LoadSection *ls, Error **errp)
+{
+    SaveStateEntry *se = ls->se;
+    Error *local = NULL;
+    bool ok;
+    if (se->vmsd) {
+        if (s->opts->device_lock) {
+            s->opts->device_lock(true);
+        }
+        ok = vmstate_load(s->f, se->vmsd, se->opaque, (int)ls->version_id, &local);
+        if (s->opts->device_lock) {
+            s->opts->device_lock(false);
+        }
+    } else {
+        ok = se->ops->load_state(s->f, se->opaque, (int)ls->version_id, &local);
+    }
+    if (ok && mig_stream_has_error(s->f)) {
+        ok = false;
+        error_free(local);
+        local = NULL;
+        mig_stream_check(s->f, "Stream error", &local);
+    }
+    if (!ok) {
+        if (!local) {
+            error_setg(&local, "load failed");
+        }
+        error_prepend(&local, "error while loading state for instance 0x%" PRIx32
+                      " of device '%s': ", se->instance_id, se->idstr);
+        error_propagate(errp, local);
+        return false;
+    }
+    return check_footer(s, ls, errp);
+}
+
+static LoadSection *open_section(LoadState *s, uint8_t type, uint32_t section_id,
+                                 SaveStateEntry *se, uint32_t version_id, Error **errp)
+{
+    LoadSection *ls = g_hash_table_lookup(s->by_entry, se);
+    if (ls) {
+        error_setg(errp, "Duplicate section for '%s' instance %" PRIu32, se->idstr,
+                   se->instance_id);
+        return NULL;
+    }
+    if (g_hash_table_contains(s->by_id, GUINT_TO_POINTER(section_id))) {
+        error_setg(errp, "Section id %" PRIu32 " used twice (second time for '%s')", section_id,
+                   se->idstr);
+        return NULL;
+    }
+    if (type == QEMU_VM_SECTION_START ? !se->ops || !se->ops->load_state
+                                      : !se->vmsd && !se->ops->load_state) {
+        error_setg(errp, "Section '%s' cannot be loaded as a %s section", se->idstr,
+                   type == QEMU_VM_SECTION_START ? "live" : "full");
+        return NULL;
+    }
+    ls = g_new0(LoadSection, 1);
+    ls->se = se;
+    ls->section_id = section_id;
+    ls->version_id = version_id;
+    ls->state = type == QEMU_VM_SECTION_START ? LOADED_START : LOADED_FULL;
+    g_hash_table_insert(s->by_id, GUINT_TO_POINTER(section_id), ls);
+    g_hash_table_insert(s->by_entry, se, ls);
+    return ls;
+}
+
+static bool load_start_full(LoadState *s, uint8_t type, Error **errp)
+{
+    char idstr[256];
+    uint32_t section_id = mig_stream_get_be32(s->f);
+    int len = mig_stream_get_counted_string(s->f, idstr);
+    uint32_t instance_id = mig_stream_get_be32(s->f);
+    uint32_t version_id = mig_stream_get_be32(s->f);
+    if (!mig_stream_check(s->f, "Failed to read a section header", errp)) {
+        return false;
+    }
+    if (len == 0 || memchr(idstr, '\0', len)) {
+        error_setg(errp, "Section %" PRIu32 " has an empty or invalid idstr", section_id);
+        return false;
+    }
+    SaveStateEntry *se = savevm_find_entry(idstr, instance_id);
+    if (!se) {
+        error_setg(errp, "Unknown savevm section or instance '%s' %" PRIu32 ". Make sure that "
+                   "your current VM setup matches your saved VM setup, including any "
+                   "hotplugged devices", idstr, instance_id);
+        return false;
+    }
+    if (version_id > (uint32_t)se->version_id) {
+        error_setg(errp, "savevm: unsupported version %" PRIu32 " for '%s' v%d", version_id,
+                   idstr, se->version_id);
+        return false;
+    }
+    LoadSection *ls = open_section(s, type, section_id, se, version_id, errp);
+    return ls && load_section_body(s, ls, errp);
+}
+
+static bool load_part_end(LoadState *s, uint8_t type, Error **errp)
+{
+    uint32_t section_id = mig_stream_get_be32(s->f);
+    if (!mig_stream_check(s->f, "Failed to read a section header", errp)) {
+        return false;
+    }
+    LoadSection *ls = g_hash_table_lookup(s->by_id, GUINT_TO_POINTER(section_id));
+    if (!ls) {
+        error_setg(errp, "Unknown savevm section %" PRIu32, section_id);
+        return false;
+    }
+    if (ls->state != LOADED_START) {
+        error_setg(errp, "Section %" PRIu32 " ('%s') is not an open live section", section_id,
+                   ls->se->idstr);
+        return false;
+    }
+    if (type == QEMU_VM_SECTION_END) {
+        ls->state = LOADED_END;
+    }
+    return load_section_body(s, ls, errp);
+}
+
+static const char *const cmd_names[MIG_CMD_MAX] = {
+    [MIG_CMD_OPEN_RETURN_PATH] = "OPEN_RETURN_PATH", [MIG_CMD_PING] = "PING",
+    [MIG_CMD_POSTCOPY_ADVISE] = "POSTCOPY_ADVISE", [MIG_CMD_POSTCOPY_LISTEN] = "POSTCOPY_LISTEN",
+    [MIG_CMD_POSTCOPY_RUN] = "POSTCOPY_RUN", [MIG_CMD_POSTCOPY_RAM_DISCARD] = "POSTCOPY_RAM_DISCARD",
+    [MIG_CMD_PACKAGED] = "PACKAGED", [MIG_CMD_ENABLE_COLO] = "ENABLE_COLO",
+    [MIG_CMD_POSTCOPY_RESUME] = "POSTCOPY_RESUME", [MIG_CMD_RECV_BITMAP] = "RECV_BITMAP",
+};
+
+/* Fixed argument length of a command, -1 if variable, -2 if 0 or 16. */
+static int cmd_len(uint16_t cmd)
+{
+    switch (cmd) {
+    case MIG_CMD_PING: case MIG_CMD_PACKAGED:
+        return 4;
+    case MIG_CMD_POSTCOPY_ADVISE:
+        return -2;
+    case MIG_CMD_POSTCOPY_RAM_DISCARD: case MIG_CMD_RECV_BITMAP:
+        return -1;
+    default:
+        return 0;
+    }
+}
+
+static bool load_command(LoadState *s, Error **errp)
+{
+    uint16_t cmd = mig_stream_get_be16(s->f);
+    uint16_t len = mig_stream_get_be16(s->f);
+    if (!mig_stream_check(s->f, "Failed to read a command", errp)) {
+        return false;
+    }
+    if (cmd == MIG_CMD_INVALID || cmd >= MIG_CMD_MAX) {
+        error_setg(errp, "MIG_CMD 0x%x unknown (len 0x%x)", cmd, len);
+        return false;
+    }
+    int want = cmd_len(cmd);
+    if ((want >= 0 && len != want) || (want == -2 && len != 0 && len != 16)) {
+        error_setg(errp, "%s received with bad length - expecting %d, received %d",
+                   cmd_names[cmd], want == -2 ? 16 : want, len);
+        return false;
+    }
+    switch (cmd) {
+    case MIG_CMD_OPEN_RETURN_PATH:
+        if (s->rp_open) {
+            error_setg(errp, "CMD_OPEN_RETURN_PATH called when RP already open");
+            return false;
+        }
+        if (!s->opts->return_path) {
+            error_setg(errp, "CMD_OPEN_RETURN_PATH failed: the channel has no return path");
+            return false;
+        }
+        s->rp_open = true;
+        return true;
+    case MIG_CMD_PING: {
+        uint32_t v = mig_stream_get_be32(s->f);
+        if (!mig_stream_check(s->f, "Failed to read a command", errp)) {
+            return false;
+        }
+        if (!s->rp_open) {
+            error_setg(errp, "CMD_PING (0x%x) received with no return path", v);
+            return false;
+        }
+        return mig_rp_send_pong(s->opts->return_path, v, errp);
+    }
+    default:
+        error_setg(errp, "%s is not supported by migvm (precopy only)", cmd_names[cmd]);
+        return false;
+    }
+}
+
+/* After EOF: the optional vmdesc. Problems are only warnings, as in QEMU. */
+static void load_vmdesc(LoadState *s)
+{
+    int b = mig_stream_peek_u8(s->f);
+    if (b < 0) {
+        return;
+    }
+    if (b != QEMU_VM_VMDESCRIPTION) {
+        warn_report("Expected vmdescription section, but got %d", b);
+        return;
+    }
+    mig_stream_skip(s->f, 1);
+    uint32_t len = mig_stream_get_be32(s->f);
+    uint32_t max = s->opts->max_vmdesc_len ? s->opts->max_vmdesc_len : MIGVM_VMDESC_MAX_LEN;
+    if (mig_stream_has_error(s->f)) {
+        warn_report("Truncated vmdescription section");
+    } else if (len > max) {
+        warn_report("vmdescription of %" PRIu32 " bytes is too long, ignored", len);
+    } else if (!mig_stream_skip(s->f, len)) {
+        warn_report("Truncated vmdescription section");
+    }
+}
+
+static bool load_sections(LoadState *s, Error **errp)
+{
+    for (;;) {
+        uint8_t type = mig_stream_get_u8(s->f);
+        if (!mig_stream_check(s->f, "Failed to read the next section", errp)) {
+            return false;
+        }
+        bool ok;
+        switch (type) {
+        case QEMU_VM_EOF:
+            return true;
+        case QEMU_VM_SECTION_START:
+        case QEMU_VM_SECTION_FULL:
+            ok = load_start_full(s, type, errp);
+            break;
+        case QEMU_VM_SECTION_PART:
+        case QEMU_VM_SECTION_END:
+            ok = load_part_end(s, type, errp);
+            break;
+        case QEMU_VM_COMMAND:
+            ok = load_command(s, errp);
+            break;
+        default:
+            error_setg(errp, "Unknown savevm section type %d", type);
+            return false;
+        }
+        if (!ok) {
+            return false;
+        }
+    }
+}
+
+bool qemu_loadvm_state(MigStream *f, const LoadvmOptions *opts, Error **errp)
+{
+    LoadState s = {
+        .f = f,
+        .opts = opts,
+        .by_id = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free),
+        .by_entry = g_hash_table_new(g_direct_hash, g_direct_equal),
+        .set_up = g_ptr_array_new(),
+    };
+    Error *local = NULL;
+    bool ok = load_header(&s, &local) && load_setup_all(&s, &local) &&
+              load_sections(&s, &local);
+    if (ok) {
+        load_vmdesc(&s);
+    }
+    load_cleanup_all(&s);
+    if (s.rp_open && opts->send_shut) {
+        Error *rp_err = NULL;
+        if (!mig_rp_send_shut(opts->return_path, ok ? 0 : 1, &rp_err)) {
+            warn_report("%s", error_get_pretty(rp_err));
+            error_free(rp_err);
+        }
+    }
+    if (opts->return_path_opened) {
+        *opts->return_path_opened = s.rp_open;
+    }
+    g_hash_table_destroy(s.by_entry);
+    g_hash_table_destroy(s.by_id);
+    g_ptr_array_free(s.set_up, true);
+    error_propagate(errp, local);
+    return ok;
+}
