@@ -8,6 +8,6 @@ MIGVM_OBJS += $(SOFT_OBJS)
 UNIT_TESTS += $(BUILD)/tests/unit/test-soft-workload
 $(BUILD)/tests/unit/test-soft-workload.o: CFLAGS_ALL += $(CHECK_CFLAGS)
 $(BUILD)/tests/unit/test-soft-workload: $(BUILD)/tests/unit/test-soft-workload.o $(SOFT_OBJS) \
-                                        $(HW_OBJS) $(DEVICES_SYSTEM_OBJS) $(BUILD)/util/error.o
+                                        $(HW_OBJS) $(DEVICES_SYSTEM_OBJS) $(UTIL_OBJS)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)

@@ -9,19 +9,12 @@
  * slices, so a pause is honoured within a couple of milliseconds.
  */
 #include <time.h>
+#include "clock.h"
 #include "workload.h"
 
 #define CHUNK_PAGES 16
 #define SLEEP_SLICE_NS 2000000LL
 #define MAX_LAG_NS 100000000.0      /* forget more than 100 ms of backlog */
-
-static double now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e9 + ts.tv_nsec;
-}
 
 bool workload_init(SoftWorkload *w, RAMBlock *block, uint64_t start, uint64_t top,
                    uint64_t dirty_rate_mib, Error **errp)

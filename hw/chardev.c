@@ -13,6 +13,7 @@
 #include <glib.h>
 #include <glib-unix.h>
 #include "chardev.h"
+#include "fd-io.h"
 
 struct Chardev {
     ChardevKind kind;
@@ -200,19 +201,11 @@ void chardev_write(Chardev *chr, const uint8_t *buf, size_t len)
     if (!chr || chr->out_fd < 0) {
         return;
     }
-    bool sock = chr->kind == CHARDEV_UNIX || chr->kind == CHARDEV_TCP;
-    while (len) {
+    if (chr->kind == CHARDEV_UNIX || chr->kind == CHARDEV_TCP) {
         /* A socket peer that does not read must not stall the vCPU: drop. */
-        ssize_t n = sock ? send(chr->out_fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT)
-                         : write(chr->out_fd, buf, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return;
-        }
-        buf += n;
-        len -= (size_t)n;
+        fd_send_full(chr->out_fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } else {
+        fd_write_full(chr->out_fd, buf, len);
     }
 }
 

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <glib.h>
+#include "fd-io.h"
 #include "loader.h"
 #include "memory.h"
 
@@ -15,30 +16,21 @@
 static bool read_image(const char *path, uint8_t *buf, size_t max, size_t *len, Error **errp)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    size_t got = 0;
+    ssize_t got;
 
     if (fd < 0) {
         error_setg_errno(errp, errno, "Could not open '%s'", path);
         return false;
     }
-    while (got < max) {
-        ssize_t n = read(fd, buf + got, max - got);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            error_setg_errno(errp, errno, "'%s': read error", path);
-            close(fd);
-            return false;
-        }
-        if (n == 0) {
-            break;
-        }
-        got += n;
+    got = fd_read_full(fd, buf, max);
+    if (got < 0) {
+        error_setg_errno(errp, errno, "'%s': read error", path);
+        close(fd);
+        return false;
     }
     close(fd);
     if (got < LOADER_BOOT_SECTOR_SIZE) {
-        error_setg(errp, "'%s' is %zu bytes, shorter than a %d-byte boot sector", path, got,
+        error_setg(errp, "'%s' is %zd bytes, shorter than a %d-byte boot sector", path, got,
                    LOADER_BOOT_SECTOR_SIZE);
         return false;
     }

@@ -15,7 +15,7 @@ $(BUILD)/tests/unit/test-serial.o: CFLAGS_ALL += $(CHECK_CFLAGS)
 $(BUILD)/tests/unit/test-serial: $(BUILD)/tests/unit/test-serial.o $(BUILD)/hw/serial.o \
                                  $(BUILD)/hw/chardev.o $(BUILD)/hw/bus.o \
                                  $(BUILD)/migration/vmstate.o $(BUILD)/migration/stream.o \
-                                 $(BUILD)/util/error.o
+                                 $(UTIL_OBJS)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 include hw/timer.mk

@@ -11,6 +11,7 @@
  */
 #include "migration.h"
 #include "channel.h"
+#include "clock.h"
 #include "global-state.h"
 #include "options.h"
 #include "ram.h"
@@ -54,13 +55,6 @@ typedef struct MigrationState {
 } MigrationState;
 
 static MigrationState mig = { .status = MIGRATION_STATUS_NONE, .passed_fd = -1, .cancel_fd = -1 };
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static MigrationStatus status_get(void)
 {

@@ -11,14 +11,14 @@ UNIT_TESTS += $(BUILD)/tests/unit/test-vmstate $(BUILD)/tests/unit/test-savevm
 $(BUILD)/tests/unit/test-vmstate.o $(BUILD)/tests/unit/test-savevm.o: CFLAGS += $(CHECK_CFLAGS) -Imigration
 
 $(BUILD)/tests/unit/test-vmstate: $(BUILD)/tests/unit/test-vmstate.o $(BUILD)/migration/stream.o \
-                                  $(BUILD)/migration/vmstate.o $(BUILD)/util/error.o
+                                  $(BUILD)/migration/vmstate.o $(UTIL_OBJS)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
 # test-savevm stubs runstate_get(); RunState_str/parse come from the generated qapi-types.o.
 $(BUILD)/tests/unit/test-savevm: $(BUILD)/tests/unit/test-savevm.o $(MIGRATION_CORE_OBJS) \
                                  $(BUILD)/migration/global-state.o $(BUILD)/qapi/qapi-types.o $(BUILD)/qapi/qapi-runtime.o \
-                                 $(JSON_WRITER_OBJS) $(BUILD)/util/error.o
+                                 $(JSON_WRITER_OBJS) $(UTIL_OBJS)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 

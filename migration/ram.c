@@ -22,6 +22,7 @@
  * block, exactly one record type per word, CONTINUE only after a block.
  */
 #include "ram.h"
+#include "clock.h"
 #include "savevm.h"
 #include "memory.h"
 #include "vm.h"
@@ -64,13 +65,6 @@ typedef struct RAMState {
 
 static RAMState ram_state;
 void (*ram_pass_hook)(uint64_t dirty_sync_count);
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static bool page_is_zero(const uint8_t *p)
 {

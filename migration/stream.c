@@ -11,6 +11,7 @@
  * read(); memory readers point rbuf at the caller's data and never refill.
  */
 #include "stream.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -64,13 +65,6 @@ struct MigStream {
     uint64_t slot_used;
     int64_t slot_start_ns;
 };
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void counter_add(_Atomic uint64_t *c, uint64_t n)
 {

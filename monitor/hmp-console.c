@@ -23,6 +23,7 @@
 #include <readline/history.h>
 #include <readline/readline.h>
 
+#include "fd-io.h"
 #include "hmp-int.h"
 
 #define HMP_BANNER "QEMU 7.2.0 monitor - type 'help' for more information\n"
@@ -282,21 +283,6 @@ static char **hmp_complete(const char *text, int start, int end)
     return rl_completion_matches(text, completion_generator);
 }
 
-static void write_all(const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(STDOUT_FILENO, buf, len);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-}
-
 /* The tty adds '\r' before '\n' itself (readline gives the terminal back
  * in cooked mode while a command runs): write "\r\n" as "\n". */
 static void stdout_write(void *opaque, const char *buf, size_t len)
@@ -305,11 +291,11 @@ static void stdout_write(void *opaque, const char *buf, size_t len)
 
     for (size_t i = 0; i < len; i++) {
         if (buf[i] == '\r' && i + 1 < len && buf[i + 1] == '\n') {
-            write_all(buf + start, i - start);
+            fd_write_full(STDOUT_FILENO, buf + start, i - start);
             start = i + 1;
         }
     }
-    write_all(buf + start, len - start);
+    fd_write_full(STDOUT_FILENO, buf + start, len - start);
 }
 
 static void rl_restore_terminal(void)

@@ -12,7 +12,7 @@ MIGVM_OBJS += $(HMP_CORE_OBJS)
 
 # What the HMP tests link besides their own objects: error.o and the generated
 # QAPI types (enum names, free functions) with the runtime they call.
-HMP_TEST_DEPS = $(BUILD)/util/error.o $(BUILD)/qapi/qapi-types.o $(BUILD)/qapi/qapi-runtime.o
+HMP_TEST_DEPS = $(UTIL_OBJS) $(BUILD)/qapi/qapi-types.o $(BUILD)/qapi/qapi-runtime.o
 
 UNIT_TESTS += $(BUILD)/tests/unit/test-hmp-parse $(BUILD)/tests/unit/test-hmp-print \
               $(BUILD)/tests/unit/test-hmp-dispatch

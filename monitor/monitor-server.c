@@ -25,6 +25,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include <glib-unix.h>
+#include "fd-io.h"
 
 #define MAX_RECV_FDS 16
 #define READ_CHUNK 65536
@@ -80,9 +81,9 @@ void monitor_conn_append_locked(MonitorConn *conn, const char *buf, size_t len)
 static void conn_write_locked(MonitorConn *conn)
 {
     while (conn->out->len && !conn->dead) {
-        ssize_t n;
+        size_t want = conn->out->len, done;
         if (conn->is_socket) {
-            n = send(conn->out_fd, conn->out->str, conn->out->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            done = fd_send_full(conn->out_fd, conn->out->str, want, MSG_NOSIGNAL | MSG_DONTWAIT);
         } else {
             /* stdout may be a blocking pipe or tty: write only what poll promises. */
             struct pollfd pfd = { .fd = conn->out_fd, .events = POLLOUT };
@@ -92,18 +93,16 @@ static void conn_write_locked(MonitorConn *conn)
                 }
                 return;
             }
-            n = write(conn->out_fd, conn->out->str, MIN(conn->out->len, STDIO_WRITE_CHUNK));
+            want = MIN(want, STDIO_WRITE_CHUNK);
+            done = fd_write_full(conn->out_fd, conn->out->str, want);
         }
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
+        g_string_erase(conn->out, 0, done);
+        if (done < want) {
             if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 conn->dead = true;
             }
             return;
         }
-        g_string_erase(conn->out, 0, n);
     }
 }
 

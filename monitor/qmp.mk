@@ -7,7 +7,7 @@ MIGVM_OBJS += $(MONITOR_CORE_OBJS)
 # What the QMP unit tests link besides the monitor core: util (error, JSON
 # reader/writer) and the generated QAPI code, whatever their rooms named them.
 # (util/ and qapi/ module.mk are included before this file.)
-QMP_TEST_DEPS = $(BUILD)/util/error.o $(filter $(BUILD)/util/json%.o,$(MIGVM_OBJS)) \
+QMP_TEST_DEPS = $(UTIL_OBJS) $(filter $(BUILD)/util/json%.o,$(MIGVM_OBJS)) \
                 $(filter $(BUILD)/qapi/qapi-%.o,$(MIGVM_OBJS))
 
 # Weak stand-ins for the handlers of other subsystems (tests only).

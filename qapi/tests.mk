@@ -31,7 +31,7 @@ $(BUILD)/tests/unit/test-qapi-json.o: tests/unit/test-qapi-json.c $(QAPI_TEST_DI
 
 $(BUILD)/tests/unit/test-qapi-json: $(BUILD)/tests/unit/test-qapi-json.o $(QAPI_TEST_OBJS) \
                                     $(BUILD)/qapi/qapi-runtime.o $(BUILD)/qapi/qapi-introspect.o \
-                                    $(BUILD)/util/error.o
+                                    $(UTIL_OBJS)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS) -lm
 

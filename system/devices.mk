@@ -7,6 +7,6 @@ MIGVM_OBJS += $(DEVICES_SYSTEM_OBJS)
 UNIT_TESTS += $(BUILD)/tests/unit/test-memory
 $(BUILD)/tests/unit/test-memory.o: CFLAGS_ALL += $(CHECK_CFLAGS)
 $(BUILD)/tests/unit/test-memory: $(BUILD)/tests/unit/test-memory.o $(BUILD)/system/memory.o \
-                                 $(BUILD)/system/accel.o $(BUILD)/util/error.o
+                                 $(BUILD)/system/accel.o $(UTIL_OBJS)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)

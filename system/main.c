@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <glib.h>
+#include "fd-io.h"
 #include "vm.h"
 #include "machine.h"
 #include "monitor.h"
@@ -111,12 +112,8 @@ static void daemonize_start(Startup *s)
     if (pid > 0) {
         /* Parent: exit 0 once the child says it is ready, 1 if it died. */
         char status = 1;
-        ssize_t n;
         close(fds[1]);
-        do {
-            n = read(fds[0], &status, 1);
-        } while (n < 0 && errno == EINTR);
-        _exit(n == 1 && status == 0 ? 0 : 1);
+        _exit(fd_read_full(fds[0], &status, 1) == 1 && status == 0 ? 0 : 1);
     }
     close(fds[0]);
     s->daemon_ready_fd = fds[1];
@@ -136,7 +133,7 @@ static void daemonize_finish(Startup *s)
             close(null);
         }
     }
-    if (write(s->daemon_ready_fd, &ok, 1) != 1) {
+    if (fd_write_full(s->daemon_ready_fd, &ok, 1) != 1) {
         /* The parent is gone; nobody to tell. */
     }
     close(s->daemon_ready_fd);
@@ -158,7 +155,7 @@ static bool pidfile_create(Startup *s, const char *path, Error **errp)
         return false;
     }
     g_autofree char *text = g_strdup_printf("%d\n", (int)getpid());
-    if (ftruncate(fd, 0) < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+    if (ftruncate(fd, 0) < 0 || fd_write_full(fd, text, strlen(text)) != strlen(text)) {
         error_setg_errno(errp, errno, "-pidfile: cannot write '%s'", path);
         close(fd);
         unlink(path);
@@ -170,28 +167,17 @@ static bool pidfile_create(Startup *s, const char *path, Error **errp)
 
 /* ---- start-up and exit --------------------------------------------------------------- */
 
-/* "prefix" + message, keeping the class (error_prepend's separator varies). */
-static void error_add_prefix(Error **errp, const char *prefix)
-{
-    if (errp && *errp) {
-        Error *old = *errp;
-        *errp = NULL;
-        error_set(errp, error_get_class(old), "%s%s", prefix, error_get_pretty(old));
-        error_free(old);
-    }
-}
-
 static bool start_monitors(const CmdlineOptions *o, Error **errp)
 {
     for (guint i = 0; i < o->qmp->len; i++) {
         if (!monitor_init_qmp(o->qmp->pdata[i], errp)) {
-            error_add_prefix(errp, "-qmp: ");
+            error_prepend(errp, "-qmp: ");
             return false;
         }
     }
     for (guint i = 0; i < o->hmp->len; i++) {
         if (!monitor_init_hmp(o->hmp->pdata[i], errp)) {
-            error_add_prefix(errp, "-monitor: ");
+            error_prepend(errp, "-monitor: ");
             return false;
         }
     }
@@ -206,8 +192,7 @@ static bool start_guest(const CmdlineOptions *o, Error **errp)
             return false;
         }
         if (!migration_incoming_start(o->incoming, errp)) {
-            g_autofree char *prefix = g_strdup_printf("-incoming %s: ", o->incoming);
-            error_add_prefix(errp, prefix);
+            error_prepend(errp, "-incoming %s: ", o->incoming);
             return false;
         }
         return true;

@@ -12,7 +12,7 @@ MIGVM_OBJS += $(SYSTEM_CMDLINE_OBJS) \
 UNIT_TESTS += $(BUILD)/tests/unit/test-runstate
 TEST_RUNSTATE_OBJS := $(BUILD)/tests/unit/test-runstate.o $(SYSTEM_CMDLINE_OBJS) \
                       $(BUILD)/system/vm.o $(BUILD)/system/main-loop.o \
-                      $(BUILD)/system/qmp-cmds-run-state.o $(BUILD)/util/error.o \
+                      $(BUILD)/system/qmp-cmds-run-state.o $(UTIL_OBJS) \
                       $(QAPI_OBJS) $(JSON_WRITER_OBJS) $(BUILD)/system/accel.o
 $(BUILD)/tests/unit/test-runstate.o: CFLAGS_ALL += $(CHECK_CFLAGS)
 $(BUILD)/tests/unit/test-runstate: $(TEST_RUNSTATE_OBJS)

@@ -1,7 +1,7 @@
 # JSON streamer and writer
 MIGVM_OBJS += $(BUILD)/util/json-lexer.o $(BUILD)/util/json-streamer.o $(BUILD)/util/json-writer.o
 
-JSON_STREAMER_OBJS := $(BUILD)/util/json-lexer.o $(BUILD)/util/json-streamer.o $(BUILD)/util/error.o
+JSON_STREAMER_OBJS := $(BUILD)/util/json-lexer.o $(BUILD)/util/json-streamer.o $(UTIL_OBJS)
 JSON_WRITER_OBJS := $(BUILD)/util/json-lexer.o $(BUILD)/util/json-writer.o
 
 UNIT_TESTS += $(BUILD)/tests/unit/test-json-streamer $(BUILD)/tests/unit/test-json-writer
@@ -12,7 +12,7 @@ $(BUILD)/tests/unit/test-json-streamer: $(BUILD)/tests/unit/test-json-streamer.o
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
 $(BUILD)/tests/unit/test-json-writer: $(BUILD)/tests/unit/test-json-writer.o $(JSON_WRITER_OBJS) \
-                                      $(BUILD)/util/json-streamer.o $(BUILD)/util/error.o
+                                      $(BUILD)/util/json-streamer.o $(UTIL_OBJS)
 	$(call say,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
 
