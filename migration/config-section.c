@@ -41,11 +41,7 @@ void config_section_save(MigStream *f, const MigConfigOptions *cfg)
 
 static bool stream_ok(MigStream *f, Error **errp)
 {
-    if (!mig_stream_has_error(f)) {
-        return true;
-    }
-    error_setg(errp, "Failed to load the configuration section: %s", mig_stream_error_msg(f));
-    return false;
+    return mig_stream_check(f, errp, "Failed to load the configuration section");
 }
 
 static bool load_machine(MigStream *f, const MigConfigOptions *local, Error **errp)
@@ -60,8 +56,9 @@ static bool load_machine(MigStream *f, const MigConfigOptions *local, Error **er
         return false;
     }
     char name[MACHINE_NAME_MAX + 1];
-    if (!mig_stream_get_buffer(f, name, len)) {
-        return stream_ok(f, errp);
+    mig_stream_get_buffer(f, name, len);
+    if (!stream_ok(f, errp)) {
+        return false;
     }
     name[len] = '\0';
     const char *mine = local && local->machine_type ? local->machine_type : "";
@@ -84,8 +81,9 @@ static bool load_capabilities(MigStream *f, bool *x_ignore_shared, Error **errp)
     }
     for (uint32_t i = 0; i < count; i++) {
         char cap[256];
-        if (mig_stream_get_counted_string(f, cap) < 0) {
-            return stream_ok(f, errp);
+        mig_stream_get_counted_string(f, cap);
+        if (!stream_ok(f, errp)) {
+            return false;
         }
         if (strcmp(cap, "x-ignore-shared") != 0) {
             error_setg(errp, "Received unknown capability %s", cap);
@@ -111,12 +109,15 @@ static bool load_subsection(MigStream *f, const char *name, bool *x_ignore_share
     }
     if (strcmp(name, PAGE_BITS_SUB) == 0) {
         uint32_t bits = mig_stream_get_be32(f);
-        if (stream_ok(f, errp) && bits != MIGVM_TARGET_PAGE_BITS) {
+        if (!stream_ok(f, errp)) {
+            return false;
+        }
+        if (bits != MIGVM_TARGET_PAGE_BITS) {
             error_setg(errp, "Received TARGET_PAGE_BITS is %u but local is %u", bits,
                        MIGVM_TARGET_PAGE_BITS);
             return false;
         }
-        return !mig_stream_has_error(f);
+        return true;
     }
     if (strcmp(name, UUID_SUB) == 0) {
         /* No local -uuid: nothing to compare with (QEMU only warns then). */

@@ -71,13 +71,13 @@ static bool global_state_post_load(void *opaque, int version_id, Error **errp)
     GlobalState *s = opaque;
     const char *name = (const char *)s->runstate;
     if (strnlen(name, sizeof(s->runstate)) == sizeof(s->runstate)) {
-        error_setg(errp, "globalstate: received run state is not terminated");
+        error_setg(errp, "received run state is not terminated");
         return false;
     }
     RunState state;
     if (!RunState_parse(name, &state)) {
         g_autofree char *escaped = g_strescape(name, NULL);
-        error_setg(errp, "globalstate: unknown received run state '%s'", escaped);
+        error_setg(errp, "unknown received run state '%s'", escaped);
         return false;
     }
     s->received_state = state;

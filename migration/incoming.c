@@ -19,6 +19,7 @@
 #include "qapi-commands.h"
 #include "qapi-events.h"
 
+#include <assert.h>
 #include <string.h>
 #include <glib.h>
 
@@ -102,8 +103,7 @@ static void incoming_finish(void *opaque)
     incoming.thread = NULL;
     mig_channel_close(&incoming.channel, !incoming.load_ok, NULL);
     if (!incoming.load_ok) {
-        error_report("load of migration failed: %s",
-                     incoming.error ? error_get_pretty(incoming.error) : "unknown error");
+        error_report("load of migration failed: %s", error_get_pretty(incoming.error));
         incoming.failed = true;
         incoming_set_status(MIGRATION_STATUS_FAILED);
         return;
@@ -151,12 +151,7 @@ static gpointer incoming_thread(gpointer opaque)
         .device_lock = incoming_device_lock,
     };
     bool ok = qemu_loadvm_state(f, &opts, &err);
-    if (!ok && !err) {
-        mig_stream_get_error(f, &err);
-        if (!err) {
-            error_setg(&err, "the migration stream could not be loaded");
-        }
-    }
+    assert(ok == !err);     /* the loader names every failure */
     mig_stream_close(rp, NULL);
     mig_stream_close(f, NULL);
     incoming.load_ok = ok;

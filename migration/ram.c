@@ -271,11 +271,9 @@ static bool ram_load_block_list(MigStream *f, RAMState *rs, uint64_t total, Erro
     uint64_t left = total;
     while (left > 0) {
         char name[256];
-        if (mig_stream_get_counted_string(f, name) < 0) {
-            goto out;
-        }
+        mig_stream_get_counted_string(f, name);
         uint64_t len = mig_stream_get_be64(f);
-        if (mig_stream_has_error(f)) {
+        if (!mig_stream_check(f, errp, "Failed to read the RAM block list")) {
             goto out;
         }
         RAMBlock *b = ram_block_by_name(name);
@@ -316,7 +314,8 @@ static RAMBlock *ram_load_block(MigStream *f, RAMState *rs, uint64_t flags, Erro
         return rs->last_loaded_block;
     }
     char name[256];
-    if (mig_stream_get_counted_string(f, name) < 0) {
+    mig_stream_get_counted_string(f, name);
+    if (!mig_stream_check(f, errp, "Failed to read a RAM block name")) {
         return NULL;
     }
     RAMBlock *b = ram_block_by_name(name);
@@ -342,6 +341,10 @@ static bool ram_load_page(MigStream *f, RAMState *rs, uint64_t addr, uint64_t fl
     uint8_t *host = b->host + addr;
     if ((flags & ~RAM_SAVE_FLAG_CONTINUE) == RAM_SAVE_FLAG_ZERO) {
         uint8_t fill = mig_stream_get_u8(f);
+        if (!mig_stream_check(f, errp, "Failed to read a zero page at 0x%" PRIx64 " in block %s",
+                              addr, b->name)) {
+            return false;
+        }
         if (fill != 0) {
             error_setg(errp, "Received a zero-page record with fill byte 0x%x", fill);
             return false;
@@ -351,7 +354,9 @@ static bool ram_load_page(MigStream *f, RAMState *rs, uint64_t addr, uint64_t fl
         }
         return true;
     }
-    return mig_stream_get_buffer(f, host, MIGVM_PAGE_SIZE);
+    mig_stream_get_buffer(f, host, MIGVM_PAGE_SIZE);
+    return mig_stream_check(f, errp, "Failed to read the page at 0x%" PRIx64 " in block %s",
+                            addr, b->name);
 }
 
 static bool ram_load_state(MigStream *f, void *opaque, int version_id, Error **errp)
@@ -363,15 +368,15 @@ static bool ram_load_state(MigStream *f, void *opaque, int version_id, Error **e
     }
     for (;;) {
         uint64_t word = mig_stream_get_be64(f);
-        if (mig_stream_has_error(f)) {
-            return mig_stream_get_error(f, errp);
+        if (!mig_stream_check(f, errp, "Failed to read a RAM record")) {
+            return false;
         }
         uint64_t addr = word & ~(uint64_t)(MIGVM_PAGE_SIZE - 1);
         uint64_t flags = word & (MIGVM_PAGE_SIZE - 1);
         switch (flags & ~RAM_SAVE_FLAG_CONTINUE) {
         case RAM_SAVE_FLAG_MEM_SIZE:
             if (!ram_load_block_list(f, rs, addr, errp)) {
-                return mig_stream_has_error(f) ? mig_stream_get_error(f, errp) : false;
+                return false;
             }
             break;
         case RAM_SAVE_FLAG_ZERO:
@@ -381,11 +386,11 @@ static bool ram_load_state(MigStream *f, void *opaque, int version_id, Error **e
                 return false;
             }
             if (!ram_load_page(f, rs, addr, flags, errp)) {
-                return mig_stream_has_error(f) ? mig_stream_get_error(f, errp) : false;
+                return false;
             }
             break;
         case RAM_SAVE_FLAG_EOS:
-            return mig_stream_get_error(f, errp);
+            return true;
         case RAM_SAVE_FLAG_MULTIFD_FLUSH:
             break;      /* no payload; only meaningful with multifd channels */
         default:

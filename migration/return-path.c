@@ -11,7 +11,7 @@ bool mig_rp_send(MigStream *rp, uint16_t type, const void *payload, uint16_t len
     mig_stream_put_be16(rp, len);
     mig_stream_put_buffer(rp, payload, len);
     mig_stream_flush(rp);
-    return mig_stream_check(rp, "Failed to write on the return path", errp);
+    return mig_stream_check(rp, errp, "Failed to write on the return path");
 }
 
 static bool rp_send_be32(MigStream *rp, uint16_t type, uint32_t v, Error **errp)
@@ -49,7 +49,7 @@ bool mig_rp_read(MigStream *rp, uint16_t *type, uint8_t *payload, uint16_t *len,
 {
     *type = mig_stream_get_be16(rp);
     *len = mig_stream_get_be16(rp);
-    if (!mig_stream_check(rp, "Failed to read from the return path", errp)) {
+    if (!mig_stream_check(rp, errp, "Failed to read from the return path")) {
         return false;
     }
     if (*type == MIG_RP_MSG_INVALID || *type >= MIG_RP_MSG_MAX) {
@@ -62,5 +62,5 @@ bool mig_rp_read(MigStream *rp, uint16_t *type, uint8_t *payload, uint16_t *len,
         return false;
     }
     mig_stream_get_buffer(rp, payload, *len);
-    return mig_stream_check(rp, "Failed to read from the return path", errp);
+    return mig_stream_check(rp, errp, "Failed to read from the return path");
 }

@@ -227,7 +227,7 @@ bool savevm_state_header(MigStream *f, const MigConfigOptions *cfg, Error **errp
     mig_stream_put_be32(f, QEMU_VM_FILE_MAGIC);
     mig_stream_put_be32(f, QEMU_VM_FILE_VERSION);
     config_section_save(f, cfg);
-    return mig_stream_check(f, "Failed to write the migration header", errp);
+    return mig_stream_check(f, errp, "Failed to write the migration header");
 }
 
 static void put_command(MigStream *f, uint16_t cmd, uint16_t len, const uint8_t *data)
@@ -295,7 +295,7 @@ bool savevm_state_setup(MigStream *f, Error **errp)
             return false;
         }
         put_section_footer(f, se);
-        if (!mig_stream_check(f, "Failed to write setup sections", errp)) {
+        if (!mig_stream_check(f, errp, "Failed to write setup sections")) {
             return false;
         }
     }
@@ -326,14 +326,14 @@ int savevm_state_iterate(MigStream *f, Error **errp)
             return ret;
         }
         error_free(local);
-        if (!mig_stream_check(f, "Failed to write the migration stream", errp)) {
+        if (!mig_stream_check(f, errp, "Failed to write the migration stream")) {
             return -1;
         }
         if (ret == 0) {
             return 0;   /* handlers are serialised: the next one waits */
         }
     }
-    return !mig_stream_check(f, "Failed to write the migration stream", errp) ? -1 :
+    return !mig_stream_check(f, errp, "Failed to write the migration stream") ? -1 :
            mig_stream_rate_limit_exceeded(f) ? 0 : 1;
 }
 
@@ -368,7 +368,7 @@ static bool complete_live(MigStream *f, Error **errp)
             return false;
         }
         put_section_footer(f, se);
-        if (!mig_stream_check(f, "Failed to write the migration stream", errp)) {
+        if (!mig_stream_check(f, errp, "Failed to write the migration stream")) {
             return false;
         }
     }
@@ -388,7 +388,7 @@ static bool save_device(MigStream *f, SaveStateEntry *se, json_object *devices, 
         return false;
     }
     put_section_footer(f, se);
-    return mig_stream_check(f, "Failed to write the migration stream", errp);
+    return mig_stream_check(f, errp, "Failed to write the migration stream");
 }
 
 static void put_vmdesc(MigStream *f, json_object *devices)
@@ -428,7 +428,7 @@ bool savevm_state_complete_precopy(MigStream *f, bool send_vmdesc, Error **errp)
             put_vmdesc(f, devices);
         }
         mig_stream_flush(f);
-        ok = mig_stream_check(f, "Failed to write the migration stream", errp);
+        ok = mig_stream_check(f, errp, "Failed to write the migration stream");
     }
     json_object_put(devices);
     return ok;

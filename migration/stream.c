@@ -165,11 +165,15 @@ bool mig_stream_get_error(const MigStream *f, Error **errp)
     return false;
 }
 
-bool mig_stream_check(const MigStream *f, const char *what, Error **errp)
+bool mig_stream_check(const MigStream *f, Error **errp, const char *fmt, ...)
 {
     if (!f->err) {
         return true;
     }
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *what = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
     error_setg(errp, "%s: %s", what, error_get_pretty(f->err));
     return false;
 }

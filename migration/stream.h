@@ -69,9 +69,9 @@ const uint8_t *mig_stream_mem_data(MigStream *f, size_t *len);
 bool mig_stream_has_error(const MigStream *f);
 /* Copy of the sticky error into errp; returns true when there is none. */
 bool mig_stream_get_error(const MigStream *f, Error **errp);
-/* The same with context: false and "what: <sticky error>" in errp, or true
- * when there is no error. */
-bool mig_stream_check(const MigStream *f, const char *what, Error **errp);
+/* The same with context, the one way a reader reports a failed read: true
+ * when there is no error, else false with "<fmt...>: <sticky error>" in errp. */
+bool mig_stream_check(const MigStream *f, Error **errp, const char *fmt, ...) MIGVM_PRINTF(3, 4);
 const char *mig_stream_error_msg(const MigStream *f);  /* NULL if none */
 /* Make the stream fail (first error wins; later calls are ignored). */
 void mig_stream_set_error(MigStream *f, const char *fmt, ...) MIGVM_PRINTF(2, 3);

@@ -373,11 +373,7 @@ static bool load_body(MigStream *f, const VMStateDescription *vmsd, void *opaque
 static bool stream_failed(MigStream *f, const VMStateDescription *vmsd, const char *what,
                           Error **errp)
 {
-    if (!mig_stream_has_error(f)) {
-        return false;
-    }
-    error_setg(errp, "%s: failed to load '%s': %s", vmsd->name, what, mig_stream_error_msg(f));
-    return true;
+    return !mig_stream_check(f, errp, "%s: failed to load '%s'", vmsd->name, what);
 }
 
 static bool load_scalar(MigStream *f, const VMStateDescription *vmsd, const VMStateField *field,
@@ -564,12 +560,6 @@ static bool load_body(MigStream *f, const VMStateDescription *vmsd, void *opaque
 bool vmstate_load(MigStream *f, const VMStateDescription *vmsd, void *opaque, int version_id,
                   Error **errp)
 {
-    if (!load_body(f, vmsd, opaque, version_id, errp)) {
-        return false;
-    }
-    if (mig_stream_has_error(f)) {
-        error_setg(errp, "%s: %s", vmsd->name, mig_stream_error_msg(f));
-        return false;
-    }
-    return true;
+    return load_body(f, vmsd, opaque, version_id, errp) &&
+           mig_stream_check(f, errp, "%s", vmsd->name);
 }
