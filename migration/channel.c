@@ -174,7 +174,9 @@ static void tune_socket(int fd, bool tcp)
 static int connect_cancellable(int fd, const struct sockaddr *sa, socklen_t len, int cancel_fd)
 {
     int flags = fcntl(fd, F_GETFL);
-    fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+        return errno;
+    }
     int err = 0;
     if (connect(fd, sa, len) < 0) {
         err = errno;
@@ -202,9 +204,14 @@ static int connect_cancellable(int fd, const struct sockaddr *sa, socklen_t len,
             continue;
         }
         socklen_t elen = sizeof(err);
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) {
+            err = errno;    /* else poll would report the same POLLOUT forever */
+        }
     }
-    fcntl(fd, F_SETFL, flags);
+    /* The stream expects a blocking fd: failing to restore it fails the connect. */
+    if (fcntl(fd, F_SETFL, flags) < 0 && err == 0) {
+        err = errno;
+    }
     return err;
 }
 

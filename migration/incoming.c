@@ -96,12 +96,38 @@ bool migration_incoming_fill_info(MigrationInfo *info)
     return true;
 }
 
+/* Close the channel; for exec:, reap the command. */
+static void incoming_close_channel(void)
+{
+    Error *err = NULL;
+    /* After a failed load the command was killed, so its status says
+     * nothing. After a full load every byte it sent was checked up to EOF:
+     * a failing command is worth a warning, not a failed migration. */
+    if (!mig_channel_close(&incoming.channel, !incoming.load_ok, &err)) {
+        if (incoming.load_ok) {
+            warn_report("%s", error_get_pretty(err));
+        }
+        error_free(err);
+    }
+}
+
+/* inmigrate -> paused (or any state the source may send that the table
+ * allows) cannot fail: nothing leaves inmigrate while loading (cont only
+ * sets autostart). Report it if it ever does. */
+static void incoming_set_runstate(RunState state)
+{
+    Error *err = NULL;
+    if (!runstate_set(state, &err)) {
+        error_report_err(err);
+    }
+}
+
 /* Main loop: the load ended. Resume the guest or fail cleanly. [BQL] */
 static void incoming_finish(void *opaque)
 {
     g_thread_join(incoming.thread);
     incoming.thread = NULL;
-    mig_channel_close(&incoming.channel, !incoming.load_ok, NULL);
+    incoming_close_channel();
     if (!incoming.load_ok) {
         error_report("load of migration failed: %s", error_get_pretty(incoming.error));
         incoming.failed = true;
@@ -117,11 +143,13 @@ static void incoming_finish(void *opaque)
                 error_report_err(err);
             }
         } else {
-            runstate_set(RUN_STATE_PAUSED, NULL);
+            incoming_set_runstate(RUN_STATE_PAUSED);
         }
     } else if (!runstate_set(received, &err)) {
+        /* A state the source may be in but the table cannot enter from
+         * inmigrate (debug, save-vm, ...): stay stopped. */
         error_report_err(err);
-        runstate_set(RUN_STATE_PAUSED, NULL);
+        incoming_set_runstate(RUN_STATE_PAUSED);
     }
     incoming_set_status(MIGRATION_STATUS_COMPLETED);
 }
@@ -152,6 +180,7 @@ static gpointer incoming_thread(gpointer opaque)
     };
     bool ok = qemu_loadvm_state(f, &opts, &err);
     assert(ok == !err);     /* the loader names every failure */
+    /* Readers: closing reports only the sticky error the load already saw. */
     mig_stream_close(rp, NULL);
     mig_stream_close(f, NULL);
     incoming.load_ok = ok;

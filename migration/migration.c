@@ -313,13 +313,16 @@ static void migration_cleanup(MigStream *f, MigStream *rp, MigChannel *ch, bool 
     bool success = status_get() == MIGRATION_STATUS_COMPLETED;
     if (!success && (stopped || runstate_check(RUN_STATE_FINISH_MIGRATE))) {
         /* The source keeps running, exactly as before. */
+        Error *err = NULL;
         if (stopped) {
-            Error *err = NULL;
             if (!vm_start(&err)) {
                 error_report_err(err);
             }
-        } else {
-            runstate_set(mig.vm_old_state, NULL);
+        } else if (!runstate_set(mig.vm_old_state, NULL) &&
+                   !runstate_set(RUN_STATE_POSTMIGRATE, &err)) {
+            /* finish-migrate cannot go back to every stopped state (shutdown,
+             * internal-error, ...); those end in postmigrate, as in QEMU 7.2. */
+            error_report_err(err);
         }
     }
     bql_unlock();
@@ -412,7 +415,12 @@ static gpointer migration_thread(gpointer opaque)
     /* postmigrate before "completed" is announced: whoever sees the status
      * must also see the final run state (QEMU 7.2 leaves a window). */
     bql_lock();
-    runstate_set(RUN_STATE_POSTMIGRATE, NULL);
+    /* finish-migrate -> postmigrate is always allowed, and nothing leaves
+     * finish-migrate meanwhile (cont refuses it): a failure is a bug. */
+    Error *state_err = NULL;
+    if (!runstate_set(RUN_STATE_POSTMIGRATE, &state_err)) {
+        error_report_err(state_err);
+    }
     bql_unlock();
     status_change(status_get(), MIGRATION_STATUS_COMPLETED);
     migration_cleanup(f, rp, &ch, stopped);

@@ -37,8 +37,11 @@ static _Thread_local CPUState *this_cpu;
 
 static void schedule_internal_error(void *opaque)
 {
-    if (runstate_is_running()) {
-        vm_stop(RUN_STATE_INTERNAL_ERROR, NULL);
+    Error *err = NULL;
+    /* running -> internal-error is always allowed; what can fail is reading
+     * the vCPU state back, which only a later migration or dump needs. */
+    if (runstate_is_running() && !vm_stop(RUN_STATE_INTERNAL_ERROR, &err)) {
+        error_report_err(err);
     }
 }
 
