@@ -10,7 +10,8 @@
  *
  * Section "kvm-cpu-model", instance 0, version 1, early_setup: sent during
  * the setup phase, before the RAM section starts, so a destination that
- * cannot run the guest refuses before any page is loaded:
+ * cannot run the guest refuses before any page is loaded. Registered with
+ * vCPU 0 (kvm.c): a board without vCPUs has no CPU model to send.
  *   vendor u8[12]      CPUID.0 EBX EDX ECX ("GenuineIntel")
  *   words u32[13]      the guest's feature words, in this order:
  *                      1.ECX 1.EDX 6.EAX 7.0.EBX 7.0.ECX 7.0.EDX 7.1.EAX

@@ -176,9 +176,11 @@ bool kvm_cpu_state_put(KvmVcpu *v, uint32_t pieces, Error **errp);  /* KVM_PIECE
 bool kvm_synchronize_state(Error **errp);
 
 /* kvm-vm-state.c */
-/* After KVM_CREATE_IRQCHIP/PIT2: remember their power-on state, register
- * the per-VM sections (also without an irqchip: "kvm-clock"). */
+/* After KVM_CREATE_IRQCHIP/PIT2: remember their power-on state. */
 bool kvm_vm_state_init(Error **errp);
+/* With vCPU 0: register the per-VM sections (also without an irqchip:
+ * "kvm-clock"). */
+bool kvm_vm_state_register(Error **errp);
 void kvm_vm_state_fini(void);
 void kvm_vm_state_reset(void);      /* irqchip and PIT back to power-on */
 void kvm_vm_state_change(bool running);  /* freeze PIT and kvmclock across a pause */

@@ -2,9 +2,11 @@
  * Per-VM KVM state for migration and reset: the in-kernel PIT, the KVM
  * clock and the three irqchips (PIC master, PIC slave, IOAPIC).
  *
- * VMState sections (all version 1, big-endian, registered by kvm_init
- * before any vCPU exists, so they are saved and loaded before the "cpu"
- * sections, in the order KVM wants them put: PIT2, CLOCK, IRQCHIP x3):
+ * VMState sections (all version 1, big-endian, registered with vCPU 0,
+ * before its "cpu" section, so they are saved and loaded before the "cpu"
+ * sections, in the order KVM wants them put: PIT2, CLOCK, IRQCHIP x3; a
+ * board without vCPUs has none of them, as QEMU 7.2's -M none has no
+ * kvm-pit, kvmclock or kvm-i8259/kvm-ioapic device):
  *
  *   "kvm-pit" 0 (only with an irqchip)          KVM_GET_PIT2 / KVM_SET_PIT2
  *     channels[3]: count u32, latched_count u16, count_latched status_latched
@@ -388,9 +390,11 @@ bool kvm_vm_state_init(Error **errp)
 {
     vm.pic[0].chip_id = KVM_IRQCHIP_PIC_MASTER;
     vm.pic[1].chip_id = KVM_IRQCHIP_PIC_SLAVE;
-    if (kvm_state.irqchip && !snapshot_power_on(errp)) {
-        return false;
-    }
+    return !kvm_state.irqchip || snapshot_power_on(errp);
+}
+
+bool kvm_vm_state_register(Error **errp)
+{
     vm.registered = true;
     if (kvm_state.irqchip &&
         !vmstate_register("kvm-pit", 0, &vmstate_kvm_pit, &vm.pit, errp)) {

@@ -16,11 +16,16 @@
  *   open /dev/kvm, API version 12, KVM_CREATE_VM, capabilities, TSS and
  *   identity-map addresses (below 4 GiB, above any RAM we map there),
  *   [irqchip + PIT], MANUAL_DIRTY_LOG_PROTECT2 (+ INITIALLY_SET), supported
- *   CPUID (minus x-cpuid-hide) and the MSR index list, the per-VM VMState
- *   sections (kvm-cpu-model, kvm-pit, kvm-clock, kvm-irqchip x3: registered
- *   before any vCPU, so they load before the "cpu" sections), one memory
- *   slot per RAM block mapping (a split "pc.ram" has two), then the boot
- *   sector from -drive (hw/loader.c) when one was given.
+ *   CPUID (minus x-cpuid-hide) and the MSR index list, the power-on state
+ *   of irqchip and PIT, one memory slot per RAM block mapping (a split
+ *   "pc.ram" has two), then the boot sector from -drive (hw/loader.c) when
+ *   one was given.
+ *
+ * The per-VM VMState sections (kvm-cpu-model, kvm-pit, kvm-clock,
+ * kvm-irqchip x3) are registered with vCPU 0, before its "cpu" section, so
+ * they load before the "cpu" sections. A board without vCPUs (-M none)
+ * writes none of them: QEMU 7.2's -M none -accel kvm writes only ram, timer
+ * and globalstate, and refuses a stream with any other section.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -315,7 +320,7 @@ static bool kvm_init(const char *opts, Error **errp)
     bool ok = kvm_parse_opts(opts, errp) && kvm_open_vm(errp) && kvm_probe_caps(errp) &&
               kvm_setup_vm_addresses(errp) && kvm_setup_irqchip(errp) &&
               kvm_load_supported_cpuid(errp) && kvm_load_msr_list(errp) &&
-              kvm_cpu_model_init(errp) && kvm_vm_state_init(errp) && kvm_add_slots(errp);
+              kvm_vm_state_init(errp) && kvm_add_slots(errp);
 
     /* The boot disk: the lead may move this call into machine_init. */
     if (ok && vm_config.drive) {
@@ -363,10 +368,18 @@ static void kvm_reset(void)
     }
 }
 
+static bool kvm_vcpu_init(CPUState *cpu, Error **errp)
+{
+    if (cpu->index == 0 && !(kvm_cpu_model_init(errp) && kvm_vm_state_register(errp))) {
+        return false;
+    }
+    return kvm_vcpu_create(cpu, errp);
+}
+
 static const AccelOps kvm_ops = {
     .name = "kvm",
     .init = kvm_init,
-    .vcpu_init = kvm_vcpu_create,
+    .vcpu_init = kvm_vcpu_init,
     .vcpu_thread_init = kvm_vcpu_thread_init,
     .vcpu_exec = kvm_vcpu_exec,
     .vcpu_kick = kvm_vcpu_kick,

@@ -5,8 +5,11 @@ as the real QEMU 7.2, side by side, through tests/functional/migvm.py.
     src = qemulib.start("qemu", ["-S"], pattern=...)
     dst = qemulib.start("migvm", ["-incoming", "tcp:127.0.0.1:%d" % port])
 
-Both get `-M none -m 4M -nodefaults -display none` and their own accelerator
-(migvm: soft, QEMU: tcg: -M none has no vCPU, so it hardly matters).
+Both get `-M none -m 4M -nodefaults -display none` and their own accelerator:
+accel="soft" (the default here) gives migvm soft and QEMU tcg; accel=None
+gives migvm no -accel at all (its default: KVM when /dev/kvm is usable) and
+QEMU -accel kvm (QEMU 7.2's own default would be tcg).  -M none has no vCPU,
+yet the accelerator decides which sections a writer might add.
 """
 
 import os
@@ -45,15 +48,17 @@ def require_qemu_and_migvm():
     return q
 
 
-def machine_args(kind, ram=RAM_SIZE):
-    accel = "tcg" if kind == "qemu" else "soft"
-    return ["-M", "none", "-m", "%dM" % (ram >> 20), "-accel", accel]
+def machine_args(kind, ram=RAM_SIZE, accel="soft"):
+    out = ["-M", "none", "-m", "%dM" % (ram >> 20)]
+    if accel is None:
+        return out + (["-accel", "kvm"] if kind == "qemu" else [])
+    return out + ["-accel", "tcg" if kind == "qemu" and accel == "soft" else accel]
 
 
-def start(kind, args=(), hmp=False, ram=RAM_SIZE, loaders=()):
+def start(kind, args=(), hmp=False, ram=RAM_SIZE, loaders=(), accel="soft"):
     """Launch QEMU or migvm with -M none; loaders = [(file, guest address)]
     become QEMU `-device loader,file=F,addr=A,force-raw=on`."""
-    full = machine_args(kind, ram) + list(args)
+    full = machine_args(kind, ram, accel) + list(args)
     for path, addr in loaders:
         if kind != "qemu":
             raise ValueError("migvm has no loader device")
