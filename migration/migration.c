@@ -8,6 +8,13 @@
  * unblocks the thread wherever it is. Whatever ends the migration other than
  * success, the thread restarts the VM if it stopped it, so the source keeps
  * running with nothing lost.
+ *
+ * Who may touch each field of MigrationState is written where it is
+ * declared. Statistics follow one rule: they are atomics, written by the
+ * migration thread (zeroed by migration_reset before it starts) and read
+ * by query-migrate / info migrate on the main thread without the lock, as
+ * are ram.c's counters and the stream's byte count. A reader may see one
+ * figure from before and one from after an update, as in QEMU.
  */
 #include "migration.h"
 #include "channel.h"
@@ -23,6 +30,8 @@
 #include "qapi-commands.h"
 #include "qapi-events.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <time.h>
@@ -34,31 +43,46 @@
 #define BANDWIDTH_WINDOW_NS (100 * 1000 * 1000LL)
 #define SHUT_WAIT_SECONDS 30
 
+/*
+ * [main]    written by the main thread (BQL) only while no migration thread
+ *           runs (before g_thread_new, after the join); the thread reads it
+ * [thread]  the migration thread only
+ * [lock]    read and written under mig.lock
+ * _Atomic   any thread, without the lock
+ */
 typedef struct MigrationState {
-    GMutex lock;               /* guards f, error, and the waits below */
-    GCond cond;                /* rate-limit sleeps, pre-switchover, parameter changes */
-    int status;                /* MigrationStatus, atomic */
-    GThread *thread;
+    pthread_mutex_t lock;      /* a pthread mutex, not GMutex: ThreadSanitizer sees it */
+    pthread_cond_t cond;       /* [lock] rate-limit sleeps, pre-switchover, parameter changes */
+    _Atomic int status;        /* MigrationStatus */
+    GThread *thread;           /* [main] */
 
-    MigAddress addr;
-    int passed_fd;             /* fd: transport, taken from the monitor */
-    MigStream *f;              /* [lock] for cancel's shutdown */
-    int cancel_fd;             /* eventfd: wakes a connect in progress on cancel */
+    MigAddress addr;           /* [main] */
+    int passed_fd;             /* [main] fd: transport, taken from the monitor */
+    MigStream *f;              /* [lock] for cancel's shutdown and query-migrate's byte count */
+    int cancel_fd;             /* [main] eventfd: wakes a connect in progress on cancel */
     Error *error;              /* [lock] error-desc */
     bool continue_requested;   /* [lock] migrate-continue */
-    RunState vm_old_state;     /* run state before completion stopped the guest */
+    /* max-bandwidth changed: the thread applies it to its stream (which
+     * only the thread may touch) at its next check, and a broadcast of
+     * cond cuts a rate-limit sleep short. */
+    _Atomic bool rate_limit_changed;
+    RunState vm_old_state;     /* [thread] run state before completion stopped the guest */
 
-    /* Times (ms) and statistics for query-migrate. */
-    int64_t start_ns, setup_time, total_time, downtime, expected_downtime;
-    double mbps;
-    uint64_t pages_per_second, transferred;
+    /* Statistics for query-migrate (times in ms); see the top. */
+    int64_t start_ns;          /* [main] */
+    _Atomic int64_t setup_time, total_time, downtime, expected_downtime;
+    _Atomic double mbps;
+    _Atomic uint64_t pages_per_second, transferred;
 } MigrationState;
 
-static MigrationState mig = { .status = MIGRATION_STATUS_NONE, .passed_fd = -1, .cancel_fd = -1 };
+static MigrationState mig = {
+    .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+    .status = MIGRATION_STATUS_NONE, .passed_fd = -1, .cancel_fd = -1,
+};
 
 static MigrationStatus status_get(void)
 {
-    return __atomic_load_n(&mig.status, __ATOMIC_ACQUIRE);
+    return atomic_load_explicit(&mig.status, memory_order_acquire);
 }
 
 void migration_emit_status(MigrationStatus status)
@@ -72,8 +96,8 @@ void migration_emit_status(MigrationStatus status)
 static bool status_change(MigrationStatus from, MigrationStatus to)
 {
     int expected = from;
-    if (!__atomic_compare_exchange_n(&mig.status, &expected, to, false,
-                                     __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+    if (!atomic_compare_exchange_strong_explicit(&mig.status, &expected, to,
+                                                 memory_order_acq_rel, memory_order_acquire)) {
         return false;
     }
     migration_emit_status(to);
@@ -99,14 +123,14 @@ bool migration_is_running(void)
     return status_is_running(status_get());
 }
 
+/* From the monitor: the stream belongs to the migration thread, so only
+ * tell it (see rate_limit_apply). */
 void migration_parameters_changed(void)
 {
-    g_mutex_lock(&mig.lock);
-    if (mig.f) {
-        mig_stream_set_rate_limit(mig.f, migrate_max_bandwidth());
-    }
-    g_cond_broadcast(&mig.cond);
-    g_mutex_unlock(&mig.lock);
+    pthread_mutex_lock(&mig.lock);
+    atomic_store(&mig.rate_limit_changed, true);
+    pthread_cond_broadcast(&mig.cond);
+    pthread_mutex_unlock(&mig.lock);
 }
 
 static void pass_event(uint64_t count)
@@ -118,12 +142,12 @@ static void pass_event(uint64_t count)
 
 static void set_error(Error *err)
 {
-    g_mutex_lock(&mig.lock);
+    pthread_mutex_lock(&mig.lock);
     if (!mig.error) {
         mig.error = err;
         err = NULL;
     }
-    g_mutex_unlock(&mig.lock);
+    pthread_mutex_unlock(&mig.lock);
     error_free(err);
 }
 
@@ -134,19 +158,29 @@ static bool cancelled(void)
 
 /* ---- the migration thread ------------------------------------------------ */
 
+/* Give the stream the current max-bandwidth if it changed (or at the
+ * start); a new limit also starts a new slot. [thread] */
+static void rate_limit_apply(MigStream *f, bool force)
+{
+    if (atomic_exchange(&mig.rate_limit_changed, false) || force) {
+        mig_stream_set_rate_limit(f, migrate_max_bandwidth());
+    }
+}
+
 /* Sleep until the rate-limit slot ends; a cancel or a bandwidth change wakes us. */
 static void rate_limit_wait(MigStream *f)
 {
     int64_t end_ns = mig_stream_rate_limit_slot_end_ns(f);
-    g_mutex_lock(&mig.lock);
-    while (!cancelled() && mig_stream_rate_limit_exceeded(f) && now_ns() < end_ns) {
-        gint64 wait_us = (end_ns - now_ns()) / 1000;
-        g_cond_wait_until(&mig.cond, &mig.lock, g_get_monotonic_time() + MAX(wait_us, 1));
+    struct timespec end = { .tv_sec = end_ns / 1000000000LL, .tv_nsec = end_ns % 1000000000LL };
+    pthread_mutex_lock(&mig.lock);
+    while (!cancelled() && !atomic_load(&mig.rate_limit_changed) && now_ns() < end_ns) {
+        pthread_cond_timedwait(&mig.cond, &mig.lock, &end);    /* CLOCK_MONOTONIC */
     }
-    g_mutex_unlock(&mig.lock);
+    pthread_mutex_unlock(&mig.lock);
     if (now_ns() >= end_ns) {
         mig_stream_rate_limit_new_slot(f);
     }
+    rate_limit_apply(f, false);
 }
 
 /* QEMU 7.2 completes when pending < last window's rate x downtime limit.
@@ -192,12 +226,12 @@ static void bandwidth_update(BandwidthMeter *m, MigStream *f, uint64_t pending)
     m->average_bytes_per_ms = m->average_bytes_per_ms > 0
                               ? 0.75 * m->average_bytes_per_ms + 0.25 * m->bytes_per_ms
                               : m->bytes_per_ms;
-    mig.mbps = m->bytes_per_ms * 1000 * 8 / 1e6;
-    mig.pages_per_second = (uint64_t)((pages - m->window_start_pages) * 1e9 / span);
+    atomic_store(&mig.mbps, m->bytes_per_ms * 1000 * 8 / 1e6);
+    atomic_store(&mig.pages_per_second, (uint64_t)((pages - m->window_start_pages) * 1e9 / span));
     if (m->bytes_per_ms > 0) {
         /* Until the rate is trusted, the last window is the best guess. */
         double rate = bandwidth_safe(m) > 0 ? bandwidth_safe(m) : m->bytes_per_ms;
-        mig.expected_downtime = (int64_t)(pending / rate);
+        atomic_store(&mig.expected_downtime, (int64_t)(pending / rate));
     }
     m->window_start_ns = now;
     m->window_start_bytes = bytes;
@@ -209,11 +243,12 @@ static bool migration_iterate(MigStream *f, Error **errp)
 {
     BandwidthMeter meter = { .window_start_ns = now_ns() };
     meter.window_start_bytes = mig_stream_bytes_written(f);
-    mig.expected_downtime = (int64_t)migrate_downtime_limit_ms();
+    atomic_store(&mig.expected_downtime, (int64_t)migrate_downtime_limit_ms());
     for (;;) {
         if (cancelled()) {
             return false;
         }
+        rate_limit_apply(f, false);
         /* QEMU's rule: below the threshold, sync the dirty bitmap (a new
          * pass) and look again; complete when nothing or less than the
          * threshold is left. Until the first bandwidth window ends the
@@ -227,7 +262,7 @@ static bool migration_iterate(MigStream *f, Error **errp)
             /* What a switch-over now would really cost (the estimate
              * before the sync left out what the guest dirtied meanwhile;
              * pending < threshold implies a trusted, non-zero rate). */
-            mig.expected_downtime = (int64_t)(pending / bandwidth_safe(&meter));
+            atomic_store(&mig.expected_downtime, (int64_t)(pending / bandwidth_safe(&meter)));
         }
         if (pending == 0 || pending < threshold) {
             return true;
@@ -253,11 +288,11 @@ static bool wait_for_continue(void)
         return false;
     }
     bql_unlock();
-    g_mutex_lock(&mig.lock);
+    pthread_mutex_lock(&mig.lock);
     while (!mig.continue_requested && !cancelled()) {
-        g_cond_wait(&mig.cond, &mig.lock);
+        pthread_cond_wait(&mig.cond, &mig.lock);
     }
-    g_mutex_unlock(&mig.lock);
+    pthread_mutex_unlock(&mig.lock);
     bql_lock();
     return status_change(MIGRATION_STATUS_PRE_SWITCHOVER, MIGRATION_STATUS_DEVICE);
 }
@@ -279,7 +314,7 @@ static bool migration_complete(MigStream *f, bool *stopped, Error **errp)
     }
     ok = ok && !cancelled() && savevm_state_complete_precopy(f, true, errp);
     ok = ok && mig_stream_flush(f);
-    mig.downtime = (now_ns() - stop_ns) / 1000000;
+    atomic_store(&mig.downtime, (now_ns() - stop_ns) / 1000000);
     bql_unlock();
     return ok && mig_stream_get_error(f, errp);
 }
@@ -326,9 +361,9 @@ static void migration_cleanup(MigStream *f, MigStream *rp, MigChannel *ch, bool 
         }
     }
     bql_unlock();
-    g_mutex_lock(&mig.lock);
+    pthread_mutex_lock(&mig.lock);
     mig.f = NULL;
-    g_mutex_unlock(&mig.lock);
+    pthread_mutex_unlock(&mig.lock);
     mig_stream_close(rp, NULL);
     mig_stream_close(f, NULL);
     Error *err = NULL;
@@ -363,15 +398,14 @@ static gpointer migration_thread(gpointer opaque)
     if (!mig_channel_connect(&mig.addr, mig.passed_fd, mig.cancel_fd, &ch, &err)) {
         goto fail;
     }
-    mig.passed_fd = -1;
     f = mig_stream_new_fd_writer(ch.fd, false);
-    g_mutex_lock(&mig.lock);
+    pthread_mutex_lock(&mig.lock);
     mig.f = f;
-    g_mutex_unlock(&mig.lock);
+    pthread_mutex_unlock(&mig.lock);
     if (cancelled()) {
         goto fail;
     }
-    mig_stream_set_rate_limit(f, migrate_max_bandwidth());
+    rate_limit_apply(f, true);
 
     MigConfigOptions cfg = { .machine_type = vm_config.machine };
     if (!savevm_state_header(f, &cfg, &err)) {
@@ -391,7 +425,7 @@ static gpointer migration_thread(gpointer opaque)
     if (!ok) {
         goto fail;
     }
-    mig.setup_time = (now_ns() - mig.start_ns) / 1000000;
+    atomic_store(&mig.setup_time, (now_ns() - mig.start_ns) / 1000000);
     if (!status_change(MIGRATION_STATUS_SETUP, MIGRATION_STATUS_ACTIVE)) {
         goto fail;
     }
@@ -407,8 +441,8 @@ static gpointer migration_thread(gpointer opaque)
         at = status_get();
         goto fail;
     }
-    mig.transferred = mig_stream_bytes_written(f);
-    mig.total_time = (now_ns() - mig.start_ns) / 1000000;
+    atomic_store(&mig.transferred, mig_stream_bytes_written(f));
+    atomic_store(&mig.total_time, (now_ns() - mig.start_ns) / 1000000);
     /* The whole stream is out: a cancel that raced with the last flush ends
      * completed too. Resuming the source now would leave two running copies
      * of the guest, since the destination has everything it needs. */
@@ -428,12 +462,12 @@ static gpointer migration_thread(gpointer opaque)
 
 fail:
     if (f) {
-        mig.transferred = mig_stream_bytes_written(f);
+        atomic_store(&mig.transferred, mig_stream_bytes_written(f));
         if (!err && mig_stream_has_error(f)) {
             mig_stream_get_error(f, &err);
         }
     }
-    mig.total_time = (now_ns() - mig.start_ns) / 1000000;
+    atomic_store(&mig.total_time, (now_ns() - mig.start_ns) / 1000000);
     migration_fail(at, err);
     migration_cleanup(f, rp, &ch, stopped);
     return NULL;
@@ -441,6 +475,12 @@ fail:
 
 bool migration_init(Error **errp)
 {
+    /* Timed waits (rate_limit_wait) count in CLOCK_MONOTONIC, as now_ns(). */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&mig.cond, &attr);
+    pthread_condattr_destroy(&attr);
     return ram_mig_init(errp) && global_state_register(errp);
 }
 
@@ -507,11 +547,11 @@ static void migration_reset(void)
     migration_join_ended();
     mig_address_clear(&mig.addr);
     mig.passed_fd = -1;
-    g_mutex_lock(&mig.lock);
+    pthread_mutex_lock(&mig.lock);
     error_free(mig.error);
     mig.error = NULL;
     mig.continue_requested = false;
-    g_mutex_unlock(&mig.lock);
+    pthread_mutex_unlock(&mig.lock);
     if (mig.cancel_fd < 0) {
         mig.cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     }
@@ -520,11 +560,15 @@ static void migration_reset(void)
         /* forget a cancel of an earlier migration */
     }
     mig.start_ns = now_ns();
-    mig.setup_time = mig.total_time = mig.downtime = mig.expected_downtime = 0;
-    mig.mbps = 0;
-    mig.pages_per_second = mig.transferred = 0;
+    atomic_store(&mig.setup_time, 0);
+    atomic_store(&mig.total_time, 0);
+    atomic_store(&mig.downtime, 0);
+    atomic_store(&mig.expected_downtime, 0);
+    atomic_store(&mig.mbps, 0);
+    atomic_store(&mig.pages_per_second, 0);
+    atomic_store(&mig.transferred, 0);
     ram_pass_hook = pass_event;
-    __atomic_store_n(&mig.status, MIGRATION_STATUS_SETUP, __ATOMIC_RELEASE);
+    atomic_store_explicit(&mig.status, MIGRATION_STATUS_SETUP, memory_order_release);
     migration_emit_status(MIGRATION_STATUS_SETUP);
 }
 
@@ -590,7 +634,7 @@ bool qmp_migrate_cancel(Error **errp)
             break;
         }
     }
-    g_mutex_lock(&mig.lock);
+    pthread_mutex_lock(&mig.lock);
     if (mig.f) {
         mig_stream_shutdown(mig.f);
     }
@@ -598,8 +642,8 @@ bool qmp_migrate_cancel(Error **errp)
     if (mig.cancel_fd >= 0 && write(mig.cancel_fd, &one, sizeof(one)) < 0) {
         /* an eventfd write cannot fail short of overflow; nothing to do */
     }
-    g_cond_broadcast(&mig.cond);
-    g_mutex_unlock(&mig.lock);
+    pthread_cond_broadcast(&mig.cond);
+    pthread_mutex_unlock(&mig.lock);
     return true;
 }
 
@@ -610,10 +654,10 @@ bool qmp_migrate_continue(const q_obj_migrate_continue_arg *arg, Error **errp)
         error_setg(errp, "Migration not in expected state: %s", MigrationStatus_str(s));
         return false;
     }
-    g_mutex_lock(&mig.lock);
+    pthread_mutex_lock(&mig.lock);
     mig.continue_requested = true;
-    g_cond_broadcast(&mig.cond);
-    g_mutex_unlock(&mig.lock);
+    pthread_cond_broadcast(&mig.cond);
+    pthread_mutex_unlock(&mig.lock);
     return true;
 }
 
@@ -628,18 +672,18 @@ static MigrationStats *ram_info(bool completed)
     RamStats rs;
     ram_get_stats(&rs);
     MigrationStats *s = g_new0(MigrationStats, 1);
-    s->transferred = (int64_t)(completed ? mig.transferred
-                                         : (mig.f ? mig_stream_bytes_written(mig.f) : mig.transferred));
+    uint64_t done = atomic_load(&mig.transferred);
+    s->transferred = (int64_t)(completed || !mig.f ? done : mig_stream_bytes_written(mig.f));
     s->remaining = completed ? 0 : (int64_t)(rs.remaining_pages * MIGVM_PAGE_SIZE);
     s->total = (int64_t)rs.total_bytes;
     s->duplicate = (int64_t)rs.zero_pages;
     s->normal = (int64_t)rs.normal_pages;
     s->normal_bytes = (int64_t)(rs.normal_pages * MIGVM_PAGE_SIZE);
     s->dirty_pages_rate = (int64_t)rs.dirty_pages_rate;
-    s->mbps = mig.mbps;
+    s->mbps = atomic_load(&mig.mbps);
     s->dirty_sync_count = (int64_t)rs.dirty_sync_count;
     s->page_size = MIGVM_PAGE_SIZE;
-    s->pages_per_second = mig.pages_per_second;
+    s->pages_per_second = atomic_load(&mig.pages_per_second);
     s->precopy_bytes = rs.precopy_bytes;
     s->downtime_bytes = rs.downtime_bytes;
     return s;
@@ -648,12 +692,13 @@ static MigrationStats *ram_info(bool completed)
 MigrationInfo *qmp_query_migrate(Error **errp)
 {
     MigrationInfo *info = g_new0(MigrationInfo, 1);
-    /* The lock keeps mig.f alive while its counters are read. */
-    g_mutex_lock(&mig.lock);
+    /* The lock keeps mig.f alive while its byte count is read, and guards
+     * the error; the statistics are atomics. */
+    pthread_mutex_lock(&mig.lock);
     MigrationStatus s = status_get();
     switch (s) {
     case MIGRATION_STATUS_NONE:
-        g_mutex_unlock(&mig.lock);
+        pthread_mutex_unlock(&mig.lock);
         migration_incoming_fill_info(info);
         return info;
     case MIGRATION_STATUS_ACTIVE:
@@ -661,20 +706,20 @@ MigrationInfo *qmp_query_migrate(Error **errp)
     case MIGRATION_STATUS_PRE_SWITCHOVER:
     case MIGRATION_STATUS_DEVICE:
         info->has_setup_time = true;
-        info->setup_time = mig.setup_time;
+        info->setup_time = atomic_load(&mig.setup_time);
         info->has_total_time = true;
         info->total_time = (now_ns() - mig.start_ns) / 1000000;
         info->has_expected_downtime = true;
-        info->expected_downtime = mig.expected_downtime;
+        info->expected_downtime = atomic_load(&mig.expected_downtime);
         info->ram = ram_info(false);
         break;
     case MIGRATION_STATUS_COMPLETED:
         info->has_setup_time = true;
-        info->setup_time = mig.setup_time;
+        info->setup_time = atomic_load(&mig.setup_time);
         info->has_total_time = true;
-        info->total_time = mig.total_time;
+        info->total_time = atomic_load(&mig.total_time);
         info->has_downtime = true;
-        info->downtime = mig.downtime;
+        info->downtime = atomic_load(&mig.downtime);
         info->ram = ram_info(true);
         break;
     case MIGRATION_STATUS_FAILED:
@@ -685,7 +730,7 @@ MigrationInfo *qmp_query_migrate(Error **errp)
     default:
         break;
     }
-    g_mutex_unlock(&mig.lock);
+    pthread_mutex_unlock(&mig.lock);
     info->has_status = true;
     info->status = s;
     return info;

@@ -8,10 +8,11 @@
 #include "qapi-commands.h"
 #include "qapi-json.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <glib.h>
 
-static GMutex options_lock;
+static pthread_mutex_t options_lock = PTHREAD_MUTEX_INITIALIZER;  /* pthread, not GMutex: visible to ThreadSanitizer */
 static bool caps[MIGRATION_CAPABILITY__MAX];
 static MigrationParameters params;
 
@@ -82,36 +83,36 @@ static void ensure_init(void)
 
 void migrate_options_reset(void)
 {
-    g_mutex_lock(&options_lock);
+    pthread_mutex_lock(&options_lock);
     params_clear(&params);
     params_set_defaults(&params);
     memset(caps, 0, sizeof(caps));
-    g_mutex_unlock(&options_lock);
+    pthread_mutex_unlock(&options_lock);
 }
 
 bool migrate_cap(MigrationCapability cap)
 {
-    g_mutex_lock(&options_lock);
+    pthread_mutex_lock(&options_lock);
     bool on = caps[cap];
-    g_mutex_unlock(&options_lock);
+    pthread_mutex_unlock(&options_lock);
     return on;
 }
 
 uint64_t migrate_max_bandwidth(void)
 {
-    g_mutex_lock(&options_lock);
+    pthread_mutex_lock(&options_lock);
     ensure_init();
     uint64_t bw = params.max_bandwidth;
-    g_mutex_unlock(&options_lock);
+    pthread_mutex_unlock(&options_lock);
     return bw;
 }
 
 uint64_t migrate_downtime_limit_ms(void)
 {
-    g_mutex_lock(&options_lock);
+    pthread_mutex_lock(&options_lock);
     ensure_init();
     uint64_t ms = params.downtime_limit;
-    g_mutex_unlock(&options_lock);
+    pthread_mutex_unlock(&options_lock);
     return ms;
 }
 
@@ -138,7 +139,7 @@ bool qmp_migrate_set_capabilities(const q_obj_migrate_set_capabilities_arg *arg,
         error_setg(errp, "There's a migration process in progress");
         return false;
     }
-    g_mutex_lock(&options_lock);
+    pthread_mutex_lock(&options_lock);
     bool new_caps[MIGRATION_CAPABILITY__MAX];
     memcpy(new_caps, caps, sizeof(caps));
     for (MigrationCapabilityStatusList *l = arg->capabilities; l; l = l->next) {
@@ -148,14 +149,14 @@ bool qmp_migrate_set_capabilities(const q_obj_migrate_set_capabilities_arg *arg,
     if (ok) {
         memcpy(caps, new_caps, sizeof(caps));
     }
-    g_mutex_unlock(&options_lock);
+    pthread_mutex_unlock(&options_lock);
     return ok;
 }
 
 MigrationCapabilityStatusList *qmp_query_migrate_capabilities(Error **errp)
 {
     MigrationCapabilityStatusList *head = NULL, **tail = &head;
-    g_mutex_lock(&options_lock);
+    pthread_mutex_lock(&options_lock);
     for (int c = 0; c < MIGRATION_CAPABILITY__MAX; c++) {
         MigrationCapabilityStatus *s = g_new0(MigrationCapabilityStatus, 1);
         s->capability = c;
@@ -164,7 +165,7 @@ MigrationCapabilityStatusList *qmp_query_migrate_capabilities(Error **errp)
         (*tail)->value = s;
         tail = &(*tail)->next;
     }
-    g_mutex_unlock(&options_lock);
+    pthread_mutex_unlock(&options_lock);
     return head;
 }
 
@@ -271,14 +272,14 @@ static void params_apply(const MigrateSetParameters *p)
 
 bool qmp_migrate_set_parameters(const MigrateSetParameters *p, Error **errp)
 {
-    g_mutex_lock(&options_lock);
+    pthread_mutex_lock(&options_lock);
     ensure_init();
     bool ok = params_check(p, p->has_cpu_throttle_initial ? p->cpu_throttle_initial
                                                           : params.cpu_throttle_initial, errp);
     if (ok) {
         params_apply(p);
     }
-    g_mutex_unlock(&options_lock);
+    pthread_mutex_unlock(&options_lock);
     if (ok) {
         migration_parameters_changed();
     }
@@ -287,7 +288,7 @@ bool qmp_migrate_set_parameters(const MigrateSetParameters *p, Error **errp)
 
 MigrationParameters *qmp_query_migrate_parameters(Error **errp)
 {
-    g_mutex_lock(&options_lock);
+    pthread_mutex_lock(&options_lock);
     ensure_init();
     MigrationParameters *copy = g_new(MigrationParameters, 1);
     *copy = params;
@@ -295,6 +296,6 @@ MigrationParameters *qmp_query_migrate_parameters(Error **errp)
     copy->tls_hostname = g_strdup(params.tls_hostname);
     copy->tls_authz = g_strdup(params.tls_authz);
     copy->block_bitmap_mapping = copy_bitmap_mapping(params.block_bitmap_mapping);
-    g_mutex_unlock(&options_lock);
+    pthread_mutex_unlock(&options_lock);
     return copy;
 }

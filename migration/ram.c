@@ -29,6 +29,7 @@
 #include "vmstate.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 #include <glib.h>
@@ -47,24 +48,45 @@
 #define RAM_VERSION 4
 #define ITERATE_MAX_NS (50 * 1000 * 1000LL)
 
+/* Statistics: atomics, written only by the migration thread (stat_add)
+ * and read by query-migrate on the main thread (ram_get_stats). */
+typedef struct RAMStats {
+    _Atomic uint64_t normal_pages, zero_pages, dirty_sync_count, dirty_pages_rate;
+    _Atomic uint64_t precopy_bytes, downtime_bytes;
+} RAMStats;
+
 typedef struct RAMState {
-    /* Source scan position and CONTINUE state (migration thread only). */
-    RAMBlock *scan_block;
+    /* Source: the migration thread only. */
+    RAMBlock *scan_block;        /* scan position */
     uint64_t scan_page;
-    RAMBlock *last_sent_block;
-    /* Statistics: written by the migration thread, read by query-migrate. */
-    uint64_t normal_pages, zero_pages, dirty_sync_count, dirty_pages_rate;
-    uint64_t precopy_bytes, downtime_bytes;
+    RAMBlock *last_sent_block;   /* CONTINUE state */
     bool guest_running;          /* at setup: a stopped guest's bytes are all downtime */
     int64_t last_sync_ns;
     uint64_t dirtied_since_rate;
-    /* Destination. */
+    RAMStats stats;              /* any thread: see RAMStats */
+    /* Destination: the incoming thread only. */
     RAMBlock *last_loaded_block;
     bool blocks_checked;
 } RAMState;
 
 static RAMState ram_state;
 void (*ram_pass_hook)(uint64_t dirty_sync_count);
+
+/* Single writer: a relaxed load and store, no locked instruction per page. */
+static void stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+}
+
+static void stat_set(_Atomic uint64_t *c, uint64_t v)
+{
+    atomic_store_explicit(c, v, memory_order_relaxed);
+}
+
+static uint64_t stat_get(_Atomic uint64_t *c)
+{
+    return atomic_load_explicit(c, memory_order_relaxed);
+}
 
 static bool page_is_zero(const uint8_t *p)
 {
@@ -81,12 +103,13 @@ static bool page_is_zero(const uint8_t *p)
 
 void ram_get_stats(RamStats *out)
 {
-    out->normal_pages = __atomic_load_n(&ram_state.normal_pages, __ATOMIC_RELAXED);
-    out->zero_pages = __atomic_load_n(&ram_state.zero_pages, __ATOMIC_RELAXED);
-    out->dirty_sync_count = __atomic_load_n(&ram_state.dirty_sync_count, __ATOMIC_RELAXED);
-    out->dirty_pages_rate = __atomic_load_n(&ram_state.dirty_pages_rate, __ATOMIC_RELAXED);
-    out->precopy_bytes = __atomic_load_n(&ram_state.precopy_bytes, __ATOMIC_RELAXED);
-    out->downtime_bytes = __atomic_load_n(&ram_state.downtime_bytes, __ATOMIC_RELAXED);
+    RAMStats *st = &ram_state.stats;
+    out->normal_pages = stat_get(&st->normal_pages);
+    out->zero_pages = stat_get(&st->zero_pages);
+    out->dirty_sync_count = stat_get(&st->dirty_sync_count);
+    out->dirty_pages_rate = stat_get(&st->dirty_pages_rate);
+    out->precopy_bytes = stat_get(&st->precopy_bytes);
+    out->downtime_bytes = stat_get(&st->downtime_bytes);
     out->remaining_pages = ram_dirty_pages();
     out->total_bytes = ram_total_size();
 }
@@ -96,13 +119,13 @@ static void ram_bitmap_sync(void)
 {
     uint64_t newly = memory_global_dirty_log_sync();
     int64_t now = now_ns();
-    uint64_t count = __atomic_add_fetch(&ram_state.dirty_sync_count, 1, __ATOMIC_RELAXED);
+    stat_add(&ram_state.stats.dirty_sync_count, 1);
+    uint64_t count = stat_get(&ram_state.stats.dirty_sync_count);
     ram_state.dirtied_since_rate += newly;
     if (now - ram_state.last_sync_ns >= 1000000000LL || count <= 2) {
         int64_t span = now - ram_state.last_sync_ns;
         if (span > 0) {
-            __atomic_store_n(&ram_state.dirty_pages_rate,
-                             (uint64_t)(ram_state.dirtied_since_rate * 1e9 / span), __ATOMIC_RELAXED);
+            stat_set(&ram_state.stats.dirty_pages_rate, (uint64_t)(ram_state.dirtied_since_rate * 1e9 / span));
         }
         ram_state.dirtied_since_rate = 0;
         ram_state.last_sync_ns = now;
@@ -117,7 +140,14 @@ static void ram_bitmap_sync(void)
 static bool ram_save_setup(MigStream *f, void *opaque, Error **errp)
 {
     RAMState *rs = opaque;
-    memset(rs, 0, sizeof(*rs));
+    rs->last_sent_block = NULL;
+    rs->dirtied_since_rate = 0;
+    RAMStats *st = &rs->stats;
+    stat_set(&st->normal_pages, 0);
+    stat_set(&st->zero_pages, 0);
+    stat_set(&st->dirty_pages_rate, 0);
+    stat_set(&st->precopy_bytes, 0);
+    stat_set(&st->downtime_bytes, 0);
     rs->guest_running = runstate_is_running();      /* [BQL] */
     rs->scan_block = ram_block_first();
     rs->last_sync_ns = now_ns();
@@ -132,7 +162,7 @@ static bool ram_save_setup(MigStream *f, void *opaque, Error **errp)
      * mark again every page pass 1 has already sent. */
     memory_global_dirty_log_sync();
     /* The first pass is a sync too (QEMU counts it: dirty-sync-count 1). */
-    __atomic_store_n(&rs->dirty_sync_count, 1, __ATOMIC_RELAXED);
+    stat_set(&st->dirty_sync_count, 1);
     if (ram_pass_hook) {
         ram_pass_hook(1);
     }
@@ -162,10 +192,10 @@ static void ram_send_page(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t page
     }
     if (zero) {
         mig_stream_put_u8(f, 0);
-        __atomic_store_n(&rs->zero_pages, rs->zero_pages + 1, __ATOMIC_RELAXED);
+        stat_add(&rs->stats.zero_pages, 1);
     } else {
         mig_stream_put_page(f, host, MIGVM_PAGE_SIZE);
-        __atomic_store_n(&rs->normal_pages, rs->normal_pages + 1, __ATOMIC_RELAXED);
+        stat_add(&rs->stats.normal_pages, 1);
     }
 }
 
@@ -175,8 +205,7 @@ static void ram_send_page(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t page
  * (QEMU's precopy-bytes / downtime-bytes). */
 static void ram_account(RAMState *rs, uint64_t bytes, bool downtime)
 {
-    uint64_t *counter = downtime || !rs->guest_running ? &rs->downtime_bytes : &rs->precopy_bytes;
-    __atomic_store_n(counter, *counter + bytes, __ATOMIC_RELAXED);
+    stat_add(downtime || !rs->guest_running ? &rs->stats.downtime_bytes : &rs->stats.precopy_bytes, bytes);
 }
 
 static int ram_send_dirty(MigStream *f, RAMState *rs, bool unlimited)

@@ -13,10 +13,12 @@
  * of operations (mig_stream_get_error) instead of after every call.
  *
  * Threading: a MigStream is used by one thread at a time (the migration
- * thread on the source, the incoming thread on the destination). The
- * byte counters may be read from any thread (relaxed atomics), and
- * mig_stream_shutdown() may be called from any thread to unblock a
- * blocked reader or writer (migrate_cancel).
+ * thread on the source, the incoming thread on the destination), rate
+ * limit included: another thread that wants a new limit asks the owner,
+ * which calls mig_stream_set_rate_limit itself (migration.c does so for
+ * max-bandwidth). The byte counters may be read from any thread (relaxed
+ * atomics), and mig_stream_shutdown() may be called from any thread to
+ * unblock a blocked reader or writer (migrate_cancel).
  *
  * Write path: small puts are copied into a 1 MiB buffer; pages put with
  * mig_stream_put_page() are referenced in place (no copy) in an iovec
@@ -118,7 +120,7 @@ uint64_t mig_stream_remaining_hint(const MigStream *f);
 uint64_t mig_stream_bytes_written(const MigStream *f);  /* accepted by put_*, incl. buffered */
 uint64_t mig_stream_bytes_read(const MigStream *f);     /* consumed by get_* / skip */
 
-/* ---- rate limit (write side) ---- */
+/* ---- rate limit (write side; the owning thread only) ---- */
 /* 0 = unlimited. Also starts a new slot. */
 void mig_stream_set_rate_limit(MigStream *f, uint64_t bytes_per_second);
 uint64_t mig_stream_get_rate_limit(const MigStream *f);

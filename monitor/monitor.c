@@ -10,24 +10,25 @@
 #include "monitor-server.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "json-writer.h"
 
-static GMutex mon_mutex;
+static pthread_mutex_t mon_mutex = PTHREAD_MUTEX_INITIALIZER;  /* pthread, not GMutex: visible to ThreadSanitizer */
 static GList *mon_list;                         /* every live Monitor [mon_mutex] */
 static _Thread_local Monitor *cur_mon;
 
 void monitor_lock(void)
 {
-    g_mutex_lock(&mon_mutex);
+    pthread_mutex_lock(&mon_mutex);
 }
 
 void monitor_unlock(void)
 {
-    g_mutex_unlock(&mon_mutex);
+    pthread_mutex_unlock(&mon_mutex);
 }
 
 static void close_fd_value(gpointer value)

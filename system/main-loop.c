@@ -11,6 +11,7 @@
  * Exit is requested through a low-priority idle so that I/O already ready
  * (a `quit` response waiting to be written) is handled first.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <glib.h>
 #include <glib-unix.h>
@@ -22,7 +23,7 @@ typedef struct ScheduledWork {
     void *opaque;
 } ScheduledWork;
 
-static GMutex work_lock;
+static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;  /* pthread, not GMutex: visible to ThreadSanitizer */
 static GQueue work_queue = G_QUEUE_INIT;     /* ScheduledWork*, [work_lock] */
 static GSource *work_source;
 
@@ -40,17 +41,17 @@ void main_loop_schedule(void (*fn)(void *opaque), void *opaque)
 
     w->fn = fn;
     w->opaque = opaque;
-    g_mutex_lock(&work_lock);
+    pthread_mutex_lock(&work_lock);
     g_queue_push_tail(&work_queue, w);
-    g_mutex_unlock(&work_lock);
+    pthread_mutex_unlock(&work_lock);
     g_main_context_wakeup(NULL);
 }
 
 static bool work_pending(void)
 {
-    g_mutex_lock(&work_lock);
+    pthread_mutex_lock(&work_lock);
     bool pending = !g_queue_is_empty(&work_queue);
-    g_mutex_unlock(&work_lock);
+    pthread_mutex_unlock(&work_lock);
     return pending;
 }
 
@@ -59,10 +60,10 @@ void main_loop_run_scheduled(void)
     GQueue batch = G_QUEUE_INIT;
 
     /* Take what is queued now; work queued by this work runs next time. */
-    g_mutex_lock(&work_lock);
+    pthread_mutex_lock(&work_lock);
     batch = work_queue;
     g_queue_init(&work_queue);
-    g_mutex_unlock(&work_lock);
+    pthread_mutex_unlock(&work_lock);
 
     ScheduledWork *w;
     while ((w = g_queue_pop_head(&batch))) {
@@ -153,9 +154,9 @@ void main_loop_request_exit(void)
     GSource *idle = g_idle_source_new();
     g_source_set_priority(idle, G_PRIORITY_LOW);
     g_source_set_callback(idle, exit_idle, NULL, NULL);
-    g_mutex_lock(&work_lock);
+    pthread_mutex_lock(&work_lock);
     exit_source = idle;          /* keeps our reference for main_loop_cleanup */
-    g_mutex_unlock(&work_lock);
+    pthread_mutex_unlock(&work_lock);
     g_source_attach(idle, NULL);
 }
 
@@ -179,9 +180,9 @@ void main_loop_cleanup(void)
             signal_ids[i] = 0;
         }
     }
-    g_mutex_lock(&work_lock);
+    pthread_mutex_lock(&work_lock);
     GSource *idle = g_steal_pointer(&exit_source);
-    g_mutex_unlock(&work_lock);
+    pthread_mutex_unlock(&work_lock);
     if (idle) {
         g_source_destroy(idle);
         g_source_unref(idle);
@@ -191,9 +192,9 @@ void main_loop_cleanup(void)
         g_source_unref(work_source);
         work_source = NULL;
     }
-    g_mutex_lock(&work_lock);
+    pthread_mutex_lock(&work_lock);
     g_queue_clear_full(&work_queue, g_free);
-    g_mutex_unlock(&work_lock);
+    pthread_mutex_unlock(&work_lock);
     g_main_context_set_poll_func(NULL, NULL);
     g_atomic_int_set(&exit_requested, 0);
     exit_now = false;
