@@ -1,5 +1,5 @@
-# migvm: one non-recursive Makefile. Each directory adds its objects and tests
-# in its own module.mk; this file holds the rules.
+# migvm: one non-recursive Makefile. Each folder of code has one module.mk that
+# lists its own objects and the tests of its code; this file holds the rules.
 #
 #   make                 build build/migvm (runs ./configure, and the install script, when needed)
 #   make check           build and run every test          (BUILD=build)
@@ -33,6 +33,9 @@ WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializ
 CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SAN_FLAGS) -MMD -MP \
               -Iinclude -I$(BUILD)/qapi $(DEP_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL = $(SAN_FLAGS) $(LDFLAGS)
+FUZZ_CC ?= clang
+FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined
+fuzz-objs = $(patsubst $(BUILD)/%,$(BUILD)/fuzz/%,$(1))
 
 # Filled by the module.mk files.
 MIGVM_OBJS :=        # objects linked into build/migvm (excluding system/main.o)
@@ -42,22 +45,23 @@ FUNC_TESTS :=        # functional test scripts run by make check (after unit tes
 GENERATED_HEADERS := # headers every C file may include (built first)
 EXTRA_ALL :=         # other things `make` builds (guest images, ...)
 BENCH_TARGETS :=
+FUZZ_TARGETS :=      # libFuzzer binaries (make fuzz-json, make fuzz-loadvm)
 
+# Order matters: a fragment's test links name the object lists of the
+# fragments included before it.
 include util/module.mk
 include qapi/module.mk
 include monitor/module.mk
 include system/module.mk
 include migration/module.mk
-include migration/core.mk
 include hw/module.mk
 include accel-soft/module.mk
 include accel-kvm/module.mk
 include guest/module.mk
-include tests/module.mk
+include guest/ring3/module.mk
+include tests/functional/module.mk
+include tests/interop/module.mk
 include bench/module.mk
-include tests/functional/migration.mk tests/interop/interop.mk
-# Fragments of rooms still being built: optional until they exist.
--include tests/functional/kvm.mk tests/functional/ring3.mk
 
 .PHONY: all check check-unit check-functional check-sanitize check-valgrind demo bench soak clean distclean help
 
@@ -77,6 +81,25 @@ $(BUILD)/%.o: $(BUILD)/%.c | $(GENERATED_HEADERS)
 	@mkdir -p $(dir $@)
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+# Unit tests: tests/unit/test-foo.c plus the objects its fragment lists as
+# prerequisites of $(BUILD)/tests/unit/test-foo (stubs in test-only objects).
+$(BUILD)/tests/unit/%.o: CFLAGS_ALL += $(CHECK_CFLAGS)
+$(UNIT_TESTS): $(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS) -lm
+
+# libFuzzer targets (not part of check, need clang): tests/fuzz/NAME.c plus the
+# objects its fragment lists, compiled again by FUZZ_CC with the same flags and
+# the fuzzer's instrumentation under $(BUILD)/fuzz/ (fuzz-objs maps the paths).
+$(BUILD)/fuzz/%.o: %.c | $(GENERATED_HEADERS)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZCC,$<)
+	$(Q)$(FUZZ_CC) $(CFLAGS_ALL) $(FUZZ_SAN) -c -o $@ $<
+
+$(FUZZ_TARGETS): $(BUILD)/fuzz/%: $(BUILD)/fuzz/tests/fuzz/%.o
+	$(call say,FUZZ,$@)
+	$(Q)$(FUZZ_CC) $(LDFLAGS_ALL) -fsanitize=fuzzer,address,undefined -o $@ $^ $(DEP_LIBS)
 
 check: all $(UNIT_TESTS)
 	$(Q)BUILD=$(BUILD) scripts/run-tests.sh $(UNIT_TESTS) -- $(FUNC_TESTS)

@@ -1,11 +1,10 @@
-# accel-kvm/: the KVM accelerator (VM and slots, vCPU run loop, dirty
-# logging, vCPU state and its "cpu" VMState section), plus hw/loader.c
-# (the boot sector loader it uses; listed here because hw/module.mk
-# belongs to another room).
+# accel-kvm/: the KVM accelerator: VM, memory slots and in-kernel irqchip
+# (kvm.c), the vCPU run loop (kvm-vcpu.c), dirty logging (kvm-dirty.c), vCPU
+# state and its "cpu" VMState section (kvm-cpu-state.c), VM-wide state
+# (kvm-vm-state.c), the CPU model section (kvm-cpu-model.c) and the register
+# dump for HMP `info registers` (kvm-cpu-dump.c).
 KVM_OBJS := $(BUILD)/accel-kvm/kvm.o $(BUILD)/accel-kvm/kvm-vcpu.o $(BUILD)/accel-kvm/kvm-dirty.o \
             $(BUILD)/accel-kvm/kvm-cpu-state.o $(BUILD)/accel-kvm/kvm-vm-state.o \
-            $(BUILD)/accel-kvm/kvm-cpu-model.o $(BUILD)/accel-kvm/kvm-cpu-dump.o $(BUILD)/hw/loader.o
+            $(BUILD)/accel-kvm/kvm-cpu-model.o $(BUILD)/accel-kvm/kvm-cpu-dump.o
 MIGVM_OBJS += $(KVM_OBJS)
 $(BUILD)/accel-kvm/%.o: CFLAGS_ALL += -Ihw
-
-FUNC_TESTS += tests/functional/test-kvm.py tests/functional/test-kvm-machine.py

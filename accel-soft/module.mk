@@ -6,8 +6,4 @@ MIGVM_OBJS += $(SOFT_OBJS)
 # the whole board on the soft accelerator (vCPU threads, pause/resume, serial
 # file). BQL, run state, VMState registry and chardev specs are stubbed in it.
 UNIT_TESTS += $(BUILD)/tests/unit/test-soft-workload
-$(BUILD)/tests/unit/test-soft-workload.o: CFLAGS_ALL += $(CHECK_CFLAGS)
-$(BUILD)/tests/unit/test-soft-workload: $(BUILD)/tests/unit/test-soft-workload.o $(SOFT_OBJS) \
-                                        $(HW_OBJS) $(DEVICES_SYSTEM_OBJS) $(UTIL_OBJS)
-	$(call say,LINK,$@)
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS)
+$(BUILD)/tests/unit/test-soft-workload: $(SOFT_OBJS) $(HW_OBJS) $(SYSTEM_MACHINE_OBJS) $(UTIL_OBJS)

@@ -4,7 +4,6 @@
  * unix or tcp loopback socket, another reads them, for a fixed volume.
  *   sockbw unix|tcp [MiB]   → prints "<transport> socket bandwidth: <MB/s> MB/s"
  */
-#define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>

@@ -13,4 +13,3 @@ $(GUEST_IMG): $(BUILD)/guest/boot-sector.o
 	$(Q)ld -m elf_x86_64 -nostdlib -Ttext 0x7c00 -e _start --oformat binary -o $@.tmp $<
 	$(Q)test "$$(stat -c %s $@.tmp)" = 512 || { echo "$@: not 512 bytes" >&2; rm -f $@.tmp; exit 1; }
 	$(Q)mv $@.tmp $@
-include guest/ring3/module.mk

@@ -34,9 +34,6 @@ void cpus_destroy(void);
 int cpus_count(void);
 CPUState *cpus_get(int index);          /* NULL if out of range */
 long cpus_thread_id(int index);         /* -1 if out of range */
-/* The same, under the name monitor/hmp-int.h looks up (weakly) for
- * `info cpus`. */
-int64_t vcpu_thread_id(int cpu_index);
 /* The vCPU the calling thread runs, or NULL on other threads. */
 CPUState *cpu_current(void);
 

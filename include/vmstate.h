@@ -62,10 +62,10 @@ struct VMStateDescription {
     const VMStateDescription *const *subsections;           /* NULL-terminated, or NULL */
 };
 
-/* Compile-time check that field f of S has C type T (pointer subtraction of
- * unrelated types does not compile). */
-#define VMSTATE_TYPE_CHECK(S, f, T) (0 * sizeof((T *)0 - &((S *)0)->f))
-#define VMSTATE_ARRAY_CHECK(S, f, T, n) (0 * sizeof((T (*)[n])0 - &((S *)0)->f))
+/* Compile-time check that field f of S has C type T: comparing pointers to
+ * distinct types is diagnosed by gcc and clang (an error under -Werror). */
+#define VMSTATE_TYPE_CHECK(S, f, T) (0 * sizeof((T *)0 == &((S *)0)->f))
+#define VMSTATE_ARRAY_CHECK(S, f, T, n) (0 * sizeof((T (*)[n])0 == &((S *)0)->f))
 
 #define VMSTATE_SCALAR_V(f, S, T, k, fl, v) {                              \
     .name = #f, .kind = (k), .flags = (fl), .version_id = (v),             \

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "hmp-int.h"
+#include "cpus.h"
 #include "hmp-print.h"
 #include "qapi-commands.h"
 #include "vm.h"
@@ -88,11 +89,11 @@ void hmp_info_name(Monitor *mon, const HmpArgs *args)
 
 void hmp_info_cpus(Monitor *mon, const HmpArgs *args)
 {
-    /* No QMP command in our schema lists vCPUs: read the configuration, and
-     * thread ids from system code when it provides them. CPU 0 is the
-     * monitor's current CPU, as in QEMU. */
+    /* No QMP command in our schema lists vCPUs: read the configuration and
+     * the vCPU threads' ids (-1 before the threads exist, as with -M none).
+     * CPU 0 is the monitor's current CPU, as in QEMU. */
     for (int i = 0; i < vm_config.smp_cpus; i++) {
-        int64_t tid = vcpu_thread_id ? vcpu_thread_id(i) : -1;
+        int64_t tid = cpus_thread_id(i);
         if (tid < 0) {
             tid = getpid();
         }

@@ -222,9 +222,6 @@ static guint completion_next;
 static void add_names(const HmpCommand *table, const char *text)
 {
     for (const HmpCommand *c = table; c->name; c++) {
-        if (!c->cmd && !c->sub_table) {
-            continue;
-        }
         g_auto(GStrv) names = g_strsplit(c->name, "|", -1);
         for (char **n = names; *n; n++) {
             if (g_str_has_prefix(*n, text)) {

@@ -51,17 +51,11 @@ bool hmp_monitor_alive(Monitor *mon);
 HmpCommandFn hmp_help, hmp_info_help, hmp_info_version, hmp_info_status, hmp_info_name, hmp_info_kvm,
     hmp_info_cpus, hmp_stop, hmp_cont, hmp_system_reset, hmp_quit, hmp_getfd, hmp_closefd, hmp_memsave, hmp_pmemsave;
 
-/* --- handlers: hmp-cmds-migration.c, linked only with HMP_MIGRATION_OBJS;
- * weak so the tables hide them when they are absent. --- */
-#define HMP_WEAK __attribute__((weak))
-HmpCommandFn hmp_migrate HMP_WEAK, hmp_migrate_incoming HMP_WEAK, hmp_migrate_cancel HMP_WEAK,
-    hmp_migrate_continue HMP_WEAK, hmp_migrate_set_capability HMP_WEAK, hmp_migrate_set_parameter HMP_WEAK,
-    hmp_info_migrate HMP_WEAK, hmp_info_migrate_capabilities HMP_WEAK, hmp_info_migrate_parameters HMP_WEAK;
-/* hmp-cmds-cpu.c: weak too, so the dispatcher's unit test links without the accelerators. */
-HmpCommandFn hmp_info_registers HMP_WEAK;
-
-/* Thread id of vCPU `cpu_index` for `info cpus`, or -1 if unknown. Not in
- * any contract yet: defined by system code if it wants to (weak). */
-int64_t vcpu_thread_id(int cpu_index) HMP_WEAK;
+/* --- handlers: hmp-cmds-migration.c --- */
+HmpCommandFn hmp_migrate, hmp_migrate_incoming, hmp_migrate_cancel, hmp_migrate_continue,
+    hmp_migrate_set_capability, hmp_migrate_set_parameter, hmp_info_migrate, hmp_info_migrate_capabilities,
+    hmp_info_migrate_parameters;
+/* --- handlers: hmp-cmds-cpu.c --- */
+HmpCommandFn hmp_info_registers;
 
 #endif

@@ -82,7 +82,7 @@ static bool name_matches(const char *list, const char *name, size_t len)
 static const HmpCommand *find_command(const HmpCommand *table, const char *name, size_t len)
 {
     for (const HmpCommand *c = table; c->name; c++) {
-        if ((c->cmd || c->sub_table) && name_matches(c->name, name, len)) {
+        if (name_matches(c->name, name, len)) {
             return c;
         }
     }
@@ -168,9 +168,7 @@ static void print_help_table(Monitor *mon, const char *prefix, const HmpCommand 
     g_autoptr(GPtrArray) sorted = g_ptr_array_new();
 
     for (const HmpCommand *c = table; c->name; c++) {
-        if (c->cmd || c->sub_table) {
-            g_ptr_array_add(sorted, (gpointer)c);
-        }
+        g_ptr_array_add(sorted, (gpointer)c);
     }
     g_ptr_array_sort(sorted, compare_commands);
     for (guint i = 0; i < sorted->len; i++) {

@@ -1,5 +1,6 @@
 # qapi/: the schema (qapi/*.json), the generator build/qapi-gen (qapi/gen/),
-# the generated code in $(BUILD)/qapi/ and the runtime the generated code calls.
+# the generated code in $(BUILD)/qapi/, the runtime the generated code calls
+# (qapi-runtime.c) and the QMP command dispatcher (dispatch.c).
 
 QAPI_GEN := $(BUILD)/qapi-gen
 QAPI_GEN_SRCS := $(wildcard qapi/gen/*.c)
@@ -34,12 +35,46 @@ $(QAPI_GEN_HEADERS) $(QAPI_GEN_SOURCES): $(BUILD)/qapi/.stamp
 	@test -f $@ || { rm -f $<; $(MAKE) --no-print-directory $<; }
 
 GENERATED_HEADERS += $(QAPI_GEN_HEADERS)
-MIGVM_OBJS += $(patsubst %,$(BUILD)/qapi/%.o,$(QAPI_GEN_NAMES)) $(BUILD)/qapi/qapi-runtime.o
+# Everything a binary needs to use the generated types, converters and events.
+QAPI_OBJS := $(patsubst %,$(BUILD)/qapi/%.o,qapi-types qapi-json qapi-events) $(BUILD)/qapi/qapi-runtime.o
+# The generated code with the runtime (QMP servers also need the command marshallers and introspection).
+QAPI_ALL_OBJS := $(patsubst %,$(BUILD)/qapi/%.o,$(QAPI_GEN_NAMES)) $(BUILD)/qapi/qapi-runtime.o
+QAPI_DISPATCH_OBJ := $(BUILD)/qapi/dispatch.o
+MIGVM_OBJS += $(QAPI_ALL_OBJS) $(QAPI_DISPATCH_OBJ)
 
 # Generated code includes the hand-written qapi/qapi-runtime.h.
 $(BUILD)/qapi/%.o: CFLAGS_ALL += -Iqapi
 
-include qapi/tests.mk
+# Tests of the generator and the generated code.
+#  - tests/qapi-schema/run.sh: bad schemas -> exact diagnostics (functional test).
+#  - test-qapi-json: code generated from tests/qapi-schema/qapi-test.json into
+#    $(BUILD)/tests/qapi-test/ (its own symbols, never linked with the real
+#    schema's code except qapi-introspect.o), plus qapi-runtime and util/error.
+FUNC_TESTS += tests/qapi-schema/run.sh
 
-# Everything a binary needs to use the generated types, converters and events.
-QAPI_OBJS := $(patsubst %,$(BUILD)/qapi/%.o,qapi-types qapi-json qapi-events) $(BUILD)/qapi/qapi-runtime.o
+QAPI_TEST_DIR := $(BUILD)/tests/qapi-test
+QAPI_TEST_SCHEMA := tests/qapi-schema/qapi-test.json
+QAPI_TEST_NAMES := qapi-types qapi-json qapi-commands qapi-events
+QAPI_TEST_OBJS := $(patsubst %,$(QAPI_TEST_DIR)/%.o,$(QAPI_TEST_NAMES))
+
+$(QAPI_TEST_DIR)/.stamp: $(QAPI_GEN) $(QAPI_TEST_SCHEMA) tests/qapi-schema/qapi-test-common.json \
+                         tests/qapi-schema/include/sub-module.json
+	@mkdir -p $(dir $@)
+	$(call say,QAPI-GEN,$(QAPI_TEST_SCHEMA))
+	$(Q)$(QAPI_GEN) -o $(QAPI_TEST_DIR) $(QAPI_TEST_SCHEMA)
+	@touch $@
+
+$(patsubst %,$(QAPI_TEST_DIR)/%.c,$(QAPI_TEST_NAMES) qapi-introspect): $(QAPI_TEST_DIR)/.stamp
+$(QAPI_TEST_OBJS): $(QAPI_TEST_DIR)/.stamp
+$(QAPI_TEST_DIR)/%.o: CFLAGS_ALL += -Iqapi
+
+# The test includes the test schema's headers (and its qapi-introspect.c, renamed):
+# its directory goes before $(BUILD)/qapi in the include path.
+$(BUILD)/tests/unit/test-qapi-json.o: tests/unit/test-qapi-json.c $(QAPI_TEST_DIR)/.stamp | $(GENERATED_HEADERS)
+	@mkdir -p $(dir $@)
+	$(call say,CC,$<)
+	$(Q)$(CC) -I$(QAPI_TEST_DIR) -Iqapi $(CFLAGS_ALL) -c -o $@ $<
+
+UNIT_TESTS += $(BUILD)/tests/unit/test-qapi-json
+$(BUILD)/tests/unit/test-qapi-json: $(QAPI_TEST_OBJS) $(BUILD)/qapi/qapi-runtime.o $(BUILD)/qapi/qapi-introspect.o \
+                                    $(UTIL_OBJS)

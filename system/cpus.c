@@ -233,11 +233,6 @@ long cpus_thread_id(int index)
     return cpu ? cpu->thread_id : -1;
 }
 
-int64_t vcpu_thread_id(int cpu_index)
-{
-    return cpus_thread_id(cpu_index);
-}
-
 CPUState *cpu_current(void)
 {
     return this_cpu;

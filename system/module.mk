@@ -1,20 +1,24 @@
-# system/: command line, run state and the big lock, main loop, signals,
-# run-state QMP commands. (system/cpus.c and system/memory.c: hw's module.mk.)
+# system/: main() (main.c), the command line (cmdline.c, opts.c, chardev-spec.c),
+# run state and the big lock (vm.c), the main loop, guest RAM and dirty bitmaps
+# (memory.c), the accelerator registry (accel.c), vCPU threads (cpus.c), and the
+# run-state and guest-memory QMP commands.
 SYSTEM_CMDLINE_OBJS := $(BUILD)/system/cmdline.o $(BUILD)/system/opts.o $(BUILD)/system/chardev-spec.o
-MIGVM_OBJS += $(SYSTEM_CMDLINE_OBJS) \
+# What a board and its accelerator run on.
+SYSTEM_MACHINE_OBJS := $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(BUILD)/system/cpus.o
+MIGVM_OBJS += $(SYSTEM_CMDLINE_OBJS) $(SYSTEM_MACHINE_OBJS) \
               $(BUILD)/system/vm.o \
               $(BUILD)/system/main-loop.o \
-              $(BUILD)/system/qmp-cmds-run-state.o
-
+              $(BUILD)/system/qmp-cmds-run-state.o \
+              $(BUILD)/system/qmp-cmds-memory.o
 
 # Unit test: run states, vm_start/stop events, sizes, chardev specs, command line.
 # cpus_* / machine_reset / qapi_event_emit are stubbed in the test itself.
 UNIT_TESTS += $(BUILD)/tests/unit/test-runstate
-TEST_RUNSTATE_OBJS := $(BUILD)/tests/unit/test-runstate.o $(SYSTEM_CMDLINE_OBJS) \
-                      $(BUILD)/system/vm.o $(BUILD)/system/main-loop.o \
-                      $(BUILD)/system/qmp-cmds-run-state.o $(UTIL_OBJS) \
-                      $(QAPI_OBJS) $(JSON_WRITER_OBJS) $(BUILD)/system/accel.o
-$(BUILD)/tests/unit/test-runstate.o: CFLAGS_ALL += $(CHECK_CFLAGS)
-$(BUILD)/tests/unit/test-runstate: $(TEST_RUNSTATE_OBJS)
-	$(call say,LINK,$@)
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(CHECK_LIBS) $(DEP_LIBS) -lm
+$(BUILD)/tests/unit/test-runstate: $(SYSTEM_CMDLINE_OBJS) \
+                                   $(BUILD)/system/vm.o $(BUILD)/system/main-loop.o \
+                                   $(BUILD)/system/qmp-cmds-run-state.o $(UTIL_OBJS) \
+                                   $(QAPI_OBJS) $(BUILD)/system/accel.o
+
+# Unit test: bitmaps, concurrent dirtying vs sync, guest-physical access.
+UNIT_TESTS += $(BUILD)/tests/unit/test-memory
+$(BUILD)/tests/unit/test-memory: $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(UTIL_OBJS)

@@ -1,5 +1,18 @@
-# util/: small helpers shared by every subsystem (errors, whole-buffer fd I/O,
-# JSON I/O, ...). UTIL_OBJS is what every test links besides its own objects.
-UTIL_OBJS := $(BUILD)/util/error.o $(BUILD)/util/fd-io.o
+# util/: small helpers shared by every subsystem: errors (error.c), whole-buffer
+# fd I/O (fd-io.c), and JSON: the lexer with QEMU's rules, the streamer that
+# splits a byte stream into values, the writer with QEMU's output format.
+# UTIL_OBJS is what every test links besides its own objects.
+UTIL_OBJS := $(BUILD)/util/error.o $(BUILD)/util/fd-io.o $(BUILD)/util/json-lexer.o \
+             $(BUILD)/util/json-streamer.o $(BUILD)/util/json-writer.o
 MIGVM_OBJS += $(UTIL_OBJS)
-include util/json.mk
+
+UNIT_TESTS += $(BUILD)/tests/unit/test-json-streamer $(BUILD)/tests/unit/test-json-writer
+$(BUILD)/tests/unit/test-json-streamer: $(UTIL_OBJS)
+$(BUILD)/tests/unit/test-json-writer: $(UTIL_OBJS)
+
+# libFuzzer target for the streamer: make fuzz-json
+#   build/fuzz/fuzz-json-streamer -max_total_time=120
+FUZZ_TARGETS += $(BUILD)/fuzz/fuzz-json-streamer
+$(BUILD)/fuzz/fuzz-json-streamer: $(call fuzz-objs,$(UTIL_OBJS))
+.PHONY: fuzz-json
+fuzz-json: $(BUILD)/fuzz/fuzz-json-streamer

@@ -1,4 +1,4 @@
-# guest/ring3/: the second test guest (issue 6): long mode, IDT/TSS, 8259 +
+# guest/ring3/: the second test guest: long mode, IDT/TSS, 8259 +
 # PIT + LAPIC timer, interrupt-driven COM1, a memory-dirtying workload in
 # ring 3 (see guest/ring3/user.c for its serial protocol). One flat raw image
 # linked at 0x7c00 by guest/ring3/link.ld; the first 512 bytes boot it.

@@ -1,8 +1,28 @@
-# functional tests: start build/migvm ($BUILD/migvm) and talk QMP/HMP over real sockets.
+# tests/functional/: start build/migvm ($BUILD/migvm) and talk QMP/HMP over real sockets.
 # Run from the repo root by scripts/run-tests.sh with BUILD set; MIGVM_TEST_BINARY=qemu-system-x86_64
 # runs the same scripts against QEMU 7.2 (migvm-only parts skip).
+
+# Monitors and command line.
 FUNC_TESTS += tests/functional/test-qmp.py \
               tests/functional/test-qmp-hostile.py \
               tests/functional/test-hmp.py \
               tests/functional/test-cmdline.py \
               tests/functional/test-socat.sh
+# The KVM accelerator with the boot-sector guest; the pc board.
+FUNC_TESTS += tests/functional/test-kvm.py tests/functional/test-kvm-machine.py
+# Live migration end to end between real migvm processes.
+FUNC_TESTS += tests/functional/test-migration.py \
+              tests/functional/test-migration-bandwidth.py \
+              tests/functional/test-migration-failures.py \
+              tests/functional/test-hmp-migration.py
+# KVM live migration at full size, cancel and failed destination.
+FUNC_TESTS += tests/functional/test-kvm-migration.py
+# KVM guests of 4-5 GiB: "pc.ram" split around the 32-bit hole, boot, pmemsave, stream block list, live migration.
+FUNC_TESTS += tests/functional/test-kvm-bigmem.py
+# HMP `info registers [-a|vcpu]` against the ring3 guest: QEMU 7.2's lines, live guest undisturbed, migration.
+FUNC_TESTS += tests/functional/test-hmp-registers.py
+# The ring-3 test guest: boot, stop/cont, no-irqchip, one migration; ten live migrations in a row;
+# the same image under QEMU 7.2 (boot and QEMU -> QEMU migration) for comparison.
+# tests/functional/ring3-soak.py (minutes-long soak) is run by `make soak`, not by make check.
+FUNC_TESTS += tests/functional/test-ring3-guest.py tests/functional/test-ring3-pingpong.py \
+              tests/functional/test-ring3-qemu.py

@@ -11,6 +11,7 @@
 
 #include "../../monitor/hmp-int.h"
 #include "qapi-commands.h"
+#include "cpus.h"
 #include "vm.h"
 
 /* ---- monitor core stubs ---- */
@@ -86,6 +87,20 @@ bool hmp_monitor_alive(Monitor *mon)
 }
 
 VMConfig vm_config;
+
+/* ---- system and accelerator stubs ---- */
+
+long cpus_thread_id(int index)
+{
+    return -1;
+}
+
+/* Reads vCPU registers through the accelerator; tested end to end by
+ * tests/functional/test-hmp-registers.py. */
+void hmp_info_registers(Monitor *mon, const HmpArgs *args)
+{
+    monitor_printf(mon, "registers\n");
+}
 
 /* ---- qmp_* stubs ---- */
 
@@ -376,6 +391,8 @@ START_TEST(test_help_info_listing)
         "info migrate_capabilities  -- list every migration capability with its state\n"
         "info migrate_parameters  -- list every migration parameter with its value\n"
         "info name  -- print the name given with -name\n"
+        "info registers [-a|vcpu] -- print the vCPU registers: the current CPU's, one vCPU's by index, or with -a "
+        "every vCPU's\n"
         "info status  -- report whether the VM runs (running|paused)\n"
         "info version  -- print the emulator version\n";
 
