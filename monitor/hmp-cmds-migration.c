@@ -5,6 +5,7 @@
  * trio. Values typed by the user are parsed here with QEMU 7.2's syntax
  * and error texts; the decisions are the qmp_* handlers'.
  */
+#include <errno.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -143,7 +144,8 @@ void hmp_migrate_set_capability(Monitor *mon, const HmpArgs *args)
 
 typedef enum ParamKind {
     PK_SIZE,            /* size in the base unit, suffixes allowed */
-    PK_BANDWIDTH,       /* size, default unit MiB */
+    PK_CACHE_SIZE,      /* the same, at most INT64_MAX */
+    PK_BANDWIDTH,       /* size, default unit MiB, at most INT64_MAX */
     PK_U8,
     PK_U32,
     PK_BOOL,
@@ -184,7 +186,7 @@ static const ParamSyntax param_syntax[] = {
     PS(X_CHECKPOINT_DELAY, PK_U32, x_checkpoint_delay),
     PS(BLOCK_INCREMENTAL, PK_BOOL, block_incremental),
     PS(MULTIFD_CHANNELS, PK_U8, multifd_channels),
-    PS(XBZRLE_CACHE_SIZE, PK_SIZE, xbzrle_cache_size),
+    PS(XBZRLE_CACHE_SIZE, PK_CACHE_SIZE, xbzrle_cache_size),
     PS(MAX_POSTCOPY_BANDWIDTH, PK_SIZE, max_postcopy_bandwidth),
     PS(MAX_CPU_THROTTLE, PK_U8, max_cpu_throttle),
     PS(MULTIFD_COMPRESSION, PK_COMPRESSION, multifd_compression),
@@ -211,17 +213,31 @@ static bool fill_parameter(MigrateSetParameters *p, StrOrNull *str, const ParamS
     char *base = (char *)p;
     uint64_t u;
     bool b;
+    int r;
 
     switch (ps->kind) {
     case PK_SIZE:
-        if (!hmp_parse_size(value, 1, &u)) {
-            error_setg(errp, "Parameter '%s' expects a non-negative number below 2^64", name);
+    case PK_CACHE_SIZE:
+        r = hmp_parse_size(value, 1, &u);
+        if (r == -ERANGE) {
+            error_setg(errp, "Value '%s' is out of range for parameter '%s'", value, name);
+            return false;
+        }
+        if (r < 0) {
+            /* QEMU 7.2 prints its size hint after the message */
+            error_setg(errp, "Parameter '%s' expects a non-negative number below 2^64\n"
+                       "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n"
+                       "and exabytes, respectively.", name);
+            return false;
+        }
+        if (ps->kind == PK_CACHE_SIZE && u > INT64_MAX) {
+            error_setg(errp, "Invalid size %s", value);
             return false;
         }
         *(uint64_t *)(base + ps->val_off) = u;
         break;
     case PK_BANDWIDTH:
-        if (!hmp_parse_size(value, 1 << 20, &u) || u > INT64_MAX) {
+        if (hmp_parse_size(value, 1 << 20, &u) < 0 || u > INT64_MAX) {
             error_setg(errp, "Invalid size %s", value);
             return false;
         }

@@ -274,27 +274,32 @@ static uint64_t size_unit(char c, uint64_t default_unit)
     }
 }
 
-bool hmp_parse_size(const char *text, uint64_t default_unit, uint64_t *out)
+int hmp_parse_size(const char *text, uint64_t default_unit, uint64_t *out)
 {
     const char *p = skip_blanks(text);
+    bool negative = *p == '-';
+    const char *digits = p + (negative || *p == '+');
     char *end;
     uint64_t whole, unit;
     double fraction = 0;
     bool hex;
 
-    if (!isdigit((unsigned char)*p)) {
-        return false;               /* empty, negative or junk */
+    if (!isdigit((unsigned char)*digits)) {
+        return -EINVAL;             /* empty or junk */
     }
-    hex = p[0] == '0' && (p[1] == 'x' || p[1] == 'X');
+    hex = !negative && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X');
     errno = 0;
     whole = strtoull(p, &end, hex ? 16 : 10);
-    if (errno == ERANGE || end == p) {
-        return false;
+    if (errno == ERANGE) {
+        return -ERANGE;
+    }
+    if (negative || end == p) {
+        return -EINVAL;
     }
     if (*end == '.') {
         char *fend;
         if (hex) {
-            return false;
+            return -EINVAL;
         }
         if (isdigit((unsigned char)end[1])) {
             fraction = strtod(end, &fend);   /* ".5" parses as 0.5 */
@@ -305,20 +310,20 @@ bool hmp_parse_size(const char *text, uint64_t default_unit, uint64_t *out)
     }
     unit = size_unit(*end, default_unit);
     if (unit == 0) {
-        return false;
+        return -EINVAL;
     }
     if (*end != '\0') {
         end++;
     }
     if (*end != '\0' || (fraction != 0 && unit == 1)) {
-        return false;
+        return -EINVAL;
     }
     /* 2^64 is exactly representable; anything at or above it overflows. */
     if ((long double)whole * unit + (long double)fraction * unit >= 18446744073709551616.0L) {
-        return false;
+        return -ERANGE;
     }
     *out = whole * unit + (uint64_t)(fraction * (double)unit);
-    return true;
+    return 0;
 }
 
 bool hmp_parse_bool_word(const char *text, bool *out)

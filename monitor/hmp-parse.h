@@ -58,9 +58,11 @@ bool hmp_eval_expr(const char **pp, int64_t *val, GString *err);
 
 /* A size: number with optional fraction and suffix B K M G T P E (powers of
  * 1024, any case); no suffix means default_unit. Leading blanks allowed,
- * nothing may follow. Negative, empty, junk, and > 2^64-1 are refused;
- * a fraction needs a unit larger than one byte. */
-bool hmp_parse_size(const char *text, uint64_t default_unit, uint64_t *out);
+ * nothing may follow; a fraction needs a unit larger than one byte.
+ * Returns 0, -ERANGE when the number does not fit 64 bits (its digits, even
+ * after a minus sign, or the scaled value: QEMU 7.2 then says "out of
+ * range"), or -EINVAL (negative, empty, junk). */
+int hmp_parse_size(const char *text, uint64_t default_unit, uint64_t *out);
 
 /* on/yes/true/y and off/no/false/n. */
 bool hmp_parse_bool_word(const char *text, bool *out);

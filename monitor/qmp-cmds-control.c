@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 #include "../qapi/dispatch.h"
+#include "cpus.h"
 #include "qapi-commands.h"
 #include "qapi-introspect.h"
 #include "vm.h"
@@ -114,8 +115,8 @@ bool qmp_closefd(const q_obj_closefd_arg *arg, Error **errp)
 
 char *qmp_human_monitor_command(const q_obj_human_monitor_command_arg *arg, Error **errp)
 {
-    int cpus = vm_config.smp_cpus > 0 ? vm_config.smp_cpus : 1;
-    if (arg->has_cpu_index && (arg->cpu_index < 0 || arg->cpu_index >= cpus)) {
+    /* The vCPUs that exist: none on -M none, as in QEMU 7.2. */
+    if (arg->has_cpu_index && (arg->cpu_index < 0 || arg->cpu_index >= cpus_count())) {
         error_setg(errp, "Parameter 'cpu-index' expects a CPU number");
         return NULL;
     }

@@ -193,6 +193,10 @@ static bool in_signed(json_object *src, const char *path, int64_t min, int64_t m
     return true;
 }
 
+/* QEMU 7.2's uint64 visitor takes any JSON integer that fits uint64 or
+ * int64, a negative one wrapped modulo 2^64 ("-1" is 2^64-1), so a narrow
+ * type then sees a huge value and says "expects uint8_t". What fits
+ * neither (the parser made it a double) is "expects uint64". */
 static bool in_unsigned(json_object *src, const char *path, uint64_t max, const char *desc,
                         uint64_t *out, Error **errp)
 {
@@ -203,10 +207,10 @@ static bool in_unsigned(json_object *src, const char *path, uint64_t max, const 
         return false;
     }
     if (json_object_get_int64(src) < 0) {
-        qapi_error_expects(errp, path, desc);
-        return false;
+        v = (uint64_t)json_object_get_int64(src);
+    } else {
+        v = json_object_get_uint64(src);
     }
-    v = json_object_get_uint64(src);
     if (v > max) {
         qapi_error_expects(errp, path, desc);
         return false;

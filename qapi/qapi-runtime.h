@@ -13,14 +13,16 @@
  * <path> is the member name at top level, "outer[0].inner" below; a NULL
  * path at top level prints as 'null', as QEMU does.
  *
- * Integer rules: signed members accept JSON integers only, anything else is
- * "expected: integer" (also a value above INT64_MAX); narrow signed types
- * report "expects int8_t" etc. when out of range. Unsigned members accept
- * non-negative JSON integers; anything else (floats such as 1.0, strings,
- * negative numbers) is "expects uint64" (the 64-bit check runs first, as in
- * QEMU), and a narrow type out of range or negative is "expects uint8_t" etc.
- * Unlike QEMU 7.2 we reject negative values for uint64/size instead of
- * wrapping them.
+ * Integer rules (QEMU 7.2's QMP input visitor): signed members accept JSON
+ * integers from INT64_MIN to INT64_MAX, anything else is "expected: integer"
+ * (also a value above INT64_MAX); narrow signed types report "expects
+ * int8_t" etc. when out of range. Unsigned members accept JSON integers
+ * from INT64_MIN to UINT64_MAX, a negative one wrapped modulo 2^64 (-1 is
+ * 2^64-1); anything else (floats such as 1.0, strings, integers the parser
+ * could only keep as a double) is "expects uint64" (the 64-bit check runs
+ * first, as in QEMU), and a narrow type out of range, negative included, is
+ * "expects uint8_t" etc. The handlers' own range checks then see the
+ * wrapped value.
  */
 #ifndef QAPI_RUNTIME_H
 #define QAPI_RUNTIME_H

@@ -1,5 +1,6 @@
 /* pmemsave / memsave: dump guest memory to a file (tests compare the
  * source's and destination's memory this way). */
+#include "cpus.h"
 #include "memory.h"
 #include "vm.h"
 #include "qapi-commands.h"
@@ -48,7 +49,11 @@ bool qmp_pmemsave(const q_obj_pmemsave_arg *arg, Error **errp)
  * accelerator (KVM) will translate through the vCPU's page tables. */
 bool qmp_memsave(const q_obj_memsave_arg *arg, Error **errp)
 {
-    if (arg->has_cpu_index && (arg->cpu_index < 0 || arg->cpu_index >= vm_config.smp_cpus)) {
+    /* Without cpu-index: the monitor's CPU, the first one; a board without
+     * vCPUs (-M none) has none to translate through, as in QEMU 7.2. */
+    int64_t cpu = arg->has_cpu_index ? arg->cpu_index : 0;
+
+    if (cpu < 0 || cpu >= cpus_count()) {
         error_setg(errp, "Parameter 'cpu-index' expects a CPU number");
         return false;
     }

@@ -145,8 +145,8 @@ def test_parameter_errors():
     before = q.cmd_ok("query-migrate-parameters")
     cases = [
         ({"downtime-limit": 2000001}, "Parameter 'downtime_limit' expects an integer in the range of 0 to (2000 * 1000) ms"),
-        ({"downtime-limit": -1}, "Parameter 'downtime-limit' expects uint64"),
-        ({"max-bandwidth": -1}, "Parameter 'max-bandwidth' expects uint64"),
+        # QEMU 7.2 wraps a negative uint64 to 2^64-1, then range-checks it
+        ({"downtime-limit": -1}, "Parameter 'downtime_limit' expects an integer in the range of 0 to (2000 * 1000) ms"),
         ({"max-bandwidth": 2 ** 64}, "Parameter 'max-bandwidth' expects uint64"),
         ({"max-bandwidth": 1.5}, "Parameter 'max-bandwidth' expects uint64"),
         ({"max-bandwidth": 1000, "downtime-limit": 2000001},
@@ -160,9 +160,9 @@ def test_parameter_errors():
     for v in (0, 2000000):
         check_eq("downtime-limit %d accepted" % v, q.cmd("migrate-set-parameters", downtime_limit=v), {"return": {}})
         check_eq("downtime-limit %d stored" % v, q.cmd_ok("query-migrate-parameters")["downtime-limit"], v)
-    for v in (0, 1, 2 ** 64 - 1):
+    for v in (0, 1, 2 ** 64 - 1, -1):
         check_eq("max-bandwidth %d accepted" % v, q.cmd("migrate-set-parameters", max_bandwidth=v), {"return": {}})
-        check_eq("max-bandwidth %d stored" % v, q.cmd_ok("query-migrate-parameters")["max-bandwidth"], v)
+        check_eq("max-bandwidth %d stored" % v, q.cmd_ok("query-migrate-parameters")["max-bandwidth"], v % 2 ** 64)
     r = q.cmd("migrate-continue", state="pre-switchover")
     check_eq("migrate-continue with no migration", error_of(r), ("GenericError", "Migration not in expected state: none"))
 

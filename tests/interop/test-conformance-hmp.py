@@ -137,8 +137,29 @@ def conv_migrate(side):
     hmp(side, q2, 'migrate_incoming "exec:cat %s"' % path, name="destination: second migrate_incoming")
 
 
+# migrate_set_parameter with numbers as QEMU 7.2's HMP reads them: sizes with
+# suffixes (max-bandwidth in MiB), negatives, at and beyond 2^63 and 2^64,
+# and the integer parameters that wrap "-N" as strtoull does.
+INTEGER_TEXTS = ["-1", "-9223372036854775809", "-18446744073709551615", "-18446744073709551616", "2147483648",
+                 "4294967296", "9007199254740993", "9223372036854775807", "9223372036854775808",
+                 "18446744073709551615", "18446744073709551616", "1.5", "1k", "8E", "16E", "-1k", "0x10", "1e3",
+                 "256"]
+INTEGER_PARAMETERS = ["max-bandwidth", "downtime-limit", "xbzrle-cache-size", "announce-initial",
+                      "max-postcopy-bandwidth", "x-checkpoint-delay", "compress-level"]
+
+
+def conv_integers(side):
+    vm = side.start(["-S"])
+    q = vm.qmp()
+    for name in INTEGER_PARAMETERS:
+        for text in INTEGER_TEXTS:
+            hmp(side, q, "migrate_set_parameter %s %s" % (name, text))
+            now = [l for l in q.hmp("info migrate_parameters").splitlines() if l.startswith(name + ":")]
+            side.record("integers: %s reads back after %s" % (name, text), now)
+
+
 tally = conformance.Tally(DELIBERATE)
-for conv in (conv_info, conv_migrate):
+for conv in (conv_info, conv_integers, conv_migrate):
     qemu_side, migvm_side = conformance.run_both(conv)
     tally.compare(qemu_side, migvm_side)
 tally.summary("HMP")

@@ -4,10 +4,16 @@
  * from the generated weak stubs (build/tests/unit/qmp-handler-stubs.c).
  */
 #include <glib.h>
+#include "cpus.h"
 #include "monitor.h"
 #include "vm.h"
 
 VMConfig vm_config = { .smp_cpus = 2 };
+
+int cpus_count(void)
+{
+    return vm_config.smp_cpus;
+}
 
 char *hmp_run_capture(const char *cmdline)
 {

@@ -495,10 +495,18 @@ START_TEST(test_set_parameter)
     expect("migrate_set_parameter max-bandwidth 12Q", "Error: Invalid size 12Q\n");
     expect("migrate_set_parameter max-bandwidth -1", "Error: Invalid size -1\n");
     expect("migrate_set_parameter max-bandwidth 15E", "Error: Invalid size 15E\n");
+#define SIZE_HINT "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n" \
+                  "and exabytes, respectively.\n"
     expect("migrate_set_parameter downtime-limit abc",
-           "Error: Parameter 'downtime-limit' expects a non-negative number below 2^64\n");
+           "Error: Parameter 'downtime-limit' expects a non-negative number below 2^64\n" SIZE_HINT);
     expect("migrate_set_parameter downtime-limit 1.5",
-           "Error: Parameter 'downtime-limit' expects a non-negative number below 2^64\n");
+           "Error: Parameter 'downtime-limit' expects a non-negative number below 2^64\n" SIZE_HINT);
+    expect("migrate_set_parameter downtime-limit -1",
+           "Error: Parameter 'downtime-limit' expects a non-negative number below 2^64\n" SIZE_HINT);
+#undef SIZE_HINT
+    expect("migrate_set_parameter downtime-limit 16E",
+           "Error: Value '16E' is out of range for parameter 'downtime-limit'\n");
+    expect("migrate_set_parameter xbzrle-cache-size 8E", "Error: Invalid size 8E\n");
     expect("migrate_set_parameter multifd-channels 3x", "Error: Parameter 'multifd-channels' expects uint64\n");
     expect("migrate_set_parameter multifd-channels 300", "Error: Parameter 'multifd-channels' expects uint8_t\n");
     expect("migrate_set_parameter x-checkpoint-delay -1",

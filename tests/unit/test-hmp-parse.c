@@ -2,6 +2,7 @@
  * Unit tests for monitor/hmp-parse.c: the args_type language, words,
  * expressions and sizes, with the messages QEMU 7.2 prints.
  */
+#include <errno.h>
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,12 +215,30 @@ START_TEST(test_sizes)
     };
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
         uint64_t v = 0;
-        bool ok = hmp_parse_size(cases[i].in, cases[i].unit, &v);
+        bool ok = hmp_parse_size(cases[i].in, cases[i].unit, &v) == 0;
         ck_assert_msg(ok == cases[i].ok, "'%s' ok=%d", cases[i].in, ok);
         if (ok) {
             ck_assert_msg(v == cases[i].v, "'%s' = %" G_GUINT64_FORMAT, cases[i].in, v);
         }
     }
+    /* QEMU 7.2 tells "out of range" (the digits or the scaled value do not
+     * fit 64 bits, even after a minus sign) from "not a size". */
+    static const struct { const char *in; int r; } errors[] = {
+        { "16E", -ERANGE }, { "99999999999999999999", -ERANGE }, { "18446744073709551616", -ERANGE },
+        { "-18446744073709551616", -ERANGE }, { "17179869184G", -ERANGE },
+        { "-1", -EINVAL }, { "-18446744073709551615", -EINVAL }, { "-1k", -EINVAL }, { "1e3", -EINVAL },
+        { "abc", -EINVAL }, { "", -EINVAL }, { "1.5", -EINVAL },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(errors); i++) {
+        uint64_t v = 0;
+        int r = hmp_parse_size(errors[i].in, 1, &v);
+        ck_assert_msg(r == errors[i].r, "'%s': %d, expected %d", errors[i].in, r, errors[i].r);
+    }
+    uint64_t v = 0;
+    ck_assert_int_eq(hmp_parse_size("+5k", 1, &v), 0);
+    ck_assert(v == 5120);
+    ck_assert_int_eq(hmp_parse_size("18446744073709551615", 1, &v), 0);
+    ck_assert(v == UINT64_MAX);
 }
 END_TEST
 

@@ -6,6 +6,7 @@
  */
 #include <check.h>
 #include <glib.h>
+#include <inttypes.h>
 #include <math.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@
 #include "qapi-events.h"
 #include "qapi-json.h"
 #include "qapi-runtime.h"
+#include "json-streamer.h"
 #include "monitor.h"
 
 /* The test schema's introspection, under another name than the real one. */
@@ -341,8 +343,8 @@ START_TEST(test_scalars)
         { NULL, NULL, NULL },
         { "u64", "1.0", "Parameter 'u64' expects uint64" },
         { "u64", "1.5", "Parameter 'u64' expects uint64" },
-        { "u64", "-1", "Parameter 'u64' expects uint64" },
-        { "sz", "-1", "Parameter 'sz' expects uint64" },
+        { "u64", "-1", NULL },
+        { "sz", "-1", NULL },
         { "u64", "\"1\"", "Parameter 'u64' expects uint64" },
         { "u8", "-1", "Parameter 'u8' expects uint8_t" },
         { "u8", "256", "Parameter 'u8' expects uint8_t" },
@@ -380,6 +382,147 @@ START_TEST(test_scalars)
     /* 2^64 arrives as a double from a parser that does not saturate */
     g_autofree char *msg = scalars_error("u64", json_object_new_double(18446744073709551616.0));
     ck_assert_str_eq(msg, "Parameter 'u64' expects uint64");
+}
+END_TEST
+
+/* Every integer type at and beyond its limits, around 2^31, 2^32, 2^53 and
+ * 2^63, negatives included, parsed by the QMP parser (json_parse_qmp: what
+ * fits neither int64 nor uint64 becomes a double) and converted as QEMU
+ * 7.2's QMP input visitor does; `want` is the stored value or the error. */
+static char *convert_member(const char *member, const char *text)
+{
+    g_autofree char *doc = g_strdup_printf("{\"%s\": %s}", member, text);
+    Error *err = NULL;
+    json_object *o = json_parse_qmp(doc, &err);
+    json_object *v = NULL;
+    char *out = NULL;
+
+    ck_assert_msg(o, "bad test JSON %s", doc);
+    json_object_object_get_ex(o, member, &v);
+    union { int64_t i; uint64_t u; int8_t i8; int16_t i16; int32_t i32; uint8_t u8; uint16_t u16;
+            uint32_t u32; double n; } r;
+    bool ok, is_signed = member[0] == 'i', is_number = member[0] == 'n';
+    if (!strcmp(member, "i") || !strcmp(member, "i64")) {
+        ok = qapi_from_json_int64(v, member, &r.i, &err);
+    } else if (!strcmp(member, "i8")) {
+        ok = qapi_from_json_int8(v, member, &r.i8, &err);
+        r.i = r.i8;
+    } else if (!strcmp(member, "i16")) {
+        ok = qapi_from_json_int16(v, member, &r.i16, &err);
+        r.i = r.i16;
+    } else if (!strcmp(member, "i32")) {
+        ok = qapi_from_json_int32(v, member, &r.i32, &err);
+        r.i = r.i32;
+    } else if (!strcmp(member, "u8")) {
+        ok = qapi_from_json_uint8(v, member, &r.u8, &err);
+        r.u = r.u8;
+    } else if (!strcmp(member, "u16")) {
+        ok = qapi_from_json_uint16(v, member, &r.u16, &err);
+        r.u = r.u16;
+    } else if (!strcmp(member, "u32")) {
+        ok = qapi_from_json_uint32(v, member, &r.u32, &err);
+        r.u = r.u32;
+    } else if (!strcmp(member, "u64")) {
+        ok = qapi_from_json_uint64(v, member, &r.u, &err);
+    } else if (!strcmp(member, "sz")) {
+        ok = qapi_from_json_size(v, member, &r.u, &err);
+    } else {
+        ok = qapi_from_json_number(v, member, &r.n, &err);
+    }
+    ck_assert(ok == !err);
+    if (!ok) {
+        out = g_strdup(error_get_pretty(err));
+        error_free(err);
+    } else if (is_number) {
+        out = g_strdup_printf("%.17g", r.n);
+    } else {
+        out = is_signed ? g_strdup_printf("%" PRId64, r.i) : g_strdup_printf("%" PRIu64, r.u);
+    }
+    json_object_put(o);
+    return out;
+}
+
+START_TEST(test_integer_limits)
+{
+#define TYPE_ERR(m, t) "Invalid parameter type for '" m "', expected: " t
+#define EXPECTS(m, t) "Parameter '" m "' expects " t
+    static const struct { const char *member, *text, *want; } cases[] = {
+        /* int / int64: INT64_MIN..INT64_MAX, nothing else */
+        { "i", "-9223372036854775808", "-9223372036854775808" },
+        { "i", "-9223372036854775809", TYPE_ERR("i", "integer") },
+        { "i", "9223372036854775807", "9223372036854775807" },
+        { "i", "9223372036854775808", TYPE_ERR("i", "integer") },
+        { "i", "18446744073709551615", TYPE_ERR("i", "integer") },
+        { "i", "18446744073709551616", TYPE_ERR("i", "integer") },
+        { "i", "2147483648", "2147483648" },
+        { "i", "4294967296", "4294967296" },
+        { "i", "9007199254740993", "9007199254740993" },
+        { "i", "-1", "-1" },
+        { "i", "1.0", TYPE_ERR("i", "integer") },
+        { "i", "1e3", TYPE_ERR("i", "integer") },
+        { "i64", "-9223372036854775809", TYPE_ERR("i64", "integer") },
+        { "i64", "9223372036854775807", "9223372036854775807" },
+        /* narrow signed: the 64-bit rule first, then the range */
+        { "i8", "-128", "-128" },
+        { "i8", "-129", EXPECTS("i8", "int8_t") },
+        { "i8", "127", "127" },
+        { "i8", "128", EXPECTS("i8", "int8_t") },
+        { "i8", "9223372036854775808", TYPE_ERR("i8", "integer") },
+        { "i16", "-32768", "-32768" },
+        { "i16", "32768", EXPECTS("i16", "int16_t") },
+        { "i32", "-2147483648", "-2147483648" },
+        { "i32", "-2147483649", EXPECTS("i32", "int32_t") },
+        { "i32", "2147483647", "2147483647" },
+        { "i32", "2147483648", EXPECTS("i32", "int32_t") },
+        { "i32", "4294967296", EXPECTS("i32", "int32_t") },
+        /* uint64 / size: INT64_MIN..UINT64_MAX, negatives wrapped modulo 2^64 */
+        { "u64", "18446744073709551615", "18446744073709551615" },
+        { "u64", "18446744073709551616", EXPECTS("u64", "uint64") },
+        { "u64", "9223372036854775808", "9223372036854775808" },
+        { "u64", "9007199254740993", "9007199254740993" },
+        { "u64", "4294967296", "4294967296" },
+        { "u64", "-1", "18446744073709551615" },
+        { "u64", "-2147483649", "18446744071562067967" },
+        { "u64", "-9223372036854775808", "9223372036854775808" },
+        { "u64", "-9223372036854775809", EXPECTS("u64", "uint64") },
+        { "u64", "1.0", EXPECTS("u64", "uint64") },
+        { "u64", "\"1\"", EXPECTS("u64", "uint64") },
+        { "sz", "-1", "18446744073709551615" },
+        { "sz", "-2", "18446744073709551614" },
+        { "sz", "18446744073709551615", "18446744073709551615" },
+        { "sz", "18446744073709551616", EXPECTS("sz", "uint64") },
+        { "sz", "-9223372036854775809", EXPECTS("sz", "uint64") },
+        { "sz", "1e3", EXPECTS("sz", "uint64") },
+        /* narrow unsigned: wrapped like uint64, then the range */
+        { "u8", "255", "255" },
+        { "u8", "256", EXPECTS("u8", "uint8_t") },
+        { "u8", "-1", EXPECTS("u8", "uint8_t") },
+        { "u8", "-9223372036854775808", EXPECTS("u8", "uint8_t") },
+        { "u8", "-9223372036854775809", EXPECTS("u8", "uint64") },
+        { "u8", "18446744073709551616", EXPECTS("u8", "uint64") },
+        { "u8", "1.0", EXPECTS("u8", "uint64") },
+        { "u16", "65535", "65535" },
+        { "u16", "65536", EXPECTS("u16", "uint16_t") },
+        { "u32", "4294967295", "4294967295" },
+        { "u32", "4294967296", EXPECTS("u32", "uint32_t") },
+        { "u32", "2147483648", "2147483648" },
+        { "u32", "-1", EXPECTS("u32", "uint32_t") },
+        /* number: any JSON number, integers beyond 2^64 included */
+        { "n", "9007199254740993", "9007199254740992" },
+        { "n", "18446744073709551615", "1.8446744073709552e+19" },
+        { "n", "18446744073709551616", "1.8446744073709552e+19" },
+        { "n", "-9223372036854775809", "-9.2233720368547758e+18" },
+        { "n", "-1", "-1" },
+        { "n", "\"1\"", TYPE_ERR("n", "number") },
+    };
+#undef TYPE_ERR
+#undef EXPECTS
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+        g_autofree char *got = convert_member(cases[i].member, cases[i].text);
+        ck_assert_msg(!strcmp(got, cases[i].want), "%s=%s: got '%s', expected '%s'",
+                      cases[i].member, cases[i].text, got, cases[i].want);
+    }
 }
 END_TEST
 
@@ -702,6 +845,7 @@ static Suite *qapi_suite(void)
     tcase_add_test(tc, test_no_args);
     tcase_add_test(tc, test_union);
     tcase_add_test(tc, test_scalars);
+    tcase_add_test(tc, test_integer_limits);
     tcase_add_test(tc, test_alternate);
     tcase_add_test(tc, test_round_trip);
     tcase_add_test(tc, test_to_json);
