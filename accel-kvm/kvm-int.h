@@ -190,7 +190,6 @@ void kvm_vm_state_change(bool running);  /* freeze PIT and kvmclock across a pau
 bool kvm_cpu_model_apply_hide(const char *spec, Error **errp);
 bool kvm_cpu_model_init(Error **errp);      /* registers "kvm-cpu-model" */
 void kvm_cpu_model_fini(void);
-/* vCPU 0's CPUID changed (set at creation or migrated in). */
 
 /* kvm-cpu-dump.c: AccelOps.dump_registers [BQL, vCPUs paused] */
 bool kvm_dump_registers(int index, GString *out, Error **errp);

@@ -400,8 +400,8 @@ class Bench:
 
     def kvm(self, size):
         """KVM boot-sector guest: idle, live and stopped, each over every transport. Every live or
-        stopped row starts from a fresh source that made one pass (a guest that was itself migrated in
-        is not used as a source: see tests/functional/FINDINGS-kvm.txt)."""
+        stopped row starts from a fresh source that made one pass, so each row measures one hop
+        (tests/functional/test-ring3-pingpong.py covers guests migrated many times)."""
         why = kvm_unusable()
         if why:
             self.notes.append("%s KVM rows skipped: %s" % (size, why))

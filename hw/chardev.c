@@ -145,14 +145,14 @@ static gboolean chardev_on_input(int fd, GIOCondition cond, gpointer opaque)
 {
     Chardev *chr = opaque;
     uint8_t buf[64];
-    int room = chr->can_receive ? chr->can_receive(chr->opaque) : 0;
+    int space = chr->can_receive ? chr->can_receive(chr->opaque) : 0;
 
-    if (room <= 0 && chr->receive && !(cond & (G_IO_HUP | G_IO_ERR))) {
+    if (space <= 0 && chr->receive && !(cond & (G_IO_HUP | G_IO_ERR))) {
         chr->in_watch = 0;
         chr->input_blocked = true;          /* chardev_accept_input resumes */
         return G_SOURCE_REMOVE;
     }
-    ssize_t n = read(fd, buf, MIN((size_t)MAX(room, 1), sizeof(buf)));
+    ssize_t n = read(fd, buf, MIN((size_t)MAX(space, 1), sizeof(buf)));
     if (n <= 0 && !(n < 0 && (errno == EINTR || errno == EAGAIN))) {
         chr->in_watch = 0;
         if (chr->listen_fd >= 0 || chr->kind == CHARDEV_UNIX || chr->kind == CHARDEV_TCP) {

@@ -23,7 +23,7 @@ void chardev_set_handlers(Chardev *chr, ChardevCanReceive can_receive,
 /* Write now (file: appended and on disk when this returns). Output with
  * nobody connected is dropped. Any thread, BQL held. */
 void chardev_write(Chardev *chr, const uint8_t *buf, size_t len);
-/* The device has room again: resume reading input. [BQL] */
+/* The device can take input again: resume reading. [BQL] */
 void chardev_accept_input(Chardev *chr);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * Errors travel as Error **errp, last argument, up to the monitor.
- * Contract: a function returns false/NULL/-1 exactly when it set *errp.
+ * Rule: a function returns false/NULL/-1 exactly when it set *errp.
  * errp may be NULL (caller does not care); setting an already-set error
  * is a programming error and aborts.
  */

@@ -184,7 +184,7 @@ static void rate_limit_wait(MigStream *f)
 }
 
 /* QEMU 7.2 completes when pending < last window's rate x downtime limit.
- * One fast window then overshoots the limit (bench/FINDINGS.txt 4): e.g.
+ * One fast window then overshoots the limit (measured with make bench): e.g.
  * the first 100 ms of a 1 GiB migration went at 3 GB/s (the destination's
  * first pages still got huge pages), the next ones at 0.47 GB/s, and the
  * switch-over with 730 MiB left took 307-1123 ms against a 300 ms limit.
@@ -528,9 +528,9 @@ static bool migrate_prepare(const q_obj_migrate_arg *arg, Error **errp)
 
 /* The previous migration thread announces failed/cancelled before its
  * cleanup, which takes the BQL to restart the guest: joining it with the
- * BQL held hung the whole process when `migrate` followed a cancel at once
- * (seen under load in test-hmp-migration.py). Let it finish first, so the
- * checks of the new migrate also see the run state it restored. [BQL] */
+ * BQL held would deadlock when `migrate` follows a cancel at once. Join it
+ * without the BQL, so the checks of the new migrate also see the run state
+ * it restored. [BQL] */
 static void migration_join_ended(void)
 {
     if (mig.thread && !migration_is_running()) {

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Soak run of the ring3 guest on migvm (issue 6); not part of make check.
+"""Soak run of the ring3 guest on migvm; not part of make check.
 
     python3 tests/functional/ring3-soak.py [MINUTES]      (default 3; BUILD=build)
 

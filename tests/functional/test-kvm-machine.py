@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The KVM machine (issue 6, VMM side): the in-kernel irqchip and PIT, the
+"""The KVM machine (VMM side): the in-kernel irqchip and PIT, the
 serial interrupt, the small port devices, every piece of KVM state as a
 VMState section, and the incoming CPU-model check.
 

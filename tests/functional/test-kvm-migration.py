@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Live migration of KVM guests, at full size and when it goes wrong (issue 4).
+"""Live migration of KVM guests, at full size and when it goes wrong.
 
 The guest is the boot-sector guest (build/guest/boot-sector.img) on
 `-accel kvm -m 1G`: it prints 'A', then increments the first byte of every

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The KVM accelerator end to end (issue 4): the boot-sector guest
+"""The KVM accelerator end to end: the boot-sector guest
 (build/guest/boot-sector.img) runs on `-accel kvm` and prints 'A' then a 'B'
 per pass over its pages; stop pauses every vCPU promptly and cont resumes;
 query-kvm tells the truth; -smp 2 works; a guest instruction KVM's emulator

@@ -10,7 +10,8 @@ command errors, and hostile migration streams fed to a destination.
   channel whose command never reads: cancelling → cancelled, the source
   runs on and the guest progresses; a second migrate then completes;
 * `migrate` the moment a cancel is reported, 40 times: answered at once
-  (it once hung the process on the previous thread's cleanup);
+  (the new command must not wait on the previous thread's cleanup with the
+  big lock held);
 * the destination SIGKILLed mid-stream: failed with error-desc, the source
   runs on; a retry to a new destination completes;
 * hostile streams: a good stream (4 MiB pc guest, workload stopped) is

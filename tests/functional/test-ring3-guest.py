@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The ring3 guest (issue 6, build/guest/ring3-guest.img) under migvm's KVM
+"""The ring3 guest (build/guest/ring3-guest.img) under migvm's KVM
 accelerator. Its serial protocol is documented at the top of
 guest/ring3/user.c: a BOOT line, a START line, then one status line per
 second
@@ -22,7 +22,7 @@ followed by "ERROR: ..." lines for anything it found wrong.
 
 Skips when /dev/kvm cannot be used or the binary / guest image is missing;
 the no-irqchip and migration cases skip when migvm refuses the option or
-the migration (reported, not failed: they depend on other rooms' work)."""
+the migration (reported, not failed)."""
 
 import os
 import sys

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Ten live migrations in a row of one ring3 guest (issue 6), A -> B -> A ...
+"""Ten live migrations in a row of one ring3 guest, A -> B -> A ...
 
 The ring3 guest (build/guest/ring3-guest.img, protocol at the top of
 guest/ring3/user.c) rewrites 64 MiB every ~50 ms, takes PIT and LAPIC timer

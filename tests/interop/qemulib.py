@@ -1,8 +1,8 @@
 """Helpers for the interop tests: run the same machine (-M none) as migvm and
 as the real QEMU 7.2, side by side, through tests/functional/migvm.py.
 
-    qemu = qemulib.require_qemu()        # SKIP: ... when qemu-system-x86_64 is missing
-    src = qemulib.start("qemu", ["-S"], pattern=...)
+    qemulib.require_qemu_and_migvm()     # SKIP: ... when a binary is missing
+    src, q = qemulib.start_negotiated("qemu", ["-S"], loaders=[(path, addr)])
     dst = qemulib.start("migvm", ["-incoming", "tcp:127.0.0.1:%d" % port])
 
 Both get `-M none -m 4M -nodefaults -display none` and their own accelerator:

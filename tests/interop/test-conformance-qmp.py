@@ -350,7 +350,7 @@ def conv_migrate(side):
     seq, _ = migration_events(q, ("cancelled",), 1)
     ex(side, q, "query-migrate: cancelled", "query-migrate")
     ex(side, q, "runstate: source keeps running after cancel", "query-status")
-    dst.kill()      # QEMU's destination exits (load failed); migvm's stays (deliberate, see FINDINGS D1)
+    dst.kill()      # QEMU's destination exits (load failed); migvm's stays (deliberate: docs/architecture.md)
     # A complete migration to a file, events on.
     q.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 134217728})
     q.clear_events()

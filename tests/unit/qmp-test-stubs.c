@@ -1,6 +1,6 @@
 /*
- * Stand-ins for the other rooms' code that the QMP unit tests link against
- * (tests only). Handlers of commands not implemented under monitor/ come
+ * Stand-ins for the code outside monitor/, qapi/ and util/ that the QMP unit
+ * tests would otherwise link (tests only). Handlers of commands not implemented under monitor/ come
  * from the generated weak stubs (build/tests/unit/qmp-handler-stubs.c).
  */
 #include <glib.h>

@@ -22,7 +22,7 @@
                  "\"package\": \"migvm 0.1\"}, \"capabilities\": [\"oob\"]}}\r\n"
 #define NEGOTIATE "{\"execute\": \"qmp_capabilities\"}"
 
-/* A handler from another room, made to raise an event while it runs. */
+/* A handler made to raise an event while it runs. */
 bool qmp_stop(Error **errp)
 {
     qapi_event_emit("STOP", NULL);

@@ -11,7 +11,7 @@
 #include "savevm.h"
 #include "global-state.h"
 
-/* ---------------- stubs for what the system engineer provides ---------------- */
+/* ---------------- stubs for system/ (run state) ---------------- */
 
 static RunState test_runstate = RUN_STATE_PRELAUNCH;
 

@@ -3,8 +3,9 @@
  * tracking (workload.c driven directly), its throttle, and the whole board
  * (machine.c + cpus.c + soft.c + serial file) with pause/resume.
  *
- * The system room's BQL / run state, the VMState registry and the chardev
- * spec parser are stubbed below (this binary links only this room's code).
+ * The BQL and run state (system/vm.c), the VMState registry and the chardev
+ * spec parser are stubbed below: the binary links accel-soft/, hw/ and only
+ * the guest RAM, accelerator and vCPU code of system/.
  */
 #include <check.h>
 #include <pthread.h>
