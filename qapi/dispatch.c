@@ -61,8 +61,8 @@ static bool check_envelope(json_object *req, bool oob_enabled, const char **exec
 {
     size_t n = (size_t)json_object_object_length(req), i = 0;
     g_autofree KeyOrder *keys = g_new(KeyOrder, n ? n : 1);
-    json_object_object_foreach(req, key, value) {
-        keys[i] = (KeyOrder){ key, value, qdict_bucket(key), i };
+    json_object_object_foreach(req, member, member_value) {
+        keys[i] = (KeyOrder){ member, member_value, qdict_bucket(member), i };
         i++;
     }
     qsort(keys, n, sizeof(*keys), key_order_cmp);

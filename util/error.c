@@ -134,7 +134,7 @@ void error_free_or_abort(Error **errp)
     *errp = NULL;
 }
 
-static void vreport(const char *kind, const char *fmt, va_list ap)
+static MIGVM_PRINTF(2, 0) void vreport(const char *kind, const char *fmt, va_list ap)
 {
     fprintf(stderr, "migvm: %s", kind);
     vfprintf(stderr, fmt, ap);
