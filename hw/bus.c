@@ -11,6 +11,7 @@
 #include <string.h>
 #include <glib.h>
 #include "hw-bus.h"
+#include "vm.h"
 
 typedef struct BusRange {
     char *name;
@@ -166,6 +167,7 @@ static void pio_log_unhandled(bool write, uint16_t port, uint64_t value, unsigne
 
 uint64_t pio_read(uint16_t port, unsigned size)
 {
+    assert(bql_locked());
     BusRange *r = space_find(&pio_space, port);
 
     if (!r) {
@@ -179,6 +181,7 @@ uint64_t pio_read(uint16_t port, unsigned size)
 
 void pio_write(uint16_t port, uint64_t value, unsigned size)
 {
+    assert(bql_locked());
     BusRange *r = space_find(&pio_space, port);
 
     if (!r) {

@@ -13,6 +13,7 @@
 #include <glib.h>
 #include <glib-unix.h>
 #include "chardev.h"
+#include "vm.h"
 #include "fd-io.h"
 
 struct Chardev {
@@ -188,6 +189,7 @@ void chardev_set_handlers(Chardev *chr, ChardevCanReceive can_receive,
 
 void chardev_accept_input(Chardev *chr)
 {
+    assert(bql_locked());
     if (chr && chr->input_blocked) {
         chr->input_blocked = false;
         chardev_watch_input(chr);
@@ -198,6 +200,7 @@ void chardev_accept_input(Chardev *chr)
 
 void chardev_write(Chardev *chr, const uint8_t *buf, size_t len)
 {
+    assert(bql_locked());
     if (!chr || chr->out_fd < 0) {
         return;
     }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <glib.h>
 #include "fd-io.h"
+#include "vm.h"
 #include "loader.h"
 #include "memory.h"
 
@@ -64,6 +65,7 @@ static bool write_ram_info(size_t loaded, Error **errp)
 
 bool loader_load_boot_sector(const char *path, Error **errp)
 {
+    assert(bql_locked());
     g_autofree uint8_t *image = NULL;
     size_t len = 0;
 

@@ -201,6 +201,7 @@ static bool machine_build(bool pc, Error **errp)
 
 bool machine_init(Error **errp)
 {
+    assert(bql_locked());
     const char *type = vm_config.machine ? vm_config.machine : "pc";
     bool pc = !strcmp(type, "pc");
 
@@ -217,6 +218,7 @@ bool machine_init(Error **errp)
 
 void machine_reset(void)
 {
+    assert(bql_locked());
     const AccelOps *ops = accel_current();
 
     /* The accelerator first: its interrupt controllers go back to power-on
@@ -235,6 +237,7 @@ void machine_reset(void)
 
 void machine_cleanup(void)
 {
+    assert(bql_locked());
     const AccelOps *ops = accel_current();
 
     if (cpus_count()) {

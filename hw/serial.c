@@ -26,6 +26,7 @@
 #include <string.h>
 #include <glib.h>
 #include "hw-bus.h"
+#include "vm.h"
 #include "serial.h"
 
 #define LSR_DR      0x01
@@ -158,6 +159,7 @@ static void serial_update_msr(SerialState *s)
 
 int serial_can_receive(void *opaque)
 {
+    assert(bql_locked());
     SerialState *s = opaque;
 
     if (s->fcr & FCR_FE) {
@@ -186,6 +188,7 @@ static void serial_receive_byte(SerialState *s, uint8_t byte)
 
 void serial_receive(void *opaque, const uint8_t *buf, int len)
 {
+    assert(bql_locked());
     SerialState *s = opaque;
 
     for (int i = 0; i < len; i++) {
@@ -254,6 +257,7 @@ static void serial_write_fcr(SerialState *s, uint8_t value)
 
 uint8_t serial_read(SerialState *s, unsigned offset)
 {
+    assert(bql_locked());
     uint8_t v;
 
     switch (offset & 7) {
@@ -293,6 +297,7 @@ uint8_t serial_read(SerialState *s, unsigned offset)
 
 void serial_write(SerialState *s, unsigned offset, uint8_t value)
 {
+    assert(bql_locked());
     switch (offset & 7) {
     case 0:
         if (s->lcr & LCR_DLAB) {
@@ -381,6 +386,7 @@ static const BusOps serial_bus_ops = { serial_bus_read, serial_bus_write };
 
 SerialState *serial_create(uint16_t base, int index, const ChardevSpec *spec, Error **errp)
 {
+    assert(bql_locked());
     Chardev *chr = chardev_open(spec, errp);
 
     if (!chr) {

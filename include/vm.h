@@ -5,11 +5,14 @@
  * run-state changes; it holds the big lock ("BQL") except while polling.
  * vCPU threads and the migration thread take the BQL only for short
  * critical sections (device I/O, migration setup and completion).
- * Functions below marked [BQL] must be called with the lock held.
+ * Functions marked [BQL] (here and in other headers) must be called with
+ * the lock held, and assert it on entry: assert(bql_locked()), a
+ * thread-local flag, cheap enough for every call.
  */
 #ifndef MIGVM_VM_H
 #define MIGVM_VM_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include "error.h"
@@ -26,7 +29,7 @@ bool runstate_is_running(void);
 /* Move to new_state if the transition table allows it (as QEMU's RunState
  * transitions); otherwise set errp and change nothing. [BQL] */
 bool runstate_set(RunState new_state, Error **errp);
-/* True for states from which `cont` would need a reset first. */
+/* True for states from which `cont` would need a reset first. [BQL] */
 bool runstate_needs_reset(void);
 
 /* autostart: false with -S; on an incoming VM `cont`/`stop` toggle it. */

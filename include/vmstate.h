@@ -140,7 +140,7 @@ struct VMStateDescription {
 
 /* Register a device's state as a FULL section (idstr NULL = vmsd->name).
  * Sections are saved in registration order. Returns false if (idstr,
- * instance_id) is taken. [BQL or before the main loop starts] */
+ * instance_id) is taken. [BQL] (machine_init: never during a migration) */
 bool vmstate_register(const char *idstr, uint32_t instance_id,
                       const VMStateDescription *vmsd, void *opaque, Error **errp);
 void vmstate_unregister(const VMStateDescription *vmsd, void *opaque);

@@ -6,6 +6,7 @@
  * the guest; validated on load (terminated, a known RunState name).
  */
 #include "global-state.h"
+#include "vm.h"
 #include "savevm.h"
 
 #include <string.h>
@@ -32,6 +33,7 @@ static void store_state(RunState state)
 
 void global_state_store(void)
 {
+    assert(bql_locked());
     store_state(runstate_get());
 }
 

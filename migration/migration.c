@@ -284,6 +284,7 @@ static bool migration_iterate(MigStream *f, Error **errp)
 /* pause-before-switchover: wait in pre-switchover for migrate-continue. [BQL] */
 static bool wait_for_continue(void)
 {
+    assert(bql_locked());
     if (!status_change(MIGRATION_STATUS_ACTIVE, MIGRATION_STATUS_PRE_SWITCHOVER)) {
         return false;
     }
@@ -475,6 +476,7 @@ fail:
 
 bool migration_init(Error **errp)
 {
+    assert(bql_locked());
     /* Timed waits (rate_limit_wait) count in CLOCK_MONOTONIC, as now_ns(). */
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -486,6 +488,7 @@ bool migration_init(Error **errp)
 
 void migration_shutdown(void)
 {
+    assert(bql_locked());
     qmp_migrate_cancel(NULL);
     if (mig.thread) {
         /* The thread needs the BQL to finish its cleanup. */
@@ -533,6 +536,7 @@ static bool migrate_prepare(const q_obj_migrate_arg *arg, Error **errp)
  * it restored. [BQL] */
 static void migration_join_ended(void)
 {
+    assert(bql_locked());
     if (mig.thread && !migration_is_running()) {
         bql_unlock();
         g_thread_join(mig.thread);

@@ -19,7 +19,10 @@ typedef struct SaveStateEntry {
     bool setup_done;                    /* writer: save_setup was called */
 } SaveStateEntry;
 
-/* Every entry (SaveStateEntry *), in registration order. [BQL] */
+/* Every entry (SaveStateEntry *), in registration order. Changed only
+ * under the BQL and never while a migration runs (registration happens in
+ * machine_init and migration_init), so the migration and incoming threads
+ * walk it without the BQL. */
 GPtrArray *savevm_entries(void);
 SaveStateEntry *savevm_find_entry(const char *idstr, uint32_t instance_id);
 /* A live handler taking part in this migration. */

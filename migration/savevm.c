@@ -18,6 +18,7 @@
  *   u8 0x06 be32 len, JSON                           VMDESCRIPTION
  */
 #include "savevm-int.h"
+#include "vm.h"
 #include "json-writer.h"
 
 #include <inttypes.h>
@@ -104,12 +105,14 @@ static bool register_entry(const char *idstr, uint32_t instance_id, int version_
 bool register_savevm_live(const char *idstr, uint32_t instance_id, int version_id,
                           const SaveVMHandlers *ops, void *opaque, Error **errp)
 {
+    assert(bql_locked());
     return register_entry(idstr, instance_id, version_id, ops, NULL, opaque, errp);
 }
 
 bool vmstate_register(const char *idstr, uint32_t instance_id,
                       const VMStateDescription *vmsd, void *opaque, Error **errp)
 {
+    assert(bql_locked());
     return register_entry(idstr ? idstr : vmsd->name, instance_id, vmsd->version_id, NULL,
                           vmsd, opaque, errp);
 }
@@ -279,6 +282,7 @@ static bool save_early_devices(MigStream *f, Error **errp)
 
 bool savevm_state_setup(MigStream *f, Error **errp)
 {
+    assert(bql_locked());
     GPtrArray *r = savevm_entries();
     if (!save_early_devices(f, errp)) {
         return false;
@@ -406,6 +410,7 @@ static void put_vmdesc(MigStream *f, json_object *devices)
 
 bool savevm_state_complete_precopy(MigStream *f, bool send_vmdesc, Error **errp)
 {
+    assert(bql_locked());
     if (!complete_live(f, errp)) {
         return false;
     }
@@ -436,6 +441,7 @@ bool savevm_state_complete_precopy(MigStream *f, bool send_vmdesc, Error **errp)
 
 void savevm_state_cleanup(void)
 {
+    assert(bql_locked());
     GPtrArray *r = savevm_entries();
     if (early_vmdesc) {
         json_object_put(early_vmdesc);

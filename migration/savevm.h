@@ -134,6 +134,7 @@ typedef struct MigConfigOptions {
 bool savevm_state_header(MigStream *f, const MigConfigOptions *cfg, Error **errp);
 void savevm_send_open_return_path(MigStream *f);
 void savevm_send_ping(MigStream *f, uint32_t value);
+/* START + setup data of every live handler. [BQL] */
 bool savevm_state_setup(MigStream *f, Error **errp);
 /* 1: every live handler finished its pass; 0: more to do (or the rate limit
  * ended the round); <0: error (errp set). */
@@ -143,7 +144,7 @@ void savevm_state_pending(bool exact, uint64_t *must_precopy_bytes);
 /* END for live handlers, FULL for every device, EOF, then VMDESCRIPTION
  * (when send_vmdesc). Flushes. [BQL, guest stopped] */
 bool savevm_state_complete_precopy(MigStream *f, bool send_vmdesc, Error **errp);
-/* save_cleanup of every handler that was set up. */
+/* save_cleanup of every handler that was set up. [BQL] */
 void savevm_state_cleanup(void);
 
 /* ---------------- reader (loadvm.c) ---------------- */

@@ -4,6 +4,7 @@
  */
 #include <string.h>
 #include "accel.h"
+#include "vm.h"
 
 #define MAX_ACCELS 4
 
@@ -30,6 +31,7 @@ const AccelOps *accel_find(const char *name)
 
 bool accel_select(const char *name, Error **errp)
 {
+    assert(bql_locked());
     const AccelOps *ops = accel_find(name ? name : "soft");
 
     if (!ops) {
@@ -56,6 +58,7 @@ void accel_deselect(void)
 
 bool accel_synchronize_state(Error **errp)
 {
+    assert(bql_locked());
     if (!current || !current->synchronize_state) {
         return true;
     }
@@ -64,6 +67,7 @@ bool accel_synchronize_state(Error **errp)
 
 bool accel_dump_registers(int cpu, GString *out, Error **errp)
 {
+    assert(bql_locked());
     if (!current || !current->dump_registers) {
         error_setg(errp, "No CPU state to show: the %s accelerator has no CPU registers",
                    current ? current->name : "(none)");
@@ -74,6 +78,7 @@ bool accel_dump_registers(int cpu, GString *out, Error **errp)
 
 void accel_vm_state_change(bool running)
 {
+    assert(bql_locked());
     if (current && current->vm_state_change) {
         current->vm_state_change(running);
     }

@@ -101,6 +101,7 @@ static void *vcpu_thread_fn(void *arg)
 
 bool cpus_create(int n, Error **errp)
 {
+    assert(bql_locked());
     const AccelOps *ops = accel_current();
 
     if (!ops || !ops->vcpu_exec) {
@@ -143,6 +144,7 @@ bool cpus_create(int n, Error **errp)
 
 void cpus_destroy(void)
 {
+    assert(bql_locked());
     const AccelOps *ops = accel_current();
 
     cpus_pause_all();
@@ -175,6 +177,7 @@ static bool any_running(void)
 
 void cpus_pause_all(void)
 {
+    assert(bql_locked());
     const AccelOps *ops = accel_current();
 
     pthread_mutex_lock(&cpus_lock);
@@ -205,6 +208,7 @@ void cpus_pause_all(void)
 
 void cpus_resume_all(void)
 {
+    assert(bql_locked());
     set_flag(&paused, 0);
 }
 
@@ -260,6 +264,7 @@ void cpus_kick(CPUState *cpu)
 
 void cpus_reset(void)
 {
+    assert(bql_locked());
     pthread_mutex_lock(&cpus_lock);
     for (int i = 0; i < n_cpus; i++) {
         cpus[i]->halted = false;

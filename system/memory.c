@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <glib.h>
 #include "memory.h"
+#include "vm.h"
 #include "accel.h"
 
 static RAMBlock *blocks;            /* list in creation order */
@@ -337,6 +338,7 @@ void ram_block_set_dirty_range(RAMBlock *b, uint64_t offset, uint64_t len)
 
 bool memory_global_dirty_log_start(Error **errp)
 {
+    assert(bql_locked());
     const AccelOps *ops = accel_current();
 
     /* Stale software log bits predate this migration; its first pass sends
@@ -355,6 +357,7 @@ bool memory_global_dirty_log_start(Error **errp)
 
 void memory_global_dirty_log_stop(void)
 {
+    assert(bql_locked());
     const AccelOps *ops = accel_current();
 
     __atomic_store_n(&dirty_log_on, false, __ATOMIC_SEQ_CST);

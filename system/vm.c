@@ -162,21 +162,25 @@ static bool transition_allowed(RunState from, RunState to)
 
 RunState runstate_get(void)
 {
+    assert(bql_locked());
     return current_state;
 }
 
 bool runstate_check(RunState state)
 {
+    assert(bql_locked());
     return current_state == state;
 }
 
 bool runstate_is_running(void)
 {
+    assert(bql_locked());
     return current_state == RUN_STATE_RUNNING;
 }
 
 bool runstate_set(RunState new_state, Error **errp)
 {
+    assert(bql_locked());
     if ((unsigned)new_state >= RUN_STATE__MAX) {
         error_setg(errp, "Invalid run state %d", (int)new_state);
         return false;
@@ -192,6 +196,7 @@ bool runstate_set(RunState new_state, Error **errp)
 
 bool runstate_needs_reset(void)
 {
+    assert(bql_locked());
     return current_state == RUN_STATE_INTERNAL_ERROR || current_state == RUN_STATE_SHUTDOWN ||
            current_state == RUN_STATE_GUEST_PANICKED;
 }
@@ -200,6 +205,7 @@ bool runstate_needs_reset(void)
 
 bool vm_start(Error **errp)
 {
+    assert(bql_locked());
     if (runstate_is_running()) {
         return true;
     }
@@ -214,6 +220,7 @@ bool vm_start(Error **errp)
 
 bool vm_stop(RunState state, Error **errp)
 {
+    assert(bql_locked());
     if (!runstate_is_running()) {
         /* Already stopped: the state stays (QEMU's stop in prelaunch keeps prelaunch). */
         cpus_pause_all();
@@ -232,6 +239,7 @@ bool vm_stop(RunState state, Error **errp)
 
 bool vm_stop_force_state(RunState state, Error **errp)
 {
+    assert(bql_locked());
     if (runstate_is_running()) {
         return vm_stop(state, errp);
     }
@@ -285,6 +293,7 @@ void vm_request_reset(ShutdownCause cause)
 
 void vm_system_reset(ShutdownCause cause)
 {
+    assert(bql_locked());
     cpus_pause_all();
     machine_reset();
     if (cause != SHUTDOWN_CAUSE_NONE && cause != SHUTDOWN_CAUSE_SUBSYSTEM_RESET &&

@@ -20,6 +20,12 @@ RunState runstate_get(void)
     return test_runstate;
 }
 
+/* One thread plays the main thread here, which holds the BQL. */
+bool bql_locked(void)
+{
+    return true;
+}
+
 /* ---------------- byte builder ---------------- */
 
 static void b_u8(GByteArray *b, uint8_t v)

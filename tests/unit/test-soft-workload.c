@@ -246,7 +246,9 @@ START_TEST(test_dirty_tracking_exact)
     runner_init(&r, 4 * MiB, 0, 0);
     RAMBlock *b = r.w.block;
     r.w.next_page = r.w.end_page - 20;          /* make the run wrap around */
+    bql_lock();                                 /* start and stop are [BQL] */
     ck_assert(memory_global_dirty_log_start(NULL));
+    bql_unlock();
     ck_assert_uint_eq(memory_global_dirty_log_sync(), 0);
 
     r.stop_after_calls = 4;                     /* 3 chunks of 16 pages */
@@ -269,7 +271,9 @@ START_TEST(test_dirty_tracking_exact)
     ck_assert_uint_eq(memory_global_dirty_log_sync(), 16);
     ck_assert_uint_eq(ram_block_find_next_dirty(b, 0), r.w.first_page + 28);
     ck_assert_uint_eq(ram_dirty_pages(), 16);
+    bql_lock();
     memory_global_dirty_log_stop();
+    bql_unlock();
     runner_free(&r);
 }
 END_TEST
