@@ -3,10 +3,13 @@
 #   check: N passed, N failed, N skipped
 # Usage: run-tests.sh UNIT_TEST... -- FUNCTIONAL_TEST...
 # Each test's own output is shown; a test that exits non-zero counts as failed
-# even when its output claims otherwise.
+# even when its output claims otherwise, and so does one that prints no
+# summary line. Before the summary comes the list of skips with their reasons
+# (a script's `SKIP: reason`, a section's `skip - name: reason`).
 set -u
 passed=0 failed=0 skipped=0
 failed_names=()
+skip_lines=()
 phase=unit
 
 count_output() { # file -> sets p f s from the test's own summary line
@@ -46,13 +49,23 @@ for t in "$@"; do
     cat "$out"
     count_output "$out"
     if [ $rc -ne 0 ] && [ $f -eq 0 ]; then f=1; fi
-    if [ $rc -eq 0 ] && [ $p -eq 0 ] && [ $f -eq 0 ] && [ $s -eq 0 ]; then p=1; fi
+    if [ $rc -eq 0 ] && [ $p -eq 0 ] && [ $f -eq 0 ] && [ $s -eq 0 ]; then
+        echo "run-tests: $t printed no summary line: counted as a failure"
+        f=1
+    fi
+    while IFS= read -r line; do
+        skip_lines+=("$t: $line")
+    done < <(sed -nE 's/^SKIP: (.*)/\1/p; s/^skip - (.*)/\1/p' "$out")
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
     [ $f -ne 0 ] && failed_names+=("$t")
     rm -f "$out"
 done
 
 echo
+if [ $skipped -ne 0 ] || [ ${#skip_lines[@]} -ne 0 ]; then
+    echo "skipped ($skipped):"
+    for line in "${skip_lines[@]}"; do echo "  $line"; done
+fi
 if [ ${#failed_names[@]} -ne 0 ]; then
     echo "failing: ${failed_names[*]}"
 fi

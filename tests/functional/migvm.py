@@ -59,10 +59,19 @@ def skip(name, reason):
 
 
 def skip_all(reason):
-    """The whole test cannot run: print SKIP and exit 0."""
+    """The whole test cannot run: print SKIP and exit 0. Only for what the
+    project does not control: no usable /dev/kvm, no QEMU, or a QEMU that
+    cannot run on this host."""
     print("SKIP: %s" % reason, flush=True)
     cleanup()
     sys.exit(0)
+
+
+def fail_all(reason):
+    """The whole test cannot run because of the project (e.g. something
+    `make` builds is missing): one failed check, exit 1."""
+    check(reason, False, "the test cannot run")
+    finish()
 
 
 def run(name, fn, *args, **kwargs):
@@ -118,7 +127,7 @@ def require_own_kvm(*images):
         skip_all("KVM not usable (%s)" % why)
     for image in images:
         if not os.path.isfile(image):
-            skip_all("%s not built" % image)
+            fail_all("%s is built (make builds it)" % image)
 
 
 def read_bytes(path):
@@ -209,8 +218,84 @@ def qemu_mode():
 def require_binary():
     b = binary()
     if not (os.path.isfile(b) and os.access(b, os.X_OK)):
-        skip_all("%s not built" % b)
+        if qemu_mode():
+            skip_all("%s is not installed" % b)
+        fail_all("%s is built (make builds it)" % b)
     return b
+
+
+# --------------------------------------------------------------------------
+# QEMU 7.2 with KVM, for comparisons
+
+QEMU_NAME = "qemu-system-x86_64"
+# -cpu values tried in order. The host's model first; QEMU 7.2 cannot start
+# it on some hosts (it asserts after "failed to set MSR 0x10a"), so then a
+# named model with what the test guests use: long mode and SSE (qemu64),
+# XSAVE and AVX (the ring-3 guest's ymm canaries); kvmclock comes with KVM.
+QEMU_KVM_CPUS = ("host", "qemu64,+xsave,+avx")
+
+
+class QemuKvm:
+    """What probe_qemu_kvm() found: .qemu (path or None), .cpu (the -cpu
+    value to use, or None), .refused [(cpu, QEMU's error)], .why (None, or
+    why QEMU cannot run a KVM guest here, quoting QEMU)."""
+
+    def __init__(self, qemu, cpu, refused, why):
+        self.qemu, self.cpu, self.refused, self.why = qemu, cpu, refused, why
+
+    def args(self):
+        return [self.qemu, "-accel", "kvm", "-cpu", self.cpu]
+
+    def note(self):
+        """One line for the test output: the model used and why others were not."""
+        refused = "; ".join("-cpu %s refused: %s" % r for r in self.refused)
+        return "QEMU with KVM: -cpu %s%s" % (self.cpu, " (%s)" % refused if refused else "")
+
+
+def _qemu_error(stderr, rc):
+    lines = [ln for ln in stderr.splitlines() if ln.strip() and "warning:" not in ln]
+    status = "killed by %s" % signal.Signals(-rc).name if rc < 0 else "exit %d" % rc
+    return "%s (%s)" % (" / ".join(lines[-3:]) or "no message", status)
+
+
+def probe_qemu_kvm(cpus=QEMU_KVM_CPUS):
+    """Start QEMU 7.2 with -accel kvm, a pc machine and each -cpu in turn
+    (-S: it resets the vCPU, which is where a host/model mismatch fails)
+    until one answers query-status; see QemuKvm."""
+    qemu = shutil.which(QEMU_NAME)
+    if not qemu:
+        return QemuKvm(None, None, [], "%s is not installed (scripts/install-deps.sh installs it)" % QEMU_NAME)
+    why = kvm_usable()
+    if why:
+        return QemuKvm(qemu, None, [], "KVM not usable (%s)" % why)
+    refused = []
+    script = b'{"execute":"qmp_capabilities"}\n{"execute":"query-status"}\n{"execute":"quit"}\n'
+    for cpu in cpus:
+        try:
+            p = subprocess.run([qemu, "-accel", "kvm", "-cpu", cpu, "-M", "pc", "-m", "16M", "-display", "none",
+                                "-nodefaults", "-S", "-qmp", "stdio"], input=script, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=60)
+        except subprocess.TimeoutExpired:
+            refused.append((cpu, "no answer within 60 s"))
+            continue
+        if p.returncode == 0 and b'"status": "prelaunch"' in p.stdout:
+            return QemuKvm(qemu, cpu, refused, None)
+        refused.append((cpu, _qemu_error(p.stderr.decode("utf-8", "replace"), p.returncode)))
+    return QemuKvm(qemu, None, refused, "QEMU 7.2 cannot run a KVM guest on this host: " +
+                   "; ".join("-cpu %s: %s" % r for r in refused))
+
+
+_qemu_kvm = None
+
+
+def qemu_kvm():
+    """probe_qemu_kvm() with the default models, once per test script."""
+    global _qemu_kvm
+    if _qemu_kvm is None:
+        _qemu_kvm = probe_qemu_kvm()
+        if _qemu_kvm.cpu:
+            print("# " + _qemu_kvm.note(), flush=True)
+    return _qemu_kvm
 
 
 def _adapt_args(args):

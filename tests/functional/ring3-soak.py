@@ -127,12 +127,7 @@ def soak(minutes):
 
 def main():
     minutes = float(sys.argv[1]) if len(sys.argv) > 1 else 3.0
-    reason = migvm.kvm_usable()
-    if reason:
-        migvm.skip_all(reason)
-    migvm.require_binary()
-    if not os.path.isfile(IMAGE):
-        migvm.skip_all("%s not built" % IMAGE)
+    migvm.require_own_kvm(IMAGE)
     run("soak", soak, minutes)
     migvm.finish()
 

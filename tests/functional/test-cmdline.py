@@ -98,7 +98,41 @@ def test_accel_machine():
     vm = VM(["-accel", "soft", "-S"]).launch()
     check_eq("-accel soft: KVM not enabled", vm.qmp().cmd_ok("query-kvm").get("enabled"), False)
     vm.kill()
-    migvm.skip("-accel kvm without /dev/kvm is an error", "cannot make /dev/kvm absent on this machine")
+
+
+# A command run in a mount namespace of its own with an empty tmpfs on /dev:
+# there /dev/kvm does not exist, while the host's stays as it is.
+NO_DEV = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none /dev && exec "$@"', "sh"]
+
+
+def test_without_dev_kvm():
+    try:
+        p = subprocess.run(NO_DEV + ["true"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=10)
+        why = p.stdout.decode("utf-8", "replace").strip() if p.returncode else None
+    except OSError as e:
+        why = str(e)
+    if why:
+        migvm.skip("without /dev/kvm", "cannot hide /dev/kvm (unshare -m, tmpfs on /dev): %s" % why)
+        return
+    p = subprocess.run(NO_DEV + [migvm.binary()] + BASE + migvm._adapt_args(["-accel", "kvm", "-S"]),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       cwd=migvm.new_tmpdir(), timeout=20)
+    err = p.stderr.decode("utf-8", "replace")
+    check_eq("-accel kvm without /dev/kvm: exit 1", p.returncode, 1)
+    if not migvm.qemu_mode():
+        check_eq("-accel kvm without /dev/kvm: one line saying why", err,
+                 "migvm: -accel kvm: KVM is not available (/dev/kvm: No such file or directory)\n")
+    # No accelerator given: KVM is the default when usable, else soft with a warning.
+    vm = VM(BASE + ["-S"], defaults=False)
+    vm.args = NO_DEV + vm.args
+    vm.launch()
+    check_eq("no -accel without /dev/kvm: query-kvm", vm.qmp().cmd_ok("query-kvm"),
+             {"enabled": False, "present": False})
+    if not migvm.qemu_mode():
+        check_eq("no -accel without /dev/kvm: the warning", vm.stderr_text(),
+                 "migvm: warning: KVM is not available (/dev/kvm: No such file or directory), "
+                 "using the soft accelerator\n")
 
 
 def test_incoming_defer():
@@ -268,6 +302,7 @@ def main():
         run("bad options", test_bad_options)
     run("-name, -m, -smp", test_name_memory_smp)
     run("accelerator and machine", test_accel_machine)
+    run("without /dev/kvm", test_without_dev_kvm)
     run("-incoming defer", test_incoming_defer)
     run("-daemonize", test_daemonize)
     run("-pidfile and SIGTERM", test_pidfile_sigterm)

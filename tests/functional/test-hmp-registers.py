@@ -346,11 +346,10 @@ def labels(line):
     return [x for x in re.findall(r"([A-Za-z][A-Za-z0-9]*) ?=", line) if x != "DPL"]
 
 
-def qemu_registers():
-    qemu = shutil.which("qemu-system-x86_64")
+def qemu_registers(qemu):
     d = new_tmpdir()
     sock, ser = os.path.join(d, "hmp.sock"), os.path.join(d, "serial.out")
-    p = subprocess.Popen([qemu, "-accel", "kvm", "-cpu", "host", "-m", MEM, "-display", "none", "-nodefaults",
+    p = subprocess.Popen(qemu.args() + ["-m", MEM, "-display", "none", "-nodefaults",
                           "-drive", "file=%s,format=raw" % RING3_IMG, "-serial", "file:" + ser,
                           "-monitor", "unix:%s,server=on,wait=off" % sock],
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -372,10 +371,11 @@ def qemu_registers():
 
 
 def test_qemu_format():
-    if not shutil.which("qemu-system-x86_64"):
-        migvm.skip("format against QEMU 7.2", "qemu-system-x86_64 not installed")
+    qemu = migvm.qemu_kvm()
+    if qemu.why:
+        migvm.skip("format against QEMU 7.2", qemu.why)
         return
-    ref, why = qemu_registers()
+    ref, why = qemu_registers(qemu)
     if not check("QEMU 7.2 runs the guest and prints its registers", ref, why):
         return
     vm = start()

@@ -22,7 +22,7 @@ With small boot sectors: port 0x80, resets through 0x92, 0xcf9 and the
 i8042, the debug-exit port, unhandled I/O logged once; kernel-irqchip=off
 still runs the old boot-sector guest.
 
-Skips when /dev/kvm cannot be used or the binary / guest images are missing."""
+Skips when /dev/kvm cannot be used; a missing binary or image fails."""
 
 import json
 import os
@@ -416,16 +416,9 @@ def test_irqchip_off():
 
 
 def main():
-    migvm.require_own_kvm()
-    if os.path.isfile(BOOT_IMG):
-        run("port devices", test_ports)
-        run("kernel-irqchip=off", test_irqchip_off)
-    else:
-        migvm.skip("boot-sector tests", "%s not built" % BOOT_IMG)
-    if not os.path.isfile(RING3_IMG):
-        migvm.skip("ring3 guest tests", "%s not built" % RING3_IMG)
-        migvm.finish()
-        return
+    migvm.require_own_kvm(BOOT_IMG, RING3_IMG)
+    run("port devices", test_ports)
+    run("kernel-irqchip=off", test_irqchip_off)
     run("ring3 guest with interrupts", test_runs_with_interrupts)
     run("migration keeps every piece", test_migration_intact)
     run("a migrated-in guest migrates again", test_second_hop)

@@ -33,9 +33,9 @@ checks that on its own dump with one page zeroed.
 
 "Dirty logging is off" is observed from outside with strace (the last
 KVM_SET_USER_MEMORY_REGION of every slot has no KVM_MEM_LOG_DIRTY_PAGES);
-that check is skipped when strace is missing or cannot attach.
+that check fails when strace is missing, cannot attach or traces nothing.
 
-Skips when /dev/kvm cannot be used or the binary / guest image is missing."""
+Skips when /dev/kvm cannot be used."""
 
 import importlib.util
 import mmap
@@ -217,8 +217,9 @@ class MemslotTrace:
 
 
 def check_dirty_logging_off(name, trace):
-    if trace.why:
-        migvm.skip("%s: KVM dirty logging off again" % name, trace.why)
+    # strace is a test dependency (scripts/install-deps.sh); a trace that
+    # stays empty is as likely a hung migvm as a tracing problem: both fail.
+    if not check("%s: strace traces migvm's ioctls" % name, not trace.why, trace.why):
         return
     off = wait_until(trace.logging_off_again, 10)
     check("%s: KVM dirty logging was on, and is off again on every memory slot" % name, off,
@@ -391,8 +392,6 @@ def test_paused_guest():
 
 def main():
     migvm.require_own_kvm(kvmt.GUEST_IMG)
-    if not kvmt.migration_works():
-        migvm.skip_all("this build has no migrate command")
     t0 = time.monotonic()
     run("1 GiB over unix", test_1g, "unix")
     run("1 GiB over tcp", test_1g, "tcp")

@@ -26,7 +26,7 @@ At the end the serial files of all eleven hosts, concatenated, are one
 stream whose seq is 1, 2, 3, ... with no gap or repeat. The per-hop total
 and downtime (query-migrate) are printed as `# hop ...` lines.
 
-Skips when /dev/kvm cannot be used or the binary / guest image is missing."""
+Skips when /dev/kvm cannot be used; a missing binary or image fails."""
 
 import os
 import sys

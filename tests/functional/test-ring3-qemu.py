@@ -17,11 +17,13 @@ guest reports on migvm can be compared with what it reports on QEMU.
 Prints QEMU's downtime and total time next to the figures the same run of
 migvm gives (informational; speed is measured in bench/).
 
-Skips when /dev/kvm or qemu-system-x86_64 is missing, or the image is not
-built."""
+QEMU runs with the first -cpu model it can start on this host
+(migvm.qemu_kvm(): `host`, else a named model); a section checks that this
+probe falls back past a model QEMU refuses and quotes QEMU's error when
+none runs. Skips when /dev/kvm or qemu-system-x86_64 is missing, or when
+QEMU cannot run a KVM guest here at all (QEMU's own error is quoted)."""
 
 import os
-import shutil
 import subprocess
 import sys
 
@@ -35,11 +37,11 @@ from ring3lib import IMAGE, MEM, parse  # noqa: E402
 class Qemu:
     """A QEMU 7.2 process running the ring3 image, with a QMP socket."""
 
-    def __init__(self, qemu, incoming=None, cpu="host"):
+    def __init__(self, qemu, incoming=None):
         self.dir = new_tmpdir()
         self.serial = os.path.join(self.dir, "serial.out")
         self.qmp_path = os.path.join(self.dir, "qmp.sock")
-        args = [qemu, "-accel", "kvm", "-cpu", cpu, "-m", MEM, "-display", "none", "-nodefaults", "-snapshot",
+        args = qemu.args() + ["-m", MEM, "-display", "none", "-nodefaults", "-snapshot",
                 "-drive", "file=%s,format=raw" % IMAGE, "-serial", "file:" + self.serial,
                 "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path]
         if incoming:
@@ -49,6 +51,8 @@ class Qemu:
             self.p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
         migvm.track_pid(self.p.pid)
         wait_until(lambda: os.path.exists(self.qmp_path) or self.p.poll() is not None, 20)
+        if self.p.poll() is not None:
+            raise RuntimeError("QEMU exited with %s at startup: %s" % (self.p.returncode, "\n".join(self.stderr())))
         self.q = QMPClient.unix(self.qmp_path, timeout=20)
         self.q.cmd_ok("qmp_capabilities")
 
@@ -151,15 +155,29 @@ def migvm_migration():
         vm.kill()
 
 
+def test_cpu_probe():
+    """The probe's fallback, forced: a first model QEMU refuses is passed
+    over (with QEMU's error kept), and when no model runs the reason quotes
+    QEMU."""
+    good = migvm.qemu_kvm().cpu
+    got = migvm.probe_qemu_kvm(("no-such-model", good))
+    check_eq("cpu probe: falls back to the next model", got.cpu, good)
+    check("cpu probe: keeps QEMU's error for the refused model",
+          [c for c, _ in got.refused] == ["no-such-model"] and "unable to find CPU model 'no-such-model'"
+          in got.refused[0][1], got.refused)
+    none = migvm.probe_qemu_kvm(("no-such-model",))
+    check("cpu probe: no model runs: None, and the reason quotes QEMU",
+          none.cpu is None and "-cpu no-such-model: " in none.why and "unable to find CPU model" in none.why,
+          none.why)
+
+
 def main():
-    why = migvm.kvm_usable()
-    if why:
-        migvm.skip_all("KVM not usable (%s)" % why)
-    qemu = shutil.which("qemu-system-x86_64")
-    if not qemu:
-        migvm.skip_all("qemu-system-x86_64 not installed")
+    qemu = migvm.qemu_kvm()
+    if qemu.why:
+        migvm.skip_all(qemu.why)
     if not os.path.isfile(IMAGE):
-        migvm.skip_all("%s not built" % IMAGE)
+        migvm.fail_all("%s is built (make builds it)" % IMAGE)
+    run("QEMU -cpu probe", test_cpu_probe)
     run("the ring3 guest boots under QEMU", test_boot, qemu)
     run("QEMU migrates the ring3 guest", test_migration, qemu)
     migvm.require_binary()
