@@ -31,31 +31,23 @@
 
 static bool parse_host_port(const char *text, MigAddress *addr, Error **errp)
 {
+    /* QEMU 7.2's words for a bad address, by the form of its host part. */
+    const char *what = text[0] == '[' ? "IPv6 address" : text[0] == ':' ? "port in address" : "address";
     const char *colon;
     if (text[0] == '[') {                         /* [IPv6]:port */
         const char *close = strchr(text, ']');
-        if (!close || close[1] != ':') {
-            error_setg(errp, "error parsing IP address '%s'", text);
-            return false;
-        }
-        addr->host = g_strndup(text + 1, close - text - 1);
-        colon = close + 1;
+        colon = close && close[1] == ':' ? close + 1 : NULL;
     } else {
         colon = strrchr(text, ':');
-        if (!colon) {
-            error_setg(errp, "error parsing address '%s'", text);
-            return false;
-        }
-        addr->host = g_strndup(text, colon - text);
     }
-    const char *port = colon + 1;
     /* QEMU ignores ",options" after the port (e.g. ",ipv4=on"). */
-    size_t plen = strcspn(port, ",");
-    if (plen == 0 || strspn(port, "0123456789") != plen) {
-        error_setg(errp, "error parsing address '%s'", text);
+    size_t plen = colon ? strcspn(colon + 1, ",") : 0;
+    if (plen == 0 || strspn(colon + 1, "0123456789") != plen) {
+        error_setg(errp, "error parsing %s '%s'", what, text);
         return false;
     }
-    addr->port = g_strndup(port, plen);
+    addr->host = text[0] == '[' ? g_strndup(text + 1, colon - text - 2) : g_strndup(text, colon - text);
+    addr->port = g_strndup(colon + 1, plen);
     return true;
 }
 
@@ -93,8 +85,11 @@ bool mig_address_parse(const char *uri, bool for_incoming, MigAddress *addr, Err
     } else if ((rest = g_str_has_prefix(uri, "unix:") ? uri + 5 : NULL)) {
         addr->transport = MIG_TRANSPORT_UNIX;
         addr->path = g_strdup(rest);
-        if (!rest[0] || strlen(rest) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-            error_setg(errp, "UNIX socket path '%s' is empty or too long", rest);
+        if (!rest[0]) {
+            error_setg(errp, "invalid Unix socket address");
+            ok = false;
+        } else if (strlen(rest) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
+            error_setg(errp, "UNIX socket path '%s' is too long", rest);
             ok = false;
         }
     } else if ((rest = g_str_has_prefix(uri, "exec:") ? uri + 5 : NULL)) {

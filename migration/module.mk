@@ -20,6 +20,13 @@ $(BUILD)/tests/unit/test-vmstate: $(BUILD)/migration/stream.o $(BUILD)/migration
 $(BUILD)/tests/unit/test-savevm: $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                                  $(BUILD)/qapi/qapi-types.o $(BUILD)/qapi/qapi-runtime.o \
                                  $(UTIL_OBJS)
+# URI parsing (channel.c) and migrate-set-parameters' checks (options.c);
+# test-migration-params stubs migration.c's two hooks.
+UNIT_TESTS += $(BUILD)/tests/unit/test-channel-address $(BUILD)/tests/unit/test-migration-params
+$(BUILD)/tests/unit/test-channel-address.o $(BUILD)/tests/unit/test-migration-params.o: CFLAGS_ALL += -Imigration
+$(BUILD)/tests/unit/test-channel-address: $(BUILD)/migration/channel.o $(UTIL_OBJS)
+$(BUILD)/tests/unit/test-migration-params: $(BUILD)/migration/options.o $(BUILD)/qapi/qapi-types.o \
+                                           $(BUILD)/qapi/qapi-json.o $(BUILD)/qapi/qapi-runtime.o $(UTIL_OBJS)
 
 # libFuzzer target for the incoming stream: make fuzz-loadvm
 #   build/fuzz/fuzz-loadvm -max_total_time=120 build/fuzz/loadvm-corpus

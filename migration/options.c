@@ -173,7 +173,10 @@ MigrationCapabilityStatusList *qmp_query_migrate_capabilities(Error **errp)
 
 #define EXPECTS(name, what) error_setg(errp, "Parameter '%s' expects %s", name, what)
 
-static bool params_check(const MigrateSetParameters *p, uint8_t throttle_initial, Error **errp)
+/* throttle_initial and max_throttle: the values in effect after the call (QEMU
+ * checks the merged set, so either one alone can break their order). */
+static bool params_check(const MigrateSetParameters *p, uint8_t throttle_initial, uint8_t max_throttle,
+                         Error **errp)
 {
     if (p->has_compress_level && p->compress_level > 9) {
         EXPECTS("compress_level", "a value between 0 and 9");
@@ -201,8 +204,7 @@ static bool params_check(const MigrateSetParameters *p, uint8_t throttle_initial
     } else if (p->has_xbzrle_cache_size &&
                (p->xbzrle_cache_size < 4096 || (p->xbzrle_cache_size & (p->xbzrle_cache_size - 1)))) {
         EXPECTS("xbzrle_cache_size", "a power of two no less than the target page size");
-    } else if (p->has_max_cpu_throttle &&
-               (p->max_cpu_throttle < throttle_initial || p->max_cpu_throttle > 99)) {
+    } else if (max_throttle < throttle_initial || max_throttle > 99) {
         EXPECTS("max_cpu_throttle", "an integer in the range of cpu_throttle_initial to 99");
     } else if (p->has_announce_initial && p->announce_initial > 100000) {
         EXPECTS("announce_initial", "a value between 0 and 100000");
@@ -274,8 +276,8 @@ bool qmp_migrate_set_parameters(const MigrateSetParameters *p, Error **errp)
 {
     pthread_mutex_lock(&options_lock);
     ensure_init();
-    bool ok = params_check(p, p->has_cpu_throttle_initial ? p->cpu_throttle_initial
-                                                          : params.cpu_throttle_initial, errp);
+    bool ok = params_check(p, p->has_cpu_throttle_initial ? p->cpu_throttle_initial : params.cpu_throttle_initial,
+                           p->has_max_cpu_throttle ? p->max_cpu_throttle : params.max_cpu_throttle, errp);
     if (ok) {
         params_apply(p);
     }
