@@ -255,7 +255,8 @@ static bool write_batch_fd(MigStream *f)
             if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(f, POLLOUT)) {
                 continue;
             }
-            mig_stream_set_error(f, "Unable to write to socket: %s", g_strerror(errno));
+            mig_stream_set_error(f, "Unable to write to %s: %s", f->is_socket ? "socket" : "file",
+                                 g_strerror(errno));
             return false;
         }
         while (cnt > 0 && (size_t)n >= iov->iov_len) {
@@ -414,7 +415,7 @@ static ssize_t read_fd(MigStream *f, void *dst, size_t len)
         if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(f, POLLIN)) {
             continue;
         }
-        mig_stream_set_error(f, "Unable to read from socket: %s", g_strerror(errno));
+        mig_stream_set_error(f, "Unable to read from %s: %s", f->is_socket ? "socket" : "file", g_strerror(errno));
         return -1;
     }
 }

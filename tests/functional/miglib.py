@@ -14,6 +14,7 @@ most one place where the value steps down from n to n-1.
 """
 
 import os
+import re
 import socket
 import struct
 import time
@@ -68,6 +69,21 @@ def start_vm(mem="128M", dirty_rate=None, incoming=None, extra=(), paused=False,
     vm.serial_path = serial_path
     if launch:
         vm.launch()
+    return vm
+
+
+def start_kvm_guest(image, mem, accel="kvm", extra=(), incoming=None, tmpdir=None, hmp=False):
+    """A migvm on `-accel accel -m mem` booting image (None: no -drive), its
+    serial port on a file (vm.serial_path), optionally -incoming."""
+    d = tmpdir or new_tmpdir()
+    serial_path = os.path.join(d, "serial.out")
+    args = ["-accel", accel, "-m", mem, "-serial", "file:" + serial_path]
+    if image:
+        args += ["-drive", "file=%s,format=raw" % image]
+    if incoming:
+        args += ["-incoming", incoming]
+    vm = VM(args + list(extra), tmpdir=d, hmp=hmp).launch()
+    vm.serial_path = serial_path
     return vm
 
 
@@ -154,6 +170,42 @@ def send_fd(q, name, fd):
     msg = ('{"execute": "getfd", "arguments": {"fdname": "%s"}}' % name).encode()
     socket.send_fds(q.sock, [msg], [fd])
     return q.recv_response()
+
+
+def stuck_unix_listener(path):
+    """A unix listener at path that never accepts, its backlog full: a
+    blocking connect() to it waits until the listener goes away. Returns
+    the sockets to close (the listener first)."""
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(0)
+    socks = [srv]
+    for _ in range(64):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.setblocking(False)
+        try:
+            c.connect(path)
+        except (BlockingIOError, InterruptedError):
+            c.close()
+            break
+        socks.append(c)
+    return socks
+
+
+# The prefixes the source's writer may put before the channel's own error,
+# depending on where the write failed (a section's save or the framing).
+WRITE_PREFIX = r"(Failed to write the migration stream: |Failed to send '[\w/.:-]+': )?"
+
+
+def write_failed(desc, channel_error):
+    """True when error-desc is exactly the channel's error (a regex), under
+    one of the writer's prefixes or none."""
+    return isinstance(desc, str) and re.fullmatch(WRITE_PREFIX + channel_error, desc) is not None
+
+
+def peer_gone(desc):
+    """error-desc of a source whose destination went away mid-stream."""
+    return write_failed(desc, r"Unable to write to socket: (Broken pipe|Connection reset by peer)")
 
 
 def event_names(events, names=("MIGRATION", "MIGRATION_PASS", "STOP", "RESUME")):

@@ -2,8 +2,10 @@
 """Live migration between two real migvm processes, over every transport.
 
 For each transport (tcp IPv4, tcp [::1], tcp via the host name localhost,
-unix, exec, fd with a socketpair passed by getfd, file) two migrations of a
-running soft workload are made:
+unix, exec, fd with a socketpair passed by getfd, file, file with
+,offset=4096 after a header that must stay as it was, fd with a regular
+file's descriptor on both sides) two migrations of a running soft workload
+are made:
 
   live:    the destination starts the guest itself. Checked: MIGRATION /
            MIGRATION_PASS / STOP / RESUME events and their order on both
@@ -18,7 +20,8 @@ running soft workload are made:
            Then `cont` starts the destination (RESUME, running, serial grows).
 
 fd: also checks that the consumed descriptor names are gone on both sides
-(closefd → "File descriptor named 'x' not found").
+(closefd → "File descriptor named 'x' not found"). file-offset-bad: an
+offset that is not a number is refused on both sides with the offset quoted.
 """
 
 import os
@@ -40,6 +43,7 @@ RATE = 100                 # MiB/s dirtied: one workload pass (63 MiB) every ~0.
 COMPLETE_TIMEOUT = 30.0
 
 COMPLETED_KEYS = {"status", "setup-time", "total-time", "downtime", "ram"}
+HEADER = bytes(range(256)) * 16      # 4 KiB before the stream in file:...,offset=4096
 
 
 def ipv6_loopback_works():
@@ -122,6 +126,18 @@ class Dest:
             return "exec:cat > %s" % self.path
         if k == "file":
             return "file:%s" % self.path
+        if k == "file-offset":
+            # The stream goes after a header the source must leave alone.
+            with open(self.path, "wb") as f:
+                f.write(HEADER)
+            return "file:%s,offset=%d" % (self.path, len(HEADER))
+        if k == "fd-file":
+            # A regular file's descriptor: a one-way channel, no return path.
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            r = send_fd(qs, "fdmig", fd)
+            os.close(fd)
+            check_eq("fd-file: getfd of a file on the source", r, {"return": {}})
+            return "fd:fdmig"
         raise ValueError(k)
 
     def after_source(self):
@@ -131,7 +147,20 @@ class Dest:
         command-line form."""
         if self.vm is not None:
             return
-        uri = ("exec:cat %s" % self.path) if self.kind == "exec" else ("file:%s" % self.path)
+        if self.kind == "file-offset":
+            with open(self.path, "rb") as f:
+                check_eq("file-offset: the bytes before the offset are untouched", f.read(len(HEADER)), HEADER)
+        if self.kind == "fd-file":
+            self._start("defer")
+            fd = os.open(self.path, os.O_RDONLY)
+            r = send_fd(self.q, "fdmig", fd)
+            os.close(fd)
+            check_eq("fd-file: getfd of a file on the destination", r, {"return": {}})
+            self.q.cmd_ok("migrate-incoming", uri="fd:fdmig")
+            return
+        uri = {"exec": "exec:cat %s" % self.path,
+               "file": "file:%s" % self.path,
+               "file-offset": "file:%s,offset=%d" % (self.path, len(HEADER))}[self.kind]
         if self.paused:
             self._start(uri)
         else:
@@ -207,7 +236,7 @@ def migrate_case(kind, paused):
     if kind == "tcp4":      # same code for every transport: checked once
         check("%s: destination query-migrate has status only" % name, set(dinfo.keys()) == {"status"}, dinfo)
     # exec/file frozen: the load starts at process start, before QMP can turn events on.
-    cmdline_load = paused and kind in ("exec", "file")
+    cmdline_load = paused and kind in ("exec", "file", "file-offset")
     dst_events = collect_events(qd, "completed", 5)
     dnames = event_names(dst_events)
 
@@ -253,11 +282,11 @@ def migrate_case(kind, paused):
     else:
         check("%s: destination serial keeps growing" % name, False, "size stuck at %d" % serial_size(d.vm.serial_path))
     check_eq("%s: source still postmigrate" % name, query_status(qs), "postmigrate")
-    if kind == "fd":
+    if kind in ("fd", "fd-file"):
         for side, q in (("source", qs), ("destination", qd)):
             r = q.cmd("closefd", fdname="fdmig")
             err = error_of(r)
-            check_eq("fd: closefd of the consumed name on the %s" % side, err and err[1],
+            check_eq("%s: closefd of the consumed name on the %s" % (kind, side), err and err[1],
                      "File descriptor named 'fdmig' not found")
     for side, vm in (("source", src), ("destination", d.vm)):
         report = sanitizer_report(vm)
@@ -267,11 +296,41 @@ def migrate_case(kind, paused):
     drain_events(qs, 0.01)
 
 
+def bad_file_offset():
+    """file: with an offset that is not a number: refused at once on both
+    sides with the offset quoted; the source keeps running, the destination
+    keeps waiting and then loads a good file: URI."""
+    src, qs = start_source()
+    path = os.path.join(src.dir, "stream.mig")
+    for text in ("0x20M", "abc", "", "-"):
+        r = qs.cmd("migrate", uri="file:%s,offset=%s" % (path, text))
+        want = "file URI has bad offset %s" % text
+        check_eq("file-offset-bad: migrate with offset=%r refused" % text, error_of(r), ("GenericError", want))
+        # As QEMU 7.2 after a bad address: the attempt shows as failed.
+        check_eq("file-offset-bad: offset=%r: query-migrate" % text, mig_info(qs),
+                 {"status": "failed", "error-desc": want})
+    check_eq("file-offset-bad: source still running", query_status(qs), "running")
+    check("file-offset-bad: no file written", not os.path.exists(path))
+    dst = start_vm(MEM, dirty_rate=RATE, incoming="defer")
+    qd = dst.qmp()
+    r = qd.cmd("migrate-incoming", uri="file:%s,offset=0x20M" % path)
+    check_eq("file-offset-bad: migrate-incoming refused", error_of(r),
+             ("GenericError", "file URI has bad offset 0x20M"))
+    check_eq("file-offset-bad: destination still inmigrate", query_status(qd), "inmigrate")
+    check_eq("file-offset-bad: the source then migrates", qs.cmd("migrate", uri="file:" + path), {"return": {}})
+    info = wait_mig_status(qs, ("completed", "failed", "cancelled"), COMPLETE_TIMEOUT)
+    check_eq("file-offset-bad: source completed", (info or {}).get("status"), "completed")
+    check_eq("file-offset-bad: migrate-incoming with a good URI", qd.cmd("migrate-incoming", uri="file:" + path),
+             {"return": {}})
+    dinfo = wait_mig_status(qd, ("completed", "failed"), COMPLETE_TIMEOUT)
+    check_eq("file-offset-bad: destination completed", (dinfo or {}).get("status"), "completed")
+
+
 def main():
     require_binary()
     if qemu_mode():
         skip_all("needs migvm's soft accelerator workload (-accel soft)")
-    kinds = ["tcp4", "tcp6", "tcphost", "unix", "exec", "fd", "file"]
+    kinds = ["tcp4", "tcp6", "tcphost", "unix", "exec", "fd", "file", "file-offset", "fd-file"]
     have6 = ipv6_loopback_works()
     t0 = time.monotonic()
     for kind in kinds:
@@ -281,6 +340,7 @@ def main():
                 skip(label, "no IPv6 loopback")
                 continue
             run(label, migrate_case, kind, paused)
+    run("file-offset-bad", bad_file_offset)
     print("# total %.1f s" % (time.monotonic() - t0))
     finish()
 
