@@ -55,16 +55,7 @@ PASS_TIMEOUT = 90.0             # the first pass faults in 3 GiB (about 10 s her
 
 
 def start(mem, drive=True, extra=(), tmpdir=None, incoming=None):
-    d = tmpdir or new_tmpdir()
-    serial = os.path.join(d, "serial.out")
-    args = ["-accel", "kvm", "-m", mem, "-serial", "file:" + serial]
-    if drive:
-        args += ["-drive", "file=%s,format=raw" % GUEST_IMG]
-    if incoming:
-        args += ["-incoming", incoming]
-    vm = VM(args + list(extra), tmpdir=d).launch()
-    vm.serial_path = serial
-    return vm
+    return miglib.start_kvm_guest(GUEST_IMG if drive else None, mem, extra=extra, incoming=incoming, tmpdir=tmpdir)
 
 
 def serial(vm):

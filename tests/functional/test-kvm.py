@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import migvm  # noqa: E402
 import miglib  # noqa: E402
-from migvm import VM, check, check_eq, new_tmpdir, run, wait_until  # noqa: E402
+from migvm import check, check_eq, new_tmpdir, run, wait_until  # noqa: E402
 
 MiB = 1 << 20
 BUILD = os.environ.get("BUILD", "build")
@@ -43,14 +43,7 @@ def refused_instruction_image(path):
 
 
 def start_guest(image=GUEST_IMG, mem=MEM, extra=(), incoming=None, tmpdir=None, accel="kvm"):
-    d = tmpdir or new_tmpdir()
-    serial = os.path.join(d, "serial.out")
-    args = ["-accel", accel, "-m", mem, "-drive", "file=%s,format=raw" % image, "-serial", "file:" + serial]
-    if incoming:
-        args += ["-incoming", incoming]
-    vm = VM(args + list(extra), tmpdir=d).launch()
-    vm.serial_path = serial
-    return vm
+    return miglib.start_kvm_guest(image, mem, accel, extra, incoming, tmpdir)
 
 
 def serial(vm):
@@ -144,8 +137,7 @@ def test_emulation_failure():
 
 
 def test_no_boot_disk():
-    d = new_tmpdir()
-    vm = VM(["-accel", "kvm", "-m", MEM, "-serial", "file:" + os.path.join(d, "serial.out")], tmpdir=d).launch()
+    vm = start_guest(image=None)
     q = vm.qmp()
     check_eq("no -drive: guest runs (vCPU 0 halted, nothing to boot)", miglib.query_status(q), "running")
     q.cmd_ok("stop")

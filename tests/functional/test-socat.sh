@@ -10,9 +10,12 @@ BIN=${MIGVM_TEST_BINARY:-$BUILD/migvm}
 ACCEL=soft
 case "$(basename "$BIN")" in qemu-system*) ACCEL=tcg ;; esac
 
-command -v socat >/dev/null || { echo "SKIP: socat is not installed"; exit 0; }
+# socat is a test dependency (scripts/install-deps.sh) and make builds migvm:
+# either missing is a failure, not a skip.
+cannot_run() { echo "FAIL - $1"; echo "0 passed, 1 failed"; exit 1; }
+command -v socat >/dev/null || cannot_run "socat is installed (scripts/install-deps.sh installs it)"
 BIN=$(command -v "$BIN" || true)
-[ -n "$BIN" ] && [ -x "$BIN" ] || { echo "SKIP: ${MIGVM_TEST_BINARY:-$BUILD/migvm} not built"; exit 0; }
+[ -n "$BIN" ] && [ -x "$BIN" ] || cannot_run "${MIGVM_TEST_BINARY:-$BUILD/migvm} is built"
 
 tmp=$(mktemp -d /tmp/migvm-socat.XXXXXX)
 pids=()

@@ -38,13 +38,14 @@ def migvm_binary():
 
 
 def require_qemu_and_migvm():
-    """SKIP the whole test unless both binaries are there; returns the QEMU path."""
+    """SKIP the whole test when QEMU is missing, fail it when migvm is not
+    built; returns the QEMU path."""
     q = qemu_binary()
     if not q:
         migvm.skip_all("%s is not installed (scripts/install-deps.sh installs it)" % QEMU_NAME)
     m = migvm_binary()
     if not (os.path.isfile(m) and os.access(m, os.X_OK)):
-        migvm.skip_all("%s not built" % m)
+        migvm.fail_all("%s is built (make builds it)" % m)
     return q
 
 
