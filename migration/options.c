@@ -84,6 +84,7 @@ static void ensure_init(void)
 void migrate_options_reset(void)
 {
     pthread_mutex_lock(&options_lock);
+    ensure_init();      /* else the next ensure_init() would overwrite, and leak, these defaults */
     params_clear(&params);
     params_set_defaults(&params);
     memset(caps, 0, sizeof(caps));
