@@ -27,12 +27,13 @@ $(BUILD)/tests/unit/test-qmp-dispatch: $(QMP_TEST_OBJS)
 $(BUILD)/tests/unit/test-qmp-session: $(QMP_TEST_OBJS)
 
 # HMP unit tests: util and the generated QAPI types (enum names, free
-# functions) with the runtime they call; test-hmp-dispatch stubs the qmp_*
-# handlers, the monitor core and the system functions HMP calls.
+# functions) with the runtime they call; test-hmp-dispatch runs on the real
+# monitor core and stubs the qmp_* handlers and the system functions HMP calls.
 HMP_TEST_DEPS := $(UTIL_OBJS) $(BUILD)/qapi/qapi-types.o $(BUILD)/qapi/qapi-runtime.o
 
 UNIT_TESTS += $(BUILD)/tests/unit/test-hmp-parse $(BUILD)/tests/unit/test-hmp-print \
               $(BUILD)/tests/unit/test-hmp-dispatch
 $(BUILD)/tests/unit/test-hmp-parse: $(BUILD)/monitor/hmp-parse.o
 $(BUILD)/tests/unit/test-hmp-print: $(BUILD)/monitor/hmp-print.o $(HMP_TEST_DEPS)
-$(BUILD)/tests/unit/test-hmp-dispatch: $(HMP_DISPATCH_OBJS) $(HMP_TEST_DEPS)
+$(BUILD)/tests/unit/test-hmp-dispatch: $(HMP_DISPATCH_OBJS) $(BUILD)/monitor/monitor.o \
+                                       $(BUILD)/monitor/monitor-server.o $(HMP_TEST_DEPS)

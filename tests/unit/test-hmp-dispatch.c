@@ -1,9 +1,9 @@
 /*
  * Unit tests for the HMP dispatcher and commands (monitor/hmp.c,
  * hmp-commands.c, hmp-cmds.c, hmp-cmds-migration.c): command lines go
- * through hmp_handle_command on a capture monitor; the monitor core, the
- * console and every qmp_* handler are stubbed below and record what HMP
- * asked for.
+ * through hmp_handle_command on a capture monitor of the real monitor core
+ * (monitor.c); the console and every qmp_* handler are stubbed below and
+ * record what HMP asked for.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -13,49 +13,6 @@
 #include "qapi-commands.h"
 #include "cpus.h"
 #include "vm.h"
-
-/* ---- monitor core stubs ---- */
-
-static Monitor *cur_mon;
-
-Monitor *monitor_new_capture(void)
-{
-    Monitor *mon = g_new0(Monitor, 1);
-    mon->capture = g_string_new(NULL);
-    return mon;
-}
-
-char *monitor_capture_take(Monitor *mon)
-{
-    char *s = g_strdup(mon->capture->str);
-    g_string_truncate(mon->capture, 0);
-    return s;
-}
-
-void monitor_free(Monitor *mon)
-{
-    if (mon) {
-        g_string_free(mon->capture, TRUE);
-        g_free(mon);
-    }
-}
-
-void monitor_write(Monitor *mon, const char *buf, size_t len)
-{
-    g_string_append_len(mon->capture, buf, len);
-}
-
-Monitor *monitor_set_cur(Monitor *mon)
-{
-    Monitor *prev = cur_mon;
-    cur_mon = mon;
-    return prev;
-}
-
-Monitor *monitor_cur(void)
-{
-    return cur_mon;
-}
 
 /* ---- console stubs ---- */
 
