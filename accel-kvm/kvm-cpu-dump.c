@@ -81,11 +81,15 @@ static bool read_sregs(KvmVcpu *v, CpuRegs *r, Error **errp)
 {
     if (kvm_state.cap_sregs2) {
         struct kvm_sregs2 s;
-        KVM_GET_OR_FAIL(v, KVM_GET_SREGS2, &s, "KVM_GET_SREGS2");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_SREGS2, &s, "KVM_GET_SREGS2", errp)) {
+            return false;
+        }
         TAKE_SREGS(r, &s);
     } else {
         struct kvm_sregs s;
-        KVM_GET_OR_FAIL(v, KVM_GET_SREGS, &s, "KVM_GET_SREGS");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_SREGS, &s, "KVM_GET_SREGS", errp)) {
+            return false;
+        }
         TAKE_SREGS(r, &s);
     }
     return true;
@@ -100,12 +104,16 @@ static bool read_fpu(KvmVcpu *v, CpuRegs *r, Error **errp)
         r->xsave_len = kvm_state.xsave_size > 4096 ? kvm_state.xsave_size : 4096;
         r->xsave = g_malloc0(r->xsave_len);
         unsigned long req = kvm_check_extension(KVM_CAP_XSAVE2) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
-        KVM_GET_OR_FAIL(v, req, r->xsave, "KVM_GET_XSAVE");
+        if (!kvm_vcpu_ioctl_or_fail(v, req, r->xsave, "KVM_GET_XSAVE", errp)) {
+            return false;
+        }
         r->xsave_len = kvm_state.xsave_size;
         return true;
     }
     struct kvm_fpu fpu;
-    KVM_GET_OR_FAIL(v, KVM_GET_FPU, &fpu, "KVM_GET_FPU");
+    if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_FPU, &fpu, "KVM_GET_FPU", errp)) {
+        return false;
+    }
     r->xsave_len = 512;
     r->xsave = g_malloc0(r->xsave_len);
     memcpy(r->xsave + FX_FCW, &fpu.fcw, 2);
@@ -122,7 +130,9 @@ static bool read_extras(KvmVcpu *v, CpuRegs *r, Error **errp)
     r->xcr0 = 1;                        /* x87 only: the power-on value */
     if (kvm_state.cap_xcrs) {
         struct kvm_xcrs x;
-        KVM_GET_OR_FAIL(v, KVM_GET_XCRS, &x, "KVM_GET_XCRS");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_XCRS, &x, "KVM_GET_XCRS", errp)) {
+            return false;
+        }
         for (uint32_t i = 0; i < x.nr_xcrs && i < KVM_MAX_XCRS; i++) {
             if (x.xcrs[i].xcr == 0) {
                 r->xcr0 = x.xcrs[i].value;
@@ -131,7 +141,9 @@ static bool read_extras(KvmVcpu *v, CpuRegs *r, Error **errp)
     }
     if (kvm_state.cap_debugregs) {
         struct kvm_debugregs d;
-        KVM_GET_OR_FAIL(v, KVM_GET_DEBUGREGS, &d, "KVM_GET_DEBUGREGS");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_DEBUGREGS, &d, "KVM_GET_DEBUGREGS", errp)) {
+            return false;
+        }
         memcpy(r->dr, d.db, sizeof(r->dr));
         r->dr6 = d.dr6;
         r->dr7 = d.dr7;
@@ -141,19 +153,25 @@ static bool read_extras(KvmVcpu *v, CpuRegs *r, Error **errp)
     }
     if (kvm_state.cap_vcpu_events) {
         struct kvm_vcpu_events ev;
-        KVM_GET_OR_FAIL(v, KVM_GET_VCPU_EVENTS, &ev, "KVM_GET_VCPU_EVENTS");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_VCPU_EVENTS, &ev, "KVM_GET_VCPU_EVENTS", errp)) {
+            return false;
+        }
         r->irq_shadow = ev.interrupt.shadow != 0;
         r->smm = ev.smi.smm != 0;
     }
     struct kvm_mp_state mp;
-    KVM_GET_OR_FAIL(v, KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE");
+    if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE", errp)) {
+        return false;
+    }
     r->halted = kvm_state.irqchip ? mp.mp_state == KVM_MP_STATE_HALTED : v->state.parked;
     return true;
 }
 
 static bool read_cpu(KvmVcpu *v, CpuRegs *r, Error **errp)
 {
-    KVM_GET_OR_FAIL(v, KVM_GET_REGS, &r->regs, "KVM_GET_REGS");
+    if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_REGS, &r->regs, "KVM_GET_REGS", errp)) {
+        return false;
+    }
     return read_sregs(v, r, errp) && read_fpu(v, r, errp) && read_extras(v, r, errp);
 }
 

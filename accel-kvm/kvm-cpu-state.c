@@ -507,13 +507,17 @@ static bool get_sregs(KvmVcpu *v, KvmCpuState *st, Error **errp)
     memset(st->interrupt_bitmap, 0, sizeof(st->interrupt_bitmap));
     if (kvm_state.cap_sregs2) {
         struct kvm_sregs2 s;
-        KVM_GET_OR_FAIL(v, KVM_GET_SREGS2, &s, "KVM_GET_SREGS2");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_SREGS2, &s, "KVM_GET_SREGS2", errp)) {
+            return false;
+        }
         SREGS_COMMON_FROM_KVM(st, &s);
         st->sregs2_flags = s.flags;
         memcpy(st->pdptrs, s.pdptrs, sizeof(st->pdptrs));
     } else {
         struct kvm_sregs s;
-        KVM_GET_OR_FAIL(v, KVM_GET_SREGS, &s, "KVM_GET_SREGS");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_SREGS, &s, "KVM_GET_SREGS", errp)) {
+            return false;
+        }
         SREGS_COMMON_FROM_KVM(st, &s);
         st->sregs2_flags = 0;
         memset(st->pdptrs, 0, sizeof(st->pdptrs));
@@ -527,12 +531,16 @@ static bool get_fpu(KvmVcpu *v, KvmCpuState *st, Error **errp)
     if (kvm_state.xsave_size) {
         /* KVM_GET_XSAVE2 writes xsave_size bytes; the buffer is bigger. */
         unsigned long req = kvm_check_extension(KVM_CAP_XSAVE2) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE;
-        KVM_GET_OR_FAIL(v, req, st->xsave, "KVM_GET_XSAVE");
+        if (!kvm_vcpu_ioctl_or_fail(v, req, st->xsave, "KVM_GET_XSAVE", errp)) {
+            return false;
+        }
         st->fpu_format = KVM_CPU_FPU_XSAVE;
         st->xsave_len = kvm_state.xsave_size;
     } else {
         struct kvm_fpu fpu;
-        KVM_GET_OR_FAIL(v, KVM_GET_FPU, &fpu, "KVM_GET_FPU");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_FPU, &fpu, "KVM_GET_FPU", errp)) {
+            return false;
+        }
         memcpy(st->xsave, &fpu, sizeof(fpu));
         st->fpu_format = KVM_CPU_FPU_LEGACY;
         st->xsave_len = sizeof(fpu);
@@ -545,7 +553,9 @@ static bool get_xcrs_and_debugregs(KvmVcpu *v, KvmCpuState *st, Error **errp)
     st->n_xcrs = 0;
     if (kvm_state.cap_xcrs) {
         struct kvm_xcrs x;
-        KVM_GET_OR_FAIL(v, KVM_GET_XCRS, &x, "KVM_GET_XCRS");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_XCRS, &x, "KVM_GET_XCRS", errp)) {
+            return false;
+        }
         for (uint32_t i = 0; i < x.nr_xcrs && i < KVM_CPU_XCR_MAX; i++) {
             st->xcr_index[i] = x.xcrs[i].xcr;
             st->xcr_value[i] = x.xcrs[i].value;
@@ -554,7 +564,9 @@ static bool get_xcrs_and_debugregs(KvmVcpu *v, KvmCpuState *st, Error **errp)
     }
     if (kvm_state.cap_debugregs) {
         struct kvm_debugregs d;
-        KVM_GET_OR_FAIL(v, KVM_GET_DEBUGREGS, &d, "KVM_GET_DEBUGREGS");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_DEBUGREGS, &d, "KVM_GET_DEBUGREGS", errp)) {
+            return false;
+        }
         memcpy(st->dr, d.db, sizeof(st->dr));
         st->dr6 = d.dr6;
         st->dr7 = d.dr7;
@@ -582,9 +594,13 @@ bool kvm_cpu_state_get(KvmVcpu *v, Error **errp)
     struct kvm_mp_state mp;
     struct kvm_regs regs;
 
-    KVM_GET_OR_FAIL(v, KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE");
+    if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_MP_STATE, &mp, "KVM_GET_MP_STATE", errp)) {
+        return false;
+    }
     st->mp_state = mp.mp_state;
-    KVM_GET_OR_FAIL(v, KVM_GET_REGS, &regs, "KVM_GET_REGS");
+    if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_REGS, &regs, "KVM_GET_REGS", errp)) {
+        return false;
+    }
     G_STATIC_ASSERT(sizeof(regs) == sizeof(st->regs));
     memcpy(st->regs, &regs, sizeof(regs));
     if (!get_sregs(v, st, errp) || !get_fpu(v, st, errp) || !get_xcrs_and_debugregs(v, st, errp)) {
@@ -592,7 +608,9 @@ bool kvm_cpu_state_get(KvmVcpu *v, Error **errp)
     }
     if (kvm_state.irqchip) {
         G_STATIC_ASSERT(sizeof(struct kvm_lapic_state) == sizeof(st->lapic));
-        KVM_GET_OR_FAIL(v, KVM_GET_LAPIC, st->lapic, "KVM_GET_LAPIC");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_LAPIC, st->lapic, "KVM_GET_LAPIC", errp)) {
+            return false;
+        }
     }
     int khz = ioctl(v->fd, KVM_GET_TSC_KHZ, 0);
     st->tsc_khz = khz > 0 ? (uint32_t)khz : 0;
@@ -601,21 +619,15 @@ bool kvm_cpu_state_get(KvmVcpu *v, Error **errp)
     }
     if (kvm_state.cap_vcpu_events) {
         struct kvm_vcpu_events ev;
-        KVM_GET_OR_FAIL(v, KVM_GET_VCPU_EVENTS, &ev, "KVM_GET_VCPU_EVENTS");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_VCPU_EVENTS, &ev, "KVM_GET_VCPU_EVENTS", errp)) {
+            return false;
+        }
         events_from_kvm(&st->events, &ev);
     }
     return true;
 }
 
 /* ---- put ---------------------------------------------------------------------------- */
-
-#define PUT_OR_FAIL(v, req, arg, what) do {                                         \
-    int r_ = kvm_vcpu_ioctl((v), (req), (arg));                                     \
-    if (r_ < 0) {                                                                   \
-        error_setg_errno(errp, -r_, "cpu %d: " what, (v)->cpu->index);              \
-        return false;                                                               \
-    }                                                                               \
-} while (0)
 
 static void check_tsc_khz(KvmVcpu *v, const KvmCpuState *st)
 {
@@ -640,12 +652,16 @@ static bool put_sregs(KvmVcpu *v, const KvmCpuState *st, Error **errp)
         struct kvm_sregs2 s = { .flags = st->sregs2_flags & KVM_SREGS2_FLAGS_PDPTRS_VALID };
         SREGS_COMMON_TO_KVM(&s, st);
         memcpy(s.pdptrs, st->pdptrs, sizeof(s.pdptrs));
-        PUT_OR_FAIL(v, KVM_SET_SREGS2, &s, "KVM_SET_SREGS2");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_SET_SREGS2, &s, "KVM_SET_SREGS2", errp)) {
+            return false;
+        }
     } else {
         struct kvm_sregs s = { 0 };
         SREGS_COMMON_TO_KVM(&s, st);
         memcpy(s.interrupt_bitmap, st->interrupt_bitmap, sizeof(s.interrupt_bitmap));
-        PUT_OR_FAIL(v, KVM_SET_SREGS, &s, "KVM_SET_SREGS");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_SET_SREGS, &s, "KVM_SET_SREGS", errp)) {
+            return false;
+        }
     }
     return true;
 }
@@ -660,7 +676,9 @@ static bool put_fpu(KvmVcpu *v, KvmCpuState *st, Error **errp)
             return false;
         }
         memcpy(&fpu, st->xsave, sizeof(fpu));
-        PUT_OR_FAIL(v, KVM_SET_FPU, &fpu, "KVM_SET_FPU");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_SET_FPU, &fpu, "KVM_SET_FPU", errp)) {
+            return false;
+        }
         return true;
     }
     if (st->fpu_format != KVM_CPU_FPU_XSAVE || !kvm_state.xsave_size) {
@@ -679,7 +697,9 @@ static bool put_fpu(KvmVcpu *v, KvmCpuState *st, Error **errp)
     if (st->xsave_len < (uint32_t)kvm_state.xsave_size) {
         memset(st->xsave + st->xsave_len, 0, kvm_state.xsave_size - st->xsave_len);
     }
-    PUT_OR_FAIL(v, KVM_SET_XSAVE, st->xsave, "KVM_SET_XSAVE");
+    if (!kvm_vcpu_ioctl_or_fail(v, KVM_SET_XSAVE, st->xsave, "KVM_SET_XSAVE", errp)) {
+        return false;
+    }
     return true;
 }
 
@@ -692,12 +712,16 @@ static bool put_xcrs_and_debugregs(KvmVcpu *v, const KvmCpuState *st, uint32_t p
             x.xcrs[i].value = st->xcr_value[i];
         }
         x.nr_xcrs = st->n_xcrs < KVM_MAX_XCRS ? st->n_xcrs : KVM_MAX_XCRS;
-        PUT_OR_FAIL(v, KVM_SET_XCRS, &x, "KVM_SET_XCRS");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_SET_XCRS, &x, "KVM_SET_XCRS", errp)) {
+            return false;
+        }
     }
     if (kvm_state.cap_debugregs && (pieces & KVM_PIECE_DEBUGREGS)) {
         struct kvm_debugregs d = { .dr6 = st->dr6, .dr7 = st->dr7 };
         memcpy(d.db, st->dr, sizeof(d.db));
-        PUT_OR_FAIL(v, KVM_SET_DEBUGREGS, &d, "KVM_SET_DEBUGREGS");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_SET_DEBUGREGS, &d, "KVM_SET_DEBUGREGS", errp)) {
+            return false;
+        }
     }
     return true;
 }
@@ -734,11 +758,15 @@ bool kvm_cpu_state_put(KvmVcpu *v, uint32_t pieces, Error **errp)
     }
     if (kvm_state.irqchip && (pieces & KVM_PIECE_MP_STATE)) {
         struct kvm_mp_state mp = { st->mp_state };
-        PUT_OR_FAIL(v, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE", errp)) {
+            return false;
+        }
     }
     if (pieces & KVM_PIECE_REGS) {
         memcpy(&regs, st->regs, sizeof(regs));
-        PUT_OR_FAIL(v, KVM_SET_REGS, &regs, "KVM_SET_REGS");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_SET_REGS, &regs, "KVM_SET_REGS", errp)) {
+            return false;
+        }
     }
     if (((pieces & KVM_PIECE_SREGS) && !put_sregs(v, st, errp)) ||
         ((pieces & KVM_PIECE_XSAVE) && !put_fpu(v, st, errp)) ||
@@ -746,7 +774,9 @@ bool kvm_cpu_state_put(KvmVcpu *v, uint32_t pieces, Error **errp)
         return false;
     }
     if (kvm_state.irqchip && (pieces & KVM_PIECE_LAPIC)) {
-        PUT_OR_FAIL(v, KVM_SET_LAPIC, st->lapic, "KVM_SET_LAPIC");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_SET_LAPIC, st->lapic, "KVM_SET_LAPIC", errp)) {
+            return false;
+        }
     }
     if ((pieces & KVM_PIECE_MSRS) && !put_msrs(v, st, errp)) {
         return false;
@@ -754,10 +784,14 @@ bool kvm_cpu_state_put(KvmVcpu *v, uint32_t pieces, Error **errp)
     if (kvm_state.cap_vcpu_events && (pieces & KVM_PIECE_EVENTS)) {
         struct kvm_vcpu_events ev;
         events_to_kvm(&ev, &st->events);
-        PUT_OR_FAIL(v, KVM_SET_VCPU_EVENTS, &ev, "KVM_SET_VCPU_EVENTS");
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_SET_VCPU_EVENTS, &ev, "KVM_SET_VCPU_EVENTS", errp)) {
+            return false;
+        }
     }
-    /* Tell a kvmclock guest it was paused; EINVAL without kvmclock is fine. */
-    ioctl(v->fd, KVM_KVMCLOCK_CTRL, 0);
+    /* Tell a kvmclock guest it was paused. Any failure is ignored: EINVAL
+     * means the guest has no kvmclock, and the flag only spares a guest
+     * that has one a soft-lockup warning. */
+    kvm_vcpu_ioctl(v, KVM_KVMCLOCK_CTRL, NULL);
     return true;
 }
 

@@ -49,6 +49,7 @@ typedef struct KvmState {
     bool cap_dirty_initially_set;
     int xsave_size;                 /* KVM_CAP_XSAVE2 (or 4096 with XSAVE) */
     bool irqchip;                   /* in-kernel PIC/IOAPIC/LAPIC + PIT (kernel-irqchip=on) */
+    bool boot_code;                 /* the board loaded code for vCPU 0 to run */
     uint32_t tsc_khz;               /* host KVM_GET_TSC_KHZ of vCPU 0, 0 = unknown */
     struct kvm_cpuid2 *cpuid;       /* KVM_GET_SUPPORTED_CPUID minus x-cpuid-hide */
     char *cpuid_hide;               /* x-cpuid-hide=NAME+NAME... (tests), or NULL */
@@ -154,6 +155,8 @@ typedef struct KvmVcpu {
 } KvmVcpu;
 
 /* kvm.c */
+/* ioctl(2) on fd, retried after EINTR: the result, or -errno. */
+int kvm_ioctl(int fd, unsigned long req, void *arg);
 int kvm_vm_ioctl(unsigned long req, void *arg);     /* -errno on failure */
 int kvm_sys_ioctl(unsigned long req, void *arg);
 int kvm_check_extension(long cap);                  /* VM fd, 0 if absent */
@@ -167,6 +170,8 @@ void kvm_vcpu_destroy(CPUState *cpu);
 /* Put vCPU `v` into its power-on state (vCPU 0: real mode at 0:7c00). */
 bool kvm_vcpu_reset_state(KvmVcpu *v, Error **errp);
 int kvm_vcpu_ioctl(KvmVcpu *v, unsigned long req, void *arg);  /* -errno */
+/* kvm_vcpu_ioctl; on failure set errp ("vCPU N: what: strerror") and return false. */
+bool kvm_vcpu_ioctl_or_fail(KvmVcpu *v, unsigned long req, void *arg, const char *what, Error **errp);
 
 /* kvm-cpu-state.c */
 bool kvm_cpu_state_init(KvmVcpu *v, Error **errp);  /* CPUID, MSR list, VMState */
@@ -200,14 +205,5 @@ void kvm_dirty_log_stop(void);
 uint64_t kvm_dirty_log_sync(void);
 bool kvm_slot_set_flags(KvmSlot *slot, uint32_t flags, Error **errp);
 
-/* Run a vCPU "get" ioctl; on failure set *errp ("vCPU N: what: strerror")
- * and return false from the calling function, which must have errp. */
-#define KVM_GET_OR_FAIL(v, req, arg, what) do {                                     \
-    int r_ = kvm_vcpu_ioctl((v), (req), (arg));                                     \
-    if (r_ < 0) {                                                                   \
-        error_setg_errno(errp, -r_, "vCPU %d: " what, (v)->cpu->index);             \
-        return false;                                                               \
-    }                                                                               \
-} while (0)
 
 #endif

@@ -42,12 +42,18 @@
 
 int kvm_vcpu_ioctl(KvmVcpu *v, unsigned long req, void *arg)
 {
-    int r;
+    return kvm_ioctl(v->fd, req, arg);
+}
 
-    do {
-        r = ioctl(v->fd, req, arg);
-    } while (r < 0 && errno == EINTR);
-    return r < 0 ? -errno : r;
+bool kvm_vcpu_ioctl_or_fail(KvmVcpu *v, unsigned long req, void *arg, const char *what, Error **errp)
+{
+    int r = kvm_ioctl(v->fd, req, arg);
+
+    if (r < 0) {
+        error_setg_errno(errp, -r, "vCPU %d: %s", v->cpu->index, what);
+        return false;
+    }
+    return true;
 }
 
 static void kick_signal_handler(int sig)
@@ -93,27 +99,17 @@ static bool vcpu_reset_fpu_and_events(KvmVcpu *v, Error **errp)
 {
     struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
     struct kvm_vcpu_events ev = { .flags = KVM_VCPUEVENT_VALID_NMI_PENDING | KVM_VCPUEVENT_VALID_SHADOW };
-    int r;
+    struct kvm_xcrs xcrs = { .nr_xcrs = 1, .xcrs = { { .xcr = 0, .value = 1 } } };   /* x87 only */
 
-    if ((r = kvm_vcpu_ioctl(v, KVM_SET_FPU, &fpu)) < 0) {
-        error_setg_errno(errp, -r, "vCPU %d: KVM_SET_FPU", v->cpu->index);
-        return false;
-    }
-    if (kvm_state.cap_xcrs) {
-        struct kvm_xcrs xcrs = { .nr_xcrs = 1, .xcrs = { { .xcr = 0, .value = 1 } } };
-        kvm_vcpu_ioctl(v, KVM_SET_XCRS, &xcrs);
-    }
-    if (kvm_state.cap_vcpu_events && (r = kvm_vcpu_ioctl(v, KVM_SET_VCPU_EVENTS, &ev)) < 0) {
-        error_setg_errno(errp, -r, "vCPU %d: KVM_SET_VCPU_EVENTS", v->cpu->index);
-        return false;
-    }
-    return true;
+    return kvm_vcpu_ioctl_or_fail(v, KVM_SET_FPU, &fpu, "KVM_SET_FPU", errp) &&
+           (!kvm_state.cap_xcrs || kvm_vcpu_ioctl_or_fail(v, KVM_SET_XCRS, &xcrs, "KVM_SET_XCRS", errp)) &&
+           (!kvm_state.cap_vcpu_events ||
+            kvm_vcpu_ioctl_or_fail(v, KVM_SET_VCPU_EVENTS, &ev, "KVM_SET_VCPU_EVENTS", errp));
 }
 
 bool kvm_vcpu_reset_state(KvmVcpu *v, Error **errp)
 {
     bool bsp = v->cpu->index == 0;
-    int r;
 
     if (!vcpu_reset_fpu_and_events(v, errp)) {
         return false;
@@ -121,27 +117,18 @@ bool kvm_vcpu_reset_state(KvmVcpu *v, Error **errp)
     if (kvm_state.irqchip) {
         struct kvm_mp_state mp = { bsp ? KVM_MP_STATE_RUNNABLE : KVM_MP_STATE_UNINITIALIZED };
         /* LAPIC first: its APIC base and LVTs as KVM created them. */
-        if ((r = kvm_vcpu_ioctl(v, KVM_SET_LAPIC, &v->power_on_lapic)) < 0) {
-            error_setg_errno(errp, -r, "vCPU %d: KVM_SET_LAPIC", v->cpu->index);
-            return false;
-        }
-        if ((r = kvm_vcpu_ioctl(v, KVM_SET_MP_STATE, &mp)) < 0) {
-            error_setg_errno(errp, -r, "vCPU %d: KVM_SET_MP_STATE", v->cpu->index);
+        if (!kvm_vcpu_ioctl_or_fail(v, KVM_SET_LAPIC, &v->power_on_lapic, "KVM_SET_LAPIC", errp) ||
+            !kvm_vcpu_ioctl_or_fail(v, KVM_SET_MP_STATE, &mp, "KVM_SET_MP_STATE", errp)) {
             return false;
         }
     }
     /* Only vCPU 0 has code to run, and only when a boot disk was loaded;
      * the others wait for a SIPI nobody sends without an irqchip. */
-    v->state.parked = bsp ? !vm_config.drive : !kvm_state.irqchip;
+    v->state.parked = bsp ? !kvm_state.boot_code : !kvm_state.irqchip;
     if (bsp) {
         return vcpu_set_real_mode_entry(v, errp);
     }
-    int ok = kvm_vcpu_ioctl(v, KVM_SET_SREGS, &v->power_on_sregs);
-    if (ok < 0) {
-        error_setg_errno(errp, -ok, "vCPU %d: KVM_SET_SREGS", v->cpu->index);
-        return false;
-    }
-    return true;
+    return kvm_vcpu_ioctl_or_fail(v, KVM_SET_SREGS, &v->power_on_sregs, "KVM_SET_SREGS", errp);
 }
 
 /* ---- creation and teardown ---------------------------------------------------- */
@@ -162,7 +149,6 @@ static void vcpu_free(KvmVcpu *v)
 bool kvm_vcpu_create(CPUState *cpu, Error **errp)
 {
     KvmVcpu *v = g_new0(KvmVcpu, 1);
-    int r;
 
     v->cpu = cpu;
     v->fd = ioctl(kvm_state.vm_fd, KVM_CREATE_VCPU, (unsigned long)cpu->index);
@@ -177,13 +163,9 @@ bool kvm_vcpu_create(CPUState *cpu, Error **errp)
         vcpu_free(v);
         return false;
     }
-    if ((r = kvm_vcpu_ioctl(v, KVM_GET_SREGS, &v->power_on_sregs)) < 0) {
-        error_setg_errno(errp, -r, "vCPU %d: KVM_GET_SREGS", cpu->index);
-        vcpu_free(v);
-        return false;
-    }
-    if (kvm_state.irqchip && (r = kvm_vcpu_ioctl(v, KVM_GET_LAPIC, &v->power_on_lapic)) < 0) {
-        error_setg_errno(errp, -r, "vCPU %d: KVM_GET_LAPIC", cpu->index);
+    if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_SREGS, &v->power_on_sregs, "KVM_GET_SREGS", errp) ||
+        (kvm_state.irqchip &&
+         !kvm_vcpu_ioctl_or_fail(v, KVM_GET_LAPIC, &v->power_on_lapic, "KVM_GET_LAPIC", errp))) {
         vcpu_free(v);
         return false;
     }

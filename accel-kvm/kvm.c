@@ -2,7 +2,7 @@
  * The KVM accelerator: /dev/kvm, the VM, its capabilities and memory slots,
  * and the AccelOps that system/cpus.c and system/memory.c drive.
  *
- * Options (-accel kvm,OPTS; vm_config.accel_opts):
+ * Options (-accel kvm,OPTS; AccelConfig.opts):
  *   kernel-irqchip=on|off   on (default): in-kernel PIC master/slave, IOAPIC
  *                           and LAPIC (KVM_CREATE_IRQCHIP) and PIT
  *                           (KVM_CREATE_PIT2, with the port 0x61 dummy);
@@ -18,8 +18,9 @@
  *   [irqchip + PIT], MANUAL_DIRTY_LOG_PROTECT2 (+ INITIALLY_SET), supported
  *   CPUID (minus x-cpuid-hide) and the MSR index list, the power-on state
  *   of irqchip and PIT, one memory slot per RAM block mapping (a split
- *   "pc.ram" has two), then the boot sector from -drive (hw/loader.c) when
- *   one was given.
+ *   "pc.ram" has two). The board loads the boot disk (hw/loader.c); vCPU 0
+ *   starts at its entry when AccelConfig.boot_code says there is one, else
+ *   it stays parked.
  *
  * The per-VM VMState sections (kvm-cpu-model, kvm-pit, kvm-clock,
  * kvm-irqchip x3) are registered with vCPU 0, before its "cpu" section, so
@@ -37,15 +38,13 @@
 #include "accel.h"
 #include "cpus.h"
 #include "kvm-int.h"
-#include "loader.h"
-#include "vm.h"
 
 #define KVM_TSS_ADDR 0xfffbd000UL
 #define KVM_IDENTITY_MAP_ADDR 0xfffbc000ULL
 
 KvmState kvm_state = { .sys_fd = -1, .vm_fd = -1, .dirty_lock = PTHREAD_MUTEX_INITIALIZER };
 
-static int do_ioctl(int fd, unsigned long req, void *arg)
+int kvm_ioctl(int fd, unsigned long req, void *arg)
 {
     int r;
 
@@ -57,12 +56,12 @@ static int do_ioctl(int fd, unsigned long req, void *arg)
 
 int kvm_sys_ioctl(unsigned long req, void *arg)
 {
-    return do_ioctl(kvm_state.sys_fd, req, arg);
+    return kvm_ioctl(kvm_state.sys_fd, req, arg);
 }
 
 int kvm_vm_ioctl(unsigned long req, void *arg)
 {
-    return do_ioctl(kvm_state.vm_fd, req, arg);
+    return kvm_ioctl(kvm_state.vm_fd, req, arg);
 }
 
 int kvm_check_extension(long cap)
@@ -219,11 +218,11 @@ static bool kvm_setup_irqchip(Error **errp)
         error_setg_errno(errp, -r, "KVM_CREATE_PIT2");
         return false;
     }
-    if (kvm_check_extension(KVM_CAP_X2APIC_API)) {
-        kvm_enable_cap(KVM_CAP_X2APIC_API,
-                       KVM_X2APIC_API_USE_32BIT_IDS | KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK, NULL);
-    }
-    return true;
+    /* The flags change the x2APIC ID layout of the migrated LAPIC state: a
+     * kernel that offers them but refuses would leave it unknown, so fail. */
+    return !kvm_check_extension(KVM_CAP_X2APIC_API) ||
+           kvm_enable_cap(KVM_CAP_X2APIC_API,
+                          KVM_X2APIC_API_USE_32BIT_IDS | KVM_X2APIC_API_DISABLE_BROADCAST_QUIRK, errp);
 }
 
 /* KVM_GET_SUPPORTED_CPUID: grow the buffer until the kernel's list fits. */
@@ -315,17 +314,15 @@ static void kvm_cleanup(void)
     pthread_mutex_init(&kvm_state.dirty_lock, NULL);
 }
 
-static bool kvm_init(const char *opts, Error **errp)
+static bool kvm_init(const AccelConfig *cfg, Error **errp)
 {
-    bool ok = kvm_parse_opts(opts, errp) && kvm_open_vm(errp) && kvm_probe_caps(errp) &&
+    bool ok;
+
+    kvm_state.boot_code = cfg->boot_code;
+    ok = kvm_parse_opts(cfg->opts, errp) && kvm_open_vm(errp) && kvm_probe_caps(errp) &&
               kvm_setup_vm_addresses(errp) && kvm_setup_irqchip(errp) &&
               kvm_load_supported_cpuid(errp) && kvm_load_msr_list(errp) &&
               kvm_vm_state_init(errp) && kvm_add_slots(errp);
-
-    /* The boot disk: the lead may move this call into machine_init. */
-    if (ok && vm_config.drive) {
-        ok = loader_load_boot_sector(vm_config.drive, errp);
-    }
     if (!ok) {
         error_prepend(errp, "failed to initialize kvm: ");
         kvm_cleanup();
@@ -343,29 +340,26 @@ static bool kvm_set_irq(int line, int level)
     if (!kvm_state.irqchip) {
         return false;
     }
+    /* KVM_IRQ_LINE fails only for a line its irqchip does not have, and
+     * the board drives lines 0-23 only. The device raising it has no other
+     * path, so report the failure and still answer "irqchip present". */
     if ((r = kvm_vm_ioctl(KVM_IRQ_LINE, &irq)) < 0) {
         error_report("KVM_IRQ_LINE %d level %d: %s", line, level, strerror(-r));
     }
     return true;
 }
 
-static void kvm_reset(void)
+static bool kvm_reset(Error **errp)
 {
-    Error *err = NULL;
-
     kvm_vm_state_reset();
-    if (vm_config.drive && !loader_load_boot_sector(vm_config.drive, &err)) {
-        error_report_err(err);
-        err = NULL;
-    }
     for (int i = 0; i < cpus_count(); i++) {
         KvmVcpu *v = cpus_get(i)->accel;
-        if (v && !kvm_vcpu_reset_state(v, &err)) {
-            error_report("vCPU %d reset: %s", i, error_get_pretty(err));
-            error_free(err);
-            err = NULL;
+        if (v && !kvm_vcpu_reset_state(v, errp)) {
+            error_prepend(errp, "vCPU %d reset: ", i);
+            return false;
         }
     }
+    return true;
 }
 
 static bool kvm_vcpu_init(CPUState *cpu, Error **errp)
@@ -378,6 +372,7 @@ static bool kvm_vcpu_init(CPUState *cpu, Error **errp)
 
 static const AccelOps kvm_ops = {
     .name = "kvm",
+    .runs_guest_code = true,
     .init = kvm_init,
     .vcpu_init = kvm_vcpu_init,
     .vcpu_thread_init = kvm_vcpu_thread_init,

@@ -7,4 +7,3 @@ KVM_OBJS := $(BUILD)/accel-kvm/kvm.o $(BUILD)/accel-kvm/kvm-vcpu.o $(BUILD)/acce
             $(BUILD)/accel-kvm/kvm-cpu-state.o $(BUILD)/accel-kvm/kvm-vm-state.o \
             $(BUILD)/accel-kvm/kvm-cpu-model.o $(BUILD)/accel-kvm/kvm-cpu-dump.o
 MIGVM_OBJS += $(KVM_OBJS)
-$(BUILD)/accel-kvm/%.o: CFLAGS_ALL += -Ihw

@@ -2,7 +2,7 @@
  * The soft accelerator: no guest code, just the built-in workload
  * (workload.h) on vCPU 0; other vCPUs halt at once.
  *
- * Options (-accel soft,OPTS; vm_config.accel_opts):
+ * Options (-accel soft,OPTS; AccelConfig.opts):
  *   dirty-rate=N   MiB/s of page writes, 0 (default) = as fast as possible
  *   top=SIZE       work on guest addresses [1 MiB, SIZE) (K/M/G suffixes;
  *                  default: the end of the RAM block, above 4 GiB too
@@ -92,12 +92,12 @@ static void soft_serial_out(void *opaque, uint8_t byte)
     bql_unlock();
 }
 
-static bool soft_init(const char *opts, Error **errp)
+static bool soft_init(const AccelConfig *cfg, Error **errp)
 {
     uint64_t rate = 0, top = 0;
 
     memset(&workload, 0, sizeof(workload));
-    if (!soft_parse_opts(opts, &rate, &top, errp)) {
+    if (!soft_parse_opts(cfg->opts, &rate, &top, errp)) {
         return false;
     }
     RAMBlock *block = ram_block_by_name("pc.ram");
@@ -163,9 +163,10 @@ static void soft_vcpu_destroy(CPUState *cpu)
     }
 }
 
-static void soft_reset(void)
+static bool soft_reset(Error **errp)
 {
     workload_reset(&workload);
+    return true;
 }
 
 static void soft_cleanup(void)

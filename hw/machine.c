@@ -1,12 +1,13 @@
 /*
- * The board, built from vm_config:
+ * The board, built from a MachineConfig:
  *   pc    RAM block "pc.ram" (ram_size bytes at guest address 0; split as
  *         QEMU 7.2's i440fx does when it does not fit below the 32-bit hole,
  *         see pc_ram_split), a 16550
  *         UART at 0x3f8 on the -serial backend (VMState "serial" 0) wired to
  *         IRQ 4, the small port devices of hw/ports.c, the accelerator (KVM
- *         brings the in-kernel PIC, IOAPIC, LAPIC and PIT), and -smp vCPUs
- *         created paused.
+ *         brings the in-kernel PIC, IOAPIC, LAPIC and PIT), the boot disk
+ *         (hw/loader.c, again at every reset) when the accelerator runs guest
+ *         code, and -smp vCPUs created paused.
  *
  * Interrupt lines: devices call machine_set_irq(line, level); the board
  * remembers the level and hands it to the accelerator's set_irq (KVM:
@@ -19,14 +20,16 @@
  * IRR/ISR but not its per-source line-level bookkeeping, so without this a
  * line that is high stays unknown to KVM until the device lowers it. Only
  * registered when the accelerator has an interrupt controller.
- *   none  RAM block "ram" (if -m is non-zero), the accelerator, no vCPUs
- *         and no devices. As in QEMU the none board has no UART, so a
+ *   none  RAM block "ram" (if -m is non-zero), the accelerator, the boot
+ *         disk as on pc, no vCPUs and no devices. As in QEMU the none board has no UART, so a
  *         -serial option is accepted and ignored (no file is created).
  */
 #include <string.h>
+#include <glib.h>
 #include "accel.h"
 #include "cpus.h"
 #include "hw-bus.h"
+#include "loader.h"
 #include "machine.h"
 #include "memory.h"
 #include "monitor.h"
@@ -42,6 +45,8 @@
 
 static SerialState *com1;
 static bool accel_inited;
+static MachineConfig config;        /* machine_init's, strings copied */
+static bool boot_disk;              /* config.drive is loaded into RAM */
 
 /* ---- self-registered pc devices (hw/ports.h) ------------------------------ */
 
@@ -142,8 +147,8 @@ static bool machine_add_serial(Error **errp)
 {
     ChardevSpec spec = { .kind = CHARDEV_NONE };
 
-    if (vm_config.serial && !chardev_spec_parse(vm_config.serial, &spec, errp)) {
-        error_prepend(errp, "-serial %s: ", vm_config.serial);
+    if (config.serial && !chardev_spec_parse(config.serial, &spec, errp)) {
+        error_prepend(errp, "-serial %s: ", config.serial);
         return false;
     }
     com1 = serial_create(COM1_BASE, 0, &spec, errp);
@@ -170,45 +175,77 @@ static RAMBlock *pc_ram_add(uint64_t ram_size, Error **errp)
     return ram_block_add_split("pc.ram", 0, ram_size, lowmem, PC_ABOVE_4G_BASE, errp);
 }
 
+/* Copy the boot disk to RAM (vCPU 0's entry point is in it). */
+static bool machine_load_boot_disk(Error **errp)
+{
+    if (boot_disk && !loader_load_boot_sector(config.drive, errp)) {
+        error_prepend(errp, "-drive file=%s: ", config.drive);
+        return false;
+    }
+    return true;
+}
+
 static bool machine_build(bool pc, Error **errp)
 {
     const AccelOps *ops;
+    AccelConfig accel_cfg;
 
     /* QEMU registers the clock offsets ("timer") first on every machine. */
-    if (!accel_select(vm_config.accel, errp) || !timers_state_register(errp)) {
+    if (!accel_select(config.accel, errp) || !timers_state_register(errp)) {
         return false;
     }
     ops = accel_current();
-    if (pc && vm_config.ram_size == 0) {
+    boot_disk = config.drive && ops->runs_guest_code;
+    accel_cfg = (AccelConfig) { .opts = config.accel_opts, .boot_code = boot_disk };
+    if (pc && config.ram_size == 0) {
         error_setg(errp, "ram size too small");
         return false;
     }
-    if (vm_config.ram_size &&
-        !(pc ? pc_ram_add(vm_config.ram_size, errp)
-             : ram_block_add("ram", 0, vm_config.ram_size, errp))) {
+    if (config.ram_size &&
+        !(pc ? pc_ram_add(config.ram_size, errp)
+             : ram_block_add("ram", 0, config.ram_size, errp))) {
         return false;
     }
     if (pc && (!machine_add_serial(errp) || !pc_devices_create(errp))) {
         return false;
     }
-    if (ops->init && !ops->init(vm_config.accel_opts, errp)) {
+    if (ops->init && !ops->init(&accel_cfg, errp)) {
         return false;
     }
     accel_inited = true;
-    return !pc || (cpus_create(vm_config.smp_cpus > 0 ? vm_config.smp_cpus : 1, errp) &&
+    if (!machine_load_boot_disk(errp)) {
+        return false;
+    }
+    return !pc || (cpus_create(config.smp_cpus > 0 ? config.smp_cpus : 1, errp) &&
                    machine_register_irq_lines(errp));
 }
 
-bool machine_init(Error **errp)
+static void machine_config_clear(void)
+{
+    g_free((char *)config.type);
+    g_free((char *)config.accel);
+    g_free((char *)config.accel_opts);
+    g_free((char *)config.serial);
+    g_free((char *)config.drive);
+    config = (MachineConfig) { 0 };
+    boot_disk = false;
+}
+
+bool machine_init(const MachineConfig *cfg, Error **errp)
 {
     assert(bql_locked());
-    const char *type = vm_config.machine ? vm_config.machine : "pc";
+    const char *type = cfg->type ? cfg->type : "pc";
     bool pc = !strcmp(type, "pc");
 
     if (!pc && strcmp(type, "none")) {
         error_setg(errp, "unsupported machine type \"%s\"", type);
         return false;
     }
+    config = (MachineConfig) {
+        .type = g_strdup(cfg->type), .ram_size = cfg->ram_size, .smp_cpus = cfg->smp_cpus,
+        .accel = g_strdup(cfg->accel), .accel_opts = g_strdup(cfg->accel_opts),
+        .serial = g_strdup(cfg->serial), .drive = g_strdup(cfg->drive),
+    };
     if (!machine_build(pc, errp)) {
         machine_cleanup();
         return false;
@@ -216,15 +253,20 @@ bool machine_init(Error **errp)
     return true;
 }
 
-void machine_reset(void)
+const char *machine_type(void)
+{
+    return config.type;
+}
+
+bool machine_reset(Error **errp)
 {
     assert(bql_locked());
     const AccelOps *ops = accel_current();
 
-    /* The accelerator first: its interrupt controllers go back to power-on
-     * state, then devices lower their lines into them. */
-    if (ops && ops->reset) {
-        ops->reset();
+    /* The boot disk, then the accelerator: its interrupt controllers go
+     * back to power-on state, then devices lower their lines into them. */
+    if (!machine_load_boot_disk(errp) || (ops && ops->reset && !ops->reset(errp))) {
+        return false;
     }
     if (com1) {
         serial_reset(com1);
@@ -233,6 +275,7 @@ void machine_reset(void)
         pc_devices[i]->reset();
     }
     cpus_reset();
+    return true;
 }
 
 void machine_cleanup(void)
@@ -256,4 +299,5 @@ void machine_cleanup(void)
     bus_cleanup();
     ram_blocks_free_all();
     accel_deselect();
+    machine_config_clear();
 }

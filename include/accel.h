@@ -3,8 +3,8 @@
  *
  * "soft" (accel-soft/) runs a built-in workload with the test guest's memory
  * behaviour; "kvm" (accel-kvm/) runs real vCPUs with KVM_RUN. Each registers
- * an AccelOps with ACCEL_REGISTER(); machine_init picks one by
- * vm_config.accel and system/cpus.c drives its vCPUs.
+ * an AccelOps with ACCEL_REGISTER(); machine_init picks one by the
+ * machine configuration's accel and system/cpus.c drives its vCPUs.
  *
  * Who calls what, under which lock:
  *   init, vcpu_init            machine_init, BQL held, RAM blocks exist,
@@ -29,7 +29,8 @@
  *                              0-15, GSI 16-23) to `level` (KVM: the
  *                              in-kernel PIC/IOAPIC); NULL if the
  *                              accelerator has no interrupt controller
- *   reset                      BQL, vCPUs paused (machine_reset)
+ *   reset                      BQL, vCPUs paused (machine_reset, after the
+ *                              board reloaded the boot disk)
  *   dump_registers             BQL, vCPUs paused (HMP `info registers`)
  *   cleanup                    BQL, after every vCPU was destroyed
  * Optional hooks may be NULL.
@@ -50,10 +51,17 @@ typedef enum VcpuExit {
     VCPU_EXIT_ERROR,      /* unrecoverable: the VM stops (internal-error) */
 } VcpuExit;
 
+/* What the board tells the accelerator at init. */
+typedef struct AccelConfig {
+    const char *opts;       /* after the name, e.g. "dirty-rate=100"; may be NULL */
+    bool boot_code;         /* the board loads code for vCPU 0 (a boot disk) */
+} AccelConfig;
+
 typedef struct AccelOps {
     const char *name;
-    /* opts: vm_config.accel_opts (may be NULL), e.g. "dirty-rate=100". */
-    bool (*init)(const char *opts, Error **errp);
+    /* vCPUs run guest code from RAM: the board loads the boot disk for them. */
+    bool runs_guest_code;
+    bool (*init)(const AccelConfig *cfg, Error **errp);
     bool (*vcpu_init)(CPUState *cpu, Error **errp);
     void (*vcpu_thread_init)(CPUState *cpu);
     VcpuExit (*vcpu_exec)(CPUState *cpu);
@@ -69,7 +77,8 @@ typedef struct AccelOps {
     /* BQL: the VM stopped (vCPUs paused) or is about to run again; lets an
      * accelerator freeze guest time across a pause (KVM: PIT, kvmclock). */
     void (*vm_state_change)(bool running);
-    void (*reset)(void);
+    /* Power-on state; false leaves the machine half reset (the VM stops). */
+    bool (*reset)(Error **errp);
     /* Append vCPU `cpu`'s registers to `out` in the text QEMU 7.2's
      * `info registers` prints for it. NULL: no CPU state to show. */
     bool (*dump_registers)(int cpu, GString *out, Error **errp);

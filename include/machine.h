@@ -1,19 +1,35 @@
 /*
  * The board and its vCPUs, as seen by the rest of migvm.
- * hw/machine.c builds the machine from vm_config (include/vm.h): RAM blocks,
- * devices (serial, ...), the accelerator and its vCPUs (created paused).
+ * hw/machine.c builds the machine from a MachineConfig (system/main.c fills
+ * it from the command line): RAM blocks, devices (serial, ...), the boot
+ * disk, the accelerator and its vCPUs (created paused).
  * system/cpus.c runs vCPU threads through the accelerator's ops.
  */
 #ifndef MIGVM_MACHINE_H
 #define MIGVM_MACHINE_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include "error.h"
 
-/* Build everything; vCPUs exist but do not run until cpus_resume_all(). */
-bool machine_init(Error **errp);
-/* Devices and vCPUs back to power-on state. [BQL, vCPUs paused] */
-void machine_reset(void);
+typedef struct MachineConfig {
+    const char *type;           /* "pc" or "none"; NULL: "pc" */
+    uint64_t ram_size;          /* bytes */
+    int smp_cpus;               /* vCPUs of the pc board; 0: one */
+    const char *accel;          /* "kvm" or "soft" */
+    const char *accel_opts;     /* after the accelerator's name, or NULL */
+    const char *serial;         /* -serial spec, or NULL */
+    const char *drive;          /* raw boot disk image, or NULL */
+} MachineConfig;
+
+/* Build everything; vCPUs exist but do not run until cpus_resume_all().
+ * cfg is copied. */
+bool machine_init(const MachineConfig *cfg, Error **errp);
+/* MachineConfig.type as given (NULL: none given) while the machine exists. */
+const char *machine_type(void);
+/* Devices, boot disk and vCPUs back to power-on state. False: the machine
+ * is half reset and must not run. [BQL, vCPUs paused] */
+bool machine_reset(Error **errp);
 /* Stop vCPU threads, free devices and RAM. */
 void machine_cleanup(void);
 

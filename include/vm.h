@@ -55,17 +55,10 @@ void vm_system_reset(ShutdownCause cause);
 /* Run a function on the main loop thread (with the BQL held) soon. Safe from any thread. */
 void main_loop_schedule(void (*fn)(void *opaque), void *opaque);
 
-/* Static facts about this VM, filled from the command line (system/main.c). */
+/* What query-name and query-kvm report, filled from the command line by
+ * system/main.c. The board gets its own MachineConfig (machine.h). */
 typedef struct VMConfig {
     char *name;               /* -name, or NULL */
-    uint64_t ram_size;        /* -m, bytes */
-    int smp_cpus;             /* -smp */
-    char *accel;              /* "kvm" or "soft" */
-    char *machine;            /* -machine type: "pc" (default) or "none" */
-    char *incoming;           /* -incoming URI or "defer", or NULL */
-    char *serial;             /* -serial spec (stdio, file:PATH, unix:PATH,server=on,wait=off, none) */
-    char *drive;              /* -drive file=IMG,format=raw: the boot disk image, or NULL */
-    char *accel_opts;         /* accelerator options after the name, e.g. "dirty-rate=100" for soft */
     bool kvm_present;         /* /dev/kvm usable */
     bool kvm_enabled;         /* this VM runs on KVM */
 } VMConfig;

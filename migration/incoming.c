@@ -12,6 +12,7 @@
 #include "channel.h"
 #include "global-state.h"
 #include "options.h"
+#include "machine.h"
 #include "savevm.h"
 #include "stream.h"
 #include "monitor.h"
@@ -173,7 +174,7 @@ static gpointer incoming_thread(gpointer opaque)
     }
     global_state_reset();
     LoadvmOptions opts = {
-        .local = { .machine_type = vm_config.machine },
+        .local = { .machine_type = machine_type() },
         .return_path = rp,
         .send_shut = true,
         .device_lock = incoming_device_lock,

@@ -22,6 +22,7 @@
 #include "global-state.h"
 #include "options.h"
 #include "ram.h"
+#include "machine.h"
 #include "savevm.h"
 #include "stream.h"
 #include "memory.h"
@@ -408,7 +409,7 @@ static gpointer migration_thread(gpointer opaque)
     }
     rate_limit_apply(f, true);
 
-    MigConfigOptions cfg = { .machine_type = vm_config.machine };
+    MigConfigOptions cfg = { .machine_type = machine_type() };
     if (!savevm_state_header(f, &cfg, &err)) {
         goto fail;
     }

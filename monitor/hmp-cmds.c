@@ -89,10 +89,10 @@ void hmp_info_name(Monitor *mon, const HmpArgs *args)
 
 void hmp_info_cpus(Monitor *mon, const HmpArgs *args)
 {
-    /* No QMP command in our schema lists vCPUs: read the configuration and
-     * the vCPU threads' ids (-1 before the threads exist, as with -M none).
-     * CPU 0 is the monitor's current CPU, as in QEMU. */
-    for (int i = 0; i < vm_config.smp_cpus; i++) {
+    /* No QMP command in our schema lists vCPUs: the board's vCPUs (none on
+     * -M none) and their threads' ids. CPU 0 is the monitor's current CPU,
+     * as in QEMU. */
+    for (int i = 0; i < cpus_count(); i++) {
         int64_t tid = cpus_thread_id(i);
         if (tid < 0) {
             tid = getpid();

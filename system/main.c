@@ -38,6 +38,8 @@
 
 typedef struct Startup {
     CmdlineOptions opts;
+    char *accel;              /* the chosen accelerator and its options */
+    char *accel_opts;
     int daemon_ready_fd;      /* write end of the pipe the parent waits on */
     int pidfile_fd;
     bool machine_up;
@@ -59,39 +61,29 @@ static char *kvm_unusable_reason(void)
     return NULL;
 }
 
-static bool config_from_options(const CmdlineOptions *o, Error **errp)
+static bool config_from_options(Startup *s, Error **errp)
 {
     g_autofree char *kvm_error = kvm_unusable_reason();
     g_autofree char *warning = NULL;
 
-    if (!cmdline_choose_accel(o, kvm_error, &vm_config.accel, &vm_config.accel_opts, &warning, errp)) {
+    if (!cmdline_choose_accel(&s->opts, kvm_error, &s->accel, &s->accel_opts, &warning, errp)) {
         return false;
     }
     if (warning) {
         warn_report("%s", warning);
     }
-    vm_config.name = g_strdup(o->name);
-    vm_config.ram_size = o->ram_size;
-    vm_config.smp_cpus = o->smp_cpus;
-    vm_config.machine = g_strdup(o->machine);
-    vm_config.incoming = g_strdup(o->incoming);
-    vm_config.serial = g_strdup(o->serial);
-    vm_config.drive = g_strdup(o->drive);
+    vm_config.name = g_strdup(s->opts.name);
     vm_config.kvm_present = kvm_error == NULL;
-    vm_config.kvm_enabled = !strcmp(vm_config.accel, "kvm");
+    vm_config.kvm_enabled = !strcmp(s->accel, "kvm");
     return true;
 }
 
-static void config_clear(void)
+static void config_clear(Startup *s)
 {
     g_free(vm_config.name);
-    g_free(vm_config.accel);
-    g_free(vm_config.accel_opts);
-    g_free(vm_config.machine);
-    g_free(vm_config.incoming);
-    g_free(vm_config.serial);
-    g_free(vm_config.drive);
     memset(&vm_config, 0, sizeof(vm_config));
+    g_clear_pointer(&s->accel, g_free);
+    g_clear_pointer(&s->accel_opts, g_free);
 }
 
 /* ---- daemon and pidfile ----------------------------------------------------------- */
@@ -202,7 +194,13 @@ static bool start_guest(const CmdlineOptions *o, Error **errp)
 
 static bool start_up(Startup *s, Error **errp)
 {
-    if (!machine_init(errp)) {
+    const MachineConfig machine = {
+        .type = s->opts.machine, .ram_size = s->opts.ram_size, .smp_cpus = s->opts.smp_cpus,
+        .accel = s->accel, .accel_opts = s->accel_opts,
+        .serial = s->opts.serial, .drive = s->opts.drive,
+    };
+
+    if (!machine_init(&machine, errp)) {
         return false;
     }
     s->machine_up = true;
@@ -234,7 +232,7 @@ static void tear_down(Startup *s)
         close(s->pidfile_fd);
     }
     bql_unlock();
-    config_clear();
+    config_clear(s);
     cmdline_options_clear(&s->opts);
 }
 
@@ -267,9 +265,9 @@ static void parse_or_exit(Startup *s, int argc, char **argv)
         cmdline_options_clear(&s->opts);
         exit(0);
     }
-    if (!cmdline_finish(&s->opts, &err) || !config_from_options(&s->opts, &err)) {
+    if (!cmdline_finish(&s->opts, &err) || !config_from_options(s, &err)) {
         error_report_err(err);
-        config_clear();
+        config_clear(s);
         cmdline_options_clear(&s->opts);
         exit(1);
     }
@@ -286,7 +284,7 @@ int main(int argc, char **argv)
     }
     if (s.opts.pidfile && !pidfile_create(&s, s.opts.pidfile, &err)) {
         error_report_err(err);
-        config_clear();
+        config_clear(&s);
         cmdline_options_clear(&s.opts);
         return 1;
     }

@@ -293,9 +293,19 @@ void vm_request_reset(ShutdownCause cause)
 
 void vm_system_reset(ShutdownCause cause)
 {
+    Error *err = NULL;
+
     assert(bql_locked());
     cpus_pause_all();
-    machine_reset();
+    if (!machine_reset(&err)) {
+        /* As for a vCPU that cannot go on: a half-reset machine must not run
+         * (the vCPUs are paused already, so vm_stop has no state to sync). */
+        error_report_err(err);
+        if (runstate_is_running()) {
+            vm_stop(RUN_STATE_INTERNAL_ERROR, NULL);
+        }
+        return;
+    }
     if (cause != SHUTDOWN_CAUSE_NONE && cause != SHUTDOWN_CAUSE_SUBSYSTEM_RESET &&
         cause != SHUTDOWN_CAUSE_SNAPSHOT_LOAD) {
         qapi_event_send_reset(shutdown_caused_by_guest(cause), cause);

@@ -6,13 +6,10 @@
 #include <glib.h>
 #include "cpus.h"
 #include "monitor.h"
-#include "vm.h"
-
-VMConfig vm_config = { .smp_cpus = 2 };
 
 int cpus_count(void)
 {
-    return vm_config.smp_cpus;
+    return 2;
 }
 
 char *hmp_run_capture(const char *cmdline)

@@ -43,7 +43,12 @@ bool hmp_monitor_alive(Monitor *mon)
     return true;
 }
 
-VMConfig vm_config;
+static int n_cpus;
+
+int cpus_count(void)
+{
+    return n_cpus;
+}
 
 /* ---- system and accelerator stubs ---- */
 
@@ -242,7 +247,7 @@ static void setup(void)
     suspended = resumed = 0;
     poll_count = poll_len = 0;
     stub_runstate = RUN_STATE_PRELAUNCH;
-    vm_config.smp_cpus = 2;
+    n_cpus = 2;
 }
 
 static void teardown(void)

@@ -36,7 +36,7 @@ void qapi_event_emit(const char *event_name, json_object *data)
 void cpus_pause_all(void) { pause_calls++; }
 void cpus_resume_all(void) { resume_calls++; }
 bool cpus_are_paused(void) { return true; }
-void machine_reset(void) { reset_calls++; }
+bool machine_reset(Error **errp) { reset_calls++; return true; }
 
 /* ---- fixture ------------------------------------------------------------------ */
 

@@ -27,7 +27,6 @@
 
 /* ---------------- stubs ---------------- */
 
-VMConfig vm_config;
 static pthread_mutex_t bql = PTHREAD_MUTEX_INITIALIZER;
 static _Thread_local bool bql_held;
 
@@ -300,9 +299,12 @@ END_TEST
 
 static char serial_path[64];
 
+static MachineConfig board;         /* what machine_init gets */
+static char *board_serial;
+
 static void board_config(const char *machine, uint64_t ram, int smp, const char *opts)
 {
-    g_free(vm_config.serial);
+    g_free(board_serial);
     if (serial_path[0]) {
         unlink(serial_path);
     }
@@ -310,19 +312,15 @@ static void board_config(const char *machine, uint64_t ram, int smp, const char 
     int fd = mkstemp(serial_path);
     ck_assert_int_ge(fd, 0);
     close(fd);
-    memset(&vm_config, 0, sizeof(vm_config));
-    vm_config.machine = (char *)machine;
-    vm_config.ram_size = ram;
-    vm_config.smp_cpus = smp;
-    vm_config.accel = (char *)"soft";
-    vm_config.accel_opts = (char *)opts;
-    vm_config.serial = g_strdup_printf("file:%s", serial_path);
+    board_serial = g_strdup_printf("file:%s", serial_path);
+    board = (MachineConfig) { .type = machine, .ram_size = ram, .smp_cpus = smp,
+                              .accel = "soft", .accel_opts = opts, .serial = board_serial };
 }
 
 static void board_teardown(void)
 {
-    g_free(vm_config.serial);
-    vm_config.serial = NULL;
+    g_clear_pointer(&board_serial, g_free);
+    board.serial = NULL;
     unlink(serial_path);
     serial_path[0] = 0;
 }
@@ -375,7 +373,7 @@ START_TEST(test_board_pause_resume)
 
     board_config("pc", 4 * MiB, 2, NULL);
     bql_lock();
-    ck_assert_msg(machine_init(&err), "%s", err ? error_get_pretty(err) : "");
+    ck_assert_msg(machine_init(&board, &err), "%s", err ? error_get_pretty(err) : "");
     ck_assert_ptr_nonnull(ram_block_by_name("pc.ram"));
     ck_assert_int_eq(cpus_count(), 2);
     ck_assert_int_gt(cpus_thread_id(0), 0);
@@ -405,7 +403,7 @@ START_TEST(test_board_pause_resume)
     ck_assert(a_first);
 
     /* Reset: the workload boots again ('A' once more, pass 0). */
-    machine_reset();
+    ck_assert(machine_reset(NULL));
     ck_assert_uint_eq(soft_cpu_state->passes, 0);
     cpus_resume_all();
     double deadline = now_s() + 10;
@@ -427,7 +425,7 @@ START_TEST(test_board_throttled_pause_is_prompt)
 {
     board_config("pc", 8 * MiB, 1, "dirty-rate=1,top=6M");
     bql_lock();
-    ck_assert(machine_init(NULL));
+    ck_assert(machine_init(&board, NULL));
     ck_assert_uint_eq(soft_cpu_state->end_page, 6 * 256);
     cpus_resume_all();
     bql_unlock();
@@ -451,7 +449,7 @@ START_TEST(test_board_none_and_errors)
 
     board_config("none", 4 * MiB, 1, NULL);
     bql_lock();
-    ck_assert(machine_init(&err));
+    ck_assert(machine_init(&board, &err));
     ck_assert_int_eq(cpus_count(), 0);
     ck_assert_ptr_nonnull(ram_block_by_name("ram"));
     ck_assert_ptr_null(ram_block_by_name("pc.ram"));
@@ -460,26 +458,26 @@ START_TEST(test_board_none_and_errors)
     cpus_pause_all();
     machine_cleanup();
 
-    vm_config.accel = (char *)"kvm";
-    ck_assert(!machine_init(&err));
+    board.accel = "kvm";
+    ck_assert(!machine_init(&board, &err));
     ck_assert_str_eq(error_get_pretty(err), "KVM accelerator is not available in this build");
     error_free_or_abort(&err);
     ck_assert_ptr_null(ram_block_first());
 
     board_config("pc", 4 * MiB, 1, "dirty-rate=fast");
-    ck_assert(!machine_init(&err));
+    ck_assert(!machine_init(&board, &err));
     error_free_or_abort(&err);
     board_config("pc", 4 * MiB, 1, "colour=blue");
-    ck_assert(!machine_init(&err));
+    ck_assert(!machine_init(&board, &err));
     error_free_or_abort(&err);
     board_config("q35", 4 * MiB, 1, NULL);
-    ck_assert(!machine_init(&err));
+    ck_assert(!machine_init(&board, &err));
     error_free_or_abort(&err);
     ck_assert_ptr_null(ram_block_first());
     ck_assert_int_eq(cpus_count(), 0);
 
     board_config("pc", 4 * MiB, 1, "top=2M");               /* works after failures */
-    ck_assert(machine_init(&err));
+    ck_assert(machine_init(&board, &err));
     machine_cleanup();
     bql_unlock();
 }
