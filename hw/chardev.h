@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "monitor.h"
+#include "chardev-spec.h"
 
 typedef struct Chardev Chardev;
 typedef int (*ChardevCanReceive)(void *opaque);

@@ -27,12 +27,12 @@
 #include <string.h>
 #include <glib.h>
 #include "accel.h"
+#include "chardev-spec.h"
 #include "cpus.h"
 #include "hw-bus.h"
 #include "loader.h"
 #include "machine.h"
 #include "memory.h"
-#include "monitor.h"
 #include "ports.h"
 #include "serial.h"
 #include "timer-state.h"

@@ -11,24 +11,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <json-c/json.h>
+#include "chardev-spec.h"
 #include "error.h"
 
 typedef struct Monitor Monitor;
 
-/* A -qmp / -monitor / -serial style character device spec, parsed:
- *   stdio | unix:PATH[,server=on][,wait=off] | tcp:HOST:PORT[,server=on][,wait=off]
- *   | file:PATH | none   (file/none only make sense for -serial) */
-typedef enum ChardevKind { CHARDEV_NONE, CHARDEV_STDIO, CHARDEV_UNIX, CHARDEV_TCP, CHARDEV_FILE } ChardevKind;
-typedef struct ChardevSpec {
-    ChardevKind kind;
-    char *path;               /* unix, file */
-    char *host, *port;        /* tcp */
-    bool server;              /* server=on (default on for monitors) */
-    bool wait;                /* wait=on: block at startup until a client connects */
-    bool pretty;              /* pretty=on (QMP) */
-} ChardevSpec;
-bool chardev_spec_parse(const char *text, ChardevSpec *spec, Error **errp);
-void chardev_spec_clear(ChardevSpec *spec);
 
 /* Create monitors from command-line specs. Sockets are listened on now; on
  * failure errp says why (e.g. address in use). [main thread] */
@@ -39,6 +26,9 @@ void monitor_cleanup(void);
 
 /* The monitor whose command is running now (NULL outside a command). */
 Monitor *monitor_cur(void);
+/* Make the current monitor `mon` (NULL allowed); returns the previous one.
+ * For dispatchers, around the command they run. */
+Monitor *monitor_set_cur(Monitor *mon);
 bool monitor_is_qmp(const Monitor *mon);
 
 /* HMP output of the running command: to the console, or captured by

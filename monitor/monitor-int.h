@@ -90,8 +90,6 @@ char *monitor_capture_take(Monitor *mon);
 
 /* Queue raw bytes for the client (no newline conversion). */
 void monitor_write(Monitor *mon, const char *buf, size_t len);
-/* Make the current monitor `mon` (NULL allowed); returns the previous one. */
-Monitor *monitor_set_cur(Monitor *mon);
 /* QMP: start/stop receiving events (command mode). */
 void monitor_set_events(Monitor *mon, bool on);
 

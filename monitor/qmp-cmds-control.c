@@ -6,8 +6,8 @@
 #include "monitor-int.h"
 
 #include <unistd.h>
-#include "../qapi/dispatch.h"
 #include "cpus.h"
+#include "qmp-dispatch.h"
 #include "qapi-commands.h"
 #include "qapi-introspect.h"
 #include "vm.h"

@@ -18,7 +18,7 @@
 #include "monitor-int.h"
 
 #include "json-streamer.h"
-#include "../qapi/dispatch.h"
+#include "qmp-dispatch.h"
 
 typedef struct QmpSession {
     Monitor *mon;

@@ -9,10 +9,10 @@
  * faults gets the same message QEMU gives. Responses put their members in
  * the order QEMU prints them (return before id, id before error).
  */
-#include "dispatch.h"
+#include "qmp-dispatch.h"
 
 #include <string.h>
-#include "../monitor/monitor-int.h"
+#include <glib.h>
 #include "qapi-commands.h"
 
 #define NEGOTIATION_COMMAND "qmp_capabilities"

@@ -15,7 +15,7 @@
 #include <string.h>
 #include <glib.h>
 #include "opts.h"
-#include "monitor.h"
+#include "chardev-spec.h"
 
 typedef struct SocketFlags {
     bool server, wait, wait_given;

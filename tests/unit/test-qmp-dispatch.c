@@ -12,7 +12,7 @@
 #include "json-streamer.h"
 #include "json-writer.h"
 #include "../../monitor/monitor-int.h"
-#include "../../qapi/dispatch.h"
+#include "qmp-dispatch.h"
 #include "qapi-commands.h"
 
 static QmpDispatchState command_mode = { .negotiated = true };

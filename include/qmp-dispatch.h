@@ -1,9 +1,9 @@
 /*
- * The QMP dispatcher: one parsed request in, one response out.
+ * The QMP dispatcher (qapi/dispatch.c): one parsed request in, one response out.
  * Pure apart from running the command: no I/O, so unit tests drive it directly.
  */
-#ifndef MIGVM_QAPI_DISPATCH_H
-#define MIGVM_QAPI_DISPATCH_H
+#ifndef MIGVM_QMP_DISPATCH_H
+#define MIGVM_QMP_DISPATCH_H
 
 #include <stdbool.h>
 #include <json-c/json.h>
