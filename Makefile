@@ -7,6 +7,8 @@
 #   make check-valgrind  the unit tests under valgrind
 #   make demo            the main job: see README.md
 #   make bench           migration benchmarks (not part of check)
+#   make fuzz-json       libFuzzer targets (need clang; not part of check)
+#   make fuzz-loadvm
 #   make soak            the ring-3 KVM guest for minutes, with stop/cont (SOAK_MINUTES=3)
 #   V=1                  show full command lines
 
@@ -134,6 +136,6 @@ clean:
 distclean: clean
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '4,/^$$/p' Makefile | sed 's/^# \{0,1\}//'
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
