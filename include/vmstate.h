@@ -146,7 +146,8 @@ bool vmstate_register(const char *idstr, uint32_t instance_id,
 void vmstate_unregister(const VMStateDescription *vmsd, void *opaque);
 
 /*
- * TEST ONLY: true if the environment variable MIGVM_TEST_OMIT_SECTIONS names
+ * TEST ONLY (migration/test-omit.c): true if the environment variable
+ * MIGVM_TEST_OMIT_SECTIONS, read once at start-up, names
  * this section or subsection, so that the writer leaves it out of the
  * stream (tests check that a destination guest notices the damage). The
  * value is a comma-separated list of "NAME" (every instance) or
@@ -157,5 +158,10 @@ void vmstate_unregister(const VMStateDescription *vmsd, void *opaque);
  * send none of the pages dirtied since the last pass. Unset: always false.
  */
 bool vmstate_test_omitted(const char *name, uint32_t instance_id);
+/* Read MIGVM_TEST_OMIT_SECTIONS once; false on a malformed list. [start-up,
+ * before any migration thread] */
+bool vmstate_test_omit_init(Error **errp);
+/* Replace the list with spec (NULL or "": omit nothing). [same; tests] */
+bool vmstate_test_omit_set(const char *spec, Error **errp);
 
 #endif

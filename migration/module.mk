@@ -6,7 +6,8 @@
 # parameters (options.c).
 MIGRATION_CORE_OBJS := $(BUILD)/migration/stream.o $(BUILD)/migration/vmstate.o \
                        $(BUILD)/migration/savevm.o $(BUILD)/migration/loadvm.o \
-                       $(BUILD)/migration/return-path.o $(BUILD)/migration/config-section.o
+                       $(BUILD)/migration/return-path.o $(BUILD)/migration/config-section.o \
+                       $(BUILD)/migration/test-omit.o
 MIGRATION_OBJS := $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                   $(BUILD)/migration/channel.o $(BUILD)/migration/options.o \
                   $(BUILD)/migration/ram.o $(BUILD)/migration/migration.o \
@@ -15,9 +16,12 @@ MIGVM_OBJS += $(MIGRATION_OBJS)
 
 UNIT_TESTS += $(BUILD)/tests/unit/test-vmstate $(BUILD)/tests/unit/test-savevm
 $(BUILD)/tests/unit/test-vmstate.o $(BUILD)/tests/unit/test-savevm.o: CFLAGS_ALL += -Imigration
+$(BUILD)/tests/unit/test-savevm.o: CFLAGS_ALL += -Ihw
 $(BUILD)/tests/unit/test-vmstate: $(BUILD)/migration/stream.o $(BUILD)/migration/vmstate.o $(UTIL_OBJS)
-# test-savevm stubs runstate_get(); RunState_str/parse come from the generated qapi-types.o.
+# test-savevm stubs runstate_get(); RunState_str/parse come from the generated qapi-types.o;
+# the "timer" section is the real one.
 $(BUILD)/tests/unit/test-savevm: $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
+                                 $(BUILD)/hw/timer-state.o \
                                  $(BUILD)/qapi/qapi-types.o $(BUILD)/qapi/qapi-runtime.o \
                                  $(UTIL_OBJS)
 # URI parsing (channel.c) and migrate-set-parameters' checks (options.c);

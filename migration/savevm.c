@@ -176,36 +176,6 @@ bool savevm_entry_is_active(SaveStateEntry *se)
 }
 
 /* ------------------------------------------------------------------ */
-/* test-only omission (include/vmstate.h)                             */
-
-#define OMIT_ENV "MIGVM_TEST_OMIT_SECTIONS"
-
-bool vmstate_test_omitted(const char *name, uint32_t instance_id)
-{
-    const char *env = getenv(OMIT_ENV);
-
-    if (!env || !*env) {
-        return false;
-    }
-    g_auto(GStrv) items = g_strsplit(env, ",", -1);
-    for (int i = 0; items[i]; i++) {
-        char *colon = strrchr(items[i], ':');
-        if (colon) {
-            *colon = '\0';
-        }
-        if (strcmp(g_strstrip(items[i]), name) != 0) {
-            continue;
-        }
-        if (!colon || strtoul(colon + 1, NULL, 0) == instance_id) {
-            warn_report(OMIT_ENV ": leaving '%s' instance %" PRIu32 " out of the stream (test only)",
-                        name, instance_id);
-            return true;
-        }
-    }
-    return false;
-}
-
-/* ------------------------------------------------------------------ */
 /* writer                                                             */
 
 static void put_section_header(MigStream *f, SaveStateEntry *se, uint8_t type)

@@ -33,6 +33,7 @@
 #include "main-loop.h"
 
 #include "migration.h"
+#include "vmstate.h"
 
 #define MIGVM_VERSION_LINE "migvm version 0.1 (QEMU 7.2.0 compatible)"
 
@@ -200,7 +201,7 @@ static bool start_up(Startup *s, Error **errp)
         .serial = s->opts.serial, .drive = s->opts.drive,
     };
 
-    if (!machine_init(&machine, errp)) {
+    if (!vmstate_test_omit_init(errp) || !machine_init(&machine, errp)) {
         return false;
     }
     s->machine_up = true;

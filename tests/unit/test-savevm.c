@@ -6,10 +6,12 @@
  * at every offset.
  */
 #include <check.h>
+#include <stdlib.h>
 #include <string.h>
 #include <glib.h>
 #include "savevm.h"
 #include "global-state.h"
+#include "timer-state.h"
 
 /* ---------------- stubs for system/ (run state) ---------------- */
 
@@ -169,26 +171,6 @@ static const SaveVMHandlers fake_ram_ops = {
     .load_cleanup = ram_load_cleanup,
 };
 
-/* QEMU's "timer" section, version 2 (24 bytes). */
-typedef struct TimersState {
-    int64_t cpu_ticks_offset;
-    int64_t cpu_clock_offset;
-} TimersState;
-
-static TimersState timers;
-
-static const VMStateDescription vmstate_timers = {
-    .name = "timer",
-    .version_id = 2,
-    .minimum_version_id = 1,
-    .fields = (const VMStateField[]) {
-        VMSTATE_INT64(cpu_ticks_offset, TimersState),
-        VMSTATE_UNUSED(8),
-        VMSTATE_INT64_V(cpu_clock_offset, TimersState, 2),
-        VMSTATE_END_OF_LIST()
-    },
-};
-
 /* A second small device for the golden stream. */
 typedef struct Uart {
     uint8_t regs[2];
@@ -213,12 +195,14 @@ static const VMStateDescription vmstate_dummy = {
     .fields = (const VMStateField[]) { VMSTATE_END_OF_LIST() },
 };
 
+static void timers_load(int64_t ticks, int64_t clock);
+
 static void setup(void)
 {
     savevm_unregister_all();
     global_state_reset();
     memset(&fake_ram, 0, sizeof(fake_ram));
-    timers = (TimersState){ 0, 0 };
+    timers_load(0, 0);
     uart = (Uart){ { 0x11, 0x22 }, 0x0c };
     test_runstate = RUN_STATE_PRELAUNCH;
 }
@@ -233,7 +217,7 @@ static void teardown(void)
 static void register_qemu_none(void)
 {
     static int d1, d2;
-    ck_assert(vmstate_register(NULL, 0, &vmstate_timers, &timers, NULL));
+    ck_assert(timers_state_register(NULL));
     ck_assert(vmstate_register(NULL, 0, &vmstate_dummy, &d1, NULL));
     ck_assert(register_savevm_live("ram", 0, 4, &fake_ram_ops, &fake_ram, NULL));
     ck_assert(vmstate_register(NULL, 1, &vmstate_dummy, &d2, NULL));
@@ -311,13 +295,39 @@ static char *load_bytes(const uint8_t *data, size_t len, const LoadvmOptions *op
     ck_assert_msg(strstr(m_, substr), "error '%s' lacks '%s'", m_, substr);             \
 } while (0)
 
+/* The real "timer" section (hw/timer-state.c) has no setter: give it these
+ * offsets the way a destination gets them, by loading them. Leaves the
+ * registry empty. */
+static void timers_load(int64_t ticks, int64_t clock)
+{
+    savevm_unregister_all();
+    ck_assert(timers_state_register(NULL));
+    g_autoptr(GByteArray) b = g_byte_array_new();
+    b_be32(b, 0x5145564d);
+    b_be32(b, 3);
+    b_u8(b, 0x07);
+    b_be32(b, 4);
+    b_raw(b, "none", 4);
+    b_full_header(b, 0x04, 0, "timer", 0, 2);
+    b_be64(b, ticks);
+    b_be64(b, 0);
+    b_be64(b, clock);
+    b_footer(b, 0);
+    b_u8(b, 0x00);
+    LoadvmOptions opts = none_opts();
+    g_autofree char *m = load_bytes(b->data, b->len, &opts);
+    ck_assert_msg(m == NULL, "%s", m);
+    ck_assert_int_eq(timers_state_cpu_ticks_offset(), ticks);
+    ck_assert_int_eq(timers_state_cpu_clock_offset(), clock);
+    savevm_unregister_all();
+}
+
 /* ---------------- writer ---------------- */
 
 START_TEST(test_writer_qemu_none_stream)
 {
+    timers_load(0x1234567890, (int64_t)0xffffffffff000000ULL);
     register_qemu_none();
-    timers.cpu_ticks_offset = 0x1234567890;
-    timers.cpu_clock_offset = (int64_t)0xffffffffff000000ULL;
     global_state_store();
     MigStream *f = mig_stream_new_mem_writer();
     MigConfigOptions cfg = { .machine_type = "none" };
@@ -346,7 +356,7 @@ START_TEST(test_writer_golden_with_parts)
 {
     /* ids: ram 1 (a live section never gets id 0, see savevm.c), timer 2, uart 3 */
     ck_assert(register_savevm_live("ram", 0, 4, &fake_ram_ops, &fake_ram, NULL));
-    ck_assert(vmstate_register(NULL, 0, &vmstate_timers, &timers, NULL));
+    ck_assert(timers_state_register(NULL));
     ck_assert(vmstate_register("0000:00:01.0/uart", VMSTATE_INSTANCE_ID_ANY, &vmstate_uart,
                                &uart, NULL));
     fake_ram.passes_left = 2;
@@ -443,8 +453,8 @@ END_TEST
 START_TEST(test_register_duplicates)
 {
     Error *err = NULL;
-    ck_assert(vmstate_register(NULL, 0, &vmstate_timers, &timers, NULL));
-    ck_assert(!vmstate_register(NULL, 0, &vmstate_timers, &timers, &err));
+    ck_assert(timers_state_register(NULL));
+    ck_assert(!timers_state_register(&err));
     ck_assert(strstr(error_get_pretty(err), "already registered"));
     error_free(err);
     err = NULL;
@@ -462,8 +472,8 @@ START_TEST(test_load_qemu_none_stream)
     LoadvmOptions opts = none_opts();
     char *m = load_bytes(b->data, b->len, &opts);
     ck_assert_msg(m == NULL, "%s", m);
-    ck_assert_int_eq(timers.cpu_ticks_offset, 0x1234567890);
-    ck_assert_int_eq(timers.cpu_clock_offset, (int64_t)0xffffffffff000000ULL);
+    ck_assert_int_eq(timers_state_cpu_ticks_offset(), 0x1234567890);
+    ck_assert_int_eq(timers_state_cpu_clock_offset(), (int64_t)0xffffffffff000000ULL);
     RunState rs;
     ck_assert(global_state_received(&rs));
     ck_assert_int_eq(rs, RUN_STATE_PRELAUNCH);
@@ -761,6 +771,48 @@ START_TEST(test_load_every_byte_flipped)
 }
 END_TEST
 
+/* ---------------- test-only section omission ---------------- */
+
+START_TEST(test_omit_list_read_once)
+{
+    Error *err = NULL;
+    setenv("MIGVM_TEST_OMIT_SECTIONS", "uart:1, timer", 1);
+    ck_assert(vmstate_test_omit_init(&err));
+    unsetenv("MIGVM_TEST_OMIT_SECTIONS");       /* read once: still in force */
+    ck_assert(vmstate_test_omitted("timer", 7));
+    ck_assert(vmstate_test_omitted("uart", 1));
+    ck_assert(!vmstate_test_omitted("uart", 0));
+    ck_assert(!vmstate_test_omitted("ram", 0));
+
+    /* the writer leaves the timer out, keeps the rest */
+    ck_assert(timers_state_register(NULL));
+    ck_assert(vmstate_register("uart", 0, &vmstate_uart, &uart, NULL));
+    MigStream *f = mig_stream_new_mem_writer();
+    MigConfigOptions cfg = { .machine_type = "none" };
+    ck_assert(savevm_state_header(f, &cfg, &err));
+    ck_assert(savevm_state_setup(f, &err));
+    ck_assert(savevm_state_complete_precopy(f, false, &err));
+    savevm_state_cleanup();
+    size_t len;
+    const uint8_t *d = mig_stream_mem_data(f, &len);
+    ck_assert_ptr_null(memmem(d, len, "timer", 5));
+    ck_assert_ptr_nonnull(memmem(d, len, "uart", 4));
+    ck_assert(mig_stream_close(f, NULL));
+
+    static const char *const bad[] = { "uart:x", "uart:", ":1", "a,,b", "uart:4294967296" };
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        ck_assert_msg(!vmstate_test_omit_set(bad[i], &err), "%s accepted", bad[i]);
+        ck_assert(strstr(error_get_pretty(err), "MIGVM_TEST_OMIT_SECTIONS: "));
+        error_free(err);
+        err = NULL;
+        ck_assert(!vmstate_test_omitted("timer", 0));     /* a bad list omits nothing */
+    }
+    ck_assert(vmstate_test_omit_set("timer", &err));
+    ck_assert(vmstate_test_omit_set(NULL, &err));
+    ck_assert(!vmstate_test_omitted("timer", 0));
+}
+END_TEST
+
 static Suite *savevm_suite(void)
 {
     Suite *s = suite_create("savevm");
@@ -780,6 +832,7 @@ static Suite *savevm_suite(void)
     tcase_add_test(tc, test_load_return_path);
     tcase_add_test(tc, test_rp_read_hostile);
     tcase_add_test(tc, test_load_every_byte_flipped);
+    tcase_add_test(tc, test_omit_list_read_once);
     suite_add_tcase(s, tc);
     return s;
 }
