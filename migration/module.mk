@@ -32,10 +32,18 @@ $(BUILD)/tests/unit/test-channel-address: $(BUILD)/migration/channel.o $(UTIL_OB
 $(BUILD)/tests/unit/test-migration-params: $(BUILD)/migration/options.o $(BUILD)/qapi/qapi-types.o \
                                            $(BUILD)/qapi/qapi-json.o $(BUILD)/qapi/qapi-runtime.o $(UTIL_OBJS)
 
+# The "ram" section on memory streams: round trip with dirty pages, hostile records.
+UNIT_TESTS += $(BUILD)/tests/unit/test-ram
+$(BUILD)/tests/unit/test-ram.o: CFLAGS_ALL += -Imigration
+$(BUILD)/tests/unit/test-ram: $(BUILD)/migration/ram.o $(MIGRATION_CORE_OBJS) \
+                              $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(UTIL_OBJS)
+
 # libFuzzer target for the incoming stream: make fuzz-loadvm
 #   build/fuzz/fuzz-loadvm -max_total_time=120 build/fuzz/loadvm-corpus
+# The real RAM loader runs over two small blocks (system/memory.c).
 FUZZ_TARGETS += $(BUILD)/fuzz/fuzz-loadvm
 $(BUILD)/fuzz/tests/fuzz/fuzz-loadvm.o: CFLAGS_ALL += -Imigration
-$(BUILD)/fuzz/fuzz-loadvm: $(call fuzz-objs,$(MIGRATION_CORE_OBJS) $(UTIL_OBJS))
+$(BUILD)/fuzz/fuzz-loadvm: $(call fuzz-objs,$(MIGRATION_CORE_OBJS) $(BUILD)/migration/ram.o \
+                                             $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(UTIL_OBJS))
 .PHONY: fuzz-loadvm
 fuzz-loadvm: $(BUILD)/fuzz/fuzz-loadvm

@@ -1,13 +1,30 @@
 /*
  * libFuzzer target: arbitrary bytes as an incoming migration stream.
- * A few fake devices are registered (a RAM-like live handler, a device with
- * arrays, a variable array, a nested struct and subsections); the loader must
- * return true or false with an error, never crash, overflow or leak.
+ * The real "ram" handler (migration/ram.c) over two small RAM blocks ("ram"
+ * 16 pages, "extra" 2 pages), a fake second live handler and a fake device
+ * (arrays, a variable array, a nested struct and subsections) are
+ * registered; the loader must return true or false with an error, never
+ * crash, overflow or leak.
  *   make fuzz-loadvm && build/fuzz/fuzz-loadvm -max_total_time=120 CORPUS_DIR
  */
 #include <stdint.h>
 #include <string.h>
+#include "memory.h"
+#include "ram.h"
 #include "savevm.h"
+#include "vm.h"
+
+/* ram.c's only question about the machine. */
+bool runstate_is_running(void)
+{
+    return false;
+}
+
+/* The one fuzzing thread plays the main thread, which holds the BQL. */
+bool bql_locked(void)
+{
+    return true;
+}
 
 typedef struct Inner {
     uint16_t a;
@@ -62,18 +79,18 @@ static const VMStateDescription vmstate_fuzzdev = {
     .subsections = (const VMStateDescription *const[]) { &vmstate_sub, NULL },
 };
 
-/* RAM-like: be64 records until EOS (0x10); MEM_SIZE (0x04) and ZERO (0x02 + byte). */
-static bool ram_load(MigStream *f, void *opaque, int version_id, Error **errp)
+/* A second live handler, RAM-like: be64 records until EOS (0x10); MEM_SIZE
+ * (0x04) and ZERO (0x02 + byte). */
+static bool live_load(MigStream *f, void *opaque, int version_id, Error **errp)
 {
     if (version_id != 4) {
-        error_setg(errp, "ram: version %d", version_id);
+        error_setg(errp, "block: version %d", version_id);
         return false;
     }
     for (int i = 0; i < 4096; i++) {
         uint64_t w = mig_stream_get_be64(f);
         if (mig_stream_has_error(f)) {
-            error_setg(errp, "ram: %s", mig_stream_error_msg(f));
-            return false;
+            return mig_stream_check(f, errp, "block");
         }
         switch (w & 0xfff) {
         case 0x10:
@@ -88,11 +105,11 @@ static bool ram_load(MigStream *f, void *opaque, int version_id, Error **errp)
             return false;
         }
     }
-    error_setg(errp, "ram: too many records");
+    error_setg(errp, "block: too many records");
     return false;
 }
 
-static const SaveVMHandlers ram_ops = { .load_state = ram_load };
+static const SaveVMHandlers live_ops = { .load_state = live_load };
 
 static int initialized;
 
@@ -100,13 +117,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static int d0, d1;
+    static int d1;
     if (!initialized) {
         initialized = 1;
-        register_savevm_live("ram", 0, 4, &ram_ops, &d0, NULL);
+        if (!ram_block_add("ram", 0, 16 * MIGVM_PAGE_SIZE, NULL) ||
+            !ram_block_add("extra", 1024 * MIGVM_PAGE_SIZE, 2 * MIGVM_PAGE_SIZE, NULL) ||
+            !ram_mig_init(NULL)) {
+            __builtin_trap();
+        }
         vmstate_register(NULL, 0, &vmstate_fuzzdev, &dev, NULL);
         vmstate_register(NULL, 1, &vmstate_fuzzdev, &dev, NULL);
-        register_savevm_live("block", 0, 1, &ram_ops, &d1, NULL);
+        register_savevm_live("block", 0, 1, &live_ops, &d1, NULL);
     }
     memset(&dev, 0, sizeof(dev));
     dev.magic = 0x42;
