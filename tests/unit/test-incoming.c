@@ -1,0 +1,290 @@
+/*
+ * Incoming migration's state machine (migration/incoming.c) without a
+ * process: migrate-incoming refused without -incoming, -incoming defer, a
+ * failed load (status failed with the loader's error, the guest never
+ * starts), a retry after it that completes and starts the guest, and a
+ * refusal once a migration has completed. Streams come from file: URIs;
+ * this test thread is the main loop.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <glib.h>
+#include "migration.h"
+#include "machine.h"
+#include "monitor.h"
+#include "vm.h"
+#include "qapi-commands.h"
+#include "qapi-events.h"
+
+/* ---------------- stubs: the machine and the main loop ---------------- */
+
+const char *machine_type(void)
+{
+    return "none";
+}
+bool vm_autostart = true;
+
+static RunState runstate = RUN_STATE_INMIGRATE;
+static int vm_starts;
+static GMutex bql;
+static GAsyncQueue *scheduled;      /* ScheduledCall *, from main_loop_schedule */
+static MigrationStatus events[32];  /* MIGRATION events, in order */
+static int n_events;
+
+typedef struct ScheduledCall {
+    void (*fn)(void *opaque);
+    void *opaque;
+} ScheduledCall;
+
+RunState runstate_get(void)
+{
+    return runstate;
+}
+
+bool runstate_set(RunState state, Error **errp)
+{
+    runstate = state;
+    return true;
+}
+
+bool vm_start(Error **errp)
+{
+    vm_starts++;
+    runstate = RUN_STATE_RUNNING;
+    return true;
+}
+
+/* A real lock, so the [BQL] assertions in the code under test hold only
+ * where the caller really took it. */
+static _Thread_local bool holds_bql;
+
+void bql_lock(void)
+{
+    g_mutex_lock(&bql);
+    holds_bql = true;
+}
+
+void bql_unlock(void)
+{
+    holds_bql = false;
+    g_mutex_unlock(&bql);
+}
+
+bool bql_locked(void)
+{
+    return holds_bql;
+}
+
+void main_loop_schedule(void (*fn)(void *opaque), void *opaque)
+{
+    ScheduledCall *c = g_new(ScheduledCall, 1);
+    c->fn = fn;
+    c->opaque = opaque;
+    g_async_queue_push(scheduled, c);
+}
+
+static void record_event(MigrationStatus s)
+{
+    ck_assert_int_lt(n_events, (int)G_N_ELEMENTS(events));
+    events[n_events++] = s;
+}
+
+void migration_emit_status(MigrationStatus status)
+{
+    record_event(status);
+}
+
+void qapi_event_send_migration(MigrationStatus status)
+{
+    record_event(status);
+}
+
+Monitor *monitor_cur(void)
+{
+    return NULL;
+}
+
+int monitor_fd_take(Monitor *mon, const char *name, Error **errp)
+{
+    error_setg(errp, "no monitor");
+    return -1;
+}
+
+/* ---------------- helpers ---------------- */
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MigrationInfo, qapi_free_MigrationInfo)
+
+static char *tmpdir;
+
+static void setup(void)
+{
+    if (!scheduled) {
+        scheduled = g_async_queue_new();
+    }
+    tmpdir = g_dir_make_tmp("test-incoming-XXXXXX", NULL);
+    ck_assert_ptr_nonnull(tmpdir);
+}
+
+static void teardown(void)
+{
+    g_autoptr(GDir) d = g_dir_open(tmpdir, 0, NULL);
+    for (const char *n; d && (n = g_dir_read_name(d));) {
+        g_autofree char *p = g_build_filename(tmpdir, n, NULL);
+        unlink(p);
+    }
+    rmdir(tmpdir);
+    g_clear_pointer(&tmpdir, g_free);
+}
+
+/* A file: URI holding these bytes. */
+static char *stream_file(const char *name, const void *data, size_t len)
+{
+    g_autofree char *path = g_build_filename(tmpdir, name, NULL);
+    ck_assert(g_file_set_contents(path, data, len, NULL));
+    return g_strdup_printf("file:%s", path);
+}
+
+/* What query-migrate shows; NULL when it shows nothing incoming. */
+static MigrationInfo *query(void)
+{
+    MigrationInfo *info = g_new0(MigrationInfo, 1);
+    bql_lock();
+    bool shown = migration_incoming_fill_info(info);
+    bql_unlock();
+    if (!shown) {
+        qapi_free_MigrationInfo(info);
+        return NULL;
+    }
+    return info;
+}
+
+static MigrationStatus status_now(void)
+{
+    g_autoptr(MigrationInfo) info = query();
+    return info && info->has_status ? info->status : MIGRATION_STATUS_NONE;
+}
+
+/* Be the main loop until the load has ended (its end is scheduled on the
+ * main loop), or fail after 10 s. */
+static void run_until_load_ends(void)
+{
+    gint64 deadline = g_get_monotonic_time() + 10 * G_TIME_SPAN_SECOND;
+    while (g_get_monotonic_time() < deadline) {
+        bql_lock();                                  /* the main loop's sources run with it */
+        g_main_context_iteration(NULL, false);
+        bql_unlock();
+        ScheduledCall *c = g_async_queue_timeout_pop(scheduled, 10 * 1000);
+        if (c) {
+            bql_lock();
+            c->fn(c->opaque);
+            bql_unlock();
+            g_free(c);
+            return;
+        }
+    }
+    ck_abort_msg("the incoming migration did not end within 10 s");
+}
+
+static bool migrate_incoming(const char *uri, Error **errp)
+{
+    q_obj_migrate_incoming_arg arg = { .uri = (char *)uri };
+    bql_lock();                                      /* as the monitor does */
+    bool ok = qmp_migrate_incoming(&arg, errp);
+    bql_unlock();
+    return ok;
+}
+
+static void expect_refused(const char *uri, const char *msg)
+{
+    Error *err = NULL;
+    ck_assert(!migrate_incoming(uri, &err));
+    ck_assert_ptr_nonnull(err);
+    ck_assert_str_eq(error_get_pretty(err), msg);
+    error_free(err);
+}
+
+/* ---------------- tests (in order: later ones start where earlier ones end) ---------------- */
+
+START_TEST(test_refused_without_incoming)
+{
+    expect_refused("file:/dev/null", "'-incoming' was not specified on the command line");
+    ck_assert_ptr_null(query());
+    ck_assert_int_eq(n_events, 0);
+}
+END_TEST
+
+START_TEST(test_failed_load_then_retry)
+{
+    Error *err = NULL;
+    bql_lock();
+    ck_assert(migration_incoming_start("defer", &err));
+    bql_unlock();
+    ck_assert_ptr_null(query());                     /* deferred: nothing to show yet */
+
+    /* A URI that does not parse leaves the deferred state as it was. */
+    ck_assert(!migrate_incoming("bogus:1", &err));
+    error_free(err);
+    err = NULL;
+    ck_assert_ptr_null(query());
+
+    /* A stream without its configuration section fails to load. */
+    static const uint8_t bad[] = { 'Q', 'E', 'V', 'M', 0, 0, 0, 3, 0x00 };
+    g_autofree char *bad_uri = stream_file("bad", bad, sizeof(bad));
+    n_events = 0;
+    ck_assert(migrate_incoming(bad_uri, &err));
+    run_until_load_ends();
+    ck_assert_int_eq(status_now(), MIGRATION_STATUS_FAILED);
+    g_autoptr(MigrationInfo) info = query();
+    ck_assert_str_eq(info->error_desc, "Configuration section missing");
+    ck_assert(migration_incoming_failed());
+    ck_assert_int_eq(runstate, RUN_STATE_INMIGRATE); /* the guest never ran */
+    ck_assert_int_eq(vm_starts, 0);
+    ck_assert_int_eq(n_events, 3);
+    ck_assert_int_eq(events[0], MIGRATION_STATUS_SETUP);
+    ck_assert_int_eq(events[1], MIGRATION_STATUS_ACTIVE);
+    ck_assert_int_eq(events[2], MIGRATION_STATUS_FAILED);
+
+    /* After a failure migrate-incoming may try again: a good (empty)
+     * stream completes and, without -S, starts the guest. */
+    static const uint8_t good[] = { 'Q', 'E', 'V', 'M', 0, 0, 0, 3,
+                                    0x07, 0, 0, 0, 4, 'n', 'o', 'n', 'e', 0x00 };
+    g_autofree char *good_uri = stream_file("good", good, sizeof(good));
+    n_events = 0;
+    ck_assert(migrate_incoming(good_uri, &err));
+    ck_assert(!migration_incoming_failed());
+    run_until_load_ends();
+    ck_assert_int_eq(status_now(), MIGRATION_STATUS_COMPLETED);
+    g_autoptr(MigrationInfo) done = query();
+    ck_assert_ptr_null(done->error_desc);
+    ck_assert_int_eq(vm_starts, 1);
+    ck_assert_int_eq(runstate, RUN_STATE_RUNNING);
+    ck_assert_int_eq(n_events, 3);
+    ck_assert_int_eq(events[2], MIGRATION_STATUS_COMPLETED);
+
+    /* Once a migration has come in, there is no second one. */
+    expect_refused(good_uri, "The incoming migration has already been started");
+}
+END_TEST
+
+static Suite *incoming_suite(void)
+{
+    Suite *s = suite_create("incoming");
+    TCase *tc = tcase_create("incoming");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_refused_without_incoming);
+    tcase_add_test(tc, test_failed_load_then_retry);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(incoming_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
