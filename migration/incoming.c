@@ -112,13 +112,12 @@ static void incoming_close_channel(void)
     }
 }
 
-/* inmigrate -> paused (or any state the source may send that the table
- * allows) cannot fail: nothing leaves inmigrate while loading (cont only
- * sets autostart). Report it if it ever does. */
-static void incoming_set_runstate(RunState state)
+/* inmigrate -> paused is always allowed, and nothing leaves inmigrate
+ * while loading (cont only sets autostart): report it if it ever fails. */
+static void incoming_pause(void)
 {
     Error *err = NULL;
-    if (!runstate_set(state, &err)) {
+    if (!runstate_set(RUN_STATE_PAUSED, &err)) {
         error_report_err(err);
     }
 }
@@ -144,13 +143,13 @@ static void incoming_finish(void *opaque)
                 error_report_err(err);
             }
         } else {
-            incoming_set_runstate(RUN_STATE_PAUSED);
+            incoming_pause();
         }
     } else if (!runstate_set(received, &err)) {
         /* A state the source may be in but the table cannot enter from
          * inmigrate (debug, save-vm, ...): stay stopped. */
         error_report_err(err);
-        incoming_set_runstate(RUN_STATE_PAUSED);
+        incoming_pause();
     }
     incoming_set_status(MIGRATION_STATUS_COMPLETED);
 }
