@@ -8,7 +8,7 @@ RING3_SRCS := guest/ring3/boot.S guest/ring3/regcheck.S guest/ring3/kernel.c \
 RING3_OBJS := $(patsubst guest/ring3/%,$(BUILD)/guest/ring3/%.o,$(basename $(RING3_SRCS)))
 # Ring 0 runs in KVM's emulator under PVM: general registers only, nothing
 # it refuses (popcnt, endbr64 from CET, ...), no red zone.
-RING3_CFLAGS := -m64 -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -fno-builtin \
+RING3_CFLAGS := -m64 -std=gnu11 -O2 -g $(WARN) -ffreestanding -fno-builtin \
                 -nostdlib -fno-pic -fno-pie -mcmodel=small -mno-red-zone -mgeneral-regs-only \
                 -mno-sse -mno-mmx -mno-popcnt -fno-stack-protector -fcf-protection=none \
                 -fno-asynchronous-unwind-tables -fno-unwind-tables -fno-jump-tables -MMD -MP

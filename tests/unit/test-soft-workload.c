@@ -487,20 +487,20 @@ static Suite *soft_suite(void)
 {
     Suite *s = suite_create("soft-workload");
     TCase *wl = tcase_create("workload");
-    TCase *board = tcase_create("board");
+    TCase *tc_board = tcase_create("board");
 
     tcase_set_timeout(wl, 60);
     tcase_add_test(wl, test_pattern_across_pause_resume);
     tcase_add_test(wl, test_top_limits_range);
     tcase_add_test(wl, test_dirty_tracking_exact);
     tcase_add_test(wl, test_throttle_and_prompt_stop);
-    tcase_set_timeout(board, 60);
-    tcase_add_checked_fixture(board, NULL, board_teardown);
-    tcase_add_test(board, test_board_pause_resume);
-    tcase_add_test(board, test_board_throttled_pause_is_prompt);
-    tcase_add_test(board, test_board_none_and_errors);
+    tcase_set_timeout(tc_board, 60);
+    tcase_add_checked_fixture(tc_board, NULL, board_teardown);
+    tcase_add_test(tc_board, test_board_pause_resume);
+    tcase_add_test(tc_board, test_board_throttled_pause_is_prompt);
+    tcase_add_test(tc_board, test_board_none_and_errors);
     suite_add_tcase(s, wl);
-    suite_add_tcase(s, board);
+    suite_add_tcase(s, tc_board);
     return s;
 }
 
