@@ -243,7 +243,7 @@ bool machine_init(const MachineConfig *cfg, Error **errp)
     }
     config = (MachineConfig) {
         .type = g_strdup(cfg->type), .ram_size = cfg->ram_size, .smp_cpus = cfg->smp_cpus,
-        .accel = g_strdup(cfg->accel), .accel_opts = g_strdup(cfg->accel_opts),
+        .topology = cfg->topology, .accel = g_strdup(cfg->accel), .accel_opts = g_strdup(cfg->accel_opts),
         .serial = g_strdup(cfg->serial), .drive = g_strdup(cfg->drive),
     };
     if (!machine_build(pc, errp)) {
@@ -256,6 +256,24 @@ bool machine_init(const MachineConfig *cfg, Error **errp)
 const char *machine_type(void)
 {
     return config.type;
+}
+
+static int level_or_one(int n)
+{
+    return n > 0 ? n : 1;
+}
+
+void machine_cpu_position(int index, CpuPosition *pos)
+{
+    const CpuTopology *t = &config.topology;
+    int threads = level_or_one(t->threads), dies = level_or_one(t->dies);
+    int cores = t->cores > 0 ? t->cores : level_or_one(config.smp_cpus);
+
+    pos->thread = index % threads;
+    pos->core = (index / threads) % cores;
+    pos->die = (index / (threads * cores)) % dies;
+    pos->socket = index / (threads * cores * dies);
+    pos->dies = dies;
 }
 
 bool machine_reset(Error **errp)

@@ -12,10 +12,17 @@
 #include <stdint.h>
 #include "error.h"
 
+/* Where the vCPUs sit (-smp sockets=,dies=,cores=,threads=); a level of 0
+ * counts as 1, except cores: 0 makes every vCPU a core of socket 0. */
+typedef struct CpuTopology {
+    int sockets, dies, cores, threads;
+} CpuTopology;
+
 typedef struct MachineConfig {
     const char *type;           /* "pc" or "none"; NULL: "pc" */
     uint64_t ram_size;          /* bytes */
     int smp_cpus;               /* vCPUs of the pc board; 0: one */
+    CpuTopology topology;
     const char *accel;          /* "kvm" or "soft" */
     const char *accel_opts;     /* after the accelerator's name, or NULL */
     const char *serial;         /* -serial spec, or NULL */
@@ -27,6 +34,14 @@ typedef struct MachineConfig {
 bool machine_init(const MachineConfig *cfg, Error **errp);
 /* MachineConfig.type as given (NULL: none given) while the machine exists. */
 const char *machine_type(void);
+/* vCPU `index`'s socket, die, core and thread ids, as QEMU 7.2's x86 CPUs
+ * number them from the topology; dies: dies per socket (QEMU reports a
+ * die id only when there is more than one). */
+typedef struct CpuPosition {
+    int socket, die, core, thread;
+    int dies;
+} CpuPosition;
+void machine_cpu_position(int index, CpuPosition *pos);
 /* Devices, boot disk and vCPUs back to power-on state. False: the machine
  * is half reset and must not run. [BQL, vCPUs paused] */
 bool machine_reset(Error **errp);

@@ -44,7 +44,8 @@ int monitor_fd_take(Monitor *mon, const char *fdname, Error **errp);
  * command runs are written before that command's response. */
 void qapi_event_emit(const char *event_name, json_object *data);
 
-/* Run one HMP command line, capturing the output (human-monitor-command). */
-char *hmp_run_capture(const char *cmdline);
+/* Run one HMP command line, capturing the output (human-monitor-command),
+ * with vCPU cpu_index as the monitor's current CPU. */
+char *hmp_run_capture(const char *cmdline, int cpu_index);
 
 #endif

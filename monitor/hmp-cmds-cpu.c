@@ -1,18 +1,42 @@
 /*
+ * HMP `info cpus`: query-cpus-fast as QEMU 7.2 prints it, one line per vCPU
+ * ("* CPU #0: thread_id=TID", the '*' on the monitor's current CPU), nothing
+ * on a board without vCPUs.
+ *
  * HMP `info registers [-a|vcpu]`: the vCPU registers as QEMU 7.2 prints
  * them, each vCPU under a "\nCPU#n\n" header (7.2 prints it with and
- * without -a). Without arguments: the monitor's current CPU, CPU 0.
+ * without -a). Without arguments: the monitor's current CPU (CPU 0, or
+ * human-monitor-command's cpu-index).
  *
  * Registers can only be read with every vCPU out of guest code. A running
  * VM is paused for the read and let go again right after, without a run
  * state change (no STOP/RESUME events, guest clocks keep going); a paused
  * VM stays paused.
  */
+#include <inttypes.h>
 #include "hmp-int.h"
 #include "accel.h"
 #include "cpus.h"
 #include "machine.h"
+#include "qapi-commands.h"
 #include "vm.h"
+
+void hmp_info_cpus(Monitor *mon, const HmpArgs *args)
+{
+    Error *err = NULL;
+    CpuInfoFastList *list = qmp_query_cpus_fast(&err);
+
+    if (err) {
+        hmp_handle_error(mon, err);
+        return;
+    }
+    for (CpuInfoFastList *l = list; l; l = l->next) {
+        monitor_printf(mon, "%c CPU #%" PRId64 ": thread_id=%" PRId64 "\n",
+                       l->value->cpu_index == mon->cpu_index ? '*' : ' ', l->value->cpu_index,
+                       l->value->thread_id);
+    }
+    qapi_free_CpuInfoFastList(list);
+}
 
 /* Append the registers of vCPUs [first, last] to out, each with its header. */
 static bool dump_cpus(int first, int last, GString *out, Error **errp)
@@ -30,11 +54,12 @@ void hmp_info_registers(Monitor *mon, const HmpArgs *args)
 {
     const AccelOps *ops = accel_current();
     int n = cpus_count();
-    int first = 0, last = 0;
+    int first = mon->cpu_index, last = mon->cpu_index;
     Error *err = NULL;
     g_autoptr(GString) out = g_string_new(NULL);
 
     if (hmp_args_bool(args, "cpustate_all")) {
+        first = 0;
         last = n - 1;
     } else if (hmp_args_has(args, "vcpu")) {
         first = last = (int)hmp_args_int(args, "vcpu");

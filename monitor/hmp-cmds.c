@@ -87,20 +87,6 @@ void hmp_info_name(Monitor *mon, const HmpArgs *args)
     qapi_free_NameInfo(info);
 }
 
-void hmp_info_cpus(Monitor *mon, const HmpArgs *args)
-{
-    /* No QMP command in our schema lists vCPUs: the board's vCPUs (none on
-     * -M none) and their threads' ids. CPU 0 is the monitor's current CPU,
-     * as in QEMU. */
-    for (int i = 0; i < cpus_count(); i++) {
-        int64_t tid = cpus_thread_id(i);
-        if (tid < 0) {
-            tid = getpid();
-        }
-        monitor_printf(mon, "%c CPU #%d: thread_id=%" PRId64 "\n", i == 0 ? '*' : ' ', i, tid);
-    }
-}
-
 void hmp_stop(Monitor *mon, const HmpArgs *args)
 {
     Error *err = NULL;

@@ -215,11 +215,13 @@ void hmp_help_cmd(Monitor *mon, const char *name)
 
 /* ---- human-monitor-command ---- */
 
-char *hmp_run_capture(const char *cmdline)
+char *hmp_run_capture(const char *cmdline, int cpu_index)
 {
     Monitor *mon = monitor_new_capture();
     Monitor *prev = monitor_set_cur(mon);
     char *out;
+
+    mon->cpu_index = cpu_index;
 
     hmp_handle_command(mon, cmdline);
     monitor_set_cur(prev);

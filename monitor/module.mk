@@ -35,5 +35,5 @@ UNIT_TESTS += $(BUILD)/tests/unit/test-hmp-parse $(BUILD)/tests/unit/test-hmp-pr
               $(BUILD)/tests/unit/test-hmp-dispatch
 $(BUILD)/tests/unit/test-hmp-parse: $(BUILD)/monitor/hmp-parse.o
 $(BUILD)/tests/unit/test-hmp-print: $(BUILD)/monitor/hmp-print.o $(HMP_TEST_DEPS)
-$(BUILD)/tests/unit/test-hmp-dispatch: $(HMP_DISPATCH_OBJS) $(BUILD)/monitor/monitor.o \
+$(BUILD)/tests/unit/test-hmp-dispatch: $(HMP_DISPATCH_OBJS) $(BUILD)/monitor/hmp-cmds-cpu.o $(BUILD)/monitor/monitor.o \
                                        $(BUILD)/monitor/monitor-server.o $(HMP_TEST_DEPS)

@@ -67,6 +67,8 @@ struct Monitor {
     GHashTable *named_fds;      /* getfd: name (char *) -> fd (GINT_TO_POINTER) */
     GArray *recv_fds;           /* int fds received (SCM_RIGHTS) with the latest read, not yet claimed */
 
+    int cpu_index;              /* HMP: the current CPU (info cpus '*', info registers), 0 by default */
+
     void *proto;                /* protocol state (QmpSession, HMP line editor, ...) */
     const struct MonitorServerOps *ops;
 };

@@ -120,5 +120,5 @@ char *qmp_human_monitor_command(const q_obj_human_monitor_command_arg *arg, Erro
         error_setg(errp, "Parameter 'cpu-index' expects a CPU number");
         return NULL;
     }
-    return hmp_run_capture(arg->command_line);
+    return hmp_run_capture(arg->command_line, arg->has_cpu_index ? (int)arg->cpu_index : 0);
 }

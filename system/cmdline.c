@@ -134,14 +134,19 @@ static bool opt_smp(CmdlineOptions *o, const char *name, const char *arg, Error 
     static const char *const topo_keys[] = { "sockets", "dies", "cores", "threads" };
     g_autoptr(GPtrArray) items = split_opts(arg);
     long cpus = 0, topo = 1, maxcpus = 0;
+    long levels[G_N_ELEMENTS(topo_keys)] = { 0 };
 
     for (guint i = 0; i < items->len; i++) {
         g_autofree char *key = NULL, *value = NULL;
         opt_item(items, i, "cpus", &key, &value);
         long n;
         bool is_topo = false;
+        size_t level = 0;
         for (size_t k = 0; value && k < G_N_ELEMENTS(topo_keys); k++) {
-            is_topo |= !strcmp(key, topo_keys[k]);
+            if (!strcmp(key, topo_keys[k])) {
+                is_topo = true;
+                level = k;
+            }
         }
         if (!value || (!is_topo && strcmp(key, "cpus") && strcmp(key, "maxcpus"))) {
             error_setg(errp, "invalid option '%s'", key);
@@ -153,6 +158,7 @@ static bool opt_smp(CmdlineOptions *o, const char *name, const char *arg, Error 
         }
         if (is_topo) {
             topo *= n;
+            levels[level] = n;
         } else if (!strcmp(key, "cpus")) {
             cpus = n;
         } else {
@@ -167,6 +173,14 @@ static bool opt_smp(CmdlineOptions *o, const char *name, const char *arg, Error 
         return false;
     }
     o->smp_cpus = (int)cpus;
+    /* QEMU 7.2's pc machine: sockets, dies and threads default to 1, cores
+     * take what is left of the maximum (cores preferred over sockets). */
+    o->smp_sockets = levels[0] ? (int)levels[0] : 1;
+    o->smp_dies = levels[1] ? (int)levels[1] : 1;
+    o->smp_threads = levels[3] ? (int)levels[3] : 1;
+    long per_core = (long)o->smp_sockets * o->smp_dies * o->smp_threads;
+    long cores = levels[2] ? levels[2] : (maxcpus ? maxcpus : cpus) / per_core;
+    o->smp_cores = cores > 0 ? (int)cores : 1;
     return true;
 }
 
@@ -443,6 +457,7 @@ void cmdline_options_init(CmdlineOptions *o)
     memset(o, 0, sizeof(*o));
     o->ram_size = CMDLINE_DEFAULT_RAM_SIZE;
     o->smp_cpus = 1;
+    o->smp_sockets = o->smp_dies = o->smp_cores = o->smp_threads = 1;
     o->accels = g_ptr_array_new();
     o->qmp = g_ptr_array_new();
     o->hmp = g_ptr_array_new();

@@ -27,6 +27,7 @@ typedef struct CmdlineOptions {
     char *name;               /* -name */
     uint64_t ram_size;        /* -m, bytes */
     int smp_cpus;             /* -smp */
+    int smp_sockets, smp_dies, smp_cores, smp_threads;  /* -smp topology, QEMU 7.2's defaults */
     GPtrArray *accels;        /* CmdlineAccel*, tried in order; empty: automatic */
     char *machine;            /* -machine type */
     GPtrArray *qmp;           /* ChardevSpec* from -qmp */

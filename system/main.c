@@ -197,6 +197,7 @@ static bool start_up(Startup *s, Error **errp)
 {
     const MachineConfig machine = {
         .type = s->opts.machine, .ram_size = s->opts.ram_size, .smp_cpus = s->opts.smp_cpus,
+        .topology = { s->opts.smp_sockets, s->opts.smp_dies, s->opts.smp_cores, s->opts.smp_threads },
         .accel = s->accel, .accel_opts = s->accel_opts,
         .serial = s->opts.serial, .drive = s->opts.drive,
     };

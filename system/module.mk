@@ -1,7 +1,7 @@
 # system/: main() (main.c), the command line (cmdline.c, opts.c, chardev-spec.c),
 # run state and the big lock (vm.c), the main loop, guest RAM and dirty bitmaps
 # (memory.c), the accelerator registry (accel.c), vCPU threads (cpus.c), and the
-# run-state and guest-memory QMP commands.
+# run-state, guest-memory and vCPU-list (query-cpus-fast) QMP commands.
 SYSTEM_CMDLINE_OBJS := $(BUILD)/system/cmdline.o $(BUILD)/system/opts.o $(BUILD)/system/chardev-spec.o
 # What a board and its accelerator run on.
 SYSTEM_MACHINE_OBJS := $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(BUILD)/system/cpus.o
@@ -9,7 +9,8 @@ MIGVM_OBJS += $(SYSTEM_CMDLINE_OBJS) $(SYSTEM_MACHINE_OBJS) \
               $(BUILD)/system/vm.o \
               $(BUILD)/system/main-loop.o \
               $(BUILD)/system/qmp-cmds-run-state.o \
-              $(BUILD)/system/qmp-cmds-memory.o
+              $(BUILD)/system/qmp-cmds-memory.o \
+              $(BUILD)/system/qmp-cmds-cpus.o
 
 # Unit test: run states, vm_start/stop events, sizes, chardev specs, command line.
 # cpus_* / machine_reset / qapi_event_emit are stubbed in the test itself.

@@ -93,13 +93,49 @@ def test_boot_stop_cont():
     check("no error on stderr", "error" not in vm.stderr_text().lower(), vm.stderr_text())
 
 
+def thread_cpu_ticks(pid, tid):
+    """utime + stime of one thread of pid (clock ticks), None if it is gone."""
+    try:
+        with open("/proc/%d/task/%d/stat" % (pid, tid)) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+def check_cpus_fast(vm, q, n):
+    """query-cpus-fast in QEMU 7.2's shape, thread ids of this process's
+    vCPU threads (vCPU 0 runs the guest: its thread uses CPU time), and HMP
+    `info cpus` agreeing with it."""
+    cpus = q.cmd_ok("query-cpus-fast")
+    check_eq("-smp %d: query-cpus-fast lists %d vCPUs" % (n, n), [c.get("cpu-index") for c in cpus], list(range(n)))
+    want_keys = ["cpu-index", "qom-path", "thread-id", "props", "target"]
+    check("-smp %d: query-cpus-fast members in QEMU 7.2's order" % n,
+          all(list(c) == want_keys for c in cpus), repr(cpus))
+    check_eq("-smp %d: qom-path, props and target as QEMU 7.2's pc" % n,
+             [(c["qom-path"], c["props"], c["target"]) for c in cpus],
+             [("/machine/unattached/device[%d]" % (i + 1 if i else 0),
+               {"socket-id": 0, "core-id": i, "thread-id": 0}, "x86_64") for i in range(n)])
+    tids = [c.get("thread-id") for c in cpus]
+    check("-smp %d: thread-ids are distinct threads of migvm, not its main thread" % n,
+          len(set(tids)) == n and vm.pid not in tids and
+          all(os.path.isdir("/proc/%d/task/%d" % (vm.pid, t)) for t in tids), "pid %d, tids %r" % (vm.pid, tids))
+    before = thread_cpu_ticks(vm.pid, tids[0])
+    check("-smp %d: vCPU 0's thread runs the guest (its CPU time grows)" % n,
+          before is not None and wait_until(lambda: (thread_cpu_ticks(vm.pid, tids[0]) or 0) > before + 5, 10),
+          "ticks %r -> %r" % (before, thread_cpu_ticks(vm.pid, tids[0])))
+    text = "".join("%s CPU #%d: thread_id=%d\r\n" % ("*" if i == 0 else " ", i, t) for i, t in enumerate(tids))
+    check_eq("-smp %d: info cpus agrees with query-cpus-fast" % n, q.hmp("info cpus"), text)
+    current = q.cmd_ok("human-monitor-command", {"command-line": "info cpus", "cpu-index": n - 1})
+    check_eq("-smp %d: info cpus marks the monitor's current CPU" % n, current.splitlines()[-1],
+             "* CPU #%d: thread_id=%d" % (n - 1, tids[-1]))
+
+
 def test_smp2():
     vm = start_guest(extra=["-smp", "2"])
     q = vm.qmp()
     check("-smp 2: guest prints 'A' then 'B's", wait_passes(vm, 2), repr(serial(vm)[:40]) + vm.stderr_text())
-    cpus = q.cmd("query-cpus-fast")
-    if "return" in cpus:
-        check_eq("-smp 2: query-cpus-fast lists 2 vCPUs", len(cpus["return"]), 2)
+    check_cpus_fast(vm, q, 2)
     q.cmd_ok("stop")
     check("-smp 2: no new 'B' while stopped", stays_quiet(vm, 1.5))
     q.cmd_ok("cont")

@@ -55,8 +55,8 @@ class Side:
         self.records = []           # (name, mode, value)
         self.vms = []
 
-    def start(self, args=(), hmp=False, negotiate=True):
-        vm = qemulib.start(self.kind, args, hmp=hmp)
+    def start(self, args=(), hmp=False, negotiate=True, **kw):
+        vm = qemulib.start(self.kind, args, hmp=hmp, **kw)
         self.vms.append(vm)
         return vm
 

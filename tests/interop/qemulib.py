@@ -49,17 +49,17 @@ def require_qemu_and_migvm():
     return q
 
 
-def machine_args(kind, ram=RAM_SIZE, accel="soft"):
-    out = ["-M", "none", "-m", "%dM" % (ram >> 20)]
+def machine_args(kind, ram=RAM_SIZE, accel="soft", machine="none"):
+    out = ["-M", machine, "-m", "%dM" % (ram >> 20)]
     if accel is None:
         return out + (["-accel", "kvm"] if kind == "qemu" else [])
     return out + ["-accel", "tcg" if kind == "qemu" and accel == "soft" else accel]
 
 
-def start(kind, args=(), hmp=False, ram=RAM_SIZE, loaders=(), accel="soft"):
-    """Launch QEMU or migvm with -M none; loaders = [(file, guest address)]
-    become QEMU `-device loader,file=F,addr=A,force-raw=on`."""
-    full = machine_args(kind, ram, accel) + list(args)
+def start(kind, args=(), hmp=False, ram=RAM_SIZE, loaders=(), accel="soft", machine="none"):
+    """Launch QEMU or migvm with -M none (or `machine`); loaders = [(file,
+    guest address)] become QEMU `-device loader,file=F,addr=A,force-raw=on`."""
+    full = machine_args(kind, ram, accel, machine) + list(args)
     for path, addr in loaders:
         if kind != "qemu":
             raise ValueError("migvm has no loader device")

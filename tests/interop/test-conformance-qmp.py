@@ -303,6 +303,41 @@ def conv_integers(side):
     ex(side, q, "integers: memsave without cpu-index", "memsave", {"val": 0, "size": 1, "filename": "/dev/null"})
 
 
+def conv_cpus(side):
+    """query-cpus-fast and info cpus: none on -M none; on the pc board with
+    -smp 2 and -smp 4,sockets=2,cores=2 every member but the host thread id
+    exactly as QEMU 7.2 (pc-i440fx-7.2, tcg vs soft: each vCPU has its thread)."""
+    vm = side.start(["-S"])
+    q = vm.qmp()
+    ex(side, q, "cpus: query-cpus-fast on -M none", "query-cpus-fast")
+    ex(side, q, "cpus: info cpus on -M none", "human-monitor-command", {"command-line": "info cpus"})
+    ex(side, q, "cpus: info cpus on -M none, cpu-index 0", "human-monitor-command",
+       {"command-line": "info cpus", "cpu-index": 0})
+    for smp in ("2", "4,sockets=2,cores=2", "3"):
+        vm = side.start(["-S", "-smp", smp], machine="pc", ram=16 << 20)
+        q = vm.qmp()
+        tag = "cpus: -M pc -smp %s" % smp
+        r = ex(side, q, "%s: query-cpus-fast" % tag, "query-cpus-fast", mode="shape")
+        cpus = r.get("return", [])
+        # QEMU's wire order is its dictionary's hash order; migvm writes the
+        # schema's order (cpu-index, qom-path, thread-id, props, target)
+        side.record("%s: member names" % tag, [sorted(c) for c in cpus])
+        side.record("%s: all but thread-id" % tag, [{k: v for k, v in c.items() if k != "thread-id"} for c in cpus])
+        tids = [c.get("thread-id") for c in cpus]
+        side.record("%s: thread-ids distinct threads of the process" % tag,
+                    len(set(tids)) == len(tids) and vm.pid not in tids and
+                    all(os.path.isdir("/proc/%d/task/%s" % (vm.pid, t)) for t in tids))
+        for index in (None, 0, 1):
+            args = {"command-line": "info cpus"}
+            if index is not None:
+                args["cpu-index"] = index
+            out = q.cmd_ok("human-monitor-command", args)
+            for i, t in enumerate(tids):
+                out = out.replace("thread_id=%s\r\n" % t, "thread_id=<vCPU %d>\r\n" % i)
+            side.record("%s: info cpus%s" % (tag, "" if index is None else ", cpu-index %d" % index), out)
+        vm.kill()
+
+
 def conv_migrate(side):
     vm = side.start(["-S"])
     q = vm.qmp()
@@ -383,7 +418,8 @@ def conv_migrate(side):
 
 
 tally = conformance.Tally(DELIBERATE)
-for conv in (conv_greeting, conv_errors, conv_ids, conv_runstate, conv_parameters, conv_integers, conv_migrate):
+for conv in (conv_greeting, conv_errors, conv_ids, conv_runstate, conv_parameters, conv_integers, conv_cpus,
+             conv_migrate):
     t0 = time.monotonic()
     qemu_side, migvm_side = conformance.run_both(conv)
     print("# %s: %.1f s" % (conv.__name__, time.monotonic() - t0), flush=True)

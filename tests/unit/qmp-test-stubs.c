@@ -12,7 +12,8 @@ int cpus_count(void)
     return 2;
 }
 
-char *hmp_run_capture(const char *cmdline)
+char *hmp_run_capture(const char *cmdline, int cpu_index)
 {
+    (void)cpu_index;
     return g_strdup_printf("hmp: %s\r\n", cmdline);
 }

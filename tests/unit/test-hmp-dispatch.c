@@ -11,6 +11,7 @@
 
 #include "../../monitor/hmp-int.h"
 #include "qapi-commands.h"
+#include "accel.h"
 #include "cpus.h"
 #include "vm.h"
 
@@ -43,25 +44,40 @@ bool hmp_monitor_alive(Monitor *mon)
     return true;
 }
 
-static int n_cpus;
-
-int cpus_count(void)
-{
-    return n_cpus;
-}
-
 /* ---- system and accelerator stubs ---- */
 
-long cpus_thread_id(int index)
+/* info registers reads vCPU registers through the accelerator (tested end
+ * to end by tests/functional/test-hmp-registers.py); here: no accelerator. */
+static int stub_cpus = 2;
+
+int cpus_count(void) { return stub_cpus; }
+const AccelOps *accel_current(void) { return NULL; }
+bool cpus_are_paused(void) { return true; }
+void cpus_pause_all(void) { }
+void cpus_resume_all(void) { }
+bool runstate_is_running(void) { return false; }
+
+bool accel_dump_registers(int cpu, GString *out, Error **errp)
 {
-    return -1;
+    error_setg(errp, "no accelerator in this test");
+    return false;
 }
 
-/* Reads vCPU registers through the accelerator; tested end to end by
- * tests/functional/test-hmp-registers.py. */
-void hmp_info_registers(Monitor *mon, const HmpArgs *args)
+/* vCPU n runs on thread 1000 + n. */
+CpuInfoFastList *qmp_query_cpus_fast(Error **errp)
 {
-    monitor_printf(mon, "registers\n");
+    CpuInfoFastList *head = NULL, **tail = &head;
+
+    for (int i = 0; i < stub_cpus; i++) {
+        CpuInfoFast *info = g_new0(CpuInfoFast, 1);
+        info->cpu_index = i;
+        info->qom_path = g_strdup("/x");
+        info->thread_id = 1000 + i;
+        *tail = g_new0(CpuInfoFastList, 1);
+        (*tail)->value = info;
+        tail = &(*tail)->next;
+    }
+    return head;
 }
 
 /* ---- qmp_* stubs ---- */
@@ -247,7 +263,7 @@ static void setup(void)
     suspended = resumed = 0;
     poll_count = poll_len = 0;
     stub_runstate = RUN_STATE_PRELAUNCH;
-    n_cpus = 2;
+    stub_cpus = 2;
 }
 
 static void teardown(void)
@@ -388,10 +404,14 @@ START_TEST(test_info_misc)
     expect("info version", "7.2.0\n");
     expect("info kvm", "kvm support: disabled\n");
     expect("info name", "vm1\n");
-    hmp_handle_command(mon, "info cpus");
-    cpus = monitor_capture_take(mon);
-    ck_assert(g_str_has_prefix(cpus, "* CPU #0: thread_id="));
-    ck_assert_ptr_nonnull(strstr(cpus, "\r\n  CPU #1: thread_id="));
+    /* QEMU 7.2's text: the '*' marks the monitor's current CPU */
+    expect("info cpus", "* CPU #0: thread_id=1000\n  CPU #1: thread_id=1001\n");
+    cpus = hmp_run_capture("info cpus", 1);
+    ck_assert_str_eq(cpus, "  CPU #0: thread_id=1000\r\n* CPU #1: thread_id=1001\r\n");
+    stub_cpus = 0;
+    expect("info cpus", "");
+    expect("info registers", "Error: No CPU state to show: this machine has no vCPUs\n");
+    stub_cpus = 2;
 }
 END_TEST
 
@@ -546,14 +566,14 @@ END_TEST
 
 START_TEST(test_run_capture)
 {
-    char *out = hmp_run_capture("info status");
+    char *out = hmp_run_capture("info status", 0);
 
     ck_assert_str_eq(out, "VM status: paused (prelaunch)\r\n");
     g_free(out);
-    out = hmp_run_capture("nosuch");
+    out = hmp_run_capture("nosuch", 0);
     ck_assert_str_eq(out, "unknown command: 'nosuch'\r\n");
     g_free(out);
-    out = hmp_run_capture("migrate_set_parameter bogus 1");
+    out = hmp_run_capture("migrate_set_parameter bogus 1", 0);
     ck_assert_str_eq(out, "Error: invalid parameter value: bogus\r\n");
     g_free(out);
     ck_assert_ptr_eq(monitor_cur(), mon);      /* restored */
