@@ -13,6 +13,7 @@
 #include "qapi-commands.h"
 #include "accel.h"
 #include "cpus.h"
+#include "machine.h"
 #include "vm.h"
 
 /* ---- console stubs ---- */
