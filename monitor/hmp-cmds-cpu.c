@@ -59,6 +59,9 @@ void hmp_info_registers(Monitor *mon, const HmpArgs *args)
     g_autoptr(GString) out = g_string_new(NULL);
 
     if (hmp_args_bool(args, "cpustate_all")) {
+        if (n == 0) {
+            return;                     /* QEMU 7.2 prints nothing */
+        }
         first = 0;
         last = n - 1;
     } else if (hmp_args_has(args, "vcpu")) {
@@ -68,13 +71,13 @@ void hmp_info_registers(Monitor *mon, const HmpArgs *args)
             return;
         }
     }
-    if (n == 0 || !ops || !ops->dump_registers) {
-        if (n == 0) {
-            error_setg(&err, "No CPU state to show: this machine has no vCPUs");
-        } else {
-            error_setg(&err, "No CPU state to show: the %s accelerator has no CPU registers",
-                       ops ? ops->name : "(none)");
-        }
+    if (n == 0) {
+        monitor_printf(mon, "No CPU available\n");     /* QEMU 7.2's words on -M none */
+        return;
+    }
+    if (!ops || !ops->dump_registers) {
+        error_setg(&err, "No CPU state to show: the %s accelerator has no CPU registers",
+                   ops ? ops->name : "(none)");
         hmp_handle_error(mon, err);
         return;
     }

@@ -147,9 +147,13 @@ void hmp_memsave(Monitor *mon, const HmpArgs *args)
         .size = hmp_args_int(args, "size"),
         .filename = (char *)hmp_args_str(args, "filename"),
         .has_cpu_index = true,
-        .cpu_index = 0,                 /* the monitor's current CPU */
+        .cpu_index = mon->cpu_index,    /* the monitor's current CPU */
     };
 
+    if (mon->cpu_index >= cpus_count()) {
+        monitor_printf(mon, "No CPU available\n");     /* -M none, as QEMU 7.2 */
+        return;
+    }
     qmp_memsave(&arg, &err);
     hmp_handle_error(mon, err);
 }

@@ -68,7 +68,8 @@ def conv_info(side):
     out = h.cmd("nosuchcmd")
     side.record("console: unknown command over the socket", out)
     q = vm.qmp()
-    for line in ["info status", "info cpus", "info migrate", "info migrate_capabilities", "info migrate_parameters",
+    for line in ["info status", "info cpus", "info registers", "info registers -a", "info registers 0",
+                 "memsave 0 16 m.bin", "info migrate", "info migrate_capabilities", "info migrate_parameters",
                  "help migrate", "help migrate_cancel", "help migrate_continue", "help migrate_incoming",
                  "help migrate_set_capability", "help migrate_set_parameter", "help cont", "help stop",
                  "help quit", "help info", "help nosuchcmd", "help info migrate", "help info status",

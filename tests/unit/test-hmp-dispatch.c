@@ -411,7 +411,9 @@ START_TEST(test_info_misc)
     ck_assert_str_eq(cpus, "  CPU #0: thread_id=1000\r\n* CPU #1: thread_id=1001\r\n");
     stub_cpus = 0;
     expect("info cpus", "");
-    expect("info registers", "Error: No CPU state to show: this machine has no vCPUs\n");
+    expect("info registers", "No CPU available\n");
+    expect("info registers -a", "");
+    expect("memsave 0 16 f", "No CPU available\n");
     stub_cpus = 2;
 }
 END_TEST
