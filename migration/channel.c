@@ -74,16 +74,53 @@ static bool parse_file(const char *text, MigAddress *addr, Error **errp)
     return true;
 }
 
+static const char *const schemes[] = {
+    [MIG_TRANSPORT_TCP] = "tcp:",
+    [MIG_TRANSPORT_UNIX] = "unix:",
+    [MIG_TRANSPORT_EXEC] = "exec:",
+    [MIG_TRANSPORT_FD] = "fd:",
+    [MIG_TRANSPORT_FILE] = "file:",
+};
+
+/* The transport whose scheme starts uri; *rest: what follows the scheme. */
+static bool uri_scheme(const char *uri, MigTransport *transport, const char **rest)
+{
+    for (size_t i = 0; i < G_N_ELEMENTS(schemes); i++) {
+        if (g_str_has_prefix(uri, schemes[i])) {
+            *transport = (MigTransport)i;
+            *rest = uri + strlen(schemes[i]);
+            return true;
+        }
+    }
+    return false;
+}
+
+bool mig_uri_scheme_known(const char *uri)
+{
+    MigTransport transport;
+    const char *rest;
+
+    return uri_scheme(uri, &transport, &rest);
+}
+
 bool mig_address_parse(const char *uri, bool for_incoming, MigAddress *addr, Error **errp)
 {
     memset(addr, 0, sizeof(*addr));
     const char *rest;
     bool ok = true;
-    if ((rest = g_str_has_prefix(uri, "tcp:") ? uri + 4 : NULL)) {
-        addr->transport = MIG_TRANSPORT_TCP;
+    if (!uri_scheme(uri, &addr->transport, &rest)) {
+        if (for_incoming) {
+            error_setg(errp, "unknown migration protocol: %s", uri);
+        } else {
+            error_setg(errp, "Parameter 'uri' expects a valid migration protocol");
+        }
+        return false;
+    }
+    switch (addr->transport) {
+    case MIG_TRANSPORT_TCP:
         ok = parse_host_port(rest, addr, errp);
-    } else if ((rest = g_str_has_prefix(uri, "unix:") ? uri + 5 : NULL)) {
-        addr->transport = MIG_TRANSPORT_UNIX;
+        break;
+    case MIG_TRANSPORT_UNIX:
         addr->path = g_strdup(rest);
         if (!rest[0]) {
             error_setg(errp, "invalid Unix socket address");
@@ -92,22 +129,16 @@ bool mig_address_parse(const char *uri, bool for_incoming, MigAddress *addr, Err
             error_setg(errp, "UNIX socket path '%s' is too long", rest);
             ok = false;
         }
-    } else if ((rest = g_str_has_prefix(uri, "exec:") ? uri + 5 : NULL)) {
-        addr->transport = MIG_TRANSPORT_EXEC;
+        break;
+    case MIG_TRANSPORT_EXEC:
         addr->command = g_strdup(rest);
-    } else if ((rest = g_str_has_prefix(uri, "fd:") ? uri + 3 : NULL)) {
-        addr->transport = MIG_TRANSPORT_FD;
+        break;
+    case MIG_TRANSPORT_FD:
         addr->fdname = g_strdup(rest);
-    } else if ((rest = g_str_has_prefix(uri, "file:") ? uri + 5 : NULL)) {
-        addr->transport = MIG_TRANSPORT_FILE;
+        break;
+    case MIG_TRANSPORT_FILE:
         ok = parse_file(rest, addr, errp);
-    } else {
-        if (for_incoming) {
-            error_setg(errp, "unknown migration protocol: %s", uri);
-        } else {
-            error_setg(errp, "Parameter 'uri' expects a valid migration protocol");
-        }
-        ok = false;
+        break;
     }
     if (!ok) {
         mig_address_clear(addr);
@@ -383,8 +414,8 @@ struct MigListener {
     int fds[8];                 /* listening sockets (one per resolved address) */
     guint watches[8];
     int nfds;
+    struct sockaddr_storage bound[8];   /* fds[i]'s address (tcp) */
     char *unix_path;            /* unlinked when freed */
-    char **addresses;
     MigChannelReadyFn *ready;
     void *opaque;
     MigChannel pending;         /* exec/fd/file: delivered from an idle callback */
@@ -435,17 +466,29 @@ static gboolean listener_deliver_pending(gpointer opaque)
     return G_SOURCE_REMOVE;
 }
 
-static char *sockaddr_to_uri(const struct sockaddr *sa)
+/* A bound IPv4/IPv6 address as QMP's SocketAddress, with the family it
+ * listens on (as QEMU reports it). */
+static SocketAddress *socket_address_from_inet(const struct sockaddr_storage *ss)
 {
-    char host[INET6_ADDRSTRLEN];
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const void *)sa;
+    SocketAddress *sa = g_new0(SocketAddress, 1);
+    char host[INET6_ADDRSTRLEN] = "";
+    unsigned port;
+
+    sa->type = SOCKET_ADDRESS_TYPE_INET;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)ss;
         inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
-        return g_strdup_printf("tcp:%s:%u", host, ntohs(in->sin_port));
+        port = ntohs(in->sin_port);
+        sa->u.inet.has_ipv4 = sa->u.inet.ipv4 = true;
+    } else {
+        const struct sockaddr_in6 *in6 = (const void *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        port = ntohs(in6->sin6_port);
+        sa->u.inet.has_ipv6 = sa->u.inet.ipv6 = true;
     }
-    const struct sockaddr_in6 *in6 = (const void *)sa;
-    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
-    return g_strdup_printf("tcp:[%s]:%u", host, ntohs(in6->sin6_port));
+    sa->u.inet.host = g_strdup(host);
+    sa->u.inet.port = g_strdup_printf("%u", port);
+    return sa;
 }
 
 static bool listen_tcp(MigListener *l, const MigAddress *addr, Error **errp)
@@ -459,7 +502,6 @@ static bool listen_tcp(MigListener *l, const MigAddress *addr, Error **errp)
                    gai_strerror(rc));
         return false;
     }
-    GPtrArray *uris = g_ptr_array_new();
     int last_errno = 0;
     for (struct addrinfo *ai = res; ai && l->nfds < 8; ai = ai->ai_next) {
         int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -477,15 +519,16 @@ static bool listen_tcp(MigListener *l, const MigAddress *addr, Error **errp)
             close(fd);
             continue;
         }
-        struct sockaddr_storage ss;
-        socklen_t len = sizeof(ss);
-        getsockname(fd, (struct sockaddr *)&ss, &len);
-        g_ptr_array_add(uris, sockaddr_to_uri((struct sockaddr *)&ss));
+        /* The bound port (PORT 0 picks one): the address as query-migrate shows it. */
+        socklen_t len = sizeof(l->bound[l->nfds]);
+        if (getsockname(fd, (struct sockaddr *)&l->bound[l->nfds], &len) < 0) {
+            last_errno = errno;
+            close(fd);
+            continue;
+        }
         l->fds[l->nfds++] = fd;
     }
     freeaddrinfo(res);
-    g_ptr_array_add(uris, NULL);
-    l->addresses = (char **)g_ptr_array_free(uris, FALSE);
     if (l->nfds == 0) {
         error_setg(errp, "Failed to bind socket for %s:%s: %s", addr->host, addr->port,
                    g_strerror(last_errno ? last_errno : EADDRNOTAVAIL));
@@ -511,8 +554,6 @@ static bool listen_unix(MigListener *l, const char *path, Error **errp)
     }
     l->fds[l->nfds++] = fd;
     l->unix_path = g_strdup(path);
-    l->addresses = g_new0(char *, 2);
-    l->addresses[0] = g_strdup_printf("unix:%s", path);
     return true;
 }
 
@@ -554,9 +595,6 @@ MigListener *mig_listener_start(const MigAddress *addr, int passed_fd,
         mig_listener_free(l);
         return NULL;
     }
-    if (!l->addresses) {
-        l->addresses = g_new0(char *, 1);
-    }
     for (int i = 0; i < l->nfds; i++) {
         l->watches[i] = g_unix_fd_add(l->fds[i], G_IO_IN, listener_accept, l);
     }
@@ -566,9 +604,24 @@ MigListener *mig_listener_start(const MigAddress *addr, int passed_fd,
     return l;
 }
 
-char **mig_listener_addresses(const MigListener *l)
+SocketAddressList *mig_listener_addresses(const MigListener *l)
 {
-    return g_strdupv(l->addresses);
+    SocketAddressList *head = NULL, **tail = &head;
+
+    for (int i = 0; i < l->nfds; i++) {
+        SocketAddress *sa;
+        if (l->unix_path) {
+            sa = g_new0(SocketAddress, 1);
+            sa->type = SOCKET_ADDRESS_TYPE_UNIX;
+            sa->u.q_unix.path = g_strdup(l->unix_path);
+        } else {
+            sa = socket_address_from_inet(&l->bound[i]);
+        }
+        *tail = g_new0(SocketAddressList, 1);
+        (*tail)->value = sa;
+        tail = &(*tail)->next;
+    }
+    return head;
 }
 
 void mig_listener_free(MigListener *l)
@@ -590,6 +643,5 @@ void mig_listener_free(MigListener *l)
         unlink(l->unix_path);
         g_free(l->unix_path);
     }
-    g_strfreev(l->addresses);
     g_free(l);
 }

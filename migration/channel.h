@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include "error.h"
+#include "qapi-types.h"
 
 typedef enum MigTransport {
     MIG_TRANSPORT_TCP,
@@ -39,8 +40,15 @@ typedef struct MigAddress {
  * "Parameter 'uri' expects a valid migration protocol" (migrate). */
 bool mig_address_parse(const char *uri, bool for_incoming, MigAddress *addr, Error **errp);
 void mig_address_clear(MigAddress *addr);
+/* uri starts with a scheme above (its address may still be bad). */
+bool mig_uri_scheme_known(const char *uri);
 /* "tcp:127.0.0.1:4444" style text of an address, for messages. */
 char *mig_address_to_string(const MigAddress *addr);
+
+/* For fd:NAME, take the descriptor NAME passed with getfd to the monitor
+ * running the command (channel-fd.c); false + errp if it has none. Other
+ * transports take nothing: *fd = -1. */
+bool mig_address_take_fd(const MigAddress *addr, int *fd, Error **errp);
 
 /* An open channel: the fd, whether it can carry a return path, and the
  * child process of exec: (reaped by mig_channel_close). */
@@ -69,8 +77,9 @@ typedef struct MigListener MigListener;
 typedef void MigChannelReadyFn(MigChannel *ch, void *opaque);
 MigListener *mig_listener_start(const MigAddress *addr, int passed_fd,
                                 MigChannelReadyFn *ready, void *opaque, Error **errp);
-/* Listening addresses as "tcp:127.0.0.1:4444" / "unix:/path" strings (NULL-terminated, g_strfreev). */
-char **mig_listener_addresses(const MigListener *l);
+/* The listening sockets' addresses, as query-migrate's socket-address shows
+ * them: a new list (qapi_free_SocketAddressList); NULL for exec/fd/file. */
+SocketAddressList *mig_listener_addresses(const MigListener *l);
 /* Stop listening (removes a unix socket file it created). */
 void mig_listener_free(MigListener *l);
 

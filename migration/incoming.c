@@ -64,35 +64,7 @@ bool migration_incoming_fill_info(MigrationInfo *info)
         }
     }
     if (listening) {
-        char **uris = mig_listener_addresses(incoming.listener);
-        SocketAddressList **tail = &info->socket_address;
-        for (char **u = uris; *u; u++) {
-            SocketAddress *sa = g_new0(SocketAddress, 1);
-            if (g_str_has_prefix(*u, "unix:")) {
-                sa->type = SOCKET_ADDRESS_TYPE_UNIX;
-                sa->u.q_unix.path = g_strdup(*u + 5);
-            } else {
-                const char *hp = *u + 4;                 /* "tcp:" */
-                const char *colon = strrchr(hp, ':');
-                sa->type = SOCKET_ADDRESS_TYPE_INET;
-                if (hp[0] == '[') {
-                    sa->u.inet.host = g_strndup(hp + 1, colon - hp - 2);
-                } else {
-                    sa->u.inet.host = g_strndup(hp, colon - hp);
-                }
-                sa->u.inet.port = g_strdup(colon + 1);
-                /* QEMU reports the family it listens on. */
-                if (hp[0] == '[') {
-                    sa->u.inet.has_ipv6 = sa->u.inet.ipv6 = true;
-                } else {
-                    sa->u.inet.has_ipv4 = sa->u.inet.ipv4 = true;
-                }
-            }
-            *tail = g_new0(SocketAddressList, 1);
-            (*tail)->value = sa;
-            tail = &(*tail)->next;
-        }
-        g_strfreev(uris);
+        info->socket_address = mig_listener_addresses(incoming.listener);
     }
     return true;
 }
@@ -209,15 +181,10 @@ bool migration_incoming_start(const char *uri, Error **errp)
     if (!mig_address_parse(uri, true, &addr, errp)) {
         return false;
     }
-    int fd = -1;
-    if (addr.transport == MIG_TRANSPORT_FD) {
-        Monitor *mon = monitor_cur();
-        fd = mon ? monitor_fd_take(mon, addr.fdname, NULL) : -1;
-        if (fd < 0) {
-            error_setg(errp, "File descriptor named '%s' has not been found", addr.fdname);
-            mig_address_clear(&addr);
-            return false;
-        }
+    int fd;
+    if (!mig_address_take_fd(&addr, &fd, errp)) {
+        mig_address_clear(&addr);
+        return false;
     }
     error_free(incoming.error);
     incoming.error = NULL;

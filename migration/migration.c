@@ -484,7 +484,7 @@ bool migration_init(Error **errp)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&mig.cond, &attr);
     pthread_condattr_destroy(&attr);
-    return ram_mig_init(errp) && global_state_register(errp);
+    return ram_mig_init(pass_event, errp) && global_state_register(errp);
 }
 
 void migration_shutdown(void)
@@ -572,7 +572,6 @@ static void migration_reset(void)
     atomic_store(&mig.mbps, 0);
     atomic_store(&mig.pages_per_second, 0);
     atomic_store(&mig.transferred, 0);
-    ram_pass_hook = pass_event;
     atomic_store_explicit(&mig.status, MIGRATION_STATUS_SETUP, memory_order_release);
     migration_emit_status(MIGRATION_STATUS_SETUP);
 }
@@ -589,17 +588,6 @@ static bool migration_fail_uri(Error *err, bool with_desc, Error **errp)
     return false;
 }
 
-static bool uri_scheme_known(const char *uri)
-{
-    static const char *const schemes[] = { "tcp:", "unix:", "exec:", "fd:", "file:" };
-    for (size_t i = 0; i < G_N_ELEMENTS(schemes); i++) {
-        if (g_str_has_prefix(uri, schemes[i])) {
-            return true;
-        }
-    }
-    return false;
-}
-
 bool qmp_migrate(const q_obj_migrate_arg *arg, Error **errp)
 {
     migration_join_ended();
@@ -610,17 +598,12 @@ bool qmp_migrate(const q_obj_migrate_arg *arg, Error **errp)
     Error *err = NULL;
     MigAddress addr;
     if (!mig_address_parse(arg->uri, false, &addr, &err)) {
-        return migration_fail_uri(err, uri_scheme_known(arg->uri), errp);
+        return migration_fail_uri(err, mig_uri_scheme_known(arg->uri), errp);
     }
-    int fd = -1;
-    if (addr.transport == MIG_TRANSPORT_FD) {
-        Monitor *mon = monitor_cur();
-        fd = mon ? monitor_fd_take(mon, addr.fdname, NULL) : -1;
-        if (fd < 0) {
-            error_setg(&err, "File descriptor named '%s' has not been found", addr.fdname);
-            mig_address_clear(&addr);
-            return migration_fail_uri(err, true, errp);
-        }
+    int fd;
+    if (!mig_address_take_fd(&addr, &fd, &err)) {
+        mig_address_clear(&addr);
+        return migration_fail_uri(err, true, errp);
     }
     mig.addr = addr;
     mig.passed_fd = fd;

@@ -2,14 +2,16 @@
 # registry and writer (savevm.c), the loader (loadvm.c), the return path
 # (return-path.c), the configuration section (config-section.c), the
 # globalstate section, and on top of them the state machine (migration.c,
-# incoming.c), transports (channel.c), RAM (ram.c) and capabilities and
+# incoming.c), transports (channel.c; channel-fd.c takes fd:NAME from the
+# monitor), RAM (ram.c) and capabilities and
 # parameters (options.c).
 MIGRATION_CORE_OBJS := $(BUILD)/migration/stream.o $(BUILD)/migration/vmstate.o \
                        $(BUILD)/migration/savevm.o $(BUILD)/migration/loadvm.o \
                        $(BUILD)/migration/return-path.o $(BUILD)/migration/config-section.o \
                        $(BUILD)/migration/test-omit.o
 MIGRATION_OBJS := $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
-                  $(BUILD)/migration/channel.o $(BUILD)/migration/options.o \
+                  $(BUILD)/migration/channel.o $(BUILD)/migration/channel-fd.o \
+                  $(BUILD)/migration/options.o \
                   $(BUILD)/migration/ram.o $(BUILD)/migration/migration.o \
                   $(BUILD)/migration/incoming.o
 MIGVM_OBJS += $(MIGRATION_OBJS)
@@ -41,6 +43,7 @@ $(BUILD)/tests/unit/test-ram: $(BUILD)/migration/ram.o $(MIGRATION_CORE_OBJS) \
 # incoming.c's state machine with file: streams; the machine and main loop are stubs.
 UNIT_TESTS += $(BUILD)/tests/unit/test-incoming
 $(BUILD)/tests/unit/test-incoming: $(BUILD)/migration/incoming.o $(BUILD)/migration/channel.o \
+                                   $(BUILD)/migration/channel-fd.o \
                                    $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                                    $(BUILD)/qapi/qapi-types.o $(BUILD)/qapi/qapi-runtime.o $(UTIL_OBJS)
 

@@ -64,13 +64,13 @@ typedef struct RAMState {
     int64_t last_sync_ns;
     uint64_t dirtied_since_rate;
     RAMStats stats;              /* any thread: see RAMStats */
+    RamPassFn *on_pass;          /* set once by ram_mig_init */
     /* Destination: the incoming thread only. */
     RAMBlock *last_loaded_block;
     bool blocks_checked;
 } RAMState;
 
 static RAMState ram_state;
-void (*ram_pass_hook)(uint64_t dirty_sync_count);
 
 /* Single writer: a relaxed load and store, no locked instruction per page. */
 static void stat_add(_Atomic uint64_t *c, uint64_t n)
@@ -130,8 +130,8 @@ static void ram_bitmap_sync(void)
         ram_state.dirtied_since_rate = 0;
         ram_state.last_sync_ns = now;
     }
-    if (ram_pass_hook) {
-        ram_pass_hook(count);
+    if (ram_state.on_pass) {
+        ram_state.on_pass(count);
     }
 }
 
@@ -163,8 +163,8 @@ static bool ram_save_setup(MigStream *f, void *opaque, Error **errp)
     memory_global_dirty_log_sync();
     /* The first pass is a sync too (QEMU counts it: dirty-sync-count 1). */
     stat_set(&st->dirty_sync_count, 1);
-    if (ram_pass_hook) {
-        ram_pass_hook(1);
+    if (rs->on_pass) {
+        rs->on_pass(1);
     }
     mig_stream_put_be64(f, ram_total_size() | RAM_SAVE_FLAG_MEM_SIZE);
     RAMBLOCK_FOREACH(b) {
@@ -440,7 +440,8 @@ static const SaveVMHandlers ram_handlers = {
     .load_state = ram_load_state,
 };
 
-bool ram_mig_init(Error **errp)
+bool ram_mig_init(RamPassFn *on_pass, Error **errp)
 {
+    ram_state.on_pass = on_pass;
     return register_savevm_live("ram", 0, RAM_VERSION, &ram_handlers, &ram_state, errp);
 }

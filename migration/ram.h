@@ -9,8 +9,12 @@
 #include <stdint.h>
 #include "error.h"
 
-/* Register the "ram" handler. [BQL, at start-up] */
-bool ram_mig_init(Error **errp);
+/* Told of each bitmap sync (a pass) with the new dirty-sync-count, on the
+ * migration thread: the MIGRATION_PASS event. */
+typedef void RamPassFn(uint64_t dirty_sync_count);
+
+/* Register the "ram" handler; on_pass may be NULL. [BQL, at start-up] */
+bool ram_mig_init(RamPassFn *on_pass, Error **errp);
 
 /* Source statistics for query-migrate (any thread). */
 typedef struct RamStats {
@@ -24,8 +28,5 @@ typedef struct RamStats {
     uint64_t downtime_bytes;     /* page records sent with the guest stopped */
 } RamStats;
 void ram_get_stats(RamStats *out);
-
-/* Hook for MIGRATION_PASS: called at each bitmap sync with the new count. */
-extern void (*ram_pass_hook)(uint64_t dirty_sync_count);
 
 #endif

@@ -122,7 +122,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         initialized = 1;
         if (!ram_block_add("ram", 0, 16 * MIGVM_PAGE_SIZE, NULL) ||
             !ram_block_add("extra", 1024 * MIGVM_PAGE_SIZE, 2 * MIGVM_PAGE_SIZE, NULL) ||
-            !ram_mig_init(NULL)) {
+            !ram_mig_init(NULL, NULL)) {
             __builtin_trap();
         }
         vmstate_register(NULL, 0, &vmstate_fuzzdev, &dev, NULL);
