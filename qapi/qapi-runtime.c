@@ -219,11 +219,13 @@ static bool in_unsigned(json_object *src, const char *path, uint64_t max, const 
     return true;
 }
 
-#define SIGNED_CONVERTER(name, ctype, min, max, desc)                                        \
+/* A JSON <-> C pair for one integer type: range-checked in the wide type
+ * (in_range takes the range arguments), then narrowed. */
+#define INT_CONVERTER(name, ctype, wide_t, in_range, new_json, ...)                           \
     bool qapi_from_json_##name(json_object *src, const char *path, ctype *out, Error **errp) \
     {                                                                                        \
-        int64_t v;                                                                           \
-        if (!in_signed(src, path, min, max, desc, &v, errp)) {                               \
+        wide_t v;                                                                            \
+        if (!in_range(src, path, __VA_ARGS__, &v, errp)) {                                   \
             return false;                                                                    \
         }                                                                                    \
         *out = (ctype)v;                                                                     \
@@ -231,23 +233,12 @@ static bool in_unsigned(json_object *src, const char *path, uint64_t max, const 
     }                                                                                        \
     json_object *qapi_to_json_##name(ctype v)                                                \
     {                                                                                        \
-        return json_object_new_int64(v);                                                     \
+        return new_json(v);                                                                  \
     }
-
-#define UNSIGNED_CONVERTER(name, ctype, max, desc)                                           \
-    bool qapi_from_json_##name(json_object *src, const char *path, ctype *out, Error **errp) \
-    {                                                                                        \
-        uint64_t v;                                                                          \
-        if (!in_unsigned(src, path, max, desc, &v, errp)) {                                  \
-            return false;                                                                    \
-        }                                                                                    \
-        *out = (ctype)v;                                                                     \
-        return true;                                                                         \
-    }                                                                                        \
-    json_object *qapi_to_json_##name(ctype v)                                                \
-    {                                                                                        \
-        return json_object_new_uint64(v);                                                    \
-    }
+#define SIGNED_CONVERTER(name, ctype, min, max, desc) \
+    INT_CONVERTER(name, ctype, int64_t, in_signed, json_object_new_int64, min, max, desc)
+#define UNSIGNED_CONVERTER(name, ctype, max, desc) \
+    INT_CONVERTER(name, ctype, uint64_t, in_unsigned, json_object_new_uint64, max, desc)
 
 SIGNED_CONVERTER(int, int64_t, INT64_MIN, INT64_MAX, "int64")
 SIGNED_CONVERTER(int8, int8_t, INT8_MIN, INT8_MAX, "int8_t")
