@@ -114,6 +114,20 @@ static struct line *error_line(void)
     return l;
 }
 
+/* "ERROR: <what><name><sep><got> expected <want>" for a register or state word. */
+static void error_mismatch(const char *what, const char *name, const char *sep, uint64_t got,
+                           uint64_t want)
+{
+    struct line *l = error_line();
+
+    line_str(l, what);
+    line_str(l, name);
+    line_str(l, sep);
+    line_hex(l, got);
+    line_str(l, " expected ");
+    line_hex(l, want);
+}
+
 /* ---- memory ---- */
 
 static inline uint64_t mix(uint64_t addr, uint64_t gen)
@@ -231,13 +245,7 @@ static void check_registers(uint64_t seed)
     for (uint64_t k = 0; k < 14; k++) {
         uint64_t want = k == 5 ? seed + 5 : seed + k + n * (k + 1);
         if (regs_out[k] != want) {
-            struct line *l = error_line();
-            line_str(l, "register ");
-            line_str(l, gpr[k]);
-            line_str(l, " ");
-            line_hex(l, regs_out[k]);
-            line_str(l, " expected ");
-            line_hex(l, want);
+            error_mismatch("register ", gpr[k], " ", regs_out[k], want);
         }
     }
     for (uint64_t x = 0; x < 8; x++) {
@@ -245,13 +253,7 @@ static void check_registers(uint64_t seed)
             uint64_t want = x == 7 ? half + 1 : seed + x + n * (half + 1);
             uint64_t got = regs_out[14 + 2 * x + half];
             if (got != want) {
-                struct line *l = error_line();
-                line_str(l, "register ");
-                line_str(l, xmm[x]);
-                line_str(l, half ? ".hi " : ".lo ");
-                line_hex(l, got);
-                line_str(l, " expected ");
-                line_hex(l, want);
+                error_mismatch("register ", xmm[x], half ? ".hi " : ".lo ", got, want);
                 break;
             }
         }
@@ -295,13 +297,7 @@ static void check_canaries(void)
         }
         for (int k = 0; k < 16; k++) {
             if (canary_out[k] != want[k]) {
-                struct line *l = error_line();
-                line_str(l, "register ");
-                line_str(l, canary_name[ymm][k / 2]);
-                line_str(l, " canary ");
-                line_hex(l, canary_out[k]);
-                line_str(l, " expected ");
-                line_hex(l, want[k]);
+                error_mismatch("register ", canary_name[ymm][k / 2], " canary ", canary_out[k], want[k]);
                 bad = 1;
                 k |= 1;                  /* next register */
             }
@@ -321,13 +317,7 @@ static void check_state(void)
     sys2(SYS_STATE, (uint64_t)(uintptr_t)v, 0);
     for (int i = 0; i < R3_STATE_N; i++) {
         if (v[i] != kstat.state_boot[i]) {
-            struct line *l = error_line();
-            line_str(l, "state ");
-            line_str(l, name[i]);
-            line_str(l, " ");
-            line_hex(l, v[i]);
-            line_str(l, " expected ");
-            line_hex(l, kstat.state_boot[i]);
+            error_mismatch("state ", name[i], " ", v[i], kstat.state_boot[i]);
         }
     }
 }
