@@ -7,6 +7,8 @@
  * this test thread is the main loop.
  */
 #include <check.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,15 +30,14 @@ bool vm_autostart = true;
 
 static RunState runstate = RUN_STATE_INMIGRATE;
 static int vm_starts;
-static GMutex bql;
-static GAsyncQueue *scheduled;      /* ScheduledCall *, from main_loop_schedule */
+/* pthread locks rather than glib's, which ThreadSanitizer cannot see. */
+static pthread_mutex_t bql = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t sched_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sched_cond = PTHREAD_COND_INITIALIZER;
+static void (*sched_fn)(void *opaque);  /* from main_loop_schedule: the load's end */
+static void *sched_opaque;
 static MigrationStatus events[32];  /* MIGRATION events, in order */
 static int n_events;
-
-typedef struct ScheduledCall {
-    void (*fn)(void *opaque);
-    void *opaque;
-} ScheduledCall;
 
 RunState runstate_get(void)
 {
@@ -62,14 +63,14 @@ static _Thread_local bool holds_bql;
 
 void bql_lock(void)
 {
-    g_mutex_lock(&bql);
+    pthread_mutex_lock(&bql);
     holds_bql = true;
 }
 
 void bql_unlock(void)
 {
     holds_bql = false;
-    g_mutex_unlock(&bql);
+    pthread_mutex_unlock(&bql);
 }
 
 bool bql_locked(void)
@@ -79,10 +80,11 @@ bool bql_locked(void)
 
 void main_loop_schedule(void (*fn)(void *opaque), void *opaque)
 {
-    ScheduledCall *c = g_new(ScheduledCall, 1);
-    c->fn = fn;
-    c->opaque = opaque;
-    g_async_queue_push(scheduled, c);
+    pthread_mutex_lock(&sched_lock);
+    sched_fn = fn;
+    sched_opaque = opaque;
+    pthread_cond_signal(&sched_cond);
+    pthread_mutex_unlock(&sched_lock);
 }
 
 static void record_event(MigrationStatus s)
@@ -120,9 +122,6 @@ static char *tmpdir;
 
 static void setup(void)
 {
-    if (!scheduled) {
-        scheduled = g_async_queue_new();
-    }
     tmpdir = g_dir_make_tmp("test-incoming-XXXXXX", NULL);
     ck_assert_ptr_nonnull(tmpdir);
 }
@@ -175,12 +174,25 @@ static void run_until_load_ends(void)
         bql_lock();                                  /* the main loop's sources run with it */
         g_main_context_iteration(NULL, false);
         bql_unlock();
-        ScheduledCall *c = g_async_queue_timeout_pop(scheduled, 10 * 1000);
-        if (c) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 10 * 1000 * 1000;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&sched_lock);
+        if (!sched_fn) {
+            pthread_cond_timedwait(&sched_cond, &sched_lock, &until);
+        }
+        void (*fn)(void *) = sched_fn;
+        void *opaque = sched_opaque;
+        sched_fn = NULL;
+        pthread_mutex_unlock(&sched_lock);
+        if (fn) {
             bql_lock();
-            c->fn(c->opaque);
+            fn(opaque);
             bql_unlock();
-            g_free(c);
             return;
         }
     }
