@@ -56,6 +56,8 @@ static void workload_out(SoftWorkload *w, uint8_t byte)
     }
 }
 
+/* The guest's store (see GUEST_RAM_ACCESS in memory.h). */
+GUEST_RAM_ACCESS
 static void workload_touch(SoftWorkload *w, uint64_t page)
 {
     uint8_t *p = w->block->host + (page << MIGVM_PAGE_BITS);

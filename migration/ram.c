@@ -88,6 +88,8 @@ static uint64_t stat_get(_Atomic uint64_t *c)
     return atomic_load_explicit(c, memory_order_relaxed);
 }
 
+/* Reads guest RAM while the guest may write it (GUEST_RAM_ACCESS, memory.h). */
+GUEST_RAM_ACCESS
 static bool page_is_zero(const uint8_t *p)
 {
     const uint64_t *w = (const uint64_t *)p;

@@ -109,11 +109,12 @@ def descendants_of(pid):
     return out
 
 
-SANITIZER_MARKS = ("runtime error:", "AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer")
+SANITIZER_MARKS = ("runtime error:", "AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSanitizer",
+                   "ThreadSanitizer")
 
 
 def sanitizer_report(vm):
-    """The first sanitizer line in vm's stderr (ASan/UBSan builds), or ''."""
+    """The first sanitizer line in vm's stderr (ASan/UBSan/TSan builds), or ''."""
     for line in vm.stderr_text().splitlines():
         if any(m in line for m in SANITIZER_MARKS):
             return line

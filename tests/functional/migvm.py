@@ -215,6 +215,17 @@ def qemu_mode():
     return os.path.basename(binary()).startswith("qemu-system")
 
 
+def tsan_build():
+    """True when the binary was built with ThreadSanitizer (make check-tsan):
+    it then keeps 2-3 bytes of shadow memory for each byte it touches, so
+    its RSS grows about three times as fast as the program's own memory."""
+    try:
+        with open(binary(), "rb") as f:
+            return b"libtsan.so" in f.read()
+    except OSError:
+        return False
+
+
 def require_binary():
     b = binary()
     if not (os.path.isfile(b) and os.access(b, os.X_OK)):

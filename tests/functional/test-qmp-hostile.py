@@ -412,10 +412,13 @@ def huge_string(h):
     if migvm.qemu_mode():
         migvm.skip("64 MiB string: RSS bounded", "QEMU buffers up to its 64 MiB token limit")
         return
-    check("64 MiB string: RSS stays bounded (< +40 MiB while streaming)", peak - base < 40 * 1024,
+    # Under ThreadSanitizer each touched byte costs ~3 in RSS: still far
+    # below what holding the 64 MiB string would cost there (~190 MiB).
+    bound = 40 * (3 if migvm.tsan_build() else 1)
+    check("64 MiB string: RSS stays bounded (< +%d MiB while streaming)" % bound, peak - base < bound * 1024,
           "RSS %d kB at start, peak %d kB" % (base, peak))
     if hwm_reset:
-        check("64 MiB string: peak RSS (VmHWM) stays bounded (< +40 MiB)", hwm - base < 40 * 1024,
+        check("64 MiB string: peak RSS (VmHWM) stays bounded (< +%d MiB)" % bound, hwm - base < bound * 1024,
               "RSS %d kB at start, VmHWM %d kB" % (base, hwm))
 
 
