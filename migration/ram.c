@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "savevm.h"
 #include "memory.h"
+#include "tsan.h"
 #include "vm.h"
 #include "vmstate.h"
 
@@ -226,8 +227,9 @@ static int ram_send_dirty(MigStream *f, RAMState *rs, bool unlimited)
         if (ram_block_test_and_clear_dirty(b, page)) {
             ram_send_page(f, rs, b, page);
         }
-        if (!unlimited && ++batch % 64 == 0 &&
-            (mig_stream_rate_limit_exceeded(f) || now_ns() > deadline)) {
+        /* The budget after every page (two loads: a slot overshoots by one
+         * page at most), the clock every 64. */
+        if (!unlimited && (mig_stream_rate_limit_exceeded(f) || (++batch % 64 == 0 && now_ns() > deadline))) {
             return 0;
         }
     }
@@ -381,11 +383,15 @@ static bool ram_load_page(MigStream *f, RAMState *rs, uint64_t addr, uint64_t fl
             return false;
         }
         if (!page_is_zero(host)) {      /* leave untouched pages unallocated */
+            tsan_ignore_begin();        /* guest RAM (include/tsan.h) */
             memset(host, 0, MIGVM_PAGE_SIZE);
+            tsan_ignore_end();
         }
         return true;
     }
+    tsan_ignore_begin();
     mig_stream_get_buffer(f, host, MIGVM_PAGE_SIZE);
+    tsan_ignore_end();
     return mig_stream_check(f, errp, "Failed to read the page at 0x%" PRIx64 " in block %s",
                             addr, b->name);
 }

@@ -11,6 +11,7 @@
  * read(); memory readers point rbuf at the caller's data and never refill.
  */
 #include "stream.h"
+#include "tsan.h"
 #include "clock.h"
 
 #include <errno.h>
@@ -242,12 +243,14 @@ static bool write_batch_fd(MigStream *f)
             return false;
         }
         ssize_t n;
+        tsan_ignore_begin();            /* guest pages (include/tsan.h) */
         if (f->is_socket) {
             struct msghdr msg = { .msg_iov = iov, .msg_iovlen = cnt };
             n = sendmsg(f->fd, &msg, MSG_NOSIGNAL);
         } else {
             n = writev(f->fd, iov, cnt);
         }
+        tsan_ignore_end();
         if (n < 0) {
             if (errno == EINTR) {
                 continue;

@@ -8,6 +8,7 @@
 #include <glib.h>
 #include "memory.h"
 #include "vm.h"
+#include "tsan.h"
 #include "accel.h"
 
 static RAMBlock *blocks;            /* list in creation order */
@@ -285,7 +286,9 @@ bool guest_phys_read(uint64_t gpa, void *buf, size_t len, Error **errp)
         uint64_t off, avail;
         RAMBlock *b = ram_lookup(gpa, &off, &avail);
         size_t n = MIN(len, avail);
+        tsan_ignore_begin();            /* guest RAM (include/tsan.h) */
         memcpy(out, b->host + off, n);
+        tsan_ignore_end();
         out += n;
         gpa += n;
         len -= n;
@@ -303,7 +306,9 @@ bool guest_phys_write(uint64_t gpa, const void *buf, size_t len, Error **errp)
         uint64_t off, avail;
         RAMBlock *b = ram_lookup(gpa, &off, &avail);
         size_t n = MIN(len, avail);
+        tsan_ignore_begin();
         memcpy(b->host + off, in, n);
+        tsan_ignore_end();
         ram_block_set_dirty_range(b, off, n);
         in += n;
         gpa += n;
