@@ -130,7 +130,7 @@ static bool load_section_body(LoadState *s, LoadSection *ls, Error **errp)
     }
     /* Every loader reports its own failure (error.h); a loader that returns
      * true on a failed stream missed a check, which the stream still names. */
-    assert(ok || local);
+    assert(ok == !local);
     if (ok && !mig_stream_check(s->f, &local, "Stream error")) {
         ok = false;
     }
