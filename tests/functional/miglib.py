@@ -72,9 +72,10 @@ def start_vm(mem="128M", dirty_rate=None, incoming=None, extra=(), paused=False,
     return vm
 
 
-def start_kvm_guest(image, mem, accel="kvm", extra=(), incoming=None, tmpdir=None, hmp=False):
+def start_kvm_guest(image, mem, accel="kvm", extra=(), incoming=None, tmpdir=None, hmp=False, env=None):
     """A migvm on `-accel accel -m mem` booting image (None: no -drive), its
-    serial port on a file (vm.serial_path), optionally -incoming."""
+    serial port on a file (vm.serial_path), optionally -incoming; env: the
+    process environment (default: this one's)."""
     d = tmpdir or new_tmpdir()
     serial_path = os.path.join(d, "serial.out")
     args = ["-accel", accel, "-m", mem, "-serial", "file:" + serial_path]
@@ -82,7 +83,7 @@ def start_kvm_guest(image, mem, accel="kvm", extra=(), incoming=None, tmpdir=Non
         args += ["-drive", "file=%s,format=raw" % image]
     if incoming:
         args += ["-incoming", incoming]
-    vm = VM(args + list(extra), tmpdir=d, hmp=hmp).launch()
+    vm = VM(args + list(extra), tmpdir=d, hmp=hmp, env=env).launch()
     vm.serial_path = serial_path
     return vm
 

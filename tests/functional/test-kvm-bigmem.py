@@ -42,7 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import migvm  # noqa: E402
 import miglib  # noqa: E402
 import ring3lib  # noqa: E402
-from migvm import VM, check, check_eq, error_of, new_tmpdir, run, wait_until  # noqa: E402
+from migvm import check, check_eq, error_of, new_tmpdir, run, wait_until  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -289,12 +289,8 @@ def ring3_high_migration(omit):
     vms = []
     d = new_tmpdir()
     uri = "unix:" + os.path.join(d, "mig.sock")
-    for extra, e in (([], env), (["-incoming", uri], None)):
-        t = new_tmpdir()
-        vm = VM(["-accel", "kvm", "-m", "5G", "-drive", "file=%s,format=raw" % image,
-                 "-serial", "file:" + os.path.join(t, "serial.out")] + extra, tmpdir=t, env=e).launch()
-        vm.serial_path = os.path.join(t, "serial.out")
-        vms.append(vm)
+    for incoming, e in ((None, env), (uri, None)):
+        vms.append(miglib.start_kvm_guest(image, "5G", incoming=incoming, env=e))
     src, dst = vms
     qs = src.qmp()
     lines = lambda vm: ring3lib.parse(serial(vm))          # noqa: E731
