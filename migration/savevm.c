@@ -177,6 +177,8 @@ bool savevm_entry_is_active(SaveStateEntry *se)
 
 /* ------------------------------------------------------------------ */
 /* writer                                                             */
+/* A failed write is reported in the channel's own words ("Unable to write to
+ * socket: Broken pipe"), with no context added: QEMU 7.2's error-desc. */
 
 static void put_section_header(MigStream *f, SaveStateEntry *se, uint8_t type)
 {
@@ -200,7 +202,7 @@ bool savevm_state_header(MigStream *f, const MigConfigOptions *cfg, Error **errp
     mig_stream_put_be32(f, QEMU_VM_FILE_MAGIC);
     mig_stream_put_be32(f, QEMU_VM_FILE_VERSION);
     config_section_save(f, cfg);
-    return mig_stream_check(f, errp, "Failed to write the migration header");
+    return mig_stream_get_error(f, errp);
 }
 
 static void put_command(MigStream *f, uint16_t cmd, uint16_t len, const uint8_t *data)
@@ -269,7 +271,7 @@ bool savevm_state_setup(MigStream *f, Error **errp)
             return false;
         }
         put_section_footer(f, se);
-        if (!mig_stream_check(f, errp, "Failed to write setup sections")) {
+        if (!mig_stream_get_error(f, errp)) {
             return false;
         }
     }
@@ -292,6 +294,11 @@ int savevm_state_iterate(MigStream *f, Error **errp)
         int ret = se->ops->save_live_iterate(f, se->opaque, &local);
         put_section_footer(f, se);
         if (ret < 0) {
+            if (mig_stream_has_error(f)) {
+                error_free(local);
+                mig_stream_get_error(f, errp);
+                return ret;
+            }
             if (!local) {
                 error_setg(&local, "iteration failed");
             }
@@ -300,14 +307,14 @@ int savevm_state_iterate(MigStream *f, Error **errp)
             return ret;
         }
         error_free(local);
-        if (!mig_stream_check(f, errp, "Failed to write the migration stream")) {
+        if (!mig_stream_get_error(f, errp)) {
             return -1;
         }
         if (ret == 0) {
             return 0;   /* handlers are serialised: the next one waits */
         }
     }
-    return !mig_stream_check(f, errp, "Failed to write the migration stream") ? -1 :
+    return !mig_stream_get_error(f, errp) ? -1 :
            mig_stream_rate_limit_exceeded(f) ? 0 : 1;
 }
 
@@ -342,7 +349,7 @@ static bool complete_live(MigStream *f, Error **errp)
             return false;
         }
         put_section_footer(f, se);
-        if (!mig_stream_check(f, errp, "Failed to write the migration stream")) {
+        if (!mig_stream_get_error(f, errp)) {
             return false;
         }
     }
@@ -362,7 +369,7 @@ static bool save_device(MigStream *f, SaveStateEntry *se, json_object *devices, 
         return false;
     }
     put_section_footer(f, se);
-    return mig_stream_check(f, errp, "Failed to write the migration stream");
+    return mig_stream_get_error(f, errp);
 }
 
 static void put_vmdesc(MigStream *f, json_object *devices)
@@ -403,7 +410,7 @@ bool savevm_state_complete_precopy(MigStream *f, bool send_vmdesc, Error **errp)
             put_vmdesc(f, devices);
         }
         mig_stream_flush(f);
-        ok = mig_stream_check(f, errp, "Failed to write the migration stream");
+        ok = mig_stream_get_error(f, errp);
     }
     json_object_put(devices);
     return ok;

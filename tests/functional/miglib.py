@@ -194,15 +194,10 @@ def stuck_unix_listener(path):
     return socks
 
 
-# The prefixes the source's writer may put before the channel's own error,
-# depending on where the write failed (a section's save or the framing).
-WRITE_PREFIX = r"(Failed to write the migration stream: |Failed to send '[\w/.:-]+': )?"
-
-
 def write_failed(desc, channel_error):
-    """True when error-desc is exactly the channel's error (a regex), under
-    one of the writer's prefixes or none."""
-    return isinstance(desc, str) and re.fullmatch(WRITE_PREFIX + channel_error, desc) is not None
+    """True when error-desc is exactly the channel's error (a regex): as in
+    QEMU 7.2, a failed write is reported in the channel's own words."""
+    return isinstance(desc, str) and re.fullmatch(channel_error, desc) is not None
 
 
 def peer_gone(desc):
