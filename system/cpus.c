@@ -192,18 +192,13 @@ void cpus_pause_all(void)
             ops->vcpu_kick(cpus[i]);
         }
     }
-    bool had_bql = bql_locked();
-    if (had_bql) {
-        bql_unlock();
-    }
+    bql_unlock();               /* a vCPU may be waiting for it to finish device I/O */
     pthread_mutex_lock(&cpus_lock);
     while (any_running()) {
         pthread_cond_wait(&cpus_cond, &cpus_lock);
     }
     pthread_mutex_unlock(&cpus_lock);
-    if (had_bql) {
-        bql_lock();
-    }
+    bql_lock();
 }
 
 void cpus_resume_all(void)
