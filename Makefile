@@ -119,22 +119,16 @@ check-functional: all
 check-sanitize:
 	$(Q)$(MAKE) --no-print-directory BUILD=build-sanitize SANITIZE=1 OPT=-O1 check
 
-# check under ThreadSanitizer. Every race report fails the run: the process
-# stops at the first one with status 66, and migvm.py fails a functional test
-# on a report on its VM's stderr. tests/tsan.supp may list false positives
-# inside system libraries only. Not run here: test-kvm-bigmem.py, which boots
-# and migrates 4 and 5 GiB KVM guests: TSan's metadata grows with them (a
-# 5 GiB guest passed 3 GiB of RSS in its first seconds) and the suite would
-# go past its 20 minutes on CI's two cores. test-kvm-migration.py migrates
-# 1 GiB KVM guests under TSan instead. Unit tests get three times check's
-# per-test timeout: under TSan and load, test-qmp-session's 70 MiB of events
-# took 31 s against 30.
-TSAN_NOT_RUN := tests/functional/test-kvm-bigmem.py
+# check under ThreadSanitizer, every test. Every race report fails the run:
+# the process stops at the first one with status 66, and migvm.py fails a
+# functional test on a report on its VM's stderr. tests/tsan.supp may list
+# false positives inside system libraries only. Unit tests get three times
+# check's per-test timeout: under TSan and load, test-qmp-session's 70 MiB of
+# events took 31 s against 30.
 TSAN_OPTIONS_ALL := halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp
 check-tsan:
-	@echo "check-tsan: not run under ThreadSanitizer (see the Makefile): $(notdir $(TSAN_NOT_RUN))"
-	$(Q)TSAN_OPTIONS="$(TSAN_OPTIONS_ALL) $(TSAN_OPTIONS)" CK_TIMEOUT_MULTIPLIER=3 $(MAKE) --no-print-directory BUILD=build-tsan TSAN=1 OPT=-O1 \
-		FUNC_TESTS="$(filter-out $(TSAN_NOT_RUN),$(FUNC_TESTS))" check
+	$(Q)TSAN_OPTIONS="$(TSAN_OPTIONS_ALL) $(TSAN_OPTIONS)" CK_TIMEOUT_MULTIPLIER=3 \
+		$(MAKE) --no-print-directory BUILD=build-tsan TSAN=1 OPT=-O1 check
 
 # Unit tests under valgrind (no fork, so leaks are attributed to the test that made them).
 check-valgrind: all $(UNIT_TESTS)
