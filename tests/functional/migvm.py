@@ -511,20 +511,15 @@ class QMPError(Exception):
 _NOTSET = object()
 
 
-class QMPClient:
-    """A QMP connection.  Messages are read line by line (the server ends each
-    with \\r\\n); events arriving while we wait for a response are queued in
-    self.events.  self.last_raw is the raw bytes of the last message read."""
+class _MonitorSocket:
+    """What the QMP and HMP clients share: the socket, its receive buffer and
+    whether the server has closed it."""
 
-    def __init__(self, sock, timeout=10.0):
+    def __init__(self, sock, timeout):
         self.sock = sock
         self.timeout = timeout
         self.buf = b""
-        self.events = []
-        self.last_raw = None
-        self.raw_log = []      # every raw line received (for shape checks)
         self.eof = False
-        self.greeting = self.recv(timeout)
 
     @classmethod
     def unix(cls, path, timeout=10.0):
@@ -533,16 +528,45 @@ class QMPClient:
         unix_connect(s, path, timeout)
         return cls(s, timeout)
 
-    @classmethod
-    def tcp(cls, host, port, timeout=10.0):
-        s = socket.create_connection((host, port), timeout=timeout)
-        return cls(s, timeout)
-
     def close(self):
         try:
             self.sock.close()
         except OSError:
             pass
+
+    def _recv_some(self, remaining):
+        """Append what arrives within remaining seconds to self.buf: True if
+        bytes came, None if none came in time, False at EOF (self.eof set)."""
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(1 << 16)
+        except socket.timeout:
+            return None
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        return True
+
+
+class QMPClient(_MonitorSocket):
+    """A QMP connection.  Messages are read line by line (the server ends each
+    with \\r\\n); events arriving while we wait for a response are queued in
+    self.events.  self.last_raw is the raw bytes of the last message read."""
+
+    def __init__(self, sock, timeout=10.0):
+        super().__init__(sock, timeout)
+        self.events = []
+        self.last_raw = None
+        self.raw_log = []      # every raw line received (for shape checks)
+        self.greeting = self.recv(timeout)
+
+    @classmethod
+    def tcp(cls, host, port, timeout=10.0):
+        s = socket.create_connection((host, port), timeout=timeout)
+        return cls(s, timeout)
 
     # -- raw bytes
     def send_raw(self, data, timeout=None):
@@ -553,19 +577,11 @@ class QMPClient:
 
     def _fill(self, deadline):
         remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        got = self._recv_some(remaining) if remaining > 0 else None
+        if got is None:
             raise TimeoutError("no complete message from QMP within the deadline; buffered %r" % self.buf[:200])
-        self.sock.settimeout(remaining)
-        try:
-            data = self.sock.recv(1 << 16)
-        except socket.timeout:
-            raise TimeoutError("no complete message from QMP within the deadline; buffered %r" % self.buf[:200])
-        except ConnectionResetError:
-            data = b""
-        if not data:
-            self.eof = True
+        if not got:
             raise EOFError("QMP connection closed; buffered %r" % self.buf[:200])
-        self.buf += data
 
     def recv_line(self, timeout=None):
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
@@ -703,30 +719,14 @@ def strip_ansi(data):
     return _ANSI.sub(b"", data)
 
 
-class HMPClient:
+class HMPClient(_MonitorSocket):
     """An HMP console on a socket: banner up to the first prompt, then one
     command at a time.  The server may echo the line (QEMU's readline redraws
     it with escape sequences); cmd() drops the echo up to the first \\r\\n."""
 
     def __init__(self, sock, timeout=10.0):
-        self.sock = sock
-        self.timeout = timeout
-        self.buf = b""
-        self.eof = False
+        super().__init__(sock, timeout)
         self.banner = self._until_prompt(timeout)
-
-    @classmethod
-    def unix(cls, path, timeout=10.0):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(timeout)
-        unix_connect(s, path, timeout)
-        return cls(s, timeout)
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
 
     def _until_prompt(self, timeout):
         """Bytes up to and including the next prompt (or up to EOF)."""
@@ -735,18 +735,9 @@ class HMPClient:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError("no HMP prompt within %ss; got %r" % (timeout, self.buf[-300:]))
-            self.sock.settimeout(remaining)
-            try:
-                data = self.sock.recv(1 << 16)
-            except socket.timeout:
-                continue
-            except ConnectionResetError:
-                data = b""
-            if not data:
-                self.eof = True
+            if self._recv_some(remaining) is False:
                 out, self.buf = self.buf, b""
                 return out
-            self.buf += data
         i = self.buf.index(PROMPT) + len(PROMPT)
         out, self.buf = self.buf[:i], self.buf[i:]
         return out
@@ -777,16 +768,6 @@ class HMPClient:
         deadline = time.monotonic() + timeout
         while not self.eof:
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._recv_some(remaining) is None:
                 return False
-            self.sock.settimeout(remaining)
-            try:
-                data = self.sock.recv(1 << 16)
-            except socket.timeout:
-                return False
-            except ConnectionResetError:
-                data = b""
-            if not data:
-                self.eof = True
-            self.buf += data
         return True
