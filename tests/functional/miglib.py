@@ -19,7 +19,7 @@ import socket
 import struct
 import time
 
-from migvm import VM, QMPError, check, error_of, new_tmpdir, qemu_mode, wait_until
+from migvm import VM, QMPError, check, error_of, new_tmpdir, qemu_mode, run, skip, wait_until
 
 MiB = 1 << 20
 PAGE = 4096
@@ -86,6 +86,16 @@ def start_kvm_guest(image, mem, accel="kvm", extra=(), incoming=None, tmpdir=Non
     vm = VM(args + list(extra), tmpdir=d, hmp=hmp, env=env).launch()
     vm.serial_path = serial_path
     return vm
+
+
+def run_soft_workload_tests(tests):
+    """Run (name, fn) pairs that need migvm's soft accelerator workload (a
+    RAM-only guest and migvm's stream layout); against QEMU each is a SKIP."""
+    for name, fn in tests:
+        if qemu_mode():
+            skip(name, "needs migvm's soft accelerator workload")
+        else:
+            run(name, fn)
 
 
 def children_of(pid):

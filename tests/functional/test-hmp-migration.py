@@ -23,9 +23,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from migvm import (check, check_eq, finish, free_tcp_port, qemu_mode, require_binary, run, skip,  # noqa: E402
+from migvm import (check, check_eq, finish, free_tcp_port, require_binary, run,  # noqa: E402
                    strip_ansi)
-from miglib import mig_info, mig_status, serial_size, start_vm, wait_mig_status, wait_until  # noqa: E402
+from miglib import (mig_info, mig_status, run_soft_workload_tests, serial_size, start_vm, wait_mig_status,  # noqa: E402
+                    wait_until)
 
 GLOBALS = ("globals:\r\nstore-global-state: on\r\nonly-migratable: off\r\nsend-configuration: on\r\n"
            "send-section-footer: on\r\ndecompress-error-check: on\r\nclear-bitmap-shift: 18\r\n")
@@ -273,11 +274,7 @@ def main():
     run("settings", test_settings)
     tests = [("detached migration", test_detached_migration), ("blocking migration", test_blocking_migration),
              ("cancel and failure", test_cancel_and_failure)]
-    for name, fn in tests:
-        if qemu_mode():         # these need the soft workload (and a 64 MiB RAM-only guest)
-            skip(name, "needs migvm's soft accelerator workload")
-        else:
-            run(name, fn)
+    run_soft_workload_tests(tests)
     print("# total %.1f s" % (time.monotonic() - t0))
     finish()
 

@@ -36,12 +36,12 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from migvm import (check, check_eq, finish, free_tcp_port, new_tmpdir, qemu_mode, require_binary,  # noqa: E402
-                   run, skip, track_pid, tsan_build)
+from migvm import (check, check_eq, finish, free_tcp_port, new_tmpdir, require_binary,  # noqa: E402
+                   run, track_pid, tsan_build)
 from miglib import (MiB, StreamMap, collect_events, descendants_of, drain_events, error_of,  # noqa: E402
                     event_names, expect_qmp_error, peer_gone, sanitizer_report, stuck_unix_listener, write_failed,
-                    flip, mig_info, patched, pmemsave, query_status, serial_size, set_events, start_vm,
-                    wait_mig_status, wait_run_state, wait_serial_growth, wait_until)
+                    flip, mig_info, patched, pmemsave, query_status, run_soft_workload_tests, serial_size, set_events,
+                    start_vm, wait_mig_status, wait_run_state, wait_serial_growth, wait_until)
 
 MEM = "64M"
 
@@ -499,11 +499,7 @@ def main():
              ("migrate right after cancel", test_migrate_right_after_cancel),
              ("destination killed", test_destination_killed), ("write error", test_write_error),
              ("hostile streams", test_hostile_streams)]
-    for name, fn in tests:
-        if qemu_mode():         # these need the soft workload and migvm's stream layout
-            skip(name, "needs migvm's soft accelerator workload")
-        else:
-            run(name, fn)
+    run_soft_workload_tests(tests)
     print("# total %.1f s" % (time.monotonic() - t0))
     finish()
 
