@@ -96,13 +96,38 @@ def observe_not_converging(name, qs):
     return True
 
 
-def test_raise_bandwidth():
-    name = "raise max-bandwidth"
+def start_starved(name):
+    """A pair migrating at LIMIT, seen not to converge: (src, dst, qs, qd, uri),
+    or None if it did not stay active."""
     src, dst, qs, qd, uri = pair()
     qs.cmd_ok("migrate-set-parameters", max_bandwidth=LIMIT)
     qs.cmd_ok("migrate", uri=uri)
     if not observe_not_converging(name, qs):
+        return None
+    return src, dst, qs, qd, uri
+
+
+def completes_after_raise(name, qs, qd, dst, t0):
+    """After a raise at t0: the migration completes and the destination runs
+    the guest.  Returns query-migrate's answer if it completed, else None."""
+    info = wait_mig_status(qs, ("completed", "failed", "cancelled"), 20)
+    check_eq("%s: completes after the raise" % name, (info or {}).get("status"), "completed")
+    if not info or info.get("status") != "completed":
+        return None
+    print("#   %s: completed %.2f s after the raise; downtime %d ms, total-time %d ms, syncs %d"
+          % (name, time.monotonic() - t0, info["downtime"], info["total-time"], info["ram"]["dirty-sync-count"]))
+    check("%s: dest completed and running" % name,
+          wait_mig_status(qd, "completed", 10) is not None and wait_run_state(qd, "running", 5))
+    check("%s: destination guest works" % name, wait_serial_growth(dst.serial_path, 10))
+    return info
+
+
+def test_raise_bandwidth():
+    name = "raise max-bandwidth"
+    started = start_starved(name)
+    if not started:
         return
+    src, dst, qs, qd, uri = started
     # While it runs: capability changes and a second migrate are refused.
     expect_qmp_error("%s: migrate-set-capabilities during migration" % name,
                      qs.cmd("migrate-set-capabilities", capabilities=[{"capability": "xbzrle", "state": True}]),
@@ -114,14 +139,7 @@ def test_raise_bandwidth():
     t0 = time.monotonic()
     check_eq("%s: migrate-set-parameters max-bandwidth 0 while active" % name,
              qs.cmd("migrate-set-parameters", max_bandwidth=0), {"return": {}})
-    info = wait_mig_status(qs, ("completed", "failed", "cancelled"), 20)
-    check_eq("%s: completes after the raise" % name, (info or {}).get("status"), "completed")
-    if info and info.get("status") == "completed":
-        print("#   %s: completed %.2f s after the raise; downtime %d ms, total-time %d ms, syncs %d"
-              % (name, time.monotonic() - t0, info["downtime"], info["total-time"], info["ram"]["dirty-sync-count"]))
-        check("%s: dest completed and running" % name,
-              wait_mig_status(qd, "completed", 10) is not None and wait_run_state(qd, "running", 5))
-        check("%s: destination guest works" % name, wait_serial_growth(dst.serial_path, 10))
+    if completes_after_raise(name, qs, qd, dst, t0):
         check_eq("%s: source postmigrate" % name, query_status(qs), "postmigrate")
         names = event_names(collect_events(qs, "completed", 2))
         mig = [n for n in names if n.startswith("MIGRATION:")]
@@ -131,20 +149,14 @@ def test_raise_bandwidth():
 
 def test_raise_downtime():
     name = "raise downtime-limit"
-    src, dst, qs, qd, uri = pair()
-    qs.cmd_ok("migrate-set-parameters", max_bandwidth=LIMIT)
-    qs.cmd_ok("migrate", uri=uri)
-    if not observe_not_converging(name, qs):
+    started = start_starved(name)
+    if not started:
         return
+    src, dst, qs, qd, uri = started
+    t0 = time.monotonic()
     check_eq("%s: migrate-set-parameters downtime-limit 2000000 while active" % name,
              qs.cmd("migrate-set-parameters", downtime_limit=2000000), {"return": {}})
-    info = wait_mig_status(qs, ("completed", "failed", "cancelled"), 20)
-    check_eq("%s: completes after the raise" % name, (info or {}).get("status"), "completed")
-    if info and info.get("status") == "completed":
-        print("#   %s: downtime %d ms, total-time %d ms" % (name, info["downtime"], info["total-time"]))
-        check("%s: dest running" % name,
-              wait_mig_status(qd, "completed", 10) is not None and wait_run_state(qd, "running", 5))
-        check("%s: destination guest works" % name, wait_serial_growth(dst.serial_path, 10))
+    completes_after_raise(name, qs, qd, dst, t0)
 
 
 def test_parameter_errors():
