@@ -20,6 +20,8 @@
  * sits at 0x7000, below the loader's RAM hint, which is read before any
  * push anyway.
  */
+#include "boot-entry.h"
+
 #define COM1 0x3f8
 #define COM1_LSR (COM1 + 5)
 #define LSR_THR_EMPTY 0x20
@@ -36,16 +38,8 @@
     .text
     .globl _start
 _start:
-    cli
-    cld
-    xorw    %ax, %ax
-    movw    %ax, %ds
-    movw    %ax, %es
-    movw    %ax, %ss
-    movw    $STACK_TOP, %sp
-    ljmpw   $0, $real_start             /* some BIOSes enter at 07c0:0000 */
+    BOOT_ENTRY STACK_TOP
 
-real_start:
     inb     $0x92, %al                  /* fast A20: set bit 1, never bit 0 (reset) */
     orb     $0x02, %al
     andb    $0xfe, %al

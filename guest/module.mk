@@ -3,7 +3,7 @@
 GUEST_IMG := $(BUILD)/guest/boot-sector.img
 EXTRA_ALL += $(GUEST_IMG)
 
-$(BUILD)/guest/boot-sector.o: guest/boot-sector.S
+$(BUILD)/guest/boot-sector.o: guest/boot-sector.S guest/boot-entry.h
 	@mkdir -p $(dir $@)
 	$(call say,AS,$<)
 	$(Q)$(CC) -c -nostdlib -o $@ $<

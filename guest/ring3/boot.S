@@ -19,6 +19,7 @@
  * short dedicated handlers instead (ring 0 is emulated at ~1 MIPS under
  * PVM): count, EOI, iretq.
  */
+#include "../boot-entry.h"
 #include "ring3.h"
 
 #define COM1 0x3f8
@@ -28,15 +29,7 @@
     .section .boot, "ax"
     .globl _start
 _start:
-    cli
-    cld
-    xorw    %ax, %ax
-    movw    %ax, %ds
-    movw    %ax, %es
-    movw    %ax, %ss
-    movw    $0x7000, %sp
-    ljmpw   $0, $1f                     /* some BIOSes enter at 07c0:0000 */
-1:
+    BOOT_ENTRY 0x7000
     movb    %dl, boot_drive
     cmpl    $R3_RAM_MAGIC, R3_RAM_INFO
     jne     bios_load

@@ -19,7 +19,7 @@ $(BUILD)/guest/ring3/%.o: guest/ring3/%.c
 	$(call say,CC,$<)
 	$(Q)$(CC) $(RING3_CFLAGS) -c -o $@ $<
 
-$(BUILD)/guest/ring3/%.o: guest/ring3/%.S guest/ring3/ring3.h
+$(BUILD)/guest/ring3/%.o: guest/ring3/%.S guest/ring3/ring3.h guest/boot-entry.h
 	@mkdir -p $(dir $@)
 	$(call say,AS,$<)
 	$(Q)$(CC) -m64 -nostdlib -c -o $@ $<
