@@ -77,6 +77,41 @@ static bool union_branch_stored(const Variant *v)
     return !v->implicit_empty && strcmp(v->type->name, "q_empty") != 0;
 }
 
+/*
+ * One "case" of a union's switch on its tag for every branch that stores
+ * members, each inside its #if: fn(c, tag constant, branch type, member name).
+ */
+static void union_cases(GString *c, const Entity *e,
+                        void (*fn)(GString *c, const char *k, const char *bt, const char *vn))
+{
+    for (guint i = 0; i < e->variants->len; i++) {
+        Variant *v = e->variants->pdata[i];
+        if (!union_branch_stored(v)) {
+            continue;
+        }
+        g_autofree char *k = c_enum_const(e->tag->type, v->name);
+        g_autofree char *vn = c_name(v->name);
+        g_autofree char *bt = c_type_name(v->type);
+        emit_if(c, v->cond);
+        fn(c, k, bt, vn);
+        emit_endif(c, v->cond);
+    }
+}
+
+static void branch_to_json(GString *c, const char *k, const char *bt, const char *vn)
+{
+    g_string_append_printf(c, "    case %s:\n        members_to_json_%s(&obj->u.%s, dst);\n"
+                           "        break;\n", k, bt, vn);
+}
+
+static void branch_from_json(GString *c, const char *k, const char *bt, const char *vn)
+{
+    g_string_append_printf(c, "    case %s:\n"
+                           "        if (!members_from_json_%s(src, path, &obj->u.%s, errp)) {\n"
+                           "            return false;\n        }\n"
+                           "        branch_keys = %s_keys;\n        break;\n", k, bt, vn, bt);
+}
+
 static void object_static_protos(GString *c, const Entity *e)
 {
     g_autofree char *cn = c_type_name(e);
@@ -126,19 +161,7 @@ static void object_members(GString *c, const Entity *e)
     if (e->meta == META_UNION) {
         g_autofree char *tag = c_name(e->tag->name);
         g_string_append_printf(c, "    switch (obj->%s) {\n", tag);
-        for (guint i = 0; i < e->variants->len; i++) {
-            Variant *v = e->variants->pdata[i];
-            g_autofree char *k = c_enum_const(e->tag->type, v->name);
-            g_autofree char *vn = c_name(v->name);
-            g_autofree char *bt = c_type_name(v->type);
-            if (!union_branch_stored(v)) {
-                continue;
-            }
-            emit_if(c, v->cond);
-            g_string_append_printf(c, "    case %s:\n        members_to_json_%s(&obj->u.%s, dst);\n"
-                                   "        break;\n", k, bt, vn);
-            emit_endif(c, v->cond);
-        }
+        union_cases(c, e, branch_to_json);
         g_string_append(c, "    default:\n        break;\n    }\n");
     }
     g_string_append(c, "}\n\n");
@@ -164,21 +187,7 @@ static void object_inplace(GString *c, const Entity *e)
                            "        !members_from_json_%s(src, path, obj, errp)) {\n"
                            "        return false;\n    }\n"
                            "    switch (obj->%s) {\n", cn, tag);
-    for (guint i = 0; i < e->variants->len; i++) {
-        Variant *v = e->variants->pdata[i];
-        g_autofree char *k = c_enum_const(e->tag->type, v->name);
-        g_autofree char *vn = c_name(v->name);
-        g_autofree char *bt = c_type_name(v->type);
-        if (!union_branch_stored(v)) {
-            continue;
-        }
-        emit_if(c, v->cond);
-        g_string_append_printf(c, "    case %s:\n"
-                               "        if (!members_from_json_%s(src, path, &obj->u.%s, errp)) {\n"
-                               "            return false;\n        }\n"
-                               "        branch_keys = %s_keys;\n        break;\n", k, bt, vn, bt);
-        emit_endif(c, v->cond);
-    }
+    union_cases(c, e, branch_from_json);
     g_string_append_printf(c, "    default:\n        break;\n    }\n"
                            "    return qapi_check_unknown(src, path, %s_keys, branch_keys, errp);\n}\n\n", cn);
 }
@@ -325,6 +334,27 @@ static void header_decls(GString *h, const Entity *e)
     }
 }
 
+/* Everything qapi-json.c defines for one type. */
+static void type_functions(GString *c, const Entity *e)
+{
+    switch (e->meta) {
+    case META_ENUM:
+        enum_functions(c, e);
+        break;
+    case META_ARRAY:
+        list_functions(c, e);
+        break;
+    case META_ALTERNATE:
+        alternate_inplace(c, e);
+        public_object_functions(c, e);
+        break;
+    default:
+        object_members(c, e);
+        object_inplace(c, e);
+        public_object_functions(c, e);
+    }
+}
+
 void emit_json(const Schema *s, const Output *o)
 {
     GString *h = g_string_new(NULL);
@@ -358,31 +388,7 @@ void emit_json(const Schema *s, const Output *o)
     }
     g_string_append(h, "\n#endif\n");
     g_string_append(c, "\n");
-
-    for (guint i = 0; i < s->entities->len; i++) {
-        Entity *e = s->entities->pdata[i];
-        if (!emit_wants_type(e)) {
-            continue;
-        }
-        emit_if(c, e->cond);
-        switch (e->meta) {
-        case META_ENUM:
-            enum_functions(c, e);
-            break;
-        case META_ARRAY:
-            list_functions(c, e);
-            break;
-        case META_ALTERNATE:
-            alternate_inplace(c, e);
-            public_object_functions(c, e);
-            break;
-        default:
-            object_members(c, e);
-            object_inplace(c, e);
-            public_object_functions(c, e);
-        }
-        emit_endif(c, e->cond);
-    }
+    emit_each_type(c, s, type_functions);
     emit_write_file(o, "qapi-json.h", h);
     emit_write_file(o, "qapi-json.c", c);
     g_string_free(h, TRUE);

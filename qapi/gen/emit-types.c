@@ -289,6 +289,16 @@ static void free_defn(GString *c, const Entity *e)
                            "    qapi_free_members_%s(obj);\n    g_free(obj);\n}\n\n", cn, cn, cn);
 }
 
+/* An enum's tables, or the free functions of any other type. */
+static void type_defn(GString *c, const Entity *e)
+{
+    if (e->meta == META_ENUM) {
+        enum_defn(c, e);
+    } else {
+        free_defn(c, e);
+    }
+}
+
 void emit_types(const Schema *s, const Output *o)
 {
     GString *h = g_string_new(NULL);
@@ -345,19 +355,7 @@ void emit_types(const Schema *s, const Output *o)
         }
     }
     g_string_append(c, "\n");
-    for (guint i = 0; i < s->entities->len; i++) {
-        Entity *e = s->entities->pdata[i];
-        if (!emit_wants_type(e)) {
-            continue;
-        }
-        emit_if(c, e->cond);
-        if (e->meta == META_ENUM) {
-            enum_defn(c, e);
-        } else {
-            free_defn(c, e);
-        }
-        emit_endif(c, e->cond);
-    }
+    emit_each_type(c, s, type_defn);
     emit_write_file(o, "qapi-types.h", h);
     emit_write_file(o, "qapi-types.c", c);
     g_string_free(h, TRUE);

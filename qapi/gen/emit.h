@@ -22,6 +22,8 @@ void emit_c_string(GString *b, const char *s);
 
 /* Types that get C code: enums, structs, unions, alternates and lists of those, in definition order. */
 bool emit_wants_type(const Entity *e);
+/* fn(b, e) for every type emit_wants_type() accepts, each inside its #if. */
+void emit_each_type(GString *b, const Schema *s, void (*fn)(GString *b, const Entity *e));
 
 void emit_builtin_h(const Schema *s, const Output *o);
 void emit_types(const Schema *s, const Output *o);

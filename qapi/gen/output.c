@@ -66,3 +66,15 @@ bool emit_wants_type(const Entity *e)
         return false;
     }
 }
+
+void emit_each_type(GString *b, const Schema *s, void (*fn)(GString *b, const Entity *e))
+{
+    for (guint i = 0; i < s->entities->len; i++) {
+        const Entity *e = s->entities->pdata[i];
+        if (emit_wants_type(e)) {
+            emit_if(b, e->cond);
+            fn(b, e);
+            emit_endif(b, e->cond);
+        }
+    }
+}
