@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <glib.h>
 #include "channel.h"
+#include "unit-test.h"
 
 /* Parse uri, which must succeed; the caller clears the address. */
 static MigAddress parse_ok(const char *uri)
@@ -211,9 +212,5 @@ static Suite *address_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(address_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(address_suite());
 }

@@ -15,6 +15,7 @@
 #include "cpus.h"
 #include "machine.h"
 #include "vm.h"
+#include "unit-test.h"
 
 /* ---- console stubs ---- */
 
@@ -620,11 +621,5 @@ static Suite *hmp_dispatch_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(hmp_dispatch_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(hmp_dispatch_suite());
 }

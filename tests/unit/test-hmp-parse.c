@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "../../monitor/hmp-parse.h"
+#include "unit-test.h"
 
 #define MIGRATE_ARGS "detach:-d,blk:-b,inc:-i,resume:-r,uri:s"
 
@@ -300,11 +301,5 @@ static Suite *hmp_parse_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(hmp_parse_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(hmp_parse_suite());
 }

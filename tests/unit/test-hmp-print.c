@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../../monitor/hmp-print.h"
+#include "unit-test.h"
 
 #define GLOBALS \
     "globals:\n" \
@@ -423,11 +424,5 @@ static Suite *hmp_print_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(hmp_print_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(hmp_print_suite());
 }

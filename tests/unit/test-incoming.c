@@ -19,6 +19,7 @@
 #include "vm.h"
 #include "qapi-commands.h"
 #include "qapi-events.h"
+#include "unit-test.h"
 
 /* ---------------- stubs: the machine and the main loop ---------------- */
 
@@ -294,9 +295,5 @@ static Suite *incoming_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(incoming_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(incoming_suite());
 }

@@ -8,6 +8,7 @@
 
 #include "json-streamer.h"
 #include "json-writer.h"
+#include "unit-test.h"
 
 /* Every emission, one line each: the value in QMP form, "null", or "ERR:<message>". */
 typedef struct Collector {
@@ -481,11 +482,5 @@ static Suite *json_streamer_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(json_streamer_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(json_streamer_suite());
 }

@@ -8,6 +8,7 @@
 
 #include "json-streamer.h"
 #include "json-writer.h"
+#include "unit-test.h"
 
 /* Write obj (compact or pretty), compare, drop obj. */
 static void check_written(json_object *obj, bool pretty, const char *expected)
@@ -207,11 +208,5 @@ static Suite *json_writer_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(json_writer_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(json_writer_suite());
 }

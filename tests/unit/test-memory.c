@@ -9,6 +9,7 @@
 #include <string.h>
 #include "memory.h"
 #include "vm.h"
+#include "unit-test.h"
 
 /* The test thread plays the main thread, which holds the BQL (dirty log
  * start/stop); the harvest threads below do not need it. */
@@ -432,10 +433,5 @@ static Suite *memory_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(memory_suite());
-
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(memory_suite());
 }

@@ -14,6 +14,7 @@
 #include "migration.h"
 #include "qapi-commands.h"
 #include "qapi-json.h"
+#include "unit-test.h"
 
 /* options.c tells the migration about changes; no migration runs here. */
 static int changes;
@@ -286,9 +287,5 @@ static Suite *params_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(params_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(params_suite());
 }

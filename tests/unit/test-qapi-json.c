@@ -20,6 +20,7 @@
 /* The test schema's introspection, under another name than the real one. */
 #define qmp_schema_json test_schema_json
 #include "qapi-introspect.c"
+#include "unit-test.h"
 #undef qmp_schema_json
 extern const char qmp_schema_json[];
 
@@ -860,11 +861,5 @@ static Suite *qapi_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(qapi_suite());
-    int failed;
-
-    srunner_run_all(sr, CK_NORMAL);
-    failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(qapi_suite());
 }

@@ -14,6 +14,7 @@
 #include "../../monitor/monitor-int.h"
 #include "qmp-dispatch.h"
 #include "qapi-commands.h"
+#include "unit-test.h"
 
 static QmpDispatchState command_mode = { .negotiated = true };
 
@@ -354,16 +355,11 @@ START_TEST(test_human_monitor_command)
 }
 END_TEST
 
-static void sink(void *opaque, const char *buf, size_t len)
-{
-    g_string_append_len(opaque, buf, len);
-}
-
 START_TEST(test_event_shape)
 {
     GString *a = g_string_new(""), *b = g_string_new("");
-    Monitor *on = monitor_new(true, sink, a);
-    Monitor *off = monitor_new(true, sink, b);
+    Monitor *on = monitor_new(true, gstring_sink, a);
+    Monitor *off = monitor_new(true, gstring_sink, b);
     monitor_set_events(on, true);
 
     qapi_event_emit("STOP", NULL);
@@ -436,9 +432,5 @@ int main(void)
     tcase_add_test(tc, test_event_shape);
     tcase_add_test(tc, test_capture_monitor);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(s);
 }

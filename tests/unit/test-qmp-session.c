@@ -17,6 +17,7 @@
 
 #include "../../monitor/monitor-int.h"
 #include "qapi-commands.h"
+#include "unit-test.h"
 
 #define GREETING "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}, " \
                  "\"package\": \"migvm 0.1\"}, \"capabilities\": [\"oob\"]}}\r\n"
@@ -29,11 +30,6 @@ bool qmp_stop(Error **errp)
     return true;
 }
 
-static void sink(void *opaque, const char *buf, size_t len)
-{
-    g_string_append_len(opaque, buf, len);
-}
-
 typedef struct Session {
     Monitor *mon;
     GString *out;
@@ -43,7 +39,7 @@ static Session *session_open(void)
 {
     Session *s = g_new0(Session, 1);
     s->out = g_string_new("");
-    s->mon = monitor_new(true, sink, s->out);
+    s->mon = monitor_new(true, gstring_sink, s->out);
     qmp_server_ops.opened(s->mon);
     return s;
 }
@@ -451,9 +447,5 @@ int main(void)
     tcase_add_test(tc, test_tcp_listener);
     tcase_set_timeout(tc, 30);
     suite_add_tcase(s, tc);
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(s);
 }

@@ -11,6 +11,7 @@
 #include "ram.h"
 #include "savevm.h"
 #include "vm.h"
+#include "unit-test.h"
 
 #define PAGE MIGVM_PAGE_SIZE
 #define RAM_PAGES 40
@@ -394,9 +395,5 @@ static Suite *ram_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(ram_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(ram_suite());
 }

@@ -16,6 +16,7 @@
 #include "qapi-commands.h"
 #include "../../system/cmdline.h"
 #include "../../system/main-loop.h"
+#include "unit-test.h"
 
 /* ---- stubs ------------------------------------------------------------------ */
 
@@ -717,10 +718,5 @@ static Suite *runstate_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(runstate_suite());
-
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(runstate_suite());
 }

@@ -12,6 +12,7 @@
 #include "savevm.h"
 #include "global-state.h"
 #include "timer-state.h"
+#include "unit-test.h"
 
 /* ---------------- stubs for system/ (run state) ---------------- */
 
@@ -839,9 +840,5 @@ static Suite *savevm_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(savevm_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(savevm_suite());
 }

@@ -21,6 +21,7 @@ bool bql_locked(void)
     return true;
 }
 #include "../../migration/savevm.h"
+#include "unit-test.h"
 
 /* The save-state registry is not linked in: count registrations instead. */
 static int registered;
@@ -405,10 +406,5 @@ static Suite *serial_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(serial_suite());
-
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(serial_suite());
 }

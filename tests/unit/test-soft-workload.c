@@ -22,6 +22,7 @@
 #include "monitor.h"
 #include "vm.h"
 #include "../../accel-soft/workload.h"
+#include "unit-test.h"
 
 #define MiB (1024ULL * 1024)
 
@@ -506,10 +507,5 @@ static Suite *soft_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(soft_suite());
-
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return check_run_suite(soft_suite());
 }

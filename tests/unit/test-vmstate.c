@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <glib.h>
 #include "savevm.h"
+#include "unit-test.h"
 
 /* ---------------- helpers ---------------- */
 
@@ -859,9 +860,5 @@ static Suite *vmstate_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(vmstate_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? 1 : 0;
+    return check_run_suite(vmstate_suite());
 }
