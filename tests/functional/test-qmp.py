@@ -31,6 +31,17 @@ def check_version_shape(name, v):
     return ok
 
 
+def event_then_response(c, command, cid, event):
+    """Send command with id cid; event must arrive before the response.
+    Returns (the event message or None, the response)."""
+    c.send_raw('{"execute":"%s","id":"%s"}' % (command, cid))
+    first = c.recv()
+    check("%s: %s event arrives before the response" % (command, event), first.get("event") == event, repr(first))
+    if first.get("event") != event:
+        return None, first
+    return first, c.recv_response()
+
+
 def check_timestamp(name, ev):
     ts = ev.get("timestamp") if isinstance(ev, dict) else None
     ok = (isinstance(ts, dict) and set(ts) == {"seconds", "microseconds"} and is_int(ts["seconds"])
@@ -241,49 +252,27 @@ def test_run_states():
     check_eq("system_reset in prelaunch stays in prelaunch", c.cmd_ok("query-status").get("status"), "prelaunch")
     c.clear_events()
 
-    # cont: RESUME before the response.
-    c.send_raw('{"execute":"cont","id":"c1"}')
-    first = c.recv()
-    check("cont: RESUME event arrives before the response", first.get("event") == "RESUME", repr(first))
-    if first.get("event") == "RESUME":
-        check("RESUME has no data member", "data" not in first, repr(first))
-        check_timestamp("RESUME timestamp shape and value", first)
-        r = c.recv_response()
-    else:
-        r = first
-    check_eq("cont response", r, {"return": {}, "id": "c1"})
-    st = c.cmd_ok("query-status")
-    check_eq("running after cont", (st.get("status"), st.get("running")), ("running", True))
-    check_eq("info status running", c.hmp("info status"), "VM status: running\r\n")
-
-    c.send_raw('{"execute":"stop","id":"s1"}')
-    first = c.recv()
-    check("stop: STOP event arrives before the response", first.get("event") == "STOP", repr(first))
-    if first.get("event") == "STOP":
-        check("STOP has no data member", "data" not in first, repr(first))
-        check_timestamp("STOP timestamp shape and value", first)
-        r = c.recv_response()
-    else:
-        r = first
-    check_eq("stop response", r, {"return": {}, "id": "s1"})
-    st = c.cmd_ok("query-status")
-    check_eq("paused after stop", (st.get("status"), st.get("running")), ("paused", False))
-    check_eq("info status paused", c.hmp("info status"), "VM status: paused\r\n")
+    # cont then stop: the event before the response, then the new state.
+    for command, cid, event, status, running in (("cont", "c1", "RESUME", "running", True),
+                                                 ("stop", "s1", "STOP", "paused", False)):
+        ev, r = event_then_response(c, command, cid, event)
+        if ev:
+            check("%s has no data member" % event, "data" not in ev, repr(ev))
+            check_timestamp("%s timestamp shape and value" % event, ev)
+        check_eq("%s response" % command, r, {"return": {}, "id": cid})
+        st = c.cmd_ok("query-status")
+        check_eq("%s after %s" % (status, command), (st.get("status"), st.get("running")), (status, running))
+        check_eq("info status %s" % status, c.hmp("info status"), "VM status: %s\r\n" % status)
 
     c.clear_events()
     check_eq("stop when stopped returns {}", c.cmd("stop"), {"return": {}})
     c.cmd_ok("query-status")
     check("stop when stopped emits no STOP event", not c.events, repr(c.events))
 
-    c.send_raw('{"execute":"system_reset","id":"r1"}')
-    first = c.recv()
-    check("system_reset: RESET event before the response", first.get("event") == "RESET", repr(first))
-    if first.get("event") == "RESET":
-        check_eq("RESET data", first.get("data"), {"guest": False, "reason": "host-qmp-system-reset"})
-        check_timestamp("RESET timestamp", first)
-        r = c.recv_response()
-    else:
-        r = first
+    ev, r = event_then_response(c, "system_reset", "r1", "RESET")
+    if ev:
+        check_eq("RESET data", ev.get("data"), {"guest": False, "reason": "host-qmp-system-reset"})
+        check_timestamp("RESET timestamp", ev)
     check_eq("system_reset response", r, {"return": {}, "id": "r1"})
     st = c.cmd_ok("query-status")
     # QEMU 7.2's main loop puts a reset VM that is not running (nor migrating) in prelaunch.
