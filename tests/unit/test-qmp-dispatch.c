@@ -259,6 +259,23 @@ static bool fd_is_open(int fd)
     return fcntl(fd, F_GETFD) != -1 || errno != EBADF;
 }
 
+/* Hand mon the read end of a new pipe, as if it came with the next command; returns it. */
+static int pass_pipe(Monitor *mon)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    close(p[1]);
+    monitor_set_received_fds(mon, p, 1);
+    return p[0];
+}
+
+/* The reply to getfd NAME, as text (g_free it). */
+static char *getfd(const char *name, QmpDispatchState *st, Monitor *mon)
+{
+    g_autofree char *req = g_strdup_printf("{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"%s\"}}", name);
+    return dispatch_text(req, st, mon);
+}
+
 START_TEST(test_getfd_closefd)
 {
     Monitor *mon = monitor_new(true, NULL, NULL);
@@ -266,23 +283,20 @@ START_TEST(test_getfd_closefd)
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
 
-    char *out = dispatch_text("{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"mig\"}}", &st, mon);
+    char *out = getfd("mig", &st, mon);
     ck_assert_str_eq(out, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"No file descriptor supplied via SCM_RIGHTS\"}}");
     g_free(out);
 
     monitor_set_received_fds(mon, p, 2);       /* the first is taken, the rest closed */
-    out = dispatch_text("{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"mig\"}}", &st, mon);
+    out = getfd("mig", &st, mon);
     ck_assert_str_eq(out, "{\"return\": {}}");
     g_free(out);
     ck_assert(fd_is_open(p[0]));
     ck_assert(!fd_is_open(p[1]));
 
     /* A second fd under the same name replaces (closes) the first. */
-    int q[2];
-    ck_assert_int_eq(pipe(q), 0);
-    close(q[1]);
-    monitor_set_received_fds(mon, q, 1);
-    out = dispatch_text("{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"mig\"}}", &st, mon);
+    int q = pass_pipe(mon);
+    out = getfd("mig", &st, mon);
     ck_assert_str_eq(out, "{\"return\": {}}");
     g_free(out);
     ck_assert(!fd_is_open(p[0]));
@@ -293,33 +307,26 @@ START_TEST(test_getfd_closefd)
     error_free(err);
 
     /* Names starting with a digit: refused, and the fd is closed. */
-    int r[2];
-    ck_assert_int_eq(pipe(r), 0);
-    close(r[1]);
-    monitor_set_received_fds(mon, r, 1);
-    out = dispatch_text("{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"1x\"}}", &st, mon);
+    int r = pass_pipe(mon);
+    out = getfd("1x", &st, mon);
     ck_assert_str_eq(out, "{\"error\": {\"class\": \"GenericError\", "
                           "\"desc\": \"Parameter 'fdname' expects a name not starting with a digit\"}}");
     g_free(out);
-    ck_assert(!fd_is_open(r[0]));
+    ck_assert(!fd_is_open(r));
 
     out = dispatch_text("{\"execute\": \"closefd\", \"arguments\": {\"fdname\": \"mig\"}}", &st, mon);
     ck_assert_str_eq(out, "{\"return\": {}}");
     g_free(out);
-    ck_assert(!fd_is_open(q[0]));
+    ck_assert(!fd_is_open(q));
     out = dispatch_text("{\"execute\": \"closefd\", \"arguments\": {\"fdname\": \"mig\"}}", &st, mon);
     ck_assert_str_eq(out, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"File descriptor named 'mig' not found\"}}");
     g_free(out);
 
     /* fd taken by a command (migrate fd:NAME) */
-    int s[2];
-    ck_assert_int_eq(pipe(s), 0);
-    close(s[1]);
-    monitor_set_received_fds(mon, s, 1);
-    out = dispatch_text("{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"m2\"}}", &st, mon);
-    g_free(out);
-    ck_assert_int_eq(monitor_fd_take(mon, "m2", NULL), s[0]);
-    close(s[0]);
+    int s = pass_pipe(mon);
+    g_free(getfd("m2", &st, mon));
+    ck_assert_int_eq(monitor_fd_take(mon, "m2", NULL), s);
+    close(s);
     monitor_free(mon);
 }
 END_TEST
@@ -329,16 +336,13 @@ START_TEST(test_monitor_cur_during_command)
     Monitor *mon = monitor_new(true, NULL, NULL);
     QmpDispatchState st = command_mode;
     ck_assert_ptr_null(monitor_cur());
-    int p[2];
-    ck_assert_int_eq(pipe(p), 0);
-    close(p[1]);
-    monitor_set_received_fds(mon, p, 1);
-    char *out = dispatch_text("{\"execute\": \"getfd\", \"arguments\": {\"fdname\": \"a\"}}", &st, mon);
+    int p = pass_pipe(mon);
+    char *out = getfd("a", &st, mon);
     ck_assert_str_eq(out, "{\"return\": {}}");
     g_free(out);
     ck_assert_ptr_null(monitor_cur());
     monitor_free(mon);      /* closes the named fd */
-    ck_assert(!fd_is_open(p[0]));
+    ck_assert(!fd_is_open(p));
 }
 END_TEST
 
