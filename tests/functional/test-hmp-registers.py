@@ -50,16 +50,7 @@ XMM_LINES = [r"XMM%02d=%s %s XMM%02d=%s %s" % (i, H16, H16, i + 1, H16, H16) for
 
 
 def start(accel="kvm", extra=(), incoming=None, tmpdir=None, image=RING3_IMG):
-    d = tmpdir or new_tmpdir()
-    path = os.path.join(d, "serial.out")
-    args = ["-accel", accel, "-m", MEM, "-serial", "file:" + path]
-    if image:
-        args += ["-drive", "file=%s,format=raw" % image]
-    if incoming:
-        args += ["-incoming", incoming]
-    vm = VM(args + list(extra), hmp=True, tmpdir=d).launch()
-    vm.serial_path = path
-    return vm
+    return miglib.start_kvm_guest(image, MEM, accel=accel, extra=extra, incoming=incoming, tmpdir=tmpdir, hmp=True)
 
 
 def serial(vm):

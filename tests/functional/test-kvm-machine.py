@@ -32,7 +32,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import migvm  # noqa: E402
 import miglib  # noqa: E402
-from migvm import VM, check, check_eq, new_tmpdir, run, wait_until  # noqa: E402
+from migvm import check, check_eq, new_tmpdir, run, wait_until  # noqa: E402
 
 BUILD = os.environ.get("BUILD", "build")
 RING3_IMG = os.path.abspath(os.path.join(BUILD, "guest", "ring3-guest.img"))
@@ -42,18 +42,11 @@ STATUS_RE = re.compile(rb"^seq=(\d+) pit=(\d+) lapic=(\d+) sirq=(\d+) .*errors=(
 
 
 def start(image, accel="kvm", incoming=None, omit=None, extra=(), tmpdir=None):
-    d = tmpdir or new_tmpdir()
-    path = os.path.join(d, "serial.out")
     env = dict(os.environ)
     env.pop("MIGVM_TEST_OMIT_SECTIONS", None)
     if omit:
         env["MIGVM_TEST_OMIT_SECTIONS"] = omit
-    args = ["-accel", accel, "-m", MEM, "-drive", "file=%s,format=raw" % image, "-serial", "file:" + path]
-    if incoming:
-        args += ["-incoming", incoming]
-    vm = VM(args + list(extra), tmpdir=d, env=env).launch()
-    vm.serial_path = path
-    return vm
+    return miglib.start_kvm_guest(image, MEM, accel=accel, extra=extra, incoming=incoming, tmpdir=tmpdir, env=env)
 
 
 def text(vm):
