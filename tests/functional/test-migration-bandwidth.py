@@ -187,15 +187,25 @@ def test_parameter_errors():
     check_eq("migrate-continue with no migration", error_of(r), ("GenericError", "Migration not in expected state: none"))
 
 
-def test_pause_before_switchover():
-    name = "pause-before-switchover"
+def start_pre_switchover(name):
+    """A pair migrating with pause-before-switchover, seen to reach
+    pre-switchover: (src, dst, qs, qd, query-migrate's answer), or None."""
     src, dst, qs, qd, uri = pair(dirty_rate=50)
     set_caps(qs, pause_before_switchover=True)
     qs.cmd_ok("migrate-set-parameters", max_bandwidth=0)
     qs.cmd_ok("migrate", uri=uri)
     info = wait_mig_status(qs, ("pre-switchover", "completed", "failed"), 20)
     if not check_eq("%s: status pre-switchover" % name, (info or {}).get("status"), "pre-switchover"):
+        return None
+    return src, dst, qs, qd, info
+
+
+def test_pause_before_switchover():
+    name = "pause-before-switchover"
+    started = start_pre_switchover(name)
+    if not started:
         return
+    src, dst, qs, qd, info = started
     check_eq("%s: pre-switchover query-migrate members" % name, set(info.keys()), ACTIVE_KEYS)
     check_eq("%s: source guest stopped (finish-migrate)" % name, query_status(qs), "finish-migrate")
     size = serial_size(src.serial_path)
@@ -231,13 +241,10 @@ def test_pause_before_switchover():
 
 def test_cancel_in_pre_switchover():
     name = "cancel in pre-switchover"
-    src, dst, qs, qd, uri = pair(dirty_rate=50)
-    set_caps(qs, pause_before_switchover=True)
-    qs.cmd_ok("migrate-set-parameters", max_bandwidth=0)
-    qs.cmd_ok("migrate", uri=uri)
-    info = wait_mig_status(qs, ("pre-switchover", "completed", "failed"), 20)
-    if not check_eq("%s: status pre-switchover" % name, (info or {}).get("status"), "pre-switchover"):
+    started = start_pre_switchover(name)
+    if not started:
         return
+    src, dst, qs, qd, info = started
     check_eq("%s: migrate_cancel" % name, qs.cmd("migrate_cancel"), {"return": {}})
     info = wait_mig_status(qs, ("cancelled", "failed", "completed"), 10)
     check_eq("%s: cancelled" % name, (info or {}).get("status"), "cancelled")
