@@ -32,12 +32,18 @@ static char *dispatch_text(const char *text, QmpDispatchState *st, Monitor *mon)
     return out;
 }
 
+/* Dispatch request in state st (on monitor mon, or none) and compare the reply's text. */
+static void expect_in(QmpDispatchState *st, Monitor *mon, const char *request, const char *response)
+{
+    char *out = dispatch_text(request, st, mon);
+    ck_assert_str_eq(out, response);
+    g_free(out);
+}
+
 static void expect(const char *request, const char *response)
 {
     QmpDispatchState st = command_mode;
-    char *out = dispatch_text(request, &st, NULL);
-    ck_assert_str_eq(out, response);
-    g_free(out);
+    expect_in(&st, NULL, request, response);
 }
 
 static void expect_error(const char *request, const char *cls, const char *desc)
@@ -83,26 +89,21 @@ END_TEST
 START_TEST(test_envelope_oob)
 {
     QmpDispatchState st = { .negotiated = true, .oob_enabled = true };
-    char *out = dispatch_text("{\"execute\": \"query-version\", \"exec-oob\": \"query-version\"}", &st, NULL);
-    ck_assert_str_eq(out, "{\"error\": {\"class\": \"GenericError\", "
-                          "\"desc\": \"QMP input member 'execute' clashes with 'exec-oob'\"}}");
-    g_free(out);
-    out = dispatch_text("{\"exec-oob\": \"query-version\", \"execute\": \"query-version\"}", &st, NULL);
-    ck_assert_str_eq(out, "{\"error\": {\"class\": \"GenericError\", "
-                          "\"desc\": \"QMP input member 'execute' clashes with 'exec-oob'\"}}");
-    g_free(out);
-    out = dispatch_text("{\"exec-oob\": \"query-version\", \"id\": 8}", &st, NULL);
-    ck_assert_str_eq(out, "{\"id\": 8, \"error\": {\"class\": \"GenericError\", "
-                          "\"desc\": \"The command query-version does not support OOB\"}}");
-    g_free(out);
-    out = dispatch_text("{\"exec-oob\": 3}", &st, NULL);
-    ck_assert_str_eq(out, "{\"error\": {\"class\": \"GenericError\", "
-                          "\"desc\": \"QMP input member 'exec-oob' must be a string\"}}");
-    g_free(out);
-    out = dispatch_text("{\"exec-oob\": \"nosuch\"}", &st, NULL);
-    ck_assert_str_eq(out, "{\"error\": {\"class\": \"CommandNotFound\", "
-                          "\"desc\": \"The command nosuch has not been found\"}}");
-    g_free(out);
+    expect_in(&st, NULL, "{\"execute\": \"query-version\", \"exec-oob\": \"query-version\"}",
+              "{\"error\": {\"class\": \"GenericError\", "
+              "\"desc\": \"QMP input member 'execute' clashes with 'exec-oob'\"}}");
+    expect_in(&st, NULL, "{\"exec-oob\": \"query-version\", \"execute\": \"query-version\"}",
+              "{\"error\": {\"class\": \"GenericError\", "
+              "\"desc\": \"QMP input member 'execute' clashes with 'exec-oob'\"}}");
+    expect_in(&st, NULL, "{\"exec-oob\": \"query-version\", \"id\": 8}",
+              "{\"id\": 8, \"error\": {\"class\": \"GenericError\", "
+              "\"desc\": \"The command query-version does not support OOB\"}}");
+    expect_in(&st, NULL, "{\"exec-oob\": 3}",
+              "{\"error\": {\"class\": \"GenericError\", "
+              "\"desc\": \"QMP input member 'exec-oob' must be a string\"}}");
+    expect_in(&st, NULL, "{\"exec-oob\": \"nosuch\"}",
+              "{\"error\": {\"class\": \"CommandNotFound\", "
+              "\"desc\": \"The command nosuch has not been found\"}}");
 }
 END_TEST
 
@@ -141,43 +142,35 @@ START_TEST(test_negotiation_mode)
     QmpDispatchState st = { 0 };
     const char *nf = "{\"error\": {\"class\": \"CommandNotFound\", "
                      "\"desc\": \"Expecting capabilities negotiation with 'qmp_capabilities'\"}}";
-    char *out = dispatch_text("{\"execute\": \"query-version\"}", &st, NULL);
-    ck_assert_str_eq(out, nf);
-    g_free(out);
-    out = dispatch_text("{\"execute\": \"nosuch\"}", &st, NULL);
-    ck_assert_str_eq(out, nf);
-    g_free(out);
-    out = dispatch_text("{\"exec-oob\": \"qmp_capabilities\"}", &st, NULL);
-    ck_assert_str_eq(out, "{\"error\": {\"class\": \"GenericError\", "
-                          "\"desc\": \"QMP input member 'exec-oob' is unexpected\"}}");
-    g_free(out);
+    expect_in(&st, NULL, "{\"execute\": \"query-version\"}", nf);
+    expect_in(&st, NULL, "{\"execute\": \"nosuch\"}", nf);
+    expect_in(&st, NULL, "{\"exec-oob\": \"qmp_capabilities\"}",
+              "{\"error\": {\"class\": \"GenericError\", "
+              "\"desc\": \"QMP input member 'exec-oob' is unexpected\"}}");
     ck_assert(!st.negotiated);
 
-    out = dispatch_text("{\"execute\": \"qmp_capabilities\", \"arguments\": {\"enable\": [\"bogus\"]}}", &st, NULL);
+    char *out = dispatch_text("{\"execute\": \"qmp_capabilities\", \"arguments\": {\"enable\": [\"bogus\"]}}",
+                              &st, NULL);
     ck_assert_ptr_nonnull(strstr(out, "\"GenericError\""));
     ck_assert_ptr_nonnull(strstr(out, "does not accept value 'bogus'"));
     g_free(out);
     ck_assert(!st.negotiated);
 
-    out = dispatch_text("{\"execute\": \"qmp_capabilities\", \"id\": 1}", &st, NULL);
-    ck_assert_str_eq(out, "{\"return\": {}, \"id\": 1}");
-    g_free(out);
+    expect_in(&st, NULL, "{\"execute\": \"qmp_capabilities\", \"id\": 1}", "{\"return\": {}, \"id\": 1}");
     ck_assert(st.negotiated);
     ck_assert(!st.oob_enabled);
 
-    out = dispatch_text("{\"execute\": \"qmp_capabilities\"}", &st, NULL);
-    ck_assert_str_eq(out, "{\"error\": {\"class\": \"CommandNotFound\", "
-                          "\"desc\": \"Capabilities negotiation is already complete, command ignored\"}}");
-    g_free(out);
+    expect_in(&st, NULL, "{\"execute\": \"qmp_capabilities\"}",
+              "{\"error\": {\"class\": \"CommandNotFound\", "
+              "\"desc\": \"Capabilities negotiation is already complete, command ignored\"}}");
 }
 END_TEST
 
 START_TEST(test_negotiate_oob)
 {
     QmpDispatchState st = { 0 };
-    char *out = dispatch_text("{\"execute\": \"qmp_capabilities\", \"arguments\": {\"enable\": [\"oob\"]}}", &st, NULL);
-    ck_assert_str_eq(out, "{\"return\": {}}");
-    g_free(out);
+    expect_in(&st, NULL, "{\"execute\": \"qmp_capabilities\", \"arguments\": {\"enable\": [\"oob\"]}}",
+              "{\"return\": {}}");
     ck_assert(st.negotiated && st.oob_enabled);
 }
 END_TEST
@@ -314,13 +307,10 @@ START_TEST(test_getfd_closefd)
     g_free(out);
     ck_assert(!fd_is_open(r));
 
-    out = dispatch_text("{\"execute\": \"closefd\", \"arguments\": {\"fdname\": \"mig\"}}", &st, mon);
-    ck_assert_str_eq(out, "{\"return\": {}}");
-    g_free(out);
+    expect_in(&st, mon, "{\"execute\": \"closefd\", \"arguments\": {\"fdname\": \"mig\"}}", "{\"return\": {}}");
     ck_assert(!fd_is_open(q));
-    out = dispatch_text("{\"execute\": \"closefd\", \"arguments\": {\"fdname\": \"mig\"}}", &st, mon);
-    ck_assert_str_eq(out, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"File descriptor named 'mig' not found\"}}");
-    g_free(out);
+    expect_in(&st, mon, "{\"execute\": \"closefd\", \"arguments\": {\"fdname\": \"mig\"}}",
+              "{\"error\": {\"class\": \"GenericError\", \"desc\": \"File descriptor named 'mig' not found\"}}");
 
     /* fd taken by a command (migrate fd:NAME) */
     int s = pass_pipe(mon);
