@@ -273,6 +273,15 @@ def no_errors(name, *vms):
 
 # ---------------------------------------------------------------------------
 
+def migrate_two_passes(qs, uri):
+    """Start a migration slower than the guest dirties memory; wait for two
+    dirty syncs.  Returns (reached, query-migrate's answer)."""
+    qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": CAP // 2, "downtime-limit": 1})
+    qs.cmd_ok("migrate", uri=uri)
+    reached = wait_until(lambda: miglib.mig_info(qs).get("ram", {}).get("dirty-sync-count", 0) >= 2, 30)
+    return reached, miglib.mig_info(qs)
+
+
 def test_1g(transport):
     name = "1 GiB over %s" % transport
     src, qs = start_source(name)
@@ -301,10 +310,7 @@ def test_cancel():
 
         # In active: dirty logging on, syncs done, pages re-protected by KVM.
         dst, qd, uri = new_destination("unix")
-        qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": CAP // 2, "downtime-limit": 1})
-        qs.cmd_ok("migrate", uri=uri)
-        synced = wait_until(lambda: miglib.mig_info(qs).get("ram", {}).get("dirty-sync-count", 0) >= 2, 30)
-        info = miglib.mig_info(qs)
+        synced, info = migrate_two_passes(qs, uri)
         check("cancel in active: active after 2 syncs (%.0f MiB sent)" % (
             info.get("ram", {}).get("transferred", 0) / MiB), synced and info.get("status") == "active", info)
         check_eq("cancel in active: migrate_cancel", qs.cmd("migrate_cancel"), {"return": {}})
@@ -326,10 +332,7 @@ def test_destination_killed():
     trace = MemslotTrace(src)
     try:
         dst, qd, uri = new_destination("tcp")
-        qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": CAP // 2, "downtime-limit": 1})
-        qs.cmd_ok("migrate", uri=uri)
-        mid = wait_until(lambda: miglib.mig_info(qs).get("ram", {}).get("dirty-sync-count", 0) >= 2, 30)
-        info = miglib.mig_info(qs)
+        mid, info = migrate_two_passes(qs, uri)
         check("%s: mid-stream (active, 2 syncs, %.0f MiB sent)" % (
             name, info.get("ram", {}).get("transferred", 0) / MiB), mid and info.get("status") == "active", info)
         dst.signal(signal.SIGKILL)
