@@ -77,6 +77,16 @@ def unlimited_to_completion(qs):
         qs.cmd_ok("migrate-set-parameters", downtime_limit=2000000)
 
 
+def slow_migration():
+    """A running source migrating at 4 MiB/s to a TCP destination:
+    (src, qs, dst, qd)."""
+    src, qs = running_source()
+    dst, qd, uri = tcp_dest()
+    qs.cmd_ok("migrate-set-parameters", max_bandwidth=4 * MiB)
+    qs.cmd_ok("migrate", uri=uri)
+    return src, qs, dst, qd
+
+
 def second_migration_completes(name, src, qs):
     dst, qd, uri = tcp_dest()
     unlimited_to_completion(qs)
@@ -195,10 +205,7 @@ def test_cancel_in_setup():
 
 def test_cancel_in_active():
     name = "cancel in active"
-    src, qs = running_source()
-    dst, qd, uri = tcp_dest()
-    qs.cmd_ok("migrate-set-parameters", max_bandwidth=4 * MiB)
-    qs.cmd_ok("migrate", uri=uri)
+    src, qs, dst, qd = slow_migration()
     info = wait_mig_status(qs, ("active", "failed", "completed"), 10)
     check_eq("%s: active" % name, (info or {}).get("status"), "active")
     check("%s: more than 2 MiB sent before the cancel" % name,
@@ -286,10 +293,7 @@ def test_migrate_right_after_cancel():
 
 def test_destination_killed():
     name = "destination killed"
-    src, qs = running_source()
-    dst, qd, uri = tcp_dest()
-    qs.cmd_ok("migrate-set-parameters", max_bandwidth=4 * MiB)
-    qs.cmd_ok("migrate", uri=uri)
+    src, qs, dst, qd = slow_migration()
     check("%s: some data sent" % name,
           wait_until(lambda: mig_info(qs).get("ram", {}).get("transferred", 0) > 2 * MiB, 10), mig_info(qs))
     check_eq("%s: destination active" % name, mig_info(qd).get("status"), "active")
