@@ -318,11 +318,17 @@ int hmp_parse_size(const char *text, uint64_t default_unit, uint64_t *out)
     if (*end != '\0' || (fraction != 0 && unit == 1)) {
         return -EINVAL;
     }
-    /* 2^64 is exactly representable; anything at or above it overflows. */
-    if ((long double)whole * unit + (long double)fraction * unit >= 18446744073709551616.0L) {
+    /*
+     * Integer arithmetic for the limit: long double is only as wide as double
+     * on some hosts (and under valgrind), where 2^64-1 would round up to 2^64.
+     * The fraction is below 1 and a unit at most 2^60, so its bytes fit.
+     */
+    uint64_t bytes;
+    if (__builtin_mul_overflow(whole, unit, &bytes) ||
+        __builtin_add_overflow(bytes, (uint64_t)(fraction * (double)unit), &bytes)) {
         return -ERANGE;
     }
-    *out = whole * unit + (uint64_t)(fraction * (double)unit);
+    *out = bytes;
     return 0;
 }
 
