@@ -175,10 +175,12 @@ PIECES = [
 ]
 
 
-def guest_sees_damage(dst, qd, timeout=20.0):
+def guest_sees_damage(dst, qd, timeout=60.0):
     """True once the destination guest shows damage: ERROR/FATAL lines, a
     reset (its BOOT line again), the vCPU stopped (internal-error,
-    shutdown) or its output stopped."""
+    shutdown) or its output stopped.  A reset boots again through the boot
+    sector's emulated disk reads, which took over 20 s under ASan on a loaded
+    host; the wait ends as soon as the damage shows."""
     def pred():
         if damage(dst):
             return "guest reported: " + repr(text(dst)[-200:])
