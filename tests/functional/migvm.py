@@ -188,8 +188,9 @@ def unix_connect(sock, path, timeout=10.0):
     while True:
         try:
             return sock.connect(path)
-        except (BlockingIOError, ConnectionRefusedError):
-            # Full backlog, or bound but not listening yet (startup).
+        except (BlockingIOError, ConnectionRefusedError, FileNotFoundError):
+            # Full backlog, bound but not listening yet (startup), or a stale
+            # socket file being replaced (unlinked, then bound again).
             if time.monotonic() >= deadline:
                 raise
             time.sleep(0.005)
