@@ -43,7 +43,7 @@ $(BUILD)/tests/unit/test-ram: $(BUILD)/migration/ram.o $(MIGRATION_CORE_OBJS) \
 # incoming.c's state machine with file: streams; the machine and main loop are stubs.
 UNIT_TESTS += $(BUILD)/tests/unit/test-incoming
 $(BUILD)/tests/unit/test-incoming: $(BUILD)/migration/incoming.o $(BUILD)/migration/channel.o \
-                                   $(BUILD)/migration/channel-fd.o \
+                                   $(BUILD)/migration/channel-fd.o $(BUILD)/system/bql.o \
                                    $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                                    $(BUILD)/qapi/qapi-types.o $(BUILD)/qapi/qapi-runtime.o $(UTIL_OBJS)
 

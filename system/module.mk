@@ -1,10 +1,10 @@
 # system/: main() (main.c), the command line (cmdline.c, opts.c, chardev-spec.c),
-# run state and the big lock (vm.c), the main loop, guest RAM and dirty bitmaps
+# run state (vm.c), the big lock (bql.c), the main loop, guest RAM and dirty bitmaps
 # (memory.c), the accelerator registry (accel.c), vCPU threads (cpus.c), and the
 # run-state, guest-memory and vCPU-list (query-cpus-fast) QMP commands.
 SYSTEM_CMDLINE_OBJS := $(BUILD)/system/cmdline.o $(BUILD)/system/opts.o $(BUILD)/system/chardev-spec.o
 # What a board and its accelerator run on.
-SYSTEM_MACHINE_OBJS := $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(BUILD)/system/cpus.o
+SYSTEM_MACHINE_OBJS := $(BUILD)/system/bql.o $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(BUILD)/system/cpus.o
 MIGVM_OBJS += $(SYSTEM_CMDLINE_OBJS) $(SYSTEM_MACHINE_OBJS) \
               $(BUILD)/system/vm.o \
               $(BUILD)/system/main-loop.o \
@@ -16,7 +16,7 @@ MIGVM_OBJS += $(SYSTEM_CMDLINE_OBJS) $(SYSTEM_MACHINE_OBJS) \
 # cpus_* / machine_reset / qapi_event_emit are stubbed in the test itself.
 UNIT_TESTS += $(BUILD)/tests/unit/test-runstate
 $(BUILD)/tests/unit/test-runstate: $(SYSTEM_CMDLINE_OBJS) \
-                                   $(BUILD)/system/vm.o $(BUILD)/system/main-loop.o \
+                                   $(BUILD)/system/vm.o $(BUILD)/system/bql.o $(BUILD)/system/main-loop.o \
                                    $(BUILD)/system/qmp-cmds-run-state.o $(UTIL_OBJS) \
                                    $(QAPI_OBJS) $(BUILD)/system/accel.o
 

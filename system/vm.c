@@ -1,5 +1,5 @@
 /*
- * Run state, the big lock, and the VM life cycle.
+ * Run state and the VM life cycle (the big lock is in bql.c).
  *
  * Run states move only along the transitions QEMU allows (the table below
  * follows QEMU 7.2's). Typical paths:
@@ -22,30 +22,6 @@
 
 VMConfig vm_config;
 bool vm_autostart = true;
-
-/* ---- the big lock --------------------------------------------------------- */
-
-static pthread_mutex_t bql = PTHREAD_MUTEX_INITIALIZER;
-static __thread bool bql_held;
-
-void bql_lock(void)
-{
-    g_assert(!bql_held);       /* the BQL is not recursive */
-    pthread_mutex_lock(&bql);
-    bql_held = true;
-}
-
-void bql_unlock(void)
-{
-    g_assert(bql_held);
-    bql_held = false;
-    pthread_mutex_unlock(&bql);
-}
-
-bool bql_locked(void)
-{
-    return bql_held;
-}
 
 /* ---- run state --------------------------------------------------------------- */
 

@@ -32,7 +32,6 @@ bool vm_autostart = true;
 static RunState runstate = RUN_STATE_INMIGRATE;
 static int vm_starts;
 /* pthread locks rather than glib's, which ThreadSanitizer cannot see. */
-static pthread_mutex_t bql = PTHREAD_MUTEX_INITIALIZER;
 static pthread_mutex_t sched_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t sched_cond = PTHREAD_COND_INITIALIZER;
 static void (*sched_fn)(void *opaque);  /* from main_loop_schedule: the load's end */
@@ -58,26 +57,6 @@ bool vm_start(Error **errp)
     return true;
 }
 
-/* A real lock, so the [BQL] assertions in the code under test hold only
- * where the caller really took it. */
-static _Thread_local bool holds_bql;
-
-void bql_lock(void)
-{
-    pthread_mutex_lock(&bql);
-    holds_bql = true;
-}
-
-void bql_unlock(void)
-{
-    holds_bql = false;
-    pthread_mutex_unlock(&bql);
-}
-
-bool bql_locked(void)
-{
-    return holds_bql;
-}
 
 void main_loop_schedule(void (*fn)(void *opaque), void *opaque)
 {

@@ -28,25 +28,6 @@
 
 /* ---------------- stubs ---------------- */
 
-static pthread_mutex_t bql = PTHREAD_MUTEX_INITIALIZER;
-static _Thread_local bool bql_held;
-
-void bql_lock(void)
-{
-    pthread_mutex_lock(&bql);
-    bql_held = true;
-}
-
-void bql_unlock(void)
-{
-    bql_held = false;
-    pthread_mutex_unlock(&bql);
-}
-
-bool bql_locked(void)
-{
-    return bql_held;
-}
 
 bool runstate_is_running(void)
 {
