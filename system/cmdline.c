@@ -443,11 +443,41 @@ static const OptionDef *option_find(const char *name)
     return NULL;
 }
 
+/* A help text is "ARG description" (ARG empty for a flag: the text starts
+ * with a space): split it so the descriptions line up in one column. */
+static void help_split(const OptionDef *o, int *arg_len, const char **desc)
+{
+    const char *h = o->help;
+    *arg_len = o->has_arg ? (int)strcspn(h, " ") : 0;
+    *desc = h + *arg_len + strspn(h + *arg_len, " ");
+}
+
+#define HELP_COLUMN_MAX 32      /* a longer "-option ARG" puts its text on the next line */
+
 void cmdline_print_help(FILE *out)
 {
+    int width = 0;
+    for (size_t i = 0; i < G_N_ELEMENTS(options); i++) {
+        int arg_len;
+        const char *desc;
+        help_split(&options[i], &arg_len, &desc);
+        int w = 1 + (int)strlen(options[i].name) + (arg_len ? 1 + arg_len : 0);
+        if (w <= HELP_COLUMN_MAX && w > width) {
+            width = w;
+        }
+    }
     fprintf(out, "usage: migvm [options]\n\n");
     for (size_t i = 0; i < G_N_ELEMENTS(options); i++) {
-        fprintf(out, "  -%s %s\n", options[i].name, options[i].help);
+        int arg_len;
+        const char *desc;
+        help_split(&options[i], &arg_len, &desc);
+        g_autofree char *head = g_strdup_printf("-%s%s%.*s", options[i].name, arg_len ? " " : "",
+                                                arg_len, options[i].help);
+        if ((int)strlen(head) > width) {
+            fprintf(out, "  %s\n  %*s  %s\n", head, width, "", desc);
+        } else {
+            fprintf(out, "  %-*s  %s\n", width, head, desc);
+        }
     }
     fprintf(out, "\nOptions may also be spelled with two dashes (--name).\n");
 }

@@ -55,6 +55,15 @@ def test_version_help():
                            "-incoming", "-nodefaults", "-display", "-daemonize", "-pidfile", "-version")
                if o not in out]
     check("-help lists the options", not missing, "missing %r" % missing)
+    # Every description starts in one column: after "  -option ARG" and at least two spaces,
+    # or alone on the next line, indented to that column, when the option is too long.
+    lines = [ln for ln in out.splitlines() if ln.startswith("  ")]
+    columns = set()
+    for ln in lines:
+        m = re.match(r"(  -\S+(?: \S+)?  +)\S", ln) if ln.startswith("  -") else re.match(r"( {3,})\S", ln)
+        columns.add(len(m.group(1)) if m else None)
+    check("-help: descriptions in one column", len(columns) == 1 and None not in columns,
+          "description columns %r in:\n%s" % (columns, out))
     check_eq("-help writes nothing to stderr", err, "")
 
 
