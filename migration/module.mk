@@ -56,3 +56,10 @@ $(BUILD)/fuzz/fuzz-loadvm: $(call fuzz-objs,$(MIGRATION_CORE_OBJS) $(BUILD)/migr
                                              $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(UTIL_OBJS))
 .PHONY: fuzz-loadvm
 fuzz-loadvm: $(BUILD)/fuzz/fuzz-loadvm
+
+# The "block" section on memory streams over an in-memory block layer (the
+# test's own stub of include/block.h): records, round trips, hostile input.
+UNIT_TESTS += $(BUILD)/tests/unit/test-block-migration
+$(BUILD)/tests/unit/test-block-migration.o: CFLAGS_ALL += -Imigration
+$(BUILD)/tests/unit/test-block-migration: $(BUILD)/migration/block.o $(BUILD)/migration/block-load.o \
+                                          $(MIGRATION_CORE_OBJS) $(UTIL_OBJS)
