@@ -68,6 +68,7 @@ include guest/ring3/module.mk
 include tests/functional/module.mk
 include tests/interop/module.mk
 include bench/module.mk
+include tools/module.mk
 
 .PHONY: all check check-unit check-functional check-sanitize check-tsan check-valgrind demo bench soak clean distclean help
 

@@ -35,18 +35,6 @@
 #include <time.h>
 #include <glib.h>
 
-#define RAM_SAVE_FLAG_FULL          0x01
-#define RAM_SAVE_FLAG_ZERO          0x02
-#define RAM_SAVE_FLAG_MEM_SIZE      0x04
-#define RAM_SAVE_FLAG_PAGE          0x08
-#define RAM_SAVE_FLAG_EOS           0x10
-#define RAM_SAVE_FLAG_CONTINUE      0x20
-#define RAM_SAVE_FLAG_XBZRLE        0x40
-#define RAM_SAVE_FLAG_HOOK          0x80
-#define RAM_SAVE_FLAG_COMPRESS_PAGE 0x100
-#define RAM_SAVE_FLAG_MULTIFD_FLUSH 0x200
-
-#define RAM_VERSION 4
 #define ITERATE_MAX_NS (50 * 1000 * 1000LL)
 
 /* Statistics: atomics, written only by the migration thread (stat_add)

@@ -9,6 +9,20 @@
 #include <stdint.h>
 #include "error.h"
 
+/* Record flags: the low bits of each record's be64 word (below the page size). */
+#define RAM_SAVE_FLAG_FULL          0x01
+#define RAM_SAVE_FLAG_ZERO          0x02
+#define RAM_SAVE_FLAG_MEM_SIZE      0x04
+#define RAM_SAVE_FLAG_PAGE          0x08
+#define RAM_SAVE_FLAG_EOS           0x10
+#define RAM_SAVE_FLAG_CONTINUE      0x20
+#define RAM_SAVE_FLAG_XBZRLE        0x40
+#define RAM_SAVE_FLAG_HOOK          0x80
+#define RAM_SAVE_FLAG_COMPRESS_PAGE 0x100
+#define RAM_SAVE_FLAG_MULTIFD_FLUSH 0x200
+
+#define RAM_VERSION 4
+
 /* Told of each bitmap sync (a pass) with the new dirty-sync-count, on the
  * migration thread: the MIGRATION_PASS event. */
 typedef void RamPassFn(uint64_t dirty_sync_count);
