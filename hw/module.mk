@@ -14,3 +14,13 @@ UNIT_TESTS += $(BUILD)/tests/unit/test-serial
 $(BUILD)/tests/unit/test-serial: $(BUILD)/hw/serial.o $(BUILD)/hw/chardev.o $(BUILD)/hw/bus.o \
                                  $(BUILD)/migration/vmstate.o $(BUILD)/migration/stream.o \
                                  $(UTIL_OBJS)
+
+# virtio-mmio transport, split virtqueue and virtio-blk (a disk on a drive of
+# the block layer).
+VIRTIO_OBJS := $(BUILD)/hw/virtio-mmio.o $(BUILD)/hw/virtqueue.o $(BUILD)/hw/virtio-blk.o
+
+# Unit test: virtio-blk driven through its MMIO registers, guest RAM and a fake drive.
+UNIT_TESTS += $(BUILD)/tests/unit/test-virtio-blk
+$(BUILD)/tests/unit/test-virtio-blk: $(VIRTIO_OBJS) $(BUILD)/hw/bus.o $(BUILD)/system/memory.o \
+                                     $(BUILD)/system/accel.o $(BUILD)/migration/vmstate.o \
+                                     $(BUILD)/migration/stream.o $(UTIL_OBJS)

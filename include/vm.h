@@ -44,6 +44,14 @@ bool vm_stop(RunState state, Error **errp);
 /* Like vm_stop but when already stopped just changes the run state. [BQL] */
 bool vm_stop_force_state(RunState state, Error **errp);
 
+/* Code that acts when the guest starts or stops running (QEMU's
+ * vm-change-state handlers), e.g. a disk retrying the requests an I/O error
+ * stopped. vm_start calls every handler with running=true before the vCPUs
+ * resume, vm_stop with false after they paused. [BQL] */
+typedef void VMChangeStateHandler(void *opaque, bool running);
+void vm_change_state_handler_add(VMChangeStateHandler *fn, void *opaque);
+void vm_change_state_handler_del(VMChangeStateHandler *fn, void *opaque);
+
 /* Ask the main loop to shut down (emits SHUTDOWN {guest, reason} then exits
  * the main loop). Safe from any thread. */
 void vm_request_shutdown(ShutdownCause cause);

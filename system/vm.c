@@ -179,6 +179,45 @@ bool runstate_needs_reset(void)
 
 /* ---- start and stop ------------------------------------------------------------ */
 
+typedef struct VMChangeStateEntry {
+    VMChangeStateHandler *fn;
+    void *opaque;
+} VMChangeStateEntry;
+
+static GList *vm_change_state_handlers;     /* [BQL] of VMChangeStateEntry */
+
+void vm_change_state_handler_add(VMChangeStateHandler *fn, void *opaque)
+{
+    VMChangeStateEntry *e = g_new(VMChangeStateEntry, 1);
+
+    assert(bql_locked());
+    *e = (VMChangeStateEntry) { .fn = fn, .opaque = opaque };
+    vm_change_state_handlers = g_list_append(vm_change_state_handlers, e);
+}
+
+void vm_change_state_handler_del(VMChangeStateHandler *fn, void *opaque)
+{
+    assert(bql_locked());
+    for (GList *l = vm_change_state_handlers; l; l = l->next) {
+        VMChangeStateEntry *e = l->data;
+        if (e->fn == fn && e->opaque == opaque) {
+            vm_change_state_handlers = g_list_delete_link(vm_change_state_handlers, l);
+            g_free(e);
+            return;
+        }
+    }
+}
+
+static void vm_change_state_notify(bool running)
+{
+    /* A handler may remove itself: step before calling. */
+    for (GList *l = vm_change_state_handlers, *next; l; l = next) {
+        VMChangeStateEntry *e = l->data;
+        next = l->next;
+        e->fn(e->opaque, running);
+    }
+}
+
 bool vm_start(Error **errp)
 {
     assert(bql_locked());
@@ -190,6 +229,7 @@ bool vm_start(Error **errp)
     }
     qapi_event_send_resume();
     accel_vm_state_change(true);
+    vm_change_state_notify(true);
     cpus_resume_all();
     return true;
 }
@@ -207,6 +247,7 @@ bool vm_stop(RunState state, Error **errp)
     }
     cpus_pause_all();
     accel_vm_state_change(false);
+    vm_change_state_notify(false);
     qapi_event_send_stop();
     /* vCPU state now lives in the accelerator (KVM): pull it out so device
      * and CPU sections save what the guest really has. */
