@@ -1,20 +1,21 @@
 /*
- * Character backends (see chardev.h). Sockets: a listening socket accepts
- * one client at a time (the listener is not watched while a client is
- * connected); wait=on blocks in chardev_open until the first client comes.
+ * Character backends (see chardev.h). Sockets (chardev-socket.h opens them):
+ * a listening socket accepts one client at a time (the listener is not
+ * watched while a client is connected); wait=on blocks in chardev_open until
+ * the first client comes. A pipe is PATH.in/PATH.out, or PATH both ways.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
+#include <poll.h>
 #include <glib.h>
 #include <glib-unix.h>
 #include "chardev.h"
 #include "vm.h"
 #include "fd-io.h"
+#include "chardev-socket.h"
 
 struct Chardev {
     ChardevKind kind;
@@ -34,70 +35,9 @@ static void chardev_watch_listener(Chardev *chr);
 
 /* ---- sockets ---- */
 
-static int unix_socket(const char *path, bool server, Error **errp)
+static bool is_socket(const Chardev *chr)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        error_setg(errp, "UNIX socket path '%s' is too long", path);
-        return -1;
-    }
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "cannot create socket");
-        return -1;
-    }
-    if (server) {
-        unlink(path);
-        if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1) < 0) {
-            error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
-            close(fd);
-            return -1;
-        }
-    } else if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        error_setg_errno(errp, errno, "Failed to connect to '%s'", path);
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int tcp_socket(const char *host, const char *port, bool server, Error **errp)
-{
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                              .ai_flags = server ? AI_PASSIVE : 0 };
-    struct addrinfo *res;
-    int rc = getaddrinfo(host && *host ? host : NULL, port, &hints, &res);
-
-    if (rc) {
-        error_setg(errp, "address resolution failed for %s:%s: %s",
-                   host ? host : "", port, gai_strerror(rc));
-        return -1;
-    }
-    int fd = -1, err = 0;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            err = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        bool ok = server ? bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1) == 0
-                         : connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
-        if (!ok) {
-            err = errno;
-            close(fd);
-            fd = -1;
-        }
-    }
-    freeaddrinfo(res);
-    if (fd < 0) {
-        error_setg_errno(errp, err, "Failed to %s %s:%s", server ? "listen on" : "connect to",
-                         host ? host : "", port);
-    }
-    return fd;
+    return chr->kind == CHARDEV_UNIX || chr->kind == CHARDEV_TCP || chr->kind == CHARDEV_FD;
 }
 
 static void chardev_drop_client(Chardev *chr)
@@ -156,7 +96,7 @@ static gboolean chardev_on_input(int fd, GIOCondition cond, gpointer opaque)
     ssize_t n = read(fd, buf, MIN((size_t)MAX(space, 1), sizeof(buf)));
     if (n <= 0 && !(n < 0 && (errno == EINTR || errno == EAGAIN))) {
         chr->in_watch = 0;
-        if (chr->listen_fd >= 0 || chr->kind == CHARDEV_UNIX || chr->kind == CHARDEV_TCP) {
+        if (chr->listen_fd >= 0 || is_socket(chr)) {
             chardev_drop_client(chr);
         }
         return G_SOURCE_REMOVE;             /* EOF on stdin: stop reading */
@@ -204,7 +144,7 @@ void chardev_write(Chardev *chr, const uint8_t *buf, size_t len)
     if (!chr || chr->out_fd < 0) {
         return;
     }
-    if (chr->kind == CHARDEV_UNIX || chr->kind == CHARDEV_TCP) {
+    if (is_socket(chr)) {
         /* A socket peer that does not read must not stall the vCPU: drop. */
         fd_send_full(chr->out_fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
     } else {
@@ -216,27 +156,63 @@ void chardev_write(Chardev *chr, const uint8_t *buf, size_t len)
 
 static bool chardev_open_socket(Chardev *chr, const ChardevSpec *spec, Error **errp)
 {
-    int fd = spec->kind == CHARDEV_UNIX ? unix_socket(spec->path, spec->server, errp)
-                                        : tcp_socket(spec->host, spec->port, spec->server, errp);
-    if (fd < 0) {
-        return false;
-    }
     if (!spec->server) {
+        int fd = chardev_socket_connect(spec, errp);
+        if (fd < 0) {
+            return false;
+        }
         chardev_take_client(chr, fd);
         return true;
     }
-    chr->listen_fd = fd;
+    int fds[CHARDEV_SOCKET_MAX_LISTEN];
+    int n = chardev_socket_listen(spec, fds, errp);
+    if (n < 0) {
+        return false;
+    }
+    for (int i = 1; i < n; i++) {
+        close(fds[i]);              /* one listener: the first address */
+    }
+    chr->listen_fd = fds[0];
     if (spec->kind == CHARDEV_UNIX) {
         chr->unlink_path = g_strdup(spec->path);
     }
     if (spec->wait) {
-        int client = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+        struct pollfd pfd = { .fd = chr->listen_fd, .events = POLLIN };
+        int client = -1;
+        while (client < 0 && (poll(&pfd, 1, -1) >= 0 || errno == EINTR)) {
+            client = accept4(chr->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        }
         if (client >= 0) {
             chardev_take_client(chr, client);
             return true;
         }
     }
     chardev_watch_listener(chr);
+    return true;
+}
+
+static bool chardev_open_pipe(Chardev *chr, const char *path, Error **errp)
+{
+    g_autofree char *in_path = g_strdup_printf("%s.in", path);
+    g_autofree char *out_path = g_strdup_printf("%s.out", path);
+
+    /* O_RDWR: the open does not wait for the other end of a FIFO. */
+    chr->in_fd = open(in_path, O_RDWR | O_CLOEXEC);
+    chr->out_fd = open(out_path, O_RDWR | O_CLOEXEC);
+    if (chr->in_fd >= 0 && chr->out_fd >= 0) {
+        return true;
+    }
+    if (chr->in_fd >= 0) {
+        close(chr->in_fd);
+    }
+    if (chr->out_fd >= 0) {
+        close(chr->out_fd);
+    }
+    chr->in_fd = chr->out_fd = open(path, O_RDWR | O_CLOEXEC);
+    if (chr->in_fd < 0) {
+        error_setg_errno(errp, errno, "Could not open '%s'", path);
+        return false;
+    }
     return true;
 }
 
@@ -255,15 +231,20 @@ Chardev *chardev_open(const ChardevSpec *spec, Error **errp)
         chr->in_fd = STDIN_FILENO;
         break;
     case CHARDEV_FILE:
-        /* Appended, unbuffered: a reader sees each byte once write() returns. */
-        chr->out_fd = open(spec->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        /* Unbuffered: a reader sees each byte once write() returns. */
+        chr->out_fd = open(spec->path, O_WRONLY | O_CREAT | O_CLOEXEC | (spec->append ? O_APPEND : O_TRUNC),
+                           0644);
         if (chr->out_fd < 0) {
             error_setg_errno(errp, errno, "Could not open '%s'", spec->path);
             ok = false;
         }
         break;
+    case CHARDEV_PIPE:
+        ok = chardev_open_pipe(chr, spec->path, errp);
+        break;
     case CHARDEV_UNIX:
     case CHARDEV_TCP:
+    case CHARDEV_FD:
         ok = chardev_open_socket(chr, spec, errp);
         break;
     }
@@ -285,9 +266,12 @@ void chardev_close(Chardev *chr)
     if (chr->listen_watch) {
         g_source_remove(chr->listen_watch);
     }
-    if (chr->kind == CHARDEV_FILE || chr->kind == CHARDEV_UNIX || chr->kind == CHARDEV_TCP) {
+    if (chr->kind != CHARDEV_STDIO) {
         if (chr->out_fd >= 0) {
             close(chr->out_fd);
+        }
+        if (chr->in_fd >= 0 && chr->in_fd != chr->out_fd) {
+            close(chr->in_fd);
         }
     }
     if (chr->listen_fd >= 0) {

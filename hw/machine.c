@@ -147,7 +147,9 @@ static bool machine_add_serial(Error **errp)
 {
     ChardevSpec spec = { .kind = CHARDEV_NONE };
 
-    if (config.serial && !chardev_spec_parse(config.serial, &spec, errp)) {
+    if (config.serial_chardev) {
+        chardev_spec_copy(&spec, config.serial_chardev);
+    } else if (config.serial && !chardev_spec_parse(config.serial, &spec, errp)) {
         error_prepend(errp, "-serial %s: ", config.serial);
         return false;
     }
@@ -245,8 +247,11 @@ bool machine_init(const MachineConfig *cfg, Error **errp)
         .type = g_strdup(cfg->type), .ram_size = cfg->ram_size, .smp_cpus = cfg->smp_cpus,
         .topology = cfg->topology, .accel = g_strdup(cfg->accel), .accel_opts = g_strdup(cfg->accel_opts),
         .serial = g_strdup(cfg->serial), .drive = g_strdup(cfg->drive),
+        .serial_chardev = cfg->serial_chardev,      /* used by machine_init only */
     };
-    if (!machine_build(pc, errp)) {
+    bool built = machine_build(pc, errp);
+    config.serial_chardev = NULL;       /* the caller's: not kept */
+    if (!built) {
         machine_cleanup();
         return false;
     }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "chardev-spec.h"
 #include "error.h"
 
 /* Where the vCPUs sit (-smp sockets=,dies=,cores=,threads=); a level of 0
@@ -26,6 +27,7 @@ typedef struct MachineConfig {
     const char *accel;          /* "kvm" or "soft" */
     const char *accel_opts;     /* after the accelerator's name, or NULL */
     const char *serial;         /* -serial spec, or NULL */
+    const ChardevSpec *serial_chardev;  /* the serial port's backend; NULL: from serial */
     const char *drive;          /* raw boot disk image, or NULL */
 } MachineConfig;
 

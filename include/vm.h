@@ -34,6 +34,9 @@ bool runstate_needs_reset(void);
 
 /* autostart: false with -S; on an incoming VM `cont`/`stop` toggle it. */
 extern bool vm_autostart;
+/* -no-shutdown: a guest-initiated shutdown stops the VM (run state shutdown)
+ * instead of ending the process; quit and signals still exit. [BQL] */
+extern bool vm_no_shutdown;
 
 /* Start or resume the guest: vCPUs run, state RUNNING, RESUME event. [BQL] */
 bool vm_start(Error **errp);

@@ -8,6 +8,8 @@ MONITOR_QMP_OBJS := $(BUILD)/monitor/monitor.o $(BUILD)/monitor/monitor-server.o
 HMP_DISPATCH_OBJS := $(BUILD)/monitor/hmp.o $(BUILD)/monitor/hmp-parse.o $(BUILD)/monitor/hmp-commands.o \
                      $(BUILD)/monitor/hmp-cmds.o $(BUILD)/monitor/hmp-cmds-migration.o \
                      $(BUILD)/monitor/hmp-print.o
+# Monitors open chardev specs (system/chardev-spec.c, with the option parsers it uses).
+MONITOR_SPEC_OBJS := $(BUILD)/system/chardev-spec.o $(BUILD)/system/opts.o
 MONITOR_OBJS := $(MONITOR_QMP_OBJS) $(HMP_DISPATCH_OBJS) $(BUILD)/monitor/hmp-console.o \
                 $(BUILD)/monitor/hmp-cmds-cpu.o
 MIGVM_OBJS += $(MONITOR_OBJS)
@@ -15,7 +17,7 @@ MIGVM_OBJS += $(MONITOR_OBJS)
 # QMP unit tests: the server and dispatcher with util and the generated code;
 # handlers of commands implemented outside monitor/ come from generated weak
 # stand-ins, the rest of the process from qmp-test-stubs.c (tests only).
-QMP_TEST_OBJS := $(MONITOR_QMP_OBJS) $(QAPI_DISPATCH_OBJ) $(UTIL_OBJS) $(QAPI_ALL_OBJS) \
+QMP_TEST_OBJS := $(MONITOR_QMP_OBJS) $(QAPI_DISPATCH_OBJ) $(UTIL_OBJS) $(QAPI_ALL_OBJS) $(MONITOR_SPEC_OBJS) \
                  $(BUILD)/tests/unit/qmp-test-stubs.o $(BUILD)/tests/unit/qmp-handler-stubs.o
 $(BUILD)/tests/unit/qmp-handler-stubs.c: $(BUILD)/qapi/qapi-commands.h tests/unit/qmp-handler-stubs.sh
 	@mkdir -p $(dir $@)
@@ -36,4 +38,4 @@ UNIT_TESTS += $(BUILD)/tests/unit/test-hmp-parse $(BUILD)/tests/unit/test-hmp-pr
 $(BUILD)/tests/unit/test-hmp-parse: $(BUILD)/monitor/hmp-parse.o
 $(BUILD)/tests/unit/test-hmp-print: $(BUILD)/monitor/hmp-print.o $(HMP_TEST_DEPS)
 $(BUILD)/tests/unit/test-hmp-dispatch: $(HMP_DISPATCH_OBJS) $(BUILD)/monitor/hmp-cmds-cpu.o $(BUILD)/monitor/monitor.o \
-                                       $(BUILD)/monitor/monitor-server.o $(HMP_TEST_DEPS)
+                                       $(BUILD)/monitor/monitor-server.o $(MONITOR_SPEC_OBJS) $(HMP_TEST_DEPS)

@@ -108,9 +108,11 @@ bool monitor_fd_close(Monitor *mon, const char *name, Error **errp);
 
 /* --- Servers (monitor/monitor-server.c) --- */
 
-/* Listen on a UNIX or TCP socket (server=on; many clients at once, each its
- * own Monitor) or serve stdio (one monitor on fds 0/1). With wait=on, blocks
- * until the first client connects. [main thread] */
+/* Put monitors on a chardev: a listening socket (server=on: UNIX, TCP or
+ * an inherited fd; many clients at once, each its own Monitor; with wait=on,
+ * blocks until the first client connects), a connection out (server=off:
+ * reported when the peer goes, made again every reconnect= seconds), stdio
+ * or a pipe (one Monitor), a file (output only) or null. [main thread] */
 bool monitor_server_start(const ChardevSpec *spec, bool is_qmp, const MonitorServerOps *ops, Error **errp);
 /* Stop / restart reading a monitor's input (HMP `migrate` without -d). */
 void monitor_suspend(Monitor *mon);

@@ -1,5 +1,11 @@
 /*
- * Monitor transports: listening UNIX/TCP sockets and stdio.
+ * Monitor transports: any chardev spec (chardev-spec.h).
+ *
+ *   server=on socket (UNIX, TCP, inherited fd): every client its own Monitor
+ *   server=off socket: one connection out; when the peer goes away it is
+ *       reported and, with reconnect=N, tried again every N seconds
+ *   stdio, pipe (PATH.in/PATH.out or PATH): one Monitor on the two fds
+ *   file: output only; null: no Monitor at all
  *
  *   listener fd --G_IO_IN--> accept --> Monitor + MonitorConn --> ops->opened
  *   client fd  --G_IO_IN--> recvmsg (bytes + SCM_RIGHTS fds) --> ops->input
@@ -16,25 +22,27 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include <glib-unix.h>
+#include "chardev-socket.h"
 #include "fd-io.h"
 
 #define MAX_RECV_FDS 16
 #define READ_CHUNK 65536
 #define STDIO_WRITE_CHUNK 4096
 
+typedef struct MonitorClient MonitorClient;
+
 struct MonitorConn {
     Monitor *mon;
-    int in_fd, out_fd;
-    bool is_socket;             /* recvmsg/send; else read/write (stdio) */
+    int in_fd, out_fd;          /* in_fd -1: output only (file) */
+    bool is_socket;             /* recvmsg/send; else read/write (stdio, pipe, file) */
+    bool own_fds;               /* close in_fd and out_fd when freed (not stdio's) */
+    MonitorClient *client;      /* server=off: who reconnects when this one goes */
     guint in_watch, out_watch;
     GString *out;               /* queued output [monitor lock] */
     bool dead;                  /* write failed or overflow: close [monitor lock] */
@@ -50,12 +58,25 @@ typedef struct MonitorListener {
     const MonitorServerOps *ops;
 } MonitorListener;
 
+/* A server=off monitor: the connection out, made again after a loss when
+ * spec.reconnect is set. [main thread] */
+struct MonitorClient {
+    ChardevSpec spec;
+    bool is_qmp;
+    const MonitorServerOps *ops;
+    MonitorConn *conn;          /* live connection, or NULL */
+    guint retry;                /* reconnect timer */
+};
+
 static GList *conn_list;        /* MonitorConn, main thread only */
 static GList *listener_list;
+static GList *client_list;      /* MonitorClient, main thread only */
+static bool cleaning_up;        /* monitor_server_cleanup: losses are not news */
 static guint flush_idle;        /* [monitor lock] */
 
 static void conn_start_reading(MonitorConn *conn);
 static gboolean flush_idle_cb(gpointer opaque);
+static void client_lost(MonitorClient *client);
 
 /* --- output --- */
 
@@ -162,6 +183,7 @@ static MonitorConn *conn_new(int in_fd, int out_fd, bool is_socket, bool is_qmp,
     conn->in_fd = in_fd;
     conn->out_fd = out_fd;
     conn->is_socket = is_socket;
+    conn->own_fds = is_socket;
     conn->out = g_string_new("");
     Monitor *mon = monitor_new(is_qmp, NULL, NULL);
     mon->pretty = pretty;
@@ -188,11 +210,21 @@ void monitor_conn_free(MonitorConn *conn)
     if (conn->out_watch) {
         g_source_remove(conn->out_watch);
     }
-    if (conn->is_socket) {
-        close(conn->in_fd);
+    if (conn->own_fds) {
+        if (conn->in_fd >= 0) {
+            close(conn->in_fd);
+        }
+        if (conn->out_fd >= 0 && conn->out_fd != conn->in_fd) {
+            close(conn->out_fd);
+        }
     }
+    MonitorClient *client = conn->client;
     g_string_free(conn->out, TRUE);
     g_free(conn);
+    if (client) {
+        client->conn = NULL;
+        client_lost(client);
+    }
 }
 
 static void conn_close(MonitorConn *conn)
@@ -274,7 +306,7 @@ static gboolean in_ready_cb(gint fd, GIOCondition cond, gpointer opaque)
 
 static void conn_start_reading(MonitorConn *conn)
 {
-    if (!conn->in_watch && !conn->mon->suspended && !conn->mon->closing) {
+    if (conn->in_fd >= 0 && !conn->in_watch && !conn->mon->suspended && !conn->mon->closing) {
         conn->in_watch = g_unix_fd_add(conn->in_fd, G_IO_IN | G_IO_HUP | G_IO_ERR, in_ready_cb, conn);
     }
 }
@@ -330,76 +362,6 @@ static gboolean accept_cb(gint fd, GIOCondition cond, gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
-static int listen_unix(const char *path, Error **errp)
-{
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof(addr.sun_path)) {
-        error_setg(errp, "UNIX socket path '%s' is too long", path);
-        return -1;
-    }
-    strcpy(addr.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "Failed to create socket");
-        return -1;
-    }
-    unlink(path);                   /* a stale socket from an earlier run */
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 16) < 0) {
-        error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int listen_inet_one(const struct addrinfo *ai)
-{
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
-    if (fd < 0) {
-        return -1;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (ai->ai_family == AF_INET6) {
-        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-    }
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 16) < 0) {
-        int saved = errno;
-        close(fd);
-        errno = saved;
-        return -1;
-    }
-    return fd;
-}
-
-/* Listen on every address HOST:PORT resolves to; fills fds (up to max). */
-static int listen_tcp(const char *host, const char *port, int *fds, int max, Error **errp)
-{
-    struct addrinfo hints = { .ai_flags = AI_PASSIVE, .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-    struct addrinfo *res = NULL;
-    const char *node = (host && *host) ? host : NULL;
-    int rc = getaddrinfo(node, port, &hints, &res);
-    if (rc != 0) {
-        error_setg(errp, "address resolution failed for %s:%s: %s", host ? host : "", port, gai_strerror(rc));
-        return -1;
-    }
-    int count = 0, last_errno = 0;
-    for (struct addrinfo *ai = res; ai && count < max; ai = ai->ai_next) {
-        int fd = listen_inet_one(ai);
-        if (fd < 0) {
-            last_errno = errno;
-        } else {
-            fds[count++] = fd;
-        }
-    }
-    freeaddrinfo(res);
-    if (count == 0) {
-        error_setg_errno(errp, last_errno, "Failed to bind socket");
-        return -1;
-    }
-    return count;
-}
-
 static MonitorListener *listener_add(int fd, const char *unix_path, bool is_qmp, bool pretty,
                                      const MonitorServerOps *ops)
 {
@@ -417,13 +379,10 @@ static MonitorListener *listener_add(int fd, const char *unix_path, bool is_qmp,
 /* wait=on: block until a client connects to one of fds. */
 static void wait_first_client(MonitorListener **ls, int n, const ChardevSpec *spec)
 {
-    if (spec->kind == CHARDEV_UNIX) {
-        fprintf(stderr, "migvm: waiting for connection on: disconnected:unix:%s,server=on\n", spec->path);
-    } else {
-        fprintf(stderr, "migvm: waiting for connection on: disconnected:tcp:%s:%s,server=on\n",
-                spec->host ? spec->host : "", spec->port);
-    }
-    struct pollfd pfds[8];
+    g_autofree char *where = chardev_spec_describe(spec);
+
+    fprintf(stderr, "migvm: waiting for connection on: disconnected:%s,server=on\n", where);
+    struct pollfd pfds[CHARDEV_SOCKET_MAX_LISTEN];
     for (int i = 0; i < n; i++) {
         pfds[i] = (struct pollfd){ .fd = ls[i]->fd, .events = POLLIN };
     }
@@ -440,41 +399,15 @@ static void wait_first_client(MonitorListener **ls, int n, const ChardevSpec *sp
     }
 }
 
-bool monitor_server_start(const ChardevSpec *spec, bool is_qmp, const MonitorServerOps *ops, Error **errp)
+static bool start_listening(const ChardevSpec *spec, bool is_qmp, const MonitorServerOps *ops, Error **errp)
 {
-    int fds[8];
-    int n = 0;
+    int fds[CHARDEV_SOCKET_MAX_LISTEN];
+    int n = chardev_socket_listen(spec, fds, errp);
 
-    switch (spec->kind) {
-    case CHARDEV_STDIO:
-        conn_new(STDIN_FILENO, STDOUT_FILENO, false, is_qmp, spec->pretty, ops);
-        return true;
-    case CHARDEV_UNIX:
-        fds[0] = listen_unix(spec->path, errp);
-        n = fds[0] < 0 ? -1 : 1;
-        break;
-    case CHARDEV_TCP:
-        n = listen_tcp(spec->host, spec->port, fds, G_N_ELEMENTS(fds), errp);
-        break;
-    default:
-        error_setg(errp, "a monitor needs stdio, unix: or tcp:");
-        return false;
-    }
     if (n < 0) {
         return false;
     }
-    if (!spec->server) {
-        /* Connecting out (server=off) is not supported: monitors listen. */
-        for (int i = 0; i < n; i++) {
-            close(fds[i]);
-        }
-        if (spec->kind == CHARDEV_UNIX) {
-            unlink(spec->path);
-        }
-        error_setg(errp, "monitor sockets must be listening (server=on)");
-        return false;
-    }
-    MonitorListener *ls[8];
+    MonitorListener *ls[CHARDEV_SOCKET_MAX_LISTEN];
     for (int i = 0; i < n; i++) {
         ls[i] = listener_add(fds[i], spec->kind == CHARDEV_UNIX ? spec->path : NULL, is_qmp, spec->pretty, ops);
     }
@@ -482,6 +415,144 @@ bool monitor_server_start(const ChardevSpec *spec, bool is_qmp, const MonitorSer
         wait_first_client(ls, n, spec);
     }
     return true;
+}
+
+/* --- connecting out (server=off) --- */
+
+static bool client_connect(MonitorClient *client, Error **errp)
+{
+    int fd = chardev_socket_connect(&client->spec, errp);
+
+    if (fd < 0) {
+        return false;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    MonitorConn *conn = conn_new(fd, fd, true, client->is_qmp, client->spec.pretty, client->ops);
+    conn->client = client;
+    client->conn = conn;
+    return true;
+}
+
+static gboolean client_retry_cb(gpointer opaque)
+{
+    MonitorClient *client = opaque;
+    Error *err = NULL;
+
+    if (client_connect(client, &err)) {
+        client->retry = 0;
+        return G_SOURCE_REMOVE;
+    }
+    error_free(err);                /* reported once, when the peer went away */
+    return G_SOURCE_CONTINUE;
+}
+
+static void client_schedule_retry(MonitorClient *client)
+{
+    if (client->spec.reconnect > 0 && !client->retry) {
+        client->retry = g_timeout_add_seconds(client->spec.reconnect, client_retry_cb, client);
+    }
+}
+
+static void client_lost(MonitorClient *client)
+{
+    if (cleaning_up) {
+        return;
+    }
+    g_autofree char *where = chardev_spec_describe(&client->spec);
+    if (client->spec.reconnect > 0) {
+        warn_report("chardev '%s': monitor peer %s disconnected, reconnecting every %d s",
+                    client->spec.id ? client->spec.id : "", where, client->spec.reconnect);
+        client_schedule_retry(client);
+    } else {
+        warn_report("chardev '%s': monitor peer %s disconnected", client->spec.id ? client->spec.id : "", where);
+    }
+}
+
+static bool start_client(const ChardevSpec *spec, bool is_qmp, const MonitorServerOps *ops, Error **errp)
+{
+    MonitorClient *client = g_new0(MonitorClient, 1);
+    Error *err = NULL;
+
+    chardev_spec_copy(&client->spec, spec);
+    client->is_qmp = is_qmp;
+    client->ops = ops;
+    if (!client_connect(client, &err)) {
+        if (spec->reconnect <= 0) {
+            error_propagate(errp, err);
+            chardev_spec_clear(&client->spec);
+            g_free(client);
+            return false;
+        }
+        /* As QEMU: with reconnect= a peer that is not there yet is no error. */
+        warn_report("Unable to connect character device %s: %s", spec->id ? spec->id : "",
+                    error_get_pretty(err));
+        error_free(err);
+        client_schedule_retry(client);
+    }
+    client_list = g_list_append(client_list, client);
+    return true;
+}
+
+/* --- stdio, pipes, files --- */
+
+static bool start_pipe(const ChardevSpec *spec, bool is_qmp, const MonitorServerOps *ops, Error **errp)
+{
+    g_autofree char *in_path = g_strdup_printf("%s.in", spec->path);
+    g_autofree char *out_path = g_strdup_printf("%s.out", spec->path);
+    /* O_RDWR: opening a FIFO does not wait for the other end, and its reader
+     * never sees end-of-file when a writer goes. */
+    int in_fd = open(in_path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    int out_fd = open(out_path, O_RDWR | O_CLOEXEC);
+
+    if (in_fd < 0 || out_fd < 0) {
+        if (in_fd >= 0) {
+            close(in_fd);
+        }
+        if (out_fd >= 0) {
+            close(out_fd);
+        }
+        in_fd = open(spec->path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        if (in_fd < 0) {
+            error_setg_errno(errp, errno, "Could not open '%s'", spec->path);
+            return false;
+        }
+        out_fd = in_fd;
+    }
+    conn_new(in_fd, out_fd, false, is_qmp, spec->pretty, ops)->own_fds = true;
+    return true;
+}
+
+static bool start_file(const ChardevSpec *spec, bool is_qmp, const MonitorServerOps *ops, Error **errp)
+{
+    int fd = open(spec->path, O_WRONLY | O_CREAT | O_CLOEXEC | (spec->append ? O_APPEND : O_TRUNC), 0666);
+
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "Could not open '%s'", spec->path);
+        return false;
+    }
+    conn_new(-1, fd, false, is_qmp, spec->pretty, ops)->own_fds = true;
+    return true;
+}
+
+bool monitor_server_start(const ChardevSpec *spec, bool is_qmp, const MonitorServerOps *ops, Error **errp)
+{
+    switch (spec->kind) {
+    case CHARDEV_STDIO:
+        conn_new(STDIN_FILENO, STDOUT_FILENO, false, is_qmp, spec->pretty, ops);
+        return true;
+    case CHARDEV_UNIX:
+    case CHARDEV_TCP:
+    case CHARDEV_FD:
+        return spec->server ? start_listening(spec, is_qmp, ops, errp) : start_client(spec, is_qmp, ops, errp);
+    case CHARDEV_PIPE:
+        return start_pipe(spec, is_qmp, ops, errp);
+    case CHARDEV_FILE:
+        return start_file(spec, is_qmp, ops, errp);
+    case CHARDEV_NONE:
+        return true;                /* a monitor nobody can reach */
+    }
+    error_setg(errp, "unknown chardev kind");
+    return false;
 }
 
 /* --- shutdown --- */
@@ -506,6 +577,8 @@ static void conn_drain(MonitorConn *conn, gint64 deadline)
 void monitor_server_cleanup(void)
 {
     gint64 deadline = g_get_monotonic_time() + G_USEC_PER_SEC;
+
+    cleaning_up = true;
     while (conn_list) {
         MonitorConn *conn = conn_list->data;
         conn_drain(conn, deadline);
@@ -522,10 +595,20 @@ void monitor_server_cleanup(void)
         g_free(ls->unix_path);
         g_free(ls);
     }
+    while (client_list) {
+        MonitorClient *client = client_list->data;
+        client_list = g_list_delete_link(client_list, client_list);
+        if (client->retry) {
+            g_source_remove(client->retry);
+        }
+        chardev_spec_clear(&client->spec);
+        g_free(client);
+    }
     monitor_lock();
     if (flush_idle) {
         g_source_remove(flush_idle);
         flush_idle = 0;
     }
     monitor_unlock();
+    cleaning_up = false;
 }

@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "cmdline.h"
+#include "cmdline-int.h"
 
 typedef bool OptionFn(CmdlineOptions *o, const char *name, const char *arg, Error **errp);
 
@@ -276,51 +276,6 @@ static bool opt_machine(CmdlineOptions *o, const char *name, const char *arg, Er
     return true;
 }
 
-static bool add_chardev(GPtrArray *list, const char *arg, Error **errp)
-{
-    ChardevSpec *spec = g_new0(ChardevSpec, 1);
-
-    if (!chardev_spec_parse(arg, spec, errp)) {
-        g_free(spec);
-        return false;
-    }
-    g_ptr_array_add(list, spec);
-    return true;
-}
-
-static bool opt_qmp(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
-{
-    if (!strcmp(arg, "none")) {
-        return true;
-    }
-    return add_chardev(o->qmp, arg, errp);
-}
-
-static bool opt_monitor(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
-{
-    o->monitor_given = true;
-    if (!strcmp(arg, "none")) {
-        return true;
-    }
-    return add_chardev(o->hmp, arg, errp);
-}
-
-static bool opt_serial(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
-{
-    ChardevSpec spec = { 0 };
-
-    if (o->serial) {
-        error_setg(errp, "only one serial port is supported");
-        return false;
-    }
-    if (!chardev_spec_parse(arg, &spec, errp)) {
-        return false;
-    }
-    chardev_spec_clear(&spec);
-    o->serial = g_strdup(arg);
-    return true;
-}
-
 /* -drive file=IMG[,format=raw][,if=...][,index=N][,media=disk]: one raw boot disk. */
 static bool opt_drive(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
 {
@@ -394,6 +349,10 @@ static bool opt_flag(CmdlineOptions *o, const char *name, const char *arg, Error
 {
     if (!strcmp(name, "S")) {
         o->start_paused = true;
+    } else if (!strcmp(name, "no-shutdown")) {
+        o->no_shutdown = true;
+    } else if (!strcmp(name, "no-user-config") || !strcmp(name, "no-defaults")) {
+        /* migvm reads no configuration files: nothing to skip. */
     } else if (!strcmp(name, "nodefaults")) {
         o->nodefaults = true;
     } else if (!strcmp(name, "nographic")) {
@@ -416,11 +375,18 @@ static const OptionDef options[] = {
     { "enable-kvm", false, opt_enable_kvm, "              same as -accel kvm" },
     { "machine", true, opt_machine, "TYPE[,accel=A] machine type: pc (default) or none; 'help' lists them" },
     { "M", true, opt_machine, "TYPE             same as -machine" },
+    { "chardev", true, opt_chardev, "BACKEND,id=ID,... socket (path=|host=,port=|fd=, server=, wait=, reconnect=), "
+                                    "stdio, file (path=), pipe (path=), null" },
+    { "mon", true, opt_mon, "chardev=ID[,...] monitor on a chardev: mode=control (QMP) or readline (HMP), "
+                            "pretty=on" },
     { "qmp", true, opt_qmp, "SPEC           QMP monitor: stdio, unix:PATH,server=on,wait=off, tcp:HOST:PORT,..." },
     { "monitor", true, opt_monitor, "SPEC       HMP monitor (same specs as -qmp), or none" },
-    { "serial", true, opt_serial, "SPEC        serial port: stdio, file:PATH, unix:PATH,server=on,wait=off, none" },
+    { "serial", true, opt_serial, "SPEC        serial port: stdio, file:PATH, unix:PATH,server=on,wait=off, "
+                                  "chardev:ID, null, none" },
     { "drive", true, opt_drive, "file=IMG[,format=raw] boot disk image (raw)" },
     { "S", false, opt_flag, "                 do not start the vCPUs (use 'cont')" },
+    { "no-shutdown", false, opt_flag, "       a guest shutdown stops the VM instead of exiting" },
+    { "no-user-config", false, opt_flag, "    accepted: migvm reads no configuration files" },
     { "incoming", true, opt_incoming, "URI|defer wait for an incoming migration" },
     { "nodefaults", false, opt_flag, "              no default serial port or monitor" },
     { "display", true, opt_only_none, "none     no display (the only kind)" },
@@ -489,19 +455,8 @@ void cmdline_options_init(CmdlineOptions *o)
     o->smp_cpus = 1;
     o->smp_sockets = o->smp_dies = o->smp_cores = o->smp_threads = 1;
     o->accels = g_ptr_array_new();
-    o->qmp = g_ptr_array_new();
-    o->hmp = g_ptr_array_new();
-}
-
-static void chardev_list_free(GPtrArray *list)
-{
-    for (guint i = 0; list && i < list->len; i++) {
-        chardev_spec_clear(list->pdata[i]);
-        g_free(list->pdata[i]);
-    }
-    if (list) {
-        g_ptr_array_free(list, TRUE);
-    }
+    o->chardevs = g_ptr_array_new_with_free_func(cmdline_chardev_free);
+    o->monitors = g_ptr_array_new_with_free_func(cmdline_monitor_free);
 }
 
 void cmdline_options_clear(CmdlineOptions *o)
@@ -515,8 +470,14 @@ void cmdline_options_clear(CmdlineOptions *o)
     if (o->accels) {
         g_ptr_array_free(o->accels, TRUE);
     }
-    chardev_list_free(o->qmp);
-    chardev_list_free(o->hmp);
+    if (o->chardevs) {
+        g_ptr_array_free(o->chardevs, TRUE);
+    }
+    if (o->monitors) {
+        g_ptr_array_free(o->monitors, TRUE);
+    }
+    g_free(o->serial_device);
+    g_free(o->serial_chardev);
     g_free(o->name);
     g_free(o->machine);
     g_free(o->serial);
@@ -577,25 +538,15 @@ bool cmdline_parse(int argc, char **argv, CmdlineOptions *out, Error **errp)
 
 /* ---- after parsing --------------------------------------------------------- */
 
-static int count_stdio(const GPtrArray *list)
-{
-    int n = 0;
-
-    for (guint i = 0; i < list->len; i++) {
-        n += ((const ChardevSpec *)list->pdata[i])->kind == CHARDEV_STDIO;
-    }
-    return n;
-}
-
 bool cmdline_finish(CmdlineOptions *o, Error **errp)
 {
     if (o->nographic && !o->nodefaults) {
-        if (!o->serial) {
+        if (!o->serial && !o->serial_device) {
             o->serial = g_strdup("stdio");
-        } else if (!o->monitor_given && strcmp(o->serial, "stdio")) {
-            ChardevSpec *spec = g_new0(ChardevSpec, 1);
-            spec->kind = CHARDEV_STDIO;
-            g_ptr_array_add(o->hmp, spec);
+        } else if (!o->monitor_given && (!o->serial || strcmp(o->serial, "stdio"))) {
+            if (!opt_monitor(o, "monitor", "stdio", errp)) {
+                return false;
+            }
         }
     }
     if (o->nodefaults && !o->serial) {
@@ -604,16 +555,7 @@ bool cmdline_finish(CmdlineOptions *o, Error **errp)
     if (!o->machine) {
         o->machine = g_strdup("pc");
     }
-    int stdio_users = count_stdio(o->qmp) + count_stdio(o->hmp) + (o->serial && !strcmp(o->serial, "stdio"));
-    if (stdio_users > 1) {
-        error_setg(errp, "stdio can be used by only one of -qmp, -monitor and -serial");
-        return false;
-    }
-    if (o->daemonize && stdio_users) {
-        error_setg(errp, "-daemonize: cannot be used with stdio (-qmp, -monitor, -serial or -nographic)");
-        return false;
-    }
-    return true;
+    return cmdline_chardev_finish(o, errp);
 }
 
 bool cmdline_choose_accel(const CmdlineOptions *o, const char *kvm_error, char **accel,

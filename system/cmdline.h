@@ -23,6 +23,14 @@ typedef struct CmdlineAccel {
     const char *origin;       /* option that named it, for messages */
 } CmdlineAccel;
 
+/* A monitor: -mon, or what -qmp / -monitor imply. */
+typedef struct CmdlineMonitor {
+    char *chardev;            /* id of one of CmdlineOptions.chardevs */
+    bool is_qmp;              /* mode=control */
+    bool pretty;              /* QMP pretty=on */
+    const char *origin;       /* "-mon", "-qmp" or "-monitor", for messages */
+} CmdlineMonitor;
+
 typedef struct CmdlineOptions {
     char *name;               /* -name */
     uint64_t ram_size;        /* -m, bytes */
@@ -30,14 +38,19 @@ typedef struct CmdlineOptions {
     int smp_sockets, smp_dies, smp_cores, smp_threads;  /* -smp topology, QEMU 7.2's defaults */
     GPtrArray *accels;        /* CmdlineAccel*, tried in order; empty: automatic */
     char *machine;            /* -machine type */
-    GPtrArray *qmp;           /* ChardevSpec* from -qmp */
-    GPtrArray *hmp;           /* ChardevSpec* from -monitor (none dropped) */
+    GPtrArray *chardevs;      /* ChardevSpec*, each with an id: -chardev, and those the
+                               * shorthands -qmp, -monitor and -serial imply */
+    GPtrArray *monitors;      /* CmdlineMonitor*: -mon, -qmp, -monitor (none dropped) */
+    int compat_monitors;      /* ids given to -qmp / -monitor chardevs so far */
     bool monitor_given;       /* any -monitor, including none */
     char *serial;             /* -serial text (validated), NULL = default */
+    char *serial_device;      /* -device isa-serial,chardev=ID */
+    char *serial_chardev;     /* after cmdline_finish: the serial port's chardev id, NULL = none */
     char *drive;              /* -drive file=IMG: the boot disk image */
     char *incoming;           /* -incoming URI or "defer" */
     char *pidfile;
     bool start_paused;        /* -S */
+    bool no_shutdown;         /* -no-shutdown: a guest shutdown stops the VM instead of exiting */
     bool nodefaults;
     bool nographic;
     bool daemonize;
@@ -53,9 +66,15 @@ void cmdline_options_clear(CmdlineOptions *o);
  * ("-m: invalid size 'x'"); the caller prefixes "migvm: ". */
 bool cmdline_parse(int argc, char **argv, CmdlineOptions *out, Error **errp);
 
-/* Apply -nographic / -nodefaults defaults (serial and monitor on stdio)
- * and check the combinations (stdio used twice, -daemonize with stdio). */
+/* Apply -nographic / -nodefaults defaults (serial and monitor on stdio),
+ * resolve chardev references and check the combinations (a chardev used
+ * twice, stdio used twice, -daemonize with stdio). */
 bool cmdline_finish(CmdlineOptions *o, Error **errp);
+
+/* The chardev named id, or NULL. */
+const ChardevSpec *cmdline_find_chardev(const CmdlineOptions *o, const char *id);
+/* -device isa-serial,chardev=ID: the serial port on that chardev. */
+bool cmdline_add_serial_device(CmdlineOptions *o, const char *chardev, Error **errp);
 
 /* Pick the accelerator. kvm_error is NULL when /dev/kvm is usable, else
  * why not. *warning gets a message to print when falling back silently

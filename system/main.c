@@ -162,15 +162,19 @@ static bool pidfile_create(Startup *s, const char *path, Error **errp)
 
 static bool start_monitors(const CmdlineOptions *o, Error **errp)
 {
-    for (guint i = 0; i < o->qmp->len; i++) {
-        if (!monitor_init_qmp(o->qmp->pdata[i], errp)) {
-            error_prepend(errp, "-qmp: ");
-            return false;
-        }
-    }
-    for (guint i = 0; i < o->hmp->len; i++) {
-        if (!monitor_init_hmp(o->hmp->pdata[i], errp)) {
-            error_prepend(errp, "-monitor: ");
+    for (guint i = 0; i < o->monitors->len; i++) {
+        const CmdlineMonitor *mon = o->monitors->pdata[i];
+        ChardevSpec spec;
+        chardev_spec_copy(&spec, cmdline_find_chardev(o, mon->chardev));
+        spec.pretty = mon->pretty;
+        bool ok = mon->is_qmp ? monitor_init_qmp(&spec, errp) : monitor_init_hmp(&spec, errp);
+        chardev_spec_clear(&spec);
+        if (!ok) {
+            if (!strcmp(mon->origin, "-mon")) {
+                error_prepend(errp, "-chardev %s: ", mon->chardev);
+            } else {
+                error_prepend(errp, "%s: ", mon->origin);
+            }
             return false;
         }
     }
@@ -180,6 +184,7 @@ static bool start_monitors(const CmdlineOptions *o, Error **errp)
 static bool start_guest(const CmdlineOptions *o, Error **errp)
 {
     vm_autostart = !o->start_paused;
+    vm_no_shutdown = o->no_shutdown;
     if (o->incoming) {
         if (!runstate_set(RUN_STATE_INMIGRATE, errp)) {
             return false;
@@ -199,7 +204,7 @@ static bool start_up(Startup *s, Error **errp)
         .type = s->opts.machine, .ram_size = s->opts.ram_size, .smp_cpus = s->opts.smp_cpus,
         .topology = { s->opts.smp_sockets, s->opts.smp_dies, s->opts.smp_cores, s->opts.smp_threads },
         .accel = s->accel, .accel_opts = s->accel_opts,
-        .serial = s->opts.serial, .drive = s->opts.drive,
+        .serial_chardev = cmdline_find_chardev(&s->opts, s->opts.serial_chardev), .drive = s->opts.drive,
     };
 
     if (!vmstate_test_omit_init(errp) || !machine_init(&machine, errp)) {

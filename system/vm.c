@@ -22,6 +22,7 @@
 
 VMConfig vm_config;
 bool vm_autostart = true;
+bool vm_no_shutdown;
 
 /* ---- run state --------------------------------------------------------------- */
 
@@ -278,6 +279,11 @@ static void shutdown_now(ShutdownCause cause)
         return;                 /* SHUTDOWN is announced once */
     }
     qapi_event_send_shutdown(shutdown_caused_by_guest(cause), cause);
+    if (vm_no_shutdown && shutdown_caused_by_guest(cause)) {
+        /* QEMU's -no-shutdown: the VM stops; quit or a signal ends the process. */
+        vm_stop(RUN_STATE_SHUTDOWN, NULL);
+        return;
+    }
     main_loop_request_exit();
 }
 

@@ -1,8 +1,9 @@
 # util/: small helpers shared by every subsystem: errors (error.c), whole-buffer
-# fd I/O (fd-io.c), and JSON: the lexer with QEMU's rules, the streamer that
-# splits a byte stream into values, the writer with QEMU's output format.
+# fd I/O (fd-io.c), the sockets of socket chardevs (chardev-socket.c), and JSON:
+# the lexer with QEMU's rules, the streamer that splits a byte stream into
+# values, the writer with QEMU's output format.
 # UTIL_OBJS is what every test links besides its own objects.
-UTIL_OBJS := $(BUILD)/util/error.o $(BUILD)/util/fd-io.o $(BUILD)/util/json-lexer.o \
+UTIL_OBJS := $(BUILD)/util/error.o $(BUILD)/util/fd-io.o $(BUILD)/util/chardev-socket.o $(BUILD)/util/json-lexer.o \
              $(BUILD)/util/json-streamer.o $(BUILD)/util/json-writer.o
 MIGVM_OBJS += $(UTIL_OBJS)
 

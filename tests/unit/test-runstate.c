@@ -479,8 +479,8 @@ END_TEST
 START_TEST(test_chardev_bad)
 {
     static const struct { const char *text, *error; } cases[] = {
-        { "", "unknown character device '' (stdio, none, file:PATH, unix:PATH or tcp:HOST:PORT)" },
-        { "pty", "unknown character device 'pty' (stdio, none, file:PATH, unix:PATH or tcp:HOST:PORT)" },
+        { "", "unknown character device '' (stdio, null, file:PATH, pipe:PATH, unix:PATH or tcp:HOST:PORT)" },
+        { "pty", "unknown character device 'pty' (stdio, null, file:PATH, pipe:PATH, unix:PATH or tcp:HOST:PORT)" },
         { "unix:", "unix: path is empty" },
         { "file:", "file: path is empty" },
         { "tcp:localhost", "tcp: port missing in 'localhost' (expected HOST:PORT)" },
@@ -526,8 +526,8 @@ START_TEST(test_cmdline_defaults)
     ck_assert_int_eq(o.smp_cpus, 1);
     ck_assert_str_eq(o.machine, "pc");
     ck_assert_ptr_null(o.serial);
-    ck_assert_int_eq(o.qmp->len, 0);
-    ck_assert_int_eq(o.hmp->len, 0);
+    ck_assert_int_eq(o.monitors->len, 0);
+    ck_assert_int_eq(o.chardevs->len, 0);
     ck_assert(o.start_paused);
     cmdline_options_clear(&o);
 }
@@ -550,10 +550,15 @@ START_TEST(test_cmdline_full)
     CmdlineAccel *a = o.accels->pdata[0];
     ck_assert_str_eq(a->name, "soft");
     ck_assert_str_eq(a->opts, "dirty-rate=100");
-    ck_assert_int_eq(o.qmp->len, 2);
-    ck_assert_int_eq(((ChardevSpec *)o.qmp->pdata[1])->kind, CHARDEV_TCP);
-    ck_assert_int_eq(o.hmp->len, 1);
+    ck_assert_int_eq(o.monitors->len, 3);
+    const CmdlineMonitor *m = o.monitors->pdata[1];
+    ck_assert(m->is_qmp && !strcmp(m->chardev, "compat_monitor1"));
+    ck_assert_int_eq(cmdline_find_chardev(&o, m->chardev)->kind, CHARDEV_TCP);
+    m = o.monitors->pdata[2];
+    ck_assert(!m->is_qmp && !strcmp(m->chardev, "compat_monitor2"));
     ck_assert_str_eq(o.serial, "file:/tmp/s.log");
+    ck_assert_str_eq(o.serial_chardev, "serial0");
+    ck_assert_int_eq(cmdline_find_chardev(&o, "serial0")->kind, CHARDEV_FILE);
     ck_assert_str_eq(o.incoming, "defer");
     ck_assert_str_eq(o.pidfile, "/tmp/p.pid");
     ck_assert(o.daemonize && o.nodefaults && !o.start_paused);
@@ -563,7 +568,7 @@ START_TEST(test_cmdline_full)
     ck_assert_str_eq(o.name, "a,b");
     ck_assert_uint_eq(o.ram_size, 256ULL << 20);
     ck_assert_int_eq(o.smp_cpus, 4);
-    ck_assert(o.monitor_given && o.hmp->len == 0 && o.show_version);
+    ck_assert(o.monitor_given && o.monitors->len == 0 && o.show_version);
     cmdline_options_clear(&o);
 
     ck_assert(parse_line("-drive file=/tmp/d,,1.img,format=raw,if=ide,index=0", &o, NULL));
@@ -599,15 +604,15 @@ START_TEST(test_cmdline_errors)
         { "-drive if=ide", "-drive: file=IMAGE expected" },
         { "-drive file=a -drive file=b", "-drive: only one drive is supported" },
         { "-name guest=a,colour=red", "-name: invalid option 'colour'" },
-        { "-qmp bogus", "-qmp: unknown character device 'bogus' (stdio, none, file:PATH, unix:PATH or "
-                        "tcp:HOST:PORT)" },
+        { "-qmp bogus", "-qmp: unknown character device 'bogus' (stdio, null, file:PATH, pipe:PATH, "
+                        "unix:PATH or tcp:HOST:PORT)" },
         { "-monitor unix:", "-monitor: unix: path is empty" },
         { "-serial stdio -serial none", "-serial: only one serial port is supported" },
         { "disk.img", "disk.img: unexpected argument (options start with '-')" },
         { "-accel kvm -machine accel=soft", "-accel: cannot be combined with -machine accel=" },
-        { "-qmp stdio -monitor stdio", "stdio can be used by only one of -qmp, -monitor and -serial" },
-        { "-nographic -qmp stdio", "stdio can be used by only one of -qmp, -monitor and -serial" },
-        { "-daemonize -qmp stdio", "-daemonize: cannot be used with stdio (-qmp, -monitor, -serial or "
+        { "-qmp stdio -monitor stdio", "cannot use stdio by multiple character devices" },
+        { "-nographic -qmp stdio", "cannot use stdio by multiple character devices" },
+        { "-daemonize -qmp stdio", "-daemonize: cannot be used with stdio (-chardev, -qmp, -monitor, -serial or "
                                    "-nographic)" },
     };
 
@@ -630,17 +635,19 @@ START_TEST(test_cmdline_nographic)
 
     ck_assert(parse_line("-nographic", &o, NULL));
     ck_assert_str_eq(o.serial, "stdio");
-    ck_assert_int_eq(o.hmp->len, 0);
+    ck_assert_int_eq(o.monitors->len, 0);
     cmdline_options_clear(&o);
 
     ck_assert(parse_line("-nographic -serial file:/tmp/x", &o, NULL));
-    ck_assert_int_eq(o.hmp->len, 1);
-    ck_assert_int_eq(((ChardevSpec *)o.hmp->pdata[0])->kind, CHARDEV_STDIO);
+    ck_assert_int_eq(o.monitors->len, 1);
+    const CmdlineMonitor *m = o.monitors->pdata[0];
+    ck_assert(!m->is_qmp);
+    ck_assert_int_eq(cmdline_find_chardev(&o, m->chardev)->kind, CHARDEV_STDIO);
     cmdline_options_clear(&o);
 
     ck_assert(parse_line("-nographic -nodefaults", &o, NULL));
     ck_assert_str_eq(o.serial, "none");
-    ck_assert_int_eq(o.hmp->len, 0);
+    ck_assert_int_eq(o.monitors->len, 0);
     cmdline_options_clear(&o);
 }
 END_TEST
