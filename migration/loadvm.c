@@ -33,6 +33,7 @@ typedef struct LoadState {
     GHashTable *by_entry;               /* SaveStateEntry * -> LoadSection (same objects) */
     GPtrArray *set_up;                  /* entries whose load_setup ran */
     bool rp_open;
+    bool advised;                       /* POSTCOPY_ADVISE (length 0) seen */
 } LoadState;
 
 static bool load_header(LoadState *s, Error **errp)
@@ -70,7 +71,9 @@ static bool load_setup_all(LoadState *s, Error **errp)
     GPtrArray *r = savevm_entries();
     for (guint i = 0; i < r->len; i++) {
         SaveStateEntry *se = r->pdata[i];
-        if (!se->ops || !se->ops->load_setup || !savevm_entry_is_active(se)) {
+        /* Not is_active: that is the source's choice (its capabilities); a
+         * destination loads whatever comes, with no capability set. */
+        if (!se->ops || !se->ops->load_setup) {
             continue;
         }
         g_ptr_array_add(s->set_up, se);
@@ -288,10 +291,24 @@ static bool load_command(LoadState *s, Error **errp)
         }
         return mig_rp_send_pong(s->opts->return_path, v, errp);
     }
+    case MIG_CMD_POSTCOPY_ADVISE:
+        /* Length 0: the source may migrate dirty bitmaps after switch-over
+         * (capability dirty-bitmaps, QEMU 7.2 sends it then); bitmaps travel
+         * in precopy here, so nothing changes. 16: postcopy RAM. */
+        if (len != 0) {
+            break;
+        }
+        if (s->advised) {
+            error_setg(errp, "CMD_POSTCOPY_ADVISE in wrong postcopy state (1)");
+            return false;
+        }
+        s->advised = true;
+        return true;
     default:
-        error_setg(errp, "%s is not supported by migvm (precopy only)", cmd_names[cmd]);
-        return false;
+        break;
     }
+    error_setg(errp, "%s is not supported by migvm (precopy only)", cmd_names[cmd]);
+    return false;
 }
 
 /* After EOF: the optional vmdesc. Problems are only warnings, as in QEMU. */

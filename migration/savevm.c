@@ -9,6 +9,7 @@
  *   u8 0x07 CONFIGURATION body                      (config-section.c)
  *   [u8 0x08 be16 1 be16 0]                          OPEN_RETURN_PATH
  *   [u8 0x08 be16 2 be16 4 be32 n]                   PING(n)
+ *   [u8 0x08 be16 3 be16 0]                          POSTCOPY_ADVISE (dirty-bitmaps)
  *   u8 0x04 <full header>, VMState, footer           FULL, early_setup devices only
  *   u8 0x01 be32 id, u8 len idstr, be32 inst, be32 ver, data, u8 0x7e be32 id   START (live)
  *   u8 0x02 be32 id, data, u8 0x7e be32 id           PART (live, repeated)
@@ -218,6 +219,11 @@ void savevm_send_open_return_path(MigStream *f)
     put_command(f, MIG_CMD_OPEN_RETURN_PATH, 0, NULL);
 }
 
+void savevm_send_postcopy_advise(MigStream *f)
+{
+    put_command(f, MIG_CMD_POSTCOPY_ADVISE, 0, NULL);
+}
+
 void savevm_send_ping(MigStream *f, uint32_t value)
 {
     uint8_t b[4] = { value >> 24, value >> 16, value >> 8, value };
@@ -283,7 +289,7 @@ int savevm_state_iterate(MigStream *f, Error **errp)
     GPtrArray *r = savevm_entries();
     for (guint i = 0; i < r->len; i++) {
         SaveStateEntry *se = r->pdata[i];
-        if (!se->ops || !se->ops->save_live_iterate || !savevm_entry_is_active(se)) {
+        if (!se->ops || !se->ops->save_live_iterate || !se->setup_done) {
             continue;
         }
         if (mig_stream_rate_limit_exceeded(f)) {
@@ -324,7 +330,7 @@ void savevm_state_pending(bool exact, uint64_t *must_precopy_bytes)
     *must_precopy_bytes = 0;
     for (guint i = 0; i < r->len; i++) {
         SaveStateEntry *se = r->pdata[i];
-        if (!savevm_entry_is_active(se)) {
+        if (!se->ops || !se->setup_done) {
             continue;
         }
         if (exact && se->ops->state_pending_exact) {
@@ -340,7 +346,8 @@ static bool complete_live(MigStream *f, Error **errp)
     GPtrArray *r = savevm_entries();
     for (guint i = 0; i < r->len; i++) {
         SaveStateEntry *se = r->pdata[i];
-        if (!se->ops || !se->ops->save_live_complete_precopy || !savevm_entry_is_active(se)) {
+        /* only what setup started: is_active may change its mind later */
+        if (!se->ops || !se->ops->save_live_complete_precopy || !se->setup_done) {
             continue;
         }
         put_section_header(f, se, QEMU_VM_SECTION_END);

@@ -6,6 +6,7 @@
  * Writer, called by the migration thread in this order:
  *   savevm_state_header            magic, version, CONFIGURATION
  *   [savevm_send_open_return_path, savevm_send_ping(1)]
+ *   [savevm_send_postcopy_advise]
  *   savevm_state_setup             START + setup data + footer, per live handler
  *   savevm_state_iterate ...       PART + data + footer (stops at the rate limit)
  *   savevm_state_pending           how much the live handlers still have
@@ -134,6 +135,9 @@ typedef struct MigConfigOptions {
 bool savevm_state_header(MigStream *f, const MigConfigOptions *cfg, Error **errp);
 void savevm_send_open_return_path(MigStream *f);
 void savevm_send_ping(MigStream *f, uint32_t value);
+/* POSTCOPY_ADVISE with length 0: what QEMU 7.2 sends with capability
+ * dirty-bitmaps and no postcopy-ram. */
+void savevm_send_postcopy_advise(MigStream *f);
 /* START + setup data of every live handler. [BQL] */
 bool savevm_state_setup(MigStream *f, Error **errp);
 /* 1: every live handler finished its pass; 0: more to do (or the rate limit

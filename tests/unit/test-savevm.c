@@ -614,6 +614,33 @@ START_TEST(test_load_hostile_variants)
 }
 END_TEST
 
+/* POSTCOPY_ADVISE with length 0 right after the configuration (what QEMU
+ * 7.2 writes with capability dirty-bitmaps) loads; a second one, or one
+ * with postcopy RAM's 16 bytes, does not. */
+static GByteArray *with_command_at_0x11(const char *cmd, size_t len)
+{
+    GByteArray *good = qemu_none_stream();
+    GByteArray *b = g_byte_array_new();
+    g_byte_array_append(b, good->data, 0x11);
+    g_byte_array_append(b, (const uint8_t *)cmd, len);
+    g_byte_array_append(b, good->data + 0x11, good->len - 0x11);
+    g_byte_array_free(good, true);
+    return b;
+}
+
+START_TEST(test_load_postcopy_advise)
+{
+    register_qemu_none();
+    LoadvmOptions opts = none_opts();
+    g_autoptr(GByteArray) once = with_command_at_0x11("\x08\x00\x03\x00\x00", 5);
+    ck_assert_ptr_null(load_bytes(once->data, once->len, &opts));
+    g_autoptr(GByteArray) twice = with_command_at_0x11("\x08\x00\x03\x00\x00\x08\x00\x03\x00\x00", 10);
+    ASSERT_FAILS_WITH(twice, &opts, "CMD_POSTCOPY_ADVISE in wrong postcopy state (1)");
+    g_autoptr(GByteArray) ram = with_command_at_0x11("\x08\x00\x03\x00\x10" "0123456789abcdef", 21);
+    ASSERT_FAILS_WITH(ram, &opts, "POSTCOPY_ADVISE is not supported by migvm");
+}
+END_TEST
+
 START_TEST(test_load_duplicate_full_and_ids)
 {
     register_qemu_none();
@@ -828,6 +855,7 @@ static Suite *savevm_suite(void)
     tcase_add_test(tc, test_load_truncated_every_offset);
     tcase_add_test(tc, test_load_hostile_variants);
     tcase_add_test(tc, test_load_duplicate_full_and_ids);
+    tcase_add_test(tc, test_load_postcopy_advise);
     tcase_add_test(tc, test_load_machine_and_caps);
     tcase_add_test(tc, test_load_vmdesc_optional);
     tcase_add_test(tc, test_load_return_path);
