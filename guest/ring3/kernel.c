@@ -31,6 +31,7 @@
  * XSAVE and AVX, CR4.OSXSAVE and XCR0 = x87|SSE|AVX are set so ring 3 can
  * keep canaries in the ymm upper halves. With KVM's CPUID signature and
  * CLOCKSOURCE2, kvmclock is enabled on kstat.pvclock (read by ring 3).
+ * A virtio-blk disk, if any, is set up by virtio-blk.c (SYS_DISK).
  *
  * Fatal: an exception prints one polled line
  *   FATAL: exception <vec> err=<hex> rip=<hex> cs=<hex> rsp=<hex> cr2=<hex>
@@ -317,6 +318,8 @@ void trap(struct frame *f)
         } else if (f->rax == SYS_STATE) {
             read_state((uint64_t *)f->rdi);
             f->rax = R3_STATE_N;
+        } else if (f->rax == SYS_DISK) {
+            f->rax = (uint64_t)sys_disk((const struct r3_disk_req *)f->rdi);
         } else {
             f->rax = (uint64_t)-1;
         }
@@ -534,6 +537,7 @@ void kmain(void)
     setup_canaries();
     setup_avx();
     setup_kvmclock();
+    virtio_blk_init();
     snapshot_state();
 
     line_reset(&l);

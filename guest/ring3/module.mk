@@ -4,7 +4,7 @@
 # linked at 0x7c00 by guest/ring3/link.ld; the first 512 bytes boot it.
 RING3_IMG := $(BUILD)/guest/ring3-guest.img
 RING3_SRCS := guest/ring3/boot.S guest/ring3/regcheck.S guest/ring3/kernel.c \
-              guest/ring3/user.c guest/ring3/fmt.c
+              guest/ring3/user.c guest/ring3/fmt.c guest/ring3/virtio-blk.c guest/ring3/disk.c
 RING3_OBJS := $(patsubst guest/ring3/%,$(BUILD)/guest/ring3/%.o,$(basename $(RING3_SRCS)))
 # Ring 0 runs in KVM's emulator under PVM: general registers only, nothing
 # it refuses (popcnt, endbr64 from CET, ...), no red zone.

@@ -12,7 +12,8 @@
  *   0x170000            IST1 stack top (double fault, NMI, machine check)
  *   0x180000            kernel stack top (TSS.RSP0)
  *   0x200000            user stack top
- *   cfg.mem_start ...   the workload's regions (default 16 MiB + 64 MiB)
+ *   0x400000            virtio-blk queue page (virtio-blk.c), then ring 3's disk buffers
+ *   cfg.mem_start ...   the workload's regions (default 16 MiB + 64 MiB; never below R3_DISK_TOP)
  */
 #ifndef RING3_H
 #define RING3_H
@@ -23,6 +24,10 @@
 #define R3_IST1_TOP      0x170000
 #define R3_KSTACK_TOP    0x180000
 #define R3_USTACK_TOP    0x200000
+#define R3_DISK_QUEUE    0x400000        /* one page: virtqueue, request header, status byte */
+#define R3_DISK_BUF      0x410000        /* ring 3's data buffers, R3_DISK_BUF_MAX bytes each */
+#define R3_DISK_BUF_MAX  0x10000         /* largest request SYS_DISK takes */
+#define R3_DISK_TOP      0x600000        /* end of the disk area */
 #define R3_RAM_INFO      0x7bf0
 #define R3_RAM_MAGIC     0x5647494d      /* "MIGV" */
 #define R3_MAPPED_TOP    0x200000000ULL  /* the page tables cover 0-8 GiB */
@@ -47,6 +52,7 @@
 #define SYS_WRITE        1               /* (buf, len): queue bytes for interrupt-driven output */
 #define SYS_FLUSH        2               /* (): drain the queue by polling (no IRQ4 arrived) */
 #define SYS_STATE        3               /* (out): copy the canary DRs and MSRs, returns R3_STATE_N */
+#define SYS_DISK         4               /* (struct r3_disk_req *): submit one disk request (virtio-blk.c) */
 
 /* State ring 0 reads back for ring 3 once per interval (SYS_STATE) and
  * compares with the snapshot it took at boot (kstat.state_boot):
@@ -111,6 +117,32 @@ struct r3_config {
     uint32_t default_top_mib;            /* 32 RAM top without migvm's hint (default 256) */
 };
 
+/* SYS_DISK's argument: one request on the virtio-blk disk. The call returns
+ * at once with the used-ring index that marks its completion (ring 3 polls
+ * kstat.disk.used_idx for it and then reads kstat.disk.status), or a
+ * negative R3_DISK_E* when the request was refused. */
+struct r3_disk_req {
+    uint32_t write;                      /* 0: read the disk into buf, 1: write buf to it */
+    uint32_t bytes;                      /* multiple of 512, at most R3_DISK_BUF_MAX */
+    uint64_t sector;                     /* 512-byte units */
+    uint64_t buf;                        /* guest physical (= virtual) address */
+};
+#define R3_DISK_ENODEV   (-1)            /* no disk */
+#define R3_DISK_EINVAL   (-2)            /* outside the disk or a bad size */
+#define R3_DISK_EBUSY    (-3)            /* the previous request has not completed */
+
+/* The disk as ring 0 set it up (virtio-blk.c). */
+struct r3_disk {
+    uint64_t mmio;                       /* the device's register base; 0: no disk */
+    uint64_t sectors;                    /* capacity, 512-byte units */
+    uint32_t read_only;                  /* VIRTIO_BLK_F_RO offered */
+    uint32_t queue_size;
+    const char *problem;                 /* a device was found but not set up: why (else 0) */
+    const volatile uint16_t *used_idx;   /* the used ring's index */
+    const volatile uint8_t *status;      /* the latest request's status (0 = OK) */
+    uint64_t submitted;                  /* requests submitted so far */
+};
+
 /* Kernel counters: written in ring 0, read directly by ring 3. */
 struct r3_kstat {
     volatile uint64_t pit_ticks;
@@ -132,13 +164,45 @@ struct r3_kstat {
     uint32_t state_mask;                 /* canaries (slots 0-11, 20) that read back right at boot */
     uint64_t state_boot[R3_STATE_N];     /* SYS_STATE's values at boot */
     struct r3_pvclock pvclock __attribute__((aligned(64)));
+    struct r3_disk disk;
 };
 
 extern struct r3_config r3_config;
 extern struct r3_kstat kstat;
 
+#define GOLDEN 0x9e3779b97f4a7c15ULL
+
+/* The workloads' pattern seed for an address and a generation (ring3.h's
+ * users: memory regions in user.c, disk blocks in disk.c). */
+static inline uint64_t r3_mix(uint64_t addr, uint64_t gen)
+{
+    uint64_t x = addr ^ (gen * GOLDEN);
+
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 29;
+    return x;
+}
+
+/* int $0x80 from ring 3 (see SYS_*). */
+static inline uint64_t sys2(uint64_t nr, uint64_t a, uint64_t b)
+{
+    __asm__ volatile("int $0x80" : "+a"(nr) : "D"(a), "S"(b) : "memory");
+    return nr;
+}
+
 /* user.c */
 void user_main(void) __attribute__((noreturn));
+struct line;
+struct line *error_line(void);           /* a new ERROR line for this interval */
+void emit(struct line *l);               /* queue a line for the serial port */
+/* disk.c: the disk workload (ring 3) */
+void disk_setup(void);
+void disk_step(uint64_t seq);
+extern uint64_t disk_blocks_written, disk_blocks_verified;
+/* virtio-blk.c: the driver (ring 0) */
+void virtio_blk_init(void);
+int64_t sys_disk(const struct r3_disk_req *req);
 /* regcheck.S: spin n (>= 1) times with values in 14 GPRs and xmm0-7, store them in out;
  * xmm8-15 and the upper halves of ymm8-15 hold canaries (see regcheck.S). */
 void regspin(uint64_t n, uint64_t seed, uint64_t out[30]);

@@ -6,7 +6,7 @@
  * rewrites region p mod N with generation g = previous + 1, then verifies
  * region (p + N/2) mod N, last written half a cycle ago. In a region of
  * generation g, every 4 KiB page at physical address A holds
- *   word 0: g    word 1: A    word i >= 2: mix(A, g) ^ (i * 0x9e3779b97f4a7c15)
+ *   word 0: g    word 1: A    word i >= 2: r3_mix(A, g) ^ (i * 0x9e3779b97f4a7c15)
  * and the region's stored checksum is the 64-bit sum of all its words; a
  * page that missed migration still holds an older generation. Every 8th
  * pass it spins in regspin (regcheck.S), which checks that 14 GPRs and
@@ -14,7 +14,8 @@
  * canaries (xmm8-15, and with AVX the ymm8-15 upper halves, loaded once)
  * and watches the PIT and LAPIC tick counters (kernel.c, read directly),
  * the TSC and kvmclock; once per interval it has ring 0 read back the
- * debug-register and MSR canaries (SYS_STATE, ring3.h).
+ * debug-register and MSR canaries (SYS_STATE, ring3.h). With a virtio-blk
+ * disk, each pass also moves the disk workload one request on (disk.c).
  *
  * Serial output (COM1, 115200 8N1, lines end in "\n"; values decimal
  * unless 0x-prefixed). The format is stable: new keys only ever get
@@ -25,12 +26,16 @@
  *       no RAM above 4 GiB; config mem_start_mib >= 4096 puts the workload there)
  *   START regions=<n> region_kib=<n> mem_start=<hex> mem_end=<hex>
  *       once, when ring 3 starts
+ *   DISK ...
+ *       once, right after START, then one line per disk pass (disk.c)
  *   seq=<n> pit=<n> lapic=<n> sirq=<n> pages=<n> verified=<n> errors=<n> kvmclock=<n>
+ *       disk=<n> disk_verified=<n>
  *       one status line per interval: seq counts from 1 up by exactly 1;
  *       pit/lapic = timer interrupts so far; sirq = serial interrupts so
  *       far; pages = pages written so far; verified = pages verified so
  *       far; errors = ERROR lines so far, including those right after it;
- *       kvmclock = the guest's kvmclock in ms (0 without kvmclock)
+ *       kvmclock = the guest's kvmclock in ms (0 without kvmclock);
+ *       disk/disk_verified = 4 KiB disk blocks written/verified so far
  *   ERROR: <text>
  *       zero or more after a status line, one per problem found in that
  *       interval (at most 8, then "ERROR: <n> more errors"):
@@ -51,6 +56,7 @@
  *         serial output dropped <n> bytes
  *         unexpected interrupt vector <hex> (total <n>)
  *         no memory for the workload
+ *         disk ...                  (disk.c lists them)
  * An interval normally ends after report_ticks PIT ticks (1 s by default);
  * when the PIT is not ticking it ends after twice the TSC length of a
  * good interval (smoothed; about 2 s before any was measured) of running time
@@ -66,7 +72,6 @@
 #define REGSPIN_EVERY 8                  /* passes */
 #define REGSPIN_ITERATIONS 20000
 #define PAGE 4096
-#define GOLDEN 0x9e3779b97f4a7c15ULL
 
 struct region {
     uint64_t gen;
@@ -84,13 +89,7 @@ static uint64_t xmm_want[16], ymm_want[16], canary_out[16];
 
 /* ---- system calls and counters ---- */
 
-static inline uint64_t sys2(uint64_t nr, uint64_t a, uint64_t b)
-{
-    __asm__ volatile("int $0x80" : "+a"(nr) : "D"(a), "S"(b) : "memory");
-    return nr;
-}
-
-static void emit(struct line *l)
+void emit(struct line *l)
 {
     l->text[l->len] = '\n';
     sys2(SYS_WRITE, (uint64_t)(uintptr_t)l->text, l->len + 1);
@@ -104,7 +103,7 @@ static inline uint64_t rdtsc(void)
 }
 
 /* A new ERROR line for this interval; past the cap, a line nobody prints. */
-static struct line *error_line(void)
+struct line *error_line(void)
 {
     struct line *l = err_count < MAX_ERROR_LINES ? &err_lines[err_count] : &scratch;
 
@@ -130,16 +129,6 @@ static void error_mismatch(const char *what, const char *name, const char *sep, 
 
 /* ---- memory ---- */
 
-static inline uint64_t mix(uint64_t addr, uint64_t gen)
-{
-    uint64_t x = addr ^ (gen * GOLDEN);
-
-    x ^= x >> 31;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 29;
-    return x;
-}
-
 static uint64_t region_addr(uint64_t r)
 {
     return mem_start + r * region_bytes;
@@ -152,7 +141,7 @@ static void write_region(uint64_t r)
 
     for (uint64_t a = base; a < base + region_bytes; a += PAGE) {
         volatile uint64_t *w = (volatile uint64_t *)(uintptr_t)a;
-        uint64_t s = mix(a, gen);
+        uint64_t s = r3_mix(a, gen);
         w[0] = gen;
         w[1] = a;
         sum += gen + a;
@@ -178,7 +167,7 @@ static void verify_region(uint64_t r)
     }
     for (uint64_t a = base; a < base + region_bytes; a += PAGE) {
         const volatile uint64_t *w = (const volatile uint64_t *)(uintptr_t)a;
-        uint64_t s = mix(a, gen);
+        uint64_t s = r3_mix(a, gen);
         uint64_t g = w[0], addr = w[1];
         sum += g + addr;
         if (!reported && g != gen) {
@@ -276,8 +265,8 @@ static void load_canaries(void)
 static void setup_canaries(void)
 {
     for (uint64_t k = 0; k < 16; k++) {
-        xmm_want[k] = mix(0x786d6d00 + k, 1);
-        ymm_want[k] = mix(0x796d6d00 + k, 2);
+        xmm_want[k] = r3_mix(0x786d6d00 + k, 1);
+        ymm_want[k] = r3_mix(0x796d6d00 + k, 2);
     }
     load_canaries();
 }
@@ -481,6 +470,10 @@ static void end_interval(const struct clock *now, int timed_by_pit)
     line_u64(&status, errors_total);
     line_str(&status, " kvmclock=");
     line_u64(&status, now->kvmclock / 1000000);
+    line_str(&status, " disk=");
+    line_u64(&status, disk_blocks_written);
+    line_str(&status, " disk_verified=");
+    line_u64(&status, disk_blocks_verified);
     emit(&status);
     for (uint32_t i = 0; i < shown; i++) {
         emit(&err_lines[i]);
@@ -543,8 +536,8 @@ static void setup_regions(void)
     }
     /* Below 4 GiB up to the RAM top; from 4 GiB on, in RAM mapped there. */
     uint64_t top = start >= R3_HIGH_BASE ? kstat.ram_high_top : kstat.ram_top;
-    if (start < R3_USTACK_TOP) {
-        start = R3_USTACK_TOP;
+    if (start < R3_DISK_TOP) {
+        start = R3_DISK_TOP;
     }
     if (start + size > top) {
         size = top > start ? top - start : 0;
@@ -571,6 +564,7 @@ void user_main(void)
 {
     setup_canaries();
     setup_regions();
+    disk_setup();
     sample(&last);
     interval = last;
     if (!nregions) {
@@ -582,6 +576,7 @@ void user_main(void)
             write_region(r);
             verify_region(nregions > 1 ? (r + nregions / 2) % nregions : r);
         }
+        disk_step(seq);
         if (pass % REGSPIN_EVERY == 0) {
             check_registers(rdtsc() & 0xffffffffffULL);
         }
