@@ -11,6 +11,7 @@
 #include "migration.h"
 #include "channel.h"
 #include "global-state.h"
+#include "history.h"
 #include "options.h"
 #include "machine.h"
 #include "savevm.h"
@@ -40,6 +41,7 @@ static IncomingState incoming = { .status = MIGRATION_STATUS_NONE };
 static void incoming_set_status(MigrationStatus s)
 {
     incoming.status = s;
+    mig_history_status(false, s);
     migration_emit_status(s);
 }
 
@@ -104,6 +106,7 @@ static void incoming_finish(void *opaque)
         error_report("load of migration failed: %s", error_get_pretty(incoming.error));
         incoming.failed = true;
         incoming_set_status(MIGRATION_STATUS_FAILED);
+        mig_history_dest_close();
         return;
     }
     incoming.failed = false;
@@ -124,6 +127,7 @@ static void incoming_finish(void *opaque)
         incoming_pause();
     }
     incoming_set_status(MIGRATION_STATUS_COMPLETED);
+    mig_history_dest_close();
 }
 
 static void incoming_device_lock(bool lock)
@@ -152,6 +156,7 @@ static gpointer incoming_thread(gpointer opaque)
     };
     bool ok = qemu_loadvm_state(f, &opts, &err);
     assert(ok == !err);     /* the loader names every failure */
+    mig_history_dest_loaded(mig_stream_bytes_read(f), err);
     /* Readers: closing reports only the sticky error the load already saw. */
     mig_stream_close(rp, NULL);
     mig_stream_close(f, NULL);
@@ -167,6 +172,7 @@ static void incoming_channel_ready(MigChannel *ch, void *opaque)
     incoming.channel = *ch;
     mig_listener_free(incoming.listener);
     incoming.listener = NULL;
+    mig_history_dest_begin();
     incoming_set_status(MIGRATION_STATUS_ACTIVE);
     incoming.thread = g_thread_new("incoming", incoming_thread, NULL);
 }

@@ -20,6 +20,7 @@
 #include "channel.h"
 #include "clock.h"
 #include "global-state.h"
+#include "history.h"
 #include "options.h"
 #include "ram.h"
 #include "machine.h"
@@ -68,6 +69,7 @@ typedef struct MigrationState {
      * cond cuts a rate-limit sleep short. */
     _Atomic bool rate_limit_changed;
     RunState vm_old_state;     /* [thread] run state before completion stopped the guest */
+    int64_t downtime_start_ns; /* [thread] the guest stopped (or was let go on after pre-switchover) */
 
     /* Statistics for query-migrate (times in ms); see the top. */
     int64_t start_ns;          /* [main] */
@@ -101,6 +103,7 @@ static bool status_change(MigrationStatus from, MigrationStatus to)
                                                  memory_order_acq_rel, memory_order_acquire)) {
         return false;
     }
+    mig_history_status(true, to);
     migration_emit_status(to);
     return true;
 }
@@ -134,8 +137,24 @@ void migration_parameters_changed(void)
     pthread_mutex_unlock(&mig.lock);
 }
 
-static void pass_event(uint64_t count)
+/* The flight recorder's view of the source's counters. [thread] */
+static void history_counters(MigHistoryCounters *c, MigStream *f)
 {
+    RamStats rs;
+    ram_get_stats(&rs);
+    *c = (MigHistoryCounters) {
+        .stream_bytes = f ? mig_stream_bytes_written(f) : 0,
+        .normal_pages = rs.normal_pages, .zero_pages = rs.zero_pages,
+        .remaining_bytes = rs.remaining_pages * MIGVM_PAGE_SIZE, .dirty_rate = rs.dirty_pages_rate,
+    };
+}
+
+/* Each bitmap sync: a new pass. [thread: mig.f is its own] */
+static void pass_event(uint64_t count, uint64_t dirtied)
+{
+    MigHistoryCounters c;
+    history_counters(&c, mig.f);
+    mig_history_pass(count, dirtied, &c);
     if (migrate_cap(MIGRATION_CAPABILITY_EVENTS)) {
         qapi_event_send_migration_pass((int64_t)count);
     }
@@ -307,21 +326,35 @@ static bool migration_complete(MigStream *f, bool *stopped, Error **errp)
     bool was_running = runstate_is_running();
     mig.vm_old_state = runstate_get();
     global_state_store();        /* the run state the destination will enter */
+    /* Downtime counts from the stop request, as QEMU 7.2's; after a
+     * pre-switchover pause, from migrate-continue. */
+    mig.downtime_start_ns = now_ns();
     bool ok = vm_stop_force_state(RUN_STATE_FINISH_MIGRATE, errp);
     *stopped = was_running;
     int64_t stop_ns = now_ns();
     if (ok && migrate_cap(MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER)) {
         ok = wait_for_continue();
-        stop_ns = now_ns();
+        mig.downtime_start_ns = stop_ns = now_ns();
     }
+    mig_history_downtime_start(mig.downtime_start_ns);
+    mig_history_phase_end(MIG_PHASE_STOP, stop_ns);
     ok = ok && !cancelled() && savevm_state_complete_precopy(f, true, errp);
     ok = ok && mig_stream_flush(f);
-    atomic_store(&mig.downtime, (now_ns() - stop_ns) / 1000000);
+    int64_t flushed_ns = now_ns();
+    mig_history_phase_end(MIG_PHASE_FLUSH, flushed_ns);
+    atomic_store(&mig.downtime, (flushed_ns - mig.downtime_start_ns) / 1000000);
     bql_unlock();
     return ok && mig_stream_get_error(f, errp);
 }
 
-/* With a return path, the destination says SHUT(0) when it loaded everything. */
+/* The end of a downtime phase inside savevm_state_complete_precopy. */
+static void complete_stage(SavevmCompleteStage stage)
+{
+    mig_history_phase_end(stage == SAVEVM_COMPLETE_LIVE ? MIG_PHASE_LIVE_END : MIG_PHASE_DEVICES, now_ns());
+}
+
+/* With a return path, the destination says SHUT(0) when it loaded everything;
+ * the downtime then includes the wait for it, as QEMU 7.2's. */
 static bool wait_for_destination(MigStream *rp, Error **errp)
 {
     for (;;) {
@@ -337,6 +370,9 @@ static bool wait_for_destination(MigStream *rp, Error **errp)
                 error_setg(errp, "The destination failed to load the migration stream");
                 return false;
             }
+            int64_t shut_ns = now_ns();
+            mig_history_phase_end(MIG_PHASE_DEST, shut_ns);
+            atomic_store(&mig.downtime, (shut_ns - mig.downtime_start_ns) / 1000000);
             return true;
         }
         /* PONG and anything else precopy does not need: ignore. */
@@ -395,6 +431,7 @@ static gpointer migration_thread(gpointer opaque)
     MigStream *f = NULL, *rp = NULL;
     Error *err = NULL;
     bool stopped = false;
+    MigHistoryCounters hc;
     MigrationStatus at = MIGRATION_STATUS_SETUP;
 
     if (!mig_channel_connect(&mig.addr, mig.passed_fd, mig.cancel_fd, &ch, &err)) {
@@ -445,6 +482,8 @@ static gpointer migration_thread(gpointer opaque)
     }
     atomic_store(&mig.transferred, mig_stream_bytes_written(f));
     atomic_store(&mig.total_time, (now_ns() - mig.start_ns) / 1000000);
+    history_counters(&hc, f);
+    mig_history_source_close(&hc, NULL);
     /* The whole stream is out: a cancel that raced with the last flush ends
      * completed too. Resuming the source now would leave two running copies
      * of the guest, since the destination has everything it needs. */
@@ -470,6 +509,8 @@ fail:
         }
     }
     atomic_store(&mig.total_time, (now_ns() - mig.start_ns) / 1000000);
+    history_counters(&hc, f);
+    mig_history_source_close(&hc, cancelled() ? NULL : err);
     migration_fail(at, err);
     migration_cleanup(f, rp, &ch, stopped);
     return NULL;
@@ -484,6 +525,7 @@ bool migration_init(Error **errp)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&mig.cond, &attr);
     pthread_condattr_destroy(&attr);
+    savevm_set_complete_observer(complete_stage);
     return ram_mig_init(pass_event, errp) && global_state_register(errp);
 }
 
@@ -583,6 +625,8 @@ static bool migration_fail_uri(Error *err, bool with_desc, Error **errp)
     if (with_desc) {
         set_error(error_copy(err));
     }
+    MigHistoryCounters none = { 0 };
+    mig_history_source_close(&none, err);
     error_propagate(errp, err);
     status_change(MIGRATION_STATUS_SETUP, MIGRATION_STATUS_FAILED);
     return false;
@@ -595,6 +639,7 @@ bool qmp_migrate(const q_obj_migrate_arg *arg, Error **errp)
         return false;
     }
     migration_reset();
+    mig_history_source_begin(arg->uri);
     Error *err = NULL;
     MigAddress addr;
     if (!mig_address_parse(arg->uri, false, &addr, &err)) {

@@ -13,7 +13,7 @@ MIGRATION_OBJS := $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                   $(BUILD)/migration/channel.o $(BUILD)/migration/channel-fd.o \
                   $(BUILD)/migration/options.o \
                   $(BUILD)/migration/ram.o $(BUILD)/migration/migration.o \
-                  $(BUILD)/migration/incoming.o
+                  $(BUILD)/migration/incoming.o $(BUILD)/migration/history.o
 MIGVM_OBJS += $(MIGRATION_OBJS)
 
 UNIT_TESTS += $(BUILD)/tests/unit/test-vmstate $(BUILD)/tests/unit/test-savevm
@@ -42,7 +42,7 @@ $(BUILD)/tests/unit/test-ram: $(BUILD)/migration/ram.o $(MIGRATION_CORE_OBJS) \
 
 # incoming.c's state machine with file: streams; the machine and main loop are stubs.
 UNIT_TESTS += $(BUILD)/tests/unit/test-incoming
-$(BUILD)/tests/unit/test-incoming: $(BUILD)/migration/incoming.o $(BUILD)/migration/channel.o \
+$(BUILD)/tests/unit/test-incoming: $(BUILD)/migration/incoming.o $(BUILD)/migration/history.o $(BUILD)/migration/channel.o \
                                    $(BUILD)/migration/channel-fd.o $(BUILD)/system/bql.o \
                                    $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                                    $(BUILD)/qapi/qapi-types.o $(BUILD)/qapi/qapi-runtime.o $(UTIL_OBJS)
@@ -71,3 +71,9 @@ UNIT_TESTS += $(BUILD)/tests/unit/test-dirty-bitmap-mig
 $(BUILD)/tests/unit/test-dirty-bitmap-mig.o: CFLAGS_ALL += -Imigration
 $(BUILD)/tests/unit/test-dirty-bitmap-mig: $(BUILD)/migration/block-dirty-bitmap.o $(MIGRATION_CORE_OBJS) \
                                            $(BUILD)/system/bql.o $(UTIL_OBJS)
+
+# The flight recorder's bookkeeping: passes, phases, bounds.
+UNIT_TESTS += $(BUILD)/tests/unit/test-migration-history
+$(BUILD)/tests/unit/test-migration-history.o: CFLAGS_ALL += -Imigration
+$(BUILD)/tests/unit/test-migration-history: $(BUILD)/migration/history.o $(BUILD)/qapi/qapi-types.o \
+                                            $(BUILD)/qapi/qapi-runtime.o $(UTIL_OBJS)

@@ -122,7 +122,7 @@ static void ram_bitmap_sync(void)
         ram_state.last_sync_ns = now;
     }
     if (ram_state.on_pass) {
-        ram_state.on_pass(count);
+        ram_state.on_pass(count, newly);
     }
 }
 
@@ -155,7 +155,7 @@ static bool ram_save_setup(MigStream *f, void *opaque, Error **errp)
     /* The first pass is a sync too (QEMU counts it: dirty-sync-count 1). */
     stat_set(&st->dirty_sync_count, 1);
     if (rs->on_pass) {
-        rs->on_pass(1);
+        rs->on_pass(1, ram_dirty_pages());
     }
     mig_stream_put_be64(f, ram_total_size() | RAM_SAVE_FLAG_MEM_SIZE);
     RAMBLOCK_FOREACH(b) {

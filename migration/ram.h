@@ -23,9 +23,10 @@
 
 #define RAM_VERSION 4
 
-/* Told of each bitmap sync (a pass) with the new dirty-sync-count, on the
- * migration thread: the MIGRATION_PASS event. */
-typedef void RamPassFn(uint64_t dirty_sync_count);
+/* Told of each bitmap sync (a pass) with the new dirty-sync-count and the
+ * pages it found dirty, on the migration thread: the MIGRATION_PASS event
+ * and the flight recorder. */
+typedef void RamPassFn(uint64_t dirty_sync_count, uint64_t dirtied_pages);
 
 /* Register the "ram" handler; on_pass may be NULL. [BQL, at start-up] */
 bool ram_mig_init(RamPassFn *on_pass, Error **errp);

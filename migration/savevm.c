@@ -392,11 +392,21 @@ static void put_vmdesc(MigStream *f, json_object *devices)
     mig_stream_put_buffer(f, text, len);
 }
 
+static SavevmCompleteFn *complete_observer;
+
+void savevm_set_complete_observer(SavevmCompleteFn *fn)
+{
+    complete_observer = fn;
+}
+
 bool savevm_state_complete_precopy(MigStream *f, bool send_vmdesc, Error **errp)
 {
     assert(bql_locked());
     if (!complete_live(f, errp)) {
         return false;
+    }
+    if (complete_observer) {
+        complete_observer(SAVEVM_COMPLETE_LIVE);
     }
     json_object *devices = json_object_new_array();
     GPtrArray *r = savevm_entries();
@@ -415,6 +425,9 @@ bool savevm_state_complete_precopy(MigStream *f, bool send_vmdesc, Error **errp)
         mig_stream_put_u8(f, QEMU_VM_EOF);
         if (send_vmdesc) {
             put_vmdesc(f, devices);
+        }
+        if (complete_observer) {
+            complete_observer(SAVEVM_COMPLETE_DEVICES);
         }
         mig_stream_flush(f);
         ok = mig_stream_get_error(f, errp);

@@ -148,6 +148,12 @@ void savevm_state_pending(bool exact, uint64_t *must_precopy_bytes);
 /* END for live handlers, FULL for every device, EOF, then VMDESCRIPTION
  * (when send_vmdesc). Flushes. [BQL, guest stopped] */
 bool savevm_state_complete_precopy(MigStream *f, bool send_vmdesc, Error **errp);
+/* Told when savevm_state_complete_precopy has finished the live sections
+ * (SAVEVM_COMPLETE_LIVE) and written the devices, EOF and VMDESCRIPTION
+ * (SAVEVM_COMPLETE_DEVICES, before its flush): the downtime's phases. */
+typedef enum { SAVEVM_COMPLETE_LIVE, SAVEVM_COMPLETE_DEVICES } SavevmCompleteStage;
+typedef void SavevmCompleteFn(SavevmCompleteStage stage);
+void savevm_set_complete_observer(SavevmCompleteFn *fn);
 /* save_cleanup of every handler that was set up. [BQL] */
 void savevm_state_cleanup(void);
 

@@ -12,6 +12,8 @@ const HmpCommand hmp_info_cmds[] = {
     { "migrate", "", "", "report the state and statistics of migration", hmp_info_migrate, NULL },
     { "migrate_capabilities", "", "", "list every migration capability with its state",
       hmp_info_migrate_capabilities, NULL },
+    { "migrate_history", "", "", "show the flight recorder: recent migrations pass by pass, downtime phases",
+      hmp_info_migrate_history, NULL },
     { "migrate_parameters", "", "", "list every migration parameter with its value",
       hmp_info_migrate_parameters, NULL },
     { "name", "", "", "print the name given with -name", hmp_info_name, NULL },

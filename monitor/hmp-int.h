@@ -55,6 +55,8 @@ HmpCommandFn hmp_help, hmp_info_help, hmp_info_version, hmp_info_status, hmp_inf
 HmpCommandFn hmp_migrate, hmp_migrate_incoming, hmp_migrate_cancel, hmp_migrate_continue,
     hmp_migrate_set_capability, hmp_migrate_set_parameter, hmp_info_migrate, hmp_info_migrate_capabilities,
     hmp_info_migrate_parameters;
+/* --- handlers: hmp-cmds-history.c --- */
+HmpCommandFn hmp_info_migrate_history;
 /* --- handlers: hmp-cmds-cpu.c --- */
 HmpCommandFn hmp_info_registers;
 

@@ -243,6 +243,12 @@ MigrationCapabilityStatusList *qmp_query_migrate_capabilities(Error **errp)
     return l;
 }
 
+/* The flight recorder is empty here (its text is tested with real migrations). */
+MigrationRecordList *qmp_x_query_migration_history(Error **errp)
+{
+    return NULL;
+}
+
 MigrationParameters *qmp_query_migrate_parameters(Error **errp)
 {
     MigrationParameters *p = g_new0(MigrationParameters, 1);
@@ -369,6 +375,7 @@ START_TEST(test_help_info_listing)
         "info kvm  -- tell whether KVM is present and in use\n"
         "info migrate  -- report the state and statistics of migration\n"
         "info migrate_capabilities  -- list every migration capability with its state\n"
+        "info migrate_history  -- show the flight recorder: recent migrations pass by pass, downtime phases\n"
         "info migrate_parameters  -- list every migration parameter with its value\n"
         "info name  -- print the name given with -name\n"
         "info registers [-a|vcpu] -- print the vCPU registers: the current CPU's, one vCPU's by index, or with -a "

@@ -38,8 +38,9 @@ static RAMBlock *ram, *extra;
 static uint64_t passes[8];
 static int n_passes;
 
-static void record_pass(uint64_t dirty_sync_count)
+static void record_pass(uint64_t dirty_sync_count, uint64_t dirtied_pages)
 {
+    (void)dirtied_pages;
     if (n_passes < (int)G_N_ELEMENTS(passes)) {
         passes[n_passes] = dirty_sync_count;
     }

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""The flight recorder: x-query-migration-history and info migrate_history.
+
+* a live migration of a soft guest over several passes, return path on:
+  the source's record has one pass per MIGRATION_PASS event, numbered as
+  the events; the passes' bytes add up to query-migrate's ram.transferred,
+  their pages to ram.normal and ram.duplicate; the downtime phases come in
+  order (stop, live-end, devices, flush, destination) and their durations
+  add up to query-migrate's downtime; the destination has its own record
+  (completed, the same byte count, load and start phases);
+* HMP `info migrate_history` shows the same migration;
+* a failed migration (connection refused) is recorded with query-migrate's
+  error-desc as its reason, a cancelled one with the state it interrupted;
+* at most 8 records are kept, the newest.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from migvm import check, check_eq, finish, new_tmpdir, require_binary, run  # noqa: E402
+from miglib import (collect_events, mig_info, set_caps, set_events, start_vm, wait_mig_status,  # noqa: E402
+                    wait_until)
+
+MEM = "64M"
+PHASES = ["stop", "live-end", "devices", "flush", "destination"]
+
+
+def history(q):
+    return q.cmd_ok("x-query-migration-history")
+
+
+def test_completed():
+    src = start_vm("16M")
+    dst_sock = os.path.join(new_tmpdir(), "mig.sock")
+    dst = start_vm("16M", incoming="unix:" + dst_sock)
+    qs, qd = src.qmp(), dst.qmp()
+    set_events(qs)
+    set_caps(qs, return_path=True)
+    # A 1 ms downtime limit keeps it iterating: let 4 passes run, then let it complete.
+    qs.cmd_ok("migrate-set-parameters", max_bandwidth=16 << 20, downtime_limit=1)
+    qs.cmd_ok("migrate", uri="unix:" + dst_sock)
+    during = wait_until(lambda: next((r for r in history(qs) if r["status"] == "active" and len(r["passes"]) >= 4),
+                                     None), 30)
+    check("running migration listed with its passes so far", during is not None and during["role"] == "source",
+          history(qs))
+    qs.cmd_ok("migrate-set-parameters", max_bandwidth=0, downtime_limit=2000)
+    events = collect_events(qs, "completed", timeout=60)
+    info = wait_mig_status(qs, "completed", 5)
+    check("migration completed", info is not None, mig_info(qs))
+    if info is None:
+        return
+    recs = history(qs)
+    check_eq("one record on the source", len(recs), 1)
+    r = recs[-1]
+    check_eq("role", r["role"], "source")
+    check_eq("status", r["status"], "completed")
+    check_eq("uri", r.get("uri"), "unix:" + dst_sock)
+    passes = r["passes"]
+    pass_events = [e["data"]["pass"] for e in events if e["event"] == "MIGRATION_PASS"]
+    check("several passes", len(passes) >= 3, len(passes))
+    check_eq("one pass per MIGRATION_PASS event, same numbers", [p["pass"] for p in passes], pass_events)
+    check_eq("passes = dirty-sync-count", len(passes), info["ram"]["dirty-sync-count"])
+    check_eq("pass bytes add up to ram.transferred", sum(p["bytes"] for p in passes), info["ram"]["transferred"])
+    check_eq("record transferred = ram.transferred", r["transferred"], info["ram"]["transferred"])
+    check_eq("normal pages add up to ram.normal", sum(p["normal-pages"] for p in passes), info["ram"]["normal"])
+    check_eq("zero pages add up to ram.duplicate", sum(p["zero-pages"] for p in passes), info["ram"]["duplicate"])
+    check("only the last pass ran stopped", [p["stopped"] for p in passes] == [False] * (len(passes) - 1) + [True],
+          [p["stopped"] for p in passes])
+    check("passes start in order, remaining shrinks from the whole RAM",
+          all(a["start"] <= b["start"] for a, b in zip(passes, passes[1:])) and passes[0]["remaining"] == 16 << 20,
+          passes[:3])
+    check("a dirty rate and a bandwidth measured", any(p["dirty-rate"] > 0 for p in passes)
+          and any(p["mbps"] > 0 for p in passes), passes)
+    phases = r["phases"]
+    check_eq("downtime phases in order", [p["phase"] for p in phases], PHASES)
+    check_eq("downtime phases add up to query-migrate downtime", sum(p["duration-us"] for p in phases) // 1000,
+             info["downtime"])
+    check_eq("record downtime = query-migrate downtime", r.get("downtime"), info["downtime"])
+    check("total time >= downtime", r["total-time"] >= r["downtime"], r)
+
+    dinfo = wait_mig_status(qd, "completed", 10)
+    check("destination completed", dinfo is not None, mig_info(qd))
+    drecs = wait_until(lambda: [x for x in history(qd) if x["status"] == "completed"], 5) or history(qd)
+    check_eq("destination: one record", len(drecs), 1)
+    d = drecs[-1]
+    check_eq("destination role", d["role"], "destination")
+    check_eq("destination status", d["status"], "completed")
+    check_eq("destination received what the source sent", d["transferred"], info["ram"]["transferred"])
+    check_eq("destination phases", [p["phase"] for p in d["phases"]], ["load", "start"])
+
+    text = qs.hmp("info migrate_history")
+    print("# " + text.replace("\n", "\n# "))
+    check("info migrate_history: header line",
+          ("migration 1: source, unix:%s, completed" % dst_sock) in text and
+          ("downtime %d ms" % info["downtime"]) in text, text)
+    check("info migrate_history: one row per pass and the phases",
+          sum(1 for line in text.splitlines() if line[:6].strip().isdigit()) == len(passes)
+          and "downtime phases: stop " in text and ", destination " in text, text)
+    text = qd.hmp("info migrate_history")
+    check("info migrate_history on the destination", "migration 1: destination, completed" in text
+          and "phases: load " in text, text)
+
+
+def test_failed_and_cancelled():
+    src = start_vm(MEM)
+    qs = src.qmp()
+    check_eq("nothing recorded yet", history(qs), [])
+    check("info migrate_history with nothing", "No migration recorded" in qs.hmp("info migrate_history"))
+    missing = os.path.join(new_tmpdir(), "nobody-listens")
+    qs.cmd_ok("migrate", uri="unix:" + missing)
+    info = wait_mig_status(qs, "failed", 10)
+    r = history(qs)[-1]
+    check("failed: recorded with error-desc as reason", info is not None and r["status"] == "failed"
+          and r["reason"] == info.get("error-desc") and r["reason"], (r, info))
+    check("failed: no passes, no downtime", r["passes"] == [] and "downtime" not in r, r)
+
+    dst_sock = os.path.join(new_tmpdir(), "mig.sock")
+    dst = start_vm(MEM, incoming="unix:" + dst_sock)
+    dst.qmp()
+    qs.cmd_ok("migrate-set-parameters", max_bandwidth=1 << 20)
+    qs.cmd_ok("migrate", uri="unix:" + dst_sock)
+    check("cancel: migration active", wait_mig_status(qs, "active", 10) is not None)
+    qs.cmd_ok("migrate_cancel")
+    check("cancelled", wait_mig_status(qs, "cancelled", 10) is not None, mig_info(qs))
+    recs = history(qs)
+    r = recs[-1]
+    check_eq("cancelled: recorded", (r["id"], r["status"], r.get("reason")), (2, "cancelled", "cancelled in state active"))
+    check("cancelled: the passes it ran", len(r["passes"]) >= 1 and r["transferred"] > 0, r)
+    qs.cmd_ok("migrate-set-parameters", max_bandwidth=0)
+
+    # Bounded: the newest 8 of 11.
+    for _ in range(9):
+        qs.cmd_ok("migrate", uri="unix:" + missing)
+        wait_mig_status(qs, "failed", 10)
+    recs = history(qs)
+    check_eq("at most 8 records, the newest", [x["id"] for x in recs], list(range(4, 12)))
+
+
+if __name__ == "__main__":
+    require_binary()
+    run("completed migration", test_completed)
+    run("failed and cancelled", test_failed_and_cancelled)
+    finish()
