@@ -27,3 +27,5 @@ FUNC_TESTS += tests/functional/test-hmp-registers.py
 # tests/functional/ring3-soak.py (minutes-long soak) is run by `make soak`, not by make check.
 FUNC_TESTS += tests/functional/test-ring3-guest.py tests/functional/test-ring3-pingpong.py \
               tests/functional/test-ring3-qemu.py
+# The ring3 guest's virtio-blk driver and disk workload: on QEMU 7.2's virtio-blk (-M microvm) for reference.
+FUNC_TESTS += tests/functional/test-ring3-disk.py
