@@ -21,6 +21,10 @@ $(BUILD)/tests/unit/test-runstate: $(SYSTEM_CMDLINE_OBJS) \
                                    $(BUILD)/system/qmp-cmds-run-state.o $(UTIL_OBJS) \
                                    $(QAPI_OBJS) $(BUILD)/system/accel.o
 
+# Unit test: -chardev, -mon and the shorthands that become chardevs.
+UNIT_TESTS += $(BUILD)/tests/unit/test-cmdline-chardev
+$(BUILD)/tests/unit/test-cmdline-chardev: $(SYSTEM_CMDLINE_OBJS) $(UTIL_OBJS)
+
 # Unit test: bitmaps, concurrent dirtying vs sync, guest-physical access.
 UNIT_TESTS += $(BUILD)/tests/unit/test-memory
 $(BUILD)/tests/unit/test-memory: $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(UTIL_OBJS)

@@ -8,6 +8,9 @@ FUNC_TESTS += tests/functional/test-qmp.py \
               tests/functional/test-hmp.py \
               tests/functional/test-cmdline.py \
               tests/functional/test-socat.sh
+# QEMU 7.2's own tooling (qemu.machine.QEMUMachine, qemu.qmp.QMPClient, qmp-shell; fetched at test time by
+# scripts/fetch-qemu-python.sh into $(BUILD)/qemu-python) and a libvirt-style command line against migvm.
+FUNC_TESTS += tests/functional/test-qemu-tools.py
 # The KVM accelerator with the boot-sector guest; the pc board.
 FUNC_TESTS += tests/functional/test-kvm.py tests/functional/test-kvm-machine.py
 # Live migration end to end between real migvm processes.
