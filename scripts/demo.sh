@@ -4,9 +4,12 @@
 #   source:      a 128 MiB guest running the soft workload (its serial log gets a 'B' per pass)
 #   destination: the same guest shape, waiting with -incoming
 # The migration runs while the guest keeps dirtying memory; progress is shown
-# from `info migrate`, then both sides' state and the destination's serial log.
+# from `info migrate`, then both sides' state and the destination's serial log,
+# the flight recorder's `info migrate_history`, and its picture drawn by
+# scripts/migvm-plot (saved as $DEMO_PLOT, default $BUILD/demo-migration.png).
 set -euo pipefail
 BUILD=${BUILD:-build}
+PLOT_OUT=${DEMO_PLOT:-$BUILD/demo-migration.png}
 MIGVM="$BUILD/migvm"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/migvm-demo.XXXXXX")
 pids=()
@@ -26,7 +29,7 @@ wait_passes() { # file count: wait (10 s at most) until the log shows more than 
 "$MIGVM" "${common[@]}" -name destination -incoming "unix:$dir/migration.sock" \
     -monitor "unix:$dir/dst.hmp,server=on,wait=off" -serial "file:$dir/dst.serial" 2>"$dir/dst.err" &
 pids+=($!)
-"$MIGVM" "${common[@]}" -name source \
+"$MIGVM" "${common[@]}" -name source -qmp "unix:$dir/src.qmp,server=on,wait=off" \
     -monitor "unix:$dir/src.hmp,server=on,wait=off" -serial "file:$dir/src.serial" 2>"$dir/src.err" &
 pids+=($!)
 wait_for "$dir/src.hmp"; wait_for "$dir/dst.hmp"
@@ -34,6 +37,8 @@ wait_for "$dir/src.hmp"; wait_for "$dir/dst.hmp"
 echo "== source: $(hmp "$dir/src.hmp" 'info status')   destination: $(hmp "$dir/dst.hmp" 'info status')"
 wait_passes "$dir/src.serial" 1 || true
 echo "== guest passes on the source so far: $(passes "$dir/src.serial")"
+echo "(qemu) migrate_set_capability return-path on"
+hmp "$dir/src.hmp" 'migrate_set_capability return-path on'
 echo "(qemu) migrate_set_parameter max-bandwidth 200M"
 hmp "$dir/src.hmp" 'migrate_set_parameter max-bandwidth 200M'
 echo "(qemu) migrate -d unix:$dir/migration.sock"
@@ -57,5 +62,12 @@ if wait_passes "$dir/dst.serial" "$at_switch"; then
     echo "== the guest goes on: the source logged $(passes "$dir/src.serial") passes before the switch, the destination has logged $(passes "$dir/dst.serial") since"
 else
     echo "== the destination logged no new pass in 10 s" >&2
+fi
+echo "(qemu) info migrate_history        # on the source"
+hmp "$dir/src.hmp" 'info migrate_history'
+if scripts/migvm-plot --qmp "$dir/src.qmp" -o "$PLOT_OUT" >/dev/null; then
+    echo "== the migration drawn by scripts/migvm-plot: $PLOT_OUT"
+else
+    echo "== scripts/migvm-plot failed (python3-matplotlib: scripts/install-deps.sh installs it)" >&2
 fi
 hmp "$dir/dst.hmp" 'quit' >/dev/null; hmp "$dir/src.hmp" 'quit' >/dev/null

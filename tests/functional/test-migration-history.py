@@ -11,10 +11,14 @@
 * HMP `info migrate_history` shows the same migration;
 * a failed migration (connection refused) is recorded with query-migrate's
   error-desc as its reason, a cancelled one with the state it interrupted;
-* at most 8 records are kept, the newest.
+* at most 8 records are kept, the newest;
+* scripts/migvm-plot draws the migration as a PNG, from the history saved
+  as JSON and straight from the source's QMP socket.
 """
 
+import json
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -24,6 +28,17 @@ from miglib import (collect_events, mig_info, set_caps, set_events, start_vm, wa
 
 MEM = "64M"
 PHASES = ["stop", "live-end", "devices", "flush", "destination"]
+PLOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "migvm-plot")
+
+
+def check_plot(name, args):
+    """Run migvm-plot; the output must be a PNG of a real picture, its path printed."""
+    out = os.path.join(new_tmpdir(), "plot.png")
+    r = subprocess.run([PLOT] + args + ["-o", out], capture_output=True, text=True, timeout=60)
+    data = open(out, "rb").read() if os.path.exists(out) else b""
+    check("%s: a PNG of more than 10 kB, its path printed" % name,
+          r.returncode == 0 and data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000
+          and r.stdout.strip() == os.path.abspath(out), (r.returncode, r.stderr[-500:], len(data)))
 
 
 def history(q):
@@ -100,6 +115,13 @@ def test_completed():
     text = qd.hmp("info migrate_history")
     check("info migrate_history on the destination", "migration 1: destination, completed" in text
           and "phases: load " in text, text)
+
+    saved = os.path.join(new_tmpdir(), "history.json")
+    with open(saved, "w") as f:
+        json.dump(recs, f)
+    check_plot("migvm-plot HISTORY.json", [saved])
+    qs.close()      # one QMP client at a time
+    check_plot("migvm-plot --qmp", ["--qmp", src.qmp_path])
 
 
 def test_failed_and_cancelled():
