@@ -1,6 +1,6 @@
 /*
- * Between cmdline.c (the option table) and cmdline-chardev.c (chardevs and
- * the options that use them). Private to system/.
+ * Between cmdline.c (the option table), cmdline-chardev.c (chardevs and the
+ * options that use them) and cmdline-refused.c. Private to system/.
  */
 #ifndef MIGVM_SYSTEM_CMDLINE_INT_H
 #define MIGVM_SYSTEM_CMDLINE_INT_H
@@ -16,6 +16,10 @@ bool opt_serial(CmdlineOptions *o, const char *name, const char *arg, Error **er
 /* Resolve chardev references, refuse a chardev with two users and stdio
  * used twice (cmdline_finish, after the -nographic defaults). */
 bool cmdline_chardev_finish(CmdlineOptions *o, Error **errp);
+
+/* Why migvm refuses a QEMU option it has no entry for, or NULL for an
+ * option QEMU does not have either (system/cmdline-refused.c). */
+const char *cmdline_refused_reason(const char *name);
 
 /* GDestroyNotify for o->monitors and o->chardevs. */
 void cmdline_monitor_free(gpointer p);

@@ -510,7 +510,12 @@ bool cmdline_parse(int argc, char **argv, CmdlineOptions *out, Error **errp)
         const char *name = word + (word[1] == '-' ? 2 : 1);
         const OptionDef *def = option_find(name);
         if (!def) {
-            error_setg(errp, "%s: invalid option", word);
+            const char *why = cmdline_refused_reason(name);
+            if (why) {
+                error_setg(errp, "%s: not supported by migvm (%s)", word, why);
+            } else {
+                error_setg(errp, "%s: invalid option", word);
+            }
             return false;
         }
         const char *arg = NULL;

@@ -1,9 +1,10 @@
-# system/: main() (main.c), the command line (cmdline.c, cmdline-chardev.c, opts.c, chardev-spec.c),
+# system/: main() (main.c), the command line (cmdline.c, cmdline-chardev.c, cmdline-refused.c, opts.c,
+# chardev-spec.c),
 # run state (vm.c), the big lock (bql.c), the main loop, guest RAM and dirty bitmaps
 # (memory.c), the accelerator registry (accel.c), vCPU threads (cpus.c), and the
 # run-state, guest-memory and vCPU-list (query-cpus-fast) QMP commands.
-SYSTEM_CMDLINE_OBJS := $(BUILD)/system/cmdline.o $(BUILD)/system/cmdline-chardev.o $(BUILD)/system/opts.o \
-                       $(BUILD)/system/chardev-spec.o
+SYSTEM_CMDLINE_OBJS := $(BUILD)/system/cmdline.o $(BUILD)/system/cmdline-chardev.o \
+                       $(BUILD)/system/cmdline-refused.o $(BUILD)/system/opts.o $(BUILD)/system/chardev-spec.o
 # What a board and its accelerator run on.
 SYSTEM_MACHINE_OBJS := $(BUILD)/system/bql.o $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(BUILD)/system/cpus.o
 MIGVM_OBJS += $(SYSTEM_CMDLINE_OBJS) $(SYSTEM_MACHINE_OBJS) \

@@ -233,6 +233,10 @@ START_TEST(test_combination_errors)
         { "-qmp unix:/tmp/a,server=on,reconnect=1",
           "-qmp: 'reconnect' option is incompatible with socket in server listen mode" },
         { "-chardev", "-chardev: requires an argument" },
+        { "-vnc :1", "-vnc: not supported by migvm (no display: use -display none)" },
+        { "--netdev user,id=n", "--netdev: not supported by migvm (no network devices)" },
+        { "-cdrom x.iso", "-cdrom: not supported by migvm (the only disk is -drive file=IMAGE,format=raw)" },
+        { "-no-such-option", "-no-such-option: invalid option" },
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
