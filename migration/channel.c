@@ -383,6 +383,17 @@ bool mig_channel_connect(const MigAddress *addr, int passed_fd, int cancel_fd,
     return ch->fd >= 0;
 }
 
+static bool child_status_ok(int status, Error **errp)
+{
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        error_setg(errp, "migration command exited with %s %d",
+                   WIFEXITED(status) ? "status" : "signal",
+                   WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        return false;
+    }
+    return true;
+}
+
 bool mig_channel_close(MigChannel *ch, bool abort, Error **errp)
 {
     bool ok = true;
@@ -397,15 +408,38 @@ bool mig_channel_close(MigChannel *ch, bool abort, Error **errp)
         int status;
         while (waitpid(ch->child, &status, 0) < 0 && errno == EINTR) {
         }
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-            error_setg(errp, "migration command exited with %s %d",
-                       WIFEXITED(status) ? "status" : "signal",
-                       WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
-            ok = false;
-        }
+        ok = child_status_ok(status, errp);
         ch->child = 0;
     }
     return ok;
+}
+
+bool mig_channel_finish(MigChannel *ch, int cancel_fd, Error **errp)
+{
+    if (ch->fd >= 0) {
+        close(ch->fd);
+        ch->fd = -1;
+    }
+    while (ch->child > 0) {
+        int status;
+        pid_t r = waitpid(ch->child, &status, WNOHANG);
+        if (r == ch->child) {
+            ch->child = 0;
+            return child_status_ok(status, errp);
+        }
+        if (r < 0 && errno != EINTR) {
+            error_setg_errno(errp, errno, "Unable to wait for the migration command");
+            ch->child = 0;
+            return false;
+        }
+        /* The child has no fd to poll: look again every 10 ms, or at once on a cancel. */
+        struct pollfd pfd = { .fd = cancel_fd, .events = POLLIN };
+        if (poll(&pfd, cancel_fd >= 0 ? 1 : 0, 10) > 0) {
+            error_setg(errp, "Migration cancelled while the migration command was finishing");
+            return false;
+        }
+    }
+    return true;
 }
 
 /* ---- destination side ------------------------------------------------- */

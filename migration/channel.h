@@ -69,6 +69,12 @@ bool mig_channel_connect(const MigAddress *addr, int passed_fd, int cancel_fd,
  * (errp) if the child exited with an error, so a failed `exec:` command fails
  * the migration. */
 bool mig_channel_close(MigChannel *ch, bool abort, Error **errp);
+/* Source, once the whole stream is written: close the fd (the command sees
+ * the end of its input) and wait for an exec: command to exit. False (errp)
+ * if it exited with an error or a signal, or if cancel_fd (an eventfd, or -1)
+ * became readable first; then the child, if still running, is left for
+ * mig_channel_close(abort) to kill. */
+bool mig_channel_finish(MigChannel *ch, int cancel_fd, Error **errp);
 
 /* Destination side: listen on a socket address, or open exec/fd/file at once.
  * `ready` is called on the main loop (with the BQL) once with the connected

@@ -481,6 +481,20 @@ static gpointer migration_thread(gpointer opaque)
         goto fail;
     }
     atomic_store(&mig.transferred, mig_stream_bytes_written(f));
+    /* exec: the command's exit status decides (a stream checker in the pipe
+     * can fail the migration), and a file it writes is whole once the status
+     * says completed. */
+    if (ch.child > 0) {
+        pthread_mutex_lock(&mig.lock);
+        mig.f = NULL;
+        pthread_mutex_unlock(&mig.lock);
+        bool flushed = mig_stream_close(f, &err);
+        f = NULL;
+        if (!flushed || !mig_channel_finish(&ch, mig.cancel_fd, &err)) {
+            at = status_get();
+            goto fail;
+        }
+    }
     atomic_store(&mig.total_time, (now_ns() - mig.start_ns) / 1000000);
     history_counters(&hc, f);
     mig_history_source_close(&hc, NULL);
