@@ -6,6 +6,8 @@
 #   make check-sanitize  the same, built with ASan+UBSan     (BUILD=build-sanitize)
 #   make check-valgrind  the unit tests under valgrind
 #   make check-tsan      the same, built with ThreadSanitizer (BUILD=build-tsan)
+#   make install         build/migvm, build/migvm-stream and the manual page into PREFIX (/usr/local;
+#                        DESTDIR prefixes it for staging)
 #   make demo            the main job: see README.md
 #   make bench           migration benchmarks (not part of check)
 #   make fuzz-json       libFuzzer targets (need clang; not part of check)
@@ -70,7 +72,8 @@ include tests/interop/module.mk
 include bench/module.mk
 include tools/module.mk
 
-.PHONY: all check check-unit check-functional check-sanitize check-tsan check-valgrind demo bench soak clean distclean help
+.PHONY: all check check-unit check-functional check-sanitize check-tsan check-valgrind demo bench soak clean distclean help \
+        install
 
 all: $(BUILD)/migvm $(EXTRA_ALL)
 
@@ -145,6 +148,18 @@ soak: all
 
 bench: all $(BENCH_TARGETS)
 	$(Q)BUILD=$(BUILD) bench/run.sh
+
+PREFIX ?= /usr/local
+BINDIR = $(DESTDIR)$(PREFIX)/bin
+MAN1DIR = $(DESTDIR)$(PREFIX)/share/man/man1
+
+# migvm-stream's page is migvm's (one page documents both): a .so link.
+install: all
+	$(call say,INSTALL,$(DESTDIR)$(PREFIX))
+	$(Q)install -d $(BINDIR) $(MAN1DIR)
+	$(Q)install -m 755 $(BUILD)/migvm $(BUILD)/migvm-stream $(BINDIR)/
+	$(Q)install -m 644 docs/migvm.1 $(MAN1DIR)/migvm.1
+	$(Q)echo '.so man1/migvm.1' > $(MAN1DIR)/migvm-stream.1 && chmod 644 $(MAN1DIR)/migvm-stream.1
 
 clean:
 	rm -rf $(BUILD) build-sanitize build-tsan

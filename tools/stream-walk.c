@@ -384,7 +384,7 @@ static bool footer_not_found(Walk *w, Section *s, GByteArray *b)
                          "%02x %02x%02x%02x%02x", s->id, s->name, len, p[0], p[1], p[2], p[3], p[4]);
     }
     return walk_fail(w, s->body_offset, "the body of '%s' (section %" PRIu32 ") has no footer 7e %08" PRIx32
-                     " before the end of the stream", s->name, s->id, s->id);
+                     " before the stream ends at offset %" PRIu64, s->name, s->id, s->id, walk_offset(w));
 }
 
 /* A body this tool cannot decode: up to its footer (see the top). */
