@@ -3,8 +3,9 @@
 
 * accepts streams written by QEMU 7.2 (-M none; -M pc under TCG and, where
   QEMU can run a KVM guest here, under KVM; with a "block" section from
-  `migrate blk`, with a "dirty-bitmap" section) and by migvm (-M none, -M pc
-  soft, -M pc KVM), with exit status 0 and one line per section;
+  `migrate blk`, with a "dirty-bitmap" section; the main channel of a multifd
+  migration) and by migvm (-M none, -M pc soft, -M pc KVM), with exit status 0
+  and one line per section;
 * rejects every corrupted stream of the loader's corruption suites (the
   functional one, test-migration-failures.py, on a migvm stream, and the
   interop one, test-interop-migration.py, on a QEMU stream) with exit status
@@ -22,9 +23,11 @@ import json
 import os
 import re
 import shutil
+import socket
 import struct
 import subprocess
 import sys
+import threading
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -222,6 +225,64 @@ def test_qemu_block_streams():
     expect_invalid("dirty-bitmap: unknown record flag", data, data[:start] + b"\x1d" + data[start + 1:])
 
 
+def test_qemu_multifd_main_channel():
+    """QEMU 7.2 with multifd (2 channels) to a sink that keeps each connection:
+    the first one is the main channel, an ordinary stream whose RAM section
+    has only the zero pages (the others travel on the multifd channels)."""
+    if not QEMU:
+        skip("QEMU 7.2 multifd main channel", "qemu-system-x86_64 is not installed")
+        return
+    d = new_tmpdir()
+    blob = os.path.join(d, "blob")
+    with open(blob, "wb") as f:
+        f.write(os.urandom(64 * 4096))
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    srv.settimeout(30)
+    chans = {}
+
+    def drain(conn, i):
+        data = bytearray()
+        while True:
+            b = conn.recv(1 << 20)
+            if not b:
+                break
+            data += b
+        chans[i] = bytes(data)
+
+    def accept_all():
+        threads = []
+        try:
+            for i in range(3):
+                conn, _ = srv.accept()
+                t = threading.Thread(target=drain, args=(conn, i))
+                t.start()
+                threads.append(t)
+        finally:
+            for t in threads:
+                t.join(30)
+    acceptor = threading.Thread(target=accept_all)
+    acceptor.start()
+    vm, q = qemu_vm(["-M", "none", "-m", "32M", "-accel", "tcg",
+                     "-device", "loader,file=%s,addr=0x100000,force-raw=on" % blob])
+    q.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": "multifd", "state": True}])
+    q.cmd_ok("migrate-set-parameters", multifd_channels=2)
+    q.cmd_ok("migrate", uri="tcp:127.0.0.1:%d" % srv.getsockname()[1])
+    info = wait_mig_status(q, ("completed", "failed"), 30)
+    vm.kill()
+    acceptor.join(30)
+    srv.close()
+    check_eq("multifd: QEMU's migration to the sink completed", (info or {}).get("status"), "completed")
+    check("multifd: three connections, the two multifd ones carry the 64 pages",
+          len(chans) == 3 and len(chans[1]) + len(chans[2]) > 64 * 4096, {k: len(v) for k, v in chans.items()})
+    objs = expect_valid("QEMU multifd main channel", chans.get(0, b""), ["ram", "timer", "globalstate"])
+    if objs:
+        pages = objs[0]["blocks"][0]["pages"]
+        check_eq("multifd main channel: zero pages only (the 64 others went on the multifd channels)",
+                 (pages["zero"], pages["normal"]), (8192 - 64, 0))
+
+
 def test_migvm_streams():
     data = migvm_stream(["-M", "none", "-m", "4M", "-accel", "soft", "-nodefaults", "-display", "none"])
     expect_valid("migvm -M none", data, ["ram", "timer", "globalstate"])
@@ -363,6 +424,7 @@ def main():
     run("usage and exit codes", test_usage)
     run("QEMU 7.2 streams", test_qemu_streams)
     run("QEMU 7.2 block and dirty-bitmap streams", test_qemu_block_streams)
+    run("QEMU 7.2 multifd main channel", test_qemu_multifd_main_channel)
     run("migvm streams", test_migvm_streams)
     run("corruption suites", test_corruptions)
     run("exec: pipe", test_pipe)
