@@ -61,6 +61,7 @@ include util/module.mk
 include qapi/module.mk
 include monitor/module.mk
 include system/module.mk
+include block/module.mk
 include migration/module.mk
 include hw/module.mk
 include accel-soft/module.mk

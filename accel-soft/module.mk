@@ -6,4 +6,5 @@ MIGVM_OBJS += $(SOFT_OBJS)
 # the whole board on the soft accelerator (vCPU threads, pause/resume, serial
 # file). BQL, run state, VMState registry and chardev specs are stubbed in it.
 UNIT_TESTS += $(BUILD)/tests/unit/test-soft-workload
-$(BUILD)/tests/unit/test-soft-workload: $(SOFT_OBJS) $(HW_OBJS) $(SYSTEM_MACHINE_OBJS) $(UTIL_OBJS)
+$(BUILD)/tests/unit/test-soft-workload: $(SOFT_OBJS) $(HW_OBJS) $(SYSTEM_MACHINE_OBJS) $(UTIL_OBJS) \
+                                        $(BLOCK_OBJS) $(BUILD)/system/opts.o $(BUILD)/system/device-spec.o $(QAPI_OBJS)

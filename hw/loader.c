@@ -2,40 +2,33 @@
  * Boot disk loader (see loader.h for the memory it fills).
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <unistd.h>
 #include <glib.h>
-#include "fd-io.h"
+#include "block.h"
 #include "vm.h"
 #include "loader.h"
 #include "memory.h"
 
 #define TOP_LIMIT 0xfffff000ULL         /* the guest addresses RAM with 32 bits */
 
-/* Read up to `max` bytes of `path` into buf; *len gets how many (the file may be shorter). */
-static bool read_image(const char *path, uint8_t *buf, size_t max, size_t *len, Error **errp)
+/* Read up to `max` bytes of the drive into buf; *len gets how many (it may be smaller). */
+static bool read_image(BlockBackend *blk, uint8_t *buf, size_t max, size_t *len, Error **errp)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t got;
+    int64_t size = blk_getlength(blk);
+    size_t want = size < (int64_t)max ? (size_t)size : max;
+    int ret;
 
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "Could not open '%s'", path);
-        return false;
-    }
-    got = fd_read_full(fd, buf, max);
-    if (got < 0) {
-        error_setg_errno(errp, errno, "'%s': read error", path);
-        close(fd);
-        return false;
-    }
-    close(fd);
-    if (got < LOADER_BOOT_SECTOR_SIZE) {
-        error_setg(errp, "'%s' is %zd bytes, shorter than a %d-byte boot sector", path, got,
+    if (want < LOADER_BOOT_SECTOR_SIZE) {
+        error_setg(errp, "'%s' is %zu bytes, shorter than a %d-byte boot sector", blk_filename(blk), want,
                    LOADER_BOOT_SECTOR_SIZE);
         return false;
     }
-    *len = got;
+    ret = blk_pread(blk, 0, buf, want);
+    if (ret < 0) {
+        error_setg_errno(errp, -ret, "'%s': read error", blk_filename(blk));
+        return false;
+    }
+    *len = want;
     return true;
 }
 
@@ -63,7 +56,7 @@ static bool write_ram_info(size_t loaded, Error **errp)
     return guest_phys_write(LOADER_RAM_INFO_ADDR, bytes, sizeof(bytes), errp);
 }
 
-bool loader_load_boot_sector(const char *path, Error **errp)
+bool loader_load_boot_sector(BlockBackend *blk, Error **errp)
 {
     assert(bql_locked());
     g_autofree uint8_t *image = NULL;
@@ -75,11 +68,11 @@ bool loader_load_boot_sector(const char *path, Error **errp)
         return false;
     }
     image = g_malloc(LOADER_IMAGE_MAX);
-    if (!read_image(path, image, LOADER_IMAGE_MAX, &len, errp)) {
+    if (!read_image(blk, image, LOADER_IMAGE_MAX, &len, errp)) {
         return false;
     }
     if (image[510] != 0x55 || image[511] != 0xaa) {
-        warn_report("'%s' has no boot signature (0x55 0xAA at offset 510); booting it anyway", path);
+        warn_report("'%s' has no boot signature (0x55 0xAA at offset 510); booting it anyway", blk_filename(blk));
     }
     /* Beyond the boot sector, copy only what fits in RAM (a tiny -m). */
     if (len > LOADER_BOOT_SECTOR_SIZE && !ram_block_by_gpa(LOADER_BOOT_SECTOR_ADDR + len - 1)) {

@@ -26,6 +26,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "block.h"
 #include "error.h"
 
 #define LOADER_BOOT_SECTOR_ADDR 0x7c00
@@ -34,9 +35,9 @@
 #define LOADER_RAM_INFO_ADDR 0x7bf0
 #define LOADER_RAM_MAGIC 0x5647494dU     /* bytes 'M' 'I' 'G' 'V' */
 
-/* Load the first min(size, LOADER_IMAGE_MAX) bytes of raw image `path` to
+/* Load the first min(size, LOADER_IMAGE_MAX) bytes of drive `blk` to
  * 0x7c00 and write the RAM hint. The image must hold at least a boot sector;
  * a missing 0x55 0xAA signature only warns. [BQL, machine_init / reset] */
-bool loader_load_boot_sector(const char *path, Error **errp);
+bool loader_load_boot_sector(BlockBackend *blk, Error **errp);
 
 #endif

@@ -27,6 +27,8 @@
 #include <string.h>
 #include <glib.h>
 #include "accel.h"
+#include "block.h"
+#include "device-spec.h"
 #include "chardev-spec.h"
 #include "cpus.h"
 #include "hw-bus.h"
@@ -46,7 +48,7 @@
 static SerialState *com1;
 static bool accel_inited;
 static MachineConfig config;        /* machine_init's, strings copied */
-static bool boot_disk;              /* config.drive is loaded into RAM */
+static BlockBackend *boot_disk;     /* the drive loaded into RAM, or NULL */
 
 /* ---- self-registered pc devices (hw/ports.h) ------------------------------ */
 
@@ -177,12 +179,43 @@ static RAMBlock *pc_ram_add(uint64_t ram_size, Error **errp)
     return ram_block_add_split("pc.ram", 0, ram_size, lowmem, PC_ABOVE_4G_BASE, errp);
 }
 
+/* The drive a BIOS would boot: the first IDE disk, else the first virtio
+ * disk that has a boot signature (a blank data disk is not booted). */
+static BlockBackend *machine_find_boot_disk(void)
+{
+    BlockBackend *virtio = NULL;
+    uint8_t sig[2];
+
+    for (BlockBackend *blk = blk_next(NULL); blk; blk = blk_next(blk)) {
+        if (!strcmp(blk_interface(blk), "ide")) {
+            return blk;
+        }
+        if (!virtio && !strcmp(blk_interface(blk), "virtio") && blk_getlength(blk) >= 512 &&
+            blk_pread(blk, 510, sig, 2) == 0 && sig[0] == 0x55 && sig[1] == 0xaa) {
+            virtio = blk;
+        }
+    }
+    return virtio;
+}
+
 /* Copy the boot disk to RAM (vCPU 0's entry point is in it). */
 static bool machine_load_boot_disk(Error **errp)
 {
-    if (boot_disk && !loader_load_boot_sector(config.drive, errp)) {
-        error_prepend(errp, "-drive file=%s: ", config.drive);
+    if (boot_disk && !loader_load_boot_sector(boot_disk, errp)) {
+        error_prepend(errp, "-drive file=%s: ", blk_filename(boot_disk));
         return false;
+    }
+    return true;
+}
+
+/* Each -device, in command-line order. */
+static bool machine_create_devices(Error **errp)
+{
+    for (int i = 0; i < config.n_devices; i++) {
+        if (!device_create(config.devices[i], errp)) {
+            error_prepend(errp, "-device %s: ", config.devices[i]->driver);
+            return false;
+        }
     }
     return true;
 }
@@ -197,7 +230,7 @@ static bool machine_build(bool pc, Error **errp)
         return false;
     }
     ops = accel_current();
-    boot_disk = config.drive && ops->runs_guest_code;
+    boot_disk = ops->runs_guest_code ? machine_find_boot_disk() : NULL;
     accel_cfg = (AccelConfig) { .opts = config.accel_opts, .boot_code = boot_disk };
     if (pc && config.ram_size == 0) {
         error_setg(errp, "ram size too small");
@@ -215,7 +248,7 @@ static bool machine_build(bool pc, Error **errp)
         return false;
     }
     accel_inited = true;
-    if (!machine_load_boot_disk(errp)) {
+    if (!machine_create_devices(errp) || !machine_load_boot_disk(errp)) {
         return false;
     }
     return !pc || (cpus_create(config.smp_cpus > 0 ? config.smp_cpus : 1, errp) &&
@@ -228,9 +261,8 @@ static void machine_config_clear(void)
     g_free((char *)config.accel);
     g_free((char *)config.accel_opts);
     g_free((char *)config.serial);
-    g_free((char *)config.drive);
     config = (MachineConfig) { 0 };
-    boot_disk = false;
+    boot_disk = NULL;
 }
 
 bool machine_init(const MachineConfig *cfg, Error **errp)
@@ -246,11 +278,14 @@ bool machine_init(const MachineConfig *cfg, Error **errp)
     config = (MachineConfig) {
         .type = g_strdup(cfg->type), .ram_size = cfg->ram_size, .smp_cpus = cfg->smp_cpus,
         .topology = cfg->topology, .accel = g_strdup(cfg->accel), .accel_opts = g_strdup(cfg->accel_opts),
-        .serial = g_strdup(cfg->serial), .drive = g_strdup(cfg->drive),
+        .serial = g_strdup(cfg->serial),
         .serial_chardev = cfg->serial_chardev,      /* used by machine_init only */
+        .devices = cfg->devices, .n_devices = cfg->n_devices,
     };
     bool built = machine_build(pc, errp);
     config.serial_chardev = NULL;       /* the caller's: not kept */
+    config.devices = NULL;
+    config.n_devices = 0;
     if (!built) {
         machine_cleanup();
         return false;

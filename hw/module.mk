@@ -3,7 +3,7 @@
 # (loader.c), the "timer" migration section QEMU sends for every machine
 # (timer-state.c) and the small port devices (ports.c: 0x80, 0x92/0xcf9/i8042
 # reset, debug exit).
-HW_OBJS := $(BUILD)/hw/machine.o $(BUILD)/hw/bus.o $(BUILD)/hw/chardev.o $(BUILD)/hw/serial.o \
+HW_OBJS := $(BUILD)/hw/machine.o $(BUILD)/hw/device-types.o $(BUILD)/hw/bus.o $(BUILD)/hw/chardev.o $(BUILD)/hw/serial.o \
            $(BUILD)/hw/loader.o $(BUILD)/hw/timer-state.o
 # ports.c registers itself with the board and requests resets from system/vm.c:
 # not in HW_OBJS, so unit tests that link the board without vm.c leave it out.

@@ -30,6 +30,7 @@
 #include <stddef.h>
 #include <sys/uio.h>
 #include "error.h"
+#include "qapi-types.h"     /* BlockErrorAction */
 
 #define BDRV_SECTOR_SIZE 512
 
@@ -82,14 +83,15 @@ void blk_aio_flush(BlockBackend *blk, BlockCompletionFunc *cb, void *opaque);
 void blk_drain_all(void);
 
 /* ---- error policy (-drive werror=, rerror=; QEMU's defaults enospc, report) ---- */
-typedef enum BlockErrorAction {
-    BLOCK_ERROR_ACTION_REPORT,   /* fail the request to the guest */
-    BLOCK_ERROR_ACTION_IGNORE,   /* complete it as if it succeeded */
-    BLOCK_ERROR_ACTION_STOP,     /* stop the VM (io-error); the device retries on cont */
-} BlockErrorAction;
+/* BlockErrorAction is the QAPI enum (qapi/block.json, BLOCK_IO_ERROR's action):
+ *   BLOCK_ERROR_ACTION_REPORT   fail the request to the guest
+ *   BLOCK_ERROR_ACTION_IGNORE   complete it as if it succeeded
+ *   BLOCK_ERROR_ACTION_STOP     stop the VM (io-error); the device retries on cont */
 BlockErrorAction blk_get_error_action(BlockBackend *blk, bool is_read, int error);
 /* Emit BLOCK_IO_ERROR as QEMU 7.2 and, for STOP, stop the VM in io-error. [BQL] */
 void blk_error_action(BlockBackend *blk, BlockErrorAction action, bool is_read, int error);
+/* Every drive's io-status back to "ok" (QEMU's cont does it). [BQL] */
+void blk_iostatus_reset_all(void);
 
 /* ---- dirty bitmaps ---- */
 /* Bits are granules of `granularity` bytes (a power of two, 512 B .. 2 GiB).
@@ -123,7 +125,8 @@ bool dirty_bitmap_get(const BdrvDirtyBitmap *bm, int64_t offset);
 /* Bytes marked dirty (set granules x granularity, the last clamped to the
  * size), as query-block's "count". */
 uint64_t dirty_bitmap_count(const BdrvDirtyBitmap *bm);
-/* First dirty byte offset >= offset (granule-aligned), or -1. */
+/* First dirty byte offset >= offset, or -1: offset itself when its granule is
+ * dirty (as QEMU), else the start of the next dirty granule. */
 int64_t dirty_bitmap_next_dirty(const BdrvDirtyBitmap *bm, int64_t offset);
 /* dst |= src; granularities may differ (src's granules widen into dst's). */
 bool dirty_bitmap_merge(BdrvDirtyBitmap *dst, const BdrvDirtyBitmap *src, Error **errp);

@@ -1,8 +1,9 @@
 /*
  * The board and its vCPUs, as seen by the rest of migvm.
  * hw/machine.c builds the machine from a MachineConfig (system/main.c fills
- * it from the command line): RAM blocks, devices (serial, ...), the boot
- * disk, the accelerator and its vCPUs (created paused).
+ * it from the command line): RAM blocks, devices (serial, ..., and each
+ * -device), the boot disk (the first if=ide drive, else the first if=virtio
+ * one, of the block layer), the accelerator and its vCPUs (created paused).
  * system/cpus.c runs vCPU threads through the accelerator's ops.
  */
 #ifndef MIGVM_MACHINE_H
@@ -28,7 +29,9 @@ typedef struct MachineConfig {
     const char *accel_opts;     /* after the accelerator's name, or NULL */
     const char *serial;         /* -serial spec, or NULL */
     const ChardevSpec *serial_chardev;  /* the serial port's backend; NULL: from serial */
-    const char *drive;          /* raw boot disk image, or NULL */
+    /* -device specs, created in order; used during machine_init only (not copied). */
+    struct DeviceSpec **devices;
+    int n_devices;
 } MachineConfig;
 
 /* Build everything; vCPUs exist but do not run until cpus_resume_all().

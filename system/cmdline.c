@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cmdline-int.h"
+#include "device-spec.h"
 
 typedef bool OptionFn(CmdlineOptions *o, const char *name, const char *arg, Error **errp);
 
@@ -276,41 +277,24 @@ static bool opt_machine(CmdlineOptions *o, const char *name, const char *arg, Er
     return true;
 }
 
-/* -drive file=IMG[,format=raw][,if=...][,index=N][,media=disk]: one raw boot disk. */
+/* -drive OPTS: kept as text; main.c opens the drives (block/drive-opts.c
+ * parses them), so errors name the option as QEMU does. */
 static bool opt_drive(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
 {
-    g_autoptr(GPtrArray) items = split_opts(arg);
-    g_autofree char *file = NULL;
+    g_ptr_array_add(o->drives, g_strdup(arg));
+    return true;
+}
 
-    if (o->drive) {
-        error_setg(errp, "only one drive is supported");
+/* -device DRIVER[,prop=value...]: parsed now, created by the board. */
+static bool opt_device(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    DeviceSpec *spec = g_new0(DeviceSpec, 1);
+
+    if (!device_spec_parse(arg, spec, errp)) {
+        g_free(spec);
         return false;
     }
-    for (guint i = 0; i < items->len; i++) {
-        g_autofree char *key = NULL, *value = NULL;
-        split_key_value(items->pdata[i], &key, &value);
-        if (!value) {
-            error_setg(errp, "invalid option '%s'", key);
-            return false;
-        }
-        if (!strcmp(key, "file")) {
-            g_free(file);
-            file = g_steal_pointer(&value);
-        } else if (!strcmp(key, "format") || !strcmp(key, "media")) {
-            if (strcmp(value, !strcmp(key, "format") ? "raw" : "disk")) {
-                error_setg(errp, "unsupported %s '%s'", key, value);
-                return false;
-            }
-        } else if (strcmp(key, "if") && strcmp(key, "index")) {
-            error_setg(errp, "invalid option '%s'", key);
-            return false;
-        }
-    }
-    if (!file || !*file) {
-        error_setg(errp, "file=IMAGE expected");
-        return false;
-    }
-    o->drive = g_steal_pointer(&file);
+    g_ptr_array_add(o->devices, spec);
     return true;
 }
 
@@ -383,7 +367,10 @@ static const OptionDef options[] = {
     { "monitor", true, opt_monitor, "SPEC       HMP monitor (same specs as -qmp), or none" },
     { "serial", true, opt_serial, "SPEC        serial port: stdio, file:PATH, unix:PATH,server=on,wait=off, "
                                   "chardev:ID, null, none" },
-    { "drive", true, opt_drive, "file=IMG[,format=raw] boot disk image (raw)" },
+    { "drive", true, opt_drive, "file=IMG[,opt=val...] raw disk: format=raw, if=none|ide|virtio, id=, "
+                                "readonly=on, cache=none|writeback|..., werror=, rerror=; the first ide "
+                                "(else virtio) drive boots" },
+    { "device", true, opt_device, "DRIVER[,prop=val...] add a device (id=NAME, drive=NAME, ...)" },
     { "S", false, opt_flag, "                 do not start the vCPUs (use 'cont')" },
     { "no-shutdown", false, opt_flag, "       a guest shutdown stops the VM instead of exiting" },
     { "no-user-config", false, opt_flag, "    accepted: migvm reads no configuration files" },
@@ -457,6 +444,8 @@ void cmdline_options_init(CmdlineOptions *o)
     o->accels = g_ptr_array_new();
     o->chardevs = g_ptr_array_new_with_free_func(cmdline_chardev_free);
     o->monitors = g_ptr_array_new_with_free_func(cmdline_monitor_free);
+    o->drives = g_ptr_array_new_with_free_func(g_free);
+    o->devices = g_ptr_array_new();
 }
 
 void cmdline_options_clear(CmdlineOptions *o)
@@ -481,7 +470,16 @@ void cmdline_options_clear(CmdlineOptions *o)
     g_free(o->name);
     g_free(o->machine);
     g_free(o->serial);
-    g_free(o->drive);
+    if (o->drives) {
+        g_ptr_array_free(o->drives, TRUE);
+    }
+    for (guint i = 0; o->devices && i < o->devices->len; i++) {
+        device_spec_clear(o->devices->pdata[i]);
+        g_free(o->devices->pdata[i]);
+    }
+    if (o->devices) {
+        g_ptr_array_free(o->devices, TRUE);
+    }
     g_free(o->incoming);
     g_free(o->pidfile);
     memset(o, 0, sizeof(*o));

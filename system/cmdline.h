@@ -46,7 +46,8 @@ typedef struct CmdlineOptions {
     char *serial;             /* -serial text (validated), NULL = default */
     char *serial_device;      /* -device isa-serial,chardev=ID */
     char *serial_chardev;     /* after cmdline_finish: the serial port's chardev id, NULL = none */
-    char *drive;              /* -drive file=IMG: the boot disk image */
+    GPtrArray *drives;        /* char*: each -drive's text, in order */
+    GPtrArray *devices;       /* DeviceSpec*: each -device, in order */
     char *incoming;           /* -incoming URI or "defer" */
     char *pidfile;
     bool start_paused;        /* -S */

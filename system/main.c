@@ -25,6 +25,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <glib.h>
+#include "block.h"
+#include "device-spec.h"
 #include "fd-io.h"
 #include "vm.h"
 #include "machine.h"
@@ -198,16 +200,29 @@ static bool start_guest(const CmdlineOptions *o, Error **errp)
     return !vm_autostart || vm_start(errp);
 }
 
+/* Every -drive, before the board (it boots from one, devices attach them). */
+static bool open_drives(const CmdlineOptions *o, Error **errp)
+{
+    for (guint i = 0; i < o->drives->len; i++) {
+        if (!drive_new(o->drives->pdata[i], errp)) {
+            error_prepend(errp, "-drive %s: ", (const char *)o->drives->pdata[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool start_up(Startup *s, Error **errp)
 {
     const MachineConfig machine = {
         .type = s->opts.machine, .ram_size = s->opts.ram_size, .smp_cpus = s->opts.smp_cpus,
         .topology = { s->opts.smp_sockets, s->opts.smp_dies, s->opts.smp_cores, s->opts.smp_threads },
         .accel = s->accel, .accel_opts = s->accel_opts,
-        .serial_chardev = cmdline_find_chardev(&s->opts, s->opts.serial_chardev), .drive = s->opts.drive,
+        .serial_chardev = cmdline_find_chardev(&s->opts, s->opts.serial_chardev),
+        .devices = (DeviceSpec **)s->opts.devices->pdata, .n_devices = s->opts.devices->len,
     };
 
-    if (!vmstate_test_omit_init(errp) || !machine_init(&machine, errp)) {
+    if (!vmstate_test_omit_init(errp) || !open_drives(&s->opts, errp) || !machine_init(&machine, errp)) {
         return false;
     }
     s->machine_up = true;
@@ -233,6 +248,7 @@ static void tear_down(Startup *s)
     if (s->machine_up) {
         machine_cleanup();
     }
+    block_cleanup();
     main_loop_cleanup();
     if (s->pidfile_fd >= 0) {
         unlink(s->opts.pidfile);

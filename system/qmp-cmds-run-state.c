@@ -9,6 +9,7 @@
  *   quit          -> SHUTDOWN {guest: false, reason: host-qmp-quit}, {"return": {}}, exit
  */
 #include <glib.h>
+#include "block.h"
 #include "vm.h"
 #include "qapi-commands.h"
 
@@ -66,6 +67,7 @@ bool qmp_cont(Error **errp)
         vm_autostart = true;
         return true;
     }
+    blk_iostatus_reset_all();      /* as QEMU: a retried request starts from "ok" */
     return vm_start(errp);
 }
 

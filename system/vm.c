@@ -16,6 +16,7 @@
 #include <glib.h>
 #include "vm.h"
 #include "accel.h"
+#include "block.h"
 #include "machine.h"
 #include "qapi-events.h"
 #include "main-loop.h"
@@ -241,12 +242,16 @@ bool vm_stop(RunState state, Error **errp)
     if (!runstate_is_running()) {
         /* Already stopped: the state stays (QEMU's stop in prelaunch keeps prelaunch). */
         cpus_pause_all();
+        blk_drain_all();
         return true;
     }
     if (!runstate_set(state, errp)) {
         return false;
     }
     cpus_pause_all();
+    /* As QEMU's do_vm_stop: requests the guest started complete before
+     * anyone saves device state. */
+    blk_drain_all();
     accel_vm_state_change(false);
     vm_change_state_notify(false);
     qapi_event_send_stop();
@@ -262,6 +267,7 @@ bool vm_stop_force_state(RunState state, Error **errp)
         return vm_stop(state, errp);
     }
     cpus_pause_all();
+    blk_drain_all();
     return runstate_set(state, errp) && accel_synchronize_state(errp);
 }
 

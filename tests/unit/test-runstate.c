@@ -15,6 +15,8 @@
 #include "monitor.h"
 #include "qapi-commands.h"
 #include "../../system/cmdline.h"
+#include "device-spec.h"
+#include "block.h"
 #include "../../system/main-loop.h"
 #include "unit-test.h"
 
@@ -38,6 +40,9 @@ void cpus_pause_all(void) { pause_calls++; }
 void cpus_resume_all(void) { resume_calls++; }
 bool cpus_are_paused(void) { return true; }
 bool machine_reset(Error **errp) { reset_calls++; return true; }
+static int drain_calls;
+void blk_drain_all(void) { drain_calls++; }
+void blk_iostatus_reset_all(void) { }
 
 /* ---- fixture ------------------------------------------------------------------ */
 
@@ -166,9 +171,11 @@ START_TEST(test_vm_start_stop)
     ck_assert_int_eq(resume_calls, 1);
     assert_events("");
 
+    drain_calls = 0;
     ck_assert(vm_stop(RUN_STATE_PAUSED, NULL));
     ck_assert_int_eq(runstate_get(), RUN_STATE_PAUSED);
     ck_assert_int_ge(pause_calls, 1);
+    ck_assert_int_eq(drain_calls, 1);          /* disk requests complete before the state is saved */
     assert_events("STOP");
 
     ck_assert(vm_stop(RUN_STATE_PAUSED, NULL));  /* already stopped: no event */
@@ -571,8 +578,18 @@ START_TEST(test_cmdline_full)
     ck_assert(o.monitor_given && o.monitors->len == 0 && o.show_version);
     cmdline_options_clear(&o);
 
-    ck_assert(parse_line("-drive file=/tmp/d,,1.img,format=raw,if=ide,index=0", &o, NULL));
-    ck_assert_str_eq(o.drive, "/tmp/d,1.img");
+    ck_assert(parse_line("-drive file=/tmp/d,,1.img,format=raw,if=ide,index=0 -drive file=b -device x,id=y,a=1,b,a=2", &o, NULL));
+    ck_assert_int_eq(o.drives->len, 2);
+    ck_assert_str_eq(o.drives->pdata[0], "file=/tmp/d,,1.img,format=raw,if=ide,index=0");
+    ck_assert_str_eq(o.drives->pdata[1], "file=b");
+    ck_assert_int_eq(o.devices->len, 1);
+    DeviceSpec *dev = o.devices->pdata[0];
+    ck_assert_str_eq(dev->driver, "x");
+    ck_assert_str_eq(dev->id, "y");
+    ck_assert_int_eq(dev->props->len, 2);
+    ck_assert_str_eq(device_spec_get(dev, "a"), "2");      /* the last one wins */
+    ck_assert_str_eq(device_spec_get(dev, "b"), "on");
+    ck_assert(device_spec_check_unused(dev, NULL));
     cmdline_options_clear(&o);
 
     ck_assert(parse_line("-smp sockets=2,cores=2 -m 1001k -machine help", &o, NULL));
@@ -600,9 +617,9 @@ START_TEST(test_cmdline_errors)
         { "-machine pc,foo=on", "-machine: unsupported machine property 'foo'" },
         { "-machine pc,accel=hvf", "-machine: invalid accelerator 'hvf' (kvm or soft)" },
         { "-display gtk", "-display: only 'none' is supported" },
-        { "-drive file=d.img,format=qcow2", "-drive: unsupported format 'qcow2'" },
-        { "-drive if=ide", "-drive: file=IMAGE expected" },
-        { "-drive file=a -drive file=b", "-drive: only one drive is supported" },
+        { "-device id=x", "-device: Parameter 'driver' is missing" },
+        { "-device foo,id=1", "-device: Parameter 'id' expects an identifier\nIdentifiers consist of letters, "
+                              "digits, '-', '.', '_', starting with a letter." },
         { "-name guest=a,colour=red", "-name: invalid option 'colour'" },
         { "-qmp bogus", "-qmp: unknown character device 'bogus' (stdio, null, file:PATH, pipe:PATH, "
                         "unix:PATH or tcp:HOST:PORT)" },

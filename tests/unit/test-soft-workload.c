@@ -43,6 +43,11 @@ void main_loop_schedule(void (*fn)(void *opaque), void *opaque)
 {
 }
 
+void qapi_event_emit(const char *event_name, json_object *data)
+{
+    json_object_put(data);
+}
+
 static SoftWorkload *soft_cpu_state;     /* what "soft-cpu" registered */
 bool vmstate_register(const char *idstr, uint32_t instance_id,
                       const VMStateDescription *vmsd, void *opaque, Error **errp)
@@ -80,6 +85,14 @@ void chardev_spec_clear(ChardevSpec *spec)
 {
     g_free(spec->path);
     memset(spec, 0, sizeof(*spec));
+}
+
+void chardev_spec_copy(ChardevSpec *dst, const ChardevSpec *src)
+{
+    *dst = *src;
+    dst->id = NULL;
+    dst->host = dst->port = NULL;
+    dst->path = g_strdup(src->path);
 }
 
 /* ---------------- helpers ---------------- */

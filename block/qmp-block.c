@@ -1,0 +1,89 @@
+/*
+ * query-block: every drive in QEMU 7.2's BlockInfo shape.
+ *
+ * As QEMU: a drive no device uses is "removable" (its media could be
+ * changed) with the tray closed and no tray_open member; a drive a device
+ * uses names it in "qdev" and reports its "io-status". Throttling, zero
+ * detection, encryption and backing files do not exist in migvm: their
+ * members are the values QEMU reports when they are off.
+ */
+#include <sys/stat.h>
+#include <glib.h>
+#include "block-int.h"
+#include "qapi-commands.h"
+#include "vm.h"
+
+static BlockDirtyInfoList *dirty_bitmaps_info(BlockBackend *blk)
+{
+    BlockDirtyInfoList *head = NULL, **tail = &head;
+
+    for (BdrvDirtyBitmap *bm = blk_dirty_bitmap_next(blk, NULL); bm; bm = blk_dirty_bitmap_next(blk, bm)) {
+        if (!dirty_bitmap_name(bm)) {
+            continue;                   /* block migration's own */
+        }
+        BlockDirtyInfo *info = g_new0(BlockDirtyInfo, 1);
+        info->name = g_strdup(dirty_bitmap_name(bm));
+        info->count = dirty_bitmap_count(bm);
+        info->granularity = dirty_bitmap_granularity(bm);
+        info->recording = dirty_bitmap_enabled(bm);
+        info->busy = dirty_bitmap_busy(bm);
+        info->persistent = dirty_bitmap_persistent(bm);
+        *tail = g_new0(BlockDirtyInfoList, 1);
+        (*tail)->value = info;
+        tail = &(*tail)->next;
+    }
+    return head;
+}
+
+static BlockDeviceInfo *inserted_info(BlockBackend *blk)
+{
+    BlockDeviceInfo *d = g_new0(BlockDeviceInfo, 1);
+    struct stat st;
+
+    d->file = g_strdup(blk->filename);
+    d->node_name = g_strdup(blk->node_name);
+    d->ro = blk->read_only;
+    d->drv = g_strdup("raw");
+    d->detect_zeroes = BLOCKDEV_DETECT_ZEROES_OPTIONS_OFF;
+    d->image = g_new0(ImageInfo, 1);
+    d->image->filename = g_strdup(blk->filename);
+    d->image->format = g_strdup("raw");
+    d->image->has_dirty_flag = true;
+    d->image->dirty_flag = false;
+    if (fstat(blk->fd, &st) == 0) {
+        d->image->has_actual_size = true;
+        d->image->actual_size = (int64_t)st.st_blocks * 512;
+    }
+    d->image->virtual_size = blk->size;
+    d->cache = g_new0(BlockdevCacheInfo, 1);
+    d->cache->writeback = blk->writeback;
+    d->cache->direct = blk->direct;
+    d->cache->no_flush = blk->no_flush;
+    d->dirty_bitmaps = dirty_bitmaps_info(blk);
+    return d;
+}
+
+BlockInfoList *qmp_query_block(Error **errp)
+{
+    assert(bql_locked());
+    BlockInfoList *head = NULL, **tail = &head;
+
+    for (BlockBackend *blk = blk_next(NULL); blk; blk = blk_next(blk)) {
+        BlockInfo *info = g_new0(BlockInfo, 1);
+        info->device = g_strdup(blk->name);
+        info->qdev = g_strdup(blk->attached_dev);
+        info->type = g_strdup("unknown");
+        info->removable = blk->attached_dev == NULL;
+        info->locked = false;
+        info->inserted = inserted_info(blk);
+        if (blk->attached_dev) {
+            info->has_io_status = true;
+            info->io_status = blk->iostatus_nospace ? BLOCK_DEVICE_IO_STATUS_NOSPACE
+                            : blk->iostatus_failed ? BLOCK_DEVICE_IO_STATUS_FAILED : BLOCK_DEVICE_IO_STATUS_OK;
+        }
+        *tail = g_new0(BlockInfoList, 1);
+        (*tail)->value = info;
+        tail = &(*tail)->next;
+    }
+    return head;
+}

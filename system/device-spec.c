@@ -1,0 +1,110 @@
+/*
+ * -device text into a DeviceSpec: driver, id and the other properties in
+ * order. What a property means is the device type's business (hw/).
+ */
+#include <string.h>
+#include "device-spec.h"
+#include "opts.h"
+
+static void prop_free(gpointer p)
+{
+    DeviceProp *prop = p;
+
+    g_free(prop->name);
+    g_free(prop->value);
+    g_free(prop);
+}
+
+static void prop_set(DeviceSpec *spec, const char *name, const char *value)
+{
+    for (guint i = 0; i < spec->props->len; i++) {
+        DeviceProp *prop = spec->props->pdata[i];
+        if (!strcmp(prop->name, name)) {
+            g_free(prop->value);
+            prop->value = g_strdup(value);
+            return;
+        }
+    }
+    DeviceProp *prop = g_new0(DeviceProp, 1);
+    prop->name = g_strdup(name);
+    prop->value = g_strdup(value);
+    g_ptr_array_add(spec->props, prop);
+}
+
+bool device_spec_parse(const char *text, DeviceSpec *out, Error **errp)
+{
+    g_autoptr(GPtrArray) items = split_opts(text);
+
+    *out = (DeviceSpec) { .props = g_ptr_array_new_with_free_func(prop_free) };
+    for (guint i = 0; i < items->len; i++) {
+        const char *item = items->pdata[i], *eq = strchr(item, '=');
+        if (!eq && i == 0) {
+            out->driver = g_strdup(item);
+            continue;
+        }
+        if (!eq) {
+            if (!*item && i == items->len - 1) {
+                continue;               /* a trailing comma */
+            }
+            /* QemuOpts: a bare name is name=on. */
+            prop_set(out, item, "on");
+            continue;
+        }
+        g_autofree char *name = g_strndup(item, eq - item);
+        if (!strcmp(name, "driver")) {
+            g_free(out->driver);
+            out->driver = g_strdup(eq + 1);
+        } else if (!strcmp(name, "id")) {
+            g_free(out->id);
+            out->id = g_strdup(eq + 1);
+        } else {
+            prop_set(out, name, eq + 1);
+        }
+    }
+    if (!out->driver || !*out->driver) {
+        error_setg(errp, "Parameter 'driver' is missing");
+        device_spec_clear(out);
+        return false;
+    }
+    if (out->id && !g_ascii_isalpha(out->id[0])) {
+        error_setg(errp, "Parameter 'id' expects an identifier\n"
+                         "Identifiers consist of letters, digits, '-', '.', '_', starting with a letter.");
+        device_spec_clear(out);
+        return false;
+    }
+    return true;
+}
+
+void device_spec_clear(DeviceSpec *spec)
+{
+    g_free(spec->driver);
+    g_free(spec->id);
+    if (spec->props) {
+        g_ptr_array_free(spec->props, TRUE);
+    }
+    *spec = (DeviceSpec) { 0 };
+}
+
+const char *device_spec_get(DeviceSpec *spec, const char *name)
+{
+    for (guint i = 0; i < spec->props->len; i++) {
+        DeviceProp *prop = spec->props->pdata[i];
+        if (!strcmp(prop->name, name)) {
+            prop->used = true;
+            return prop->value;
+        }
+    }
+    return NULL;
+}
+
+bool device_spec_check_unused(const DeviceSpec *spec, Error **errp)
+{
+    for (guint i = 0; i < spec->props->len; i++) {
+        const DeviceProp *prop = spec->props->pdata[i];
+        if (!prop->used) {
+            error_setg(errp, "Property '%s.%s' not found", spec->driver, prop->name);
+            return false;
+        }
+    }
+    return true;
+}
