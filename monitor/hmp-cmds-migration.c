@@ -1,5 +1,5 @@
 /*
- * HMP migration commands: migrate (synchronous with live progress, or -d),
+ * HMP migration commands: migrate (synchronous, or -d),
  * migrate_incoming, migrate_cancel, migrate_continue,
  * migrate_set_capability, migrate_set_parameter and the `info migrate*`
  * trio. Values typed by the user are parsed here with QEMU 7.2's syntax
@@ -14,14 +14,48 @@
 #include "qapi-commands.h"
 
 #define MIGRATE_POLL_MS 100
-#define MIGRATE_PROGRESS_US G_USEC_PER_SEC
+#define MIGRATE_LIVE_US (250 * 1000)            /* the interactive line's refresh */
+#define MIGRATE_BLOCK_PROGRESS_US G_USEC_PER_SEC
 
 /* ---- migrate ---- */
 
+/*
+ * A synchronous `migrate` polls query-migrate until the migration ends.
+ * On the interactive console (readline on a terminal) it keeps one live
+ * progress line, rewritten in place ("\r", the line, erase to its end), and
+ * replaces it with the outcome. Elsewhere (sockets, pipes: scripts) it
+ * prints what QEMU 7.2 prints: nothing for RAM, "Completed N %\r" once a
+ * second while disks are copied, a line end after that; a failure goes to
+ * stderr from the migration code.
+ */
 typedef struct MigrateWait {
     Monitor *mon;
+    bool interactive;
+    bool line_shown;            /* a progress line waits to be ended or replaced */
     gint64 last_progress;       /* g_get_monotonic_time() of the last line */
 } MigrateWait;
+
+#define ERASE_TO_EOL "\033[K"
+
+static void migrate_show_progress(MigrateWait *w, const MigrationInfo *info, GString *out)
+{
+    gint64 now = g_get_monotonic_time();
+    if (w->interactive) {
+        if (info->status == MIGRATION_STATUS_ACTIVE && now - w->last_progress >= MIGRATE_LIVE_US) {
+            g_string_append_c(out, '\r');
+            hmp_format_migrate_progress(out, info);
+            g_string_append(out, ERASE_TO_EOL);
+            w->line_shown = true;
+            w->last_progress = now;
+        }
+    } else if (info->disk && now - w->last_progress >= MIGRATE_BLOCK_PROGRESS_US) {
+        uint64_t total = (uint64_t)info->disk->total, done = (uint64_t)info->disk->transferred;
+        g_string_append_printf(out, "Completed %d %%\r",
+                               info->disk->remaining && total ? (int)(done * 100 / total) : 100);
+        w->line_shown = true;
+        w->last_progress = now;
+    }
+}
 
 static bool still_migrating(const MigrationInfo *info)
 {
@@ -40,21 +74,23 @@ static gboolean migrate_poll(gpointer opaque)
     g_autoptr(GString) out = g_string_new(NULL);
 
     if (!err && still_migrating(info)) {
-        gint64 now = g_get_monotonic_time();
-        if (info->has_status && info->status == MIGRATION_STATUS_ACTIVE &&
-            now - w->last_progress >= MIGRATE_PROGRESS_US) {
-            w->last_progress = now;
-            hmp_format_migrate_progress(out, info);
+        migrate_show_progress(w, info, out);
+        if (out->len) {
             monitor_puts(w->mon, out->str);
         }
         qapi_free_MigrationInfo(info);
         return G_SOURCE_CONTINUE;
     }
+    if (w->line_shown) {
+        g_string_append(out, w->interactive ? "\r" ERASE_TO_EOL : "\n");
+    }
     if (err) {
+        monitor_puts(w->mon, out->str);
         hmp_handle_error(w->mon, err);
     } else {
-        /* The migration code already reported a failure on stderr. */
-        hmp_format_migrate_result(out, info);
+        if (w->interactive) {
+            hmp_format_migrate_result(out, info);
+        }
         monitor_puts(w->mon, out->str);
         qapi_free_MigrationInfo(info);
     }
@@ -88,6 +124,7 @@ void hmp_migrate(Monitor *mon, const HmpArgs *args)
     }
     w = g_new0(MigrateWait, 1);
     w->mon = mon;
+    w->interactive = hmp_monitor_is_interactive(mon);
     w->last_progress = g_get_monotonic_time();
     hmp_monitor_set_source(mon, g_timeout_add_full(G_PRIORITY_DEFAULT, MIGRATE_POLL_MS, migrate_poll,
                                                    w, g_free));

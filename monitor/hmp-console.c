@@ -389,6 +389,12 @@ void hmp_monitor_set_source(Monitor *mon, guint source_id)
     }
 }
 
+bool hmp_monitor_is_interactive(Monitor *mon)
+{
+    HmpSession *s = session_of(mon);
+    return s && s->readline;
+}
+
 bool hmp_monitor_alive(Monitor *mon)
 {
     HmpSession *s = session_of(mon);

@@ -44,6 +44,8 @@ void hmp_monitor_resume(Monitor *mon);
 /* A glib source working for a suspended monitor; removed if the client
  * goes away first (0 to forget it). */
 void hmp_monitor_set_source(Monitor *mon, guint source_id);
+/* True for the interactive console (readline on a terminal). */
+bool hmp_monitor_is_interactive(Monitor *mon);
 /* True if the monitor is still open (the client did not disconnect). */
 bool hmp_monitor_alive(Monitor *mon);
 

@@ -278,17 +278,36 @@ void hmp_format_migrate_parameters(GString *out, const MigrationParameters *p)
     }
 }
 
+/* Share of RAM (and disks) not dirty any more, 0-100. */
+static unsigned progress_percent(const MigrationInfo *info)
+{
+    uint64_t total = (uint64_t)info->ram->total, remaining = (uint64_t)info->ram->remaining;
+    if (info->disk) {
+        total += (uint64_t)info->disk->total;
+        remaining += (uint64_t)info->disk->remaining;
+    }
+    if (!total || remaining >= total) {
+        return 0;
+    }
+    return (unsigned)((total - remaining) * 100 / total);
+}
+
 void hmp_format_migrate_progress(GString *out, const MigrationInfo *info)
 {
     g_string_append_printf(out, "migration: %s", MigrationStatus_str(info->status));
     if (info->ram) {
         const MigrationStats *ram = info->ram;
-        g_string_append_printf(out, ", %" PRIu64 "/%" PRIu64 " kbytes, %0.2f mbps, remaining %" PRIu64
-                               " kbytes, pass %" PRIu64,
-                               (uint64_t)ram->transferred >> 10, (uint64_t)ram->total >> 10, ram->mbps,
-                               (uint64_t)ram->remaining >> 10, (uint64_t)ram->dirty_sync_count);
+        g_string_append_printf(out, " %3u%%, %" PRIu64 " kbytes sent, %0.2f mbps, remaining %" PRIu64
+                               " kbytes", progress_percent(info), (uint64_t)ram->transferred >> 10, ram->mbps,
+                               (uint64_t)ram->remaining >> 10);
+        if (info->disk) {
+            g_string_append_printf(out, " + %" PRIu64 " kbytes disk", (uint64_t)info->disk->remaining >> 10);
+        }
+        if (info->has_expected_downtime) {
+            g_string_append_printf(out, ", expected downtime %" PRIu64 " ms", (uint64_t)info->expected_downtime);
+        }
+        g_string_append_printf(out, ", pass %" PRIu64, (uint64_t)ram->dirty_sync_count);
     }
-    g_string_append_c(out, '\n');
 }
 
 void hmp_format_migrate_result(GString *out, const MigrationInfo *info)

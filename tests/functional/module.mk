@@ -17,7 +17,7 @@ FUNC_TESTS += tests/functional/test-kvm.py tests/functional/test-kvm-machine.py
 FUNC_TESTS += tests/functional/test-migration.py \
               tests/functional/test-migration-bandwidth.py \
               tests/functional/test-migration-failures.py \
-              tests/functional/test-hmp-migration.py \
+              tests/functional/test-hmp-migration.py tests/functional/test-hmp-tty.py \
               tests/functional/test-migration-history.py
 # KVM live migration at full size, cancel and failed destination.
 FUNC_TESTS += tests/functional/test-kvm-migration.py

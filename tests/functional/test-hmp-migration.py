@@ -11,8 +11,8 @@
 * migrate -d returns at once; info migrate while active and after
   completion has the 7.2 layout; info status on both sides;
 * migrate without -d blocks the monitor (a command typed meanwhile is
-  answered only afterwards) while printing progress, and ends with the
-  final line; QMP keeps answering meanwhile;
+  answered only afterwards) and, not on a terminal, prints nothing, as
+  QEMU 7.2; QMP keeps answering meanwhile;
 * migrate_cancel; migrate_continue in the wrong state; a refused connection
   shows `Migration status: failed (<error>)`.
 """
@@ -232,17 +232,12 @@ def test_blocking_migration():
     text1 = strip_ansi(raw1).decode("utf-8", "replace")
     text2 = strip_ansi(raw2).decode("utf-8", "replace")
     check_eq("prompt returns only when the migration is over", status_at_prompt, "completed")
-    progress = [ln for ln in text1.split("\r\n") if ln.startswith("migration: active")]
-    check("progress lines printed while blocked (%d in %.1f s)" % (len(progress), t_first), len(progress) >= 1, text1)
-    check("progress line format", all(re.fullmatch(r"migration: active, \d+/65536 kbytes, \d+\.\d\d mbps, "
-                                                   r"remaining \d+ kbytes, pass \d+", ln) for ln in progress), progress)
-    final = re.search(r"migration: completed, total time (\d+) ms, downtime (\d+) ms\r\n", text1)
-    check("final line", final, text1[-300:])
+    # Not a terminal: nothing but the echo and the prompt, as QEMU 7.2 (the
+    # live progress line of the interactive console: test-hmp-tty.py).
+    check_eq("blocked %.1f s, no output on a socket, as QEMU 7.2" % t_first, text1,
+             "migrate %s\r\n(qemu) " % uri)
     check("the next command is answered afterwards", "VM status: paused (postmigrate)" in text2
           and "VM status" not in text1, (text1[-200:], text2))
-    info = mig_info(q)
-    if final and info.get("status") == "completed":
-        check_eq("final line total time = query-migrate", int(final.group(1)), info["total-time"])
     check("destination paused like the source was",
           wait_until(lambda: hd.cmd("info status") == "VM status: paused\r\n", 10))
 

@@ -46,6 +46,13 @@ bool hmp_monitor_alive(Monitor *mon)
     return true;
 }
 
+static bool interactive;
+
+bool hmp_monitor_is_interactive(Monitor *mon)
+{
+    return interactive;
+}
+
 /* ---- system and accelerator stubs ---- */
 
 /* info registers reads vCPU registers through the accelerator (tested end
@@ -540,11 +547,14 @@ static void run_until_resumed(void)
     ck_assert_int_eq(resumed, 1);
 }
 
-START_TEST(test_migrate_synchronous)
+/* A synchronous migrate: the prompt comes back when it ended; only the
+ * interactive console gets the outcome (a socket gets nothing, as QEMU). */
+static void migrate_synchronous(bool on_tty, const char *want)
 {
     g_autofree char *out = NULL;
 
     can_suspend = true;
+    interactive = on_tty;
     poll_statuses[0] = MIGRATION_STATUS_SETUP;
     poll_statuses[1] = MIGRATION_STATUS_ACTIVE;
     poll_statuses[2] = MIGRATION_STATUS_COMPLETED;
@@ -557,7 +567,19 @@ START_TEST(test_migrate_synchronous)
     ck_assert_uint_eq(wait_source, 0);
     ck_assert_int_eq(poll_count, 3);
     out = monitor_capture_take(mon);
-    ck_assert_str_eq(out, "migration: completed\r\n");
+    ck_assert_str_eq(out, want);
+    interactive = false;
+}
+
+START_TEST(test_migrate_synchronous)
+{
+    migrate_synchronous(false, "");
+}
+END_TEST
+
+START_TEST(test_migrate_synchronous_interactive)
+{
+    migrate_synchronous(true, "migration: completed\r\n");
 }
 END_TEST
 
@@ -566,12 +588,14 @@ START_TEST(test_migrate_synchronous_failure)
     g_autofree char *out = NULL;
 
     can_suspend = true;
+    interactive = true;
     poll_statuses[0] = MIGRATION_STATUS_FAILED;
     poll_len = 1;
     expect("migrate tcp:127.0.0.1:1", "");
     run_until_resumed();
     out = monitor_capture_take(mon);
     ck_assert_str_eq(out, "migration: failed (Connection refused)\r\n");
+    interactive = false;
 }
 END_TEST
 
@@ -619,6 +643,7 @@ static Suite *hmp_dispatch_suite(void)
     tcase_add_test(tc, test_set_parameter);
     tcase_add_test(tc, test_info_migrate_family);
     tcase_add_test(tc, test_migrate_synchronous);
+    tcase_add_test(tc, test_migrate_synchronous_interactive);
     tcase_add_test(tc, test_migrate_synchronous_failure);
     tcase_add_test(tc, test_run_capture);
     tcase_add_test(tc, test_printf_crlf);

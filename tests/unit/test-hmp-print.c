@@ -383,7 +383,8 @@ START_TEST(test_progress_lines)
 {
     MigrationStats ram = { .transferred = 12345 * 1024, .total = 1048576 * 1024, .mbps = 850.123,
                            .remaining = 4096 * 1024, .dirty_sync_count = 3 };
-    MigrationInfo info = { .has_status = true, .status = MIGRATION_STATUS_ACTIVE, .ram = &ram };
+    MigrationInfo info = { .has_status = true, .status = MIGRATION_STATUS_ACTIVE, .ram = &ram,
+                           .has_expected_downtime = true, .expected_downtime = 42 };
     MigrationInfo failed = { .has_status = true, .status = MIGRATION_STATUS_FAILED,
                              .error_desc = (char *)"Connection refused" };
     MigrationInfo done = { .has_status = true, .status = MIGRATION_STATUS_COMPLETED,
@@ -391,8 +392,14 @@ START_TEST(test_progress_lines)
     g_autoptr(GString) out = g_string_new(NULL);
 
     hmp_format_migrate_progress(out, &info);
-    ck_assert_str_eq(out->str,
-                     "migration: active, 12345/1048576 kbytes, 850.12 mbps, remaining 4096 kbytes, pass 3\n");
+    ck_assert_str_eq(out->str, "migration: active  99%, 12345 kbytes sent, 850.12 mbps, remaining 4096 kbytes, "
+                               "expected downtime 42 ms, pass 3");
+    g_string_truncate(out, 0);
+    ram.remaining = 786432 * 1024;
+    info.has_expected_downtime = false;
+    hmp_format_migrate_progress(out, &info);
+    ck_assert_str_eq(out->str, "migration: active  25%, 12345 kbytes sent, 850.12 mbps, remaining 786432 kbytes, "
+                               "pass 3");
     g_string_truncate(out, 0);
     hmp_format_migrate_result(out, &failed);
     hmp_format_migrate_result(out, &done);
