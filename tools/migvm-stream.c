@@ -13,9 +13,26 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 enum { EXIT_VALID = 0, EXIT_INVALID = 1, EXIT_USAGE = 2 };
+
+#define TRAILER_READ_MAX (16u * 1024 * 1024)
+
+/* A regular file's VMDESCRIPTION, from its last bytes (pread: the stream
+ * still reads from the start), or NULL. */
+static json_object *file_trailer(int fd)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 16) {
+        return NULL;
+    }
+    size_t len = MIN((uint64_t)st.st_size, TRAILER_READ_MAX);
+    g_autofree uint8_t *tail = g_malloc(len);
+    ssize_t n = pread(fd, tail, len, st.st_size - len);
+    return n == (ssize_t)len ? walk_find_trailer(tail, len) : NULL;
+}
 
 static void usage(FILE *out)
 {
@@ -49,6 +66,7 @@ int main(int argc, char **argv)
     MigStream *f = mig_stream_new_fd_reader(fd, !is_stdin);
     Walk w;
     walk_init(&w, f);
+    w.pre_vmdesc = file_trailer(fd);
     bool ok = walk_stream(&w);
     if (dump) {
         report_json(&w, stdout);

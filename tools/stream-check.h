@@ -90,6 +90,10 @@ typedef struct Walk {
     uint64_t vmdesc_offset;
     uint32_t vmdesc_len;
     json_object *vmdesc;          /* NULL: none after EOF */
+    /* A file's VMDESCRIPTION, read from its end before the walk: device
+     * bodies of the length it gives are read exactly (else found by their
+     * footer). NULL for a pipe. */
+    json_object *pre_vmdesc;
     uint64_t total;               /* bytes read */
     Error *err;                   /* the first problem, "offset N (0xN): ..." */
     bool io_error;                /* it is a read error, not the stream's fault */
@@ -106,6 +110,8 @@ uint64_t walk_offset(const Walk *w);
 
 /* stream-walk.c: the whole stream. */
 bool walk_stream(Walk *w);
+/* The VMDESCRIPTION that ends buf (the last bytes of a stream), or NULL. */
+json_object *walk_find_trailer(const uint8_t *buf, size_t len);
 
 /* stream-records.c: one START/PART/END body of a live section this tool
  * knows (ram, block, dirty-bitmap). */

@@ -65,6 +65,9 @@ void walk_free(Walk *w)
     if (w->vmdesc) {
         json_object_put(w->vmdesc);
     }
+    if (w->pre_vmdesc) {
+        json_object_put(w->pre_vmdesc);
+    }
     error_free(w->err);
 }
 
@@ -350,8 +353,7 @@ static bool next_plausible(Walk *w)
     }
 }
 
-/* The VMDESCRIPTION at the end of buf (the rest of a stream), or NULL. */
-static json_object *find_trailer(const uint8_t *buf, size_t len)
+json_object *walk_find_trailer(const uint8_t *buf, size_t len)
 {
     for (size_t p = len >= 6 ? len - 6 : 0; p > 0; p--) {
         if (buf[p] != QEMU_VM_VMDESCRIPTION || buf[p - 1] != QEMU_VM_EOF || buf[p + 5] != '{') {
@@ -372,7 +374,7 @@ static json_object *find_trailer(const uint8_t *buf, size_t len)
  * should have been, from the VMDESCRIPTION among the bytes read, if any. */
 static bool footer_not_found(Walk *w, Section *s, GByteArray *b)
 {
-    json_object *desc = find_trailer(b->data, b->len);
+    json_object *desc = walk_find_trailer(b->data, b->len);
     int64_t len = desc ? vmdesc_body_length(desc, s->name, s->instance) : -1;
     if (desc) {
         json_object_put(desc);
@@ -438,12 +440,46 @@ static bool scan_body(Walk *w, Section *s)
     return true;
 }
 
+/* A device body of the length the file's VMDESCRIPTION gives it. */
+static bool described_body(Walk *w, Section *s, int64_t len)
+{
+    if (len > CHECK_DEVICE_BODY_MAX || w->device_bytes + len > CHECK_DEVICE_TOTAL_MAX) {
+        return walk_fail(w, s->body_offset, "device sections exceed %u bytes", CHECK_DEVICE_TOTAL_MAX);
+    }
+    GByteArray *b = g_byte_array_sized_new(len);
+    g_byte_array_set_size(b, len);
+    mig_stream_get_buffer(w->f, b->data, len);
+    g_autofree char *what = g_strdup_printf("the %" PRId64 "-byte body of '%s' (as its VMDESCRIPTION entry "
+                                            "says)", len, s->name);
+    if (!walk_read_ok(w, s->body_offset, what)) {
+        g_byte_array_free(b, true);
+        return false;
+    }
+    w->device_bytes += len;
+    s->body = b;
+    uint64_t off = walk_offset(w);
+    uint8_t t = mig_stream_get_u8(w->f);
+    uint32_t id = mig_stream_get_be32(w->f);
+    g_autofree char *footer = g_strdup_printf("the section footer 7e %08" PRIx32 " of '%s' after its %" PRId64
+                                              "-byte body (as its VMDESCRIPTION entry says)", s->id, s->name, len);
+    if (!walk_read_ok(w, off, footer)) {
+        return false;
+    }
+    if (t != QEMU_VM_SECTION_FOOTER || id != s->id) {
+        return walk_fail(w, off, "expected %s, found %02x %08" PRIx32, footer, t, id);
+    }
+    return true;
+}
+
 static bool walk_body(Walk *w, Section *s, uint8_t type)
 {
     uint64_t start = walk_offset(w);
     s->body_offset = start;
+    int64_t len = type == QEMU_VM_SECTION_FULL && w->pre_vmdesc
+                  ? vmdesc_body_length(w->pre_vmdesc, s->name, s->instance) : -1;
     bool ok = walk_is_known_live(s->name) ? walk_live_body(w, s, type) && check_footer(w, s)
-                                          : scan_body(w, s);
+              : len >= 0 ? described_body(w, s, len)
+              : scan_body(w, s);
     if (ok && type == QEMU_VM_SECTION_FULL) {
         ok = device_body_check(w, s);
     }

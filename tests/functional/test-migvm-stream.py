@@ -87,26 +87,33 @@ def expect_valid(name, data, sections):
 
 
 def expect_invalid(name, data, bad, at=None):
-    """verify rejects bad: exit 1, one stderr line naming an offset within
+    """verify rejects bad, from a file (where device bodies are read at the
+    length the trailing VMDESCRIPTION gives) and from a pipe (where they are
+    found by their footer): exit 1, one stderr line naming an offset within
     reach of the first byte where bad differs from data (at: that place,
-    when it is not the first difference)."""
-    rc, out, err = verify_file(bad)
-    m = ERR.search(err)
-    if not check("%s: exit 1 with 'invalid stream: offset N (0xN): ...'" % name, rc == 1 and m,
-                 "rc %r, stderr %r" % (rc, err)):
-        return
-    off = int(m.group(1))
-    check_eq("%s: offset in decimal and hex agree" % name, int(m.group(2), 16), off)
+    when it is not the first difference). Returns (offset, message) of the
+    file run."""
     if at is None:
         at = next((i for i in range(min(len(data), len(bad))) if data[i] != bad[i]), min(len(data), len(bad)))
-    # The checker names where the element holding the damage starts (a page,
-    # a device body, a section), or where a later check fails: never past the
-    # end, never long before the damage.
-    check("%s: offset %d is near the damage at %d and inside the stream (%d bytes)" % (name, off, at, len(bad)),
-          at - 8200 <= off <= at + 300 and off <= len(bad), m.group(3))
-    if len(bad) < len(data) and bad == data[:len(bad)] and "ends at offset" in err:
-        check("%s: names where the stream ends" % name, "ends at offset %d" % len(bad) in err, err)
-    return off, m.group(3)
+    result = None
+    for how in ("file", "pipe"):
+        rc, out, err = verify_file(bad) if how == "file" else run_tool(["verify", "-"], data=bad)
+        m = ERR.search(err)
+        if not check("%s (%s): exit 1 with 'invalid stream: offset N (0xN): ...'" % (name, how), rc == 1 and m,
+                     "rc %r, stderr %r" % (rc, err)):
+            continue
+        off = int(m.group(1))
+        if how == "file":
+            check_eq("%s: offset in decimal and hex agree" % name, int(m.group(2), 16), off)
+            result = (off, m.group(3))
+        # The checker names where the element holding the damage starts (a
+        # page, a device body, a section), or where a later check fails: never
+        # past the end, never long before the damage.
+        check("%s (%s): offset %d is near the damage at %d and inside the stream (%d bytes)"
+              % (name, how, off, at, len(bad)), at - 8200 <= off <= at + 300 and off <= len(bad), m.group(3))
+        if len(bad) < len(data) and bad == data[:len(bad)] and "ends at offset" in err:
+            check("%s (%s): names where the stream ends" % (name, how), "ends at offset %d" % len(bad) in err, err)
+    return result
 
 
 # ---------------------------------------------------------------------------
