@@ -169,7 +169,9 @@ BlockBackend *blk_open(const DriveOptions *opts, const char *name, Error **errp)
     blk->interface = g_strdup(opts->interface);
     blk->index = opts->index;
     blk->fd = fd;
-    blk->size = size;
+    /* As QEMU: a drive is whole sectors; the tail of the last one reads as
+     * zeros and a write there extends the file. */
+    blk->size = (size + BDRV_SECTOR_SIZE - 1) / BDRV_SECTOR_SIZE * BDRV_SECTOR_SIZE;
     blk->read_only = opts->read_only;
     blk->direct = opts->direct;
     blk->writeback = opts->writeback;

@@ -7,6 +7,8 @@
 #include "hmp-int.h"
 
 const HmpCommand hmp_info_cmds[] = {
+    { "block", "nodes:-n,verbose:-v,device:s?", "[-n] [-v] [device]",
+      "list the drives (-n: the block nodes; -v: with their images)", hmp_info_block, NULL },
     { "cpus", "", "", "list the virtual CPUs and their host threads", hmp_info_cpus, NULL },
     { "kvm", "", "", "tell whether KVM is present and in use", hmp_info_kvm, NULL },
     { "migrate", "", "", "report the state and statistics of migration", hmp_info_migrate, NULL },

@@ -59,6 +59,8 @@ HmpCommandFn hmp_migrate, hmp_migrate_incoming, hmp_migrate_cancel, hmp_migrate_
     hmp_info_migrate_parameters;
 /* --- handlers: hmp-cmds-history.c --- */
 HmpCommandFn hmp_info_migrate_history;
+/* --- handlers: hmp-cmds-block.c --- */
+HmpCommandFn hmp_info_block;
 /* --- handlers: hmp-cmds-cpu.c --- */
 HmpCommandFn hmp_info_registers;
 

@@ -13,6 +13,8 @@ FUNC_TESTS += tests/functional/test-qmp.py \
 FUNC_TESTS += tests/functional/test-qemu-tools.py
 # The KVM accelerator with the boot-sector guest; the pc board.
 FUNC_TESTS += tests/functional/test-kvm.py tests/functional/test-kvm-machine.py
+# Drives: -drive, query-block and info block against QEMU 7.2, booting from the drive.
+FUNC_TESTS += tests/functional/test-block.py
 # Live migration end to end between real migvm processes.
 FUNC_TESTS += tests/functional/test-migration.py \
               tests/functional/test-migration-bandwidth.py \

@@ -220,6 +220,41 @@ KvmInfo *qmp_query_kvm(Error **errp)
     return info;
 }
 
+/* Two drives: one a device uses after a stop on ENOSPC, one read-only and
+ * unattached with cache=none. */
+BlockInfoList *qmp_query_block(Error **errp)
+{
+    BlockInfoList *head = NULL, **tail = &head;
+
+    for (int i = 0; i < 2; i++) {
+        BlockInfo *info = g_new0(BlockInfo, 1);
+        info->device = g_strdup(i ? "d1" : "virtio0");
+        info->qdev = i ? NULL : g_strdup("/machine/peripheral/vd");
+        info->type = g_strdup("unknown");
+        info->removable = i == 1;
+        info->has_io_status = i == 0;
+        info->io_status = BLOCK_DEVICE_IO_STATUS_NOSPACE;
+        info->inserted = g_new0(BlockDeviceInfo, 1);
+        info->inserted->file = g_strdup(i ? "b.img" : "a.img");
+        info->inserted->node_name = g_strdup(i ? "#block314" : "#block157");
+        info->inserted->ro = i == 1;
+        info->inserted->drv = g_strdup("raw");
+        info->inserted->cache = g_new0(BlockdevCacheInfo, 1);
+        info->inserted->cache->writeback = true;
+        info->inserted->cache->direct = i == 1;
+        info->inserted->image = g_new0(ImageInfo, 1);
+        info->inserted->image->filename = g_strdup(info->inserted->file);
+        info->inserted->image->format = g_strdup("raw");
+        info->inserted->image->has_actual_size = true;
+        info->inserted->image->actual_size = i ? 12288 : 0;
+        info->inserted->image->virtual_size = i ? 1000448 : 4294967296;
+        *tail = g_new0(BlockInfoList, 1);
+        (*tail)->value = info;
+        tail = &(*tail)->next;
+    }
+    return head;
+}
+
 NameInfo *qmp_query_name(Error **errp)
 {
     NameInfo *info = g_new0(NameInfo, 1);
@@ -378,6 +413,7 @@ END_TEST
 START_TEST(test_help_info_listing)
 {
     static const char listing[] =
+        "info block [-n] [-v] [device] -- list the drives (-n: the block nodes; -v: with their images)\n"
         "info cpus  -- list the virtual CPUs and their host threads\n"
         "info kvm  -- tell whether KVM is present and in use\n"
         "info migrate  -- report the state and statistics of migration\n"
@@ -430,6 +466,34 @@ START_TEST(test_info_misc)
     expect("info registers -a", "");
     expect("memsave 0 16 f", "No CPU available\n");
     stub_cpus = 2;
+}
+END_TEST
+
+/* QEMU 7.2's text for each kind of line. */
+START_TEST(test_info_block)
+{
+    static const char virtio0[] =
+        "virtio0 (#block157): a.img (raw)\n"
+        "    Attached to:      /machine/peripheral/vd\n"
+        "    I/O status:       nospace\n"
+        "    Cache mode:       writeback\n";
+    static const char d1[] =
+        "d1 (#block314): b.img (raw, read-only)\n"
+        "    Removable device: not locked, tray closed\n"
+        "    Cache mode:       writeback, direct\n";
+    g_autofree char *both = g_strdup_printf("%s\n%s", virtio0, d1);
+    g_autofree char *second = g_strdup_printf("\n%s", d1);
+
+    expect("info block", both);
+    expect("info block virtio0", virtio0);
+    expect("info block d1", second);       /* QEMU's blank line, even after a filtered drive */
+    expect("info block nope", "");
+    expect("info block -n #block314", "\n#block314: b.img (raw, read-only)\n    Cache mode:       writeback, direct\n");
+    g_autofree char *verbose = g_strdup_printf("%s\nImages:\nimage: b.img\nfile format: raw\n"
+                                               "virtual size: 977 KiB (1000448 bytes)\ndisk size: 12 KiB\n", second);
+    expect("info block -v d1", verbose);
+    g_autofree char *big = hmp_run_capture("info block -v virtio0", 0);
+    ck_assert_ptr_nonnull(strstr(big, "virtual size: 4 GiB (4294967296 bytes)\r\ndisk size: 0 B\r\n"));
 }
 END_TEST
 
@@ -647,6 +711,7 @@ static Suite *hmp_dispatch_suite(void)
     tcase_add_test(tc, test_migrate_synchronous_failure);
     tcase_add_test(tc, test_run_capture);
     tcase_add_test(tc, test_printf_crlf);
+    tcase_add_test(tc, test_info_block);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,121 @@
+/*
+ * HMP `info block [-n] [-v] [device]` in QEMU 7.2's text, from query-block:
+ *
+ *   d0 (#block157): x.img (raw, read-only)
+ *       Attached to:      /machine/peripheral/vd
+ *       I/O status:       nospace                     (only when not ok)
+ *       Removable device: not locked, tray closed     (no device attached)
+ *       Cache mode:       writeback, direct, ignore flushes
+ *
+ * Drives are separated by a blank line. -v adds the image ("Images:" and
+ * `qemu-img info`'s lines); -n lists the block nodes instead, without device
+ * lines: each drive's raw node (QEMU also lists the file node under it,
+ * which migvm does not have).
+ */
+#include <string.h>
+#include <glib.h>
+#include "hmp-int.h"
+#include "qapi-commands.h"
+
+/* A byte count as QEMU writes sizes for people: three significant digits
+ * and the largest binary unit that keeps the number below 1000. */
+static char *human_size(uint64_t bytes)
+{
+    static const char *const units[] = { "", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei" };
+    int i = 0;
+
+    while (i < 6 && (double)bytes >= 1000.0 * (double)(1ULL << (10 * i))) {
+        i++;
+    }
+    return g_strdup_printf("%0.3g %sB", (double)bytes / (double)(1ULL << (10 * i)), units[i]);
+}
+
+static void format_image(GString *out, const ImageInfo *image)
+{
+    g_autofree char *vsize = human_size(image->virtual_size);
+
+    g_string_append_printf(out, "\nImages:\nimage: %s\nfile format: %s\nvirtual size: %s (%" PRId64 " bytes)\n",
+                           image->filename, image->format, vsize, image->virtual_size);
+    if (image->has_actual_size) {
+        g_autofree char *dsize = human_size(image->actual_size);
+        g_string_append_printf(out, "disk size: %s\n", dsize);
+    }
+}
+
+/* One drive (info != NULL) or one node (info == NULL, name given). */
+static void format_block(GString *out, const BlockInfo *info, const char *node, const BlockDeviceInfo *ins,
+                         const char *drv, bool verbose)
+{
+    if (info) {
+        g_string_append(out, info->device);
+        if (ins && ins->node_name) {
+            g_string_append_printf(out, " (%s)", ins->node_name);
+        }
+    } else {
+        g_string_append(out, node);
+    }
+    if (ins) {
+        g_string_append_printf(out, ": %s (%s%s%s)\n", ins->file, drv, ins->ro ? ", read-only" : "",
+                               ins->encrypted ? ", encrypted" : "");
+    } else {
+        g_string_append(out, ": [not inserted]\n");
+    }
+    if (info) {
+        if (info->qdev) {
+            g_string_append_printf(out, "    Attached to:      %s\n", info->qdev);
+        }
+        if (info->has_io_status && info->io_status != BLOCK_DEVICE_IO_STATUS_OK) {
+            g_string_append_printf(out, "    I/O status:       %s\n", BlockDeviceIoStatus_str(info->io_status));
+        }
+        if (info->removable) {
+            g_string_append_printf(out, "    Removable device: %slocked, tray %s\n", info->locked ? "" : "not ",
+                                   info->has_tray_open && info->tray_open ? "open" : "closed");
+        }
+    }
+    if (!ins) {
+        return;
+    }
+    g_string_append_printf(out, "    Cache mode:       %s%s%s\n", ins->cache->writeback ? "writeback" : "writethrough",
+                           ins->cache->direct ? ", direct" : "", ins->cache->no_flush ? ", ignore flushes" : "");
+    if (verbose && ins->image) {
+        format_image(out, ins->image);
+    }
+}
+
+void hmp_info_block(Monitor *mon, const HmpArgs *args)
+{
+    const char *device = hmp_args_str(args, "device");
+    bool verbose = hmp_args_bool(args, "verbose"), nodes = hmp_args_bool(args, "nodes");
+    Error *err = NULL;
+    BlockInfoList *list = qmp_query_block(&err);
+    g_autoptr(GString) out = g_string_new(NULL);
+    bool printed = false;
+
+    if (err) {
+        hmp_handle_error(mon, err);
+        return;
+    }
+    for (BlockInfoList *l = list; l && !nodes; l = l->next) {
+        if (device && strcmp(device, l->value->device)) {
+            continue;
+        }
+        if (l != list) {
+            g_string_append(out, "\n");     /* as QEMU: even when the first was filtered out */
+        }
+        format_block(out, l->value, NULL, l->value->inserted, "raw", verbose);
+        printed = true;
+    }
+    for (BlockInfoList *l = list; l && nodes; l = l->next) {
+        const BlockDeviceInfo *ins = l->value->inserted;
+        if (!ins || (device && strcmp(device, ins->node_name))) {
+            continue;
+        }
+        if (l != list || printed) {
+            g_string_append(out, "\n");
+        }
+        format_block(out, NULL, ins->node_name, ins, "raw", verbose);
+        printed = true;
+    }
+    monitor_puts(mon, out->str);
+    qapi_free_BlockInfoList(list);
+}
