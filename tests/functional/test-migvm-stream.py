@@ -174,6 +174,18 @@ def test_qemu_streams():
                  [("timer", True, 24), ("globalstate", True, 104)])
         check("QEMU -M none: dump: EOF and VMDESCRIPTION found", objs[-1].get("eof") and objs[-1].get("vmdesc"),
               objs[-1])
+    # With the return path QEMU sends OPEN_RETURN_PATH and PING(1) after the configuration (over a socket,
+    # which a file cannot show: put them in).
+    cfg_end = 8 + 1 + 4 + 4                                          # "none"
+    rp = data[:cfg_end] + b"\x08\x00\x01\x00\x00" + b"\x08\x00\x02\x00\x04\x00\x00\x00\x01" + data[cfg_end:]
+    objs = expect_valid("QEMU -M none with OPEN_RETURN_PATH, PING", rp, ["ram", "timer", "globalstate"])
+    if objs:
+        check_eq("return path: dump counts 2 commands, return-path true",
+                 (objs[-1].get("commands"), objs[-1].get("return-path")), (2, True))
+    bad = data[:cfg_end] + b"\x08\x00\x01\x00\x00" * 2 + data[cfg_end:]
+    expect_invalid("OPEN_RETURN_PATH twice", rp, bad, at=cfg_end + 5)
+    bad = data[:cfg_end] + b"\x08\x00\x01\x00\x00" + b"\x08\x00\x02\x00\x03\x00\x00\x00" + data[cfg_end:]
+    expect_invalid("PING of length 3", rp, bad)
     data = qemu_stream(["-M", "pc", "-m", "32M", "-accel", "tcg", "-S"])
     objs = expect_valid("QEMU -M pc (TCG)", data, None)
     names = [o["section"] for o in (objs or [])[:-1]]
