@@ -8,6 +8,7 @@
  */
 #include <string.h>
 #include "device-spec.h"
+#include "virtio-blk.h"
 #include "vm.h"
 
 typedef bool DeviceCreateFn(DeviceSpec *spec, Error **errp);
@@ -19,7 +20,9 @@ typedef struct DeviceType {
 
 /* One line per type, sorted by name. */
 static const DeviceType device_types[] = {
-    { NULL, NULL },
+    { "virtio-blk", virtio_blk_pci_refuse },
+    { "virtio-blk-device", virtio_blk_device_create },
+    { "virtio-blk-pci", virtio_blk_pci_refuse },
 };
 
 bool device_create(DeviceSpec *spec, Error **errp)

@@ -38,6 +38,7 @@
 #include "ports.h"
 #include "serial.h"
 #include "timer-state.h"
+#include "virtio-blk.h"
 #include "vm.h"
 #include "vmstate.h"
 
@@ -83,7 +84,7 @@ typedef struct IrqLines {
 
 static IrqLines irq_lines;
 
-static void machine_set_irq(int line, int level)
+void machine_set_irq(int line, int level)
 {
     const AccelOps *ops = accel_current();
 
@@ -248,7 +249,8 @@ static bool machine_build(bool pc, Error **errp)
         return false;
     }
     accel_inited = true;
-    if (!machine_create_devices(errp) || !machine_load_boot_disk(errp)) {
+    if (!machine_create_devices(errp) || !virtio_blk_create_drives(errp) ||
+        !machine_load_boot_disk(errp)) {
         return false;
     }
     return !pc || (cpus_create(config.smp_cpus > 0 ? config.smp_cpus : 1, errp) &&
@@ -321,8 +323,11 @@ bool machine_reset(Error **errp)
     assert(bql_locked());
     const AccelOps *ops = accel_current();
 
-    /* The boot disk, then the accelerator: its interrupt controllers go
-     * back to power-on state, then devices lower their lines into them. */
+    /* Disks first: their reset drains requests that could still write
+     * guest RAM over the boot disk. Then the boot disk, then the
+     * accelerator: its interrupt controllers go back to power-on state,
+     * then devices lower their lines into them. */
+    virtio_blk_reset_all();
     if (!machine_load_boot_disk(errp) || (ops && ops->reset && !ops->reset(errp))) {
         return false;
     }
@@ -354,6 +359,7 @@ void machine_cleanup(void)
     irq_lines = (IrqLines) { 0 };
     serial_destroy(com1);
     com1 = NULL;
+    virtio_blk_destroy_all();
     bus_cleanup();
     ram_blocks_free_all();
     accel_deselect();

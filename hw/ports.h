@@ -17,6 +17,10 @@ typedef struct PcDevice {
     void (*reset)(void);                /* [BQL, vCPUs paused] */
 } PcDevice;
 
+/* Drive the board's interrupt line `line` (ISA IRQ 0-15, GSI 16-23) to
+ * `level`; hw/machine.c remembers it for migration. [BQL] */
+void machine_set_irq(int line, int level);
+
 /* Called before main() by PC_DEVICE_REGISTER. */
 void pc_device_register(const PcDevice *dev);
 #define PC_DEVICE_REGISTER(dev)                                               \

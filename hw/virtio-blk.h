@@ -22,4 +22,16 @@ unsigned virtio_blk_held(const VirtIOBlock *s);
 /* Drains its requests, unregisters its state and frees it. [BQL] */
 void virtio_blk_destroy(VirtIOBlock *s);
 
+/* ---- the pc board's virtio-mmio slots (hw/virtio-slots.c) [BQL] ---- */
+typedef struct DeviceSpec DeviceSpec;
+/* -device virtio-blk-device,drive=NAME[,id=ID] (the device type table). */
+bool virtio_blk_device_create(DeviceSpec *spec, Error **errp);
+/* -device virtio-blk-pci / virtio-blk: refused, saying what to use. */
+bool virtio_blk_pci_refuse(DeviceSpec *spec, Error **errp);
+/* A device for each -drive if=virtio no -device took (machine_init, after
+ * the -device list). */
+bool virtio_blk_create_drives(Error **errp);
+void virtio_blk_reset_all(void);            /* machine_reset */
+void virtio_blk_destroy_all(void);          /* machine_cleanup */
+
 #endif

@@ -37,3 +37,6 @@ FUNC_TESTS += tests/functional/test-ring3-disk.py
 # build/migvm-stream against QEMU 7.2's and migvm's streams, the corruption suites, an exec: pipe;
 # make install into a temp dir and the manual page.
 FUNC_TESTS += tests/functional/test-migvm-stream.py tests/functional/test-install.py
+# virtio-blk on the pc board's virtio-mmio slots: -device/-drive if=virtio spellings and refusals; with KVM a
+# boot-sector driver (guest/virtio-blk-check.S) writes and reads its disk, across a live migration and a reset.
+FUNC_TESTS += tests/functional/test-virtio-blk.py

@@ -1,0 +1,252 @@
+/*
+ * A boot sector that checks the pc board's first virtio-blk device
+ * (virtio-mmio version 2 at 0xfeb00000, hw/virtio-mmio.c) by polling, the
+ * way a minimal driver does:
+ *   1. 32-bit protected mode, flat segments (as boot-sector.S);
+ *   2. MagicValue, Version 2, DeviceID 2, else "VBLK FAIL M";
+ *   3. reset, ACKNOWLEDGE, DRIVER, accept VIRTIO_F_VERSION_1 only,
+ *      FEATURES_OK must stick, else "VBLK FAIL F";
+ *   4. queue 0 of 8 entries (rings at 0x10000/0x10800/0x11000), DRIVER_OK;
+ *   5. OUT: 512 bytes (byte i = 3i + 0x11) to sector 100; IN: sector 100
+ *      back into another buffer; each a three-descriptor chain (header,
+ *      data, status), waited for on used.idx; a non-zero status byte prints
+ *      "VBLK FAIL S", different data "VBLK FAIL C";
+ *   6. InterruptStatus has the used-buffer bit and an ACK clears it, else
+ *      "VBLK FAIL I";
+ *   7. prints "VBLK OK", then repeats the round trip forever, printing a
+ *      '.' every 64 (after a migration the dots go on only if the device
+ *      state arrived).
+ * The test (tests/functional/test-virtio-blk.py) then finds the pattern in
+ * sector 100 of the image. Two sectors: migvm's loader copies the whole
+ * image, a BIOS would load only the first.
+ */
+#include "boot-entry.h"
+
+#define COM1 0x3f8
+#define COM1_LSR (COM1 + 5)
+#define LSR_THR_EMPTY 0x20
+#define STACK_TOP 0x7000
+#define CODE_SEL 0x08
+#define DATA_SEL 0x10
+
+#define VIRTIO_BASE 0xfeb00000
+#define QSIZE 8
+#define DESC 0x10000
+#define AVAIL 0x10800
+#define USED 0x11000
+#define HDR 0x12000
+#define STATUS 0x12100
+#define WBUF 0x13000
+#define RBUF 0x14000
+#define AREA_END 0x15000
+#define SECTOR 100
+
+    .code16
+    .text
+    .globl _start
+_start:
+    BOOT_ENTRY STACK_TOP
+
+    inb     $0x92, %al                  /* fast A20 */
+    orb     $0x02, %al
+    andb    $0xfe, %al
+    outb    %al, $0x92
+    lgdtl   gdt_desc
+    movl    %cr0, %eax
+    orl     $1, %eax
+    movl    %eax, %cr0
+    ljmpl   $CODE_SEL, $protected_mode
+
+    .code32
+protected_mode:
+    movw    $DATA_SEL, %ax
+    movw    %ax, %ds
+    movw    %ax, %es
+    movw    %ax, %ss
+    movl    $STACK_TOP, %esp
+    movl    $VIRTIO_BASE, %ebp
+
+    movb    $'M', %bl
+    cmpl    $0x74726976, 0x000(%ebp)    /* MagicValue */
+    jne     fail
+    cmpl    $2, 0x004(%ebp)             /* Version */
+    jne     fail
+    cmpl    $2, 0x008(%ebp)             /* DeviceID: block */
+    jne     fail
+
+    movb    $'F', %bl
+    movl    $0, 0x070(%ebp)             /* Status: reset */
+    movl    $1, 0x070(%ebp)             /* ACKNOWLEDGE */
+    movl    $3, 0x070(%ebp)             /* DRIVER */
+    movl    $1, 0x014(%ebp)             /* DeviceFeaturesSel: bits 32-63 */
+    testl   $1, 0x010(%ebp)             /* VERSION_1 offered */
+    jz      fail
+    movl    $1, 0x024(%ebp)
+    movl    $1, 0x020(%ebp)             /* DriverFeatures 32-63: VERSION_1 */
+    movl    $0, 0x024(%ebp)
+    movl    $0, 0x020(%ebp)
+    movl    $0xb, 0x070(%ebp)           /* FEATURES_OK */
+    testl   $8, 0x070(%ebp)
+    jz      fail
+
+    movl    $DESC, %edi                 /* rings and buffers start zeroed */
+    xorl    %eax, %eax
+    movl    $(AREA_END - DESC) / 4, %ecx
+    rep stosl
+
+    movb    $'Q', %bl
+    movl    $0, 0x030(%ebp)             /* QueueSel 0 */
+    cmpl    $QSIZE, 0x034(%ebp)         /* QueueNumMax */
+    jb      fail
+    movl    $QSIZE, 0x038(%ebp)
+    movl    $DESC, 0x080(%ebp)
+    movl    $0, 0x084(%ebp)
+    movl    $AVAIL, 0x090(%ebp)
+    movl    $0, 0x094(%ebp)
+    movl    $USED, 0x0a0(%ebp)
+    movl    $0, 0x0a4(%ebp)
+    movl    $1, 0x044(%ebp)             /* QueueReady */
+    movl    $0xf, 0x070(%ebp)           /* DRIVER_OK */
+
+    xorl    %ecx, %ecx                  /* WBUF[i] = 3i + 0x11 */
+1:
+    leal    0x11(%ecx,%ecx,2), %eax
+    movb    %al, WBUF(%ecx)
+    incl    %ecx
+    cmpl    $512, %ecx
+    jb      1b
+
+    call    round_trip
+
+    movb    $'I', %bl
+    testl   $1, 0x060(%ebp)             /* InterruptStatus: used buffer */
+    jz      fail
+    movl    $1, 0x064(%ebp)             /* InterruptACK */
+    testl   $1, 0x060(%ebp)
+    jnz     fail
+
+    movl    $msg_ok, %esi
+    call    puts
+
+    xorl    %edi, %edi                  /* then forever, a '.' per 64 round trips */
+more:
+    pushl   %edi
+    call    round_trip
+    popl    %edi
+    incl    %edi
+    testl   $63, %edi
+    jnz     more
+    movb    $'.', %al
+    call    putc
+    jmp     more
+
+halt:
+    hlt
+    jmp     halt
+
+fail:
+    movl    $msg_fail, %esi
+    call    puts
+    movb    %bl, %al
+    call    putc
+    movl    $msg_eol, %esi
+    call    puts
+    jmp     halt
+
+    /* The loader copies the whole image (two sectors) to 0x7c00: the rest
+     * of the code follows the boot signature. */
+    .org    510
+    .byte   0x55, 0xaa
+
+/* round_trip: OUT from WBUF, IN into RBUF, compare. */
+round_trip:
+    movl    $1, %eax                    /* OUT from WBUF */
+    movl    $WBUF, %esi
+    xorl    %edx, %edx
+    call    request
+    xorl    %eax, %eax                  /* IN into RBUF: data writable */
+    movl    $RBUF, %esi
+    movl    $2, %edx
+    call    request
+    movb    $'C', %bl
+    movl    $WBUF, %esi
+    movl    $RBUF, %edi
+    movl    $512, %ecx
+    repe cmpsb
+    jne     fail
+    ret
+
+/* request: type %eax, data buffer %esi, data descriptor flags %edx (WRITE
+ * for IN); sector SECTOR, 512 bytes; waits for the used entry and checks the
+ * status byte. Clobbers %eax, %ecx, %edx. */
+request:
+    movl    %eax, HDR                   /* type */
+    movl    $0, HDR + 4                 /* ioprio */
+    movl    $SECTOR, HDR + 8
+    movl    $0, HDR + 12
+    movb    $0xff, STATUS
+    movl    $HDR, DESC                  /* 0: header, readable */
+    movl    $16, DESC + 8
+    movw    $1, DESC + 12               /* NEXT */
+    movw    $1, DESC + 14
+    movl    %esi, DESC + 16             /* 1: data */
+    movl    $512, DESC + 24
+    orl     $1, %edx
+    movw    %dx, DESC + 28
+    movw    $2, DESC + 30
+    movl    $STATUS, DESC + 32          /* 2: status, writable */
+    movl    $1, DESC + 40
+    movw    $2, DESC + 44
+    movzwl  AVAIL + 2, %ecx             /* avail.ring[idx % QSIZE] = 0 */
+    movl    %ecx, %eax
+    andl    $QSIZE - 1, %eax
+    movw    $0, AVAIL + 4(,%eax,2)
+    incl    %ecx
+    movw    %cx, AVAIL + 2              /* then avail.idx (x86 keeps store order) */
+    movl    $0, 0x050(%ebp)             /* QueueNotify 0 */
+2:
+    cmpw    %cx, USED + 2
+    jne     2b
+    movb    $'S', %bl
+    cmpb    $0, STATUS
+    jne     fail
+    ret
+
+/* puts: the NUL-terminated string at %esi. */
+puts:
+    lodsb
+    testb   %al, %al
+    jz      3f
+    call    putc
+    jmp     puts
+3:
+    ret
+
+/* putc: %al to COM1 once the transmitter is empty. Clobbers %edx. */
+putc:
+    movb    %al, %ah
+    movw    $COM1_LSR, %dx
+4:
+    inb     %dx, %al
+    testb   $LSR_THR_EMPTY, %al
+    jz      4b
+    movb    %ah, %al
+    movw    $COM1, %dx
+    outb    %al, %dx
+    ret
+
+msg_ok:     .asciz "VBLK OK\r\n"
+msg_fail:   .asciz "VBLK FAIL "
+msg_eol:    .asciz "\r\n"
+
+    .p2align 3
+gdt:
+    .quad   0
+    .quad   0x00cf9a000000ffff          /* 0x08: code, flat, 32-bit */
+    .quad   0x00cf92000000ffff          /* 0x10: data, flat */
+gdt_end:
+gdt_desc:
+    .word   gdt_end - gdt - 1
+    .long   gdt
+
+    .org    1024
