@@ -50,5 +50,9 @@ bool block_mig_init(Error **errp);
  * QEMU 7.2; NULL when no block migration with at least one drive is set up.
  * Any thread. */
 MigrationStats *block_mig_disk_stats(void);
+/* Bytes the "block" section put on the stream in the last migration (any thread). */
+uint64_t block_mig_stream_bytes(void);
+/* A new migration begins: no bytes yet. [main, no migration thread running] */
+void block_mig_stats_reset(void);
 
 #endif

@@ -67,6 +67,7 @@ typedef struct BlkMigState {
     /* query-migrate (any thread) */
     _Atomic bool active;
     _Atomic uint64_t total_bytes, transferred_bytes;
+    _Atomic uint64_t stream_bytes;   /* written by the migration thread only */
 } BlkMigState;
 
 static BlkMigState blk_state;
@@ -83,6 +84,21 @@ MigrationStats *block_mig_disk_stats(void)
     s->total = (int64_t)total;
     s->remaining = (int64_t)(total - done);
     return s;
+}
+
+uint64_t block_mig_stream_bytes(void)
+{
+    return atomic_load(&blk_state.stream_bytes);
+}
+
+void block_mig_stats_reset(void)
+{
+    atomic_store(&blk_state.stream_bytes, 0);
+}
+
+static void count_stream_bytes(BlkMigState *s, MigStream *f, uint64_t before)
+{
+    atomic_store(&s->stream_bytes, atomic_load(&s->stream_bytes) + mig_stream_bytes_written(f) - before);
 }
 
 static bool block_is_active(void *opaque)
@@ -148,6 +164,7 @@ static bool block_save_setup(MigStream *f, void *opaque, Error **errp)
     s->total_sectors = 0;
     atomic_store(&s->total_bytes, 0);
     atomic_store(&s->transferred_bytes, 0);
+    atomic_store(&s->stream_bytes, 8);          /* the EOS below (migration_reset zeroed it) */
     for (BlockBackend *blk = blk_next(NULL); blk; blk = blk_next(blk)) {
         if (!blk_is_read_only(blk) && !add_device(s, blk, errp)) {
             return false;
@@ -235,6 +252,7 @@ static int block_save_iterate(MigStream *f, void *opaque, Error **errp)
 {
     BlkMigState *s = opaque;
     int64_t deadline = now_ns() + ITERATE_MAX_NS;
+    uint64_t before = mig_stream_bytes_written(f);
     while (!mig_stream_rate_limit_exceeded(f) && now_ns() < deadline) {
         int r = s->bulk_done ? send_dirty(f, s, errp) : send_bulk(f, s, errp);
         if (r < 0) {
@@ -245,6 +263,7 @@ static int block_save_iterate(MigStream *f, void *opaque, Error **errp)
         }
     }
     block_mig_put_eos(f);
+    count_stream_bytes(s, f, before);
     if (!mig_stream_get_error(f, errp)) {
         return -1;
     }
@@ -264,6 +283,7 @@ static bool block_save_complete(MigStream *f, void *opaque, Error **errp)
 {
     BlkMigState *s = opaque;
     assert(bql_locked());
+    uint64_t before = mig_stream_bytes_written(f);
     if (!vmstate_test_omitted("block/final-pass", 0)) {
         int r;
         while ((r = send_bulk(f, s, errp)) > 0) {
@@ -285,6 +305,7 @@ static bool block_save_complete(MigStream *f, void *opaque, Error **errp)
     }
     block_mig_put_progress(f, 100);
     block_mig_put_eos(f);
+    count_stream_bytes(s, f, before);
     atomic_store(&s->active, false);     /* the completed reply has no "disk" */
     return mig_stream_get_error(f, errp);
 }

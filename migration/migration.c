@@ -17,6 +17,7 @@
  * figure from before and one from after an update, as in QEMU.
  */
 #include "migration.h"
+#include "block-migration.h"
 #include "channel.h"
 #include "clock.h"
 #include "global-state.h"
@@ -413,6 +414,7 @@ static void migration_cleanup(MigStream *f, MigStream *rp, MigChannel *ch, bool 
 
 static void migration_fail(MigrationStatus from, Error *err)
 {
+    migrate_block_options_end();     /* before anyone can see the final status */
     if (cancelled()) {
         error_free(err);
         status_change(MIGRATION_STATUS_CANCELLING, MIGRATION_STATUS_CANCELLED);
@@ -511,6 +513,7 @@ static gpointer migration_thread(gpointer opaque)
         error_report_err(state_err);
     }
     bql_unlock();
+    migrate_block_options_end();     /* before anyone can see the final status */
     status_change(status_get(), MIGRATION_STATUS_COMPLETED);
     migration_cleanup(f, rp, &ch, stopped);
     return NULL;
@@ -540,7 +543,8 @@ bool migration_init(Error **errp)
     pthread_cond_init(&mig.cond, &attr);
     pthread_condattr_destroy(&attr);
     savevm_set_complete_observer(complete_stage);
-    return ram_mig_init(pass_event, errp) && global_state_register(errp);
+    /* "block" before "ram": QEMU 7.2's section ids (timer 0, block 1, ram 2). */
+    return block_mig_init(errp) && ram_mig_init(pass_event, errp) && global_state_register(errp);
 }
 
 void migration_shutdown(void)
@@ -579,11 +583,8 @@ static bool migrate_prepare(const q_obj_migrate_arg *arg, Error **errp)
         error_setg(errp, "Can't migrate the vm that was paused due to previous migration");
         return false;
     }
-    if ((arg->has_blk && arg->blk) || (arg->has_inc && arg->inc)) {
-        error_setg(errp, "Block migration is not supported by migvm (it has no block devices)");
-        return false;
-    }
-    return true;
+    /* blk / inc: capability block for this migration only (undone when it ends). */
+    return migrate_block_options_begin(arg->has_blk && arg->blk, arg->has_inc && arg->inc, errp);
 }
 
 /* The previous migration thread announces failed/cancelled before its
@@ -628,6 +629,7 @@ static void migration_reset(void)
     atomic_store(&mig.mbps, 0);
     atomic_store(&mig.pages_per_second, 0);
     atomic_store(&mig.transferred, 0);
+    block_mig_stats_reset();
     atomic_store_explicit(&mig.status, MIGRATION_STATUS_SETUP, memory_order_release);
     migration_emit_status(MIGRATION_STATUS_SETUP);
 }
@@ -641,6 +643,7 @@ static bool migration_fail_uri(Error *err, bool with_desc, Error **errp)
     }
     MigHistoryCounters none = { 0 };
     mig_history_source_close(&none, err);
+    migrate_block_options_end();
     error_propagate(errp, err);
     status_change(MIGRATION_STATUS_SETUP, MIGRATION_STATUS_FAILED);
     return false;
@@ -720,7 +723,9 @@ static MigrationStats *ram_info(bool completed)
     ram_get_stats(&rs);
     MigrationStats *s = g_new0(MigrationStats, 1);
     uint64_t done = atomic_load(&mig.transferred);
-    s->transferred = (int64_t)(completed || !mig.f ? done : mig_stream_bytes_written(mig.f));
+    uint64_t stream = completed || !mig.f ? done : mig_stream_bytes_written(mig.f);
+    /* QEMU counts RAM alone here; the disk's bytes are the "disk" member's. */
+    s->transferred = (int64_t)(stream - MIN(stream, block_mig_stream_bytes()));
     s->remaining = completed ? 0 : (int64_t)(rs.remaining_pages * MIGVM_PAGE_SIZE);
     s->total = (int64_t)rs.total_bytes;
     s->duplicate = (int64_t)rs.zero_pages;
@@ -759,6 +764,7 @@ MigrationInfo *qmp_query_migrate(Error **errp)
         info->has_expected_downtime = true;
         info->expected_downtime = atomic_load(&mig.expected_downtime);
         info->ram = ram_info(false);
+        info->disk = block_mig_disk_stats();
         break;
     case MIGRATION_STATUS_COMPLETED:
         info->has_setup_time = true;

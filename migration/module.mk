@@ -12,7 +12,8 @@ MIGRATION_CORE_OBJS := $(BUILD)/migration/stream.o $(BUILD)/migration/vmstate.o 
 MIGRATION_OBJS := $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                   $(BUILD)/migration/channel.o $(BUILD)/migration/channel-fd.o \
                   $(BUILD)/migration/options.o \
-                  $(BUILD)/migration/ram.o $(BUILD)/migration/migration.o \
+                  $(BUILD)/migration/ram.o $(BUILD)/migration/block.o $(BUILD)/migration/block-load.o \
+                  $(BUILD)/migration/migration.o \
                   $(BUILD)/migration/incoming.o $(BUILD)/migration/history.o
 MIGVM_OBJS += $(MIGRATION_OBJS)
 

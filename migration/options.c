@@ -15,6 +15,8 @@
 static pthread_mutex_t options_lock = PTHREAD_MUTEX_INITIALIZER;  /* pthread, not GMutex: visible to ThreadSanitizer */
 static bool caps[MIGRATION_CAPABILITY__MAX];
 static MigrationParameters params;
+/* migrate blk/inc switched block (and block-incremental) on for one migration. */
+static bool block_options_temporary;
 
 /* Capabilities migvm implements; enabling any other one is refused with a
  * clear error rather than silently ignored. */
@@ -24,8 +26,9 @@ static bool cap_supported(MigrationCapability cap)
     case MIGRATION_CAPABILITY_EVENTS:
     case MIGRATION_CAPABILITY_RETURN_PATH:
     case MIGRATION_CAPABILITY_PAUSE_BEFORE_SWITCHOVER:
-    case MIGRATION_CAPABILITY_ZERO_BLOCKS:          /* no block devices: nothing to do */
-    case MIGRATION_CAPABILITY_LATE_BLOCK_ACTIVATE:  /* idem */
+    case MIGRATION_CAPABILITY_BLOCK:                /* migration/block.c */
+    case MIGRATION_CAPABILITY_ZERO_BLOCKS:
+    case MIGRATION_CAPABILITY_LATE_BLOCK_ACTIVATE:  /* images are activated at once: nothing to do */
         return true;
     default:
         return false;
@@ -88,6 +91,7 @@ void migrate_options_reset(void)
     params_clear(&params);
     params_set_defaults(&params);
     memset(caps, 0, sizeof(caps));
+    block_options_temporary = false;
     pthread_mutex_unlock(&options_lock);
 }
 
@@ -115,6 +119,38 @@ uint64_t migrate_downtime_limit_ms(void)
     uint64_t ms = params.downtime_limit;
     pthread_mutex_unlock(&options_lock);
     return ms;
+}
+
+/* ---- block migration for one migrate command ------------------------ */
+
+bool migrate_block_options_begin(bool blk, bool inc, Error **errp)
+{
+    if (!blk && !inc) {
+        return true;
+    }
+    pthread_mutex_lock(&options_lock);
+    ensure_init();
+    bool ok = !caps[MIGRATION_CAPABILITY_BLOCK] && !params.block_incremental;
+    if (!ok) {
+        error_setg(errp, "Command options are incompatible with current migration capabilities");
+    } else {
+        caps[MIGRATION_CAPABILITY_BLOCK] = true;
+        params.block_incremental = inc;
+        block_options_temporary = true;
+    }
+    pthread_mutex_unlock(&options_lock);
+    return ok;
+}
+
+void migrate_block_options_end(void)
+{
+    pthread_mutex_lock(&options_lock);
+    if (block_options_temporary) {
+        caps[MIGRATION_CAPABILITY_BLOCK] = false;
+        params.block_incremental = false;
+        block_options_temporary = false;
+    }
+    pthread_mutex_unlock(&options_lock);
 }
 
 /* ---- capabilities ----------------------------------------------------- */

@@ -9,11 +9,18 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "error.h"
 #include "qapi-types.h"
 
 bool migrate_cap(MigrationCapability cap);
 uint64_t migrate_max_bandwidth(void);      /* bytes/s; 0 = unlimited */
 uint64_t migrate_downtime_limit_ms(void);
+/* QMP migrate's blk / inc (HMP -b / -i): capability block (and, for inc,
+ * parameter block-incremental) on for this migration only; refused with
+ * QEMU 7.2's error when either is already set. No-op when both are false. */
+bool migrate_block_options_begin(bool blk, bool inc, Error **errp);
+/* The migration ended: switch off what migrate_block_options_begin set. */
+void migrate_block_options_end(void);
 /* Reset to defaults (tests). */
 void migrate_options_reset(void);
 

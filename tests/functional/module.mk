@@ -21,6 +21,8 @@ FUNC_TESTS += tests/functional/test-migration.py \
               tests/functional/test-migration-failures.py \
               tests/functional/test-hmp-migration.py tests/functional/test-hmp-tty.py \
               tests/functional/test-migration-history.py
+# Block migration (the "block" section) between migvm processes with -M none and raw drives.
+FUNC_TESTS += tests/functional/test-block-migration.py
 # KVM live migration at full size, cancel and failed destination.
 FUNC_TESTS += tests/functional/test-kvm-migration.py
 # KVM guests of 4-5 GiB: "pc.ram" split around the 32-bit hole, boot, pmemsave, stream block list, live migration.

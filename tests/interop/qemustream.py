@@ -9,6 +9,9 @@ EOF_, START, PART, END, FULL, SUB, VMDESC, CONFIG, COMMAND = range(9)
 FOOTER = 0x7E
 PAGE_SIZE = 4096
 F_ZERO, F_MEM_SIZE, F_PAGE, F_EOS, F_CONTINUE, F_XBZRLE = 0x02, 0x04, 0x08, 0x10, 0x20, 0x40
+# "block" section records (block-migration.md 2.2): flags in the low 9 bits.
+BLK_DEVICE_BLOCK, BLK_EOS, BLK_PROGRESS, BLK_ZERO_BLOCK = 0x01, 0x02, 0x04, 0x08
+BLK_CHUNK = 1 << 20
 
 
 class StreamError(Exception):
@@ -30,6 +33,7 @@ class Section:
         self.body_offset = None
         self.footer_offset = None     # of the 0x7e byte
         self.records = []             # RAM: (offset of the be64 word, word, block name)
+        self.block_records = []       # block: (offset of the word, flags, offset or percent, name, data offset)
 
     def __repr__(self):
         return "<%s id=%s %s v%s @%#x>" % ({START: "START", PART: "PART", END: "END", FULL: "FULL"}[self.type],
@@ -120,6 +124,8 @@ class Stream:
         s.body_offset = self.pos
         if s.idstr == "ram":
             self._ram_body(s)
+        elif s.idstr == "block":
+            self._block_body(s)
         elif s.idstr == "timer":
             self._take(24)
         elif s.idstr == "globalstate":
@@ -161,7 +167,41 @@ class Stream:
             else:
                 raise StreamError("RAM flags %#x at %#x" % (flags, at))
 
+    def _block_body(self, s):
+        while True:
+            at = self.pos
+            word = self._be64()
+            flags = word & 0x1FF
+            if flags & BLK_DEVICE_BLOCK:
+                name = self._cstr()
+                data = None
+                if not flags & BLK_ZERO_BLOCK:
+                    data = self.pos
+                    self._take(BLK_CHUNK)
+                s.block_records.append((at, flags, word & ~0x1FF, name, data))
+            elif flags & BLK_PROGRESS:
+                s.block_records.append((at, flags, word >> 9, None, None))
+            elif flags != BLK_EOS:
+                raise StreamError("block flags %#x at %#x" % (flags, at))
+            if flags & BLK_EOS:
+                return
+
     # -- queries
+    def block_chunks(self):
+        """Every DEVICE_BLOCK record in stream order: (name, byte offset,
+        1 MiB of data, or None for a ZERO_BLOCK record)."""
+        out = []
+        for s in self.sections:
+            for at, flags, value, name, data in s.block_records:
+                if flags & BLK_DEVICE_BLOCK:
+                    out.append((name, value, None if data is None else self.data[data:data + BLK_CHUNK]))
+        return out
+
+    def block_progress(self):
+        """The PROGRESS percents in stream order."""
+        return [value for s in self.sections for _, flags, value, _, _ in s.block_records
+                if flags == BLK_PROGRESS]
+
     def section(self, idstr, type_=None):
         for s in self.sections:
             if s.idstr == idstr and (type_ is None or s.type == type_):
