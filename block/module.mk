@@ -4,7 +4,8 @@
 # (block-error.c), dirty bitmaps (dirty-bitmap.c), query-block (qmp-block.c).
 BLOCK_OBJS := $(BUILD)/block/block-backend.o $(BUILD)/block/drive-opts.o $(BUILD)/block/aio-pool.o \
               $(BUILD)/block/block-error.o $(BUILD)/block/dirty-bitmap.o $(BUILD)/block/qmp-block.o
-MIGVM_OBJS += $(BLOCK_OBJS)
+# The block-dirty-bitmap-* QMP commands (QEMU 7.2's checks and texts).
+MIGVM_OBJS += $(BLOCK_OBJS) $(BUILD)/block/qmp-cmds-dirty-bitmap.o
 
 # drive-opts.c parses with system/opts.c's helpers.
 $(BUILD)/block/%.o: CFLAGS_ALL += -Isystem

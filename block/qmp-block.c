@@ -15,7 +15,7 @@
 
 static BlockDirtyInfoList *dirty_bitmaps_info(BlockBackend *blk)
 {
-    BlockDirtyInfoList *head = NULL, **tail = &head;
+    BlockDirtyInfoList *head = NULL;
 
     for (BdrvDirtyBitmap *bm = blk_dirty_bitmap_next(blk, NULL); bm; bm = blk_dirty_bitmap_next(blk, bm)) {
         if (!dirty_bitmap_name(bm)) {
@@ -28,9 +28,11 @@ static BlockDirtyInfoList *dirty_bitmaps_info(BlockBackend *blk)
         info->recording = dirty_bitmap_enabled(bm);
         info->busy = dirty_bitmap_busy(bm);
         info->persistent = dirty_bitmap_persistent(bm);
-        *tail = g_new0(BlockDirtyInfoList, 1);
-        (*tail)->value = info;
-        tail = &(*tail)->next;
+        /* newest first, as QEMU 7.2 lists them */
+        BlockDirtyInfoList *node = g_new0(BlockDirtyInfoList, 1);
+        node->value = info;
+        node->next = head;
+        head = node;
     }
     return head;
 }

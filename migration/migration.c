@@ -24,6 +24,7 @@
 #include "history.h"
 #include "options.h"
 #include "ram.h"
+#include "block-dirty-bitmap.h"
 #include "machine.h"
 #include "savevm.h"
 #include "stream.h"
@@ -460,6 +461,9 @@ static gpointer migration_thread(gpointer opaque)
         savevm_send_open_return_path(f);
         savevm_send_ping(f, 1);
     }
+    if (migrate_cap(MIGRATION_CAPABILITY_DIRTY_BITMAPS)) {
+        savevm_send_postcopy_advise(f);     /* as QEMU 7.2, even without postcopy-ram */
+    }
     bql_lock();
     bool ok = savevm_state_setup(f, &err);
     bql_unlock();
@@ -543,8 +547,10 @@ bool migration_init(Error **errp)
     pthread_cond_init(&mig.cond, &attr);
     pthread_condattr_destroy(&attr);
     savevm_set_complete_observer(complete_stage);
-    /* "block" before "ram": QEMU 7.2's section ids (timer 0, block 1, ram 2). */
-    return block_mig_init(errp) && ram_mig_init(pass_event, errp) && global_state_register(errp);
+    /* "block" before "ram", "dirty-bitmap" after: QEMU 7.2's section ids
+     * (timer 0, block 1, ram 2, dirty-bitmap 3). */
+    return block_mig_init(errp) && ram_mig_init(pass_event, errp) && dirty_bitmap_mig_init(errp) &&
+           global_state_register(errp);
 }
 
 void migration_shutdown(void)

@@ -13,6 +13,7 @@ MIGRATION_OBJS := $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                   $(BUILD)/migration/channel.o $(BUILD)/migration/channel-fd.o \
                   $(BUILD)/migration/options.o \
                   $(BUILD)/migration/ram.o $(BUILD)/migration/block.o $(BUILD)/migration/block-load.o \
+                  $(BUILD)/migration/block-dirty-bitmap.o \
                   $(BUILD)/migration/migration.o \
                   $(BUILD)/migration/incoming.o $(BUILD)/migration/history.o
 MIGVM_OBJS += $(MIGRATION_OBJS)
@@ -66,8 +67,7 @@ $(BUILD)/tests/unit/test-block-migration: $(BUILD)/migration/block.o $(BUILD)/mi
                                           $(MIGRATION_CORE_OBJS) $(UTIL_OBJS)
 
 # The "dirty-bitmap" section over a fake block layer in the test's source:
-# QEMU 7.2's bytes, round trips, hostile records. (Linked into migvm once
-# the block layer is.)
+# QEMU 7.2's bytes, round trips, hostile records.
 UNIT_TESTS += $(BUILD)/tests/unit/test-dirty-bitmap-mig
 $(BUILD)/tests/unit/test-dirty-bitmap-mig.o: CFLAGS_ALL += -Imigration
 $(BUILD)/tests/unit/test-dirty-bitmap-mig: $(BUILD)/migration/block-dirty-bitmap.o $(MIGRATION_CORE_OBJS) \

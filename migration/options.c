@@ -29,6 +29,7 @@ static bool cap_supported(MigrationCapability cap)
     case MIGRATION_CAPABILITY_BLOCK:                /* migration/block.c */
     case MIGRATION_CAPABILITY_ZERO_BLOCKS:
     case MIGRATION_CAPABILITY_LATE_BLOCK_ACTIVATE:  /* images are activated at once: nothing to do */
+    case MIGRATION_CAPABILITY_DIRTY_BITMAPS:        /* migration/block-dirty-bitmap.c */
         return true;
     default:
         return false;

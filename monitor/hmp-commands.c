@@ -54,6 +54,10 @@ const HmpCommand hmp_cmds[] = {
       "change one migration parameter", hmp_migrate_set_parameter, NULL },
     { "pmemsave", "val:l,size:i,filename:s", "addr size file",
       "write 'size' bytes of guest physical memory from 'addr' into a file", hmp_pmemsave, NULL },
+    { "qemu-io", "d:-d,device:s,command:s", "[-d] [device] \"[command]\"",
+      "run a qemu-io command on a drive: write [-P pattern] [-z] offset length,\n"
+      "\t\t\t read [-P pattern] offset length",
+      hmp_qemu_io, NULL },
     { "quit|q", "", "", "end the emulator process", hmp_quit, NULL },
     { "stop|s", "", "", "pause the guest", hmp_stop, NULL },
     { "system_reset", "", "", "reset the machine as if by its reset button", hmp_system_reset, NULL },

@@ -63,5 +63,7 @@ HmpCommandFn hmp_info_migrate_history;
 HmpCommandFn hmp_info_block;
 /* --- handlers: hmp-cmds-cpu.c --- */
 HmpCommandFn hmp_info_registers;
+/* hmp-cmds-qemu-io.c: reads and writes a drive through the block layer. */
+HmpCommandFn hmp_qemu_io;
 
 #endif

@@ -11,7 +11,7 @@ HMP_DISPATCH_OBJS := $(BUILD)/monitor/hmp.o $(BUILD)/monitor/hmp-parse.o $(BUILD
 # Monitors open chardev specs (system/chardev-spec.c, with the option parsers it uses).
 MONITOR_SPEC_OBJS := $(BUILD)/system/chardev-spec.o $(BUILD)/system/opts.o
 MONITOR_OBJS := $(MONITOR_QMP_OBJS) $(HMP_DISPATCH_OBJS) $(BUILD)/monitor/hmp-console.o \
-                $(BUILD)/monitor/hmp-cmds-cpu.o
+                $(BUILD)/monitor/hmp-cmds-cpu.o $(BUILD)/monitor/hmp-cmds-qemu-io.o
 MIGVM_OBJS += $(MONITOR_OBJS)
 
 # QMP unit tests: the server and dispatcher with util and the generated code;

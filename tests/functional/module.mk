@@ -42,3 +42,6 @@ FUNC_TESTS += tests/functional/test-migvm-stream.py tests/functional/test-instal
 # virtio-blk on the pc board's virtio-mmio slots: -device/-drive if=virtio spellings and refusals; with KVM a
 # boot-sector driver (guest/virtio-blk-check.S) writes and reads its disk, across a live migration and a reset.
 FUNC_TESTS += tests/functional/test-virtio-blk.py
+# Named dirty bitmaps: block-dirty-bitmap-* with QEMU 7.2's texts, query-block, migvm -> migvm with
+# capability dirty-bitmaps (unix, tcp), a destination that has the name or lacks a drive.
+FUNC_TESTS += tests/functional/test-dirty-bitmaps.py

@@ -3,3 +3,5 @@
 FUNC_TESTS += tests/interop/test-interop-migration.py \
               tests/interop/test-conformance-qmp.py \
               tests/interop/test-conformance-hmp.py
+# Dirty bitmaps QEMU 7.2 <-> migvm (exec and tcp, -M none), and the same section bytes as QEMU's.
+FUNC_TESTS += tests/interop/test-interop-dirty-bitmaps.py

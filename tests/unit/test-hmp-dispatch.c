@@ -55,6 +55,13 @@ bool hmp_monitor_is_interactive(Monitor *mon)
 
 /* ---- system and accelerator stubs ---- */
 
+/* qemu-io drives the block layer (tested end to end by
+ * tests/functional/test-dirty-bitmaps.py); here it only echoes. */
+void hmp_qemu_io(Monitor *mon, const HmpArgs *args)
+{
+    monitor_printf(mon, "qemu-io %s %s\n", hmp_args_str(args, "device"), hmp_args_str(args, "command"));
+}
+
 /* info registers reads vCPU registers through the accelerator (tested end
  * to end by tests/functional/test-hmp-registers.py); here: no accelerator. */
 static int stub_cpus = 2;
@@ -497,6 +504,14 @@ START_TEST(test_info_block)
 }
 END_TEST
 
+/* qemu-io takes a drive and one quoted qemu-io command line. */
+START_TEST(test_qemu_io_arguments)
+{
+    expect("qemu-io d0 \"write -P 0x11 0 64k\"", "qemu-io d0 write -P 0x11 0 64k\n");
+    expect("qemu-io d0", "qemu-io: string expected\nTry \"help qemu-io\" for more information\n");
+}
+END_TEST
+
 START_TEST(test_fd_and_pmemsave)
 {
     expect("getfd mig", "");
@@ -702,6 +717,7 @@ static Suite *hmp_dispatch_suite(void)
     tcase_add_test(tc, test_run_state_commands);
     tcase_add_test(tc, test_info_misc);
     tcase_add_test(tc, test_fd_and_pmemsave);
+    tcase_add_test(tc, test_qemu_io_arguments);
     tcase_add_test(tc, test_migrate_commands);
     tcase_add_test(tc, test_set_capability);
     tcase_add_test(tc, test_set_parameter);
