@@ -10,7 +10,7 @@
 
 /* ---- text --------------------------------------------------------------------- */
 
-static void text_details(const Section *s, GString *out)
+static void text_details(const Walk *w, const Section *s, GString *out)
 {
     for (guint i = 0; s->ram_blocks && i < s->ram_blocks->len; i++) {
         const RamBlockStat *b = s->ram_blocks->pdata[i];
@@ -41,7 +41,7 @@ static void text_details(const Section *s, GString *out)
     } else if (!s->live && s->described) {
         g_string_append_printf(out, " described: %u fields, %u subsections", s->fields, s->subsections);
     } else if (!s->live) {
-        g_string_append(out, " framed only (no VMDESCRIPTION)");
+        g_string_append(out, w->vmdesc ? " framed only (not in the VMDESCRIPTION)" : " framed only (no VMDESCRIPTION)");
     }
 }
 
@@ -55,7 +55,7 @@ void report_text(const Walk *w, const char *path, FILE *out)
     for (guint i = 0; i < w->sections->len; i++) {
         const Section *s = w->sections->pdata[i];
         g_autoptr(GString) details = g_string_new("");
-        text_details(s, details);
+        text_details(w, s, details);
         fprintf(out, "%-*s  instance %-2" PRIu32 " v%-2" PRIu32 " %-4s %10" PRIu64 " bytes %4u chunk%s %s\n", width,
                 s->name, s->instance, s->version, s->live ? "live" : "full", s->bytes, s->chunks,
                 s->chunks == 1 ? " " : "s", details->str);

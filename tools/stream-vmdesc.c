@@ -152,15 +152,8 @@ static uint64_t version_offset(const Section *s)
     return s->offset + 1 + 4 + 1 + strlen(s->name) + 4;
 }
 
-static bool check_one(Walk *w, Section *s, json_object *dev, size_t index)
+static bool check_one(Walk *w, Section *s, json_object *dev)
 {
-    const char *name = obj_str(dev, "name");
-    int64_t instance = obj_int(dev, "instance_id", -1);
-    if (!name || strcmp(name, s->name) || instance != s->instance) {
-        return walk_fail(w, s->offset, "FULL section '%s' instance %" PRIu32 ": expected device %zu of the "
-                         "VMDESCRIPTION, '%s' instance %" PRId64, s->name, s->instance, index,
-                         name ? name : "?", instance);
-    }
     int64_t version = obj_int(dev, "version", -1);
     if (obj_str(dev, "vmsd_name") && version != s->version) {
         return walk_fail(w, version_offset(s), "expected version %" PRId64 " of '%s' (its VMDESCRIPTION entry), "
@@ -192,27 +185,59 @@ bool vmdesc_check(Walk *w)
         return walk_fail(w, w->vmdesc_offset + 5, "expected \"page_size\": 4096 in the VMDESCRIPTION, found %" PRId64,
                          page_size);
     }
-    size_t next = 0;
+    /* Match each FULL section to its entry by name and instance, in stream
+     * order; a section without one is only framed. */
+    size_t n = json_object_array_length(devices);
+    g_autofree bool *used = g_new0(bool, n);
+    g_autoptr(GPtrArray) unmatched = g_ptr_array_new();
+    size_t last = 0;
+    bool have_last = false;
     for (guint i = 0; i < w->sections->len; i++) {
         Section *s = w->sections->pdata[i];
         if (s->live) {
             continue;       /* live handlers are not described */
         }
-        json_object *dev = json_object_array_get_idx(devices, next);
-        if (!dev) {
-            return walk_fail(w, s->offset, "FULL section '%s' instance %" PRIu32 " is not in the VMDESCRIPTION "
-                             "(it describes %zu devices)", s->name, s->instance, json_object_array_length(devices));
+        json_object *dev = NULL;
+        size_t k;
+        for (k = 0; k < n && !dev; k++) {
+            json_object *d = json_object_array_get_idx(devices, k);
+            const char *name = obj_str(d, "name");
+            if (!used[k] && name && !strcmp(name, s->name) && obj_int(d, "instance_id", -1) == s->instance) {
+                dev = d;
+                used[k] = true;
+            }
         }
-        if (!check_one(w, s, dev, next)) {
+        if (!dev) {
+            g_ptr_array_add(unmatched, s);
+            continue;
+        }
+        size_t index = k - 1;
+        if (have_last && index < last) {
+            return walk_fail(w, s->offset, "FULL section '%s' instance %" PRIu32 " comes after a device the "
+                             "VMDESCRIPTION lists later (expected its order)", s->name, s->instance);
+        }
+        last = index;
+        have_last = true;
+        if (!check_one(w, s, dev)) {
             return false;
         }
-        next++;
     }
-    if (next < json_object_array_length(devices)) {
-        json_object *dev = json_object_array_get_idx(devices, next);
+    for (size_t k = 0; k < n; k++) {
+        if (used[k]) {
+            continue;
+        }
+        json_object *dev = json_object_array_get_idx(devices, k);
         const char *name = obj_str(dev, "name");
+        int64_t instance = obj_int(dev, "instance_id", -1);
+        if (unmatched->len) {
+            /* Most likely that section, damaged: point at it. */
+            Section *s = unmatched->pdata[0];
+            return walk_fail(w, s->offset, "expected '%s' instance %" PRId64 " (device %zu of the VMDESCRIPTION), "
+                             "found FULL section '%s' instance %" PRIu32 ", which it does not describe",
+                             name ? name : "?", instance, k, s->name, s->instance);
+        }
         return walk_fail(w, w->vmdesc_offset + 5, "the VMDESCRIPTION describes device '%s' instance %" PRId64
-                         ", which the stream does not carry", name ? name : "?", obj_int(dev, "instance_id", -1));
+                         ", which the stream does not carry", name ? name : "?", instance);
     }
     return true;
 }

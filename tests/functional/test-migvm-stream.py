@@ -377,6 +377,21 @@ def test_corruptions():
     check_eq("cut after EOF: valid (exit 0)", (rc, err), (0, ""))
     check("cut after EOF: says the device sections are only framed", "framed only" in out and "no VMDESCRIPTION" in out,
           out)
+    # A FULL section the VMDESCRIPTION does not list is only framed; one it lists must be there.
+    extra = b"\x04" + struct.pack(">I", 99) + b"\x05extra" + struct.pack(">II", 0, 1) + b"body" + b"\x7e" + \
+        struct.pack(">I", 99)
+    with_extra = data[:eof] + extra + data[eof:]
+    objs = expect_valid("a FULL section the VMDESCRIPTION does not describe", with_extra,
+                        ["ram", "timer", "globalstate", "extra"])
+    if objs:
+        check_eq("undescribed section: dump says body 4, not described", (objs[3]["body"], objs[3]["described"]),
+                 (4, False))
+    rc, out, err = verify_file(with_extra)
+    check("undescribed section: verify says framed only", re.search(r"^extra .*framed only \(not in the VMDESCRIPTION\)",
+                                                                   out, re.M), out)
+    g = StreamMap(data).sections[-1]
+    expect_invalid("a described section missing (globalstate)", data,
+                   data[:g["off"]] + data[g["footer_off"] + 5:], at=g["off"])
     bad = data[:-1] + b"]"
     off, msg = expect_invalid("VMDESCRIPTION's last byte", data, bad) or (None, "")
     check("VMDESCRIPTION's last byte: says the JSON is wrong (%r)" % msg, "VMDESCRIPTION" in msg)
