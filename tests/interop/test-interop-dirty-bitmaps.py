@@ -7,6 +7,10 @@ on both sides, spec shared/docs/block-migration.md section 4):
   HMP qemu-io, one disabled) appear in migvm's query-block with the names,
   granularities, recording and persistent states and counts QEMU showed;
 - migvm -> QEMU through exec: and over tcp: QEMU's query-block shows migvm's;
+- with block migration too (QEMU 7.2 -b into migvm, and migvm -> migvm): the
+  images arrive identical and the bitmaps as the source showed them (the
+  destination's bitmaps start recording only once complete, so the copied
+  disk does not dirty them);
 - for the same drives, bitmaps and writes (raw images), migvm's
   POSTCOPY_ADVISE and "dirty-bitmap" section bodies are byte for byte QEMU's.
 The destination lists bitmaps newest first, so it shows the source's list
@@ -78,15 +82,16 @@ def populate(q, persistent):
     q.cmd_ok("migrate-set-capabilities", {"capabilities": [{"capability": "dirty-bitmaps", "state": True}]})
 
 
-def migrate(src_kind, dst_kind, transport, persistent=False):
+def migrate(src_kind, dst_kind, transport, persistent=False, blk=False):
     d = new_tmpdir()
     fmt0 = "qcow2" if persistent else "raw"
     src, qs = start(src_kind, [("d0", image(d, "s0", fmt=fmt0), fmt0), ("d1", image(d, "s1"), "raw")])
     populate(qs, persistent)
     want = reversed_lists(bitmaps(qs))
     stream = os.path.join(d, "stream")
+    extra = {"blk": True} if blk else {}
     if transport == "exec":
-        qs.cmd_ok("migrate", {"uri": "exec:cat > %s" % stream})
+        qs.cmd_ok("migrate", dict({"uri": "exec:cat > %s" % stream}, **extra))
         info = qemulib.wait_migration(qs)
         incoming = "exec:cat %s" % stream
     else:
@@ -94,9 +99,10 @@ def migrate(src_kind, dst_kind, transport, persistent=False):
         incoming = "tcp:127.0.0.1:%d" % port
     dst, qd = start(dst_kind, [("d0", image(d, "d0"), "raw"), ("d1", image(d, "d1"), "raw")], incoming)
     if transport == "tcp":
-        qs.cmd_ok("migrate", {"uri": incoming})
+        qs.cmd_ok("migrate", dict({"uri": incoming}, **extra))
         info = qemulib.wait_migration(qs)
-    tag = "%s -> %s over %s%s" % (src_kind, dst_kind, transport, " (qcow2 source)" if persistent else "")
+    tag = "%s -> %s over %s%s%s" % (src_kind, dst_kind, transport, " (qcow2 source)" if persistent else "",
+                                   " with blk" if blk else "")
     check_eq("%s: source completed" % tag, info and info["status"], "completed")
     dinfo = qemulib.wait_migration(qd)
     check_eq("%s: destination completed" % tag, dinfo and dinfo["status"], "completed")
@@ -105,6 +111,12 @@ def migrate(src_kind, dst_kind, transport, persistent=False):
     check("%s: counts are not trivial" % tag,
           [b["count"] for b in got.get("d0", [])] == [131072, 131072] and got.get("d1", [{}])[0].get("count") == 12288,
           got)
+    if blk:
+        # the disks travelled too; the bitmaps recorded none of those writes
+        for i in (0, 1):
+            src_img, dst_img = os.path.join(d, "s%d" % i), os.path.join(d, "d%d" % i)
+            with open(src_img, "rb") as a, open(dst_img, "rb") as b:
+                check("%s: d%d image identical" % (tag, i), a.read() == b.read())
     if transport == "exec":
         with open(stream, "rb") as f:
             head = f.read(22)
@@ -159,6 +171,8 @@ def main():
         run("QEMU -> migvm, %s" % transport, migrate, "qemu", "migvm", transport, True)
         run("migvm -> QEMU, %s" % transport, migrate, "migvm", "qemu", transport)
     run("QEMU -> migvm, raw images", migrate, "qemu", "migvm", "exec")
+    run("QEMU -> migvm with blk", migrate, "qemu", "migvm", "tcp", False, True)
+    run("migvm -> migvm with blk", migrate, "migvm", "migvm", "exec", False, True)
     run("same bytes as QEMU", test_same_bytes)
     return finish()
 
