@@ -4,6 +4,9 @@
  *
  * Options (-accel soft,OPTS; AccelConfig.opts):
  *   dirty-rate=N   MiB/s of page writes, 0 (default) = as fast as possible
+ *   disk-rate=N    MiB/s written to the drives given with if=virtio or
+ *                  if=none (disk-workload.h), 0 = as fast as possible;
+ *                  without it the drives are left alone
  *   top=SIZE       work on guest addresses [1 MiB, SIZE) (K/M/G suffixes;
  *                  default: the end of the RAM block, above 4 GiB too
  *                  when -m splits it)
@@ -53,7 +56,17 @@ static bool parse_size(const char *text, uint64_t *out)
     return true;
 }
 
-static bool soft_parse_opts(const char *opts, uint64_t *rate, uint64_t *top, Error **errp)
+static bool parse_count(const char *text, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    *out = g_ascii_strtoull(text, &end, 10);
+    return !errno && end != text && !*end;
+}
+
+/* disk_rate: UINT64_MAX when not given. */
+static bool soft_parse_opts(const char *opts, uint64_t *rate, uint64_t *disk_rate, uint64_t *top,
+                            Error **errp)
 {
     g_auto(GStrv) items = g_strsplit(opts ? opts : "", ",", -1);
 
@@ -65,10 +78,9 @@ static bool soft_parse_opts(const char *opts, uint64_t *rate, uint64_t *top, Err
         }
         bool ok = false;
         if (eq && !strncmp(item, "dirty-rate=", 11)) {
-            char *end;
-            errno = 0;
-            *rate = g_ascii_strtoull(eq + 1, &end, 10);
-            ok = !errno && end != eq + 1 && !*end;
+            ok = parse_count(eq + 1, rate);
+        } else if (eq && !strncmp(item, "disk-rate=", 10)) {
+            ok = parse_count(eq + 1, disk_rate) && *disk_rate != UINT64_MAX;
         } else if (eq && !strncmp(item, "top=", 4)) {
             ok = parse_size(eq + 1, top);
         } else {
@@ -92,14 +104,9 @@ static void soft_serial_out(void *opaque, uint8_t byte)
     bql_unlock();
 }
 
-static bool soft_init(const AccelConfig *cfg, Error **errp)
+/* The page workload on "pc.ram" (else the first RAM block; none: no pages). */
+static bool soft_init_pages(uint64_t rate, uint64_t top, Error **errp)
 {
-    uint64_t rate = 0, top = 0;
-
-    memset(&workload, 0, sizeof(workload));
-    if (!soft_parse_opts(cfg->opts, &rate, &top, errp)) {
-        return false;
-    }
     RAMBlock *block = ram_block_by_name("pc.ram");
     if (!block) {
         block = ram_block_first();
@@ -129,6 +136,21 @@ static bool soft_init(const AccelConfig *cfg, Error **errp)
     return true;
 }
 
+static bool soft_init(const AccelConfig *cfg, Error **errp)
+{
+    uint64_t rate = 0, disk_rate = UINT64_MAX, top = 0;
+
+    memset(&workload, 0, sizeof(workload));
+    if (!soft_parse_opts(cfg->opts, &rate, &disk_rate, &top, errp) || !soft_init_pages(rate, top, errp)) {
+        return false;
+    }
+    if (disk_rate != UINT64_MAX && !disk_workload_init(&workload.disk, disk_rate, errp)) {
+        return false;
+    }
+    workload.disk.out = soft_serial_out;
+    return true;
+}
+
 static bool soft_vcpu_init(CPUState *cpu, Error **errp)
 {
     if (cpu->index != 0) {
@@ -148,11 +170,11 @@ static bool soft_should_stop(void *opaque)
 
 static VcpuExit soft_vcpu_exec(CPUState *cpu)
 {
-    if (cpu->index != 0 || !workload.block) {
+    if (cpu->index != 0 || (!workload.block && !disk_workload_active(&workload.disk))) {
         return VCPU_EXIT_HALT;
     }
     workload_run(&workload, soft_should_stop, cpu);
-    return workload_has_pages(&workload) ? VCPU_EXIT_STOP : VCPU_EXIT_HALT;
+    return workload_has_work(&workload) ? VCPU_EXIT_STOP : VCPU_EXIT_HALT;
 }
 
 static void soft_vcpu_destroy(CPUState *cpu)
@@ -171,6 +193,7 @@ static bool soft_reset(Error **errp)
 
 static void soft_cleanup(void)
 {
+    disk_workload_cleanup(&workload.disk);
     memset(&workload, 0, sizeof(workload));
 }
 

@@ -4,11 +4,15 @@
  * the write (memory.h explains the ordering).
  *
  * Throttling is a token bucket in pages: page k of a run may be written at
- * bucket_start + k / pages_per_sec. The vCPU sleeps (clock_nanosleep, at most
- * SLEEP_SLICE_NS at a time) until then, checking for a stop request between
- * slices, so a pause is honoured within a couple of milliseconds.
+ * bucket_start + k / pages_per_sec; the disk workload (disk-workload.h) has
+ * its own bucket in bytes, and the loop does whichever is due. The vCPU
+ * sleeps (clock_nanosleep, at most SLEEP_SLICE_NS at a time) until the
+ * earlier of the two, checking for a stop request between slices, so a pause
+ * is honoured within a couple of milliseconds (plus one disk step).
  */
+#include <math.h>
 #include <time.h>
+#include <glib.h>
 #include "clock.h"
 #include "workload.h"
 
@@ -42,6 +46,7 @@ void workload_reset(SoftWorkload *w)
     w->announced = 0;
     w->passes = 0;
     w->next_page = w->first_page;
+    disk_workload_reset(&w->disk);
 }
 
 bool workload_has_pages(const SoftWorkload *w)
@@ -76,28 +81,29 @@ static void workload_step(SoftWorkload *w)
     }
 }
 
-/* Sleep until the bucket allows `bucket_pages`; false if asked to stop. */
-static bool workload_throttle(SoftWorkload *w, bool (*should_stop)(void *), void *opaque)
+/* When the next page chunk may be written (now_ns() clock); 0: now. */
+static double pages_due_ns(const SoftWorkload *w)
 {
-    double due = w->bucket_start_ns + w->bucket_pages * 1e9 / (double)w->pages_per_sec;
-    double now = now_ns();
-
-    if (now - due > MAX_LAG_NS) {
-        w->bucket_start_ns = now;           /* we fell behind: no catch-up burst */
-        w->bucket_pages = 0;
-        return true;
+    if (!w->pages_per_sec) {
+        return 0;
     }
-    while (now < due) {
-        if (should_stop(opaque)) {
-            return false;
-        }
-        double left = due - now;
+    return w->bucket_start_ns + w->bucket_pages * 1e9 / (double)w->pages_per_sec;
+}
+
+/* Sleep until `until` or a stop request, whichever comes first, in slices. */
+static void sleep_until(double until, bool (*should_stop)(void *), void *opaque)
+{
+    for (double now = now_ns(); now < until && !should_stop(opaque); now = now_ns()) {
+        double left = until - now;
         long long slice = left < SLEEP_SLICE_NS ? (long long)left : SLEEP_SLICE_NS;
         struct timespec ts = { slice / 1000000000LL, slice % 1000000000LL };
         clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
-        now = now_ns();
     }
-    return true;
+}
+
+bool workload_has_work(const SoftWorkload *w)
+{
+    return workload_has_pages(w) || disk_workload_active(&w->disk);
 }
 
 void workload_run(SoftWorkload *w, bool (*should_stop)(void *opaque), void *opaque)
@@ -106,20 +112,44 @@ void workload_run(SoftWorkload *w, bool (*should_stop)(void *opaque), void *opaq
         w->announced = 1;
         workload_out(w, 'A');
     }
-    if (!workload_has_pages(w)) {
+    bool pages = workload_has_pages(w), disk = disk_workload_active(&w->disk);
+    if (!pages && !disk) {
         return;
     }
-    w->bucket_start_ns = now_ns();
+    double start = now_ns();
+    w->bucket_start_ns = start;
     w->bucket_pages = 0;
+    disk_workload_restart_bucket(&w->disk, start);
+    bool throttled = (pages && w->pages_per_sec) || (disk && w->disk.bytes_per_sec);
     while (!should_stop(opaque)) {
-        for (int i = 0; i < CHUNK_PAGES; i++) {
-            workload_step(w);
+        double now = throttled ? now_ns() : 0;
+        double pdue = pages ? pages_due_ns(w) : INFINITY;
+        double ddue = disk ? disk_workload_due_ns(&w->disk) : INFINITY;
+        bool worked = false;
+
+        /* More than MAX_LAG_NS behind: restart the bucket, no catch-up burst. */
+        if (now - pdue > MAX_LAG_NS) {
+            w->bucket_start_ns = now;
+            w->bucket_pages = 0;
+            pdue = now;
         }
-        if (w->pages_per_sec) {
-            w->bucket_pages += CHUNK_PAGES;
-            if (!workload_throttle(w, should_stop, opaque)) {
-                return;
+        if (now - ddue > MAX_LAG_NS) {
+            disk_workload_restart_bucket(&w->disk, now);
+            ddue = now;
+        }
+        if (pdue <= now) {
+            for (int i = 0; i < CHUNK_PAGES; i++) {
+                workload_step(w);
             }
+            w->bucket_pages += CHUNK_PAGES;
+            worked = true;
+        }
+        if (ddue <= now) {
+            disk_workload_step(&w->disk);
+            worked = true;
+        }
+        if (!worked) {
+            sleep_until(MIN(pdue, ddue), should_stop, opaque);
         }
     }
 }
@@ -150,10 +180,38 @@ static const VMStateField workload_fields[] = {
     VMSTATE_END_OF_LIST()
 };
 
+static bool disk_needed(void *opaque)
+{
+    SoftWorkload *w = opaque;
+
+    return disk_workload_active(&w->disk);
+}
+
+static const VMStateField workload_disk_fields[] = {
+    VMSTATE_STRUCT(disk, SoftWorkload, vmstate_soft_disk_workload, SoftDiskWorkload),
+    VMSTATE_END_OF_LIST()
+};
+
+/* Only while disk-rate= runs the disk workload, so streams without it are
+ * unchanged. */
+static const VMStateDescription vmstate_soft_workload_disk = {
+    .name = "soft-cpu/disk",
+    .version_id = 1,
+    .minimum_version_id = 1,
+    .needed = disk_needed,
+    .fields = workload_disk_fields,
+};
+
+static const VMStateDescription *const workload_subsections[] = {
+    &vmstate_soft_workload_disk,
+    NULL
+};
+
 const VMStateDescription vmstate_soft_workload = {
     .name = "soft-cpu",
     .version_id = 1,
     .minimum_version_id = 1,
     .post_load = workload_post_load,
     .fields = workload_fields,
+    .subsections = workload_subsections,
 };

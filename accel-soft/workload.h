@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include "disk-workload.h"
 #include "memory.h"
 #include "vmstate.h"
 
@@ -33,6 +34,9 @@ typedef struct SoftWorkload {
     uint64_t bucket_pages;          /* pages written since bucket_start_ns */
     void (*out)(void *opaque, uint8_t byte);    /* serial output */
     void *out_opaque;
+    /* The disk workload (disk-workload.h): its position is migrated in the
+     * "soft-cpu/disk" subsection while it runs. */
+    SoftDiskWorkload disk;
 } SoftWorkload;
 
 extern const VMStateDescription vmstate_soft_workload;
@@ -45,8 +49,10 @@ bool workload_init(SoftWorkload *w, RAMBlock *block, uint64_t start, uint64_t to
 void workload_reset(SoftWorkload *w);
 /* True if there is at least one page to work on. */
 bool workload_has_pages(const SoftWorkload *w);
+/* Pages or a disk to work on. */
+bool workload_has_work(const SoftWorkload *w);
 /* Run until should_stop(opaque) is true; stops only between two page
- * increments, so the state is always consistent. */
+ * increments or disk steps, so the state is always consistent. */
 void workload_run(SoftWorkload *w, bool (*should_stop)(void *opaque), void *opaque);
 
 #endif

@@ -355,7 +355,8 @@ static const OptionDef options[] = {
     { "name", true, opt_name, "NAME          name of the guest (query-name)" },
     { "m", true, opt_m, "SIZE             RAM size; suffix k, M, G or T (default unit MiB, default 128M)" },
     { "smp", true, opt_smp, "N              number of vCPUs (also cpus=N,sockets=,cores=,threads=)" },
-    { "accel", true, opt_accel, "kvm|soft[,opts] accelerator; repeat to give fallbacks (tcg = soft)" },
+    { "accel", true, opt_accel, "kvm|soft[,opts] accelerator; repeat to give fallbacks (tcg = soft); soft takes "
+                                "dirty-rate=MiB/s, disk-rate=MiB/s (drives written only with it), top=SIZE" },
     { "enable-kvm", false, opt_enable_kvm, "              same as -accel kvm" },
     { "machine", true, opt_machine, "TYPE[,accel=A] machine type: pc (default) or none; 'help' lists them" },
     { "M", true, opt_machine, "TYPE             same as -machine" },
