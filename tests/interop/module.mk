@@ -5,3 +5,5 @@ FUNC_TESTS += tests/interop/test-interop-migration.py \
               tests/interop/test-conformance-hmp.py
 # Dirty bitmaps QEMU 7.2 <-> migvm (exec and tcp, -M none), and the same section bytes as QEMU's.
 FUNC_TESTS += tests/interop/test-interop-dirty-bitmaps.py
+# Block migration: QEMU 7.2 -> migvm (exec, file, live tcp), both writers' block records compared, corruptions.
+FUNC_TESTS += tests/interop/test-interop-block.py
