@@ -5,7 +5,8 @@
   QEMU can run a KVM guest here, under KVM; with a "block" section from
   `migrate blk`, with a "dirty-bitmap" section; the main channel of a multifd
   migration) and by migvm (-M none, -M pc soft, -M pc KVM), with exit status 0
-  and one line per section;
+  and one line per section; migvm's with "block", "dirty-bitmap" and
+  virtio-blk sections too;
 * rejects every corrupted stream of the loader's corruption suites (the
   functional one, test-migration-failures.py, on a migvm stream, and the
   interop one, test-interop-migration.py, on a QEMU stream) with exit status
@@ -314,6 +315,39 @@ def test_migvm_streams():
         pages = objs[0]["blocks"][0]["pages"]
         check("migvm -M pc: pc.ram's pages by type add up to 4 MiB at least (%r)" % pages,
               pages["zero"] + pages["normal"] >= 1024)
+    # Block migration and dirty bitmaps: -M none with a drive, then -M pc with a virtio-blk disk.
+    d = new_tmpdir()
+    img = os.path.join(d, "d.img")
+    with open(img, "wb") as f:
+        f.write(b"MIGVM-STREAM" + bytes(3 * MiB - 12))
+    vm = VM(["-M", "none", "-m", "4M", "-accel", "soft", "-nodefaults", "-display", "none",
+             "-drive", "if=none,id=d0,file=%s,format=raw" % img], defaults=False).launch()
+    q = vm.qmp()
+    q.cmd_ok("block-dirty-bitmap-add", {"node": "d0", "name": "bm0", "granularity": 65536})
+    q.cmd_ok("human-monitor-command", **{"command-line": 'qemu-io d0 "write -P 0x11 1M 64k"'})
+    data = save_stream(vm, q, os.path.join(d, "none.mig"), caps=["zero-blocks", "dirty-bitmaps"], blk=True)
+    vm.kill()
+    objs = expect_valid("migvm -M none, block migration and a dirty bitmap", data,
+                        ["block", "ram", "dirty-bitmap", "timer", "globalstate"])
+    if objs:
+        dev = objs[0].get("devices", [{}])[0]
+        check_eq("migvm block: dump: d0's chunks (offsets, zero ones)",
+                 (dev.get("name"), sorted(dev.get("chunk-offsets", [])), dev.get("zero-chunks")),
+                 ("d0", [0, MiB, 2 * MiB], 1))
+        bm = objs[2].get("bitmaps", [{}])[0]
+        check_eq("migvm dirty-bitmap: dump: bm0 on d0, 64 KiB granules, one dirty, complete",
+                 (bm.get("node"), bm.get("name"), bm.get("granularity"), bm.get("dirty-bits"), bm.get("complete")),
+                 ("d0", "bm0", 65536, 1, True))
+    vm = VM(["-M", "pc", "-m", "16M", "-accel", "soft", "-S", "-nodefaults", "-display", "none",
+             "-drive", "if=virtio,file=%s,format=raw" % img], defaults=False).launch()
+    q = vm.qmp()
+    data = save_stream(vm, q, os.path.join(d, "pc.mig"), blk=True)
+    vm.kill()
+    objs = expect_valid("migvm -M pc with a virtio-blk disk, block migration", data,
+                        ["block", "ram", "timer", "serial", "virtio-blk", "soft-cpu", "globalstate"])
+    if objs:
+        check("migvm -M pc virtio-blk: its device section described by the VMDESCRIPTION",
+              objs[4]["described"], objs[4])
     why = kvm_usable()
     if why:
         skip("migvm -M pc (KVM)", why)
