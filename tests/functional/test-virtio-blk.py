@@ -3,7 +3,8 @@
 
 With KVM and build/guest/virtio-blk-check.img (a boot sector that drives the
 device by polling: negotiates VERSION_1, sets up a queue, writes a pattern to
-sector 100, reads it back, checks the interrupt status; prints "VBLK OK"):
+sector 100, reads it back, checks the interrupt status register and that
+IRQ 10 reached the PIC; prints "VBLK OK"):
   - booted from its own image as `-drive if=virtio`, it prints VBLK OK and the
     pattern is in the image file; query-block names the device as QEMU does;
   - the guest then loops over the same round trip, printing a '.' every 64:
