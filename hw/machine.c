@@ -214,7 +214,8 @@ static bool machine_create_devices(Error **errp)
 {
     for (int i = 0; i < config.n_devices; i++) {
         if (!device_create(config.devices[i], errp)) {
-            error_prepend(errp, "-device %s: ", config.devices[i]->driver);
+            /* As QEMU: the option as given names the culprit. */
+            error_prepend(errp, "-device %s: ", config.devices[i]->text);
             return false;
         }
     }

@@ -19,6 +19,7 @@ typedef struct DeviceSpec {
     char *driver;               /* "virtio-blk-device", ... */
     char *id;                   /* id=, or NULL */
     GPtrArray *props;           /* DeviceProp*, in command-line order (id= not among them) */
+    char *text;                 /* the -device argument as given, for messages */
 } DeviceSpec;
 
 /* Parse one -device argument. The driver is the first item (or driver=);

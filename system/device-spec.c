@@ -35,7 +35,7 @@ bool device_spec_parse(const char *text, DeviceSpec *out, Error **errp)
 {
     g_autoptr(GPtrArray) items = split_opts(text);
 
-    *out = (DeviceSpec) { .props = g_ptr_array_new_with_free_func(prop_free) };
+    *out = (DeviceSpec) { .props = g_ptr_array_new_with_free_func(prop_free), .text = g_strdup(text) };
     for (guint i = 0; i < items->len; i++) {
         const char *item = items->pdata[i], *eq = strchr(item, '=');
         if (!eq && i == 0) {
@@ -79,6 +79,7 @@ void device_spec_clear(DeviceSpec *spec)
 {
     g_free(spec->driver);
     g_free(spec->id);
+    g_free(spec->text);
     if (spec->props) {
         g_ptr_array_free(spec->props, TRUE);
     }

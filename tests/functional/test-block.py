@@ -157,7 +157,8 @@ def test_bad_options():
                "-drive if=none,id=a,file=b.img,format=raw: Duplicate ID 'a' for drive"),
               (["-drive", "if=none,index=0,file=a.img,format=raw", "-drive", "if=none,index=0,file=b.img,format=raw"],
                "-drive if=none,index=0,file=b.img,format=raw: drive with bus=0, unit=0 (index=0) exists"),
-              (["-device", "foo"], "-device foo: 'foo' is not a valid device model name")]
+              (["-device", "foo"], "-device foo: 'foo' is not a valid device model name"),
+              (["-device", "foo,id=x,drive=d0"], "-device foo,id=x,drive=d0: 'foo' is not a valid device model name")]
     for args, msg in cases:
         status, err = refused(migvm.binary(), args, d)
         check("%s: refused with exit 1 and QEMU's text" % " ".join(args), status == 1 and err.startswith(msg),
