@@ -23,8 +23,11 @@ static BlockDirtyInfoList *dirty_bitmaps_info(BlockBackend *blk)
         }
         BlockDirtyInfo *info = g_new0(BlockDirtyInfo, 1);
         info->name = g_strdup(dirty_bitmap_name(bm));
-        info->count = dirty_bitmap_count(bm);
         info->granularity = dirty_bitmap_granularity(bm);
+        /* QEMU 7.2 counts whole granules, also the last one that sticks out
+         * beyond the end of the drive */
+        info->count = (dirty_bitmap_count(bm) + info->granularity - 1) / info->granularity *
+                      info->granularity;
         info->recording = dirty_bitmap_enabled(bm);
         info->busy = dirty_bitmap_busy(bm);
         info->persistent = dirty_bitmap_persistent(bm);
