@@ -2,7 +2,8 @@
 # stream (verify, dump). It reads with migration/stream.c, the same byte stream
 # code the loader uses, and needs no VM: no accelerator, board or registry.
 MIGVM_STREAM_OBJS := $(BUILD)/tools/migvm-stream.o $(BUILD)/tools/stream-walk.o \
-                     $(BUILD)/tools/stream-records.o $(BUILD)/tools/stream-vmdesc.o \
+                     $(BUILD)/tools/stream-body.o $(BUILD)/tools/stream-ram.o \
+                     $(BUILD)/tools/stream-block.o $(BUILD)/tools/stream-vmdesc.o \
                      $(BUILD)/tools/stream-report.o
 EXTRA_ALL += $(BUILD)/migvm-stream
 $(MIGVM_STREAM_OBJS): CFLAGS_ALL += -Imigration

@@ -5,9 +5,10 @@
  *
  * One forward pass over the stream (a pipe works as well as a file):
  *   stream-walk.c     header, CONFIGURATION, commands, section framing and
- *                     footers, EOF, VMDESCRIPTION; device bodies are kept
- *   stream-records.c  the records of the live sections: "ram", "block",
- *                     "dirty-bitmap"
+ *                     footers, EOF, VMDESCRIPTION
+ *   stream-body.c     where a device body ends; bodies are kept
+ *   stream-ram.c      the records of "ram" (and which live sections are known)
+ *   stream-block.c    the records of "block" and "dirty-bitmap"
  *   stream-vmdesc.c   the kept device bodies against the VMDESCRIPTION JSON
  *   stream-report.c   one summary line per section, or JSON lines
  * The first problem stops the pass; it is kept with the byte offset where
@@ -110,16 +111,25 @@ uint64_t walk_offset(const Walk *w);
 
 /* stream-walk.c: the whole stream. */
 bool walk_stream(Walk *w);
+bool walk_printable(const char *s, size_t len);
+
+/* stream-body.c */
 /* The VMDESCRIPTION that ends buf (the last bytes of a stream), or NULL. */
 json_object *walk_find_trailer(const uint8_t *buf, size_t len);
+/* The body (and footer) of a section this tool cannot decode; full: a FULL
+ * section, which a file's VMDESCRIPTION may describe. */
+bool walk_device_body(Walk *w, Section *s, bool full);
 
-/* stream-records.c: one START/PART/END body of a live section this tool
- * knows (ram, block, dirty-bitmap). */
+/* stream-ram.c: one START/PART/END body of a live section this tool knows
+ * (ram, block, dirty-bitmap). */
 bool walk_is_known_live(const char *name);
 bool walk_live_version_ok(Walk *w, Section *s, uint64_t version_off);
 bool walk_live_body(Walk *w, Section *s, uint8_t type);
 /* At EOF: what a live section must have done by then. */
 bool walk_live_finished(Walk *w, Section *s);
+/* stream-block.c */
+bool block_body(Walk *w, Section *s);
+bool dirty_bitmap_body(Walk *w, Section *s);
 
 /* stream-vmdesc.c: every kept device body against the VMDESCRIPTION. */
 bool vmdesc_check(Walk *w);

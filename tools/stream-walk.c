@@ -9,12 +9,10 @@
  *   [u8 0x06 VMDESCRIPTION, be32 len, len bytes of JSON]   nothing after it
  *
  * Live sections this tool knows (ram, block, dirty-bitmap) are decoded
- * record by record (stream-records.c), so their footer is where the records
- * end. A device body has no length on the wire: its end is found by looking
- * for its footer (7e + its own section id) followed by something that can
- * start the next element; the VMDESCRIPTION at the end then says whether
- * that body has the length and layout of the device it names
- * (stream-vmdesc.c). Bodies are kept for that (bounded), never guest pages.
+ * record by record (stream-ram.c, stream-block.c), so their footer is where
+ * the records end. A device body has no length on the wire (stream-body.c
+ * finds it); the VMDESCRIPTION at the end then says whether each body has the
+ * length and layout of the device it names (stream-vmdesc.c).
  */
 #include "stream-check.h"
 
@@ -104,7 +102,7 @@ bool walk_read_ok(Walk *w, uint64_t off, const char *what)
     return false;
 }
 
-static bool printable(const char *s, size_t len)
+bool walk_printable(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++) {
         if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) {
@@ -230,7 +228,7 @@ static bool walk_configuration(Walk *w)
         return false;
     }
     name[len] = '\0';
-    if (!printable(name, len) || !machine_known(name)) {
+    if (!walk_printable(name, len) || !machine_known(name)) {
         g_autofree char *esc = g_strescape(name, NULL);
         return walk_fail(w, loff + 4, "expected an x86 machine type (pc, pc-i440fx-X.Y, q35, pc-q35-X.Y, "
                          "none, ...), found '%s'", esc);
@@ -248,7 +246,7 @@ static bool walk_configuration(Walk *w)
         if (!walk_read_ok(w, soff, "a configuration subsection name")) {
             return false;
         }
-        if (!g_str_has_prefix(sub, "configuration/") || !printable(sub, sl)) {
+        if (!g_str_has_prefix(sub, "configuration/") || !walk_printable(sub, sl)) {
             return walk_fail(w, soff + 1, "expected a 'configuration/...' subsection name, found '%s'", sub);
         }
         if (!config_subsection(w, soff, sub)) {
@@ -320,166 +318,12 @@ static bool check_footer(Walk *w, Section *s)
     return true;
 }
 
-/* Could the bytes after a candidate footer start the next element? */
-static bool next_plausible(Walk *w)
-{
-    uint8_t p[300];
-    size_t n = mig_stream_peek(w->f, 0, p, sizeof(p));
-    if (n == 0) {
-        return true;            /* the end: reported where the next element is read */
-    }
-    switch (p[0]) {
-    case QEMU_VM_EOF:
-        return n == 1 || (p[1] == QEMU_VM_VMDESCRIPTION && (n < 7 || p[6] == '{'));
-    case QEMU_VM_SECTION_START:
-    case QEMU_VM_SECTION_FULL:
-        if (n < 6) {
-            return true;
-        }
-        return p[5] > 0 && printable((const char *)p + 6, MIN((size_t)p[5], n - 6));
-    case QEMU_VM_SECTION_PART:
-    case QEMU_VM_SECTION_END: {
-        if (n < 5) {
-            return true;
-        }
-        uint32_t id = (uint32_t)p[1] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 8 | p[4];
-        Section *s = g_hash_table_lookup(w->by_id, GUINT_TO_POINTER(id));
-        return s && s->live && !s->ended;
-    }
-    case QEMU_VM_COMMAND:
-        return n < 3 || (p[1] == 0 && p[2] > 0 && p[2] < MIG_CMD_MAX);
-    default:
-        return false;
-    }
-}
-
-json_object *walk_find_trailer(const uint8_t *buf, size_t len)
-{
-    for (size_t p = len >= 6 ? len - 6 : 0; p > 0; p--) {
-        if (buf[p] != QEMU_VM_VMDESCRIPTION || buf[p - 1] != QEMU_VM_EOF || buf[p + 5] != '{') {
-            continue;
-        }
-        uint32_t n = (uint32_t)buf[p + 1] << 24 | (uint32_t)buf[p + 2] << 16 | (uint32_t)buf[p + 3] << 8 | buf[p + 4];
-        if (n == len - p - 5) {
-            json_tokener *tok = json_tokener_new();
-            json_object *o = json_tokener_parse_ex(tok, (const char *)buf + p + 5, (int)n);
-            json_tokener_free(tok);
-            return o;
-        }
-    }
-    return NULL;
-}
-
-/* The footer was not found before the end of the stream: say where it
- * should have been, from the VMDESCRIPTION among the bytes read, if any. */
-static bool footer_not_found(Walk *w, Section *s, GByteArray *b)
-{
-    json_object *desc = walk_find_trailer(b->data, b->len);
-    int64_t len = desc ? vmdesc_body_length(desc, s->name, s->instance) : -1;
-    if (desc) {
-        json_object_put(desc);
-    }
-    if (len >= 0 && (uint64_t)len + 5 <= b->len) {
-        const uint8_t *p = b->data + len;
-        return walk_fail(w, s->body_offset + len, "expected the section footer 7e %08" PRIx32 " of '%s' "
-                         "after its %" PRId64 "-byte body (as its VMDESCRIPTION entry says), found "
-                         "%02x %02x%02x%02x%02x", s->id, s->name, len, p[0], p[1], p[2], p[3], p[4]);
-    }
-    return walk_fail(w, s->body_offset, "the body of '%s' (section %" PRIu32 ") has no footer 7e %08" PRIx32
-                     " before the stream ends at offset %" PRIu64, s->name, s->id, s->id, walk_offset(w));
-}
-
-/* A body this tool cannot decode: up to its footer (see the top). */
-static bool scan_body(Walk *w, Section *s)
-{
-    const uint8_t pat[5] = { QEMU_VM_SECTION_FOOTER, s->id >> 24, s->id >> 16, s->id >> 8, s->id };
-    GByteArray *b = g_byte_array_new();
-    int64_t first_match = -1;
-    bool found = false;
-    while (!found && mig_stream_peek_u8(w->f) >= 0) {
-        uint8_t c = mig_stream_get_u8(w->f);
-        g_byte_array_append(b, &c, 1);
-        if (b->len >= 5 && memcmp(b->data + b->len - 5, pat, 5) == 0) {
-            if (first_match < 0) {
-                first_match = b->len - 5;
-            }
-            found = next_plausible(w);
-        }
-        if (!found && b->len > CHECK_DEVICE_BODY_MAX + 5) {
-            break;
-        }
-    }
-    bool ok = walk_read_ok(w, s->body_offset, "a section body");
-    if (ok && !found && first_match < 0 && b->len > CHECK_DEVICE_BODY_MAX + 5) {
-        ok = walk_fail(w, s->body_offset, "no footer 7e %08" PRIx32 " of '%s' within %u bytes of its body's "
-                       "start", s->id, s->name, CHECK_DEVICE_BODY_MAX);
-    }
-    if (ok && !found && first_match >= 0) {
-        /* The first footer-like bytes are followed by nothing valid: that is
-         * where the stream goes wrong. */
-        ok = walk_fail(w, s->body_offset + first_match + 5, "after the footer of '%s', expected a section, "
-                       "command or EOF, found 0x%02x", s->name,
-                       (unsigned)(b->len > (guint)first_match + 5 ? b->data[first_match + 5] : 0));
-    } else if (ok && !found) {
-        ok = footer_not_found(w, s, b);
-    }
-    if (!ok) {
-        g_byte_array_free(b, true);
-        return false;
-    }
-    g_byte_array_set_size(b, b->len - 5);
-    w->device_bytes += b->len;
-    if (w->device_bytes > CHECK_DEVICE_TOTAL_MAX) {
-        g_byte_array_free(b, true);
-        return walk_fail(w, s->body_offset, "device sections exceed %u bytes in all", CHECK_DEVICE_TOTAL_MAX);
-    }
-    if (s->body) {
-        g_byte_array_free(s->body, true);   /* an unknown live section: keep its last body */
-    }
-    s->body = b;
-    return true;
-}
-
-/* A device body of the length the file's VMDESCRIPTION gives it. */
-static bool described_body(Walk *w, Section *s, int64_t len)
-{
-    if (len > CHECK_DEVICE_BODY_MAX || w->device_bytes + len > CHECK_DEVICE_TOTAL_MAX) {
-        return walk_fail(w, s->body_offset, "device sections exceed %u bytes", CHECK_DEVICE_TOTAL_MAX);
-    }
-    GByteArray *b = g_byte_array_sized_new(len);
-    g_byte_array_set_size(b, len);
-    mig_stream_get_buffer(w->f, b->data, len);
-    g_autofree char *what = g_strdup_printf("the %" PRId64 "-byte body of '%s' (as its VMDESCRIPTION entry "
-                                            "says)", len, s->name);
-    if (!walk_read_ok(w, s->body_offset, what)) {
-        g_byte_array_free(b, true);
-        return false;
-    }
-    w->device_bytes += len;
-    s->body = b;
-    uint64_t off = walk_offset(w);
-    uint8_t t = mig_stream_get_u8(w->f);
-    uint32_t id = mig_stream_get_be32(w->f);
-    g_autofree char *footer = g_strdup_printf("the section footer 7e %08" PRIx32 " of '%s' after its %" PRId64
-                                              "-byte body (as its VMDESCRIPTION entry says)", s->id, s->name, len);
-    if (!walk_read_ok(w, off, footer)) {
-        return false;
-    }
-    if (t != QEMU_VM_SECTION_FOOTER || id != s->id) {
-        return walk_fail(w, off, "expected %s, found %02x %08" PRIx32, footer, t, id);
-    }
-    return true;
-}
-
 static bool walk_body(Walk *w, Section *s, uint8_t type)
 {
     uint64_t start = walk_offset(w);
     s->body_offset = start;
-    int64_t len = type == QEMU_VM_SECTION_FULL && w->pre_vmdesc
-                  ? vmdesc_body_length(w->pre_vmdesc, s->name, s->instance) : -1;
     bool ok = walk_is_known_live(s->name) ? walk_live_body(w, s, type) && check_footer(w, s)
-              : len >= 0 ? described_body(w, s, len)
-              : scan_body(w, s);
+                                          : walk_device_body(w, s, type == QEMU_VM_SECTION_FULL);
     if (ok && type == QEMU_VM_SECTION_FULL) {
         ok = device_body_check(w, s);
     }
@@ -500,7 +344,7 @@ static bool walk_start_full(Walk *w, uint64_t off, uint8_t type)
     if (!walk_read_ok(w, ioff, "a section's be32 instance and version")) {
         return false;
     }
-    if (len == 0 || !printable(name, len)) {
+    if (len == 0 || !walk_printable(name, len)) {
         g_autofree char *esc = g_strescape(name, NULL);
         return walk_fail(w, off + 5, "expected a section name of printable characters, found '%s' (%d bytes)",
                          esc, len);
