@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <glib.h>
 #include "block-int.h"
+#include "tsan.h"
 #include "vm.h"
 
 #define BOUNCE_MAX (1 << 20)            /* bounce buffers go in pieces of this */
@@ -241,8 +242,11 @@ static int rw_full(BlockBackend *blk, bool write, int64_t offset, const struct i
             cur++, left--;
             continue;
         }
+        /* The buffers are often guest RAM (a device's request): include/tsan.h. */
+        tsan_ignore_begin();
         ssize_t n = write ? pwritev(blk->fd, cur, MIN(left, IOV_MAX), offset)
                           : preadv(blk->fd, cur, MIN(left, IOV_MAX), offset);
+        tsan_ignore_end();
         if (n < 0 && errno == EINTR) {
             continue;
         }
@@ -255,9 +259,11 @@ static int rw_full(BlockBackend *blk, bool write, int64_t offset, const struct i
                 ret = -EIO;
                 break;
             }
+            tsan_ignore_begin();
             for (int i = 0; i < left; i++) {
                 memset(cur[i].iov_base, 0, cur[i].iov_len);
             }
+            tsan_ignore_end();
             break;
         }
         offset += n;
@@ -307,11 +313,13 @@ static void iov_copy(const struct iovec *iov, int iovcnt, size_t skip, void *buf
             continue;
         }
         size_t n = MIN(len, iov[i].iov_len - skip);
+        tsan_ignore_begin();            /* guest RAM, as in rw_full */
         if (to_iov) {
             memcpy((char *)iov[i].iov_base + skip, buf, n);
         } else {
             memcpy(buf, (char *)iov[i].iov_base + skip, n);
         }
+        tsan_ignore_end();
         buf = (char *)buf + n;
         len -= n;
         skip = 0;
