@@ -84,6 +84,7 @@ static void completions_on_main_loop(void *opaque)
 
 static void *worker_main(void *opaque)
 {
+    pthread_setname_np(pthread_self(), "blk-worker");
     pthread_mutex_lock(&pool_lock);
     for (;;) {
         AioRequest *req = g_queue_pop_head(&pending);
