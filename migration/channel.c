@@ -638,6 +638,15 @@ MigListener *mig_listener_start(const MigAddress *addr, int passed_fd,
     return l;
 }
 
+void mig_listener_resume(MigListener *l)
+{
+    for (int i = 0; i < l->nfds; i++) {
+        if (!l->watches[i]) {
+            l->watches[i] = g_unix_fd_add(l->fds[i], G_IO_IN, listener_accept, l);
+        }
+    }
+}
+
 SocketAddressList *mig_listener_addresses(const MigListener *l)
 {
     SocketAddressList *head = NULL, **tail = &head;

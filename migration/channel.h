@@ -83,6 +83,9 @@ typedef struct MigListener MigListener;
 typedef void MigChannelReadyFn(MigChannel *ch, void *opaque);
 MigListener *mig_listener_start(const MigAddress *addr, int passed_fd,
                                 MigChannelReadyFn *ready, void *opaque, Error **errp);
+/* Accept the next connection after one was delivered (and turned out not to
+ * be a migration: a pre-flight check). Sockets only. [main loop] */
+void mig_listener_resume(MigListener *l);
 /* The listening sockets' addresses, as query-migrate's socket-address shows
  * them: a new list (qapi_free_SocketAddressList); NULL for exec/fd/file. */
 SocketAddressList *mig_listener_addresses(const MigListener *l);

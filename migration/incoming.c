@@ -12,6 +12,7 @@
 #include "channel.h"
 #include "global-state.h"
 #include "history.h"
+#include "preflight.h"
 #include "options.h"
 #include "machine.h"
 #include "savevm.h"
@@ -166,8 +167,8 @@ static gpointer incoming_thread(gpointer opaque)
     return NULL;
 }
 
-/* Main loop: a connection (or the exec/fd/file channel) is ready. [BQL] */
-static void incoming_channel_ready(MigChannel *ch, void *opaque)
+/* Main loop: the connection is a migration. [BQL] */
+static void incoming_load(MigChannel *ch)
 {
     incoming.channel = *ch;
     mig_listener_free(incoming.listener);
@@ -175,6 +176,20 @@ static void incoming_channel_ready(MigChannel *ch, void *opaque)
     mig_history_dest_begin();
     incoming_set_status(MIGRATION_STATUS_ACTIVE);
     incoming.thread = g_thread_new("incoming", incoming_thread, NULL);
+}
+
+/* Main loop: a pre-flight check was answered: listen for the migration. */
+static void incoming_check_done(void)
+{
+    if (incoming.listener) {
+        mig_listener_resume(incoming.listener);
+    }
+}
+
+/* Main loop: a connection (or the exec/fd/file channel) is ready. [BQL] */
+static void incoming_channel_ready(MigChannel *ch, void *opaque)
+{
+    mig_preflight_classify(ch, incoming_load, incoming_check_done);
 }
 
 bool migration_incoming_start(const char *uri, Error **errp)

@@ -15,7 +15,7 @@ MIGRATION_OBJS := $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                   $(BUILD)/migration/ram.o $(BUILD)/migration/block.o $(BUILD)/migration/block-load.o \
                   $(BUILD)/migration/block-dirty-bitmap.o \
                   $(BUILD)/migration/migration.o \
-                  $(BUILD)/migration/incoming.o $(BUILD)/migration/history.o
+                  $(BUILD)/migration/incoming.o $(BUILD)/migration/history.o $(BUILD)/migration/preflight.o
 MIGVM_OBJS += $(MIGRATION_OBJS)
 
 UNIT_TESTS += $(BUILD)/tests/unit/test-vmstate $(BUILD)/tests/unit/test-savevm
@@ -44,6 +44,7 @@ $(BUILD)/tests/unit/test-ram: $(BUILD)/migration/ram.o $(MIGRATION_CORE_OBJS) \
 
 # incoming.c's state machine with file: streams; the machine and main loop are stubs.
 UNIT_TESTS += $(BUILD)/tests/unit/test-incoming
+$(BUILD)/tests/unit/test-incoming.o: CFLAGS_ALL += -Imigration
 $(BUILD)/tests/unit/test-incoming: $(BUILD)/migration/incoming.o $(BUILD)/migration/history.o $(BUILD)/migration/channel.o \
                                    $(BUILD)/migration/channel-fd.o $(BUILD)/system/bql.o \
                                    $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \

@@ -258,6 +258,52 @@ static bool save_early_devices(MigStream *f, Error **errp)
     return true;
 }
 
+bool savevm_state_preflight(MigStream *f, const MigConfigOptions *cfg, Error **errp)
+{
+    assert(bql_locked());
+    json_object *devices = json_object_new_array();
+    bool ok = savevm_state_header(f, cfg, errp);
+    GPtrArray *r = savevm_entries();
+    for (guint i = 0; i < r->len && ok; i++) {
+        SaveStateEntry *se = r->pdata[i];
+        if (se->vmsd && se->vmsd->early_setup && device_wanted(se)) {
+            ok = save_device(f, se, devices, errp);
+        }
+    }
+    json_object_put(devices);
+    if (ok) {
+        mig_stream_put_u8(f, QEMU_VM_EOF);
+        ok = mig_stream_get_error(f, errp);
+    }
+    return ok;
+}
+
+void savevm_foreach_section(SavevmSectionFn *fn, void *opaque)
+{
+    assert(bql_locked());
+    GPtrArray *r = savevm_entries();
+    for (guint i = 0; i < r->len; i++) {
+        SaveStateEntry *se = r->pdata[i];
+        if ((se->ops && savevm_entry_is_active(se)) || device_wanted(se)) {
+            fn(se->idstr, se->instance_id, se->version_id, opaque);
+        }
+    }
+}
+
+char *savevm_section_refusal(const char *idstr, uint32_t instance_id, int version_id)
+{
+    SaveStateEntry *se = savevm_find_entry(idstr, instance_id);
+    if (!se) {
+        return g_strdup("absent");
+    }
+    int min = se->vmsd ? se->vmsd->minimum_version_id : 0;
+    if (version_id > se->version_id || version_id < min) {
+        return se->vmsd ? g_strdup_printf("versions %d to %d", min, se->version_id)
+                        : g_strdup_printf("versions up to %d", se->version_id);
+    }
+    return NULL;
+}
+
 bool savevm_state_setup(MigStream *f, Error **errp)
 {
     assert(bql_locked());

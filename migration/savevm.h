@@ -138,6 +138,16 @@ void savevm_send_ping(MigStream *f, uint32_t value);
 /* POSTCOPY_ADVISE with length 0: what QEMU 7.2 sends with capability
  * dirty-bitmaps and no postcopy-ram. */
 void savevm_send_postcopy_advise(MigStream *f);
+/* The pre-flight check's stream (preflight.c): header and configuration,
+ * the early_setup device sections (the CPU model), EOF; no guest data. [BQL] */
+bool savevm_state_preflight(MigStream *f, const MigConfigOptions *cfg, Error **errp);
+/* Each section a migration would send now (active live handlers, wanted
+ * devices), in registration order. [BQL] */
+typedef void SavevmSectionFn(const char *idstr, uint32_t instance_id, int version_id, void *opaque);
+void savevm_foreach_section(SavevmSectionFn *fn, void *opaque);
+/* NULL if this side can load section (idstr, instance) written with
+ * version_id, else what it has instead ("absent", "versions 1 to 3"; g_free). */
+char *savevm_section_refusal(const char *idstr, uint32_t instance_id, int version_id);
 /* START + setup data of every live handler. [BQL] */
 bool savevm_state_setup(MigStream *f, Error **errp);
 /* 1: every live handler finished its pass; 0: more to do (or the rate limit

@@ -61,6 +61,8 @@ HmpCommandFn hmp_migrate, hmp_migrate_incoming, hmp_migrate_cancel, hmp_migrate_
 HmpCommandFn hmp_info_migrate_history;
 /* --- handlers: hmp-cmds-block.c --- */
 HmpCommandFn hmp_info_block;
+/* --- handlers: hmp-cmds-check.c --- */
+HmpCommandFn hmp_migrate_check;
 /* --- handlers: hmp-cmds-cpu.c --- */
 HmpCommandFn hmp_info_registers;
 /* hmp-cmds-qemu-io.c: reads and writes a drive through the block layer. */

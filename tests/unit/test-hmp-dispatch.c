@@ -292,6 +292,12 @@ MigrationCapabilityStatusList *qmp_query_migrate_capabilities(Error **errp)
     return l;
 }
 
+MigrationCheckResult *qmp_x_migrate_check(const q_obj_x_migrate_check_arg *arg, Error **errp)
+{
+    error_setg(errp, "no destination at %s", arg->uri);
+    return NULL;
+}
+
 /* The flight recorder is empty here (its text is tested with real migrations). */
 MigrationRecordList *qmp_x_query_migration_history(Error **errp)
 {

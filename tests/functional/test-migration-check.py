@@ -1,0 +1,172 @@
+#!/usr/bin/env python3
+"""The pre-flight check: x-migrate-check / HMP migrate_check against a
+listening destination, no guest data, the source never paused.
+
+* compatible: the answer says so, the source kept running, the destination
+  is still listening (no MIGRATION event, nothing in its flight recorder),
+  and a real migration right after completes; a second check works too;
+* RAM size mismatch (64M against 128M): the problem names the block and
+  both sizes;
+* KVM: a missing device (source -smp 2, destination -smp 1: section cpu
+  instance 1 absent) and a CPU feature the destination's KVM lacks
+  (x-cpuid-hide=x2apic: the loader's own refusal, naming the feature);
+* a QEMU 7.2 destination does not speak it: the error says so;
+* what the source sends: the MVCP header and a JSON description
+  (a fake destination reads it).
+"""
+
+import json
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import migvm  # noqa: E402
+from migvm import check, check_eq, finish, new_tmpdir, require_binary, run, skip  # noqa: E402
+from miglib import (mig_info, query_status, set_events, start_kvm_guest, start_vm, wait_mig_status,  # noqa: E402
+                    wait_run_state, wait_until)
+
+
+def listening_dest(mem, extra=(), accel=None):
+    sock = os.path.join(new_tmpdir(), "mig.sock")
+    if accel:
+        dst = start_kvm_guest(None, mem, accel=accel, extra=extra, incoming="unix:" + sock)
+    else:
+        dst = start_vm(mem, incoming="unix:" + sock, extra=extra)
+    qd = dst.qmp()
+    return dst, qd, "unix:" + sock
+
+
+def problems(r):
+    return [(p["item"], p["source"], p["destination"]) for p in r.get("problems", [])]
+
+
+def test_compatible_then_migrate():
+    src = start_vm("64M", dirty_rate=32)
+    qs = src.qmp()
+    qs.cmd_ok("migrate-set-parameters", downtime_limit=2000)      # converges on a loaded host too
+    dst, qd, uri = listening_dest("64M")
+    set_events(qd)
+    r = qs.cmd_ok("x-migrate-check", uri=uri)
+    check_eq("compatible", r, {"compatible": True, "problems": []})
+    check_eq("HMP migrate_check", qs.hmp("migrate_check " + uri), "migration check: compatible\r\n")
+    check_eq("source still running", query_status(qs), "running")
+    check_eq("destination still waiting", query_status(qd), "inmigrate")
+    check("destination still listening (socket-address)", "socket-address" in mig_info(qd), mig_info(qd))
+    check_eq("no migration on the destination's flight recorder", qd.cmd_ok("x-query-migration-history"), [])
+    check_eq("no MIGRATION event on the destination", [e for e in qd.events if e["event"] == "MIGRATION"], [])
+    qs.cmd_ok("migrate", uri=uri)
+    check("the real migration completes right after", wait_mig_status(qs, "completed", 60) is not None,
+          mig_info(qs))
+    check("destination running", wait_run_state(qd, "running", 10), query_status(qd))
+
+
+def test_ram_mismatch():
+    src = start_vm("64M")
+    qs = src.qmp()
+    dst, qd, uri = listening_dest("128M")
+    r = qs.cmd_ok("x-migrate-check", uri=uri)
+    check_eq("RAM size mismatch", (r["compatible"], problems(r)),
+             (False, [("ram block pc.ram", "67108864 bytes", "134217728 bytes")]))
+    check_eq("HMP", qs.hmp("migrate_check " + uri),
+             "migration check: incompatible\r\n  ram block pc.ram: source 67108864 bytes, "
+             "destination 134217728 bytes\r\n")
+    check_eq("destination still waiting", query_status(qd), "inmigrate")
+
+
+def test_kvm_device_and_cpu():
+    why = migvm.kvm_usable()
+    if why:
+        skip("missing device and CPU feature", why)
+        return
+    src = start_kvm_guest(None, "64M", extra=["-smp", "2"])
+    qs = src.qmp()
+    dst, qd, uri = listening_dest("64M", accel="kvm")
+    r = qs.cmd_ok("x-migrate-check", uri=uri)
+    check_eq("missing device: the second vCPU", (r["compatible"], problems(r)),
+             (False, [("section cpu instance 1", "version 2", "absent")]))
+    dst2, qd2, uri2 = listening_dest("64M", extra=["-smp", "2"], accel="kvm,x-cpuid-hide=x2apic")
+    r = qs.cmd_ok("x-migrate-check", uri=uri2)
+    p = problems(r)
+    check("CPU feature: refused, naming x2apic", not r["compatible"] and len(p) == 1
+          and "lacks CPU features" in p[0][2] and "x2apic" in p[0][2], r)
+    check_eq("destination still waiting", query_status(qd2), "inmigrate")
+    dst3, qd3, uri3 = listening_dest("64M", extra=["-smp", "2"], accel="kvm")
+    check_eq("the same destination without the hidden feature: compatible",
+             qs.cmd_ok("x-migrate-check", uri=uri3), {"compatible": True, "problems": []})
+
+
+def test_qemu_destination():
+    if not shutil.which("qemu-system-x86_64"):
+        skip("QEMU destination", "qemu-system-x86_64 is not installed")
+        return
+    d = new_tmpdir()
+    sock = os.path.join(d, "mig.sock")
+    q = subprocess.Popen(["qemu-system-x86_64", "-M", "none", "-display", "none", "-nodefaults",
+                          "-incoming", "unix:" + sock], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    migvm.track_pid(q.pid)
+    try:
+        check("QEMU listens", wait_until(lambda: os.path.exists(sock), 10))
+        src = start_vm("64M", machine="none")
+        qs = src.qmp()
+        r = qs.cmd("x-migrate-check", uri="unix:" + sock)
+        desc = r.get("error", {}).get("desc", "")
+        check("QEMU: says plainly it does not speak the check", "does not speak the pre-flight check" in desc, r)
+    finally:
+        q.kill()
+        q.wait()
+
+
+def test_request_format():
+    sock = os.path.join(new_tmpdir(), "fake.sock")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(sock)
+    srv.listen(1)
+    got = {}
+
+    def serve():
+        c, _ = srv.accept()
+        f = c.makefile("rb")
+        head = f.read(12)
+        magic, version, n = struct.unpack(">III", head)
+        got["head"] = (magic, version)
+        got["body"] = json.loads(f.read(n))
+        answer = json.dumps({"compatible": False, "problems": [{"item": "x", "source": "a",
+                                                                  "destination": "b"}]}).encode()
+        c.sendall(struct.pack(">II", magic, len(answer)) + answer)
+        c.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    src = start_vm("64M")
+    qs = src.qmp()
+    r = qs.cmd_ok("x-migrate-check", uri="unix:" + sock)
+    t.join(10)
+    check_eq("header: MVCP, version 1", got.get("head"), (0x4d564350, 1))
+    body = got.get("body", {})
+    check("description: machine, ram, sections, capabilities, stream",
+          body.get("ram") == [{"name": "pc.ram", "size": 64 << 20}] and body.get("machine")
+          and {"name": "ram", "instance": 0, "version": 4} in body.get("sections", [])
+          and isinstance(body.get("capabilities"), list) and body.get("stream"), body)
+    check_eq("the destination's answer, as QMP", r,
+             {"compatible": False, "problems": [{"item": "x", "source": "a", "destination": "b"}]})
+
+
+def timed(name, fn):
+    t0 = time.monotonic()
+    run(name, fn)
+    print("# %s: %.1f s" % (name, time.monotonic() - t0))
+
+
+if __name__ == "__main__":
+    require_binary()
+    timed("compatible, then a real migration", test_compatible_then_migrate)
+    timed("RAM size mismatch", test_ram_mismatch)
+    timed("KVM: missing device, CPU feature", test_kvm_device_and_cpu)
+    timed("QEMU destination", test_qemu_destination)
+    timed("request format", test_request_format)
+    finish()
