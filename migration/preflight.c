@@ -331,13 +331,23 @@ static int64_t disk_size_of(const char *name)
     return blk ? blk_getlength(blk) : -1;
 }
 
-/* The real loader on the start of the stream: machine type, CPU model. */
+static void device_lock(bool lock)
+{
+    if (lock) {
+        bql_lock();
+    } else {
+        bql_unlock();
+    }
+}
+
+/* The real loader on the start of the stream (machine type, CPU model),
+ * locking as the incoming thread does. [without the BQL] */
 static void check_stream(json_object *list, const char *b64)
 {
     gsize len = 0;
     g_autofree guchar *data = g_base64_decode(b64, &len);
     MigStream *f = mig_stream_new_mem_reader(data, len);
-    LoadvmOptions opts = { .local = { .machine_type = machine_type() } };
+    LoadvmOptions opts = { .local = { .machine_type = machine_type() }, .device_lock = device_lock };
     Error *err = NULL;
     if (!qemu_loadvm_state(f, &opts, &err)) {
         problem(list, "stream start (configuration, CPU model)", "as sent", error_get_pretty(err));
@@ -346,8 +356,8 @@ static void check_stream(json_object *list, const char *b64)
     mig_stream_close(f, NULL);
 }
 
-/* Compare a source's description with this side. [BQL] */
-static json_object *verdict(json_object *d)
+/* Compare a source's description with this side: the problems. [BQL] */
+static json_object *compare(json_object *d)
 {
     json_object *list = json_object_new_array();
     const char *machine = json_str(d, "machine");
@@ -373,6 +383,15 @@ static json_object *verdict(json_object *d)
             problem(list, item, src, why);
         }
     }
+    return list;
+}
+
+/* The answer to a source's description. */
+static json_object *verdict(json_object *d)
+{
+    bql_lock();
+    json_object *list = compare(d);
+    bql_unlock();
     const char *stream = json_str(d, "stream");
     if (!json_object_array_length(list) && stream) {
         check_stream(list, stream);
@@ -424,9 +443,7 @@ static gpointer check_thread(gpointer opaque)
         json_object_object_add(reply, "problems", list);
         error_free(err);
     } else {
-        bql_lock();
         reply = verdict(d);
-        bql_unlock();
     }
     json_object_put(d);
     g_autofree char *text = json_to_string(reply);
