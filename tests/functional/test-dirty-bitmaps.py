@@ -215,9 +215,30 @@ def test_destination_has_the_name():
         vm.kill()
 
 
+def test_setup_refusals():
+    """A name too long for the stream fails the migration at setup, as QEMU
+    7.2; the bitmaps are free again afterwards."""
+    d = new_tmpdir()
+    vm, q = start({"d0": image(d, "a.img")})
+    expect_qmp_error("add: name of 1024 bytes", add(q, "y" * 1024), "Bitmap name too long: " + "y" * 1024)
+    check("add: name of 1023 bytes", "return" in add(q, "y" * 1023))
+    add(q, "short")
+    set_caps(q, dirty_bitmaps=True)
+    q.cmd_ok("migrate", {"uri": "exec:cat > /dev/null"})
+    st = wait_mig_status(q, ("completed", "failed"))
+    check_eq("long name: migration fails", st and st["status"], "failed")
+    text = "Cannot migrate bitmap '%s' on node 'd0': Name is longer than 255 bytes" % ("y" * 1023)
+    check("long name: QEMU's error", wait_until(
+        lambda: text in (st.get("error-desc") or "") + vm.stderr_text(), 5.0), st)
+    check("long name: bitmaps free again", not any(b["busy"] for b in bitmaps(q)))
+    check("long name: removable", "return" in q.cmd("block-dirty-bitmap-remove", {"node": "d0", "name": "y" * 1023}))
+    vm.kill()
+
+
 def main():
     require_binary()
     run("commands", test_commands)
+    run("setup refusals", test_setup_refusals)
     if qemu_mode() and not os.environ.get("DIRTY_BITMAPS_QEMU_MIGRATION"):
         print("# migvm -> migvm parts skipped against QEMU")
         return finish()
