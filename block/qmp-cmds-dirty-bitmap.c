@@ -1,26 +1,39 @@
 /*
  * QMP block-dirty-bitmap-add/-remove/-clear/-enable/-disable/-merge, with
  * QEMU 7.2's arguments, checks (in its order) and error texts. A drive is
- * named by its -drive id; migvm has no separate node names. Every command
- * runs in the main thread with the BQL.
+ * named by its -drive id or its node name (query-block's "#blockNNN"), as
+ * QEMU accepts both. Every command runs in the main thread with the BQL.
  */
-#include "block.h"
-#include "vm.h"
-#include "qapi-commands.h"
-
 #include <assert.h>
 #include <errno.h>
 #include <string.h>
 #include <glib.h>
+
+#include "block.h"
+#include "block-int.h"
+#include "vm.h"
+#include "qapi-commands.h"
 
 /* QEMU 7.2's default for an image without clusters (raw), measured. */
 #define DEFAULT_GRANULARITY 65536u
 /* QEMU's BDRV_BITMAP_MAX_NAME_SIZE. */
 #define MAX_BITMAP_NAME 1023u
 
-static BlockBackend *find_node(const char *node, Error **errp)
+/* By drive name first, then by node name. */
+static BlockBackend *lookup(const char *node)
 {
     BlockBackend *blk = blk_by_name(node);
+    for (BlockBackend *b = blk_next(NULL); b && !blk; b = blk_next(b)) {
+        if (b->node_name && strcmp(b->node_name, node) == 0) {
+            blk = b;
+        }
+    }
+    return blk;
+}
+
+static BlockBackend *find_node(const char *node, Error **errp)
+{
+    BlockBackend *blk = lookup(node);
     if (!blk) {
         error_setg(errp, "Node '%s' not found", node);
     }
@@ -58,7 +71,7 @@ bool qmp_block_dirty_bitmap_add(const BlockDirtyBitmapAdd *arg, Error **errp)
         error_setg(errp, "Bitmap name cannot be empty");
         return false;
     }
-    BlockBackend *blk = blk_by_name(arg->node);
+    BlockBackend *blk = lookup(arg->node);
     if (!blk) {
         error_setg(errp, "Cannot find device='%s' nor node-name='%s'", arg->node, arg->node);
         return false;
@@ -101,7 +114,7 @@ bool qmp_block_dirty_bitmap_remove(const BlockDirtyBitmap *arg, Error **errp)
     if (!bm || !check_not_busy(bm, errp)) {
         return false;
     }
-    blk_dirty_bitmap_release(blk_by_name(arg->node), bm);
+    blk_dirty_bitmap_release(lookup(arg->node), bm);
     return true;
 }
 
@@ -152,7 +165,7 @@ bool qmp_block_dirty_bitmap_merge(const BlockDirtyBitmapMerge *arg, Error **errp
         const BlockDirtyBitmapOrStr *s = l->value;
         BdrvDirtyBitmap *src;
         if (s->type == QTYPE_QSTRING) {
-            src = blk_dirty_bitmap_find(blk_by_name(arg->node), s->u.local);
+            src = blk_dirty_bitmap_find(lookup(arg->node), s->u.local);
             if (!src) {
                 error_setg(errp, "Dirty bitmap '%s' not found", s->u.local);
                 return false;

@@ -89,6 +89,10 @@ def test_commands():
     check_eq("query-block lists them", bitmaps(q), [
         info("dis", 0, recording=False), info("g", 65536 + 4096, 4096), info("a", 131072)])
     check_eq("d1's own", bitmaps(q, "d1"), [info("x", 0, 512)])
+    # a drive's node name (query-block's "node-name") works as well as its id
+    nn = [dev["inserted"]["node-name"] for dev in q.cmd_ok("query-block") if dev["device"] == "d1"][0]
+    check("add by node name", "return" in add(q, "by-node", node=nn))
+    check("remove by node name", "return" in q.cmd("block-dirty-bitmap-remove", {"node": nn, "name": "by-node"}))
 
     for cmd in ("remove", "clear", "enable", "disable"):
         r = q.cmd("block-dirty-bitmap-" + cmd, {"node": "d0", "name": "zz"})
