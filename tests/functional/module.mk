@@ -36,6 +36,9 @@ FUNC_TESTS += tests/functional/test-ring3-guest.py tests/functional/test-ring3-p
               tests/functional/test-ring3-qemu.py
 # The ring3 guest's virtio-blk driver and disk workload: on QEMU 7.2's virtio-blk (-M microvm) for reference.
 FUNC_TESTS += tests/functional/test-ring3-disk.py
+# migvm -> migvm with the disk in the stream (capability block): the ring3 guest (KVM) and the soft
+# disk-rate workload writing it, unix and tcp, images identical, guest clean; block/final-pass left out is seen.
+FUNC_TESTS += tests/functional/test-disk-migration.py
 # build/migvm-stream against QEMU 7.2's and migvm's streams, the corruption suites, an exec: pipe;
 # make install into a temp dir and the manual page.
 FUNC_TESTS += tests/functional/test-migvm-stream.py tests/functional/test-install.py
