@@ -22,7 +22,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import migvm  # noqa: E402
 import disklib  # noqa: E402
-from migvm import check, check_eq, new_tmpdir, read_bytes, run, wait_until  # noqa: E402
+from migvm import QMPClient, check, check_eq, new_tmpdir, read_bytes, run, wait_until  # noqa: E402
 from ring3lib import IMAGE, MEM, parse  # noqa: E402
 
 DISK_SIZE = 16 << 20
@@ -51,7 +51,8 @@ def qemu_microvm(qemu, d, disk):
     with open(bios_path, "wb") as f:
         f.write(bios)
     serial = os.path.join(d, "serial.out")
-    args = qemu.args() + [
+    qmp = os.path.join(d, "qmp.sock")
+    args = qemu.args() + ["-qmp", "unix:%s,server=on,wait=off" % qmp,
         "-M", "microvm,x-option-roms=off,pit=on,pic=on,isa-serial=on,rtc=on",
         "-global", "virtio-mmio.force-legacy=false", "-m", MEM, "-bios", bios_path,
         "-device", "loader,file=%s,addr=0x7bf0,force-raw=on" % load,
@@ -61,15 +62,20 @@ def qemu_microvm(qemu, d, disk):
     p = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
     err.close()
     migvm.track_pid(p.pid)
-    return p, serial
+    return p, serial, qmp
 
 
 def test_qemu_reference(qemu):
     d = new_tmpdir()
     disk = disklib.make_image(os.path.join(d, "disk.img"), DISK_SIZE)
-    p, serial = qemu_microvm(qemu, d, disk)
+    p, serial, qmp = qemu_microvm(qemu, d, disk)
     ok = wait_until(lambda: len(passes_ok(parse(read_bytes(serial))[2])) >= 2 or p.poll() is not None,
                     60, interval=0.2)
+    if p.poll() is None:
+        q = QMPClient.unix(qmp, timeout=20)           # stop drains the request in flight: no torn chunk
+        q.cmd_ok("qmp_capabilities")
+        q.cmd_ok("stop")
+        q.close()
     p.kill()
     p.wait(10)
     status, errors, other = parse(read_bytes(serial))
