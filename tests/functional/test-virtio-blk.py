@@ -11,7 +11,11 @@ IRQ 10 reached the PIC; prints "VBLK OK"):
     after a live migration to a second migvm on the same image the dots go
     on at the destination (its device state arrived: without it the device
     is in reset and the guest waits forever), and after a system_reset there
-    the device works from scratch again (VBLK OK).
+    the device works from scratch again (VBLK OK);
+  - with werror=stop and a write that fails (EFBIG: the process may not grow
+    the image), the VM stops in io-error holding the request; migrated in
+    that state, the destination's `cont` submits it again and the guest
+    completes (VBLK OK).
 Without KVM (soft accelerator): -device virtio-blk-device,drive=,id= is
 accepted, and what is refused says why: virtio-blk-pci (no PCI bus), an
 unknown or missing drive, an unknown property, a drive taken twice, the
@@ -20,6 +24,8 @@ none board, a fifth disk.
 The KVM part skips when /dev/kvm cannot be used."""
 
 import os
+import resource
+import signal
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -104,6 +110,49 @@ def test_guest_round_trip():
     check("the image still holds the pattern", sector(disk, SECTOR) == PATTERN)
 
 
+def file_size_limit(limit):
+    """preexec_fn: writes past `limit` bytes fail with EFBIG (SIGXFSZ ignored)."""
+    def set_limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return set_limit
+
+
+def test_error_stop_and_retry():
+    """werror=stop: the guest's write fails (the process may not grow the
+    file past 32 KiB), the VM stops in io-error with the request held; it is
+    carried by a migration to a second migvm, whose `cont` submits it again:
+    the guest completes its round trip there."""
+    d = new_tmpdir()
+    disk = make_disk(d)
+    drive = ["-drive", "file=%s,format=raw,if=virtio,werror=stop" % disk]
+    src = migvm.VM(["-accel", "kvm", "-m", MEM, "-serial", "file:" + os.path.join(d, "serial.out")] + drive,
+                   tmpdir=d, preexec_fn=file_size_limit(32 * 1024)).launch()
+    src.serial_path = os.path.join(d, "serial.out")
+    q = src.qmp()
+    ev = q.wait_event("BLOCK_IO_ERROR", timeout=30.0)
+    check("the write fails: BLOCK_IO_ERROR with action stop", ev and ev["data"].get("action") == "stop", ev)
+    check("the VM stops in io-error", miglib.wait_run_state(q, "io-error"), miglib.query_status(q))
+    check("the guest has not completed its round trip", b"VBLK" not in serial(src), serial(src))
+    if not ev:
+        return
+
+    dd = new_tmpdir()
+    sock = os.path.join(dd, "mig.sock")
+    dst = miglib.start_kvm_guest(None, MEM, extra=drive, incoming="unix:" + sock, tmpdir=dd)
+    qd = dst.qmp()
+    q.cmd_ok("migrate", uri="unix:" + sock)
+    info = miglib.wait_mig_status(q, ("completed", "failed"))
+    check("the stopped VM migrates", info and info.get("status") == "completed", info)
+    check("the destination stays stopped",
+          wait_until(lambda: miglib.query_status(qd) not in ("inmigrate",), 10.0) and
+          miglib.query_status(qd) != "running", miglib.query_status(qd))
+    qd.cmd_ok("cont")
+    check("after cont the held write is done again and the guest goes on: VBLK OK", wait_ok(dst),
+          repr(serial(dst)) + dst.stderr_text())
+    check("the pattern is in the image", sector(disk, SECTOR) == PATTERN)
+
+
 def refused(name, args, text):
     rc, out, err = migvm.run_migvm(["-accel", "soft", "-m", "16M"] + args)
     check(name, rc not in (0, None) and text in err, "rc=%r stderr=%r" % (rc, err))
@@ -154,6 +203,7 @@ def main():
         migvm.skip("guest round trip", "KVM not usable (%s)" % why)
     else:
         run("guest round trip", test_guest_round_trip)
+        run("error stop and retry", test_error_stop_and_retry)
     migvm.finish()
 
 
