@@ -243,8 +243,11 @@ static void virtio_blk_handle_queue(VirtIODevice *vdev, int q)
     bool indirect = virtio_has_feature(vdev, VIRTIO_RING_F_INDIRECT_DESC);
 
     /* While requests wait for the VM to run again, new ones wait in the
-     * ring so that order is kept. */
-    while (g_queue_is_empty(&s->held) && !(vdev->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET)) {
+     * ring so that order is kept. At most a ring's worth per call: another
+     * vCPU refilling the ring as fast as requests complete must not keep
+     * this one (and the BQL) here; what it adds comes with its own notify. */
+    for (uint32_t n = 0; n < vdev->vq[q].num && g_queue_is_empty(&s->held) &&
+                         !(vdev->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET); n++) {
         VirtIOBlockReq *req = req_new(s);
         Error *err = NULL;
         int r = virtqueue_pop(&vdev->vq[q], indirect, &req->elem, &err);
