@@ -2,7 +2,9 @@
  * Character backends (see chardev.h). Sockets (chardev-socket.h opens them):
  * a listening socket accepts one client at a time (the listener is not
  * watched while a client is connected); wait=on blocks in chardev_open until
- * the first client comes. A pipe is PATH.in/PATH.out, or PATH both ways.
+ * the first client comes; a client (server=off) whose peer goes away is
+ * reported and, with reconnect=N, connects again every N seconds. A pipe is
+ * PATH.in/PATH.out, or PATH both ways.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +27,8 @@ struct Chardev {
     guint in_watch, listen_watch;
     bool input_blocked;         /* device full: in_watch removed */
     char *unlink_path;          /* UNIX server socket file */
+    ChardevSpec client;         /* server=off socket: where to connect (again) */
+    guint retry_timer;          /* reconnect= while the peer is away */
     ChardevCanReceive can_receive;
     ChardevReceive receive;
     void *opaque;
@@ -32,6 +36,7 @@ struct Chardev {
 
 static void chardev_watch_input(Chardev *chr);
 static void chardev_watch_listener(Chardev *chr);
+static void chardev_client_lost(Chardev *chr);
 
 /* ---- sockets ---- */
 
@@ -52,6 +57,9 @@ static void chardev_drop_client(Chardev *chr)
     chr->in_fd = chr->out_fd = -1;
     chr->input_blocked = false;
     chardev_watch_listener(chr);
+    if (chr->listen_fd < 0) {
+        chardev_client_lost(chr);
+    }
 }
 
 static void chardev_take_client(Chardev *chr, int fd)
@@ -154,15 +162,66 @@ void chardev_write(Chardev *chr, const uint8_t *buf, size_t len)
 
 /* ---- open / close ---- */
 
+/* ---- connecting out (server=off), again every reconnect= seconds ---- */
+
+static gboolean chardev_retry_cb(gpointer opaque)
+{
+    Chardev *chr = opaque;
+    Error *err = NULL;
+    int fd = chardev_socket_connect(&chr->client, &err);
+
+    if (fd < 0) {
+        error_free(err);            /* reported once, when the peer went away */
+        return G_SOURCE_CONTINUE;
+    }
+    chr->retry_timer = 0;
+    chardev_take_client(chr, fd);
+    return G_SOURCE_REMOVE;
+}
+
+static void chardev_client_lost(Chardev *chr)
+{
+    g_autofree char *where = chardev_spec_describe(&chr->client);
+    const char *id = chr->client.id ? chr->client.id : "serial";
+
+    if (chr->client.reconnect > 0) {
+        warn_report("chardev '%s': peer %s disconnected, reconnecting every %d s", id, where,
+                    chr->client.reconnect);
+        if (!chr->retry_timer) {
+            chr->retry_timer = g_timeout_add_seconds(chr->client.reconnect, chardev_retry_cb, chr);
+        }
+    } else {
+        warn_report("chardev '%s': peer %s disconnected", id, where);
+    }
+}
+
+static bool chardev_connect(Chardev *chr, const ChardevSpec *spec, Error **errp)
+{
+    Error *err = NULL;
+    int fd;
+
+    chardev_spec_copy(&chr->client, spec);
+    fd = chardev_socket_connect(spec, &err);
+    if (fd >= 0) {
+        chardev_take_client(chr, fd);
+        return true;
+    }
+    if (spec->reconnect <= 0) {
+        error_propagate(errp, err);
+        return false;
+    }
+    /* As QEMU: with reconnect= a peer that is not there yet is no error. */
+    warn_report("Unable to connect character device %s: %s", spec->id ? spec->id : "serial",
+                error_get_pretty(err));
+    error_free(err);
+    chr->retry_timer = g_timeout_add_seconds(spec->reconnect, chardev_retry_cb, chr);
+    return true;
+}
+
 static bool chardev_open_socket(Chardev *chr, const ChardevSpec *spec, Error **errp)
 {
     if (!spec->server) {
-        int fd = chardev_socket_connect(spec, errp);
-        if (fd < 0) {
-            return false;
-        }
-        chardev_take_client(chr, fd);
-        return true;
+        return chardev_connect(chr, spec, errp);
     }
     int fds[CHARDEV_SOCKET_MAX_LISTEN];
     int n = chardev_socket_listen(spec, fds, errp);
@@ -249,6 +308,7 @@ Chardev *chardev_open(const ChardevSpec *spec, Error **errp)
         break;
     }
     if (!ok) {
+        chardev_spec_clear(&chr->client);
         g_free(chr);
         return NULL;
     }
@@ -266,6 +326,10 @@ void chardev_close(Chardev *chr)
     if (chr->listen_watch) {
         g_source_remove(chr->listen_watch);
     }
+    if (chr->retry_timer) {
+        g_source_remove(chr->retry_timer);
+    }
+    chardev_spec_clear(&chr->client);
     if (chr->kind != CHARDEV_STDIO) {
         if (chr->out_fd >= 0) {
             close(chr->out_fd);

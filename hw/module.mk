@@ -13,12 +13,15 @@ HW_OBJS := $(BUILD)/hw/machine.o $(BUILD)/hw/device-types.o $(BUILD)/hw/bus.o $(
 # ports.c registers itself with the board and requests resets from system/vm.c:
 # not in HW_OBJS, so unit tests that link the board without vm.c leave it out.
 MIGVM_OBJS += $(HW_OBJS) $(BUILD)/hw/ports.o
+# What the board and chardev.c call outside hw/ (chardev specs and the option
+# parsers they use), for unit tests that link them (the program has them anyway).
+HW_SPEC_OBJS := $(BUILD)/system/chardev-spec.o $(BUILD)/system/opts.o
 
 # Unit test: 16550 registers and the "serial" VMState round trip.
 UNIT_TESTS += $(BUILD)/tests/unit/test-serial
 $(BUILD)/tests/unit/test-serial: $(BUILD)/hw/serial.o $(BUILD)/hw/chardev.o $(BUILD)/hw/bus.o \
                                  $(BUILD)/migration/vmstate.o $(BUILD)/migration/stream.o \
-                                 $(UTIL_OBJS)
+                                 $(HW_SPEC_OBJS) $(UTIL_OBJS)
 
 # Unit test: virtio-blk driven through its MMIO registers, guest RAM and a fake drive.
 UNIT_TESTS += $(BUILD)/tests/unit/test-virtio-blk

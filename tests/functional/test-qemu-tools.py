@@ -12,7 +12,8 @@ users' scripts and libvirt do:
 - a libvirt-style command line: the monitor on a listening socket the test
   creates and passes as fd=N, -S -no-user-config -nodefaults -no-shutdown;
 - a monitor connecting out with reconnect=1 reports a peer that went away
-  and connects again.
+  and connects again, and so does the serial port's chardev;
+- -no-shutdown: a guest shutdown stops the VM, quit still exits (KVM).
 
 QEMU's Python packages come from Debian's source package for qemu, fetched
 at test time into $BUILD/qemu-python by scripts/fetch-qemu-python.sh (never
@@ -233,6 +234,63 @@ def test_libvirt_style():
     os.close(w)
 
 
+def test_serial_client_reconnect():
+    """The serial port on a chardev that connects out: the same socket code as the monitors'."""
+    d = migvm.new_tmpdir()
+    path = os.path.join(d, "console.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    listener.settimeout(10)
+    vm = VM(["-serial", "chardev:con", "-chardev", "socket,id=con,path=%s,reconnect=1" % path], tmpdir=d).launch()
+    conn, _ = listener.accept()
+    got = read_console(conn, lambda b: b"B" in b, 10)
+    check("serial client: the tool's socket receives the guest's output", b"B" in got, repr(got[:40]))
+    conn.close()
+    check("serial client: the lost peer is reported",
+          wait_until(lambda: "chardev 'con': peer unix:%s disconnected" % path in vm.stderr_text(), 10),
+          vm.stderr_text())
+    conn, _ = listener.accept()
+    got = read_console(conn, lambda b: len(b) >= 3, 10)
+    check("serial client: connected again, output flows", len(got) >= 3, repr(got[:40]))
+    conn.close()
+    listener.close()
+    check_eq("serial client: VM still running", vm.qmp().cmd_ok("query-status")["status"], "running")
+
+
+def shutdown_image(path):
+    """A boot sector that asks for a guest shutdown at once (debug-exit port)."""
+    code = bytes([0xb0, 0x21,              # mov al, 0x21
+                  0xba, 0x01, 0x05,        # mov dx, 0x501
+                  0xee,                    # out dx, al
+                  0xf4, 0xeb, 0xfd])       # hlt; jmp $-1
+    img = bytearray(512)
+    img[:len(code)] = code
+    img[510:512] = b"\x55\xaa"
+    with open(path, "wb") as f:
+        f.write(img)
+    return path
+
+
+def test_no_shutdown():
+    why = migvm.kvm_usable()
+    if why:
+        migvm.skip("-no-shutdown with a guest that shuts down", why)
+        return
+    d = migvm.new_tmpdir()
+    img = shutdown_image(os.path.join(d, "shutdown.img"))
+    vm = VM(["-no-shutdown", "-accel", "kvm", "-S", "-drive", "file=%s,format=raw" % img], tmpdir=d).launch()
+    q = vm.qmp()
+    q.cmd_ok("cont")
+    ev = q.wait_event("SHUTDOWN", 20)
+    check_eq("-no-shutdown: SHUTDOWN from the guest", ev and ev.get("data"), {"guest": True, "reason": "guest-shutdown"})
+    check("-no-shutdown: the VM stops in run state shutdown",
+          wait_until(lambda: q.cmd_ok("query-status")["status"] == "shutdown", 10), q.cmd_ok("query-status"))
+    check("-no-shutdown: the process stays", vm.alive())
+    q.cmd_ok("quit")
+    check_eq("-no-shutdown: quit still exits, status 0", vm.wait_exit(10), 0)
+
+
 def run_cmd(args, pass_fds=()):
     p = subprocess.run([migvm.binary()] + args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=10, pass_fds=pass_fds)
@@ -292,7 +350,8 @@ if __name__ == "__main__":
         migvm.skip_all("migvm-specific: QEMU 7.2 is what these tools were written for")
     sections = [("QEMUMachine", test_qemu_machine), ("QEMUMachine options", test_qemu_machine_options),
                 ("QMPClient migration", test_migration_qmpclient), ("qmp-shell", test_qmp_shell),
-                ("libvirt-style", test_libvirt_style), ("client reconnect", test_client_reconnect)]
+                ("libvirt-style", test_libvirt_style), ("client reconnect", test_client_reconnect),
+                ("serial client reconnect", test_serial_client_reconnect), ("no-shutdown", test_no_shutdown)]
     for name, fn in sections:
         # Arguments pick sections by name (for debugging); none runs them all.
         if not sys.argv[1:] or any(a.lower() in name.lower() for a in sys.argv[1:]):

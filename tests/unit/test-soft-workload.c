@@ -90,6 +90,11 @@ bool chardev_spec_parse(const char *text, ChardevSpec *spec, Error **errp)
     return false;
 }
 
+char *chardev_spec_describe(const ChardevSpec *spec)
+{
+    return g_strdup(spec->path ? spec->path : "null");
+}
+
 void chardev_spec_clear(ChardevSpec *spec)
 {
     g_free(spec->path);
