@@ -122,6 +122,7 @@ async def migrate_with_qmpclient(src_path, dst_path, uri):
             for c in (src, dst):
                 await c.execute("migrate-set-capabilities",
                                 {"capabilities": [{"capability": "events", "state": True}]})
+            await src.execute("migrate-set-parameters", {"max-bandwidth": 1 << 30})
             await dst.execute("migrate-incoming", {"uri": uri})
             await src.execute("migrate", {"uri": uri})
 
@@ -152,9 +153,11 @@ async def migrate_with_qmpclient(src_path, dst_path, uri):
 
 def test_migration_qmpclient():
     d = migvm.new_tmpdir()
-    src = VM(["-m", "64M"], tmpdir=os.path.join(d, "src") if os.makedirs(os.path.join(d, "src")) is None else d)
-    dst = VM(["-m", "64M", "-incoming", "defer"], tmpdir=os.path.join(d, "dst")
-             if os.makedirs(os.path.join(d, "dst")) is None else d)
+    for side in ("src", "dst"):
+        os.makedirs(os.path.join(d, side))
+    # The source's workload dirties 20 MiB/s: a live migration that converges in a few passes.
+    src = VM(["-m", "64M", "-accel", "soft,dirty-rate=20"], tmpdir=os.path.join(d, "src"))
+    dst = VM(["-m", "64M", "-accel", "soft", "-incoming", "defer"], tmpdir=os.path.join(d, "dst"))
     src.launch()
     dst.launch()
     uri = "unix:" + os.path.join(d, "mig.sock")
