@@ -184,6 +184,9 @@ static void chardev_client_lost(Chardev *chr)
     g_autofree char *where = chardev_spec_describe(&chr->client);
     const char *id = chr->client.id ? chr->client.id : "serial";
 
+    if (main_loop_exit_requested()) {
+        return;                     /* the peer closing after quit is no news */
+    }
     if (chr->client.reconnect > 0) {
         warn_report("chardev '%s': peer %s disconnected, reconnecting every %d s", id, where,
                     chr->client.reconnect);

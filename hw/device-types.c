@@ -13,6 +13,37 @@
 
 typedef bool DeviceCreateFn(DeviceSpec *spec, Error **errp);
 
+/* A numeric property, if given, must be `want` (the one place migvm has). */
+static bool prop_fixed(DeviceSpec *spec, const char *name, unsigned long long want, Error **errp)
+{
+    const char *text = device_spec_get(spec, name);
+    char *end;
+
+    if (!text) {
+        return true;
+    }
+    unsigned long long v = g_ascii_strtoull(text, &end, 0);
+    if (!*text || *end) {
+        error_setg(errp, "Property '%s.%s' doesn't take value '%s'", spec->driver, name, text);
+        return false;
+    }
+    if (v != want) {
+        error_setg(errp, "%s=%s: only the board's one serial port is supported (index=0, iobase=0x3f8, irq=4)",
+                   name, text);
+        return false;
+    }
+    return true;
+}
+
+/* isa-serial: the board's COM1 (0x3f8, IRQ 4). The command line has already
+ * put it on the chardev its chardev= names; here the rest is checked. */
+static bool isa_serial_create(DeviceSpec *spec, Error **errp)
+{
+    device_spec_get(spec, "chardev");
+    return prop_fixed(spec, "index", 0, errp) && prop_fixed(spec, "iobase", 0x3f8, errp) &&
+           prop_fixed(spec, "irq", 4, errp) && device_spec_check_unused(spec, errp);
+}
+
 typedef struct DeviceType {
     const char *name;
     DeviceCreateFn *create;
@@ -20,6 +51,7 @@ typedef struct DeviceType {
 
 /* One line per type, sorted by name. */
 static const DeviceType device_types[] = {
+    { "isa-serial", isa_serial_create },
     { "virtio-blk", virtio_blk_pci_refuse },
     { "virtio-blk-device", virtio_blk_device_create },
     { "virtio-blk-pci", virtio_blk_pci_refuse },

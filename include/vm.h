@@ -65,6 +65,9 @@ void vm_system_reset(ShutdownCause cause);
 
 /* Run a function on the main loop thread (with the BQL held) soon. Safe from any thread. */
 void main_loop_schedule(void (*fn)(void *opaque), void *opaque);
+/* True once the process is on its way out (quit, a signal, a guest shutdown
+ * without -no-shutdown): a monitor peer leaving then is no news. Any thread. */
+bool main_loop_exit_requested(void);
 
 /* What query-name and query-kvm report, filled from the command line by
  * system/main.c. The board gets its own MachineConfig (machine.h). */

@@ -30,6 +30,7 @@
 #include <glib-unix.h>
 #include "chardev-socket.h"
 #include "fd-io.h"
+#include "vm.h"
 
 #define MAX_RECV_FDS 16
 #define READ_CHUNK 65536
@@ -455,8 +456,8 @@ static void client_schedule_retry(MonitorClient *client)
 
 static void client_lost(MonitorClient *client)
 {
-    if (cleaning_up) {
-        return;
+    if (cleaning_up || main_loop_exit_requested()) {
+        return;                     /* e.g. QEMUMachine closing its end after quit */
     }
     g_autofree char *where = chardev_spec_describe(&client->spec);
     if (client->spec.reconnect > 0) {

@@ -6,6 +6,7 @@
  *   -qmp SPEC / -monitor SPEC             shorthand: chardev "compat_monitorN" + -mon
  *   -serial SPEC                          shorthand: chardev "serial0" for the port
  *   -serial chardev:ID                    the port on a named chardev
+ *   -device isa-serial[,chardev=ID]       the same port as a device
  *
  * Options may come in any order (a -mon may name a -chardev given after it):
  * references are resolved in cmdline_chardev_finish, which also refuses a
@@ -13,6 +14,7 @@
  */
 #include <string.h>
 #include "cmdline-int.h"
+#include "device-spec.h"
 
 static bool chardev_id_taken(const CmdlineOptions *o, const char *id)
 {
@@ -163,13 +165,22 @@ bool opt_serial(CmdlineOptions *o, const char *name, const char *arg, Error **er
     return true;
 }
 
-bool cmdline_add_serial_device(CmdlineOptions *o, const char *chardev, Error **errp)
+/* -device isa-serial[,chardev=ID]: the board's one serial port (COM1) on that
+ * chardev. hw/device-types.c checks the device's other properties. */
+bool cmdline_scan_serial_devices(CmdlineOptions *o, Error **errp)
 {
-    if (o->serial_device || (o->serial && strcmp(o->serial, "none"))) {
-        error_setg(errp, "only one serial port is supported");
-        return false;
+    for (guint i = 0; i < o->devices->len; i++) {
+        DeviceSpec *dev = o->devices->pdata[i];
+        if (strcmp(dev->driver, "isa-serial")) {
+            continue;
+        }
+        if (o->isa_serial || (o->serial && strcmp(o->serial, "none"))) {
+            error_setg(errp, "-device isa-serial: only one serial port is supported");
+            return false;
+        }
+        o->isa_serial = true;
+        o->serial_device = g_strdup(device_spec_get(dev, "chardev"));
     }
-    o->serial_device = g_strdup(chardev);
     return true;
 }
 
@@ -179,10 +190,10 @@ bool cmdline_add_serial_device(CmdlineOptions *o, const char *chardev, Error **e
  * a chardev "serial0" made from -serial SPEC. */
 static bool resolve_serial(CmdlineOptions *o, Error **errp)
 {
-    const char *origin = o->serial_device ? "-device isa-serial" : "-serial";
+    const char *origin = o->isa_serial ? "-device isa-serial" : "-serial";
 
-    if (o->serial_device) {
-        o->serial_chardev = g_strdup(o->serial_device);
+    if (o->isa_serial) {
+        o->serial_chardev = g_strdup(o->serial_device);   /* NULL: no backend */
     } else if (o->serial && g_str_has_prefix(o->serial, "chardev:")) {
         o->serial_chardev = g_strdup(o->serial + 8);
     } else if (o->serial && strcmp(o->serial, "none")) {
@@ -220,7 +231,8 @@ bool cmdline_chardev_finish(CmdlineOptions *o, Error **errp)
     if (!resolve_serial(o, errp)) {
         return false;
     }
-    if (o->serial_chardev && !claim(users, o->serial_chardev, "-serial", errp)) {
+    if (o->serial_chardev && !claim(users, o->serial_chardev, o->isa_serial ? "-device isa-serial" : "-serial",
+                                    errp)) {
         return false;
     }
     for (guint i = 0; i < o->monitors->len; i++) {

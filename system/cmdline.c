@@ -544,8 +544,11 @@ bool cmdline_parse(int argc, char **argv, CmdlineOptions *out, Error **errp)
 
 bool cmdline_finish(CmdlineOptions *o, Error **errp)
 {
+    if (!cmdline_scan_serial_devices(o, errp)) {
+        return false;
+    }
     if (o->nographic && !o->nodefaults) {
-        if (!o->serial && !o->serial_device) {
+        if (!o->serial && !o->isa_serial) {
             o->serial = g_strdup("stdio");
         } else if (!o->monitor_given && (!o->serial || strcmp(o->serial, "stdio"))) {
             if (!opt_monitor(o, "monitor", "stdio", errp)) {

@@ -44,7 +44,8 @@ typedef struct CmdlineOptions {
     int compat_monitors;      /* ids given to -qmp / -monitor chardevs so far */
     bool monitor_given;       /* any -monitor, including none */
     char *serial;             /* -serial text (validated), NULL = default */
-    char *serial_device;      /* -device isa-serial,chardev=ID */
+    bool isa_serial;          /* -device isa-serial given */
+    char *serial_device;      /* its chardev=, or NULL */
     char *serial_chardev;     /* after cmdline_finish: the serial port's chardev id, NULL = none */
     GPtrArray *drives;        /* char*: each -drive's text, in order */
     GPtrArray *devices;       /* DeviceSpec*: each -device, in order */
@@ -74,8 +75,8 @@ bool cmdline_finish(CmdlineOptions *o, Error **errp);
 
 /* The chardev named id, or NULL. */
 const ChardevSpec *cmdline_find_chardev(const CmdlineOptions *o, const char *id);
-/* -device isa-serial,chardev=ID: the serial port on that chardev. */
-bool cmdline_add_serial_device(CmdlineOptions *o, const char *chardev, Error **errp);
+/* Note -device isa-serial (the serial port) before the -nographic defaults. */
+bool cmdline_scan_serial_devices(CmdlineOptions *o, Error **errp);
 
 /* Pick the accelerator. kvm_error is NULL when /dev/kvm is usable, else
  * why not. *warning gets a message to print when falling back silently

@@ -1,7 +1,7 @@
 /*
  * The main loop: glib's default GMainContext, run by the main thread with
  * the BQL held except while it polls (system/main-loop.c).
- * main_loop_schedule() is declared in include/vm.h.
+ * main_loop_schedule() and main_loop_exit_requested() are declared in include/vm.h.
  */
 #ifndef MIGVM_SYSTEM_MAIN_LOOP_H
 #define MIGVM_SYSTEM_MAIN_LOOP_H
@@ -19,7 +19,6 @@ void main_loop_run(void);
 /* Make main_loop_run() return once pending I/O (a command's response) has
  * been handled. Safe from any thread. */
 void main_loop_request_exit(void);
-bool main_loop_exit_requested(void);
 /* Run everything main_loop_schedule() queued so far. [main thread, BQL] */
 void main_loop_run_scheduled(void);
 /* Detach sources and signal handlers; queued work is dropped; the loop is

@@ -5,7 +5,8 @@ users' scripts and libvirt do:
 - qemu.machine.QEMUMachine launches build/migvm (it passes -display none
   -vga none, -chardev socket,id=mon,path=... -mon chardev=mon,mode=control,
   where migvm connects out to the tool's socket, and a console chardev with
-  -serial chardev:console): QMP, console output, shutdown() with exit 0;
+  -serial chardev:console or -device isa-serial,chardev=console): QMP,
+  console output, shutdown() with exit 0;
 - a live migration between two migvm processes driven by qemu.qmp.QMPClient,
   with the events it sees;
 - scripts/qmp/qmp-shell in QMP mode and in HMP mode (-H);
@@ -91,6 +92,26 @@ def test_qemu_machine():
         vm.shutdown()
     check_eq("QEMUMachine: shutdown() exit code", vm.exitcode(), 0)
     check_eq("QEMUMachine: nothing on stdout/stderr", vm.get_log(), "")
+
+
+def test_qemu_machine_isa_serial():
+    """set_console(device_type="isa-serial"): the console as -device isa-serial,chardev=console."""
+    vm = machine(ACCEL + ["-nodefaults", "-m", "64M", "-S"])
+    vm.set_console(device_type="isa-serial")
+    vm.launch()
+    try:
+        check("isa-serial: QEMUMachine passed -device isa-serial,chardev=console",
+              "isa-serial,chardev=console" in vm._base_args, vm._base_args)
+        console = vm.console_socket
+        vm.qmp("cont")
+        got = read_console(console, lambda b: b"B" in b, 20)
+        check("isa-serial: console shows the guest's output", got[:1] == b"A" and b"B" in got, repr(got[:40]))
+    finally:
+        vm.shutdown()
+    check_eq("isa-serial: shutdown() exit code", vm.exitcode(), 0)
+    rc, out, err = run_cmd(ACCEL + ["-nodefaults", "-S", "-display", "none", "-chardev", "null,id=c",
+                                    "-device", "isa-serial,chardev=c,iobase=0x2f8"])
+    check("isa-serial: a second port's address is refused", rc == 1 and "iobase=0x2f8" in err, (rc, err))
 
 
 def test_qemu_machine_options():
@@ -351,7 +372,8 @@ if __name__ == "__main__":
     migvm.require_binary()
     if migvm.qemu_mode():
         migvm.skip_all("migvm-specific: QEMU 7.2 is what these tools were written for")
-    sections = [("QEMUMachine", test_qemu_machine), ("QEMUMachine options", test_qemu_machine_options),
+    sections = [("QEMUMachine", test_qemu_machine), ("QEMUMachine isa-serial", test_qemu_machine_isa_serial),
+                ("QEMUMachine options", test_qemu_machine_options),
                 ("QMPClient migration", test_migration_qmpclient), ("qmp-shell", test_qmp_shell),
                 ("libvirt-style", test_libvirt_style), ("client reconnect", test_client_reconnect),
                 ("serial client reconnect", test_serial_client_reconnect), ("no-shutdown", test_no_shutdown)]

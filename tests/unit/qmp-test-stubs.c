@@ -6,6 +6,12 @@
 #include <glib.h>
 #include "cpus.h"
 #include "monitor.h"
+#include "vm.h"
+
+bool main_loop_exit_requested(void)
+{
+    return false;
+}
 
 int cpus_count(void)
 {

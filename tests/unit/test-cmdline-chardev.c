@@ -233,6 +233,13 @@ START_TEST(test_combination_errors)
         { "-qmp unix:/tmp/a,server=on,reconnect=1",
           "-qmp: 'reconnect' option is incompatible with socket in server listen mode" },
         { "-chardev", "-chardev: requires an argument" },
+        { "-device isa-serial,chardev=nope", "-device isa-serial: chardev 'nope' not found" },
+        { "-chardev null,id=c -device isa-serial,chardev=c -mon chardev=c",
+          "-mon: Device 'c' is in use" },
+        { "-chardev null,id=c -serial stdio -device isa-serial,chardev=c",
+          "-device isa-serial: only one serial port is supported" },
+        { "-chardev null,id=c -device isa-serial,chardev=c -device isa-serial",
+          "-device isa-serial: only one serial port is supported" },
         { "-vnc :1", "-vnc: not supported by migvm (no display: use -display none)" },
         { "--netdev user,id=n", "--netdev: not supported by migvm (no network devices)" },
         { "-cdrom x.iso", "-cdrom: not supported by migvm (the only disk is -drive file=IMAGE,format=raw)" },
@@ -248,6 +255,26 @@ START_TEST(test_combination_errors)
         error_free(err);
         cmdline_options_clear(&o);
     }
+}
+END_TEST
+
+START_TEST(test_isa_serial)
+{
+    CmdlineOptions o;
+
+    /* QEMUMachine.set_console(device_type="isa-serial"), -nographic leaves it alone. */
+    ck_assert(parse_line("-nographic -device isa-serial,chardev=console "
+                         "-chardev socket,id=console,path=/tmp/c.sock,server=on,wait=off", &o, NULL));
+    ck_assert(o.isa_serial);
+    ck_assert_str_eq(o.serial_chardev, "console");
+    ck_assert_uint_eq(o.devices->len, 1);               /* the board checks its other properties */
+    ck_assert_uint_eq(o.monitors->len, 1);              /* -nographic: HMP takes stdio */
+    cmdline_options_clear(&o);
+
+    ck_assert(parse_line("-nodefaults -device isa-serial", &o, NULL));
+    ck_assert(o.isa_serial);
+    ck_assert_ptr_null(o.serial_chardev);               /* a port with no backend */
+    cmdline_options_clear(&o);
 }
 END_TEST
 
@@ -276,6 +303,7 @@ static Suite *cmdline_chardev_suite(void)
     tcase_add_test(tc, test_libvirt_line);
     tcase_add_test(tc, test_any_order_and_shorthands);
     tcase_add_test(tc, test_combination_errors);
+    tcase_add_test(tc, test_isa_serial);
     tcase_add_test(tc, test_no_shutdown_flags);
     suite_add_tcase(s, tc);
     return s;

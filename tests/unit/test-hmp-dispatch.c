@@ -72,6 +72,7 @@ bool cpus_are_paused(void) { return true; }
 void cpus_pause_all(void) { }
 void cpus_resume_all(void) { }
 bool runstate_is_running(void) { return false; }
+bool main_loop_exit_requested(void) { return false; }
 
 bool accel_dump_registers(int cpu, GString *out, Error **errp)
 {

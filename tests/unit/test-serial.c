@@ -20,6 +20,11 @@ bool bql_locked(void)
 {
     return true;
 }
+
+bool main_loop_exit_requested(void)
+{
+    return false;
+}
 #include "../../migration/savevm.h"
 #include "unit-test.h"
 

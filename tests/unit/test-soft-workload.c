@@ -43,6 +43,11 @@ void main_loop_schedule(void (*fn)(void *opaque), void *opaque)
 {
 }
 
+bool main_loop_exit_requested(void)
+{
+    return false;
+}
+
 void qapi_event_emit(const char *event_name, json_object *data)
 {
     json_object_put(data);
