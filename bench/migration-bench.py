@@ -36,9 +36,23 @@ From 3.5 GiB on, "pc.ram" is mapped as QEMU's pc board maps it: 3 GiB at
 address 0 and the rest at 4 GiB; the boot-sector guest (32-bit, no paging)
 dirties only the low 3 GiB, the rest migrates as zero pages.
 
+Block rows (--scenarios block): block migration (`migrate` with "blk": true,
+capability zero-blocks on) of a --block-size (default 4G) raw image, its first
+half pseudo-random data, its second half zeros, into a same-sized sparse empty
+image, over each transport, -m 256M on -M pc:
+  blk idle     migvm, -S on both sides (soft accelerator).
+  blk live     migvm, the soft accelerator's disk workload writing the disk at
+               --disk-rate MiB/s during the migration (the destination goes on).
+  qemu blk     QEMU 7.2, -M pc -S with the drive on virtio-blk-pci on both
+               sides (a -M none QEMU destination cannot receive block data).
+Bytes sent = ram.transferred + the image's block records (computed); the
+idle rows compare the two images with cmp afterwards. max-bandwidth is
+1 TiB/s there: QEMU 7.2's block migration never starts with 0.
+
 Options: --sizes 1G,4G  --transports unix,tcp  --rate 64  --unthrottled-secs 15
          --unthrottled-sizes 1G  --no-qemu  --deadline 120  --sockbw-mib 2048
-         --kvm-sizes 1G,4G  --scenarios idle,chain,kvm,qemu
+         --kvm-sizes 1G,4G  --scenarios idle,chain,kvm,qemu,block
+         --block-size 4G  --disk-rate 16
 """
 
 import argparse
@@ -124,9 +138,11 @@ def sockbw(kind, mib, repeat):
 class Guest:
     """One VM plus its QMP client and serial file."""
 
-    def __init__(self, size, rate, incoming=None, paused=False, binary=None, extra=(), dir=None, kvm=False):
+    def __init__(self, size, rate, incoming=None, paused=False, binary=None, extra=(), dir=None, kvm=False,
+                 accel=None):
         """kvm: the boot-sector guest on -accel kvm (rate is ignored: it
-        dirties all of its RAM); otherwise the soft workload at `rate`."""
+        dirties all of its RAM); otherwise the soft workload at `rate`, or
+        -accel `accel` when given."""
         self.dir = dir or migvm.new_tmpdir()
         self.serial = os.path.join(self.dir, "serial.txt")
         args = ["-m", size]
@@ -134,7 +150,7 @@ class Guest:
             args += ["-accel", "kvm", "-drive", "file=%s,format=raw" % os.path.abspath(GUEST_IMG),
                      "-serial", "file:%s" % self.serial]
         elif binary is None:
-            args += ["-accel", "soft,dirty-rate=%d" % rate, "-serial", "file:%s" % self.serial]
+            args += ["-accel", accel or "soft,dirty-rate=%d" % rate, "-serial", "file:%s" % self.serial]
         args += list(extra)
         if paused:
             args.append("-S")
@@ -222,15 +238,22 @@ def event_time(ev):
     return ts.get("seconds", 0) + ts.get("microseconds", 0) / 1e6
 
 
-def migrate(src, dst, uri, deadline, cancel_after=None):
-    """Migrate src to dst (already listening on uri); returns a result dict."""
-    src.qmp.cmd_ok("migrate-set-parameters", {"max-bandwidth": 0})
+# QEMU 7.2's block migration reads chunks only while less than the stream's
+# rate limit is queued, and max-bandwidth 0 makes that limit 0: it never
+# starts. "Unlimited" for the block rows is therefore this (1 TiB/s).
+UNLIMITED_BANDWIDTH = 1 << 40
+
+
+def migrate(src, dst, uri, deadline, cancel_after=None, blk=False):
+    """Migrate src to dst (already listening on uri); returns a result dict.
+    blk: block migration too (QMP migrate "blk": true)."""
+    src.qmp.cmd_ok("migrate-set-parameters", {"max-bandwidth": UNLIMITED_BANDWIDTH if blk else 0})
     src.qmp.clear_events()
     dst.qmp.clear_events()
     cpu0 = (cpu_seconds(src.vm.pid), cpu_seconds(dst.vm.pid))
     steal0 = cpu_ticks()
     t0 = time.monotonic()
-    src.qmp.cmd_ok("migrate", {"uri": uri})
+    src.qmp.cmd_ok("migrate", {"uri": uri, "blk": True} if blk else {"uri": uri})
     limit = cancel_after if cancel_after is not None else deadline
     info = {}
     peak_syncs = 0
@@ -308,6 +331,54 @@ def print_header():
     print(fmt_row(["-" * w for _, w in COLS]))
 
 
+BLOCK_COLS = [("disk", 5), ("scenario", 9), ("tr", 4), ("result", 9), ("wall ms", 7), ("total", 7),
+              ("setup", 5), ("down", 5), ("ext-dn", 6), ("sent MiB", 8), ("MB/s", 6), ("sock MB/s", 9),
+              ("ratio", 5), ("cpu% src/dst", 12), ("steal%", 6), ("images", 9)]
+
+
+def fmt_block_row(values):
+    return "  ".join(str(v).rjust(w) if i not in (1, 3, 15) else str(v).ljust(w)
+                     for i, ((_, w), v) in enumerate(zip(BLOCK_COLS, values)))
+
+
+def block_row_for(size, scenario, transport, res, sock, disk_bytes):
+    """Throughput from the bytes sent: ram.transferred counts RAM only, and
+    query-migrate's "disk" is gone once completed (both as QEMU), so the disk
+    records' bytes are computed from the image (disk_bytes)."""
+    info = res["info"]
+    total = info.get("total-time")
+    wire = info.get("ram", {}).get("transferred", 0) + disk_bytes
+    secs = (total if total else res["wall_ms"]) / 1000.0
+    mbps = wire / secs / 1e6 if secs > 0 else 0.0
+    ext = res.get("ext_downtime_ms")
+    return fmt_block_row([size, scenario, transport, res["status"], "%.0f" % res["wall_ms"],
+                          "-" if total is None else total, info.get("setup-time", "-"),
+                          info.get("downtime", "-"), "-" if ext is None else "%.1f" % ext,
+                          "%.0f" % (wire / MIB), "%.0f" % mbps, "%.0f" % sock,
+                          "%.2f" % (mbps / sock) if sock else "-",
+                          "%.0f/%.0f" % res["cpu"] if "cpu" in res else "-",
+                          "%.0f" % res["steal"] if "steal" in res else "-", res.get("images", "-")])
+
+
+def make_disk_image(path, size_bytes):
+    """First half data (a random MiB, each copy stamped with its index so no
+    two chunks are equal), second half zeros (sparse). Returns the bytes its
+    block records take with zero-blocks on: 1 MiB + 11 per data chunk, 11
+    per zero chunk (record word, name "d0")."""
+    base = os.urandom(MIB)
+    data_chunks = size_bytes // 2 // MIB
+    with open(path, "wb") as f:
+        for i in range(data_chunks):
+            f.write(i.to_bytes(8, "little") + base[8:])
+        f.truncate(size_bytes)
+        os.fsync(f.fileno())        # no writeback competing with the first row's reads
+    return data_chunks * MIB + (size_bytes // MIB) * 11
+
+def empty_image(path, size_bytes):
+    with open(path, "wb") as f:
+        f.truncate(size_bytes)
+
+
 # --------------------------------------------------------------------------
 # Scenarios
 
@@ -316,6 +387,7 @@ class Bench:
         self.opts = opts
         self.sock = sock
         self.rows = []
+        self.block_rows = []
         self.notes = []
 
     def record(self, size, scenario, transport, res):
@@ -337,6 +409,59 @@ class Bench:
         if res.get("status") == "completed" and "live" in scenario and res.get("dst_status") != "running":
             self.notes.append("%s %s %s: destination is %r after migration, expected running"
                               % (size, scenario, transport, res.get("dst_status")))
+
+    def block(self, size):
+        """Block migration of a half-data, half-zero disk: migvm idle and with
+        its disk workload, QEMU 7.2 idle (it has no guest here)."""
+        d = migvm.new_tmpdir()
+        nbytes = int(migvm_size_mib(size) * MIB)
+        src_img = os.path.join(d, "src.img")
+        disk_bytes = make_disk_image(src_img, nbytes)
+        qemu = None if self.opts.no_qemu else shutil.which("qemu-system-x86_64")
+        kinds = [("blk idle", None), ("blk live", None)] + ([("qemu blk", qemu)] if qemu else [])
+        if not qemu:
+            self.notes.append("no QEMU 7.2 block rows (%s)" % ("--no-qemu" if self.opts.no_qemu else
+                                                                 "qemu-system-x86_64 not found"))
+        for scenario, binary in kinds:
+            live = scenario == "blk live"
+            for tr in self.opts.transports:
+                dst_img = os.path.join(d, "dst.img")
+                empty_image(dst_img, nbytes)
+                drv = lambda img: ["-drive", "if=none,id=d0,file=%s,format=raw" % img]  # noqa: E731
+                extra = ["-device", "virtio-blk-pci,drive=d0"] if binary else []
+                machine = ["-M", "pc"] if binary else []
+                # dirty-rate 1: RAM almost still (0 would mean as fast as it can)
+                accel = "soft,dirty-rate=1,disk-rate=%d" % self.opts.disk_rate if live else "soft,dirty-rate=1"
+                if binary:
+                    dst, uri = new_destination(tr, "256M", 0, binary=binary, paused=True,
+                                               extra=machine + drv(dst_img) + extra)
+                else:
+                    dst, uri = block_destination(tr, accel, drv(dst_img), paused=not live)
+                src = Guest("256M", 0, paused=not live, binary=binary, extra=machine + drv(src_img) + extra,
+                            accel=accel)
+                src.qmp.cmd_ok("migrate-set-capabilities",
+                               {"capabilities": [{"capability": "zero-blocks", "state": True}]})
+                if live:
+                    time.sleep(1)      # let the disk workload get going
+                res = migrate(src, dst, uri, self.opts.deadline, blk=True)
+                src.kill()
+                dst.kill()
+                if not live and res["status"] == "completed":
+                    same = subprocess.run(["cmp", "-s", src_img, dst_img]).returncode == 0
+                    res["images"] = "identical" if same else "DIFFER"
+                line = block_row_for(size, scenario, tr, res, self.sock[tr], disk_bytes)
+                self.block_rows.append(line)
+                print(line, flush=True)
+                if "error" in res:
+                    self.notes.append("%s %s %s: error: %s" % (size, scenario, tr, res["error"]))
+                os.unlink(dst_img)
+        self.notes.append("block rows: a %s raw image, the first half data, the second half zeros, capability "
+                          "zero-blocks on, max-bandwidth 1 TiB/s (QEMU 7.2's block migration never starts with 0); "
+                          "sent MiB = ram.transferred + the image's block records (chunks the live workload "
+                          "made dirty again are not counted); -m 256M, RAM dirty rate 1 MiB/s; migvm -M pc -accel soft (blk live: the "
+                          "soft disk workload writes the disk at %d MiB/s during the migration); QEMU 7.2 -M pc -S "
+                          "with virtio-blk-pci on both sides, no guest (idle disk)" % (size, self.opts.disk_rate))
+        os.unlink(src_img)
 
     def idle(self, size):
         for tr in self.opts.transports:
@@ -455,6 +580,12 @@ class Bench:
         dst.kill()
 
 
+def block_destination(transport, accel, extra, paused):
+    d = migvm.new_tmpdir()
+    uri = make_uri(transport, d)
+    return Guest("256M", 0, incoming=uri, paused=paused, extra=extra, dir=d, accel=accel), uri
+
+
 def migvm_size_mib(size):
     unit = {"K": 1 / 1024, "M": 1, "G": 1024}.get(size[-1].upper(), 1)
     return float(size.rstrip("KMGkmg")) * unit
@@ -471,7 +602,9 @@ def main():
     ap.add_argument("--sockbw-mib", type=int, default=2048)
     ap.add_argument("--sockbw-repeat", type=int, default=3)
     ap.add_argument("--no-qemu", action="store_true")
-    ap.add_argument("--scenarios", default="idle,chain,kvm,qemu")
+    ap.add_argument("--scenarios", default="idle,chain,kvm,qemu,block")
+    ap.add_argument("--block-size", default="4G", help="disk image size of the block rows")
+    ap.add_argument("--disk-rate", type=int, default=16, help="MiB/s the soft disk workload writes in 'blk live'")
     ap.add_argument("--kvm-sizes", default="1G,4G", help="KVM guest sizes")
     opts = ap.parse_args()
     opts.sizes = [s for s in opts.sizes.split(",") if s]
@@ -514,6 +647,19 @@ def main():
             bench.qemu_idle()
         except Exception as e:  # noqa: BLE001
             bench.notes.append("qemu reference: %s: %s" % (type(e).__name__, e))
+        finally:
+            migvm.kill_all()
+    if "block" in scenarios:
+        print()
+        print("block migration (blk, zero-blocks on), %s disk:" % opts.block_size)
+        print(fmt_block_row([c for c, _ in BLOCK_COLS]))
+        print(fmt_block_row(["-" * w for _, w in BLOCK_COLS]))
+        try:
+            bench.block(opts.block_size)
+        except Exception as e:  # noqa: BLE001
+            failed = True
+            bench.notes.append("block rows: %s: %s" % (type(e).__name__, e))
+            print("  (block rows aborted: %s)" % e, flush=True)
         finally:
             migvm.kill_all()
     print()

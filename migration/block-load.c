@@ -47,7 +47,10 @@ void block_mig_put_chunk(MigStream *f, const char *name, uint64_t offset, const 
     mig_stream_put_be64(f, offset | BLK_MIG_FLAG_DEVICE_BLOCK | (data ? 0 : BLK_MIG_FLAG_ZERO_BLOCK));
     mig_stream_put_counted_string(f, name);
     if (data) {
-        mig_stream_put_buffer(f, data, BLK_MIG_CHUNK_SIZE);
+        /* By reference, no copy into the stream's buffer; flushed at once
+         * so the caller may reuse data. */
+        mig_stream_put_page(f, data, BLK_MIG_CHUNK_SIZE);
+        mig_stream_flush(f);
     }
 }
 

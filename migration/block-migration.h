@@ -26,7 +26,8 @@
 
 /* ---- records (block-load.c) ---- */
 
-/* A DEVICE_BLOCK record. data NULL (or zero set): ZERO_BLOCK, no payload. */
+/* A DEVICE_BLOCK record. data NULL: ZERO_BLOCK, no payload. Otherwise the
+ * stream is flushed before it returns: data may be reused at once. */
 void block_mig_put_chunk(MigStream *f, const char *name, uint64_t offset, const uint8_t *data);
 void block_mig_put_progress(MigStream *f, unsigned percent);
 void block_mig_put_eos(MigStream *f);
