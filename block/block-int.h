@@ -16,6 +16,7 @@ typedef struct DriveOptions {
     char *interface;            /* "none", "ide", "virtio" */
     int index;                  /* -1: first free */
     bool aio_native;
+    bool format_given;          /* format= was on the command line */
     bool read_only;
     bool direct;                /* cache.direct: O_DIRECT */
     bool writeback;             /* cache.writeback: off = flush after every write */

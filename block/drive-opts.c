@@ -2,7 +2,8 @@
  * -drive as QEMU 7.2 spells it: option parsing, default names, opening.
  *
  *   file=PATH        the image (required)
- *   format=raw       the only format; others are refused
+ *   format=raw       the only format; others are refused (none given: raw,
+ *                    with a warning, where QEMU would probe)
  *   if=none|ide|virtio           (default ide, as QEMU's pc)
  *   id=NAME          the drive's name; default: ide<bus>-hd<unit>, virtio<index>,
  *                    none<index>, as QEMU names them
@@ -121,6 +122,7 @@ static bool drive_option(DriveOptions *d, const char *key, const char *value, Er
         g_free(d->file);
         d->file = g_strdup(value);
     } else if (!strcmp(key, "format")) {
+        d->format_given = true;
         return set_format(value, errp);
     } else if (!strcmp(key, "if")) {
         if (!in_list(value, interfaces, G_N_ELEMENTS(interfaces))) {
@@ -273,6 +275,11 @@ BlockBackend *drive_new(const char *opts, Error **errp)
 
     if (!drive_options_parse(opts, &d, errp)) {
         return NULL;
+    }
+    if (!d.format_given) {
+        /* QEMU probes and warns; every image is raw to migvm. */
+        warn_report("Image format was not specified for '%s', so it is used as raw.\n"
+                    "         Specify the 'raw' format explicitly to remove this warning.", d.file);
     }
     if (choose_index(&d, errp)) {
         g_autofree char *name = d.id ? g_strdup(d.id) : default_name(&d, d.index);

@@ -167,6 +167,13 @@ def test_bad_options():
             qstatus, qerr = refused(QEMU, args, d)
             check("%s: QEMU 7.2 says the same" % " ".join(args), qstatus == 1 and qerr.startswith(msg),
                   "exit %s, stderr %r" % (qstatus, qerr))
+    # No format=: raw, with a warning (QEMU probes, and warns too).
+    p = subprocess.run([migvm.binary(), "-M", "none", "-nodefaults", "-display", "none", "-S", "-drive",
+                        "file=a.img,if=none", "-qmp", "stdio"], cwd=d, timeout=20, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, input=b'{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n')
+    err = p.stderr.decode("utf-8", "replace")
+    check("no format=: starts, warns that the image is used as raw",
+          p.returncode == 0 and "Image format was not specified for 'a.img'" in err, "exit %s: %r" % (p.returncode, err))
     status, err = refused(migvm.binary(), ["-drive", "file=a.img,format=qcow2"], d)
     check_eq("format=qcow2: exit 1", status, 1)
     check("format=qcow2: says raw only", "not supported by migvm (raw only)" in err, err)
