@@ -7,6 +7,7 @@ sector 100, reads it back, checks the interrupt status register and that
 IRQ 10 reached the PIC; prints "VBLK OK"):
   - booted from its own image as `-drive if=virtio`, it prints VBLK OK and the
     pattern is in the image file; query-block names the device as QEMU does;
+    booted from an if=ide image, it finds a -device virtio-blk-device disk;
   - the guest then loops over the same round trip, printing a '.' every 64:
     after a live migration to a second migvm on the same image the dots go
     on at the destination (its device state arrived: without it the device
@@ -110,6 +111,24 @@ def test_guest_round_trip():
     check("the image still holds the pattern", sector(disk, SECTOR) == PATTERN)
 
 
+def test_device_option_guest():
+    """The guest boots from an if=ide image and finds, in slot 0, the disk
+    given with -drive if=none + -device virtio-blk-device."""
+    d = new_tmpdir()
+    boot = make_disk(d, "boot.img")
+    data = make_disk(d, "data.img", boot=False)
+    extra = ["-drive", "file=%s,format=raw,if=ide" % boot,
+             "-drive", "file=%s,format=raw,if=none,id=d0" % data,
+             "-device", "virtio-blk-device,drive=d0,id=vd0"]
+    vm = miglib.start_kvm_guest(None, MEM, extra=extra, tmpdir=d)
+    q = vm.qmp()
+    check("-device virtio-blk-device: the guest drives it (VBLK OK)", wait_ok(vm), repr(serial(vm)) + vm.stderr_text())
+    check("the pattern is in the -device disk's image", sector(data, SECTOR) == PATTERN)
+    check("the boot image is untouched", sector(boot, SECTOR) == bytes(512))
+    b = block_entry(q, "d0")
+    check_eq("query-block: d0 attached to vd0", b and b.get("qdev"), "vd0")
+
+
 def file_size_limit(limit):
     """preexec_fn: writes past `limit` bytes fail with EFBIG (SIGXFSZ ignored)."""
     def set_limit():
@@ -205,6 +224,7 @@ def main():
         migvm.skip("guest round trip", "KVM not usable (%s)" % why)
     else:
         run("guest round trip", test_guest_round_trip)
+        run("-device guest", test_device_option_guest)
         run("error stop and retry", test_error_stop_and_retry)
     migvm.finish()
 
