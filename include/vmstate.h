@@ -153,9 +153,10 @@ void vmstate_unregister(const VMStateDescription *vmsd, void *opaque);
  * value is a comma-separated list of "NAME" (every instance) or
  * "NAME:INSTANCE"; NAME is a section idstr ("kvm-pit") or a subsection's
  * wire name ("cpu/lapic"). The writer consults it for top-level sections;
- * a subsection's needed() hook consults it itself. One name is not a
- * section: "ram/final-pass" makes RAM's completion stage (vCPUs stopped)
- * send none of the pages dirtied since the last pass. Unset: always false.
+ * a subsection's needed() hook consults it itself. Two names are not
+ * sections: "ram/final-pass" makes RAM's completion stage (vCPUs stopped)
+ * send none of the pages dirtied since the last pass, "block/final-pass"
+ * the block section's none of the disk chunks. Unset: always false.
  */
 bool vmstate_test_omitted(const char *name, uint32_t instance_id);
 /* Read MIGVM_TEST_OMIT_SECTIONS once; false on a malformed list. [start-up,
