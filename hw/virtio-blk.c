@@ -397,6 +397,7 @@ static const VMStateDescription vmstate_virtio_blk = {
 VirtIOBlock *virtio_blk_create(BlockBackend *blk, const char *dev_id, uint32_t instance,
                                Error **errp)
 {
+    assert(bql_locked());
     VirtIOBlock *s;
     uint64_t features = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) |
                         VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) |
@@ -441,6 +442,7 @@ unsigned virtio_blk_held(const VirtIOBlock *s)
 
 void virtio_blk_destroy(VirtIOBlock *s)
 {
+    assert(bql_locked());
     if (!s) {
         return;
     }

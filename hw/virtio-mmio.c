@@ -48,6 +48,7 @@
 #include <string.h>
 #include <glib.h>
 #include "hw-bus.h"
+#include "vm.h"
 #include "virtio.h"
 
 #define VIRTIO_MMIO_MAGIC       0x74726976
@@ -332,6 +333,7 @@ static const BusOps virtio_mmio_ops = {
 
 bool virtio_mmio_attach(VirtIODevice *vdev, uint64_t base, Error **errp)
 {
+    assert(bql_locked());
     return mmio_register("virtio-mmio", base, VIRTIO_MMIO_SIZE, &virtio_mmio_ops, vdev, errp);
 }
 

@@ -27,6 +27,7 @@
 #include "ports.h"
 #include "virtio.h"
 #include "virtio-blk.h"
+#include "vm.h"
 
 #define VIRTIO_SLOT_BASE 0xfeb00000ULL
 #define VIRTIO_SLOTS 4
@@ -81,6 +82,7 @@ static bool virtio_blk_add(BlockBackend *blk, const char *id, Error **errp)
 
 bool virtio_blk_device_create(DeviceSpec *spec, Error **errp)
 {
+    assert(bql_locked());
     const char *drive = device_spec_get(spec, "drive");
     BlockBackend *blk = drive ? blk_by_name(drive) : NULL;
 
@@ -110,6 +112,7 @@ bool virtio_blk_pci_refuse(DeviceSpec *spec, Error **errp)
 
 bool virtio_blk_create_drives(Error **errp)
 {
+    assert(bql_locked());
     for (BlockBackend *blk = blk_next(NULL); blk; blk = blk_next(blk)) {
         if (strcmp(blk_interface(blk), "virtio") || blk_get_attached_dev(blk)) {
             continue;
@@ -124,6 +127,7 @@ bool virtio_blk_create_drives(Error **errp)
 
 void virtio_blk_reset_all(void)
 {
+    assert(bql_locked());
     for (int i = 0; i < n_slots; i++) {
         virtio_device_reset(virtio_blk_vdev(slots[i]));
     }
@@ -131,6 +135,7 @@ void virtio_blk_reset_all(void)
 
 void virtio_blk_destroy_all(void)
 {
+    assert(bql_locked());
     for (int i = 0; i < n_slots; i++) {
         virtio_blk_destroy(slots[i]);
         slots[i] = NULL;
