@@ -40,7 +40,7 @@ import migvm  # noqa: E402
 import disklib  # noqa: E402
 import miglib  # noqa: E402
 from migvm import VM, check, check_eq, free_tcp_port, new_tmpdir, read_bytes, run, wait_until  # noqa: E402
-from ring3lib import IMAGE, MEM, parse  # noqa: E402
+from ring3lib import IMAGE, MEM  # noqa: E402
 
 DISK_SIZE = 16 << 20
 # Not anchored: the soft workload's pass marks ('B') share its serial lines.
@@ -60,7 +60,9 @@ class Side:
         if kind == "kvm":
             boot = os.path.join(self.dir, "ring3-guest.img")       # each side its own copy: block
             image = bytearray(read_bytes(IMAGE))                   # migration copies this drive too
-            struct.pack_into("<I", image, 512 + 12, 8)             # config block: mem_size_mib 8
+            # config block: mem_size_mib 8 (of 64), so KVM's dirty tracking of the memory workload
+            # leaves the guest time to write its disk during the migration
+            struct.pack_into("<I", image, 512 + 12, 8)
             with open(boot, "wb") as f:
                 f.write(image)
             args = ["-accel", "kvm", "-m", MEM, "-drive", "file=%s,format=raw" % boot] + drive
@@ -84,7 +86,6 @@ class Side:
         test-ring3-guest.py is where they are tested."""
         return [e.decode(errors="replace") for e in ERROR_RE.findall(self.text())
                 if not TIMER_PACE_RE.match(e)]
-
 
     def wait_passes(self, n, timeout):
         """True once n disk passes are done; False at once if the guest found no disk."""
