@@ -2,7 +2,8 @@
  * virtio-blk (virtio 1.x, section 5.2): a disk on a drive of the block layer.
  *
  * Features offered: VERSION_1, SEG_MAX, BLK_SIZE, FLUSH, RO when the drive is
- * read-only, and INDIRECT_DESC (Linux uses it for long requests).
+ * read-only, INDIRECT_DESC (Linux uses it for long requests) and EVENT_IDX
+ * (interrupt and notify suppression, hw/virtqueue.c).
  * Configuration space (little-endian): capacity le64 in 512-byte sectors @0,
  * size_max le32 @8 (0, not offered), seg_max le32 @12, geometry @16 (0),
  * blk_size le32 @20, topology @24 and writeback @32 (0, not offered).
@@ -28,7 +29,7 @@
  * Migration, VMState "virtio-blk" version 1, instance id = the device's slot:
  *   vdev   the common state (hw/virtio-mmio.c: device id, status, features,
  *          selectors, interrupt status, config generation; per queue num,
- *          ready, ring addresses, last_avail_idx, used_idx, n_held, held[])
+ *          ready, ring addresses, last_avail_idx, used_idx, signalled_used(_valid), n_held, held[])
  * vm_stop drains the block layer before the state is saved, so no request is
  * in flight (pre_save refuses otherwise). Requests held by an error STOP are
  * sent as their chain heads (held[]): the chains sit in guest RAM, which
@@ -400,6 +401,7 @@ VirtIOBlock *virtio_blk_create(BlockBackend *blk, const char *dev_id, uint32_t i
     assert(bql_locked());
     VirtIOBlock *s;
     uint64_t features = VIRTIO_BIT(VIRTIO_F_VERSION_1) | VIRTIO_BIT(VIRTIO_RING_F_INDIRECT_DESC) |
+                        VIRTIO_BIT(VIRTIO_RING_F_EVENT_IDX) |
                         VIRTIO_BIT(VIRTIO_BLK_F_SEG_MAX) | VIRTIO_BIT(VIRTIO_BLK_F_BLK_SIZE) |
                         VIRTIO_BIT(VIRTIO_BLK_F_FLUSH);
 

@@ -98,7 +98,7 @@ static void virtio_update_irq(VirtIODevice *vdev)
 
 void virtio_notify(VirtIODevice *vdev, int q)
 {
-    if (virtqueue_no_interrupt(&vdev->vq[q])) {
+    if (!virtqueue_should_notify(&vdev->vq[q])) {
         return;
     }
     vdev->isr |= VIRTIO_ISR_QUEUE;
@@ -258,6 +258,9 @@ static void queue_set_ready(VirtIODevice *vdev, VirtQueue *vq, uint64_t value)
         return;
     }
     vq->last_avail_idx = vq->used_idx = 0;
+    vq->signalled_used = 0;
+    vq->signalled_used_valid = false;
+    vq->event_idx = virtio_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX);
     vq->ready = true;
 }
 
@@ -347,6 +350,8 @@ static const VMStateField virtqueue_fields[] = {
     VMSTATE_UINT64(used, VirtQueue),
     VMSTATE_UINT16(last_avail_idx, VirtQueue),
     VMSTATE_UINT16(used_idx, VirtQueue),
+    VMSTATE_UINT16(signalled_used, VirtQueue),
+    VMSTATE_BOOL(signalled_used_valid, VirtQueue),
     VMSTATE_UINT32(n_held, VirtQueue),
     VMSTATE_VARRAY_UINT32(held, VirtQueue, n_held, VIRTQ_MAX_SIZE, uint16_t, VMS_KIND_UINT16),
     VMSTATE_END_OF_LIST(),
@@ -391,6 +396,7 @@ bool virtio_device_post_load(VirtIODevice *vdev, Error **errp)
         VirtQueue *vq = &vdev->vq[i];
 
         vq->desc_host = vq->avail_host = vq->used_host = NULL;
+        vq->event_idx = virtio_has_feature(vdev, VIRTIO_RING_F_EVENT_IDX);
         if (i >= vdev->nvq && (vq->ready || vq->n_held)) {
             error_setg(errp, "%s: queue %d does not exist", vdev->ops->name, i);
             return false;

@@ -27,6 +27,7 @@
 
 /* Transport-independent feature bits. */
 #define VIRTIO_RING_F_INDIRECT_DESC     28
+#define VIRTIO_RING_F_EVENT_IDX         29
 #define VIRTIO_F_VERSION_1              32
 
 /* Interrupt status bits. */
@@ -64,13 +65,18 @@ typedef struct VirtQueue {
     uint64_t desc, avail, used; /* ring addresses */
     uint16_t last_avail_idx;    /* next avail entry the device reads */
     uint16_t used_idx;          /* next used entry the device writes */
+    /* EVENT_IDX: used_idx when an interrupt was last considered (valid
+     * once one was): the driver's used_event is compared against it. */
+    uint16_t signalled_used;
+    bool signalled_used_valid;
     /* Requests taken and held back by a device (virtio-blk's STOP error
      * policy): their heads travel with the state so the destination can
      * walk the same chains again (migrated, see hw/virtio-blk.c). */
     uint32_t n_held;
     uint16_t held[VIRTQ_MAX_SIZE];
-    /* Host view of the rings, set when ready (not migrated: recomputed). */
-    void *desc_host, *avail_host, *used_host;
+    /* Not migrated: recomputed when ready or loaded. */
+    void *desc_host, *avail_host, *used_host;   /* host view of the rings */
+    bool event_idx;             /* VIRTIO_RING_F_EVENT_IDX negotiated */
 } VirtQueue;
 
 typedef struct VirtIODevice VirtIODevice;
@@ -144,8 +150,9 @@ bool virtqueue_read_chain(VirtQueue *vq, bool indirect_ok, uint16_t head,
                           VirtQueueElement *elem, Error **errp);
 /* Return elem to the driver with `len` bytes written into its buffers. */
 void virtqueue_push(VirtQueue *vq, const VirtQueueElement *elem, uint32_t len);
-/* True if the driver asked for no interrupt (VIRTQ_AVAIL_F_NO_INTERRUPT). */
-bool virtqueue_no_interrupt(const VirtQueue *vq);
+/* Whether used buffers added since the last call deserve an interrupt:
+ * the driver's used_event with EVENT_IDX, else its NO_INTERRUPT flag. */
+bool virtqueue_should_notify(VirtQueue *vq);
 void virtqueue_element_free(VirtQueueElement *elem);
 
 /* Copy between a segment list and a host buffer, from byte `offset` of the

@@ -10,8 +10,12 @@
  *                     num x { le32 id; le32 len }
  * The driver publishes a chain head in avail.ring[idx % num] and then bumps
  * avail.idx; the device returns it in used.ring[used_idx % num] and then bumps
- * used.idx. Both indices run freely modulo 2^16. EVENT_IDX is not offered,
- * so the only suppression is the avail ring's NO_INTERRUPT hint.
+ * used.idx. Both indices run freely modulo 2^16. The spec's ring sizes keep
+ * one more le16 at the end of each ring, used with VIRTIO_RING_F_EVENT_IDX:
+ * avail.used_event (interrupt me once used.idx passes it) and
+ * used.avail_event (notify me once avail.idx passes it; the device keeps it
+ * at last_avail_idx, i.e. "tell me about the next one"). Without EVENT_IDX
+ * the only suppression is the avail ring's NO_INTERRUPT hint.
  *
  * A guest may put anything in these structures. Every ring is checked to lie
  * in guest RAM when the queue becomes ready; every buffer and indirect table
@@ -46,8 +50,8 @@ typedef struct VirtqDesc {
 } VirtqDesc;
 
 static uint64_t desc_table_size(uint32_t num)  { return 16ULL * num; }
-static uint64_t avail_ring_size(uint32_t num)  { return 4 + 2ULL * num; }
-static uint64_t used_ring_size(uint32_t num)   { return 4 + 8ULL * num; }
+static uint64_t avail_ring_size(uint32_t num)  { return 6 + 2ULL * num; }
+static uint64_t used_ring_size(uint32_t num)   { return 6 + 8ULL * num; }
 
 /* Record a VMM write to guest memory so migration sends the pages again. */
 static void mark_dirty(uint64_t gpa, uint64_t len)
@@ -108,13 +112,37 @@ GUEST_RAM_ACCESS static uint16_t avail_ring_entry(const VirtQueue *vq, uint16_t 
     return le16toh(__atomic_load_n(&ring[idx % vq->num], __ATOMIC_RELAXED));
 }
 
-GUEST_RAM_ACCESS bool virtqueue_no_interrupt(const VirtQueue *vq)
+GUEST_RAM_ACCESS bool virtqueue_should_notify(VirtQueue *vq)
 {
-    const uint16_t *flags = vq->avail_host;
+    const uint16_t *avail = vq->avail_host;
+    uint16_t old = vq->signalled_used, now = vq->used_idx, used_event;
+    bool valid = vq->signalled_used_valid;
 
-    /* Order our used.idx store before reading the driver's hint. */
+    if (!avail) {
+        return false;
+    }
+    /* Order our used.idx store before reading the driver's wishes. */
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    return flags && (le16toh(__atomic_load_n(flags, __ATOMIC_RELAXED)) & VIRTQ_AVAIL_F_NO_INTERRUPT);
+    if (!vq->event_idx) {
+        return !(le16toh(__atomic_load_n(&avail[0], __ATOMIC_RELAXED)) & VIRTQ_AVAIL_F_NO_INTERRUPT);
+    }
+    vq->signalled_used = now;
+    vq->signalled_used_valid = true;
+    used_event = le16toh(__atomic_load_n(&avail[2 + vq->num], __ATOMIC_RELAXED));
+    /* The spec's vring_need_event: used_event lies in (old, now]. */
+    return !valid || (uint16_t)(now - used_event - 1) < (uint16_t)(now - old);
+}
+
+/* EVENT_IDX: ask for a notify once the driver adds past last_avail_idx. */
+GUEST_RAM_ACCESS static void set_avail_event(VirtQueue *vq)
+{
+    uint16_t *avail_event = (uint16_t *)((uint8_t *)vq->used_host + 4 + 8ULL * vq->num);
+
+    __atomic_store_n(avail_event, htole16(vq->last_avail_idx), __ATOMIC_RELAXED);
+    mark_dirty(vq->used + 4 + 8ULL * vq->num, 2);
+    /* Store before reading avail.idx: the driver reads avail_event after
+     * storing avail.idx, so one of the two sides sees the other. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 GUEST_RAM_ACCESS static void read_desc(const void *table, uint16_t i, VirtqDesc *d)
@@ -236,6 +264,9 @@ int virtqueue_pop(VirtQueue *vq, bool indirect_ok, VirtQueueElement *elem, Error
 
     if (!vq->ready || !vq->avail_host) {
         return 0;
+    }
+    if (vq->event_idx) {
+        set_avail_event(vq);
     }
     avail = avail_idx(vq);
     pending = (uint16_t)(avail - vq->last_avail_idx);
