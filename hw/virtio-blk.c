@@ -246,7 +246,10 @@ static void virtio_blk_handle_queue(VirtIODevice *vdev, int q)
     /* While requests wait for the VM to run again, new ones wait in the
      * ring so that order is kept. At most a ring's worth per call: another
      * vCPU refilling the ring as fast as requests complete must not keep
-     * this one (and the BQL) here; what it adds comes with its own notify. */
+     * this one (and the BQL) here. Only requests answered at once (errors,
+     * GET_ID) free slots meanwhile, so a driver never reaches the limit
+     * otherwise; one that does may have to notify again (with EVENT_IDX its
+     * next notify can be suppressed by an avail_event we left behind). */
     for (uint32_t n = 0; n < vdev->vq[q].num && g_queue_is_empty(&s->held) &&
                          !(vdev->status & VIRTIO_STATUS_DEVICE_NEEDS_RESET); n++) {
         VirtIOBlockReq *req = req_new(s);
