@@ -32,6 +32,7 @@
 static const char *const phase_names[MIG_PHASE__MAX] = {
     [MIG_PHASE_STOP] = "stop", [MIG_PHASE_LIVE_END] = "live-end", [MIG_PHASE_DEVICES] = "devices",
     [MIG_PHASE_FLUSH] = "flush", [MIG_PHASE_DEST] = "destination",
+    [MIG_PHASE_DEST_LOAD] = "destination-load", [MIG_PHASE_DEST_START] = "destination-start",
 };
 
 /* Cumulative counters at one instant. */
@@ -213,6 +214,7 @@ void mig_history_phase_end(MigHistoryPhase phase, int64_t t_ns)
     pthread_mutex_lock(&hist.lock);
     Record *r = hist.source;
     if (r && r->downtime_t0_ns && r->nphases < MIG_PHASE__MAX) {
+        t_ns = MAX(t_ns, r->phase_last_ns);     /* a peer's report never runs backwards */
         r->phases[r->nphases++] = (PhaseRec) {
             .name = phase_names[phase], .us = offset_us(r, t_ns) - offset_us(r, r->phase_last_ns),
         };

@@ -31,7 +31,9 @@ typedef enum MigHistoryPhase {
     MIG_PHASE_LIVE_END,     /* final pass of the live sections: RAM (and disks) */
     MIG_PHASE_DEVICES,      /* device state saved, EOF, VMDESCRIPTION */
     MIG_PHASE_FLUSH,        /* stream flushed to the channel */
-    MIG_PHASE_DEST,         /* destination loaded the rest and said SHUT (return path only) */
+    MIG_PHASE_DEST,         /* destination loaded, started and said SHUT (return path only) */
+    MIG_PHASE_DEST_LOAD,    /* migvm destination: the same split: the rest loaded ... */
+    MIG_PHASE_DEST_START,   /* ... and the guest started (reported over the return path) */
     MIG_PHASE__MAX
 } MigHistoryPhase;
 

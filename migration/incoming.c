@@ -11,6 +11,7 @@
 #include "migration.h"
 #include "channel.h"
 #include "global-state.h"
+#include "clock.h"
 #include "history.h"
 #include "preflight.h"
 #include "options.h"
@@ -35,6 +36,10 @@ typedef struct IncomingState {
     GThread *thread;
     Error *error;                 /* result of the load, handed to the main loop */
     bool load_ok;
+    /* Handed from the incoming thread to incoming_finish: */
+    MigStream *rp;                /* the return path, when the source opened it */
+    bool rp_opened, peer_migvm;
+    int64_t loaded_ns;
 } IncomingState;
 
 static IncomingState incoming = { .status = MIGRATION_STATUS_NONE };
@@ -97,6 +102,25 @@ static void incoming_pause(void)
     }
 }
 
+/* The guest runs (or waits, paused): SHUT(0) on the return path, as QEMU 7.2
+ * sends it, after the time the start took for a migvm source. */
+static void incoming_send_shut(void)
+{
+    if (!incoming.rp) {
+        return;
+    }
+    Error *err = NULL;
+    int64_t us = (now_ns() - incoming.loaded_ns) / 1000;
+    bool ok = !incoming.peer_migvm ||
+              mig_rp_send_pong(incoming.rp, MIG_PONG_STARTED_US | (uint32_t)MIN(us, INT32_MAX), &err);
+    if (!ok || !mig_rp_send_shut(incoming.rp, 0, &err)) {
+        warn_report("%s", error_get_pretty(err));
+        error_free(err);
+    }
+    mig_stream_close(incoming.rp, NULL);
+    incoming.rp = NULL;
+}
+
 /* Main loop: the load ended. Resume the guest or fail cleanly. [BQL] */
 static void incoming_finish(void *opaque)
 {
@@ -129,6 +153,7 @@ static void incoming_finish(void *opaque)
     }
     incoming_set_status(MIGRATION_STATUS_COMPLETED);
     mig_history_dest_close();
+    incoming_send_shut();
 }
 
 static void incoming_device_lock(bool lock)
@@ -149,15 +174,27 @@ static gpointer incoming_thread(gpointer opaque)
         rp = mig_stream_open_return_path(f, NULL);   /* optional: only if the source asks */
     }
     global_state_reset();
+    incoming.rp_opened = incoming.peer_migvm = false;
     LoadvmOptions opts = {
         .local = { .machine_type = machine_type() },
         .return_path = rp,
-        .send_shut = true,
+        .return_path_opened = &incoming.rp_opened,
+        .peer_is_migvm = &incoming.peer_migvm,
         .device_lock = incoming_device_lock,
     };
     bool ok = qemu_loadvm_state(f, &opts, &err);
     assert(ok == !err);     /* the loader names every failure */
+    incoming.loaded_ns = now_ns();
     mig_history_dest_loaded(mig_stream_bytes_read(f), err);
+    if (ok && incoming.rp_opened) {
+        incoming.rp = rp;       /* SHUT once the guest started: incoming_send_shut */
+        rp = NULL;
+    } else if (incoming.rp_opened) {
+        Error *rp_err = NULL;
+        if (!mig_rp_send_shut(rp, 1, &rp_err)) {
+            error_free(rp_err);     /* the source learns it from the closed channel */
+        }
+    }
     /* Readers: closing reports only the sticky error the load already saw. */
     mig_stream_close(rp, NULL);
     mig_stream_close(f, NULL);

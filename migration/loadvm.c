@@ -289,6 +289,9 @@ static bool load_command(LoadState *s, Error **errp)
             error_setg(errp, "CMD_PING (0x%x) received with no return path", v);
             return false;
         }
+        if (v == MIG_PING_MIGVM && s->opts->peer_is_migvm) {
+            *s->opts->peer_is_migvm = true;
+        }
         return mig_rp_send_pong(s->opts->return_path, v, errp);
     }
     case MIG_CMD_POSTCOPY_ADVISE:

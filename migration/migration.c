@@ -359,6 +359,7 @@ static void complete_stage(SavevmCompleteStage stage)
  * the downtime then includes the wait for it, as QEMU 7.2's. */
 static bool wait_for_destination(MigStream *rp, Error **errp)
 {
+    int64_t started_us = -1;        /* a migvm destination's report (return-path.c) */
     for (;;) {
         uint16_t type, len;
         uint8_t payload[MIG_RP_MAX_LEN];
@@ -373,11 +374,22 @@ static bool wait_for_destination(MigStream *rp, Error **errp)
                 return false;
             }
             int64_t shut_ns = now_ns();
-            mig_history_phase_end(MIG_PHASE_DEST, shut_ns);
+            if (started_us >= 0) {
+                mig_history_phase_end(MIG_PHASE_DEST_LOAD, shut_ns - started_us * 1000);
+                mig_history_phase_end(MIG_PHASE_DEST_START, shut_ns);
+            } else {
+                mig_history_phase_end(MIG_PHASE_DEST, shut_ns);
+            }
             atomic_store(&mig.downtime, (shut_ns - mig.downtime_start_ns) / 1000000);
             return true;
         }
-        /* PONG and anything else precopy does not need: ignore. */
+        if (type == MIG_RP_MSG_PONG) {
+            uint32_t v = (uint32_t)payload[0] << 24 | payload[1] << 16 | payload[2] << 8 | payload[3];
+            if (v & MIG_PONG_STARTED_US) {
+                started_us = v & ~MIG_PONG_STARTED_US;
+            }
+        }
+        /* Anything else precopy does not need: ignore. */
     }
 }
 
@@ -460,6 +472,7 @@ static gpointer migration_thread(gpointer opaque)
         }
         savevm_send_open_return_path(f);
         savevm_send_ping(f, 1);
+        savevm_send_ping(f, MIG_PING_MIGVM);    /* return-path.c */
     }
     if (migrate_cap(MIGRATION_CAPABILITY_DIRTY_BITMAPS)) {
         savevm_send_postcopy_advise(f);     /* as QEMU 7.2, even without postcopy-ram */

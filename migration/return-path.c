@@ -1,7 +1,17 @@
 /*
  * The return path: messages from the destination back to the source
- * (be16 type, be16 len, payload), written by the loader (PONG, SHUT) and
- * read by the source's return-path thread.
+ * (be16 type, be16 len, payload), written by the loader (PONG) and the
+ * incoming state machine (SHUT: after the guest started, as QEMU 7.2), read
+ * by the source's migration thread.
+ *
+ * migvm to migvm, the destination also reports how long starting the
+ * guest took, with messages QEMU 7.2 already has and ignores: the source
+ * sends PING(MIG_PING_MIGVM) after PING(1); a migvm destination answers it
+ * (PONG, as any PING) and then, just before SHUT, sends PONG(MIG_PONG_STARTED_US
+ * | microseconds from the stream loaded to the guest started). A QEMU 7.2
+ * destination only echoes the PING, and a QEMU 7.2 source ignores a PONG
+ * (it only traces it) and never sends that PING, so neither side needs
+ * to know the other beforehand.
  */
 #include "savevm.h"
 

@@ -75,6 +75,12 @@ enum MigRpMessage {
 };
 #define MIG_RP_MAX_LEN 512
 
+/* migvm to migvm only (return-path.c explains): the source's PING saying
+ * "migvm here", and the flag of the destination's PONG that answers it
+ * with the microseconds from loaded to started. */
+#define MIG_PING_MIGVM 0x6d766d00u
+#define MIG_PONG_STARTED_US 0x80000000u
+
 #define MIGVM_TARGET_PAGE_BITS 12
 #define MIGVM_TARGET_PAGE_SIZE (1u << MIGVM_TARGET_PAGE_BITS)
 #define MIGVM_VMDESC_MAX_LEN (64u * 1024 * 1024)   /* reader bound */
@@ -179,6 +185,7 @@ typedef struct LoadvmOptions {
      * loading ends; else the caller sends it with mig_rp_send_shut. */
     bool send_shut;
     bool *return_path_opened;        /* optional out: the source opened the return path */
+    bool *peer_is_migvm;             /* optional out: the source sent PING(MIG_PING_MIGVM) */
     uint32_t max_vmdesc_len;         /* 0 = MIGVM_VMDESC_MAX_LEN */
     /* Called with true before and false after each device (VMState) section
      * load, e.g. to take the BQL; live sections (RAM) load without it, so a

@@ -12,22 +12,26 @@
 * a failed migration (connection refused) is recorded with query-migrate's
   error-desc as its reason, a cancelled one with the state it interrupted;
 * at most 8 records are kept, the newest;
+* to a QEMU 7.2 destination (return path on) the destination's time is one
+  phase, "destination": QEMU echoes migvm's PING and sends no start report;
 * scripts/migvm-plot draws the migration as a PNG, from the history saved
   as JSON and straight from the source's QMP socket.
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from migvm import check, check_eq, finish, new_tmpdir, require_binary, run  # noqa: E402
+import migvm  # noqa: E402
+from migvm import check, check_eq, finish, new_tmpdir, require_binary, run, skip  # noqa: E402
 from miglib import (collect_events, mig_info, serial_size, set_caps, set_events, start_vm, wait_mig_status,  # noqa: E402
                     wait_until)
 
 MEM = "64M"
-PHASES = ["stop", "live-end", "devices", "flush", "destination"]
+PHASES = ["stop", "live-end", "devices", "flush", "destination-load", "destination-start"]
 PLOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "migvm-plot")
 
 
@@ -113,7 +117,7 @@ def test_completed():
           ("downtime %d ms" % info["downtime"]) in text, text)
     check("info migrate_history: one row per pass and the phases",
           sum(1 for line in text.splitlines() if line[:6].strip().isdigit()) == len(passes)
-          and "downtime phases: stop " in text and ", destination " in text, text)
+          and "downtime phases: stop " in text and ", destination-start " in text, text)
     text = qd.hmp("info migrate_history")
     check("info migrate_history on the destination", "migration 1: destination, completed" in text
           and "phases: load " in text, text)
@@ -161,8 +165,36 @@ def test_failed_and_cancelled():
     check_eq("at most 8 records, the newest", [x["id"] for x in recs], list(range(4, 12)))
 
 
+def test_qemu_destination():
+    if not shutil.which("qemu-system-x86_64"):
+        skip("QEMU destination", "qemu-system-x86_64 is not installed")
+        return
+    sock = os.path.join(new_tmpdir(), "mig.sock")
+    q = subprocess.Popen(["qemu-system-x86_64", "-M", "none", "-m", "16M", "-display", "none", "-nodefaults",
+                          "-incoming", "unix:" + sock], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    migvm.track_pid(q.pid)
+    try:
+        check("QEMU listens", wait_until(lambda: os.path.exists(sock), 10))
+        src = start_vm("16M", machine="none")
+        qs = src.qmp()
+        set_caps(qs, return_path=True)
+        qs.cmd_ok("migrate", uri="unix:" + sock)
+        info = wait_mig_status(qs, ("completed", "failed"), 30)
+        check_eq("migvm -> QEMU 7.2 completed", (info or {}).get("status"), "completed")
+        if not info or info.get("status") != "completed":
+            return
+        phases = history(qs)[-1]["phases"]
+        check_eq("QEMU destination: one destination phase", [p["phase"] for p in phases], PHASES[:4] + ["destination"])
+        check_eq("QEMU destination: phases add up to downtime", sum(p["duration-us"] for p in phases) // 1000,
+                 info["downtime"])
+    finally:
+        q.kill()
+        q.wait()
+
+
 if __name__ == "__main__":
     require_binary()
     run("completed migration", test_completed)
     run("failed and cancelled", test_failed_and_cancelled)
+    run("QEMU destination", test_qemu_destination)
     finish()
