@@ -14,6 +14,7 @@
  */
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 #include <glib.h>
 #include "block-int.h"
 #include "vm.h"
@@ -29,6 +30,7 @@ typedef struct AioRequest {
     BlockCompletionFunc *cb;
     void *opaque;
     int ret;
+    int64_t start_ns;           /* submission, for query-blockstats */
 } AioRequest;
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -57,6 +59,41 @@ static void run_request(AioRequest *req)
     }
 }
 
+int64_t blk_clock_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Count a finished request in its drive's statistics. [BQL] */
+static void account(const AioRequest *req)
+{
+    BlockAcct *a = &req->blk->acct;
+    int64_t now = blk_clock_ns();
+
+    if (req->op == AIO_FLUSH) {
+        a->flush_ops += req->ret == 0;
+        a->flush_failed += req->ret != 0;
+        a->flush_ns += req->ret == 0 ? now - req->start_ns : 0;
+    } else {
+        int w = req->op == AIO_WRITE;
+        size_t bytes = 0;
+        for (int i = 0; i < req->iovcnt; i++) {
+            bytes += req->iov[i].iov_len;
+        }
+        if (req->ret == 0) {
+            a->ops[w]++;
+            a->bytes[w] += bytes;
+            a->total_ns[w] += now - req->start_ns;
+        } else {
+            a->failed[w]++;
+        }
+    }
+    a->last_done_ns = now;
+}
+
 /* Run the callbacks of every finished request. [BQL] */
 static void run_completions(void)
 {
@@ -68,6 +105,7 @@ static void run_completions(void)
             break;
         }
         pthread_mutex_unlock(&pool_lock);
+        account(req);
         req->cb(req->opaque, req->ret);
         g_free(req->iov);
         g_free(req);
@@ -142,6 +180,7 @@ void aio_pool_submit(BlockBackend *blk, AioOp op, int64_t offset, const struct i
     req->iovcnt = iovcnt;
     req->cb = cb;
     req->opaque = opaque;
+    req->start_ns = blk_clock_ns();
     pthread_mutex_lock(&pool_lock);
     in_flight++;
     g_queue_push_tail(&pending, req);

@@ -165,6 +165,8 @@ BlockBackend *blk_open(const DriveOptions *opts, const char *name, Error **errp)
     }
     BlockBackend *blk = g_new0(BlockBackend, 1);
     blk->name = g_strdup(name);
+    /* Distinct for a thousand nodes (157 is prime to 1000), QEMU-like. */
+    blk->file_node_name = g_strdup_printf("#block%03u", (++node_counter * 157) % 1000);
     blk->node_name = g_strdup_printf("#block%03u", (++node_counter * 157) % 1000);
     blk->filename = g_strdup(opts->file);
     blk->interface = g_strdup(opts->interface);
@@ -200,6 +202,7 @@ static void blk_close(BlockBackend *blk)
     pthread_rwlock_destroy(&blk->rmw_lock);
     g_free(blk->name);
     g_free(blk->node_name);
+    g_free(blk->file_node_name);
     g_free(blk->filename);
     g_free(blk->interface);
     g_free(blk->attached_dev);
@@ -360,6 +363,15 @@ static int rw_bounced(BlockBackend *blk, bool write, int64_t offset, const struc
     return ret;
 }
 
+static void note_write_end(BlockBackend *blk, int64_t end)
+{
+    int64_t cur = __atomic_load_n(&blk->wr_highest_offset, __ATOMIC_RELAXED);
+
+    while (end > cur && !__atomic_compare_exchange_n(&blk->wr_highest_offset, &cur, end, false,
+                                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+}
+
 static int blk_rw(BlockBackend *blk, bool write, int64_t offset, const struct iovec *iov, int iovcnt)
 {
     size_t bytes = iov_size(iov, iovcnt);
@@ -392,6 +404,7 @@ static int blk_rw(BlockBackend *blk, bool write, int64_t offset, const struct io
             ret = -errno;
         }
         blk_mark_dirty(blk, offset, bytes);
+        note_write_end(blk, offset + bytes);
     }
     return ret;
 }
@@ -448,6 +461,7 @@ int blk_pwrite_zeroes(BlockBackend *blk, int64_t offset, size_t bytes)
                 return -errno;
             }
             blk_mark_dirty(blk, offset, bytes);
+            note_write_end(blk, offset + bytes);
             return 0;
         }
     }

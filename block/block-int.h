@@ -34,9 +34,18 @@ enum {
 /* "report" -> BLOCKDEV_ON_ERROR_REPORT, ...; -1 if unknown. */
 int blockdev_on_error_parse(const char *text, bool is_read);
 
+/* What query-blockstats counts: the requests devices make (blk_aio_*), as
+ * QEMU's devices account theirs; updated at completion. [BQL] */
+typedef struct BlockAcct {
+    int64_t bytes[2], ops[2], failed[2], total_ns[2];   /* [0] reads, [1] writes */
+    int64_t flush_ops, flush_failed, flush_ns;
+    int64_t last_done_ns;       /* CLOCK_MONOTONIC of the last completion; 0: none */
+} BlockAcct;
+
 struct BlockBackend {
     char *name;
     char *node_name;            /* "#blockNNN", as QEMU names anonymous nodes */
+    char *file_node_name;       /* the file node under it, as QEMU has one */
     char *filename;
     char *interface;
     int index;                  /* unit on its interface */
@@ -52,6 +61,8 @@ struct BlockBackend {
      * partial block takes it exclusive (so two of them never interleave). */
     pthread_rwlock_t rmw_lock;
     char *attached_dev;         /* [BQL] */
+    BlockAcct acct;             /* [BQL] */
+    int64_t wr_highest_offset;  /* atomic: the end of the highest write, by anyone */
     bool iostatus_failed;       /* [BQL] */
     bool iostatus_nospace;      /* [BQL] */
     /* The dirty bitmaps, walked by every writer thread. */
@@ -80,6 +91,8 @@ int blk_do_flush(BlockBackend *blk);
 typedef enum AioOp { AIO_READ, AIO_WRITE, AIO_FLUSH } AioOp;
 void aio_pool_submit(BlockBackend *blk, AioOp op, int64_t offset, const struct iovec *iov, int iovcnt,
                      BlockCompletionFunc *cb, void *opaque);
+/* CLOCK_MONOTONIC in nanoseconds. */
+int64_t blk_clock_ns(void);
 /* Stop the workers (nothing may be in flight). */
 void aio_pool_shutdown(void);
 

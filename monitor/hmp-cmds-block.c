@@ -11,6 +11,8 @@
  * `qemu-img info`'s lines); -n lists the block nodes instead, without device
  * lines: each drive's raw node (QEMU also lists the file node under it,
  * which migvm does not have).
+ *
+ * `info blockstats`: QEMU's one line of counters per drive.
  */
 #include <string.h>
 #include <glib.h>
@@ -118,4 +120,31 @@ void hmp_info_block(Monitor *mon, const HmpArgs *args)
     }
     monitor_puts(mon, out->str);
     qapi_free_BlockInfoList(list);
+}
+
+/* `info blockstats`: one line of query-blockstats' counters per drive. */
+void hmp_info_blockstats(Monitor *mon, const HmpArgs *args)
+{
+    const q_obj_query_blockstats_arg arg = { 0 };
+    Error *err = NULL;
+    BlockStatsList *list = qmp_query_blockstats(&arg, &err);
+    g_autoptr(GString) out = g_string_new(NULL);
+
+    if (err) {
+        hmp_handle_error(mon, err);
+        return;
+    }
+    for (BlockStatsList *l = list; l; l = l->next) {
+        const BlockDeviceStats *s = l->value->stats;
+        g_string_append_printf(out, "%s: rd_bytes=%" PRId64 " wr_bytes=%" PRId64 " rd_operations=%" PRId64
+                               " wr_operations=%" PRId64 " flush_operations=%" PRId64 " wr_total_time_ns=%" PRId64
+                               " rd_total_time_ns=%" PRId64 " flush_total_time_ns=%" PRId64 " rd_merged=%" PRId64
+                               " wr_merged=%" PRId64 " idle_time_ns=%" PRId64 "\n",
+                               l->value->device ? l->value->device : "", s->rd_bytes, s->wr_bytes,
+                               s->rd_operations, s->wr_operations, s->flush_operations, s->wr_total_time_ns,
+                               s->rd_total_time_ns, s->flush_total_time_ns, s->rd_merged, s->wr_merged,
+                               s->idle_time_ns);
+    }
+    monitor_puts(mon, out->str);
+    qapi_free_BlockStatsList(list);
 }

@@ -9,6 +9,7 @@
 const HmpCommand hmp_info_cmds[] = {
     { "block", "nodes:-n,verbose:-v,device:s?", "[-n] [-v] [device]",
       "list the drives (-n: the block nodes; -v: with their images)", hmp_info_block, NULL },
+    { "blockstats", "", "", "show the I/O counters of each drive", hmp_info_blockstats, NULL },
     { "cpus", "", "", "list the virtual CPUs and their host threads", hmp_info_cpus, NULL },
     { "kvm", "", "", "tell whether KVM is present and in use", hmp_info_kvm, NULL },
     { "migrate", "", "", "report the state and statistics of migration", hmp_info_migrate, NULL },

@@ -60,7 +60,7 @@ HmpCommandFn hmp_migrate, hmp_migrate_incoming, hmp_migrate_cancel, hmp_migrate_
 /* --- handlers: hmp-cmds-history.c --- */
 HmpCommandFn hmp_info_migrate_history;
 /* --- handlers: hmp-cmds-block.c --- */
-HmpCommandFn hmp_info_block;
+HmpCommandFn hmp_info_block, hmp_info_blockstats;
 /* --- handlers: hmp-cmds-check.c --- */
 HmpCommandFn hmp_migrate_check;
 /* --- handlers: hmp-cmds-cpu.c --- */

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The block layer seen from outside: -drive as QEMU 7.2 spells it, query-block
-and HMP `info block` compared with QEMU 7.2's for the same drives (node names,
+and HMP `info block` (and query-blockstats, `info blockstats`) compared with
+QEMU 7.2's for the same drives (node names,
 which both generate, aside), several drives and their default names, read-only
 and cache modes, bad -drive and -device options refused with QEMU's text and
 exit status 1, and the pc board booting the boot sector from the drive."""
@@ -56,11 +57,16 @@ def observe(binary, drive_args, tmpdir):
     try:
         q = vm.qmp()
         blocks = q.cmd_ok("query-block")
-        texts = {c: q.hmp(c) for c in ("info block", "info block -v", "info block d1", "info block nope")}
+        texts = {c: q.hmp(c) for c in ("info block", "info block -v", "info block d1", "info block nope",
+                                       "info blockstats")}
+        stats = q.cmd_ok("query-blockstats")
+        nodes = q.cmd_ok("query-blockstats", {"query-nodes": True})
         q.cmd_ok("quit")
         status = vm.wait_exit(10)
     finally:
         vm.kill()
+    texts["query-blockstats"] = normalize(stats)
+    texts["query-blockstats query-nodes=true"] = normalize(nodes)
     return normalize(blocks), {k: normalize(v) for k, v in texts.items()}, status
 
 

@@ -19,6 +19,7 @@
 #include <glib.h>
 #include <json-c/json.h>
 #include "block.h"
+#include "qapi-commands.h"
 #include "monitor.h"
 #include "vm.h"
 #include "unit-test.h"
@@ -377,6 +378,21 @@ START_TEST(test_aio_drain)
     /* The main loop's scheduled run finds nothing left to do. */
     run_scheduled();
     ck_assert_int_eq(done[0].calls, 1);
+
+    /* query-blockstats counts what went through blk_aio_* (devices' requests). */
+    const q_obj_query_blockstats_arg no_nodes = { 0 };
+    BlockStatsList *stats = qmp_query_blockstats(&no_nodes, NULL);
+    BlockDeviceStats *s = stats->value->stats;
+    ck_assert_str_eq(stats->value->device, "d");
+    ck_assert_int_eq(s->wr_operations, N);
+    ck_assert_int_eq(s->wr_bytes, N * 4096);
+    ck_assert_int_eq(s->failed_rd_operations, 1);
+    ck_assert_int_eq(s->rd_operations, 0);
+    ck_assert_int_eq(s->flush_operations, 1);
+    ck_assert_int_eq(s->wr_highest_offset, (N - 1) * 8192 + 4096);
+    ck_assert(s->wr_total_time_ns > 0 && s->has_idle_time_ns && s->idle_time_ns >= 0);
+    ck_assert(strcmp(stats->value->parent->node_name, stats->value->node_name) != 0);
+    qapi_free_BlockStatsList(stats);
 
     /* Read back asynchronously, completed by the main loop this time. */
     static uint8_t in[N][4096];

@@ -263,6 +263,19 @@ BlockInfoList *qmp_query_block(Error **errp)
     return head;
 }
 
+BlockStatsList *qmp_query_blockstats(const q_obj_query_blockstats_arg *arg, Error **errp)
+{
+    BlockStatsList *l = g_new0(BlockStatsList, 1);
+
+    l->value = g_new0(BlockStats, 1);
+    l->value->device = g_strdup("d0");
+    l->value->stats = g_new0(BlockDeviceStats, 1);
+    l->value->stats->rd_bytes = 4096;
+    l->value->stats->wr_operations = 3;
+    l->value->stats->flush_total_time_ns = 123456;
+    return l;
+}
+
 NameInfo *qmp_query_name(Error **errp)
 {
     NameInfo *info = g_new0(NameInfo, 1);
@@ -428,6 +441,7 @@ START_TEST(test_help_info_listing)
 {
     static const char listing[] =
         "info block [-n] [-v] [device] -- list the drives (-n: the block nodes; -v: with their images)\n"
+        "info blockstats  -- show the I/O counters of each drive\n"
         "info cpus  -- list the virtual CPUs and their host threads\n"
         "info kvm  -- tell whether KVM is present and in use\n"
         "info migrate  -- report the state and statistics of migration\n"
@@ -502,6 +516,9 @@ START_TEST(test_info_block)
     expect("info block virtio0", virtio0);
     expect("info block d1", second);       /* QEMU's blank line, even after a filtered drive */
     expect("info block nope", "");
+    expect("info blockstats", "d0: rd_bytes=4096 wr_bytes=0 rd_operations=0 wr_operations=3 flush_operations=0 "
+                              "wr_total_time_ns=0 rd_total_time_ns=0 flush_total_time_ns=123456 rd_merged=0 "
+                              "wr_merged=0 idle_time_ns=0\n");
     expect("info block -n #block314", "\n#block314: b.img (raw, read-only)\n    Cache mode:       writeback, direct\n");
     g_autofree char *verbose = g_strdup_printf("%s\nImages:\nimage: b.img\nfile format: raw\n"
                                                "virtual size: 977 KiB (1000448 bytes)\ndisk size: 12 KiB\n", second);
