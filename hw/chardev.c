@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -239,6 +240,8 @@ static bool chardev_open_socket(Chardev *chr, const ChardevSpec *spec, Error **e
         chr->unlink_path = g_strdup(spec->path);
     }
     if (spec->wait) {
+        g_autofree char *where = chardev_spec_describe(spec);
+        fprintf(stderr, "migvm: waiting for connection on: disconnected:%s,server=on\n", where);
         struct pollfd pfd = { .fd = chr->listen_fd, .events = POLLIN };
         int client = -1;
         while (client < 0 && (poll(&pfd, 1, -1) >= 0 || errno == EINTR)) {
