@@ -35,7 +35,7 @@ typedef struct ChardevSpec {
  *   stdio | none | null | file:PATH | pipe:PATH
  *   | unix:PATH[,server=on|off][,wait=on|off]
  *   | tcp:HOST:PORT[,server=...][,wait=...][,reconnect=N] ...
- * Sockets default to server=on (monitors listen). */
+ * Sockets connect out unless server=on, as in QEMU. */
 bool chardev_spec_parse(const char *text, ChardevSpec *spec, Error **errp);
 
 /* -chardev BACKEND,id=ID[,key=value...] with QEMU 7.2's keys; backends

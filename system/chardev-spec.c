@@ -8,9 +8,9 @@
  *
  * HOST may be empty (any address) or a bracketed IPv6 literal. QEMU's legacy
  * spellings are accepted: a bare "server" means server=on, "nowait" means
- * wait=off. ",," is a literal comma (in a path). Sockets default to
- * server=on (every user here is a listener); wait defaults to QEMU's
- * "on for a server", so scripts pass wait=off.
+ * wait=off. ",," is a literal comma (in a path). As in QEMU, a socket
+ * connects out unless server=on, and a server waits for its first client
+ * unless wait=off (so scripts pass server=on,wait=off).
  *
  * -chardev BACKEND,id=ID,...: see chardev_spec_parse_chardev below.
  */
@@ -161,7 +161,7 @@ static bool parse_option(const char *item, ChardevSpec *spec, SocketFlags *f, Er
 bool chardev_spec_parse(const char *text, ChardevSpec *spec, Error **errp)
 {
     g_autoptr(GPtrArray) items = split_opts(text);
-    SocketFlags f = { .server = true };
+    SocketFlags f = { .server = false };
 
     memset(spec, 0, sizeof(*spec));
     if (!parse_backend(items->pdata[0], spec, errp)) {
@@ -177,6 +177,11 @@ bool chardev_spec_parse(const char *text, ChardevSpec *spec, Error **errp)
     if (is_socket(spec)) {
         spec->server = f.server;
         spec->wait = f.server && (f.wait_given ? f.wait : true);
+        if (!spec->server && f.wait_given) {
+            error_setg(errp, "'wait' option is incompatible with socket in client connect mode");
+            chardev_spec_clear(spec);
+            return false;
+        }
         if (spec->server && spec->reconnect) {
             error_setg(errp, "'reconnect' option is incompatible with socket in server listen mode");
             chardev_spec_clear(spec);

@@ -452,13 +452,16 @@ START_TEST(test_chardev_good)
     ck_assert(chardev_spec_parse("unix:/tmp/q.sock,server,nowait,pretty=on", &s, NULL));
     ck_assert(s.server && !s.wait && s.pretty);
     chardev_spec_clear(&s);
-    ck_assert(chardev_spec_parse("unix:/tmp/q.sock", &s, NULL));
+    ck_assert(chardev_spec_parse("unix:/tmp/q.sock,server=on", &s, NULL));
     ck_assert(s.server && s.wait);               /* QEMU: a server waits by default */
+    chardev_spec_clear(&s);
+    ck_assert(chardev_spec_parse("unix:/tmp/q.sock", &s, NULL));
+    ck_assert(!s.server && !s.wait);             /* QEMU: a client unless server=on */
     chardev_spec_clear(&s);
     ck_assert(chardev_spec_parse("unix:/tmp/q.sock,server=off", &s, NULL));
     ck_assert(!s.server && !s.wait);
     chardev_spec_clear(&s);
-    ck_assert(chardev_spec_parse("unix:/tmp/a,,b,wait=no", &s, NULL));
+    ck_assert(chardev_spec_parse("unix:/tmp/a,,b,server=on,wait=no", &s, NULL));
     ck_assert_str_eq(s.path, "/tmp/a,b");
     ck_assert(!s.wait);
     chardev_spec_clear(&s);
@@ -473,7 +476,7 @@ START_TEST(test_chardev_good)
     ck_assert_str_eq(s.host, "0.0.0.0");
     ck_assert_str_eq(s.port, "5555");
     chardev_spec_clear(&s);
-    ck_assert(chardev_spec_parse("tcp:[::1]:6666", &s, NULL));
+    ck_assert(chardev_spec_parse("tcp:[::1]:6666,server=on", &s, NULL));
     ck_assert_str_eq(s.host, "::1");
     ck_assert_str_eq(s.port, "6666");
     chardev_spec_clear(&s);
@@ -499,6 +502,7 @@ START_TEST(test_chardev_bad)
         { "stdio,server=on", "option 'server' is only valid for unix: and tcp:" },
         { "file:/x,wait=off", "option 'wait' is only valid for unix: and tcp:" },
         { "unix:/x,ipv4=on", "option 'ipv4' is only valid for tcp:" },
+        { "unix:/x,wait=off", "'wait' option is incompatible with socket in client connect mode" },
     };
 
     for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
