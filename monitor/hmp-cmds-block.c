@@ -9,8 +9,7 @@
  *
  * Drives are separated by a blank line. -v adds the image ("Images:" and
  * `qemu-img info`'s lines); -n lists the block nodes instead, without device
- * lines: each drive's raw node (QEMU also lists the file node under it,
- * which migvm does not have).
+ * lines: each drive's raw node and the file node under it.
  *
  * `info blockstats`: QEMU's one line of counters per drive.
  */
@@ -32,12 +31,13 @@ static char *human_size(uint64_t bytes)
     return g_strdup_printf("%0.3g %sB", (double)bytes / (double)(1ULL << (10 * i)), units[i]);
 }
 
-static void format_image(GString *out, const ImageInfo *image)
+/* format: the node's driver ("raw", or "file" for the node below it). */
+static void format_image(GString *out, const ImageInfo *image, const char *format)
 {
     g_autofree char *vsize = human_size(image->virtual_size);
 
     g_string_append_printf(out, "\nImages:\nimage: %s\nfile format: %s\nvirtual size: %s (%" PRId64 " bytes)\n",
-                           image->filename, image->format, vsize, image->virtual_size);
+                           image->filename, format, vsize, image->virtual_size);
     if (image->has_actual_size) {
         g_autofree char *dsize = human_size(image->actual_size);
         g_string_append_printf(out, "disk size: %s\n", dsize);
@@ -77,11 +77,57 @@ static void format_block(GString *out, const BlockInfo *info, const char *node, 
     if (!ins) {
         return;
     }
-    g_string_append_printf(out, "    Cache mode:       %s%s%s\n", ins->cache->writeback ? "writeback" : "writethrough",
+    /* writethrough is the drive's, not its nodes': a node always says writeback (QEMU). */
+    g_string_append_printf(out, "    Cache mode:       %s%s%s\n",
+                           ins->cache->writeback || !info ? "writeback" : "writethrough",
                            ins->cache->direct ? ", direct" : "", ins->cache->no_flush ? ", ignore flushes" : "");
     if (verbose && ins->image) {
-        format_image(out, ins->image);
+        format_image(out, ins->image, drv);
     }
+}
+
+/* The file node under raw node `raw`, from query-blockstats' node list. */
+static const char *file_node_of(const BlockStatsList *nodes, const char *raw)
+{
+    for (; nodes; nodes = nodes->next) {
+        const BlockStats *s = nodes->value;
+        if (s->node_name && !strcmp(s->node_name, raw) && s->parent) {
+            return s->parent->node_name;
+        }
+    }
+    return NULL;
+}
+
+/* -n: the nodes as QEMU lists them, newest drive first, each raw node then
+ * the file node under it; a blank line before each node printed but the
+ * first of the list (even when that one was filtered out). */
+static void format_nodes(GString *out, BlockInfoList *list, const char *device, bool verbose)
+{
+    const q_obj_query_blockstats_arg arg = { .has_query_nodes = true, .query_nodes = true };
+    BlockStatsList *stats = qmp_query_blockstats(&arg, NULL);
+    g_autoptr(GPtrArray) drives = g_ptr_array_new();
+    bool first = true;
+
+    for (BlockInfoList *l = list; l; l = l->next) {
+        if (l->value->inserted) {
+            g_ptr_array_add(drives, l->value->inserted);
+        }
+    }
+    for (guint i = drives->len; i-- > 0;) {
+        const BlockDeviceInfo *ins = drives->pdata[i];
+        const char *names[2] = { ins->node_name, file_node_of(stats, ins->node_name) };
+        for (int n = 0; n < 2; n++) {
+            if (!names[n]) {
+                continue;
+            }
+            if (!device || !strcmp(device, names[n])) {
+                g_string_append(out, first ? "" : "\n");
+                format_block(out, NULL, names[n], ins, n ? "file" : "raw", verbose);
+            }
+            first = false;
+        }
+    }
+    qapi_free_BlockStatsList(stats);
 }
 
 void hmp_info_block(Monitor *mon, const HmpArgs *args)
@@ -91,7 +137,6 @@ void hmp_info_block(Monitor *mon, const HmpArgs *args)
     Error *err = NULL;
     BlockInfoList *list = qmp_query_block(&err);
     g_autoptr(GString) out = g_string_new(NULL);
-    bool printed = false;
 
     if (err) {
         hmp_handle_error(mon, err);
@@ -105,18 +150,9 @@ void hmp_info_block(Monitor *mon, const HmpArgs *args)
             g_string_append(out, "\n");     /* as QEMU: even when the first was filtered out */
         }
         format_block(out, l->value, NULL, l->value->inserted, "raw", verbose);
-        printed = true;
     }
-    for (BlockInfoList *l = list; l && nodes; l = l->next) {
-        const BlockDeviceInfo *ins = l->value->inserted;
-        if (!ins || (device && strcmp(device, ins->node_name))) {
-            continue;
-        }
-        if (l != list || printed) {
-            g_string_append(out, "\n");
-        }
-        format_block(out, NULL, ins->node_name, ins, "raw", verbose);
-        printed = true;
+    if (nodes) {
+        format_nodes(out, list, device, verbose);
     }
     monitor_puts(mon, out->str);
     qapi_free_BlockInfoList(list);

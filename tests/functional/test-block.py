@@ -58,7 +58,7 @@ def observe(binary, drive_args, tmpdir):
         q = vm.qmp()
         blocks = q.cmd_ok("query-block")
         texts = {c: q.hmp(c) for c in ("info block", "info block -v", "info block d1", "info block nope",
-                                       "info blockstats")}
+                                       "info block -n", "info block -n -v", "info blockstats")}
         stats = q.cmd_ok("query-blockstats")
         nodes = q.cmd_ok("query-blockstats", {"query-nodes": True})
         q.cmd_ok("quit")
@@ -125,7 +125,7 @@ def test_shapes():
                                                         "    Removable device: not locked, tray closed\r\n"
                                                         "    Cache mode:       writeback, direct\r\n\r\nnone1 ("
                                                         % (ins["node-name"], p["a.img"])), repr(text))
-        check_eq("info block -n lists the nodes", q.hmp("info block -n").count("Cache mode"), 2)
+        check_eq("info block -n lists the nodes: raw and file of each drive", q.hmp("info block -n").count("Cache mode"), 4)
     finally:
         vm.kill()
 

@@ -519,7 +519,9 @@ START_TEST(test_info_block)
     expect("info blockstats", "d0: rd_bytes=4096 wr_bytes=0 rd_operations=0 wr_operations=3 flush_operations=0 "
                               "wr_total_time_ns=0 rd_total_time_ns=0 flush_total_time_ns=123456 rd_merged=0 "
                               "wr_merged=0 idle_time_ns=0\n");
-    expect("info block -n #block314", "\n#block314: b.img (raw, read-only)\n    Cache mode:       writeback, direct\n");
+    /* Nodes: newest drive first (this stub knows no file nodes). */
+    expect("info block -n #block314", "#block314: b.img (raw, read-only)\n    Cache mode:       writeback, direct\n");
+    expect("info block -n #block157", "\n#block157: a.img (raw)\n    Cache mode:       writeback\n");
     g_autofree char *verbose = g_strdup_printf("%s\nImages:\nimage: b.img\nfile format: raw\n"
                                                "virtual size: 977 KiB (1000448 bytes)\ndisk size: 12 KiB\n", second);
     expect("info block -v d1", verbose);
