@@ -223,9 +223,13 @@ static json_object *ask(MigAddress *addr, const char *request, Error **errp)
     json_object *answer = NULL;
     uint32_t words[2] = { PREFLIGHT_MAGIC, PREFLIGHT_VERSION };
     uint8_t magic[4];
-    if (!send_message(ch.fd, words, 2, request)) {
-        error_setg(errp, "could not send the pre-flight check: %s", g_strerror(errno));
-    } else if (fd_read_full(ch.fd, magic, 4) != 4 || get_be32(magic) != PREFLIGHT_MAGIC) {
+    /* A destination that does not speak it closes the connection, while we
+     * send (EPIPE) or before it answers. */
+    bool sent = send_message(ch.fd, words, 2, request);
+    int send_errno = errno;
+    if ((!sent && send_errno != EPIPE && send_errno != ECONNRESET)) {
+        error_setg(errp, "could not send the pre-flight check: %s", g_strerror(send_errno));
+    } else if (!sent || fd_read_full(ch.fd, magic, 4) != 4 || get_be32(magic) != PREFLIGHT_MAGIC) {
         error_setg(errp, "the destination does not speak the pre-flight check (not a migvm destination; "
                    "a QEMU 7.2 destination ends its incoming migration on it)");
     } else {
