@@ -241,6 +241,8 @@ static void tear_down(Startup *s)
     }
     if (s->machine_up) {
         cpus_pause_all();
+        /* Devices' requests complete while the devices still exist. */
+        blk_drain_all();
     }
     if (s->monitors_up) {
         monitor_cleanup();
