@@ -145,7 +145,7 @@ static void history_counters(MigHistoryCounters *c, MigStream *f)
     RamStats rs;
     ram_get_stats(&rs);
     *c = (MigHistoryCounters) {
-        .stream_bytes = f ? mig_stream_bytes_written(f) : 0,
+        .stream_bytes = f ? mig_stream_bytes_written(f) : atomic_load(&mig.transferred),  /* closed: exec */
         .normal_pages = rs.normal_pages, .zero_pages = rs.zero_pages,
         .remaining_bytes = rs.remaining_pages * MIGVM_PAGE_SIZE, .dirty_rate = rs.dirty_pages_rate,
     };

@@ -440,6 +440,11 @@ def test_pipe():
     q.cmd_ok("migrate", uri="exec:%s verify - > %s" % (tool(), out))
     info = wait_mig_status(q, ("completed", "failed"), 30)
     check_eq("exec: pipe through verify: completed", (info or {}).get("status"), "completed")
+    # The source waited for the command: its flight record still counts every byte of the stream.
+    rec = q.cmd_ok("x-query-migration-history")[-1]
+    check_eq("exec: pipe: the history's transferred and pass bytes add up to query-migrate's",
+             (rec.get("transferred"), sum(p["bytes"] for p in rec.get("passes", []))),
+             ((info or {}).get("ram", {}).get("transferred"),) * 2)
     with open(out) as f:
         text = f.read()
     check("exec: pipe: the summary names <stdin> and ram", "<stdin>: valid migration stream" in text
