@@ -38,8 +38,20 @@ extern bool vm_autostart;
  * instead of ending the process; quit and signals still exit. [BQL] */
 extern bool vm_no_shutdown;
 
-/* Start or resume the guest: vCPUs run, state RUNNING, RESUME event. [BQL] */
+/* Start or resume the guest: vCPUs run, state RUNNING, RESUME event.
+ * Refused while the guest is handed over (below). [BQL] */
 bool vm_start(Error **errp);
+
+/* A completed outgoing migration handed the guest to the destination: from
+ * then on nothing here may start it again (cont, cont after system_reset),
+ * or two copies would run. Only `cont` with x-force-after-migration clears
+ * it; a failed or cancelled migration never sets it. [BQL] */
+void vm_set_handed_over(bool handed_over);
+bool vm_is_handed_over(void);
+#define VM_HANDED_OVER_ERROR                                                            \
+    "The guest was handed over to the destination by a completed migration; "          \
+    "running it here too would run two copies. If the destination is gone, "           \
+    "override with 'cont' and 'x-force-after-migration': true (HMP: cont -f)"
 /* Stop the guest in `state` (PAUSED, FINISH_MIGRATE, SHUTDOWN, ...):
  * every vCPU is out of guest code when this returns; STOP event if it was
  * running. Returns false only if the accelerator could not sync state. [BQL] */

@@ -529,6 +529,7 @@ static gpointer migration_thread(gpointer opaque)
     if (!runstate_set(RUN_STATE_POSTMIGRATE, &state_err)) {
         error_report_err(state_err);
     }
+    vm_set_handed_over(true);       /* no cont or reset may run it here again */
     bql_unlock();
     migrate_block_options_end();     /* before anyone can see the final status */
     status_change(status_get(), MIGRATION_STATUS_COMPLETED);

@@ -98,8 +98,10 @@ void hmp_stop(Monitor *mon, const HmpArgs *args)
 void hmp_cont(Monitor *mon, const HmpArgs *args)
 {
     Error *err = NULL;
+    bool force = hmp_args_bool(args, "force");
+    q_obj_cont_arg arg = { .has_x_force_after_migration = force, .x_force_after_migration = force };
 
-    qmp_cont(&err);
+    qmp_cont(&arg, &err);
     hmp_handle_error(mon, err);
 }
 

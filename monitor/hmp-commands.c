@@ -30,7 +30,8 @@ const HmpCommand hmp_info_cmds[] = {
 
 const HmpCommand hmp_cmds[] = {
     { "closefd", "fdname:s", "name", "close a descriptor stored with getfd", hmp_closefd, NULL },
-    { "cont|c", "", "", "let the guest run again", hmp_cont, NULL },
+    { "cont|c", "force:-f", "[-f]",
+      "let the guest run again (-f: even after a completed outgoing migration)", hmp_cont, NULL },
     { "getfd", "fdname:s", "name", "keep the descriptor sent along (SCM_RIGHTS) under a name",
       hmp_getfd, NULL },
     { "help|?", "name:S?", "[cmd]", "list the commands, or describe one", hmp_help, NULL },

@@ -3,7 +3,8 @@
  * stop, cont, system_reset, quit. Each runs on the main thread with the BQL.
  *
  * Events a command raises go out before its response (the monitor's rule):
- *   cont          -> RESUME, {"return": {}}
+ *   cont          -> RESUME, {"return": {}}; refused after a completed outgoing
+ *                    migration unless x-force-after-migration (no split brain)
  *   stop          -> STOP, {"return": {}}       (no event if already stopped)
  *   system_reset  -> RESET {guest: false, reason: host-qmp-system-reset}, {"return": {}}
  *   quit          -> SHUTDOWN {guest: false, reason: host-qmp-quit}, {"return": {}}, exit
@@ -50,7 +51,7 @@ bool qmp_stop(Error **errp)
     return vm_stop(RUN_STATE_PAUSED, errp);
 }
 
-bool qmp_cont(Error **errp)
+bool qmp_cont(const q_obj_cont_arg *arg, Error **errp)
 {
     if (runstate_needs_reset()) {
         error_setg(errp, "Resetting the Virtual Machine is required");
@@ -67,8 +68,16 @@ bool qmp_cont(Error **errp)
         vm_autostart = true;
         return true;
     }
+    bool was_handed_over = vm_is_handed_over();
+    if (arg->has_x_force_after_migration && arg->x_force_after_migration) {
+        vm_set_handed_over(false);      /* the operator says the destination is gone */
+    }
     blk_iostatus_reset_all();      /* as QEMU: a retried request starts from "ok" */
-    return vm_start(errp);
+    if (!vm_start(errp)) {
+        vm_set_handed_over(was_handed_over);
+        return false;
+    }
+    return true;
 }
 
 bool qmp_system_reset(Error **errp)

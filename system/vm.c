@@ -5,7 +5,7 @@
  * follows QEMU 7.2's). Typical paths:
  *
  *   prelaunch --cont/autostart--> running --stop--> paused --cont--> running
- *   running --migrate--> finish-migrate --> postmigrate --cont--> running
+ *   running --migrate--> finish-migrate --> postmigrate (cont refused: handed over)
  *   prelaunch --> inmigrate --load--> running | paused | (state from the stream)
  *   any stopped state --system_reset--> prelaunch
  *
@@ -220,11 +220,30 @@ static void vm_change_state_notify(bool running)
     }
 }
 
+static bool handed_over;    /* [BQL] */
+
+void vm_set_handed_over(bool value)
+{
+    assert(bql_locked());
+    handed_over = value;
+}
+
+bool vm_is_handed_over(void)
+{
+    assert(bql_locked());
+    return handed_over;
+}
+
 bool vm_start(Error **errp)
 {
     assert(bql_locked());
     if (runstate_is_running()) {
         return true;
+    }
+    if (handed_over) {
+        /* Every path that runs the guest comes here: one guard for all. */
+        error_setg(errp, VM_HANDED_OVER_ERROR);
+        return false;
     }
     if (!runstate_set(RUN_STATE_RUNNING, errp)) {
         return false;

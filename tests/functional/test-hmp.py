@@ -63,7 +63,7 @@ def test_socket():
     t = h.cmd("help stop")
     check("help stop: exactly its entry", re.fullmatch(r"stop\|s  -- .+\r\n", t) is not None, repr(t))
     t = h.cmd("help cont")
-    check("help cont: exactly its entry", re.fullmatch(r"cont\|c  -- .+\r\n", t) is not None, repr(t))
+    check("help cont: exactly its entry", re.fullmatch(r"cont\|c \[-f\] -- .+\r\n", t) is not None, repr(t))
     t = h.cmd("help help")
     check("help help: [cmd] parameter", re.fullmatch(r"help\|\? \[cmd\] -- .+\r\n", t) is not None, repr(t))
     check_eq("help nosuchcmd", h.cmd("help nosuchcmd"), "unknown command: 'nosuchcmd'\r\n")

@@ -123,7 +123,10 @@ static bool stub_call(Error **errp, const char *fmt, ...)
 }
 
 bool qmp_stop(Error **errp) { return stub_call(errp, "stop"); }
-bool qmp_cont(Error **errp) { return stub_call(errp, "cont"); }
+bool qmp_cont(const q_obj_cont_arg *arg, Error **errp)
+{
+    return stub_call(errp, arg->has_x_force_after_migration && arg->x_force_after_migration ? "cont-force" : "cont");
+}
 bool qmp_system_reset(Error **errp) { return stub_call(errp, "system_reset"); }
 bool qmp_quit(Error **errp) { return stub_call(errp, "quit"); }
 bool qmp_migrate_cancel(Error **errp) { return stub_call(errp, "migrate_cancel"); }
@@ -411,8 +414,8 @@ START_TEST(test_help)
     g_auto(GStrv) lines = NULL;
 
     expect("help stop", "stop|s  -- pause the guest\n");
-    expect("? cont", "cont|c  -- let the guest run again\n");
-    expect("help cont x", "cont|c  -- let the guest run again\n");
+    expect("? cont", "cont|c [-f] -- let the guest run again (-f: even after a completed outgoing migration)\n");
+    expect("help cont x", "cont|c [-f] -- let the guest run again (-f: even after a completed outgoing migration)\n");
     expect("help info migrate", "info migrate  -- report the state and statistics of migration\n");
     expect("help info migrate x", "info migrate  -- report the state and statistics of migration\n");
     expect("help nosuch", "unknown command: 'nosuch'\n");
@@ -425,7 +428,7 @@ START_TEST(test_help)
     all = monitor_capture_take(mon);
     lines = g_strsplit(all, "\r\n", -1);
     ck_assert(g_str_has_prefix(lines[0], "closefd name -- "));
-    ck_assert(g_str_has_prefix(lines[1], "cont|c  -- "));
+    ck_assert(g_str_has_prefix(lines[1], "cont|c [-f] -- "));
     ck_assert(g_str_has_prefix(lines[3], "help|? [cmd] -- "));
     ck_assert(g_str_has_prefix(lines[5], "memsave addr size file -- "));
     ck_assert(g_str_has_prefix(lines[6], "migrate [-d] [-b] [-i] [-r] uri -- "));
@@ -473,7 +476,9 @@ START_TEST(test_run_state_commands)
     stub_error = g_strdup("Resetting the Virtual Machine is required");
     expect("cont", "Error: Resetting the Virtual Machine is required\n");
     expect("q", "");
-    expect_calls("cont quit ");
+    expect("cont -f", "");
+    expect("c -f", "");
+    expect_calls("cont quit cont-force cont-force ");
 }
 END_TEST
 

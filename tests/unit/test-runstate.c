@@ -65,6 +65,7 @@ static void setup(void)
     memset(&vm_config, 0, sizeof(vm_config));
     vm_autostart = true;
     bql_lock();
+    vm_set_handed_over(false);
     back_to_prelaunch();
     main_loop_init();
 }
@@ -244,6 +245,8 @@ START_TEST(test_qmp_queries)
 }
 END_TEST
 
+static const q_obj_cont_arg no_force;
+
 START_TEST(test_qmp_stop_cont)
 {
     Error *err = NULL;
@@ -251,9 +254,9 @@ START_TEST(test_qmp_stop_cont)
     ck_assert(qmp_stop(NULL));                /* prelaunch: nothing changes */
     ck_assert_int_eq(runstate_get(), RUN_STATE_PRELAUNCH);
     assert_events("");
-    ck_assert(qmp_cont(NULL));
+    ck_assert(qmp_cont(&no_force, NULL));
     assert_events("RESUME");
-    ck_assert(qmp_cont(NULL));                /* running: no event */
+    ck_assert(qmp_cont(&no_force, NULL));                /* running: no event */
     assert_events("");
     ck_assert(qmp_stop(NULL));
     ck_assert_int_eq(runstate_get(), RUN_STATE_PAUSED);
@@ -262,22 +265,22 @@ START_TEST(test_qmp_stop_cont)
     assert_events("");
 
     ck_assert(runstate_set(RUN_STATE_FINISH_MIGRATE, NULL));
-    ck_assert(!qmp_cont(&err));
+    ck_assert(!qmp_cont(&no_force, &err));
     assert_error(&err, "Migration is not finalized yet");
 
     ck_assert(runstate_set(RUN_STATE_RUNNING, NULL));
     ck_assert(runstate_set(RUN_STATE_SHUTDOWN, NULL));
-    ck_assert(!qmp_cont(&err));
+    ck_assert(!qmp_cont(&no_force, &err));
     assert_error(&err, "Resetting the Virtual Machine is required");
     ck_assert(runstate_set(RUN_STATE_PAUSED, NULL));
     ck_assert(runstate_set(RUN_STATE_RUNNING, NULL));
     ck_assert(runstate_set(RUN_STATE_INTERNAL_ERROR, NULL));
-    ck_assert(!qmp_cont(&err));
+    ck_assert(!qmp_cont(&no_force, &err));
     assert_error(&err, "Resetting the Virtual Machine is required");
     ck_assert(runstate_set(RUN_STATE_PRELAUNCH, NULL));
     ck_assert(runstate_set(RUN_STATE_RUNNING, NULL));
     ck_assert(runstate_set(RUN_STATE_GUEST_PANICKED, NULL));
-    ck_assert(!qmp_cont(&err));
+    ck_assert(!qmp_cont(&no_force, &err));
     assert_error(&err, "Resetting the Virtual Machine is required");
     assert_events("");
 }
@@ -289,7 +292,7 @@ START_TEST(test_qmp_inmigrate_autostart)
     ck_assert(qmp_stop(NULL));
     ck_assert(!vm_autostart);
     ck_assert_int_eq(runstate_get(), RUN_STATE_INMIGRATE);
-    ck_assert(qmp_cont(NULL));
+    ck_assert(qmp_cont(&no_force, NULL));
     ck_assert(vm_autostart);
     ck_assert_int_eq(runstate_get(), RUN_STATE_INMIGRATE);
     assert_events("");
@@ -320,8 +323,48 @@ START_TEST(test_qmp_system_reset)
     ck_assert(runstate_set(RUN_STATE_SHUTDOWN, NULL));
     ck_assert(qmp_system_reset(NULL));
     ck_assert_int_eq(runstate_get(), RUN_STATE_PRELAUNCH);
-    ck_assert(qmp_cont(NULL));
+    ck_assert(qmp_cont(&no_force, NULL));
     ck_assert(runstate_is_running());
+}
+END_TEST
+
+/* After a completed outgoing migration nothing starts the guest again,
+ * not even through a reset, unless cont is forced. */
+START_TEST(test_qmp_cont_handed_over)
+{
+    Error *err = NULL;
+    const q_obj_cont_arg force = { .has_x_force_after_migration = true,
+                                   .x_force_after_migration = true };
+
+    ck_assert(vm_start(NULL));
+    ck_assert(vm_stop(RUN_STATE_FINISH_MIGRATE, NULL));
+    ck_assert(runstate_set(RUN_STATE_POSTMIGRATE, NULL));
+    vm_set_handed_over(true);
+    assert_events("RESUME; STOP");
+    ck_assert(!qmp_cont(&no_force, &err));
+    assert_error(&err, VM_HANDED_OVER_ERROR);
+    ck_assert(!vm_start(&err));
+    assert_error(&err, VM_HANDED_OVER_ERROR);
+    ck_assert(qmp_system_reset(NULL));
+    ck_assert_int_eq(runstate_get(), RUN_STATE_PRELAUNCH);
+    ck_assert(!qmp_cont(&no_force, &err));
+    assert_error(&err, VM_HANDED_OVER_ERROR);
+    ck_assert_int_eq(runstate_get(), RUN_STATE_PRELAUNCH);
+    assert_events("RESET {\"guest\":false,\"reason\":\"host-qmp-system-reset\"}");
+
+    /* A forced cont that fails for another reason keeps the guard. */
+    ck_assert(runstate_set(RUN_STATE_RUNNING, NULL));
+    ck_assert(runstate_set(RUN_STATE_SHUTDOWN, NULL));
+    ck_assert(!qmp_cont(&force, &err));
+    assert_error(&err, "Resetting the Virtual Machine is required");
+    ck_assert(runstate_set(RUN_STATE_PAUSED, NULL));
+    ck_assert(!qmp_cont(&no_force, &err));
+    assert_error(&err, VM_HANDED_OVER_ERROR);
+
+    ck_assert(qmp_cont(&force, NULL));
+    ck_assert(runstate_is_running());
+    ck_assert(!vm_is_handed_over());
+    assert_events("RESUME");
 }
 END_TEST
 
@@ -725,6 +768,7 @@ static Suite *runstate_suite(void)
     tcase_add_test(tc, test_qmp_stop_cont);
     tcase_add_test(tc, test_qmp_inmigrate_autostart);
     tcase_add_test(tc, test_qmp_system_reset);
+    tcase_add_test(tc, test_qmp_cont_handed_over);
     tcase_add_test(tc, test_qmp_quit);
     tcase_add_test(tc, test_requests_from_other_thread);
     tcase_add_test(tc, test_main_loop_drops_bql_in_poll);
