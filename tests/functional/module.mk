@@ -18,7 +18,7 @@ FUNC_TESTS += tests/functional/test-block.py
 # Live migration end to end between real migvm processes.
 FUNC_TESTS += tests/functional/test-migration.py \
               tests/functional/test-migration-bandwidth.py \
-              tests/functional/test-migration-failures.py \
+              tests/functional/test-migration-failures.py tests/functional/test-migration-faults.py \
               tests/functional/test-hmp-migration.py tests/functional/test-hmp-tty.py \
               tests/functional/test-migration-history.py tests/functional/test-migration-check.py
 # Block migration (the "block" section) between migvm processes with -M none and raw drives.
