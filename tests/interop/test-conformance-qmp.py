@@ -34,6 +34,8 @@ DELIBERATE = {
                                                             "so an empty mapping reads back as absent",
     "greeting: package": "migvm puts its own identity in version.package (qmp-protocol.md 2.1)",
     "query-version: package": "migvm puts its own identity in version.package (qmp-protocol.md 2.1)",
+    r"cont: from postmigrate( / events)?": "no split brain: migvm refuses cont on a source whose migration completed "
+                                           "(QEMU 7.2 resumes it); docs/architecture.md",
 }
 
 
