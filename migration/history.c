@@ -185,7 +185,10 @@ void mig_history_pass(uint64_t pass, uint64_t dirtied, const MigHistoryCounters 
             .stopped = r->downtime_t0_ns != 0, .begin = now,
         };
         if (first) {
-            r->cur.begin.bytes = 0;     /* the first pass counts the header and setup too */
+            /* The first pass counts the header and setup too (a disk
+             * section's setup comes before RAM's first sync). */
+            r->cur.begin.bytes = 0;
+            r->cur.begin.disk = 0;
         }
         r->cur_open = true;
     }

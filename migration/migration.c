@@ -561,6 +561,7 @@ bool migration_init(Error **errp)
     pthread_cond_init(&mig.cond, &attr);
     pthread_condattr_destroy(&attr);
     savevm_set_complete_observer(complete_stage);
+    mig_history_set_disk_counter(block_mig_stream_bytes);
     /* "block" before "ram", "dirty-bitmap" after: QEMU 7.2's section ids
      * (timer 0, block 1, ram 2, dirty-bitmap 3). */
     return block_mig_init(errp) && ram_mig_init(pass_event, errp) && dirty_bitmap_mig_init(errp) &&

@@ -12,6 +12,8 @@
 * a failed migration (connection refused) is recorded with query-migrate's
   error-desc as its reason, a cancelled one with the state it interrupted;
 * at most 8 records are kept, the newest;
+* with block migration the passes' disk bytes add up to the block
+  section's share: bytes - disk-bytes = ram.transferred;
 * to a QEMU 7.2 destination (return path on) the destination's time is one
   phase, "destination": QEMU echoes migvm's PING and sends no start report;
 * scripts/migvm-plot draws the migration as a PNG, from the history saved
@@ -165,6 +167,35 @@ def test_failed_and_cancelled():
     check_eq("at most 8 records, the newest", [x["id"] for x in recs], list(range(4, 12)))
 
 
+def test_block_migration():
+    d = new_tmpdir()
+    imgs = []
+    for side in ("src", "dst"):
+        path = os.path.join(d, side + ".img")
+        with open(path, "wb") as f:
+            f.write(os.urandom(2 << 20) if side == "src" else b"\0" * (2 << 20))
+        imgs.append(path)
+    sock = os.path.join(d, "mig.sock")
+    vms = []
+    for img, extra in ((imgs[1], ["-incoming", "unix:" + sock]), (imgs[0], [])):
+        vms.append(migvm.VM(["-M", "none", "-m", "4M", "-accel", "soft",
+                             "-drive", "if=none,id=d0,file=%s,format=raw" % img] + extra).launch())
+    dst, src = vms
+    dst.qmp()
+    qs = src.qmp()
+    set_caps(qs, block=True)
+    qs.cmd_ok("migrate", uri="unix:" + sock)
+    info = wait_mig_status(qs, ("completed", "failed"), 30)
+    check_eq("block migration completed", (info or {}).get("status"), "completed")
+    if not info or info.get("status") != "completed":
+        return
+    passes = history(qs)[-1]["passes"]
+    disk = sum(p["disk-bytes"] for p in passes)
+    check("disk bytes recorded (at least the 2 MiB image)", disk >= 2 << 20, passes)
+    check_eq("bytes - disk-bytes = ram.transferred", sum(p["bytes"] for p in passes) - disk,
+             info["ram"]["transferred"])
+
+
 def test_qemu_destination():
     if not shutil.which("qemu-system-x86_64"):
         skip("QEMU destination", "qemu-system-x86_64 is not installed")
@@ -196,5 +227,6 @@ if __name__ == "__main__":
     require_binary()
     run("completed migration", test_completed)
     run("failed and cancelled", test_failed_and_cancelled)
+    run("block migration", test_block_migration)
     run("QEMU destination", test_qemu_destination)
     finish()
