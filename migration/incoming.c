@@ -169,6 +169,9 @@ static gpointer incoming_thread(gpointer opaque)
 {
     MigStream *f = mig_stream_new_fd_reader(incoming.channel.fd, false);
     MigStream *rp = NULL;
+    if (incoming.channel.child > 0) {
+        mig_stream_set_peer_name(f, "command");     /* exec: */
+    }
     Error *err = NULL;
     if (incoming.channel.bidirectional) {
         rp = mig_stream_open_return_path(f, NULL);   /* optional: only if the source asks */

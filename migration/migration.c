@@ -453,6 +453,9 @@ static gpointer migration_thread(gpointer opaque)
         goto fail;
     }
     f = mig_stream_new_fd_writer(ch.fd, false);
+    if (ch.child > 0) {
+        mig_stream_set_peer_name(f, "command");     /* exec: */
+    }
     pthread_mutex_lock(&mig.lock);
     mig.f = f;
     pthread_mutex_unlock(&mig.lock);

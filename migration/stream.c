@@ -41,6 +41,7 @@ struct MigStream {
     int fd;
     bool owns_fd;
     bool is_socket;
+    const char *peer_name;         /* static text, NULL: socket or file */
     int wake_fd;                   /* eventfd: mig_stream_shutdown wakes a blocked poll */
     atomic_bool shut;
     Error *err;
@@ -78,6 +79,16 @@ static bool fd_is_socket(int fd)
 {
     struct stat st;
     return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+void mig_stream_set_peer_name(MigStream *f, const char *name)
+{
+    f->peer_name = name;
+}
+
+static const char *peer_name(const MigStream *f)
+{
+    return f->peer_name ? f->peer_name : f->is_socket ? "socket" : "file";
 }
 
 static MigStream *stream_alloc(MigStreamKind kind, int fd, bool owns_fd)
@@ -258,8 +269,7 @@ static bool write_batch_fd(MigStream *f)
             if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(f, POLLOUT)) {
                 continue;
             }
-            mig_stream_set_error(f, "Unable to write to %s: %s", f->is_socket ? "socket" : "file",
-                                 g_strerror(errno));
+            mig_stream_set_error(f, "Unable to write to %s: %s", peer_name(f), g_strerror(errno));
             return false;
         }
         while (cnt > 0 && (size_t)n >= iov->iov_len) {
@@ -418,7 +428,7 @@ static ssize_t read_fd(MigStream *f, void *dst, size_t len)
         if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(f, POLLIN)) {
             continue;
         }
-        mig_stream_set_error(f, "Unable to read from %s: %s", f->is_socket ? "socket" : "file", g_strerror(errno));
+        mig_stream_set_error(f, "Unable to read from %s: %s", peer_name(f), g_strerror(errno));
         return -1;
     }
 }

@@ -54,6 +54,10 @@ MigStream *mig_stream_new_mem_writer(void);
 /* In-memory reader over data (borrowed: must outlive the stream). */
 MigStream *mig_stream_new_mem_reader(const void *data, size_t len);
 
+/* What a failed read or write calls the channel, in QEMU's words:
+ * "socket" and "file" are found from the fd; an exec: pipe is a "command". */
+void mig_stream_set_peer_name(MigStream *f, const char *name);
+
 /* The opposite direction on the same bidirectional fd (a dup of it):
  * the return path. NULL (and errp set) for memory streams or when the fd
  * is not a socket. For a memory writer, use mig_stream_new_mem_reader on

@@ -15,6 +15,9 @@
 * A destination stalled with SIGSTOP then resumed with SIGCONT: the
   migration completes (memory identical on both sides and consistent) or
   fails with the source running on.
+* `exec:cat > /dev/full` (QEMU 7.2 has no file: URI; this is its way to a
+  full disk): failed with QEMU 7.2's "Unable to write to command: Broken
+  pipe", the command's own complaint on stderr, the source runs on.
 (file:/dev/full is in test-migration-failures.py.)
 """
 
@@ -213,6 +216,19 @@ def test_destination_stopped():
     check("%s: destination memory consistent (%s)" % (name, why), ok, why)
 
 
+def test_exec_full_disk():
+    name = "exec to a full disk"
+    src, qs = source(dirty_rate=50)
+    qs.cmd_ok("migrate-set-parameters", max_bandwidth=0)
+    qs.cmd_ok("migrate", uri="exec:cat > /dev/full")
+    info = wait_mig_status(qs, ENDED, 10) or {}
+    check_eq("%s: failed as QEMU 7.2 says it" % name, info,
+             {"status": "failed", "error-desc": "Unable to write to command: Broken pipe"})
+    check("%s: the command said why on stderr" % name, "No space left on device" in src.stderr_text(),
+          src.stderr_text()[-300:])
+    check("%s: source runs on" % name, wait_run_state(qs, "running", 5) and wait_serial_growth(src.serial_path, 10))
+
+
 if __name__ == "__main__":
     run_soft_workload_tests([
         ("handed over", test_handed_over),
@@ -220,5 +236,6 @@ if __name__ == "__main__":
         ("source killed", test_source_killed),
         ("quit on the source", test_quit_source),
         ("destination stopped", test_destination_stopped),
+        ("exec to a full disk", test_exec_full_disk),
     ])
     finish()
