@@ -239,6 +239,45 @@ def test_setup_refusals():
     vm.kill()
 
 
+def test_guest_writer():
+    """The soft accelerator's disk workload writes d0 all along; what it wrote
+    while the bitmap travelled is in the destination's copy: once both are
+    stopped, the destination counts what the source counts."""
+    d = new_tmpdir()
+    path = image(d, "w.img", 64 * MiB)
+    src = VM(["-accel", "soft,dirty-rate=8,disk-rate=2", "-m", "32M",
+              "-drive", "if=none,id=d0,file=%s,format=raw" % path]).launch()
+    qs = src.qmp()
+    add(qs, "w", granularity=4096)
+    check("guest writer: the bitmap records the guest's writes",
+          wait_until(lambda: bitmaps(qs)[0]["count"] > 0, 30.0), bitmaps(qs))
+    dst = VM(["-accel", "soft,dirty-rate=8,disk-rate=2", "-m", "32M", "-S", "-incoming", "defer",
+              "-drive", "if=none,id=d0,file=%s,format=raw" % image(d, "wd.img", 64 * MiB)]).launch()
+    qd = dst.qmp()
+    uri = "unix:%s" % os.path.join(d, "w.sock")
+    qd.cmd_ok("migrate-incoming", uri=uri)
+    set_caps(qs, dirty_bitmaps=True)
+    # RAM dirtied at 8 MiB/s cannot converge at 4 MiB/s: the migration runs
+    # until the bandwidth goes up again
+    qs.cmd_ok("migrate-set-parameters", {"max-bandwidth": 4 * MiB})
+    qs.cmd_ok("migrate", uri=uri)
+    check("guest writer: bitmap busy, migration running", wait_until(
+        lambda: bitmaps(qs)[0]["busy"] and qs.cmd_ok("query-migrate").get("status") == "active", 10.0))
+    at_setup = bitmaps(qs)[0]["count"]
+    grew = wait_until(lambda: bitmaps(qs)[0]["count"] >= at_setup + 64 * 1024, 30.0)
+    check("guest writer: the guest writes while the bitmap travels", grew, (at_setup, bitmaps(qs)))
+    qs.cmd_ok("migrate-set-parameters", {"max-bandwidth": 1 << 30})
+    st = wait_mig_status(qs, ("completed", "failed"), 60.0)
+    check_eq("guest writer: completed", st and st["status"], "completed")
+    check("guest writer: destination loaded", wait_until(
+        lambda: qd.cmd_ok("query-status")["status"] == "paused", 30.0), dst.stderr_text())
+    final = bitmaps(qs)[0]
+    check("guest writer: the final count includes those writes", final["count"] >= at_setup + 64 * 1024, final)
+    check_eq("guest writer: destination counts the same", bitmaps(qd), [dict(final, busy=False)])
+    src.kill()
+    dst.kill()
+
+
 def main():
     require_binary()
     run("commands", test_commands)
@@ -249,6 +288,7 @@ def main():
     for transport in ("unix", "tcp"):
         run("migvm -> migvm over %s" % transport, test_migvm_to_migvm, transport)
     run("destination checks", test_destination_has_the_name)
+    run("guest writer", test_guest_writer)
     return finish()
 
 
