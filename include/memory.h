@@ -62,6 +62,7 @@ struct RAMBlock {
     uint64_t npages;            /* used_length / page size */
     unsigned long *bmap;        /* migration bitmap (see above) */
     unsigned long *log;         /* software dirty log (see above) */
+    unsigned long *rate_bmap;   /* pages harvested while a capture runs (below) */
     uint64_t bmap_count;        /* set bits in bmap (atomic) */
     RAMBlock *next;
 };
@@ -132,7 +133,11 @@ void ram_block_set_dirty_range(RAMBlock *b, uint64_t offset, uint64_t len);
 /* ---- Dirty logging for migration ----
  * start/stop [BQL]: switch the accelerator's dirty logging on/off; start also
  * drops stale software log bits. Migration then marks every page dirty
- * itself (ram_block_set_all_dirty) for the first pass.
+ * itself (ram_block_set_all_dirty) for the first pass. Calls nest: a dirty
+ * rate measurement and a migration may each start and stop logging; it is
+ * on while either needs it, and only the first start drops the software log.
+ * Outside a migration bmap means nothing (a measurement's syncs fill it; the
+ * next migration's setup marks every page anyway).
  * sync [any thread, normally the migration thread without the BQL]: ask the
  * accelerator to merge its dirty log into each bmap, then merge the software
  * logs. Returns the number of pages that became dirty in bmap. */
@@ -140,6 +145,13 @@ bool memory_global_dirty_log_start(Error **errp);
 void memory_global_dirty_log_stop(void);
 bool memory_global_dirty_log_enabled(void);
 uint64_t memory_global_dirty_log_sync(void);
+
+/* Dirty page capture for measurements [one measurement at a time]: between
+ * start and stop, every page any sync harvests (the migration's or the
+ * measurement's own) is also recorded in rate_bmap; stop returns how many
+ * distinct pages were recorded. Dirty logging must be on meanwhile. */
+void ram_dirty_capture_start(void);
+uint64_t ram_dirty_capture_stop(void);
 
 /* For accelerators' dirty_log_sync: OR `npages` bits of `src` (bit i = page
  * first_page + i of the block; first_page a multiple of the word size) into

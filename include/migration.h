@@ -31,6 +31,10 @@ bool migration_init(Error **errp);
 /* Cancel a running outgoing migration and wait for its thread (quit). [BQL] */
 void migration_shutdown(void);
 
+/* Stop a running dirty rate measurement and wait for its thread (quit,
+ * before the RAM blocks go; migration_shutdown calls it). [BQL] */
+void dirty_rate_shutdown(void);
+
 /* True while an outgoing migration is between setup and its end. */
 bool migration_is_running(void);
 /* Bandwidth or downtime changed: wake a rate-limited migration thread. */

@@ -574,6 +574,7 @@ bool migration_init(Error **errp)
 void migration_shutdown(void)
 {
     assert(bql_locked());
+    dirty_rate_shutdown();
     qmp_migrate_cancel(NULL);
     if (mig.thread) {
         /* The thread needs the BQL to finish its cleanup. */

@@ -15,7 +15,8 @@ MIGRATION_OBJS := $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                   $(BUILD)/migration/ram.o $(BUILD)/migration/block.o $(BUILD)/migration/block-load.o \
                   $(BUILD)/migration/block-dirty-bitmap.o \
                   $(BUILD)/migration/migration.o \
-                  $(BUILD)/migration/incoming.o $(BUILD)/migration/history.o $(BUILD)/migration/preflight.o
+                  $(BUILD)/migration/incoming.o $(BUILD)/migration/history.o $(BUILD)/migration/preflight.o \
+                  $(BUILD)/migration/dirtyrate.o $(BUILD)/migration/page-sample.o
 MIGVM_OBJS += $(MIGRATION_OBJS)
 
 UNIT_TESTS += $(BUILD)/tests/unit/test-vmstate $(BUILD)/tests/unit/test-savevm

@@ -11,6 +11,7 @@ const HmpCommand hmp_info_cmds[] = {
       "list the drives (-n: the block nodes; -v: with their images)", hmp_info_block, NULL },
     { "blockstats", "", "", "show the I/O counters of each drive", hmp_info_blockstats, NULL },
     { "cpus", "", "", "list the virtual CPUs and their host threads", hmp_info_cpus, NULL },
+    { "dirty_rate", "", "", "show the last dirty rate measurement (calc_dirty_rate)", hmp_info_dirty_rate, NULL },
     { "kvm", "", "", "tell whether KVM is present and in use", hmp_info_kvm, NULL },
     { "migrate", "", "", "report the state and statistics of migration", hmp_info_migrate, NULL },
     { "migrate_capabilities", "", "", "list every migration capability with its state",
@@ -29,6 +30,11 @@ const HmpCommand hmp_info_cmds[] = {
 };
 
 const HmpCommand hmp_cmds[] = {
+    { "calc_dirty_rate", "dirty_ring:-r,dirty_bitmap:-b,second:l,sample_pages_per_GB:l?",
+      "[-r] [-b] second [sample_pages_per_GB]",
+      "measure how fast the guest dirties its memory for 'second' seconds (-r: with the dirty ring,\n"
+      "\t\t\t -b: with the dirty bitmap; else by sampling pages)",
+      hmp_calc_dirty_rate, NULL },
     { "closefd", "fdname:s", "name", "close a descriptor stored with getfd", hmp_closefd, NULL },
     { "cont|c", "force:-f", "[-f]",
       "let the guest run again (-f: even after a completed outgoing migration)", hmp_cont, NULL },

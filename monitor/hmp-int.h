@@ -63,6 +63,8 @@ HmpCommandFn hmp_info_migrate_history;
 HmpCommandFn hmp_info_block, hmp_info_blockstats;
 /* --- handlers: hmp-cmds-check.c --- */
 HmpCommandFn hmp_migrate_check;
+/* --- handlers: hmp-cmds-dirtyrate.c --- */
+HmpCommandFn hmp_calc_dirty_rate, hmp_info_dirty_rate;
 /* --- handlers: hmp-cmds-cpu.c --- */
 HmpCommandFn hmp_info_registers;
 /* hmp-cmds-qemu-io.c: reads and writes a drive through the block layer. */

@@ -13,6 +13,8 @@
 
 static RAMBlock *blocks;            /* list in creation order */
 static bool dirty_log_on;           /* atomic */
+static int dirty_log_users;         /* [BQL]: migration, a dirty rate measurement */
+static bool rate_capture_on;        /* atomic: syncs also OR into rate_bmap */
 
 /* ---- small bitmap helpers ---- */
 
@@ -159,6 +161,7 @@ RAMBlock *ram_block_add_split(const char *name, uint64_t gpa, uint64_t size,
     b->npages = size >> MIGVM_PAGE_BITS;
     b->bmap = g_new0(unsigned long, bitmap_words(b->npages));
     b->log = g_new0(unsigned long, bitmap_words(b->npages));
+    b->rate_bmap = g_new0(unsigned long, bitmap_words(b->npages));
 
     RAMBlock **tail = &blocks;
     while (*tail) {
@@ -176,10 +179,13 @@ void ram_blocks_free_all(void)
         munmap(b->host, b->used_length);
         g_free(b->bmap);
         g_free(b->log);
+        g_free(b->rate_bmap);
         g_free(b->name);
         g_free(b);
     }
     __atomic_store_n(&dirty_log_on, false, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&rate_capture_on, false, __ATOMIC_SEQ_CST);
+    dirty_log_users = 0;
 }
 
 RAMBlock *ram_block_first(void)
@@ -346,8 +352,13 @@ bool memory_global_dirty_log_start(Error **errp)
     assert(bql_locked());
     const AccelOps *ops = accel_current();
 
-    /* Stale software log bits predate this migration; its first pass sends
-     * every page anyway. */
+    if (dirty_log_users > 0) {
+        /* Already on for another user: its log must not be dropped. */
+        dirty_log_users++;
+        return true;
+    }
+    /* Stale software log bits predate this user; a migration's first pass
+     * sends every page anyway, a measurement starts counting later. */
     RAMBLOCK_FOREACH(b) {
         for (uint64_t w = 0; w < bitmap_words(b->npages); w++) {
             __atomic_store_n(&b->log[w], 0, __ATOMIC_SEQ_CST);
@@ -357,6 +368,7 @@ bool memory_global_dirty_log_start(Error **errp)
         return false;
     }
     __atomic_store_n(&dirty_log_on, true, __ATOMIC_SEQ_CST);
+    dirty_log_users = 1;
     return true;
 }
 
@@ -365,6 +377,9 @@ void memory_global_dirty_log_stop(void)
     assert(bql_locked());
     const AccelOps *ops = accel_current();
 
+    if (dirty_log_users == 0 || --dirty_log_users > 0) {
+        return;
+    }
     __atomic_store_n(&dirty_log_on, false, __ATOMIC_SEQ_CST);
     if (ops && ops->dirty_log_stop) {
         ops->dirty_log_stop();
@@ -374,6 +389,39 @@ void memory_global_dirty_log_stop(void)
 bool memory_global_dirty_log_enabled(void)
 {
     return __atomic_load_n(&dirty_log_on, __ATOMIC_SEQ_CST);
+}
+
+/* While a measurement captures, every harvested bit is also ORed into
+ * rate_bmap: whoever syncs (the migration thread or the measurement), the
+ * measurement sees each page once, and bmap is never touched for it. */
+static void rate_capture(RAMBlock *b, uint64_t w, unsigned long bits)
+{
+    if (__atomic_load_n(&rate_capture_on, __ATOMIC_SEQ_CST)) {
+        __atomic_fetch_or(&b->rate_bmap[w], bits, __ATOMIC_SEQ_CST);
+    }
+}
+
+void ram_dirty_capture_start(void)
+{
+    RAMBLOCK_FOREACH(b) {
+        for (uint64_t w = 0; w < bitmap_words(b->npages); w++) {
+            __atomic_store_n(&b->rate_bmap[w], 0, __ATOMIC_SEQ_CST);
+        }
+    }
+    __atomic_store_n(&rate_capture_on, true, __ATOMIC_SEQ_CST);
+}
+
+uint64_t ram_dirty_capture_stop(void)
+{
+    uint64_t pages = 0;
+
+    __atomic_store_n(&rate_capture_on, false, __ATOMIC_SEQ_CST);
+    RAMBLOCK_FOREACH(b) {
+        for (uint64_t w = 0; w < bitmap_words(b->npages); w++) {
+            pages += __builtin_popcountl(__atomic_load_n(&b->rate_bmap[w], __ATOMIC_SEQ_CST));
+        }
+    }
+    return pages;
 }
 
 /* Move the software log into bmap, word by word, atomically. */
@@ -386,6 +434,7 @@ static uint64_t ram_block_sync_log(RAMBlock *b)
             continue;
         }
         unsigned long bits = __atomic_exchange_n(&b->log[w], 0, __ATOMIC_SEQ_CST);
+        rate_capture(b, w, bits);
         unsigned long old = __atomic_fetch_or(&b->bmap[w], bits, __ATOMIC_SEQ_CST);
         added += __builtin_popcountl(bits & ~old);
     }
@@ -420,6 +469,7 @@ uint64_t ram_block_merge_dirty(RAMBlock *b, const unsigned long *src,
     for (uint64_t w = 0; w < bitmap_words(npages); w++) {
         unsigned long bits = src[w] & valid_mask(w, npages);
         if (bits) {
+            rate_capture(b, base + w, bits);
             unsigned long old = __atomic_fetch_or(&b->bmap[base + w], bits, __ATOMIC_SEQ_CST);
             added += __builtin_popcountl(bits & ~old);
         }

@@ -20,7 +20,8 @@ FUNC_TESTS += tests/functional/test-migration.py \
               tests/functional/test-migration-bandwidth.py \
               tests/functional/test-migration-failures.py tests/functional/test-migration-faults.py \
               tests/functional/test-hmp-migration.py tests/functional/test-hmp-tty.py \
-              tests/functional/test-migration-history.py tests/functional/test-migration-check.py
+              tests/functional/test-migration-history.py tests/functional/test-migration-check.py \
+              tests/functional/test-dirty-rate.py
 # Block migration (the "block" section) between migvm processes with -M none and raw drives.
 FUNC_TESTS += tests/functional/test-block-migration.py
 # KVM live migration at full size, cancel and failed destination.

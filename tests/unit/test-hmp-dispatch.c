@@ -5,6 +5,8 @@
  * (monitor.c); the console and every qmp_* handler are stubbed below and
  * record what HMP asked for.
  */
+#include <inttypes.h>
+#include <stdio.h>
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,6 +317,29 @@ MigrationCheckResult *qmp_x_migrate_check(const q_obj_x_migrate_check_arg *arg, 
     return NULL;
 }
 
+bool qmp_calc_dirty_rate(const q_obj_calc_dirty_rate_arg *arg, Error **errp)
+{
+    char pages[24] = "-";
+
+    if (arg->has_sample_pages) {
+        snprintf(pages, sizeof(pages), "%" PRId64, arg->sample_pages);
+    }
+    return stub_call(errp, "calc-dirty-rate(%" PRId64 ",%s,%s)", arg->calc_time, pages,
+                     DirtyRateMeasureMode_str(arg->mode));
+}
+
+DirtyRateInfo *qmp_query_dirty_rate(Error **errp)
+{
+    DirtyRateInfo *info = g_new0(DirtyRateInfo, 1);
+    info->status = DIRTY_RATE_STATUS_MEASURED;
+    info->start_time = 16017;
+    info->calc_time = 2;
+    info->sample_pages = 512;
+    info->has_dirty_rate = true;
+    info->dirty_rate = 243;
+    return info;
+}
+
 /* The flight recorder is empty here (its text is tested with real migrations). */
 MigrationRecordList *qmp_x_query_migration_history(Error **errp)
 {
@@ -427,12 +452,14 @@ START_TEST(test_help)
     hmp_handle_command(mon, "help");
     all = monitor_capture_take(mon);
     lines = g_strsplit(all, "\r\n", -1);
-    ck_assert(g_str_has_prefix(lines[0], "closefd name -- "));
-    ck_assert(g_str_has_prefix(lines[1], "cont|c [-f] -- "));
-    ck_assert(g_str_has_prefix(lines[3], "help|? [cmd] -- "));
-    ck_assert(g_str_has_prefix(lines[5], "memsave addr size file -- "));
-    ck_assert(g_str_has_prefix(lines[6], "migrate [-d] [-b] [-i] [-r] uri -- "));
-    ck_assert(g_str_has_prefix(lines[7], "\t\t\t -b "));
+    ck_assert(g_str_has_prefix(lines[0], "calc_dirty_rate [-r] [-b] second [sample_pages_per_GB] -- "));
+    ck_assert(g_str_has_prefix(lines[1], "\t\t\t -b: "));
+    ck_assert(g_str_has_prefix(lines[2], "closefd name -- "));
+    ck_assert(g_str_has_prefix(lines[3], "cont|c [-f] -- "));
+    ck_assert(g_str_has_prefix(lines[5], "help|? [cmd] -- "));
+    ck_assert(g_str_has_prefix(lines[7], "memsave addr size file -- "));
+    ck_assert(g_str_has_prefix(lines[8], "migrate [-d] [-b] [-i] [-r] uri -- "));
+    ck_assert(g_str_has_prefix(lines[9], "\t\t\t -b "));
     ck_assert_ptr_nonnull(strstr(all, "\r\nmigrate_set_capability capability state -- "));
     ck_assert_ptr_nonnull(strstr(all, "\r\nmigrate_set_parameter parameter value -- "));
     ck_assert_ptr_nonnull(strstr(all, "\r\nquit|q  -- "));
@@ -446,6 +473,7 @@ START_TEST(test_help_info_listing)
         "info block [-n] [-v] [device] -- list the drives (-n: the block nodes; -v: with their images)\n"
         "info blockstats  -- show the I/O counters of each drive\n"
         "info cpus  -- list the virtual CPUs and their host threads\n"
+        "info dirty_rate  -- show the last dirty rate measurement (calc_dirty_rate)\n"
         "info kvm  -- tell whether KVM is present and in use\n"
         "info migrate  -- report the state and statistics of migration\n"
         "info migrate_capabilities  -- list every migration capability with its state\n"
@@ -570,6 +598,24 @@ START_TEST(test_migrate_commands)
     expect_calls("migrate(tcp:h:1,blk=0,inc=0,resume=0) migrate_incoming(tcp:0:4444) migrate_cancel "
                  "migrate_continue(pre-switchover) ");
     ck_assert_int_eq(suspended, 0);
+}
+END_TEST
+
+START_TEST(test_dirty_rate)
+{
+    const char *started = "Starting dirty rate measurement with period 2 seconds\n"
+                          "[Please use 'info dirty_rate' to check results]\n";
+    expect("calc_dirty_rate 2", started);
+    expect("calc_dirty_rate -b 2", started);
+    expect("calc_dirty_rate 2 1024", started);
+    expect("calc_dirty_rate -r -b 2", "Either dirty ring or dirty bitmap can be specified!\n");
+    expect("calc_dirty_rate 0", "Incorrect period length specified!\n");
+    stub_error = g_strdup("the dirty rate is already being measured.");
+    expect("calc_dirty_rate -r 1", "Error: the dirty rate is already being measured.\n");
+    expect_calls("calc-dirty-rate(2,-,page-sampling) calc-dirty-rate(2,-,dirty-bitmap) "
+                 "calc-dirty-rate(2,1024,page-sampling) calc-dirty-rate(1,-,dirty-ring) ");
+    expect("info dirty_rate", "Status: measured\nStart Time: 16017 (ms)\nSample Pages: 512 (per GB)\n"
+                              "Period: 2 (sec)\nMode: page-sampling\nDirty rate: 243 (MB/s)\n");
 }
 END_TEST
 
@@ -750,6 +796,7 @@ static Suite *hmp_dispatch_suite(void)
     tcase_add_test(tc, test_fd_and_pmemsave);
     tcase_add_test(tc, test_qemu_io_arguments);
     tcase_add_test(tc, test_migrate_commands);
+    tcase_add_test(tc, test_dirty_rate);
     tcase_add_test(tc, test_set_capability);
     tcase_add_test(tc, test_set_parameter);
     tcase_add_test(tc, test_info_migrate_family);
