@@ -80,3 +80,9 @@ UNIT_TESTS += $(BUILD)/tests/unit/test-migration-history
 $(BUILD)/tests/unit/test-migration-history.o: CFLAGS_ALL += -Imigration
 $(BUILD)/tests/unit/test-migration-history: $(BUILD)/migration/history.o $(BUILD)/qapi/qapi-types.o \
                                             $(BUILD)/qapi/qapi-runtime.o $(UTIL_OBJS)
+
+# Page sampling for dirty rate estimates, on real RAM blocks.
+UNIT_TESTS += $(BUILD)/tests/unit/test-page-sample
+$(BUILD)/tests/unit/test-page-sample.o: CFLAGS_ALL += -Imigration
+$(BUILD)/tests/unit/test-page-sample: $(BUILD)/migration/page-sample.o $(BUILD)/system/memory.o \
+                                      $(BUILD)/system/accel.o $(UTIL_OBJS)

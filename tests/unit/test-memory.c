@@ -411,6 +411,59 @@ START_TEST(test_split_refused)
 }
 END_TEST
 
+/* A measurement and a migration each start and stop dirty logging: it stays
+ * on while either needs it, and the second start keeps the first user's
+ * pending writes. */
+START_TEST(test_dirty_log_nesting)
+{
+    RAMBlock *b = add_block("ram", 0, 64 * 4096);
+
+    ck_assert(memory_global_dirty_log_start(NULL));
+    ram_block_set_dirty(b, 3);
+    ck_assert(memory_global_dirty_log_start(NULL));
+    ck_assert_uint_eq(memory_global_dirty_log_sync(), 1);
+    memory_global_dirty_log_stop();
+    ck_assert(memory_global_dirty_log_enabled());
+    memory_global_dirty_log_stop();
+    ck_assert(!memory_global_dirty_log_enabled());
+    memory_global_dirty_log_stop();         /* unbalanced: harmless */
+    ck_assert(memory_global_dirty_log_start(NULL));
+    ck_assert(memory_global_dirty_log_enabled());
+    memory_global_dirty_log_stop();
+    ck_assert(!memory_global_dirty_log_enabled());
+}
+END_TEST
+
+/* The capture counts distinct pages harvested by any sync, also pages
+ * already set in bmap (not yet sent by a migration), and leaves bmap alone. */
+START_TEST(test_dirty_capture)
+{
+    RAMBlock *a = add_block("a", 0, 128 * 4096);
+    RAMBlock *b = add_block("b", 1 * MiB, 64 * 4096);
+    unsigned long accel_bits[2] = { 0x5, 0x1 };
+
+    ck_assert(memory_global_dirty_log_start(NULL));
+    ram_block_set_dirty(a, 1);
+    memory_global_dirty_log_sync();         /* before the capture: not counted */
+    ram_dirty_capture_start();
+    ram_block_set_dirty(a, 1);              /* already in bmap */
+    ram_block_set_dirty(a, 100);
+    ram_block_set_dirty(b, 63);
+    ck_assert_uint_eq(memory_global_dirty_log_sync(), 2);
+    ram_block_set_dirty(a, 100);            /* twice: one page */
+    memory_global_dirty_log_sync();
+    ck_assert_uint_eq(ram_block_merge_dirty(a, accel_bits, 0, 128), 3);   /* pages 0, 2, 64 */
+    ck_assert_uint_eq(ram_dirty_capture_stop(), 6);     /* a: 0 1 2 64 100, b: 63 */
+    ck_assert_uint_eq(ram_dirty_pages(), 6);
+    ram_block_set_dirty(b, 1);
+    memory_global_dirty_log_sync();         /* after the capture: not counted */
+    ck_assert_uint_eq(ram_dirty_capture_stop(), 6);
+    ram_dirty_capture_start();
+    ck_assert_uint_eq(ram_dirty_capture_stop(), 0);
+    memory_global_dirty_log_stop();
+}
+END_TEST
+
 static Suite *memory_suite(void)
 {
     Suite *s = suite_create("memory");
@@ -422,6 +475,8 @@ static Suite *memory_suite(void)
     tcase_add_test(tc, test_bitmap_word_boundaries);
     tcase_add_test(tc, test_merge_from_accelerator);
     tcase_add_test(tc, test_dirty_log_start_drops_stale);
+    tcase_add_test(tc, test_dirty_log_nesting);
+    tcase_add_test(tc, test_dirty_capture);
     tcase_add_test(tc, test_concurrent_setter_vs_sync);
     tcase_add_test(tc, test_guest_phys_access);
     tcase_add_test(tc, test_split_translation);
