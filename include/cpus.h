@@ -20,9 +20,10 @@ typedef struct CPUState {
     long thread_id;             /* host TID, for `info cpus` / query-cpus-fast */
     void *accel;                /* the accelerator's per-vCPU data */
     int exit_request;           /* atomic: leave vcpu_exec soon */
+    int throttle_request;       /* atomic: sleep a throttle share once out */
     /* Private to system/cpus.c (under its mutex). */
     pthread_t thread;
-    bool created, started, running, halted;
+    bool created, started, running, halted, kicked;
 } CPUState;
 
 /* Create n vCPUs (ops->vcpu_init each) and start their threads, parked
@@ -40,6 +41,9 @@ CPUState *cpu_current(void);
 /* For vcpu_exec: true when the vCPU must return (pause, quit, exit_request).
  * Cheap (atomic loads): poll it often. */
 bool cpu_should_stop(CPUState *cpu);
+/* Ask every vCPU to leave vcpu_exec and sleep its throttle share
+ * (cpu-throttle.h). Any thread. */
+void cpus_throttle_kick_all(void);
 /* Wake a halted vCPU (an interrupt for it). Any thread. */
 void cpus_kick(CPUState *cpu);
 /* Forget halts: every vCPU runs again on resume. [BQL, paused] */

@@ -23,6 +23,7 @@
 #include "global-state.h"
 #include "history.h"
 #include "options.h"
+#include "cpu-throttle.h"
 #include "ram.h"
 #include "block-dirty-bitmap.h"
 #include "machine.h"
@@ -790,6 +791,10 @@ MigrationInfo *qmp_query_migrate(Error **errp)
         info->expected_downtime = atomic_load(&mig.expected_downtime);
         info->ram = ram_info(false);
         info->disk = block_mig_disk_stats();
+        if (cpu_throttle_active()) {
+            info->has_cpu_throttle_percentage = true;
+            info->cpu_throttle_percentage = cpu_throttle_get_percentage();
+        }
         break;
     case MIGRATION_STATUS_COMPLETED:
         info->has_setup_time = true;

@@ -12,7 +12,7 @@ MIGRATION_CORE_OBJS := $(BUILD)/migration/stream.o $(BUILD)/migration/vmstate.o 
 MIGRATION_OBJS := $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                   $(BUILD)/migration/channel.o $(BUILD)/migration/channel-fd.o \
                   $(BUILD)/migration/options.o \
-                  $(BUILD)/migration/ram.o $(BUILD)/migration/block.o $(BUILD)/migration/block-load.o \
+                  $(BUILD)/migration/ram.o $(BUILD)/migration/auto-converge.o $(BUILD)/migration/block.o $(BUILD)/migration/block-load.o \
                   $(BUILD)/migration/block-dirty-bitmap.o \
                   $(BUILD)/migration/migration.o \
                   $(BUILD)/migration/incoming.o $(BUILD)/migration/history.o $(BUILD)/migration/preflight.o \
@@ -42,6 +42,12 @@ UNIT_TESTS += $(BUILD)/tests/unit/test-ram
 $(BUILD)/tests/unit/test-ram.o: CFLAGS_ALL += -Imigration
 $(BUILD)/tests/unit/test-ram: $(BUILD)/migration/ram.o $(MIGRATION_CORE_OBJS) \
                               $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(UTIL_OBJS)
+
+# auto-converge's throttle steps; options and the throttle are stubbed in the test.
+UNIT_TESTS += $(BUILD)/tests/unit/test-auto-converge
+$(BUILD)/tests/unit/test-auto-converge.o: CFLAGS_ALL += -Imigration
+$(BUILD)/tests/unit/test-auto-converge: $(BUILD)/migration/auto-converge.o $(BUILD)/qapi/qapi-types.o \
+                                        $(BUILD)/qapi/qapi-runtime.o $(UTIL_OBJS)
 
 # incoming.c's state machine with file: streams; the machine and main loop are stubs.
 UNIT_TESTS += $(BUILD)/tests/unit/test-incoming

@@ -30,6 +30,7 @@ static bool cap_supported(MigrationCapability cap)
     case MIGRATION_CAPABILITY_ZERO_BLOCKS:
     case MIGRATION_CAPABILITY_LATE_BLOCK_ACTIVATE:  /* images are activated at once: nothing to do */
     case MIGRATION_CAPABILITY_DIRTY_BITMAPS:        /* migration/block-dirty-bitmap.c */
+    case MIGRATION_CAPABILITY_AUTO_CONVERGE:        /* migration/ram.c, system/cpu-throttle.c */
         return true;
     default:
         return false;
@@ -120,6 +121,18 @@ uint64_t migrate_downtime_limit_ms(void)
     uint64_t ms = params.downtime_limit;
     pthread_mutex_unlock(&options_lock);
     return ms;
+}
+
+void migrate_throttle_params(MigThrottleParams *out)
+{
+    pthread_mutex_lock(&options_lock);
+    ensure_init();
+    out->trigger_threshold = params.throttle_trigger_threshold;
+    out->initial = params.cpu_throttle_initial;
+    out->increment = params.cpu_throttle_increment;
+    out->max = params.max_cpu_throttle;
+    out->tailslow = params.cpu_throttle_tailslow;
+    pthread_mutex_unlock(&options_lock);
 }
 
 /* ---- block migration for one migrate command ------------------------ */

@@ -15,6 +15,12 @@
 bool migrate_cap(MigrationCapability cap);
 uint64_t migrate_max_bandwidth(void);      /* bytes/s; 0 = unlimited */
 uint64_t migrate_downtime_limit_ms(void);
+/* auto-converge's parameters, read together. */
+typedef struct MigThrottleParams {
+    unsigned trigger_threshold, initial, increment, max;
+    bool tailslow;
+} MigThrottleParams;
+void migrate_throttle_params(MigThrottleParams *out);
 /* QMP migrate's blk / inc (HMP -b / -i): capability block (and, for inc,
  * parameter block-incremental) on for this migration only; refused with
  * QEMU 7.2's error when either is already set. No-op when both are false. */

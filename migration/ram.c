@@ -22,6 +22,8 @@
  * block, exactly one record type per word, CONTINUE only after a block.
  */
 #include "ram.h"
+#include "cpu-throttle.h"
+#include "auto-converge.h"
 #include "clock.h"
 #include "savevm.h"
 #include "memory.h"
@@ -52,6 +54,7 @@ typedef struct RAMState {
     bool guest_running;          /* at setup: a stopped guest's bytes are all downtime */
     int64_t last_sync_ns;
     uint64_t dirtied_since_rate;
+    AutoConverge auto_converge;
     RAMStats stats;              /* any thread: see RAMStats */
     RamPassFn *on_pass;          /* set once by ram_mig_init */
     /* Destination: the incoming thread only. */
@@ -118,6 +121,9 @@ static void ram_bitmap_sync(void)
         if (span > 0) {
             stat_set(&ram_state.stats.dirty_pages_rate, (uint64_t)(ram_state.dirtied_since_rate * 1e9 / span));
         }
+        auto_converge_period(&ram_state.auto_converge,
+                             stat_get(&ram_state.stats.precopy_bytes) + stat_get(&ram_state.stats.downtime_bytes),
+                             ram_state.dirtied_since_rate * MIGVM_PAGE_SIZE);
         ram_state.dirtied_since_rate = 0;
         ram_state.last_sync_ns = now;
     }
@@ -133,6 +139,7 @@ static bool ram_save_setup(MigStream *f, void *opaque, Error **errp)
     RAMState *rs = opaque;
     rs->last_sent_block = NULL;
     rs->dirtied_since_rate = 0;
+    auto_converge_reset(&rs->auto_converge);
     RAMStats *st = &rs->stats;
     stat_set(&st->normal_pages, 0);
     stat_set(&st->zero_pages, 0);
@@ -268,6 +275,7 @@ static bool ram_save_complete(MigStream *f, void *opaque, Error **errp)
 
 static void ram_save_cleanup(void *opaque)
 {
+    cpu_throttle_stop();        /* completed, failed or cancelled: full speed again */
     memory_global_dirty_log_stop();
     RAMBLOCK_FOREACH(b) {
         ram_block_clear_all_dirty(b);

@@ -18,12 +18,15 @@
  * Dropping the BQL while waiting lets a vCPU that is blocked on the BQL for
  * device I/O finish it and reach its stop check.
  */
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <glib.h>
 #include "accel.h"
 #include "cpus.h"
+#include "cpu-throttle.h"
 #include "machine.h"
 #include "vm.h"
 
@@ -57,6 +60,27 @@ static void set_flag(int *flag, int value)
 static bool cpu_can_run(CPUState *cpu)
 {
     return !paused && !cpu->halted && !quitting;
+}
+
+/* The throttle's share of sleep, under cpus_lock with `running` false, so
+ * a pause never waits for it; pause, kick and quit end it early. */
+static void throttle_sleep(CPUState *cpu)
+{
+    int64_t ns = cpu_throttle_sleep_ns();
+    if (!__atomic_exchange_n(&cpu->throttle_request, 0, __ATOMIC_SEQ_CST) || !ns) {
+        return;
+    }
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);     /* cpus_cond's clock */
+    ns += dl.tv_nsec;
+    dl.tv_sec += ns / 1000000000LL;
+    dl.tv_nsec = ns % 1000000000LL;
+    while (cpu_can_run(cpu) && !cpu->kicked) {
+        if (pthread_cond_timedwait(&cpus_cond, &cpus_lock, &dl) == ETIMEDOUT) {
+            break;
+        }
+    }
+    cpu->kicked = false;
 }
 
 static void *vcpu_thread_fn(void *arg)
@@ -94,6 +118,7 @@ static void *vcpu_thread_fn(void *arg)
             main_loop_schedule(schedule_internal_error, NULL);
         }
         pthread_cond_broadcast(&cpus_cond);
+        throttle_sleep(cpu);
     }
     pthread_mutex_unlock(&cpus_lock);
     return NULL;
@@ -147,6 +172,7 @@ void cpus_destroy(void)
     assert(bql_locked());
     const AccelOps *ops = accel_current();
 
+    cpu_throttle_stop();        /* its ticker walks `cpus` */
     cpus_pause_all();
     set_flag(&quitting, 1);
     for (int i = 0; i < n_cpus; i++) {
@@ -182,6 +208,7 @@ void cpus_pause_all(void)
 
     pthread_mutex_lock(&cpus_lock);
     __atomic_store_n(&paused, 1, __ATOMIC_SEQ_CST);
+    pthread_cond_broadcast(&cpus_cond);     /* ends throttle sleeps */
     bool wait = any_running();
     pthread_mutex_unlock(&cpus_lock);
     if (!wait) {
@@ -250,10 +277,24 @@ void cpus_kick(CPUState *cpu)
 
     pthread_mutex_lock(&cpus_lock);
     cpu->halted = false;
+    cpu->kicked = true;                     /* an interrupt ends a throttle sleep */
     pthread_cond_broadcast(&cpus_cond);
     pthread_mutex_unlock(&cpus_lock);
     if (ops && ops->vcpu_kick) {
         ops->vcpu_kick(cpu);
+    }
+}
+
+void cpus_throttle_kick_all(void)
+{
+    const AccelOps *ops = accel_current();
+
+    for (int i = 0; i < n_cpus; i++) {
+        __atomic_store_n(&cpus[i]->throttle_request, 1, __ATOMIC_SEQ_CST);
+        __atomic_store_n(&cpus[i]->exit_request, 1, __ATOMIC_SEQ_CST);
+        if (ops && ops->vcpu_kick) {
+            ops->vcpu_kick(cpus[i]);
+        }
     }
 }
 

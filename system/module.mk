@@ -7,7 +7,8 @@ SYSTEM_CMDLINE_OBJS := $(BUILD)/system/cmdline.o $(BUILD)/system/cmdline-chardev
                        $(BUILD)/system/cmdline-refused.o $(BUILD)/system/opts.o $(BUILD)/system/chardev-spec.o
 SYSTEM_CMDLINE_OBJS += $(BUILD)/system/device-spec.o
 # What a board and its accelerator run on.
-SYSTEM_MACHINE_OBJS := $(BUILD)/system/bql.o $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(BUILD)/system/cpus.o
+SYSTEM_MACHINE_OBJS := $(BUILD)/system/bql.o $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(BUILD)/system/cpus.o \
+                       $(BUILD)/system/cpu-throttle.o
 MIGVM_OBJS += $(SYSTEM_CMDLINE_OBJS) $(SYSTEM_MACHINE_OBJS) \
               $(BUILD)/system/vm.o \
               $(BUILD)/system/main-loop.o \

@@ -1,0 +1,183 @@
+#!/usr/bin/python3
+"""auto-converge: migration throttles the vCPUs of a guest that dirties RAM
+faster than it can be sent.
+
+The guest is the boot-sector guest on `-accel kvm -m 64M`: it rewrites every
+page from 1 MiB up, printing 'B' after each pass (several a second). At
+max-bandwidth 64 MiB/s with a 100 ms downtime limit it cannot converge.
+
+  * the capability is accepted (QMP and HMP, as QEMU 7.2), shown by
+    query-migrate-capabilities, and refused while a migration runs with
+    QEMU's text;
+  * without auto-converge the migration is still active after several
+    syncs, with no cpu-throttle-percentage;
+  * with it (cpu-throttle-initial 40, increment 25) query-migrate's
+    cpu-throttle-percentage goes 40, 65, 90 (HMP info migrate prints
+    "cpu throttle percentage: N"), the guest's pass rate drops, and
+    migrate_cancel puts it back to full speed (the percentage disappears,
+    the pass rate recovers);
+  * a second migration with auto-converge completes.
+The pass rates (baseline, migrating, throttled, after cancel) and the time
+to complete are printed as figures.
+
+Skips when /dev/kvm cannot be used."""
+
+import importlib.util
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import migvm  # noqa: E402
+import miglib  # noqa: E402
+from migvm import check, check_eq, new_tmpdir, run, wait_until  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("test_kvm", os.path.join(HERE, "test-kvm.py"))
+kvmt = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(kvmt)
+
+MiB = 1 << 20
+MEM = "64M"
+BANDWIDTH = 64 * MiB
+DOWNTIME_MS = 100
+INITIAL, INCREMENT = 40, 25
+STEPS = [40, 65, 90, 99]
+
+
+def b_count(vm):
+    return kvmt.serial(vm).count(b"B")
+
+
+def pass_rate(vm, seconds):
+    """Guest passes per second, from the times at which 'B's appear on the
+    serial output during a window of about `seconds` (a pass takes a second or
+    so here, so counting whole passes in the window would be too coarse)."""
+    stamps = []
+    n = b_count(vm)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end or (len(stamps) < 2 and time.monotonic() < end + 3 * seconds):
+        m = b_count(vm)
+        if m != n:
+            stamps += [time.monotonic()] * (m - n)
+            n = m
+        time.sleep(0.01)    # polling the serial file; the window itself is what is measured
+    if len(stamps) < 2:
+        return len(stamps) / seconds
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+def new_destination():
+    d = new_tmpdir()
+    uri = "unix:" + os.path.join(d, "mig.sock")
+    dst = kvmt.start_guest(mem=MEM, incoming=uri, tmpdir=d)
+    return dst, dst.qmp(), uri
+
+
+def set_auto_converge(q, on):
+    return q.cmd("migrate-set-capabilities", capabilities=[{"capability": "auto-converge", "state": on}])
+
+
+def throttle_of(q):
+    return miglib.mig_info(q).get("cpu-throttle-percentage")
+
+
+def watch(q, until, timeout):
+    """Poll query-migrate until until(info) or timeout; returns (info, the
+    distinct cpu-throttle-percentage values seen, in order)."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while True:
+        info = miglib.mig_info(q)
+        pct = info.get("cpu-throttle-percentage")
+        if pct is not None and (not seen or seen[-1] != pct):
+            seen.append(pct)
+        if until(info) or time.monotonic() > deadline:
+            return info, seen
+        time.sleep(0.05)
+
+
+def test_auto_converge():
+    src = kvmt.start_guest(mem=MEM)
+    qs = src.qmp()
+    check("source guest prints 'A' then 'B's", kvmt.wait_passes(src, 2, 30), src.stderr_text())
+    caps = {c["capability"]: c["state"] for c in qs.cmd_ok("query-migrate-capabilities")}
+    check_eq("auto-converge off by default", caps.get("auto-converge"), False)
+    check_eq("HMP migrate_set_capability auto-converge on", qs.hmp("migrate_set_capability auto-converge on"), "")
+    caps = {c["capability"]: c["state"] for c in qs.cmd_ok("query-migrate-capabilities")}
+    check_eq("query-migrate-capabilities shows it on", caps.get("auto-converge"), True)
+    check_eq("QMP: auto-converge off", set_auto_converge(qs, False), {"return": {}})
+    qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": BANDWIDTH, "downtime-limit": DOWNTIME_MS,
+                                           "cpu-throttle-initial": INITIAL, "cpu-throttle-increment": INCREMENT})
+    base = pass_rate(src, 2.0)
+
+    # Without auto-converge: still active after several syncs, never throttled.
+    dst, qd, uri = new_destination()
+    qs.cmd_ok("migrate", uri=uri)
+    info, seen = watch(qs, lambda i: i.get("ram", {}).get("dirty-sync-count", 0) >= 6
+                       or i.get("status") not in ("setup", "active"), 30)
+    check("without auto-converge: still active after 6 syncs", info.get("status") == "active"
+          and info["ram"]["dirty-sync-count"] >= 6, info)
+    check_eq("without auto-converge: no cpu-throttle-percentage", seen, [])
+    migrating = pass_rate(src, 1.5)
+    r = set_auto_converge(qs, True)
+    check_eq("capability refused while migrating", migvm.error_of(r),
+             ("GenericError", "There's a migration process in progress"))
+    qs.cmd_ok("migrate_cancel")
+    miglib.wait_mig_status(qs, ("cancelled",), 10)
+    dst.kill()
+
+    # With auto-converge, cancelled once the throttle took two steps.
+    check_eq("QMP: auto-converge on", set_auto_converge(qs, True), {"return": {}})
+    dst, qd, uri = new_destination()
+    qs.cmd_ok("migrate", uri=uri)
+    info, seen = watch(qs, lambda i: (i.get("cpu-throttle-percentage") or 0) >= STEPS[1]
+                       or i.get("status") not in ("setup", "active"), 30)
+    check_eq("throttled: cpu-throttle-percentage initial, then +increment", seen, STEPS[:2])
+    hmp = qs.hmp("info migrate")
+    check("HMP info migrate: 'cpu throttle percentage: %d'" % STEPS[1],
+          "cpu throttle percentage: %d" % STEPS[1] in [line.strip() for line in hmp.splitlines()], hmp)
+    throttled = pass_rate(src, 1.5)
+    qs.cmd_ok("migrate_cancel")
+    info = miglib.wait_mig_status(qs, ("cancelled", "completed", "failed"), 10) or {}
+    check_eq("cancelled", info.get("status"), "cancelled")
+    check("no cpu-throttle-percentage after cancel", "cpu-throttle-percentage" not in info, info)
+    check("HMP info migrate: no throttle line after cancel",
+          "cpu throttle percentage" not in qs.hmp("info migrate"), "")
+    dst.kill()
+    after = pass_rate(src, 2.0)
+    print("# figures: guest passes/s: %.1f idle, %.1f migrating unthrottled, %.1f at %d%% throttle, "
+          "%.1f after cancel" % (base, migrating, throttled, STEPS[1], after), flush=True)
+    check("throttle slows the guest (%.1f/s at %d%% < 0.7 x %.1f/s unthrottled)" % (throttled, STEPS[1], migrating),
+          throttled < 0.7 * migrating)
+    check("full speed after cancel (%.1f/s >= 0.7 x %.1f/s before)" % (after, base), after >= 0.7 * base)
+
+    # With auto-converge to completion.
+    dst, qd, uri = new_destination()
+    t0 = time.monotonic()
+    qs.cmd_ok("migrate", uri=uri)
+    info, seen = watch(qs, lambda i: i.get("status") not in ("setup", "active"), 40)
+    took = time.monotonic() - t0
+    check_eq("with auto-converge: completed", info.get("status"), "completed")
+    check("with auto-converge: throttle rose by the increment (%s)" % seen,
+          len(seen) >= 2 and seen == STEPS[:len(seen)], seen)
+    check("no cpu-throttle-percentage once completed", "cpu-throttle-percentage" not in info, info)
+    print("# figures: completed in %.1f s (total-time %s ms, downtime %s ms), throttle steps %s" % (
+        took, info.get("total-time"), info.get("downtime"), seen), flush=True)
+    check("destination guest runs", miglib.wait_run_state(qd, "running", 20)
+          and miglib.wait_serial_growth(dst.serial_path, 20, 2), dst.stderr_text())
+
+
+def main():
+    migvm.require_binary()
+    if migvm.qemu_mode():
+        migvm.skip_all("the figures are migvm's (QEMU 7.2 throttles on its own timer)")
+    why = migvm.kvm_usable()
+    if why:
+        migvm.skip_all(why)
+    run("auto-converge", test_auto_converge)
+    migvm.finish()
+
+
+if __name__ == "__main__":
+    main()
