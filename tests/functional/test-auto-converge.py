@@ -20,7 +20,10 @@ max-bandwidth 64 MiB/s with a 100 ms downtime limit it cannot converge.
 The pass rates (baseline, migrating, throttled, after cancel) and the time
 to complete are printed as figures.
 
-Skips when /dev/kvm cannot be used."""
+The same throttle-and-cancel runs on the soft accelerator (dirty-rate=256):
+its workload slows down and recovers the same way.
+
+The KVM part skips when /dev/kvm cannot be used."""
 
 import importlib.util
 import os
@@ -43,6 +46,7 @@ BANDWIDTH = 64 * MiB
 DOWNTIME_MS = 100
 INITIAL, INCREMENT = 40, 25
 STEPS = [40, 65, 90, 99]
+SOFT_DIRTY_RATE = 256       # MiB/s: four times the bandwidth
 
 
 def b_count(vm):
@@ -67,10 +71,16 @@ def pass_rate(vm, seconds):
     return (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
-def new_destination():
+def start_guest(accel, uri=None, tmpdir=None):
+    if accel == "kvm":
+        return kvmt.start_guest(mem=MEM, incoming=uri, tmpdir=tmpdir)
+    return miglib.start_vm(MEM, dirty_rate=SOFT_DIRTY_RATE, incoming=uri)
+
+
+def new_destination(accel):
     d = new_tmpdir()
     uri = "unix:" + os.path.join(d, "mig.sock")
-    dst = kvmt.start_guest(mem=MEM, incoming=uri, tmpdir=d)
+    dst = start_guest(accel, uri, d)
     return dst, dst.qmp(), uri
 
 
@@ -78,8 +88,9 @@ def set_auto_converge(q, on):
     return q.cmd("migrate-set-capabilities", capabilities=[{"capability": "auto-converge", "state": on}])
 
 
-def throttle_of(q):
-    return miglib.mig_info(q).get("cpu-throttle-percentage")
+def set_params(q):
+    q.cmd_ok("migrate-set-parameters", **{"max-bandwidth": BANDWIDTH, "downtime-limit": DOWNTIME_MS,
+                                          "cpu-throttle-initial": INITIAL, "cpu-throttle-increment": INCREMENT})
 
 
 def watch(q, until, timeout):
@@ -97,29 +108,53 @@ def watch(q, until, timeout):
         time.sleep(0.05)
 
 
-def test_auto_converge():
-    src = kvmt.start_guest(mem=MEM)
+def migrating(info):
+    return info.get("status") in ("setup", "active")
+
+
+def throttle_and_cancel(accel, src, qs):
+    """Migrate with auto-converge until the throttle took two steps, measure
+    the guest's pass rate, cancel. Returns (throttled rate, rate after)."""
+    check_eq("%s: QMP: auto-converge on" % accel, set_auto_converge(qs, True), {"return": {}})
+    dst, qd, uri = new_destination(accel)
+    qs.cmd_ok("migrate", uri=uri)
+    info, seen = watch(qs, lambda i: (i.get("cpu-throttle-percentage") or 0) >= STEPS[1] or not migrating(i), 30)
+    check_eq("%s: cpu-throttle-percentage initial, then +increment" % accel, seen, STEPS[:2])
+    hmp = qs.hmp("info migrate")
+    check("%s: HMP info migrate: 'cpu throttle percentage: %d'" % (accel, STEPS[1]),
+          "cpu throttle percentage: %d" % STEPS[1] in [line.strip() for line in hmp.splitlines()], hmp)
+    throttled = pass_rate(src, 1.5)
+    qs.cmd_ok("migrate_cancel")
+    info = miglib.wait_mig_status(qs, ("cancelled", "completed", "failed"), 10) or {}
+    check_eq("%s: cancelled" % accel, info.get("status"), "cancelled")
+    check("%s: no cpu-throttle-percentage after cancel" % accel, "cpu-throttle-percentage" not in info, info)
+    check("%s: HMP info migrate: no throttle line after cancel" % accel,
+          "cpu throttle percentage" not in qs.hmp("info migrate"), "")
+    dst.kill()
+    return throttled, pass_rate(src, 2.0)
+
+
+def test_kvm():
+    src = start_guest("kvm")
     qs = src.qmp()
-    check("source guest prints 'A' then 'B's", kvmt.wait_passes(src, 2, 30), src.stderr_text())
+    check("kvm: source guest prints 'A' then 'B's", kvmt.wait_passes(src, 2, 30), src.stderr_text())
     caps = {c["capability"]: c["state"] for c in qs.cmd_ok("query-migrate-capabilities")}
     check_eq("auto-converge off by default", caps.get("auto-converge"), False)
     check_eq("HMP migrate_set_capability auto-converge on", qs.hmp("migrate_set_capability auto-converge on"), "")
     caps = {c["capability"]: c["state"] for c in qs.cmd_ok("query-migrate-capabilities")}
     check_eq("query-migrate-capabilities shows it on", caps.get("auto-converge"), True)
     check_eq("QMP: auto-converge off", set_auto_converge(qs, False), {"return": {}})
-    qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": BANDWIDTH, "downtime-limit": DOWNTIME_MS,
-                                           "cpu-throttle-initial": INITIAL, "cpu-throttle-increment": INCREMENT})
+    set_params(qs)
     base = pass_rate(src, 2.0)
 
     # Without auto-converge: still active after several syncs, never throttled.
-    dst, qd, uri = new_destination()
+    dst, qd, uri = new_destination("kvm")
     qs.cmd_ok("migrate", uri=uri)
-    info, seen = watch(qs, lambda i: i.get("ram", {}).get("dirty-sync-count", 0) >= 6
-                       or i.get("status") not in ("setup", "active"), 30)
-    check("without auto-converge: still active after 6 syncs", info.get("status") == "active"
+    info, seen = watch(qs, lambda i: i.get("ram", {}).get("dirty-sync-count", 0) >= 6 or not migrating(i), 30)
+    check("kvm without auto-converge: still active after 6 syncs", info.get("status") == "active"
           and info["ram"]["dirty-sync-count"] >= 6, info)
-    check_eq("without auto-converge: no cpu-throttle-percentage", seen, [])
-    migrating = pass_rate(src, 1.5)
+    check_eq("kvm without auto-converge: no cpu-throttle-percentage", seen, [])
+    unthrottled = pass_rate(src, 1.5)
     r = set_auto_converge(qs, True)
     check_eq("capability refused while migrating", migvm.error_of(r),
              ("GenericError", "There's a migration process in progress"))
@@ -127,55 +162,54 @@ def test_auto_converge():
     miglib.wait_mig_status(qs, ("cancelled",), 10)
     dst.kill()
 
-    # With auto-converge, cancelled once the throttle took two steps.
-    check_eq("QMP: auto-converge on", set_auto_converge(qs, True), {"return": {}})
-    dst, qd, uri = new_destination()
-    qs.cmd_ok("migrate", uri=uri)
-    info, seen = watch(qs, lambda i: (i.get("cpu-throttle-percentage") or 0) >= STEPS[1]
-                       or i.get("status") not in ("setup", "active"), 30)
-    check_eq("throttled: cpu-throttle-percentage initial, then +increment", seen, STEPS[:2])
-    hmp = qs.hmp("info migrate")
-    check("HMP info migrate: 'cpu throttle percentage: %d'" % STEPS[1],
-          "cpu throttle percentage: %d" % STEPS[1] in [line.strip() for line in hmp.splitlines()], hmp)
-    throttled = pass_rate(src, 1.5)
-    qs.cmd_ok("migrate_cancel")
-    info = miglib.wait_mig_status(qs, ("cancelled", "completed", "failed"), 10) or {}
-    check_eq("cancelled", info.get("status"), "cancelled")
-    check("no cpu-throttle-percentage after cancel", "cpu-throttle-percentage" not in info, info)
-    check("HMP info migrate: no throttle line after cancel",
-          "cpu throttle percentage" not in qs.hmp("info migrate"), "")
-    dst.kill()
-    after = pass_rate(src, 2.0)
-    print("# figures: guest passes/s: %.1f idle, %.1f migrating unthrottled, %.1f at %d%% throttle, "
-          "%.1f after cancel" % (base, migrating, throttled, STEPS[1], after), flush=True)
-    check("throttle slows the guest (%.1f/s at %d%% < 0.7 x %.1f/s unthrottled)" % (throttled, STEPS[1], migrating),
-          throttled < 0.7 * migrating)
-    check("full speed after cancel (%.1f/s >= 0.7 x %.1f/s before)" % (after, base), after >= 0.7 * base)
+    throttled, after = throttle_and_cancel("kvm", src, qs)
+    print("# figures kvm: guest passes/s: %.1f idle, %.1f migrating unthrottled, %.1f at %d%% throttle, "
+          "%.1f after cancel" % (base, unthrottled, throttled, STEPS[1], after), flush=True)
+    check("kvm: throttle slows the guest (%.1f/s at %d%% < 0.7 x %.1f/s unthrottled)" % (
+        throttled, STEPS[1], unthrottled), throttled < 0.7 * unthrottled)
+    check("kvm: full speed after cancel (%.1f/s >= 0.7 x %.1f/s before)" % (after, base), after >= 0.7 * base)
 
     # With auto-converge to completion.
-    dst, qd, uri = new_destination()
+    dst, qd, uri = new_destination("kvm")
     t0 = time.monotonic()
     qs.cmd_ok("migrate", uri=uri)
-    info, seen = watch(qs, lambda i: i.get("status") not in ("setup", "active"), 40)
+    info, seen = watch(qs, lambda i: not migrating(i), 40)
     took = time.monotonic() - t0
-    check_eq("with auto-converge: completed", info.get("status"), "completed")
-    check("with auto-converge: throttle rose by the increment (%s)" % seen,
+    check_eq("kvm with auto-converge: completed", info.get("status"), "completed")
+    check("kvm with auto-converge: throttle rose by the increment (%s)" % seen,
           len(seen) >= 2 and seen == STEPS[:len(seen)], seen)
-    check("no cpu-throttle-percentage once completed", "cpu-throttle-percentage" not in info, info)
-    print("# figures: completed in %.1f s (total-time %s ms, downtime %s ms), throttle steps %s" % (
+    check("kvm: no cpu-throttle-percentage once completed", "cpu-throttle-percentage" not in info, info)
+    print("# figures kvm: completed in %.1f s (total-time %s ms, downtime %s ms), throttle steps %s" % (
         took, info.get("total-time"), info.get("downtime"), seen), flush=True)
-    check("destination guest runs", miglib.wait_run_state(qd, "running", 20)
+    check("kvm: destination guest runs", miglib.wait_run_state(qd, "running", 20)
           and miglib.wait_serial_growth(dst.serial_path, 20, 2), dst.stderr_text())
+
+
+def test_soft():
+    """The soft accelerator's workload slows the same way and recovers."""
+    src = start_guest("soft")
+    qs = src.qmp()
+    check("soft: workload prints 'A' then 'B's", kvmt.wait_passes(src, 2, 30), src.stderr_text())
+    set_params(qs)
+    base = pass_rate(src, 1.0)
+    throttled, after = throttle_and_cancel("soft", src, qs)
+    print("# figures soft: workload passes/s: %.1f unthrottled, %.1f at %d%% throttle, %.1f after cancel" % (
+        base, throttled, STEPS[1], after), flush=True)
+    check("soft: throttle slows the workload (%.1f/s at %d%% < 0.6 x %.1f/s)" % (throttled, STEPS[1], base),
+          throttled < 0.6 * base)
+    check("soft: full speed after cancel (%.1f/s >= 0.8 x %.1f/s before)" % (after, base), after >= 0.8 * base)
 
 
 def main():
     migvm.require_binary()
     if migvm.qemu_mode():
         migvm.skip_all("the figures are migvm's (QEMU 7.2 throttles on its own timer)")
+    run("soft", test_soft)
     why = migvm.kvm_usable()
     if why:
-        migvm.skip_all(why)
-    run("auto-converge", test_auto_converge)
+        migvm.skip("kvm", why)
+    else:
+        run("kvm", test_kvm)
     migvm.finish()
 
 
