@@ -139,8 +139,6 @@ bool opt_monitor(CmdlineOptions *o, const char *name, const char *arg, Error **e
     if (!strcmp(arg, "none")) {
         return true;
     }
-    /* QEMU: "-monitor SPEC" is HMP, "-monitor SPEC,mode=control"-style
-     * options belong to -mon; the shorthand has none of them. */
     return add_shorthand_monitor(o, arg, false, "-monitor", errp);
 }
 
