@@ -42,7 +42,7 @@ typedef struct Snapshot {
 } Snapshot;
 
 typedef struct PassRec {
-    uint64_t pass, dirtied, dirty_rate, remaining;
+    uint64_t pass, dirtied, dirty_rate, remaining, throttle;
     bool stopped;
     Snapshot begin, end;
 } PassRec;
@@ -182,7 +182,7 @@ void mig_history_pass(uint64_t pass, uint64_t dirtied, const MigHistoryCounters 
         pass_close(r, &now);
         r->cur = (PassRec) {
             .pass = pass, .dirtied = dirtied, .dirty_rate = c->dirty_rate, .remaining = c->remaining_bytes,
-            .stopped = r->downtime_t0_ns != 0, .begin = now,
+            .throttle = c->throttle, .stopped = r->downtime_t0_ns != 0, .begin = now,
         };
         if (first) {
             /* The first pass counts the header and setup too (a disk
@@ -343,7 +343,7 @@ static MigrationPassRecord *pass_info(const Record *r, const PassRec *p)
     o->dirty_rate = (int64_t)p->dirty_rate;
     o->remaining = (int64_t)p->remaining;
     o->mbps = dur_ns > 0 ? (double)o->bytes * 8 * 1000 / (double)dur_ns : 0;
-    o->throttle = 0;        /* auto-converge is not implemented */
+    o->throttle = (int64_t)p->throttle;     /* set as the pass began (auto-converge steps at a sync) */
     o->stopped = p->stopped;
     return o;
 }

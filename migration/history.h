@@ -42,6 +42,7 @@ typedef enum MigHistoryPhase {
 typedef struct MigHistoryCounters {
     uint64_t stream_bytes, normal_pages, zero_pages;
     uint64_t remaining_bytes, dirty_rate;       /* now: bytes still dirty, pages/s */
+    uint64_t throttle;                          /* now: vCPU throttle, percent */
 } MigHistoryCounters;
 
 /* Cumulative bytes of a further live section (disks), read at each pass. */

@@ -149,6 +149,7 @@ static void history_counters(MigHistoryCounters *c, MigStream *f)
         .stream_bytes = f ? mig_stream_bytes_written(f) : atomic_load(&mig.transferred),  /* closed: exec */
         .normal_pages = rs.normal_pages, .zero_pages = rs.zero_pages,
         .remaining_bytes = rs.remaining_pages * MIGVM_PAGE_SIZE, .dirty_rate = rs.dirty_pages_rate,
+        .throttle = (uint64_t)cpu_throttle_get_percentage(),
     };
 }
 

@@ -179,6 +179,12 @@ def test_kvm():
     check("kvm with auto-converge: throttle rose by the increment (%s)" % seen,
           len(seen) >= 2 and seen == STEPS[:len(seen)], seen)
     check("kvm: no cpu-throttle-percentage once completed", "cpu-throttle-percentage" not in info, info)
+    rec = qs.cmd_ok("x-query-migration-history")[-1]
+    throttles = [p["throttle"] for p in rec["passes"]]
+    steps = [t for i, t in enumerate(throttles) if t and (i == 0 or throttles[i - 1] != t)]
+    check("kvm: the flight recorder's passes carry the throttle (%s)" % throttles,
+          throttles[0] == 0 and steps[:1] == STEPS[:1] and steps == sorted(steps)
+          and set(steps) <= set(seen), (throttles, seen))
     print("# figures kvm: completed in %.1f s (total-time %s ms, downtime %s ms), throttle steps %s" % (
         took, info.get("total-time"), info.get("downtime"), seen), flush=True)
     check("kvm: destination guest runs", miglib.wait_run_state(qd, "running", 20)
