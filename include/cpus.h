@@ -23,7 +23,7 @@ typedef struct CPUState {
     int throttle_request;       /* atomic: sleep a throttle share once out */
     /* Private to system/cpus.c (under its mutex). */
     pthread_t thread;
-    bool created, started, running, halted, kicked;
+    bool created, started, running, halted;
 } CPUState;
 
 /* Create n vCPUs (ops->vcpu_init each) and start their threads, parked

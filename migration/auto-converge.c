@@ -6,9 +6,12 @@
  * cpu-throttle-increment more each time, capped at max-cpu-throttle. With
  * cpu-throttle-tailslow the step is only what the dirtied/threshold ratio
  * asks for (never more than the increment), so the last steps are gentle.
+ * Not while block migration's bulk phase runs: RAM then gets little of the
+ * bandwidth, which is no sign that the guest dirties too much.
  * The throttle is released by ram.c's cleanup (completed, failed, cancelled).
  */
 #include "auto-converge.h"
+#include "block-migration.h"
 #include "cpu-throttle.h"
 #include "options.h"
 
@@ -22,7 +25,7 @@ void auto_converge_period(AutoConverge *ac, uint64_t sent, uint64_t dirtied)
 {
     uint64_t sent_period = sent - ac->sent_prev;
     ac->sent_prev = sent;
-    if (!migrate_cap(MIGRATION_CAPABILITY_AUTO_CONVERGE)) {
+    if (!migrate_cap(MIGRATION_CAPABILITY_AUTO_CONVERGE) || block_mig_bulk_active()) {
         return;
     }
     MigThrottleParams p;

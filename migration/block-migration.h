@@ -53,6 +53,9 @@ bool block_mig_init(Error **errp);
 MigrationStats *block_mig_disk_stats(void);
 /* Bytes the "block" section put on the stream in the last migration (any thread). */
 uint64_t block_mig_stream_bytes(void);
+/* Block migration still sends every chunk once (auto-converge waits for
+ * that: RAM's progress looks stalled meanwhile). [migration thread] */
+bool block_mig_bulk_active(void);
 /* A new migration begins: no bytes yet. [main, no migration thread running] */
 void block_mig_stats_reset(void);
 

@@ -72,6 +72,12 @@ typedef struct BlkMigState {
 
 static BlkMigState blk_state;
 
+bool block_mig_bulk_active(void)
+{
+    /* bulk_done: the migration thread's, as is the caller. */
+    return atomic_load(&blk_state.active) && !blk_state.bulk_done;
+}
+
 MigrationStats *block_mig_disk_stats(void)
 {
     if (!atomic_load(&blk_state.active)) {

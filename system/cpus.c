@@ -63,7 +63,9 @@ static bool cpu_can_run(CPUState *cpu)
 }
 
 /* The throttle's share of sleep, under cpus_lock with `running` false, so
- * a pause never waits for it; pause, kick and quit end it early. */
+ * a pause never waits for it; pause and quit end it early (an interrupt
+ * does not, as in QEMU: a guest taking them faster than the throttle ticks
+ * would never be slowed). */
 static void throttle_sleep(CPUState *cpu)
 {
     int64_t ns = cpu_throttle_sleep_ns();
@@ -75,12 +77,11 @@ static void throttle_sleep(CPUState *cpu)
     ns += dl.tv_nsec;
     dl.tv_sec += ns / 1000000000LL;
     dl.tv_nsec = ns % 1000000000LL;
-    while (cpu_can_run(cpu) && !cpu->kicked) {
+    while (cpu_can_run(cpu)) {
         if (pthread_cond_timedwait(&cpus_cond, &cpus_lock, &dl) == ETIMEDOUT) {
             break;
         }
     }
-    cpu->kicked = false;
 }
 
 static void *vcpu_thread_fn(void *arg)
@@ -277,7 +278,6 @@ void cpus_kick(CPUState *cpu)
 
     pthread_mutex_lock(&cpus_lock);
     cpu->halted = false;
-    cpu->kicked = true;                     /* an interrupt ends a throttle sleep */
     pthread_cond_broadcast(&cpus_cond);
     pthread_mutex_unlock(&cpus_lock);
     if (ops && ops->vcpu_kick) {

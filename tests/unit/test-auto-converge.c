@@ -3,15 +3,18 @@
  * options and throttle: no step without the capability or below the
  * threshold; the first step after two high periods goes to
  * cpu-throttle-initial, then +cpu-throttle-increment, capped at
- * max-cpu-throttle; tailslow steps by what the ratio asks for.
+ * max-cpu-throttle; tailslow steps by what the ratio asks for; nothing
+ * during block migration's bulk phase.
  */
 #include <check.h>
 #include "auto-converge.h"
+#include "block-migration.h"
 #include "cpu-throttle.h"
 #include "options.h"
 #include "unit-test.h"
 
 static bool cap_on;
+static bool bulk;
 static MigThrottleParams params;
 static int pct;
 static int sets;
@@ -19,6 +22,11 @@ static int sets;
 bool migrate_cap(MigrationCapability cap)
 {
     return cap == MIGRATION_CAPABILITY_AUTO_CONVERGE && cap_on;
+}
+
+bool block_mig_bulk_active(void)
+{
+    return bulk;
 }
 
 void migrate_throttle_params(MigThrottleParams *out)
@@ -43,6 +51,7 @@ static uint64_t sent;
 static void setup(void)
 {
     cap_on = true;
+    bulk = false;
     params = (MigThrottleParams){ .trigger_threshold = 50, .initial = 20, .increment = 10, .max = 99 };
     pct = 0;
     sets = 0;
@@ -64,6 +73,20 @@ START_TEST(test_capability_off)
         period(100, 1000);
     }
     ck_assert_int_eq(sets, 0);
+}
+END_TEST
+
+START_TEST(test_block_bulk_phase)
+{
+    bulk = true;
+    for (int i = 0; i < 6; i++) {
+        period(100, 1000);
+    }
+    ck_assert_int_eq(sets, 0);
+    bulk = false;
+    period(100, 1000);
+    period(100, 1000);
+    ck_assert_int_eq(pct, 20);
 }
 END_TEST
 
@@ -133,6 +156,7 @@ static Suite *auto_converge_suite(void)
     TCase *tc = tcase_create("auto-converge");
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_add_test(tc, test_capability_off);
+    tcase_add_test(tc, test_block_bulk_phase);
     tcase_add_test(tc, test_below_threshold);
     tcase_add_test(tc, test_steps);
     tcase_add_test(tc, test_tailslow);
