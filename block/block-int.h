@@ -4,6 +4,7 @@
 #ifndef MIGVM_BLOCK_INT_H
 #define MIGVM_BLOCK_INT_H
 
+#include <glib.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
