@@ -259,7 +259,14 @@ static int block_save_iterate(MigStream *f, void *opaque, Error **errp)
     BlkMigState *s = opaque;
     int64_t deadline = now_ns() + ITERATE_MAX_NS;
     uint64_t before = mig_stream_bytes_written(f);
-    while (!mig_stream_rate_limit_exceeded(f) && now_ns() < deadline) {
+    /* At most half of a rate-limit slot, so RAM gets the rest: a guest that
+     * keeps re-dirtying chunks would otherwise take the whole budget for
+     * its disk, every slot, and RAM's first pass would never end. */
+    uint64_t limit = mig_stream_get_rate_limit(f);
+    uint64_t share = limit ? MAX(limit / (1000000000LL / MIG_STREAM_RATE_SLOT_NS) / 2, BLK_MIG_CHUNK_SIZE)
+                           : UINT64_MAX;
+    while (!mig_stream_rate_limit_exceeded(f) && now_ns() < deadline &&
+           mig_stream_bytes_written(f) - before < share) {
         int r = s->bulk_done ? send_dirty(f, s, errp) : send_bulk(f, s, errp);
         if (r < 0) {
             return -1;

@@ -156,14 +156,14 @@ def test_clean(kind, transport):
 def test_final_pass_omitted(kind, attempts):
     """The soft workload writes without a pause (disk-rate=0), so chunks are
     dirty whenever the guest stops. The ring-3 guest writes ~15 MB/s (at
-    32 MiB/s of migration bandwidth it keeps that pace; unlimited, the
+    64 MiB/s of migration bandwidth it keeps that pace; unlimited, the
     migration thread starves it on this 2-core host), and the switch-over
     often comes right after a block round that left nothing dirty: up to
     `attempts` migrations, until one leaves a chunk out."""
     name = "%s block/final-pass left out" % kind
     for attempt in range(1, attempts + 1):
         src, dst, info = migrate(kind, "unix", omit="block/final-pass", disk_rate=0,
-                                 bandwidth=32 << 20 if kind == "kvm" else 1 << 30)
+                                 bandwidth=64 << 20 if kind == "kvm" else 1 << 30)
         if not info:
             stop_all(src, dst)
             return
@@ -200,7 +200,7 @@ def main():
         migvm.skip("kvm block/final-pass", why)
     else:
         run("ring3 guest notices the block section's last round missing", test_final_pass_omitted, "kvm", 4)
-    run("soft workload notices the block section's last round missing", test_final_pass_omitted, "soft", 1)
+    run("soft workload notices the block section's last round missing", test_final_pass_omitted, "soft", 3)
     migvm.finish()
 
 
