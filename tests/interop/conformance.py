@@ -9,6 +9,12 @@ name:
     mode "shape"  same keys and JSON types, recursively (values may differ)
 An exchange listed in DELIBERATE (passed by the test) that differs is counted
 as a deliberate difference, with its reason, not as a failure.
+
+migvm's own extensions are named x-... (QEMU's convention for unstable
+members): an "x-" key, or a list item naming an "x-" capability, that only
+migvm's reply has is dropped before comparing (drop_migvm_extensions), so
+each extension does not need its own DELIBERATE entry. x- names QEMU 7.2
+has too (x-checkpoint-delay, x-colo, ...) are still compared.
 """
 
 import difflib
@@ -47,6 +53,23 @@ def strip_timestamps(v):
     if isinstance(v, list):
         return [strip_timestamps(x) for x in v]
     return v
+
+
+def _x_name(item):
+    return isinstance(item, dict) and any(isinstance(v, str) and v.startswith("x-")
+                                          for k, v in item.items() if k in ("capability", "name", "parameter"))
+
+
+def drop_migvm_extensions(qemu_value, migvm_value):
+    """migvm_value without the x- members and items QEMU's value lacks."""
+    if isinstance(qemu_value, dict) and isinstance(migvm_value, dict):
+        return {k: drop_migvm_extensions(qemu_value.get(k), v) for k, v in migvm_value.items()
+                if not (k.startswith("x-") and k not in qemu_value)}
+    if isinstance(qemu_value, list) and isinstance(migvm_value, list):
+        kept = [v for v in migvm_value if not (_x_name(v) and v not in qemu_value)]
+        return [drop_migvm_extensions(qemu_value[i] if i < len(qemu_value) else None, v)
+                for i, v in enumerate(kept)]
+    return migvm_value
 
 
 class Side:
@@ -120,7 +143,7 @@ class Tally:
                                                               (q.get(name) or m.get(name))[1])
             else:
                 mode, qv = q[name]
-                mv = m[name][1]
+                mv = drop_migvm_extensions(qv, m[name][1])
                 if mode == "shape":
                     same = shape(qv) == shape(mv)
                 else:
