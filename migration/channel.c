@@ -7,6 +7,7 @@
  * the `ready` callback, and the listener stops accepting.
  */
 #include "channel.h"
+#include "options.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -183,6 +184,30 @@ static int unix_address(const char *path, struct sockaddr_un *sun)
     return 0;
 }
 
+/*
+ * A dead link is bounded (x-dead-link-timeout, T ms): TCP_USER_TIMEOUT
+ * fails a connection whose sent data stays unacknowledged for T (the
+ * source's side when every packet is lost), and keepalive probes after
+ * T/3 of silence make a side that only receives (the destination) notice
+ * the same within about T. A peer that is alive but not reading still
+ * acknowledges zero-window probes, so a stalled destination is not
+ * mistaken for a dead one. 0 leaves TCP's own limits (about 15 minutes of
+ * retransmissions, no keepalive), which is QEMU 7.2's behaviour.
+ */
+static void bound_dead_link(int fd)
+{
+    unsigned ms = migrate_dead_link_timeout_ms();
+    if (!ms) {
+        return;
+    }
+    int one = 1, idle = MAX(1, (int)(ms / 3000)), cnt = 3;
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
 static void tune_socket(int fd, bool tcp)
 {
     /* Large buffers: the hot path writes 1 MiB batches. */
@@ -192,6 +217,7 @@ static void tune_socket(int fd, bool tcp)
     if (tcp) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        bound_dead_link(fd);
     }
 }
 
@@ -207,14 +233,31 @@ static int connect_cancellable(int fd, const struct sockaddr *sa, socklen_t len,
     if (connect(fd, sa, len) < 0) {
         err = errno;
     }
+    /* A tcp connect is bounded by the dead-link timeout too (else ~2 minutes
+     * of SYN retries to a host that does not answer). */
+    unsigned limit_ms = sa->sa_family == AF_UNIX ? 0 : migrate_dead_link_timeout_ms();
+    gint64 deadline = limit_ms ? g_get_monotonic_time() + (gint64)limit_ms * 1000 : 0;
     while (err == EINPROGRESS || err == EAGAIN || err == EINTR) {
         struct pollfd pfd[2] = { { .fd = fd, .events = POLLOUT }, { .fd = cancel_fd, .events = POLLIN } };
-        if (poll(pfd, cancel_fd >= 0 ? 2 : 1, -1) < 0) {
+        int wait_ms = -1;
+        if (deadline) {
+            gint64 left = deadline - g_get_monotonic_time();
+            if (left <= 0) {
+                err = ETIMEDOUT;
+                break;
+            }
+            wait_ms = (int)MIN(left / 1000 + 1, 1000);
+        }
+        int n = poll(pfd, cancel_fd >= 0 ? 2 : 1, wait_ms);
+        if (n < 0) {
             if (errno == EINTR) {
                 continue;
             }
             err = errno;
             break;
+        }
+        if (n == 0) {
+            continue;       /* not connected yet: check the deadline again */
         }
         if (cancel_fd >= 0 && (pfd[1].revents & POLLIN)) {
             err = ECANCELED;

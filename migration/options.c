@@ -66,6 +66,7 @@ static void params_set_defaults(MigrationParameters *p)
     p->has_xbzrle_cache_size = true;          p->xbzrle_cache_size = 64 << 20;
     p->has_max_postcopy_bandwidth = true;     p->max_postcopy_bandwidth = 0;
     p->has_max_cpu_throttle = true;           p->max_cpu_throttle = 99;
+    p->has_x_dead_link_timeout = true;        p->x_dead_link_timeout = 30000;
 }
 
 static void params_clear(MigrationParameters *p)
@@ -119,6 +120,15 @@ uint64_t migrate_downtime_limit_ms(void)
     pthread_mutex_lock(&options_lock);
     ensure_init();
     uint64_t ms = params.downtime_limit;
+    pthread_mutex_unlock(&options_lock);
+    return ms;
+}
+
+uint32_t migrate_dead_link_timeout_ms(void)
+{
+    pthread_mutex_lock(&options_lock);
+    ensure_init();
+    uint32_t ms = params.x_dead_link_timeout;
     pthread_mutex_unlock(&options_lock);
     return ms;
 }
@@ -265,6 +275,8 @@ static bool params_check(const MigrateSetParameters *p, uint8_t throttle_initial
         EXPECTS("announce_rounds", "a value between 0 and 1000");
     } else if (p->has_announce_step && (p->announce_step < 1 || p->announce_step > 10000)) {
         EXPECTS("announce_step", "a value between 0 and 10000");
+    } else if (p->has_x_dead_link_timeout && p->x_dead_link_timeout > 24 * 3600 * 1000) {
+        EXPECTS("x_dead_link_timeout", "a value between 0 and 86400000 ms");
     } else if (p->tls_creds && p->tls_creds->type == QTYPE_QSTRING && p->tls_creds->u.s[0]) {
         error_setg(errp, "TLS is not supported by migvm (tls-creds '%s')", p->tls_creds->u.s);
     } else {
@@ -304,7 +316,7 @@ static void params_apply(const MigrateSetParameters *p)
     APPLY(downtime_limit); APPLY(x_checkpoint_delay); APPLY(block_incremental);
     APPLY(multifd_channels); APPLY(multifd_compression); APPLY(multifd_zlib_level);
     APPLY(multifd_zstd_level); APPLY(xbzrle_cache_size); APPLY(max_postcopy_bandwidth);
-    APPLY(max_cpu_throttle);
+    APPLY(max_cpu_throttle); APPLY(x_dead_link_timeout);
     if (p->tls_creds) {
         g_free(params.tls_creds);
         params.tls_creds = str_or_null_value(p->tls_creds);

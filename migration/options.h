@@ -15,6 +15,8 @@
 bool migrate_cap(MigrationCapability cap);
 uint64_t migrate_max_bandwidth(void);      /* bytes/s; 0 = unlimited */
 uint64_t migrate_downtime_limit_ms(void);
+/* x-dead-link-timeout: how long a tcp peer may stay silent (ms, 0: forever). */
+uint32_t migrate_dead_link_timeout_ms(void);
 /* auto-converge's parameters, read together. */
 typedef struct MigThrottleParams {
     unsigned trigger_threshold, initial, increment, max;

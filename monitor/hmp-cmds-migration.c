@@ -230,6 +230,7 @@ static const ParamSyntax param_syntax[] = {
     PS(MULTIFD_ZLIB_LEVEL, PK_U8, multifd_zlib_level),
     PS(MULTIFD_ZSTD_LEVEL, PK_U8, multifd_zstd_level),
     { MIGRATION_PARAMETER_BLOCK_BITMAP_MAPPING, PK_QMP_ONLY, 0, 0 },
+    PS(X_DEAD_LINK_TIMEOUT, PK_U32, x_dead_link_timeout),
 };
 
 static const ParamSyntax *find_syntax(MigrationParameter param)

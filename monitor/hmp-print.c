@@ -266,6 +266,7 @@ void hmp_format_migrate_parameters(GString *out, const MigrationParameters *p)
     P_UINT("xbzrle-cache-size", xbzrle_cache_size, " bytes");
     P_UINT("max-postcopy-bandwidth", max_postcopy_bandwidth, "");
     P_STR("tls-authz", tls_authz);
+    P_UINT("x-dead-link-timeout", x_dead_link_timeout, " ms");
 
     if (p->block_bitmap_mapping) {
         g_string_append(out, "block-bitmap-mapping:\n");

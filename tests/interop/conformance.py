@@ -11,8 +11,8 @@ An exchange listed in DELIBERATE (passed by the test) that differs is counted
 as a deliberate difference, with its reason, not as a failure.
 
 migvm's own extensions are named x-... (QEMU's convention for unstable
-members): an "x-" key, or a list item naming an "x-" capability, that only
-migvm's reply has is dropped before comparing (drop_migvm_extensions), so
+members): an "x-" key, a list item naming an "x-" capability, or an HMP
+"x-name: value" line, that only migvm's reply has is dropped before comparing (drop_migvm_extensions), so
 each extension does not need its own DELIBERATE entry. x- names QEMU 7.2
 has too (x-checkpoint-delay, x-colo, ...) are still compared.
 """
@@ -69,6 +69,11 @@ def drop_migvm_extensions(qemu_value, migvm_value):
         kept = [v for v in migvm_value if not (_x_name(v) and v not in qemu_value)]
         return [drop_migvm_extensions(qemu_value[i] if i < len(qemu_value) else None, v)
                 for i, v in enumerate(kept)]
+    if isinstance(qemu_value, str) and isinstance(migvm_value, str) and "\n" in migvm_value:
+        # HMP: "x-name: value" lines of info migrate_parameters / _capabilities
+        lines = migvm_value.split("\n")
+        return "\n".join(line for line in lines
+                         if not (re.match(r"x-[\w-]+:", line) and line.split(":")[0] + ":" not in qemu_value))
     return migvm_value
 
 
