@@ -7,3 +7,10 @@ $(BUILD)/bench/sockbw: $(BUILD)/bench/sockbw.o
 	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -pthread
 
 BENCH_TARGETS += $(BUILD)/bench/sockbw
+
+# zerobench: the zero-page check's implementations (util/buffer-zero.c) side by side.
+$(BUILD)/bench/zerobench: $(BUILD)/bench/zerobench.o $(BUILD)/util/buffer-zero.o
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^
+
+BENCH_TARGETS += $(BUILD)/bench/zerobench

@@ -22,6 +22,7 @@
  * block, exactly one record type per word, CONTINUE only after a block.
  */
 #include "ram.h"
+#include "buffer-zero.h"
 #include "cpu-throttle.h"
 #include "auto-converge.h"
 #include "clock.h"
@@ -78,21 +79,6 @@ static void stat_set(_Atomic uint64_t *c, uint64_t v)
 static uint64_t stat_get(_Atomic uint64_t *c)
 {
     return atomic_load_explicit(c, memory_order_relaxed);
-}
-
-/* Reads guest RAM while the guest may write it (GUEST_RAM_ACCESS, memory.h). */
-GUEST_RAM_ACCESS
-static bool page_is_zero(const uint8_t *p)
-{
-    const uint64_t *w = (const uint64_t *)p;
-    uint64_t acc = 0;
-    for (size_t i = 0; i < MIGVM_PAGE_SIZE / 8; i += 8) {
-        acc |= w[i] | w[i + 1] | w[i + 2] | w[i + 3] | w[i + 4] | w[i + 5] | w[i + 6] | w[i + 7];
-        if (acc) {
-            return false;
-        }
-    }
-    return true;
 }
 
 void ram_get_stats(RamStats *out)
@@ -178,7 +164,7 @@ static void ram_send_page(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t page
 {
     const uint8_t *host = b->host + (page << MIGVM_PAGE_BITS);
     uint64_t word = page << MIGVM_PAGE_BITS;
-    bool zero = page_is_zero(host);
+    bool zero = buffer_is_zero(host, MIGVM_PAGE_SIZE);
     word |= zero ? RAM_SAVE_FLAG_ZERO : RAM_SAVE_FLAG_PAGE;
     if (b == rs->last_sent_block) {
         word |= RAM_SAVE_FLAG_CONTINUE;
@@ -378,7 +364,7 @@ static bool ram_load_page(MigStream *f, RAMState *rs, uint64_t addr, uint64_t fl
             error_setg(errp, "Received a zero-page record with fill byte 0x%x", fill);
             return false;
         }
-        if (!page_is_zero(host)) {      /* leave untouched pages unallocated */
+        if (!buffer_is_zero(host, MIGVM_PAGE_SIZE)) {      /* leave untouched pages unallocated */
             tsan_ignore_begin();        /* guest RAM (include/tsan.h) */
             memset(host, 0, MIGVM_PAGE_SIZE);
             tsan_ignore_end();
