@@ -10,8 +10,8 @@
 #                        DESTDIR prefixes it for staging)
 #   make demo            the main job: see README.md
 #   make bench           migration benchmarks (not part of check)
-#   make fuzz-json       libFuzzer targets (need clang; not part of check)
-#   make fuzz-loadvm
+#   make fuzz-smoke      every libFuzzer target for about a minute (need clang; not part of check)
+#   make fuzz-NAME       one target (tests/fuzz/README.md)
 #   make soak            the ring-3 KVM guest for minutes, with stop/cont (SOAK_MINUTES=3)
 #   V=1                  show full command lines
 
@@ -53,7 +53,7 @@ FUNC_TESTS :=        # functional test scripts run by make check (after unit tes
 GENERATED_HEADERS := # headers every C file may include (built first)
 EXTRA_ALL :=         # other things `make` builds (guest images, ...)
 BENCH_TARGETS :=
-FUZZ_TARGETS :=      # libFuzzer binaries (make fuzz-json, make fuzz-loadvm)
+FUZZ_TARGETS :=      # libFuzzer binaries (make fuzz-smoke runs them all)
 
 # Order matters: a fragment's test links name the object lists of the
 # fragments included before it.
@@ -72,6 +72,7 @@ include tests/functional/module.mk
 include tests/interop/module.mk
 include bench/module.mk
 include tools/module.mk
+include tests/fuzz/module.mk
 
 .PHONY: all check check-unit check-functional check-sanitize check-tsan check-valgrind demo bench soak clean distclean help \
         install
@@ -108,9 +109,14 @@ $(BUILD)/fuzz/%.o: %.c | $(GENERATED_HEADERS)
 	$(call say,FUZZCC,$<)
 	$(Q)$(FUZZ_CC) $(CFLAGS_ALL) $(FUZZ_SAN) -c -o $@ $<
 
+$(BUILD)/fuzz/%.o: $(BUILD)/%.c | $(GENERATED_HEADERS)
+	@mkdir -p $(dir $@)
+	$(call say,FUZZCC,$<)
+	$(Q)$(FUZZ_CC) $(CFLAGS_ALL) $(FUZZ_SAN) -c -o $@ $<
+
 $(FUZZ_TARGETS): $(BUILD)/fuzz/%: $(BUILD)/fuzz/tests/fuzz/%.o
 	$(call say,FUZZ,$@)
-	$(Q)$(FUZZ_CC) $(LDFLAGS_ALL) -fsanitize=fuzzer,address,undefined -o $@ $^ $(DEP_LIBS)
+	$(Q)$(FUZZ_CC) $(LDFLAGS_ALL) -fsanitize=fuzzer,address,undefined -o $@ $^ $(DEP_LIBS) -lm
 
 check: all $(UNIT_TESTS)
 	$(Q)BUILD=$(BUILD) scripts/run-tests.sh $(UNIT_TESTS) -- $(FUNC_TESTS)

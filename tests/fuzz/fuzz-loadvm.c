@@ -9,6 +9,8 @@
  */
 #include <stdint.h>
 #include <string.h>
+#include "auto-converge.h"
+#include "cpu-throttle.h"
 #include "memory.h"
 #include "ram.h"
 #include "savevm.h"
@@ -18,6 +20,21 @@
 bool runstate_is_running(void)
 {
     return false;
+}
+
+/* The save side's throttle, linked in with ram.c, never runs here. */
+void auto_converge_reset(AutoConverge *ac)
+{
+    (void)ac;
+}
+
+void auto_converge_period(AutoConverge *ac, uint64_t sent, uint64_t dirtied)
+{
+    (void)ac, (void)sent, (void)dirtied;
+}
+
+void cpu_throttle_stop(void)
+{
 }
 
 /* The one fuzzing thread plays the main thread, which holds the BQL. */
