@@ -465,6 +465,9 @@ int blk_pwrite_zeroes(BlockBackend *blk, int64_t offset, size_t bytes)
             return 0;
         }
     }
+    /* Not supported here (tmpfs, memfd: no FALLOC_FL_ZERO_RANGE), or a
+     * partial block: write zeros. */
+    ret = 0;
     void *zeros;
     size_t chunk = MIN(bytes, (size_t)BOUNCE_MAX);
     if (posix_memalign(&zeros, 4096, chunk)) {

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <glib.h>
 #include <json-c/json.h>
@@ -286,6 +287,29 @@ END_TEST
 
 /* cache=none: O_DIRECT, every unaligned request bounced; the file must hold
  * exactly what a plain write would have produced. */
+/* shmem has no FALLOC_FL_ZERO_RANGE: write-zeroes falls back to writing
+ * zeros (block migration's zero chunks on an image in /dev/shm). */
+START_TEST(test_zeroes_on_shmem)
+{
+    int fd = memfd_create("test-block", 0);
+    uint8_t buf[8192];
+
+    ck_assert_int_ge(fd, 0);
+    memset(buf, 0xa5, sizeof(buf));
+    ck_assert_int_eq(ftruncate(fd, 1 * MiB), 0);
+    ck_assert_int_eq(pwrite(fd, buf, sizeof(buf), 4096), (ssize_t)sizeof(buf));
+    g_autofree char *path = g_strdup_printf("/proc/self/fd/%d", fd);
+    BlockBackend *blk = drive_ok("file=%s,format=raw,if=none,id=m", path);
+    close(fd);
+    ck_assert_int_eq(blk_pwrite_zeroes(blk, 4096, 4096), 0);
+    ck_assert_int_eq(blk_pread(blk, 4096, buf, sizeof(buf)), 0);
+    for (int i = 0; i < 4096; i++) {
+        ck_assert_int_eq(buf[i], 0);
+    }
+    ck_assert_int_eq(buf[4096], 0xa5);
+}
+END_TEST
+
 START_TEST(test_direct_unaligned)
 {
     const size_t size = 3 * MiB;
@@ -702,6 +726,7 @@ static Suite *block_suite(void)
     tcase_add_test(tc, test_drive_names);
     tcase_add_test(tc, test_drive_errors);
     tcase_add_test(tc, test_sync_io);
+    tcase_add_test(tc, test_zeroes_on_shmem);
     tcase_add_test(tc, test_direct_unaligned);
     tcase_add_test(tc, test_read_only);
     tcase_add_test(tc, test_aio_drain);
