@@ -71,6 +71,11 @@ enum {
 #define DBM_CHUNK_GRANULES 8192u            /* bits per BITS record: 1 KiB */
 #define DBM_MAX_BUFFER (10u * 1024)         /* QEMU's bound on a record's buffer */
 #define DBM_BUFFER_ALIGN 32u
+/* What one load may create (docs/hostile-streams.md): each START allocates a
+ * bitmap of the drive's size / granularity bits, so without a bound a stream
+ * of a few bytes per START could take any amount of memory. */
+#define DBM_LOAD_MAX_BITMAPS 1024u
+#define DBM_LOAD_MAX_BYTES (128u << 20)
 
 /* Buffer bytes for `granules` bits: whole 64-bit words. */
 static uint64_t bits_bytes(uint64_t granules)
@@ -119,6 +124,7 @@ typedef struct DbmLoadState {
     char name[256];
     BlockBackend *blk;           /* the current node, NULL if none yet */
     GArray *created;             /* LoadBitmap: bitmaps this load created */
+    uint64_t created_bytes;      /* their bits, in bytes (DBM_LOAD_MAX_BYTES) */
     bool cancelled;
     bool done;                   /* every bitmap created got its COMPLETE */
 } DbmLoadState;
@@ -427,10 +433,20 @@ static bool apply_start(DbmLoadState *s, const DbmRecord *r, Error **errp)
         error_setg(errp, "Unknown flags in migrated dirty bitmap header: %x", r->bitmap_flags);
         return false;
     }
+    /* An invalid granularity is refused by the create below, with its own error. */
+    uint64_t bytes = bits_bytes((uint64_t)blk_getlength(s->blk) / MAX(r->granularity, BDRV_SECTOR_SIZE) + 1);
+    if (s->created->len >= DBM_LOAD_MAX_BITMAPS || bytes > DBM_LOAD_MAX_BYTES - s->created_bytes) {
+        error_setg(errp, "Dirty bitmap '%s' on '%s' (granularity %" PRIu32 ") would take migrated "
+                   "bitmaps past what one migration may create: %u bitmaps, %u MiB",
+                   s->name, blk_name(s->blk), r->granularity, DBM_LOAD_MAX_BITMAPS,
+                   DBM_LOAD_MAX_BYTES >> 20);
+        return false;
+    }
     BdrvDirtyBitmap *bm = blk_dirty_bitmap_create(s->blk, r->granularity, s->name, errp);
     if (!bm) {
         return false;
     }
+    s->created_bytes += bytes;
     dirty_bitmap_set_enabled(bm, false);
     dirty_bitmap_set_persistent(bm, r->bitmap_flags & DBM_START_PERSISTENT);
     LoadBitmap lb = { s->blk, bm, r->bitmap_flags & DBM_START_ENABLED, false };

@@ -72,6 +72,11 @@ const char *blk_name(const BlockBackend *blk)
     return blk->name;
 }
 
+int64_t blk_getlength(const BlockBackend *blk)
+{
+    return blk->size;
+}
+
 BdrvDirtyBitmap *blk_dirty_bitmap_create(BlockBackend *blk, uint32_t granularity,
                                          const char *name, Error **errp)
 {
@@ -475,6 +480,57 @@ START_TEST(test_load_hostile_records)
 }
 END_TEST
 
+/* START records for `n` bitmaps named n0, n1, ... of granularity `gran`, EOS. */
+static GByteArray *starts(unsigned n, uint32_t gran)
+{
+    GByteArray *b = g_byte_array_new();
+    for (unsigned i = 0; i < n; i++) {
+        char name[16];
+        int len = g_snprintf(name, sizeof(name), "n%u", i);
+        uint8_t rec[2 + 16 + 5] = { 0x14, (uint8_t)len };
+        memcpy(rec + 2, name, len);
+        rec[2 + len] = gran >> 24, rec[3 + len] = gran >> 16, rec[4 + len] = gran >> 8;
+        rec[5 + len] = gran, rec[6 + len] = 0x01;
+        g_byte_array_append(b, rec, 7 + len);
+    }
+    g_byte_array_append(b, (const uint8_t *)"\x01", 1);
+    return b;
+}
+
+/* A stream cannot make the destination allocate bitmaps without bound: one
+ * START of a 1 TiB drive at 512 bytes (256 MiB of bits), or more than 1024
+ * bitmaps, fails the load with the bound in the error. */
+START_TEST(test_load_bitmap_budget)
+{
+    const char *bound = "would take migrated bitmaps past what one migration may create: "
+                        "1024 bitmaps, 128 MiB";
+    /* stream5's START already created bm0 and bm1 */
+    g_autoptr(GByteArray) many = starts(1023, 512);
+    g_autofree char *m = load_with_end(many->data, many->len);
+    ck_assert_msg(m && strstr(m, bound), "%s", m ? m : "(loaded)");
+    ck_assert_uint_eq(drives[0].bitmaps->len, 0);
+    remove_drives();
+
+    g_autoptr(GByteArray) fits = starts(1022, 512);
+    g_autofree char *ok = load_with_end(fits->data, fits->len);
+    ck_assert_msg(ok == NULL, "%s", ok);        /* none completed: all dropped */
+    remove_drives();
+
+    stream5_source();
+    size_t end;
+    g_autoptr(GByteArray) b = save_stream(NULL, &end, NULL);
+    swap_to_destination((int64_t)1 << 40);
+    g_autoptr(GByteArray) huge = starts(1, 512);
+    g_autoptr(GByteArray) s = g_byte_array_new();
+    g_byte_array_append(s, b->data, end);
+    g_byte_array_append(s, huge->data, huge->len);
+    g_byte_array_append(s, (const uint8_t *)"\x7e\x00\x00\x00\x01\x00", 6);
+    g_autofree char *big = load(s->data, s->len);
+    ck_assert_msg(big && strstr(big, "Dirty bitmap 'n0' on 'd0' (granularity 512) would take"), "%s",
+                  big ? big : "(loaded)");
+}
+END_TEST
+
 /* QEMU's "cancelled": an unknown drive, or bits of another granularity, make
  * the rest of the section be read and ignored; the migration goes on. */
 START_TEST(test_load_cancelled)
@@ -528,6 +584,7 @@ int main(void)
     tcase_add_test(tc, test_load_flag_continuation);
     tcase_add_test(tc, test_load_hostile_records);
     tcase_add_test(tc, test_load_cancelled);
+    tcase_add_test(tc, test_load_bitmap_budget);
     tcase_add_test(tc, test_load_truncated_everywhere);
     suite_add_tcase(s, tc);
     return check_run_suite(s);
