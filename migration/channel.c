@@ -487,6 +487,9 @@ bool mig_channel_finish(MigChannel *ch, int cancel_fd, Error **errp)
 
 /* ---- destination side ------------------------------------------------- */
 
+/* Room for a main channel and its multifd channels connecting at once. */
+#define MIG_LISTEN_BACKLOG 16
+
 struct MigListener {
     int fds[8];                 /* listening sockets (one per resolved address) */
     guint watches[8];
@@ -591,7 +594,7 @@ static bool listen_tcp(MigListener *l, const MigAddress *addr, Error **errp)
         if (ai->ai_family == AF_INET6) {
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
         }
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 2) < 0) {
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, MIG_LISTEN_BACKLOG) < 0) {
             last_errno = errno;
             close(fd);
             continue;
@@ -624,7 +627,7 @@ static bool listen_unix(MigListener *l, const char *path, Error **errp)
         return false;
     }
     unlink(path);
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, 2) < 0) {
+    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 || listen(fd, MIG_LISTEN_BACKLOG) < 0) {
         error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
         close(fd);
         return false;

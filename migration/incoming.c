@@ -16,6 +16,7 @@
 #include "preflight.h"
 #include "options.h"
 #include "machine.h"
+#include "multifd.h"
 #include "savevm.h"
 #include "stream.h"
 #include "monitor.h"
@@ -126,6 +127,8 @@ static void incoming_finish(void *opaque)
 {
     g_thread_join(incoming.thread);
     incoming.thread = NULL;
+    mig_listener_free(incoming.listener);     /* multifd: still taking channels */
+    incoming.listener = NULL;
     incoming_close_channel();
     if (!incoming.load_ok) {
         error_report("load of migration failed: %s", error_get_pretty(incoming.error));
@@ -185,8 +188,15 @@ static gpointer incoming_thread(gpointer opaque)
         .peer_is_migvm = &incoming.peer_migvm,
         .device_lock = incoming_device_lock,
     };
+    multifd_recv_set_main(f);
     bool ok = qemu_loadvm_state(f, &opts, &err);
     assert(ok == !err);     /* the loader names every failure */
+    Error *channel_err = ok ? NULL : multifd_recv_error();
+    if (channel_err) {
+        error_free(err);        /* the main stream was shut down for it */
+        err = channel_err;
+    }
+    multifd_recv_cleanup();
     incoming.loaded_ns = now_ns();
     mig_history_dest_loaded(mig_stream_bytes_read(f), err);
     if (ok && incoming.rp_opened) {
@@ -211,8 +221,16 @@ static gpointer incoming_thread(gpointer opaque)
 static void incoming_load(MigChannel *ch)
 {
     incoming.channel = *ch;
-    mig_listener_free(incoming.listener);
-    incoming.listener = NULL;
+    if (migrate_cap(MIGRATION_CAPABILITY_MULTIFD) && incoming.listener) {
+        /* Every later connection is a multifd channel (QEMU 7.2's rule). */
+        MigrateMultifdParams mp;
+        migrate_multifd_params(&mp);
+        multifd_recv_setup(mp.channels, mp.compression);
+        mig_listener_resume(incoming.listener);
+    } else {
+        mig_listener_free(incoming.listener);
+        incoming.listener = NULL;
+    }
     mig_history_dest_begin();
     incoming_set_status(MIGRATION_STATUS_ACTIVE);
     incoming.thread = g_thread_new("incoming", incoming_thread, NULL);
@@ -229,6 +247,16 @@ static void incoming_check_done(void)
 /* Main loop: a connection (or the exec/fd/file channel) is ready. [BQL] */
 static void incoming_channel_ready(MigChannel *ch, void *opaque)
 {
+    if (incoming.thread && multifd_recv_active()) {
+        multifd_recv_new_channel(ch);
+        if (multifd_recv_all_connected()) {
+            mig_listener_free(incoming.listener);
+            incoming.listener = NULL;
+        } else {
+            mig_listener_resume(incoming.listener);
+        }
+        return;
+    }
     mig_preflight_classify(ch, incoming_load, incoming_check_done);
 }
 
@@ -240,6 +268,10 @@ bool migration_incoming_start(const char *uri, Error **errp)
     }
     MigAddress addr;
     if (!mig_address_parse(uri, true, &addr, errp)) {
+        return false;
+    }
+    if (migrate_cap(MIGRATION_CAPABILITY_MULTIFD) && !multifd_transport_check(&addr, errp)) {
+        mig_address_clear(&addr);
         return false;
     }
     int fd;

@@ -30,6 +30,7 @@
 #include "savevm.h"
 #include "stream.h"
 #include "memory.h"
+#include "multifd.h"
 #include "monitor.h"
 #include "vm.h"
 #include "qapi-commands.h"
@@ -397,9 +398,10 @@ static bool wait_for_destination(MigStream *rp, Error **errp)
 
 static void migration_cleanup(MigStream *f, MigStream *rp, MigChannel *ch, bool stopped)
 {
+    bool success = status_get() == MIGRATION_STATUS_COMPLETED;
+    multifd_send_cleanup(success);
     bql_lock();
     savevm_state_cleanup();
-    bool success = status_get() == MIGRATION_STATUS_COMPLETED;
     if (!success && (stopped || runstate_check(RUN_STATE_FINISH_MIGRATE))) {
         /* The source keeps running, exactly as before. */
         Error *err = NULL;
@@ -451,6 +453,12 @@ static gpointer migration_thread(gpointer opaque)
     MigHistoryCounters hc;
     MigrationStatus at = MIGRATION_STATUS_SETUP;
 
+    bool multifd = migrate_cap(MIGRATION_CAPABILITY_MULTIFD);
+    if (multifd && !multifd_transport_check(&mig.addr, &err)) {
+        error_report_err(err);      /* QEMU 7.2: on stderr, no error-desc */
+        err = NULL;
+        goto fail;
+    }
     if (!mig_channel_connect(&mig.addr, mig.passed_fd, mig.cancel_fd, &ch, &err)) {
         goto fail;
     }
@@ -481,6 +489,18 @@ static gpointer migration_thread(gpointer opaque)
     }
     if (migrate_cap(MIGRATION_CAPABILITY_DIRTY_BITMAPS)) {
         savevm_send_postcopy_advise(f);     /* as QEMU 7.2, even without postcopy-ram */
+    }
+    /* The main channel is connected: only now the multifd ones (a QEMU 7.2
+     * destination takes the first connection for the main channel). */
+    if (multifd) {
+        /* The destination tells a migration from a pre-flight check by its
+         * first bytes: they must be there before it sees more connections. */
+        mig_stream_flush(f);
+        MigrateMultifdParams mp;
+        migrate_multifd_params(&mp);
+        if (!multifd_send_setup(&mig.addr, mig.cancel_fd, f, &mp, multifd_conn_connect, &err)) {
+            goto fail;
+        }
     }
     bql_lock();
     bool ok = savevm_state_setup(f, &err);
@@ -656,6 +676,7 @@ static void migration_reset(void)
     atomic_store(&mig.mbps, 0);
     atomic_store(&mig.pages_per_second, 0);
     atomic_store(&mig.transferred, 0);
+    multifd_send_stats_reset();
     block_mig_stats_reset();
     atomic_store_explicit(&mig.status, MIGRATION_STATUS_SETUP, memory_order_release);
     migration_emit_status(MIGRATION_STATUS_SETUP);
@@ -715,6 +736,7 @@ bool qmp_migrate_cancel(Error **errp)
     if (mig.f) {
         mig_stream_shutdown(mig.f);
     }
+    multifd_send_shutdown();
     uint64_t one = 1;
     if (mig.cancel_fd >= 0 && write(mig.cancel_fd, &one, sizeof(one)) < 0) {
         /* an eventfd write cannot fail short of overflow; nothing to do */
@@ -765,6 +787,8 @@ static MigrationStats *ram_info(bool completed)
     s->pages_per_second = atomic_load(&mig.pages_per_second);
     s->precopy_bytes = rs.precopy_bytes;
     s->downtime_bytes = rs.downtime_bytes;
+    s->multifd_bytes = multifd_send_bytes();
+    s->dirty_sync_missed_zero_copy = multifd_send_zero_copy_misses();
     return s;
 }
 

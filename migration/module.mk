@@ -17,6 +17,11 @@ MIGRATION_OBJS := $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                   $(BUILD)/migration/migration.o \
                   $(BUILD)/migration/incoming.o $(BUILD)/migration/history.o $(BUILD)/migration/preflight.o \
                   $(BUILD)/migration/dirtyrate.o $(BUILD)/migration/page-sample.o
+# multifd; MULTIFD_OBJS need no transport (multifd-connect.o does), so RAM's tests and fuzz targets link them.
+MULTIFD_OBJS := $(BUILD)/migration/multifd-packet.o $(BUILD)/migration/multifd-compress.o \
+                $(BUILD)/migration/multifd-conn.o $(BUILD)/migration/multifd-send.o \
+                $(BUILD)/migration/multifd-recv.o
+MIGRATION_OBJS += $(MULTIFD_OBJS) $(BUILD)/migration/multifd-connect.o
 MIGVM_OBJS += $(MIGRATION_OBJS)
 
 UNIT_TESTS += $(BUILD)/tests/unit/test-vmstate $(BUILD)/tests/unit/test-savevm
@@ -40,7 +45,7 @@ $(BUILD)/tests/unit/test-migration-params: $(BUILD)/migration/options.o $(BUILD)
 # The "ram" section on memory streams: round trip with dirty pages, hostile records.
 UNIT_TESTS += $(BUILD)/tests/unit/test-ram
 $(BUILD)/tests/unit/test-ram.o: CFLAGS_ALL += -Imigration
-$(BUILD)/tests/unit/test-ram: $(BUILD)/migration/ram.o $(MIGRATION_CORE_OBJS) \
+$(BUILD)/tests/unit/test-ram: $(BUILD)/migration/ram.o $(MIGRATION_CORE_OBJS) $(MULTIFD_OBJS) \
                               $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(UTIL_OBJS)
 
 # auto-converge's throttle steps; options and the throttle are stubbed in the test.
@@ -52,7 +57,7 @@ $(BUILD)/tests/unit/test-auto-converge: $(BUILD)/migration/auto-converge.o $(BUI
 # incoming.c's state machine with file: streams; the machine and main loop are stubs.
 UNIT_TESTS += $(BUILD)/tests/unit/test-incoming
 $(BUILD)/tests/unit/test-incoming.o: CFLAGS_ALL += -Imigration
-$(BUILD)/tests/unit/test-incoming: $(BUILD)/migration/incoming.o $(BUILD)/migration/history.o $(BUILD)/migration/channel.o \
+$(BUILD)/tests/unit/test-incoming: $(BUILD)/migration/incoming.o $(BUILD)/migration/history.o $(BUILD)/migration/channel.o $(MULTIFD_OBJS) \
                                    $(BUILD)/migration/channel-fd.o $(BUILD)/system/bql.o \
                                    $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                                    $(BUILD)/qapi/qapi-types.o $(BUILD)/qapi/qapi-runtime.o $(UTIL_OBJS)
@@ -62,7 +67,7 @@ $(BUILD)/tests/unit/test-incoming: $(BUILD)/migration/incoming.o $(BUILD)/migrat
 # The real RAM loader runs over two small blocks (system/memory.c).
 FUZZ_TARGETS += $(BUILD)/fuzz/fuzz-loadvm
 $(BUILD)/fuzz/tests/fuzz/fuzz-loadvm.o: CFLAGS_ALL += -Imigration
-$(BUILD)/fuzz/fuzz-loadvm: $(call fuzz-objs,$(MIGRATION_CORE_OBJS) $(BUILD)/migration/ram.o \
+$(BUILD)/fuzz/fuzz-loadvm: $(call fuzz-objs,$(MIGRATION_CORE_OBJS) $(BUILD)/migration/ram.o $(MULTIFD_OBJS) \
                                              $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(UTIL_OBJS))
 .PHONY: fuzz-loadvm
 fuzz-loadvm: $(BUILD)/fuzz/fuzz-loadvm

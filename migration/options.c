@@ -31,6 +31,7 @@ static bool cap_supported(MigrationCapability cap)
     case MIGRATION_CAPABILITY_LATE_BLOCK_ACTIVATE:  /* images are activated at once: nothing to do */
     case MIGRATION_CAPABILITY_DIRTY_BITMAPS:        /* migration/block-dirty-bitmap.c */
     case MIGRATION_CAPABILITY_AUTO_CONVERGE:        /* migration/ram.c, system/cpu-throttle.c */
+    case MIGRATION_CAPABILITY_MULTIFD:              /* migration/multifd-*.c */
         return true;
     default:
         return false;
@@ -142,6 +143,17 @@ void migrate_throttle_params(MigThrottleParams *out)
     out->increment = params.cpu_throttle_increment;
     out->max = params.max_cpu_throttle;
     out->tailslow = params.cpu_throttle_tailslow;
+    pthread_mutex_unlock(&options_lock);
+}
+
+void migrate_multifd_params(MigrateMultifdParams *out)
+{
+    pthread_mutex_lock(&options_lock);
+    ensure_init();
+    out->channels = params.multifd_channels;
+    out->compression = params.multifd_compression;
+    out->zlib_level = params.multifd_zlib_level;
+    out->zstd_level = params.multifd_zstd_level;
     pthread_mutex_unlock(&options_lock);
 }
 

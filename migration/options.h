@@ -23,6 +23,13 @@ typedef struct MigThrottleParams {
     bool tailslow;
 } MigThrottleParams;
 void migrate_throttle_params(MigThrottleParams *out);
+/* multifd's parameters, read together. */
+typedef struct MigrateMultifdParams {
+    unsigned channels;
+    MultiFDCompression compression;
+    int zlib_level, zstd_level;
+} MigrateMultifdParams;
+void migrate_multifd_params(MigrateMultifdParams *out);
 /* QMP migrate's blk / inc (HMP -b / -i): capability block (and, for inc,
  * parameter block-incremental) on for this migration only; refused with
  * QEMU 7.2's error when either is already set. No-op when both are false. */

@@ -28,6 +28,7 @@
 #include "clock.h"
 #include "savevm.h"
 #include "memory.h"
+#include "multifd.h"
 #include "tsan.h"
 #include "vm.h"
 #include "vmstate.h"
@@ -120,6 +121,22 @@ static void ram_bitmap_sync(void)
 
 /* ---- source -------------------------------------------------------------- */
 
+/* EOS ends each setup, iterate and complete chunk. With multifd every
+ * channel syncs first (QEMU 7.2's order: the SYNCs, then EOS), and EOS goes
+ * out at once: the destination's channels wait at their SYNC until the
+ * loader reads it, and the next sync waits for them. */
+static void ram_put_eos(MigStream *f)
+{
+    bool multifd = multifd_send_active();
+    if (multifd) {
+        multifd_send_sync(f);
+    }
+    mig_stream_put_be64(f, RAM_SAVE_FLAG_EOS);
+    if (multifd) {
+        mig_stream_flush(f);
+    }
+}
+
 static bool ram_save_setup(MigStream *f, void *opaque, Error **errp)
 {
     RAMState *rs = opaque;
@@ -155,7 +172,7 @@ static bool ram_save_setup(MigStream *f, void *opaque, Error **errp)
         mig_stream_put_counted_string(f, b->name);
         mig_stream_put_be64(f, b->used_length);
     }
-    mig_stream_put_be64(f, RAM_SAVE_FLAG_EOS);
+    ram_put_eos(f);
     return mig_stream_get_error(f, errp);
 }
 
@@ -165,6 +182,12 @@ static void ram_send_page(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t page
     const uint8_t *host = b->host + (page << MIGVM_PAGE_BITS);
     uint64_t word = page << MIGVM_PAGE_BITS;
     bool zero = buffer_is_zero(host, MIGVM_PAGE_SIZE);
+    if (!zero && multifd_send_active()) {
+        /* Zero pages stay on this channel, the others go to multifd (QEMU 7.2). */
+        multifd_queue_page(f, b, page << MIGVM_PAGE_BITS);
+        stat_add(&rs->stats.normal_pages, 1);
+        return;
+    }
     word |= zero ? RAM_SAVE_FLAG_ZERO : RAM_SAVE_FLAG_PAGE;
     if (b == rs->last_sent_block) {
         word |= RAM_SAVE_FLAG_CONTINUE;
@@ -226,7 +249,7 @@ static int ram_save_iterate(MigStream *f, void *opaque, Error **errp)
     uint64_t before = mig_stream_bytes_written(f);
     int done = ram_send_dirty(f, rs, false);
     ram_account(rs, mig_stream_bytes_written(f) - before, false);
-    mig_stream_put_be64(f, RAM_SAVE_FLAG_EOS);
+    ram_put_eos(f);
     if (!mig_stream_get_error(f, errp)) {
         return -1;
     }
@@ -255,7 +278,7 @@ static bool ram_save_complete(MigStream *f, void *opaque, Error **errp)
         ram_send_dirty(f, rs, true);
     }
     ram_account(rs, mig_stream_bytes_written(f) - before, true);
-    mig_stream_put_be64(f, RAM_SAVE_FLAG_EOS);
+    ram_put_eos(f);
     return mig_stream_get_error(f, errp);
 }
 
@@ -409,7 +432,8 @@ static bool ram_load_state(MigStream *f, void *opaque, int version_id, Error **e
             }
             break;
         case RAM_SAVE_FLAG_EOS:
-            return true;
+            /* multifd: the channels' pages of this chunk are in first. */
+            return !multifd_recv_active() || multifd_recv_sync(errp);
         case RAM_SAVE_FLAG_MULTIFD_FLUSH:
             break;      /* no payload; only meaningful with multifd channels */
         default:

@@ -361,6 +361,13 @@ void mig_stream_put_page(MigStream *f, const void *p, size_t len)
     f->iov_cnt++;
 }
 
+void mig_stream_account(MigStream *f, uint64_t len)
+{
+    if (!f->err) {
+        account_put(f, len);
+    }
+}
+
 void mig_stream_put_u8(MigStream *f, uint8_t v)
 {
     mig_stream_put_buffer(f, &v, 1);

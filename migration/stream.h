@@ -94,6 +94,9 @@ void mig_stream_put_buffer(MigStream *f, const void *buf, size_t len);
 void mig_stream_put_counted_string(MigStream *f, const char *s);
 /* Reference len bytes at p (no copy) in the next writev; see the top. */
 void mig_stream_put_page(MigStream *f, const void *p, size_t len);
+/* Count len bytes sent for this migration on another channel (multifd) as
+ * written here: byte counter and rate-limit slot. */
+void mig_stream_account(MigStream *f, uint64_t len);
 /* Push everything buffered to the fd. Returns false on (sticky) error. */
 bool mig_stream_flush(MigStream *f);
 

@@ -48,6 +48,9 @@ FUNC_TESTS += tests/functional/test-migvm-stream.py tests/functional/test-instal
 # virtio-blk on the pc board's virtio-mmio slots: -device/-drive if=virtio spellings and refusals; with KVM a
 # boot-sector driver (guest/virtio-blk-check.S) writes and reads its disk, across a live migration and a reset.
 FUNC_TESTS += tests/functional/test-virtio-blk.py
+# Multifd between migvm processes: unix/tcp, 2-4 channels, none/zlib/zstd, memory identical; exec refused;
+# mismatched settings fail on both sides with the source running (MULTIFD_FULL=1: the whole matrix).
+FUNC_TESTS += tests/functional/test-multifd.py
 # Named dirty bitmaps: block-dirty-bitmap-* with QEMU 7.2's texts, query-block, migvm -> migvm with
 # capability dirty-bitmaps (unix, tcp), a destination that has the name or lacks a drive.
 FUNC_TESTS += tests/functional/test-dirty-bitmaps.py

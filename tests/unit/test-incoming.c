@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <glib.h>
 #include "migration.h"
+#include "memory.h"
+#include "options.h"
 #include "preflight.h"
 #include "machine.h"
 #include "monitor.h"
@@ -23,6 +25,27 @@
 #include "unit-test.h"
 
 /* ---------------- stubs: the machine and the main loop ---------------- */
+
+/* Options: every capability off (multifd's paths are test-multifd.py's). */
+bool migrate_cap(MigrationCapability cap)
+{
+    return false;
+}
+
+void migrate_multifd_params(MigrateMultifdParams *out)
+{
+    memset(out, 0, sizeof(*out));
+}
+
+uint32_t migrate_dead_link_timeout_ms(void)
+{
+    return 0;
+}
+
+RAMBlock *ram_block_by_name(const char *name)
+{
+    return NULL;
+}
 
 const char *machine_type(void)
 {

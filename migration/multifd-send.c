@@ -1,0 +1,405 @@
+/*
+ * Multifd source: N channel threads, each with its own connection.
+ *
+ * Order (QEMU 7.2's, which its destination relies on): the main channel is
+ * connected first (migration.c); only then multifd_send_setup starts the
+ * threads, which connect, send their 64-byte initial packet and wait for
+ * work. The migration thread only batches page offsets: RAM queues each
+ * dirty non-zero page (zero pages stay on the main channel); a full batch
+ * (128 pages), a block change or a sync hands the batch to the next idle
+ * channel in turn, stamped with the next packet number. The channel thread
+ * compresses (when on) and writes header and pages with one vectored write
+ * straight from guest RAM.
+ *
+ * Sync: before every RAM EOS on the main stream (setup, each iterate chunk,
+ * completion) the partial batch goes out, then every channel gets a SYNC
+ * packet, and the migration thread waits until all are written: the
+ * destination's loader waits for those SYNCs at the same EOS, which orders
+ * a page resent in a later round after its older copy on another channel.
+ *
+ * Errors: a failing channel records the first error and shuts the main
+ * stream down, so the migration thread fails wherever it is (the error is
+ * put on the main stream: ram.c needs no extra checks).
+ */
+#include "multifd.h"
+#include "channel.h"
+#include "options.h"
+#include "stream.h"
+#include "tsan.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <glib.h>
+
+typedef struct SendJob {
+    RAMBlock *block;
+    unsigned n;
+    uint32_t flags;
+    uint64_t packet_num;
+    uint64_t offset[MULTIFD_PACKET_PAGES];
+} SendJob;
+
+typedef struct SendChannel {
+    unsigned id;
+    pthread_t thread;
+    bool started;               /* [mig] */
+    pthread_cond_t cond;        /* [lock] wakes the thread: job or quit */
+    bool has_job;               /* [lock] job handed over and not yet written */
+    SendJob job;                /* [lock] while !has_job the migration thread fills it */
+    MultifdConn conn;           /* [lock] fd set once connected (shutdown reads it) */
+    /* The thread's own: */
+    MultifdCodec *codec;
+    MultifdPacket pkt;          /* kept between packets: stale fields as QEMU 7.2's */
+    uint8_t hdr[MULTIFD_HEADER_SIZE];
+    struct iovec iov[1 + MULTIFD_PACKET_PAGES];
+} SendChannel;
+
+/*
+ * [lock]   under S.lock
+ * [mig]    the migration thread only (between setup and cleanup)
+ * _Atomic  any thread
+ */
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t done;        /* [lock] a job finished, or an error */
+    SendChannel *ch;            /* [mig] array of n; set before the threads start */
+    unsigned n;
+    bool quit;                  /* [lock] */
+    Error *error;               /* [lock] the first channel error */
+    const MigAddress *addr;     /* [mig] read by the threads, stable meanwhile */
+    MultifdConnectFn *connect;  /* as addr */
+    int cancel_fd;
+    MigStream *main;            /* shut down on a channel error (thread-safe call) */
+    SendJob batch;              /* [mig] pages being collected */
+    uint64_t packet_num;        /* [mig] */
+    MultiFDCompression method;
+    int level;
+    _Atomic bool active;
+    _Atomic uint64_t bytes;
+    _Atomic uint64_t zero_copy_misses;
+} S = { .lock = PTHREAD_MUTEX_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
+
+/* QEMU 7.2's round robin position survives from one migration to the next. */
+static unsigned next_channel;   /* [mig] */
+
+bool multifd_transport_check(const MigAddress *addr, Error **errp)
+{
+    if (addr->transport != MIG_TRANSPORT_TCP && addr->transport != MIG_TRANSPORT_UNIX) {
+        error_setg(errp, "multifd is not supported by current protocol");
+        return false;
+    }
+    return true;
+}
+
+bool multifd_send_active(void)
+{
+    return atomic_load(&S.active);
+}
+
+uint64_t multifd_send_bytes(void)
+{
+    return atomic_load(&S.bytes);
+}
+
+void multifd_send_stats_reset(void)
+{
+    atomic_store(&S.bytes, 0);
+    atomic_store(&S.zero_copy_misses, 0);
+}
+
+uint64_t multifd_send_zero_copy_misses(void)
+{
+    return atomic_load(&S.zero_copy_misses);
+}
+
+/* A channel failed: the first error wins; everything waiting wakes. */
+static void channel_fail(SendChannel *c, Error *err)
+{
+    pthread_mutex_lock(&S.lock);
+    if (!S.error && !S.quit) {
+        error_prepend(&err, "multifd channel %u: ", c->id);
+        S.error = err;
+        err = NULL;
+    }
+    pthread_cond_broadcast(&S.done);
+    pthread_mutex_unlock(&S.lock);
+    error_free(err);
+    mig_stream_shutdown(S.main);
+}
+
+static bool channel_write_job(SendChannel *c, const SendJob *job, Error **errp)
+{
+    MultifdPacket *p = &c->pkt;
+    uint8_t *pages[MULTIFD_PACKET_PAGES];
+    int cnt = 1;
+    p->flags = job->flags | multifd_compression_flag(S.method);
+    p->pages_alloc = MULTIFD_PACKET_PAGES;
+    p->normal_pages = job->n;
+    p->packet_num = job->packet_num;
+    if (job->n) {
+        g_strlcpy(p->ramblock, job->block->name, sizeof(p->ramblock));
+        for (unsigned i = 0; i < job->n; i++) {
+            p->offset[i] = job->offset[i];
+            pages[i] = job->block->host + job->offset[i];
+        }
+        if (c->codec) {
+            const uint8_t *out;
+            if (!multifd_codec_compress(c->codec, pages, job->n, &out, &p->next_packet_size, errp)) {
+                return false;
+            }
+            c->iov[cnt++] = (struct iovec) { (void *)out, p->next_packet_size };
+        } else {
+            p->next_packet_size = job->n * MIGVM_PAGE_SIZE;
+            for (unsigned i = 0; i < job->n; i++) {
+                c->iov[cnt++] = (struct iovec) { pages[i], MIGVM_PAGE_SIZE };
+            }
+        }
+    }
+    multifd_packet_encode(p, c->hdr);
+    c->iov[0] = (struct iovec) { c->hdr, MULTIFD_HEADER_SIZE };
+    tsan_ignore_begin();        /* guest RAM goes to the kernel (include/tsan.h) */
+    bool ok = multifd_conn_writev_all(&c->conn, c->iov, cnt, errp);
+    tsan_ignore_end();
+    return ok;
+}
+
+static void *send_thread(void *opaque)
+{
+    SendChannel *c = opaque;
+    Error *err = NULL;
+    MultifdConn conn;
+    if (!S.connect(S.addr, S.cancel_fd, &conn, &err)) {
+        channel_fail(c, err);
+        return NULL;
+    }
+    pthread_mutex_lock(&S.lock);
+    c->conn = conn;
+    if (S.quit) {
+        multifd_conn_shutdown(&c->conn);
+    }
+    pthread_mutex_unlock(&S.lock);
+    uint8_t init[MULTIFD_INIT_SIZE];
+    MultifdInit mi = { .id = (uint8_t)c->id };      /* no -uuid: all zero */
+    multifd_init_encode(&mi, init);
+    struct iovec iov = { init, sizeof(init) };
+    if (!multifd_conn_writev_all(&c->conn, &iov, 1, &err)) {
+        channel_fail(c, err);
+        return NULL;
+    }
+    SendJob *job = g_new(SendJob, 1);
+    for (;;) {
+        pthread_mutex_lock(&S.lock);
+        while (!c->has_job && !S.quit) {
+            pthread_cond_wait(&c->cond, &S.lock);
+        }
+        if (S.quit) {
+            pthread_mutex_unlock(&S.lock);
+            break;
+        }
+        *job = c->job;
+        pthread_mutex_unlock(&S.lock);
+        bool ok = channel_write_job(c, job, &err);
+        pthread_mutex_lock(&S.lock);
+        c->has_job = false;
+        pthread_cond_broadcast(&S.done);
+        pthread_mutex_unlock(&S.lock);
+        if (!ok) {
+            channel_fail(c, err);
+            break;
+        }
+    }
+    g_free(job);
+    return NULL;
+}
+
+bool multifd_send_setup(const MigAddress *addr, int cancel_fd, MigStream *main, const MigrateMultifdParams *mp,
+                        MultifdConnectFn *connect, Error **errp)
+{
+    S.connect = connect;
+    S.n = mp->channels;
+    S.method = mp->compression;
+    S.level = mp->compression == MULTIFD_COMPRESSION_ZSTD ? mp->zstd_level : mp->zlib_level;
+    S.addr = addr;
+    S.cancel_fd = cancel_fd;
+    S.main = main;
+    S.quit = false;
+    S.error = NULL;
+    S.packet_num = 0;
+    S.batch.n = 0;
+    S.batch.block = NULL;
+    if (next_channel >= S.n) {
+        next_channel = 0;
+    }
+    S.ch = g_new0(SendChannel, S.n);
+    for (unsigned i = 0; i < S.n; i++) {
+        SendChannel *c = &S.ch[i];
+        c->id = i;
+        c->conn.fd = -1;
+        pthread_cond_init(&c->cond, NULL);
+        c->codec = multifd_codec_new_encoder(S.method, S.level, errp);
+        if (S.method != MULTIFD_COMPRESSION_NONE && !c->codec) {
+            S.n = i + 1;
+            multifd_send_cleanup(false);
+            return false;
+        }
+    }
+    atomic_store(&S.active, true);
+    for (unsigned i = 0; i < S.n; i++) {
+        if (pthread_create(&S.ch[i].thread, NULL, send_thread, &S.ch[i]) != 0) {
+            error_setg(errp, "multifd: cannot start channel thread %u", i);
+            multifd_send_cleanup(false);
+            return false;
+        }
+        S.ch[i].started = true;
+    }
+    return true;
+}
+
+/* The first channel error as the main stream's error. [lock held] */
+static bool check_error_locked(MigStream *f)
+{
+    if (S.error) {
+        mig_stream_set_error(f, "%s", error_get_pretty(S.error));
+        return false;
+    }
+    if (S.quit) {
+        mig_stream_set_error(f, "multifd: migration cancelled");
+        return false;
+    }
+    return !mig_stream_has_error(f);
+}
+
+/* Hand a job (the batch, or an empty SYNC) to channel i once it is idle. */
+static bool post_job(MigStream *f, unsigned i, uint32_t flags)
+{
+    SendChannel *c = &S.ch[i];
+    pthread_mutex_lock(&S.lock);
+    while (c->has_job && check_error_locked(f)) {
+        pthread_cond_wait(&S.done, &S.lock);
+    }
+    bool ok = check_error_locked(f);
+    if (ok) {
+        SendJob *b = &S.batch;
+        c->job.block = b->block;
+        c->job.n = b->n;
+        memcpy(c->job.offset, b->offset, b->n * sizeof(b->offset[0]));
+        c->job.flags = flags;
+        c->job.packet_num = S.packet_num++;
+        c->has_job = true;
+        pthread_cond_signal(&c->cond);
+    }
+    pthread_mutex_unlock(&S.lock);
+    if (ok) {
+        uint64_t bytes = MULTIFD_HEADER_SIZE + (uint64_t)S.batch.n * MIGVM_PAGE_SIZE;
+        atomic_fetch_add(&S.bytes, bytes);
+        mig_stream_account(f, bytes);
+    }
+    S.batch.n = 0;
+    return ok;
+}
+
+/* The next idle channel in turn (waiting for one if all are busy). */
+static bool send_batch(MigStream *f)
+{
+    pthread_mutex_lock(&S.lock);
+    int found = -1;
+    while (check_error_locked(f)) {
+        for (unsigned k = 0; k < S.n; k++) {
+            unsigned i = (next_channel + k) % S.n;
+            if (!S.ch[i].has_job) {
+                found = (int)i;
+                break;
+            }
+        }
+        if (found >= 0) {
+            break;
+        }
+        pthread_cond_wait(&S.done, &S.lock);
+    }
+    pthread_mutex_unlock(&S.lock);
+    if (found < 0) {
+        S.batch.n = 0;
+        return false;
+    }
+    next_channel = ((unsigned)found + 1) % S.n;
+    return post_job(f, (unsigned)found, 0);
+}
+
+void multifd_queue_page(MigStream *f, RAMBlock *b, uint64_t offset)
+{
+    if (S.batch.n && S.batch.block != b && !send_batch(f)) {
+        return;
+    }
+    S.batch.block = b;
+    S.batch.offset[S.batch.n++] = offset;
+    if (S.batch.n == MULTIFD_PACKET_PAGES) {
+        send_batch(f);
+    }
+}
+
+void multifd_send_sync(MigStream *f)
+{
+    if (S.batch.n && !send_batch(f)) {
+        return;
+    }
+    for (unsigned i = 0; i < S.n; i++) {
+        if (!post_job(f, i, MULTIFD_FLAG_SYNC)) {
+            return;
+        }
+    }
+    pthread_mutex_lock(&S.lock);
+    for (unsigned i = 0; i < S.n; i++) {
+        while (S.ch[i].has_job && check_error_locked(f)) {
+            pthread_cond_wait(&S.done, &S.lock);
+        }
+    }
+    check_error_locked(f);
+    pthread_mutex_unlock(&S.lock);
+}
+
+void multifd_send_shutdown(void)
+{
+    pthread_mutex_lock(&S.lock);
+    S.quit = true;
+    for (unsigned i = 0; i < S.n && S.ch; i++) {
+        multifd_conn_shutdown(&S.ch[i].conn);
+        pthread_cond_signal(&S.ch[i].cond);
+    }
+    pthread_cond_broadcast(&S.done);
+    pthread_mutex_unlock(&S.lock);
+}
+
+void multifd_send_cleanup(bool success)
+{
+    if (!S.ch) {
+        return;
+    }
+    /* After a success every SYNC was written: the threads are idle and the
+     * sockets close gracefully. Otherwise a thread may be blocked in a write
+     * the destination will never read: shut the sockets down first. */
+    if (!success) {
+        multifd_send_shutdown();
+    }
+    pthread_mutex_lock(&S.lock);
+    S.quit = true;
+    for (unsigned i = 0; i < S.n; i++) {
+        pthread_cond_signal(&S.ch[i].cond);
+    }
+    pthread_mutex_unlock(&S.lock);
+    atomic_store(&S.active, false);
+    for (unsigned i = 0; i < S.n; i++) {
+        SendChannel *c = &S.ch[i];
+        if (c->started) {
+            pthread_join(c->thread, NULL);
+        }
+        multifd_conn_close(&c->conn);
+        multifd_codec_free(c->codec);
+        pthread_cond_destroy(&c->cond);
+    }
+    g_free(S.ch);
+    S.ch = NULL;
+    S.n = 0;
+    error_free(S.error);
+    S.error = NULL;
+}

@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Multifd between migvm processes (soft accelerator workload, and the KVM
+boot-sector guest when /dev/kvm is usable).
+
+1. Live migrations with capability multifd: unix and tcp, 2 and 4 channels,
+   compression none, zlib and zstd. The destination starts with -S, so once
+   both are stopped their whole RAM (pmemsave) must be identical, and the
+   workload's pattern holds. query-migrate: multifd-bytes is the pages'
+   bytes plus whole 1344-byte headers, part of `transferred`; every page was
+   sent (normal counts the multifd pages once). The destination then runs.
+2. Refusals with QEMU 7.2's texts: multifd over exec: fails the migration
+   ("multifd is not supported by current protocol" on stderr), migrate-incoming
+   with exec: refused.
+3. Mismatched settings fail on both sides and the source keeps running:
+   multifd on the source only, on the destination only, 2 channels against 3,
+   3 against 2, zlib against none. The five pairs run at the same time (two
+   of them wait for the destination's 5 s channel deadline). Without the
+   return path a source learns of a destination failure only from the closed
+   connections, so each source's RAM is written all over first: a guest whose
+   whole stream fits in the socket buffers would report completed (as QEMU
+   7.2's does).
+
+MULTIFD_FULL=1 runs every transport x channels x compression combination.
+"""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import miglib  # noqa: E402
+import migvm  # noqa: E402
+from migvm import check, check_eq, finish, free_tcp_port, new_tmpdir, run, skip, wait_until  # noqa: E402
+
+migvm.require_binary()
+if migvm.qemu_mode():
+    migvm.skip_all("multifd between migvm processes (the interop test covers QEMU 7.2)")
+
+HEADER = 1344
+PAGE = 4096
+TMP = new_tmpdir()
+
+
+def multifd_setup(q, channels, compression="none", on=True):
+    miglib.set_caps(q, multifd=on)
+    q.cmd_ok("migrate-set-parameters", **{"multifd-channels": channels, "multifd-compression": compression})
+
+
+def uri_for(transport, name):
+    if transport == "unix":
+        return "unix:" + os.path.join(TMP, name + ".sock")
+    return "tcp:127.0.0.1:%d" % free_tcp_port()
+
+
+def check_counters(name, info):
+    ram = info["ram"]
+    mb, normal = ram["multifd-bytes"], ram["normal"]
+    check(name + ": multifd-bytes = pages + whole headers",
+          mb >= normal * PAGE and (mb - normal * PAGE) % HEADER == 0 and mb > normal * PAGE,
+          "multifd-bytes %d, normal %d" % (mb, normal))
+    check(name + ": transferred includes multifd-bytes", ram["transferred"] >= mb,
+          "transferred %d, multifd-bytes %d" % (ram["transferred"], mb))
+
+
+def live_case(transport, channels, compression, mem="128M"):
+    name = "%s %d channels %s" % (transport, channels, compression)
+    uri = uri_for(transport, "live-%s-%d-%s" % (transport, channels, compression))
+    src = miglib.start_vm(mem=mem)
+    dst = miglib.start_vm(mem=mem, incoming=uri, extra=["-S"])
+    qs, qd = src.qmp(), dst.qmp()
+    try:
+        multifd_setup(qs, channels, compression)
+        multifd_setup(qd, channels, compression)
+        qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 0})
+        check(name + ": workload runs", miglib.wait_serial_growth(src.serial_path, 10))
+        qs.cmd_ok("migrate", uri=uri)
+        info = miglib.wait_mig_status(qs, ("completed", "failed"), 60)
+        if not check(name + ": source completed", info and info["status"] == "completed", str(info)):
+            check("destination stderr", False, dst.stderr_text()[-800:])
+            return
+        dinfo = miglib.wait_mig_status(qd, ("completed", "failed"), 30)
+        check(name + ": destination completed", dinfo and dinfo["status"] == "completed", str(dinfo))
+        check_counters(name, info)
+        size = int(mem[:-1]) << 20
+        a = miglib.pmemsave(qs, os.path.join(src.dir, "src.bin"), 0, size)
+        b = miglib.pmemsave(qd, os.path.join(dst.dir, "dst.bin"), 0, size)
+        check(name + ": RAM identical", a == b, "differs at page %s" % next(
+            (i // PAGE for i in range(0, len(a), PAGE) if a[i:i + PAGE] != b[i:i + PAGE]), None))
+        ok, detail = miglib.check_memory_pattern(b)
+        check(name + ": workload pattern", ok, detail)
+        qd.cmd_ok("cont")
+        check(name + ": destination runs", miglib.wait_serial_growth(dst.serial_path, 10))
+    finally:
+        src.kill()
+        dst.kill()
+
+
+def exec_refused():
+    src = miglib.start_vm(mem="32M")
+    qs = src.qmp()
+    try:
+        multifd_setup(qs, 2)
+        qs.cmd_ok("migrate", uri="exec:cat > /dev/null")
+        info = miglib.wait_mig_status(qs, ("completed", "failed"), 10)
+        check_eq("exec: migration fails", info and info["status"], "failed")
+        check("exec: QEMU 7.2's text on stderr",
+              wait_until(lambda: "multifd is not supported by current protocol" in src.stderr_text(), 5),
+              src.stderr_text()[-400:])
+        check_eq("exec: source still running", miglib.query_status(qs), "running")
+    finally:
+        src.kill()
+    dst = miglib.start_vm(mem="32M", incoming="defer")
+    qd = dst.qmp()
+    try:
+        multifd_setup(qd, 2)
+        r = qd.cmd("migrate-incoming", uri="exec:cat /dev/null")
+        check_eq("exec: migrate-incoming refused", migvm.error_of(r),
+                 ("GenericError", "multifd is not supported by current protocol"))
+    finally:
+        dst.kill()
+
+
+# (name, source settings, destination settings); None = multifd off.
+MISMATCHES = [
+    ("multifd on the source only", (2, "none"), None),
+    ("multifd on the destination only", None, (2, "none")),
+    ("2 channels to 3", (2, "none"), (3, "none")),
+    ("3 channels to 2", (3, "none"), (2, "none")),
+    ("zlib to none", (2, "zlib"), (2, "none")),
+]
+
+
+def mismatches():
+    pairs = []
+    try:
+        for i, (name, s, d) in enumerate(MISMATCHES):
+            uri = uri_for("unix", "mismatch%d" % i)
+            src = miglib.start_vm(mem="64M")
+            dst = miglib.start_vm(mem="64M", incoming=uri, extra=["-S"])
+            pairs.append((name, src, dst))
+        for i, (name, src, dst) in enumerate(pairs):
+            _, s, d = MISMATCHES[i]
+            uri = uri_for("unix", "mismatch%d" % i)
+            # Every page written once: more than the sockets can hold, so a
+            # source cannot complete into the buffers of a destination that
+            # stopped reading (see the note at the top).
+            check(name + ": one workload pass",
+                  wait_until(lambda: b"B" in miglib.serial_text(src.serial_path), 20))
+            qs, qd = src.qmp(), dst.qmp()
+            for q, setting in ((qs, s), (qd, d)):
+                if setting:
+                    multifd_setup(q, *setting)
+            qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 0})
+            qs.cmd_ok("migrate", uri=uri)
+        for name, src, dst in pairs:
+            qs, qd = src.qmp(), dst.qmp()
+            info = miglib.wait_mig_status(qs, ("completed", "failed"), 30)
+            check_eq(name + ": source fails", info and info["status"], "failed")
+            dinfo = miglib.wait_mig_status(qd, ("completed", "failed"), 30)
+            check_eq(name + ": destination fails", dinfo and dinfo["status"], "failed")
+            check_eq(name + ": source still running", miglib.query_status(qs), "running")
+            check(name + ": source guest runs on", miglib.wait_serial_growth(src.serial_path, 10))
+            check(name + ": destination alive", dst.alive())
+            if name == "zlib to none":
+                check(name + ": destination names the flags", "flags received 2 flags expected 0"
+                      in dst.stderr_text(), dst.stderr_text()[-600:])
+    finally:
+        for _, src, dst in pairs:
+            src.kill()
+            dst.kill()
+
+
+def kvm_case():
+    image = os.path.abspath(os.path.join(os.environ.get("BUILD", "build"), "guest", "boot-sector.img"))
+    why = migvm.kvm_usable()
+    if why:
+        skip("KVM boot-sector guest over multifd", why)
+        return
+    uri = uri_for("unix", "kvm")
+    src = miglib.start_kvm_guest(image, "256M")
+    dst = miglib.start_kvm_guest(image, "256M", incoming=uri, extra=["-S"])
+    qs, qd = src.qmp(), dst.qmp()
+    try:
+        multifd_setup(qs, 4)
+        multifd_setup(qd, 4)
+        qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 0})
+        check("kvm: guest runs", miglib.wait_serial_growth(src.serial_path, 10))
+        qs.cmd_ok("migrate", uri=uri)
+        info = miglib.wait_mig_status(qs, ("completed", "failed"), 60)
+        if not check("kvm: source completed", info and info["status"] == "completed", str(info)):
+            return
+        check("kvm: destination completed", miglib.wait_mig_status(qd, "completed", 30) is not None)
+        check_counters("kvm", info)
+        a = miglib.pmemsave(qs, os.path.join(src.dir, "src.bin"), 0, 256 << 20)
+        b = miglib.pmemsave(qd, os.path.join(dst.dir, "dst.bin"), 0, 256 << 20)
+        check("kvm: RAM identical", a == b)
+        qd.cmd_ok("cont")
+        check("kvm: destination guest runs", miglib.wait_serial_growth(dst.serial_path, 10))
+    finally:
+        src.kill()
+        dst.kill()
+
+
+def main():
+    if os.environ.get("MULTIFD_FULL"):
+        cases = [(t, n, c) for t in ("unix", "tcp") for n in (2, 4) for c in ("none", "zlib", "zstd")]
+    else:
+        cases = [("unix", 2, "none"), ("tcp", 4, "zstd"), ("unix", 3, "zlib")]
+    for t, n, c in cases:
+        if not os.environ.get("MULTIFD_ONLY") or os.environ["MULTIFD_ONLY"] == "live":
+            run("live %s %d %s" % (t, n, c), live_case, t, n, c)
+    run("exec refused", exec_refused)
+    run("mismatches", mismatches)
+    run("kvm", kvm_case)
+    finish()
+
+
+main()
