@@ -15,6 +15,7 @@
 #include "history.h"
 #include "preflight.h"
 #include "options.h"
+#include "postcopy-ram.h"
 #include "machine.h"
 #include "multifd.h"
 #include "savevm.h"
@@ -41,6 +42,7 @@ typedef struct IncomingState {
     MigStream *rp;                /* the return path, when the source opened it */
     bool rp_opened, peer_migvm;
     int64_t loaded_ns;
+    bool postcopy_started;        /* main thread: RUN decided the run state already */
 } IncomingState;
 
 static IncomingState incoming = { .status = MIGRATION_STATUS_NONE };
@@ -55,6 +57,25 @@ static void incoming_set_status(MigrationStatus s)
 bool migration_incoming_failed(void)
 {
     return incoming.failed;
+}
+
+/* Capability postcopy-blocktime: what the vCPUs waited for pages (ms). */
+static void incoming_fill_blocktime(MigrationInfo *info)
+{
+    uint32_t total, *per_vcpu;
+    int n;
+    if (!postcopy_blocktime_get(&total, &per_vcpu, &n)) {
+        return;
+    }
+    info->has_postcopy_blocktime = true;
+    info->postcopy_blocktime = total;
+    uint32List **tail = &info->postcopy_vcpu_blocktime;
+    for (int i = 0; i < n; i++) {
+        *tail = g_new0(uint32List, 1);
+        (*tail)->value = per_vcpu[i];
+        tail = &(*tail)->next;
+    }
+    g_free(per_vcpu);
 }
 
 bool migration_incoming_fill_info(MigrationInfo *info)
@@ -75,6 +96,7 @@ bool migration_incoming_fill_info(MigrationInfo *info)
     if (listening) {
         info->socket_address = mig_listener_addresses(incoming.listener);
     }
+    incoming_fill_blocktime(info);
     return true;
 }
 
@@ -122,6 +144,8 @@ static void incoming_send_shut(void)
     incoming.rp = NULL;
 }
 
+static void incoming_start_guest(void);
+
 /* Main loop: the load ended. Resume the guest or fail cleanly. [BQL] */
 static void incoming_finish(void *opaque)
 {
@@ -130,6 +154,12 @@ static void incoming_finish(void *opaque)
     mig_listener_free(incoming.listener);     /* multifd: still taking channels */
     incoming.listener = NULL;
     incoming_close_channel();
+    if (!incoming.load_ok && incoming.postcopy_started) {
+        /* The guest ran here on pages that are now out of reach: its vCPUs
+         * stay blocked on them (nothing may run it with holes). */
+        error_prepend(&incoming.error, "postcopy failed after the guest started here; it cannot go on "
+                      "without the source's pages: ");
+    }
     if (!incoming.load_ok) {
         error_report("load of migration failed: %s", error_get_pretty(incoming.error));
         incoming.failed = true;
@@ -138,6 +168,18 @@ static void incoming_finish(void *opaque)
         return;
     }
     incoming.failed = false;
+    if (!incoming.postcopy_started) {
+        incoming_start_guest();
+    }
+    incoming.postcopy_started = false;
+    incoming_set_status(MIGRATION_STATUS_COMPLETED);
+    mig_history_dest_close();
+    incoming_send_shut();
+}
+
+/* The run state the source had (globalstate), or running. [BQL] */
+static void incoming_start_guest(void)
+{
     RunState received;
     Error *err = NULL;
     if (!global_state_received(&received) || received == RUN_STATE_RUNNING) {
@@ -154,10 +196,53 @@ static void incoming_finish(void *opaque)
         error_report_err(err);
         incoming_pause();
     }
-    incoming_set_status(MIGRATION_STATUS_COMPLETED);
-    mig_history_dest_close();
-    incoming_send_shut();
 }
+
+/* ---- postcopy (postcopy-ram.c does the RAM) ---- */
+
+static bool pc_enabled(void)
+{
+    return migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM);
+}
+
+static int pc_state(void)
+{
+    return postcopy_incoming_state();
+}
+
+static void incoming_postcopy_active(void *opaque)
+{
+    incoming_set_status(MIGRATION_STATUS_POSTCOPY_ACTIVE);
+}
+
+static bool pc_listen(MigStream *rp, Error **errp)
+{
+    if (!postcopy_incoming_listen(rp, errp)) {
+        return false;
+    }
+    main_loop_schedule(incoming_postcopy_active, NULL);
+    return true;
+}
+
+/* Main loop: RUN, the devices are loaded: the guest starts now and pulls
+ * the pages it lacks. [BQL] */
+static void incoming_postcopy_run(void *opaque)
+{
+    incoming.postcopy_started = true;
+    incoming_start_guest();
+}
+
+static bool pc_run(Error **errp)
+{
+    postcopy_incoming_set_running();
+    main_loop_schedule(incoming_postcopy_run, NULL);
+    return true;
+}
+
+static const LoadvmPostcopy incoming_postcopy = {
+    .enabled = pc_enabled, .state = pc_state, .advise = postcopy_incoming_advise,
+    .discard = postcopy_incoming_discard, .listen = pc_listen, .run = pc_run,
+};
 
 static void incoming_device_lock(bool lock)
 {
@@ -187,6 +272,7 @@ static gpointer incoming_thread(gpointer opaque)
         .return_path_opened = &incoming.rp_opened,
         .peer_is_migvm = &incoming.peer_migvm,
         .device_lock = incoming_device_lock,
+        .postcopy = &incoming_postcopy,
     };
     multifd_recv_set_main(f);
     bool ok = qemu_loadvm_state(f, &opts, &err);
@@ -197,6 +283,8 @@ static gpointer incoming_thread(gpointer opaque)
         err = channel_err;
     }
     multifd_recv_cleanup();
+    /* Before the return path closes: the fault thread writes on it. */
+    postcopy_incoming_cleanup(!ok && postcopy_incoming_state() == POSTCOPY_INCOMING_RUNNING);
     incoming.loaded_ns = now_ns();
     mig_history_dest_loaded(mig_stream_bytes_read(f), err);
     if (ok && incoming.rp_opened) {

@@ -11,6 +11,7 @@
  * failure leaves the loader with a single error naming the cause.
  */
 #include "savevm-int.h"
+#include "postcopy-ram.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -34,7 +35,16 @@ typedef struct LoadState {
     GPtrArray *set_up;                  /* entries whose load_setup ran */
     bool rp_open;
     bool advised;                       /* POSTCOPY_ADVISE (length 0) seen */
+    /* Postcopy: the PACKAGED blob is parsed by a nested LoadState on this
+     * thread while a listen thread reads the rest of this (outer) stream. */
+    bool nested;                        /* a PACKAGED blob: ends with its data */
+    struct LoadState *outer;            /* nested: the stream LISTEN hands over */
+    GThread *listen_thread;             /* outer: reads on after LISTEN */
+    bool listened;                      /* outer: the listen thread read the rest (set after its join) */
+    Error *listen_err;                  /* outer: its outcome */
 } LoadState;
+
+static bool load_sections(LoadState *s, Error **errp);
 
 static bool load_header(LoadState *s, Error **errp)
 {
@@ -251,6 +261,140 @@ static int cmd_len(uint16_t cmd)
     }
 }
 
+static bool refuse_command(uint16_t cmd, Error **errp)
+{
+    error_setg(errp, "%s is not supported by migvm here", cmd_names[cmd]);
+    return false;
+}
+
+/* ---- postcopy (shared docs: postcopy.md section 2) ---- */
+
+static bool load_postcopy_advise(LoadState *s, Error **errp)
+{
+    uint64_t summary = mig_stream_get_be64(s->f);
+    uint64_t target = mig_stream_get_be64(s->f);
+    if (!mig_stream_check(s->f, errp, "Failed to read a command")) {
+        return false;
+    }
+    if (!s->opts->postcopy || !s->opts->postcopy->enabled()) {
+        error_setg(errp, "RAM postcopy is disabled but have 16 byte advise");
+        return false;
+    }
+    return s->opts->postcopy->advise(summary, target, errp);
+}
+
+static bool load_postcopy_discard(LoadState *s, uint16_t len, Error **errp)
+{
+    uint8_t version = mig_stream_get_u8(s->f);
+    char name[256];
+    int nl = mig_stream_get_counted_string(s->f, name);
+    if (!mig_stream_check(s->f, errp, "Failed to read a command")) {
+        return false;
+    }
+    if (version != 0) {
+        error_setg(errp, "CMD_POSTCOPY_RAM_DISCARD invalid version (%d)", version);
+        return false;
+    }
+    uint8_t nil = mig_stream_get_u8(s->f);
+    if (!mig_stream_check(s->f, errp, "Failed to read a command")) {
+        return false;
+    }
+    if (nil != 0) {
+        error_setg(errp, "CMD_POSTCOPY_RAM_DISCARD missing nil (%d)", nil);
+        return false;
+    }
+    if (len < 20 || len < 3 + nl || (len - 3 - nl) % 16 != 0) {
+        error_setg(errp, "CMD_POSTCOPY_RAM_DISCARD invalid length (%d)", len);
+        return false;
+    }
+    for (int left = (len - 3 - nl) / 16; left > 0; left--) {
+        uint64_t start = mig_stream_get_be64(s->f);
+        uint64_t length = mig_stream_get_be64(s->f);
+        if (!mig_stream_check(s->f, errp, "Failed to read a command") ||
+            !s->opts->postcopy->discard(name, start, length, errp)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static gpointer listen_thread(gpointer opaque)
+{
+    LoadState *outer = opaque;
+    load_sections(outer, &outer->listen_err);
+    return NULL;
+}
+
+/* LISTEN (inside the blob): from now on another thread reads the outer
+ * stream, so the pages the devices' loading may fault on keep coming. */
+static bool load_postcopy_listen(LoadState *s, Error **errp)
+{
+    if (!s->nested || s->outer->listen_thread) {
+        error_setg(errp, "CMD_POSTCOPY_LISTEN outside a package");
+        return false;
+    }
+    if (!s->opts->postcopy->listen(s->opts->return_path, errp)) {
+        return false;
+    }
+    s->outer->listen_thread = g_thread_new("postcopy/listen", listen_thread, s->outer);
+    return true;
+}
+
+static bool load_packaged(LoadState *s, Error **errp)
+{
+    uint32_t len = mig_stream_get_be32(s->f);
+    if (!mig_stream_check(s->f, errp, "Failed to read a command")) {
+        return false;
+    }
+    if (s->nested) {
+        error_setg(errp, "CMD_PACKAGED inside a package");
+        return false;
+    }
+    if (len > MIGVM_PACKAGED_MAX_LEN || len > mig_stream_remaining_hint(s->f)) {
+        error_setg(errp, "Unreasonably large packaged state: %" PRIu32, len);
+        return false;
+    }
+    uint8_t *blob = g_malloc(len ? len : 1);
+    if (!mig_stream_get_buffer(s->f, blob, len)) {
+        g_free(blob);
+        return mig_stream_check(s->f, errp, "Failed to read the packaged state");
+    }
+    LoadState in = {
+        .f = mig_stream_new_mem_reader(blob, len),
+        .opts = s->opts,
+        .by_id = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free),
+        .by_entry = g_hash_table_new(g_direct_hash, g_direct_equal),
+        .set_up = g_ptr_array_new(),
+        .rp_open = s->rp_open,
+        .nested = true,
+        .outer = s,
+    };
+    Error *local = NULL;
+    bool ok = load_sections(&in, &local);
+    if (s->listen_thread) {
+        if (!ok) {
+            mig_stream_shutdown(s->f);      /* the listen thread stops reading */
+        }
+        g_thread_join(s->listen_thread);
+        s->listen_thread = NULL;
+        s->listened = true;
+        if (ok && s->listen_err) {
+            ok = false;
+            local = s->listen_err;
+            s->listen_err = NULL;
+        }
+        error_free(s->listen_err);
+        s->listen_err = NULL;
+    }
+    mig_stream_close(in.f, NULL);
+    g_hash_table_destroy(in.by_entry);
+    g_hash_table_destroy(in.by_id);
+    g_ptr_array_free(in.set_up, true);
+    g_free(blob);
+    error_propagate(errp, local);
+    return ok;
+}
+
 static bool load_command(LoadState *s, Error **errp)
 {
     uint16_t cmd = mig_stream_get_be16(s->f);
@@ -299,7 +443,11 @@ static bool load_command(LoadState *s, Error **errp)
          * (capability dirty-bitmaps, QEMU 7.2 sends it then); bitmaps travel
          * in precopy here, so nothing changes. 16: postcopy RAM. */
         if (len != 0) {
-            break;
+            return load_postcopy_advise(s, errp);
+        }
+        if (s->opts->postcopy && s->opts->postcopy->enabled()) {
+            error_setg(errp, "RAM postcopy is enabled but have 0 byte advise");
+            return false;
         }
         if (s->advised) {
             error_setg(errp, "CMD_POSTCOPY_ADVISE in wrong postcopy state (1)");
@@ -307,10 +455,25 @@ static bool load_command(LoadState *s, Error **errp)
         }
         s->advised = true;
         return true;
+    case MIG_CMD_POSTCOPY_RAM_DISCARD:
+        return s->opts->postcopy ? load_postcopy_discard(s, len, errp) : refuse_command(cmd, errp);
+    case MIG_CMD_PACKAGED:
+        return s->opts->postcopy ? load_packaged(s, errp) : refuse_command(cmd, errp);
+    case MIG_CMD_POSTCOPY_LISTEN:
+        return s->opts->postcopy ? load_postcopy_listen(s, errp) : refuse_command(cmd, errp);
+    case MIG_CMD_POSTCOPY_RUN:
+        if (!s->opts->postcopy) {
+            return refuse_command(cmd, errp);
+        }
+        if (s->opts->postcopy->state() != POSTCOPY_INCOMING_LISTENING) {
+            error_setg(errp, "CMD_POSTCOPY_RUN in wrong postcopy state (%d)", s->opts->postcopy->state());
+            return false;
+        }
+        return s->opts->postcopy->run(errp);
     default:
         break;
     }
-    error_setg(errp, "%s is not supported by migvm (precopy only)", cmd_names[cmd]);
+    return refuse_command(cmd, errp);
     return false;
 }
 
@@ -340,6 +503,9 @@ static void load_vmdesc(LoadState *s)
 static bool load_sections(LoadState *s, Error **errp)
 {
     for (;;) {
+        if (s->nested && mig_stream_peek_u8(s->f) < 0) {
+            return true;        /* a package ends with its data (after RUN) */
+        }
         uint8_t type = mig_stream_get_u8(s->f);
         if (!mig_stream_check(s->f, errp, "Failed to read the next section")) {
             return false;
@@ -358,6 +524,9 @@ static bool load_sections(LoadState *s, Error **errp)
             break;
         case QEMU_VM_COMMAND:
             ok = load_command(s, errp);
+            if (ok && s->listened) {
+                return true;    /* the listen thread read the outer stream to its EOF */
+            }
             break;
         default:
             error_setg(errp, "Unknown savevm section type %d", type);
@@ -381,7 +550,7 @@ bool qemu_loadvm_state(MigStream *f, const LoadvmOptions *opts, Error **errp)
     Error *local = NULL;
     bool ok = load_header(&s, &local) && load_setup_all(&s, &local) &&
               load_sections(&s, &local);
-    if (ok) {
+    if (ok && !s.listened) {        /* no VMDESCRIPTION after postcopy */
         load_vmdesc(&s);
     }
     load_cleanup_all(&s);

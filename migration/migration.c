@@ -25,6 +25,8 @@
 #include "options.h"
 #include "cpu-throttle.h"
 #include "ram.h"
+#include "postcopy-ram.h"
+#include "rp-reader.h"
 #include "block-dirty-bitmap.h"
 #include "machine.h"
 #include "savevm.h"
@@ -73,6 +75,10 @@ typedef struct MigrationState {
      * cond cuts a rate-limit sleep short. */
     _Atomic bool rate_limit_changed;
     RunState vm_old_state;     /* [thread] run state before completion stopped the guest */
+    _Atomic bool start_postcopy;    /* migrate-start-postcopy asked for the switch */
+    /* [thread] the package went out: the destination may be running the
+     * guest, so this side must never run it again on its own. */
+    bool postcopy_started;
     int64_t downtime_start_ns; /* [thread] the guest stopped (or was let go on after pre-switchover) */
 
     /* Statistics for query-migrate (times in ms); see the top. */
@@ -119,6 +125,7 @@ static bool status_is_running(MigrationStatus s)
     case MIGRATION_STATUS_ACTIVE:
     case MIGRATION_STATUS_PRE_SWITCHOVER:
     case MIGRATION_STATUS_DEVICE:
+    case MIGRATION_STATUS_POSTCOPY_ACTIVE:
     case MIGRATION_STATUS_CANCELLING:
         return true;
     default:
@@ -188,7 +195,9 @@ static bool cancelled(void)
 static void rate_limit_apply(MigStream *f, bool force)
 {
     if (atomic_exchange(&mig.rate_limit_changed, false) || force) {
-        mig_stream_set_rate_limit(f, migrate_max_bandwidth());
+        /* In postcopy max-postcopy-bandwidth, 0 meaning unlimited (QEMU 7.2). */
+        mig_stream_set_rate_limit(f, mig.postcopy_started ? migrate_max_postcopy_bandwidth()
+                                                          : migrate_max_bandwidth());
     }
 }
 
@@ -198,7 +207,8 @@ static void rate_limit_wait(MigStream *f)
     int64_t end_ns = mig_stream_rate_limit_slot_end_ns(f);
     struct timespec end = { .tv_sec = end_ns / 1000000000LL, .tv_nsec = end_ns % 1000000000LL };
     pthread_mutex_lock(&mig.lock);
-    while (!cancelled() && !atomic_load(&mig.rate_limit_changed) && now_ns() < end_ns) {
+    while (!cancelled() && !atomic_load(&mig.rate_limit_changed) && now_ns() < end_ns &&
+           !(mig.postcopy_started && postcopy_request_pending())) {
         pthread_cond_timedwait(&mig.cond, &mig.lock, &end);    /* CLOCK_MONOTONIC */
     }
     pthread_mutex_unlock(&mig.lock);
@@ -263,8 +273,9 @@ static void bandwidth_update(BandwidthMeter *m, MigStream *f, uint64_t pending)
     m->window_start_pages = pages;
 }
 
-/* Iterate until what is left fits in the downtime limit. true: ready to complete. */
-static bool migration_iterate(MigStream *f, Error **errp)
+/* Iterate until what is left fits in the downtime limit, or until
+ * migrate-start-postcopy (*postcopy set). true: ready to complete. */
+static bool migration_iterate(MigStream *f, bool *postcopy, Error **errp)
 {
     BandwidthMeter meter = { .window_start_ns = now_ns() };
     meter.window_start_bytes = mig_stream_bytes_written(f);
@@ -272,6 +283,10 @@ static bool migration_iterate(MigStream *f, Error **errp)
     for (;;) {
         if (cancelled()) {
             return false;
+        }
+        if (atomic_load(&mig.start_postcopy)) {
+            *postcopy = true;
+            return true;
         }
         rate_limit_apply(f, false);
         /* QEMU's rule: below the threshold, sync the dirty bitmap (a new
@@ -396,13 +411,144 @@ static bool wait_for_destination(MigStream *rp, Error **errp)
     }
 }
 
+/* ---- postcopy (shared docs: postcopy.md sections 1 and 6.2) ------------- */
+
+/* A page request arrived or the return path ended: cut a rate-limit sleep
+ * short. Any thread. */
+static void postcopy_wake(void)
+{
+    pthread_mutex_lock(&mig.lock);
+    pthread_cond_broadcast(&mig.cond);
+    pthread_mutex_unlock(&mig.lock);
+}
+
+/* The package the destination loads while it already listens for pages:
+ * LISTEN, every device, PING 3, RUN. [BQL, guest stopped] */
+static bool postcopy_send_package(MigStream *f, Error **errp)
+{
+    MigStream *pkg = mig_stream_new_mem_writer();
+    savevm_send_postcopy_listen(pkg);
+    bool ok = savevm_state_postcopy_devices(pkg, errp);
+    if (ok) {
+        savevm_send_ping(pkg, 3);
+        savevm_send_postcopy_run(pkg);
+        size_t len;
+        const uint8_t *data = mig_stream_mem_data(pkg, &len);
+        /* From the first byte of the package on, the destination may run
+         * the guest: this side must never run it again on its own. */
+        mig.postcopy_started = true;
+        savevm_send_packaged(f, data, (uint32_t)len);
+        savevm_send_ping(f, 4);
+        ok = mig_stream_flush(f) && mig_stream_get_error(f, errp);
+    }
+    mig_stream_close(pkg, NULL);
+    return ok;
+}
+
+/* migrate-start-postcopy took effect: stop the guest, end the handlers that
+ * cannot go on (block), discard what is still dirty, PING 2, the package,
+ * PING 4; then postcopy-active with max-postcopy-bandwidth. */
+static bool postcopy_switchover(MigStream *f, bool *stopped, Error **errp)
+{
+    bql_lock();
+    bool was_running = runstate_is_running();
+    mig.vm_old_state = runstate_get();
+    global_state_store();
+    mig.downtime_start_ns = now_ns();
+    bool ok = vm_stop_force_state(RUN_STATE_FINISH_MIGRATE, errp);
+    *stopped = was_running;
+    mig_history_downtime_start(mig.downtime_start_ns);
+    mig_history_phase_end(MIG_PHASE_STOP, now_ns());
+    ok = ok && !cancelled() && savevm_state_complete_precopy_only(f, errp) &&
+         ram_postcopy_send_discard(f, errp);
+    if (ok) {
+        savevm_send_ping(f, 2);
+        ok = postcopy_send_package(f, errp);
+    }
+    int64_t sent_ns = now_ns();
+    mig_history_phase_end(MIG_PHASE_FLUSH, sent_ns);
+    /* The guest is stopped from here until the destination runs it: the
+     * time to send the package (QEMU 7.2 reports a figure that means nothing). */
+    atomic_store(&mig.downtime, (sent_ns - mig.downtime_start_ns) / 1000000);
+    bql_unlock();
+    if (ok && !status_change(MIGRATION_STATUS_ACTIVE, MIGRATION_STATUS_POSTCOPY_ACTIVE)) {
+        ok = false;     /* cancelled meanwhile */
+    }
+    rate_limit_apply(f, true);
+    return ok;
+}
+
+/* Postcopy: the rest of RAM, requested pages first, then END ram and EOF. */
+static bool postcopy_send_rest(MigStream *f, RpReader *rr, Error **errp)
+{
+    for (;;) {
+        if (cancelled()) {
+            error_setg(errp, "migration cancelled during postcopy");
+            return false;
+        }
+        if (rp_reader_failed(rr, errp)) {
+            return false;
+        }
+        rate_limit_apply(f, false);
+        uint64_t pending = 0;
+        savevm_state_pending(false, &pending);
+        if (pending == 0) {
+            break;      /* requests left are for pages already on their way */
+        }
+        if (savevm_state_iterate_postcopy(f, errp) < 0) {
+            return false;
+        }
+        if (mig_stream_rate_limit_exceeded(f) && !mig_stream_has_error(f)) {
+            mig_stream_flush(f);
+            rate_limit_wait(f);
+        }
+        if (!mig_stream_get_error(f, errp)) {
+            return false;
+        }
+    }
+    return savevm_state_complete_postcopy(f, errp);
+}
+
+/* The destination said SHUT (read by the return-path reader). */
+static bool postcopy_wait_for_destination(RpReader *rr, Error **errp)
+{
+    int64_t started_us, shut_ns;
+    if (!rp_reader_finish(rr, &started_us, &shut_ns, errp)) {
+        return false;
+    }
+    if (mig.postcopy_started) {
+        mig_history_phase_end(MIG_PHASE_DEST, shut_ns);
+    } else if (started_us >= 0) {
+        mig_history_phase_end(MIG_PHASE_DEST_LOAD, shut_ns - started_us * 1000);
+        mig_history_phase_end(MIG_PHASE_DEST_START, shut_ns);
+        atomic_store(&mig.downtime, (shut_ns - mig.downtime_start_ns) / 1000000);
+    } else {
+        mig_history_phase_end(MIG_PHASE_DEST, shut_ns);
+        atomic_store(&mig.downtime, (shut_ns - mig.downtime_start_ns) / 1000000);
+    }
+    return true;
+}
+
+/* After the package went out, a failure must not run two guests. [BQL] */
+static void postcopy_failed_keep_stopped(void)
+{
+    assert(bql_locked());
+    Error *err = NULL;
+    if (runstate_check(RUN_STATE_FINISH_MIGRATE) && !runstate_set(RUN_STATE_POSTMIGRATE, &err)) {
+        error_report_err(err);
+    }
+    vm_set_handed_over(true);
+}
+
 static void migration_cleanup(MigStream *f, MigStream *rp, MigChannel *ch, bool stopped)
 {
     bool success = status_get() == MIGRATION_STATUS_COMPLETED;
     multifd_send_cleanup(success);
     bql_lock();
     savevm_state_cleanup();
-    if (!success && (stopped || runstate_check(RUN_STATE_FINISH_MIGRATE))) {
+    if (!success && mig.postcopy_started) {
+        postcopy_failed_keep_stopped();
+    } else if (!success && (stopped || runstate_check(RUN_STATE_FINISH_MIGRATE))) {
         /* The source keeps running, exactly as before. */
         Error *err = NULL;
         if (stopped) {
@@ -437,6 +583,14 @@ static void migration_fail(MigrationStatus from, Error *err)
         status_change(MIGRATION_STATUS_CANCELLING, MIGRATION_STATUS_CANCELLED);
         return;
     }
+    if (err && mig.postcopy_started) {
+        Error *why = err;
+        err = NULL;
+        error_setg(&err, "%s; the source stays stopped: the destination may have run the guest since "
+                   "the switch to postcopy, so this copy is no longer the whole truth (cont needs "
+                   "x-force-after-migration)", error_get_pretty(why));
+        error_free(why);
+    }
     if (err) {
         error_report("migration failed: %s", error_get_pretty(err));
         set_error(err);
@@ -452,6 +606,9 @@ static gpointer migration_thread(gpointer opaque)
     bool stopped = false;
     MigHistoryCounters hc;
     MigrationStatus at = MIGRATION_STATUS_SETUP;
+    RpReader *rr = NULL;
+    bool postcopy = migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM);
+    bool to_postcopy = false;
 
     bool multifd = migrate_cap(MIGRATION_CAPABILITY_MULTIFD);
     if (multifd && !multifd_transport_check(&mig.addr, &err)) {
@@ -478,7 +635,11 @@ static gpointer migration_thread(gpointer opaque)
     if (!savevm_state_header(f, &cfg, &err)) {
         goto fail;
     }
-    if (migrate_cap(MIGRATION_CAPABILITY_RETURN_PATH) && ch.bidirectional) {
+    if (postcopy && !ch.bidirectional) {
+        error_setg(&err, "Unable to open return-path for postcopy");
+        goto fail;
+    }
+    if ((migrate_cap(MIGRATION_CAPABILITY_RETURN_PATH) || postcopy) && ch.bidirectional) {
         rp = mig_stream_open_return_path(f, &err);
         if (!rp) {
             goto fail;
@@ -487,7 +648,11 @@ static gpointer migration_thread(gpointer opaque)
         savevm_send_ping(f, 1);
         savevm_send_ping(f, MIG_PING_MIGVM);    /* return-path.c */
     }
-    if (migrate_cap(MIGRATION_CAPABILITY_DIRTY_BITMAPS)) {
+    if (postcopy) {
+        savevm_send_postcopy_advise_ram(f);
+        postcopy_requests_reset();
+        rr = rp_reader_start(rp, postcopy_wake);
+    } else if (migrate_cap(MIGRATION_CAPABILITY_DIRTY_BITMAPS)) {
         savevm_send_postcopy_advise(f);     /* as QEMU 7.2, even without postcopy-ram */
     }
     /* The main channel is connected: only now the multifd ones (a QEMU 7.2
@@ -513,14 +678,27 @@ static gpointer migration_thread(gpointer opaque)
         goto fail;
     }
     at = MIGRATION_STATUS_ACTIVE;
-    if (!migration_iterate(f, &err)) {
+    if (!migration_iterate(f, &to_postcopy, &err)) {
         goto fail;
     }
-    if (!migration_complete(f, &stopped, &err)) {
+    if (to_postcopy) {
+        bool sent = postcopy_switchover(f, &stopped, &err);
+        at = status_get();
+        if (!sent || !postcopy_send_rest(f, rr, &err)) {
+            goto fail;
+        }
+    } else if (!migration_complete(f, &stopped, &err)) {
         at = status_get();
         goto fail;
     }
-    if (rp && !wait_for_destination(rp, &err)) {
+    if (rr) {
+        RpReader *r = rr;
+        rr = NULL;
+        if (!postcopy_wait_for_destination(r, &err)) {
+            at = status_get();
+            goto fail;
+        }
+    } else if (rp && !wait_for_destination(rp, &err)) {
         at = status_get();
         goto fail;
     }
@@ -567,6 +745,13 @@ fail:
         if (!err && mig_stream_has_error(f)) {
             mig_stream_get_error(f, &err);
         }
+    }
+    if (rr) {
+        mig_stream_shutdown(f);     /* the reader sleeps in a read of the same socket */
+        int64_t a, b;
+        Error *rp_err = NULL;
+        rp_reader_finish(rr, &a, &b, &rp_err);
+        error_free(rp_err);
     }
     atomic_store(&mig.total_time, (now_ns() - mig.start_ns) / 1000000);
     history_counters(&hc, f);
@@ -661,6 +846,8 @@ static void migration_reset(void)
     mig.error = NULL;
     mig.continue_requested = false;
     pthread_mutex_unlock(&mig.lock);
+    atomic_store(&mig.start_postcopy, false);
+    mig.postcopy_started = false;
     if (mig.cancel_fd < 0) {
         mig.cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     }
@@ -762,8 +949,19 @@ bool qmp_migrate_continue(const q_obj_migrate_continue_arg *arg, Error **errp)
 
 bool qmp_migrate_start_postcopy(Error **errp)
 {
-    error_setg(errp, "Enable postcopy with migrate_set_capability before the start of migration");
-    return false;
+    if (!migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM)) {
+        error_setg(errp, "Enable postcopy with migrate_set_capability before the start of migration");
+        return false;
+    }
+    if (status_get() == MIGRATION_STATUS_NONE) {
+        error_setg(errp, "Postcopy must be started after migration has been started");
+        return false;
+    }
+    /* After the end of a migration it does nothing, as QEMU 7.2 (a race with
+     * completion is no error). */
+    atomic_store(&mig.start_postcopy, true);
+    postcopy_wake();
+    return true;
 }
 
 static MigrationStats *ram_info(bool completed)
@@ -787,8 +985,8 @@ static MigrationStats *ram_info(bool completed)
     s->pages_per_second = atomic_load(&mig.pages_per_second);
     s->precopy_bytes = rs.precopy_bytes;
     s->downtime_bytes = rs.downtime_bytes;
-    s->multifd_bytes = multifd_send_bytes();
-    s->dirty_sync_missed_zero_copy = multifd_send_zero_copy_misses();
+    s->postcopy_bytes = rs.postcopy_bytes;
+    s->postcopy_requests = (int64_t)rs.postcopy_requests;
     return s;
 }
 
@@ -808,6 +1006,7 @@ MigrationInfo *qmp_query_migrate(Error **errp)
     case MIGRATION_STATUS_CANCELLING:
     case MIGRATION_STATUS_PRE_SWITCHOVER:
     case MIGRATION_STATUS_DEVICE:
+    case MIGRATION_STATUS_POSTCOPY_ACTIVE:
         info->has_setup_time = true;
         info->setup_time = atomic_load(&mig.setup_time);
         info->has_total_time = true;

@@ -12,7 +12,8 @@ MIGRATION_CORE_OBJS := $(BUILD)/migration/stream.o $(BUILD)/migration/vmstate.o 
 MIGRATION_OBJS := $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                   $(BUILD)/migration/channel.o $(BUILD)/migration/channel-fd.o \
                   $(BUILD)/migration/options.o \
-                  $(BUILD)/migration/ram.o $(BUILD)/migration/auto-converge.o $(BUILD)/migration/block.o $(BUILD)/migration/block-load.o \
+                  $(BUILD)/migration/ram.o $(BUILD)/migration/postcopy-ram.o $(BUILD)/migration/postcopy-queue.o $(BUILD)/migration/rp-reader.o \
+                  $(BUILD)/migration/auto-converge.o $(BUILD)/migration/block.o $(BUILD)/migration/block-load.o \
                   $(BUILD)/migration/block-dirty-bitmap.o \
                   $(BUILD)/migration/migration.o \
                   $(BUILD)/migration/incoming.o $(BUILD)/migration/history.o $(BUILD)/migration/preflight.o \
@@ -44,8 +45,8 @@ $(BUILD)/tests/unit/test-migration-params: $(BUILD)/migration/options.o $(BUILD)
 
 # The "ram" section on memory streams: round trip with dirty pages, hostile records.
 UNIT_TESTS += $(BUILD)/tests/unit/test-ram
-$(BUILD)/tests/unit/test-ram.o: CFLAGS_ALL += -Imigration
-$(BUILD)/tests/unit/test-ram: $(BUILD)/migration/ram.o $(MIGRATION_CORE_OBJS) $(MULTIFD_OBJS) \
+$(BUILD)/tests/unit/test-ram.o $(BUILD)/tests/unit/postcopy-stubs.o: CFLAGS_ALL += -Imigration
+$(BUILD)/tests/unit/test-ram: $(BUILD)/migration/ram.o $(BUILD)/tests/unit/postcopy-stubs.o $(MIGRATION_CORE_OBJS) $(MULTIFD_OBJS) \
                               $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(UTIL_OBJS)
 
 # auto-converge's throttle steps; options and the throttle are stubbed in the test.
@@ -67,7 +68,8 @@ $(BUILD)/tests/unit/test-incoming: $(BUILD)/migration/incoming.o $(BUILD)/migrat
 # The real RAM loader runs over two small blocks (system/memory.c).
 FUZZ_TARGETS += $(BUILD)/fuzz/fuzz-loadvm
 $(BUILD)/fuzz/tests/fuzz/fuzz-loadvm.o: CFLAGS_ALL += -Imigration
-$(BUILD)/fuzz/fuzz-loadvm: $(call fuzz-objs,$(MIGRATION_CORE_OBJS) $(BUILD)/migration/ram.o $(MULTIFD_OBJS) \
+$(BUILD)/fuzz/tests/unit/postcopy-stubs.o: CFLAGS_ALL += -Imigration
+$(BUILD)/fuzz/fuzz-loadvm: $(call fuzz-objs,$(MIGRATION_CORE_OBJS) $(BUILD)/migration/ram.o $(BUILD)/tests/unit/postcopy-stubs.o $(MULTIFD_OBJS) \
                                              $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(UTIL_OBJS))
 .PHONY: fuzz-loadvm
 fuzz-loadvm: $(BUILD)/fuzz/fuzz-loadvm

@@ -5,6 +5,7 @@
  */
 #include "options.h"
 #include "migration.h"
+#include "postcopy-ram.h"
 #include "qapi-commands.h"
 #include "qapi-json.h"
 
@@ -32,6 +33,8 @@ static bool cap_supported(MigrationCapability cap)
     case MIGRATION_CAPABILITY_DIRTY_BITMAPS:        /* migration/block-dirty-bitmap.c */
     case MIGRATION_CAPABILITY_AUTO_CONVERGE:        /* migration/ram.c, system/cpu-throttle.c */
     case MIGRATION_CAPABILITY_MULTIFD:              /* migration/multifd-*.c */
+    case MIGRATION_CAPABILITY_POSTCOPY_RAM:         /* migration/postcopy-ram.c */
+    case MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME:
         return true;
     default:
         return false;
@@ -112,6 +115,15 @@ uint64_t migrate_max_bandwidth(void)
     pthread_mutex_lock(&options_lock);
     ensure_init();
     uint64_t bw = params.max_bandwidth;
+    pthread_mutex_unlock(&options_lock);
+    return bw;
+}
+
+uint64_t migrate_max_postcopy_bandwidth(void)
+{
+    pthread_mutex_lock(&options_lock);
+    ensure_init();
+    uint64_t bw = params.max_postcopy_bandwidth;
     pthread_mutex_unlock(&options_lock);
     return bw;
 }
@@ -202,6 +214,19 @@ static bool caps_check(const bool *new_caps, Error **errp)
     if (new_caps[MIGRATION_CAPABILITY_POSTCOPY_PREEMPT] && !new_caps[MIGRATION_CAPABILITY_POSTCOPY_RAM]) {
         error_setg(errp, "Postcopy preempt requires postcopy-ram");
         return false;
+    }
+    if (new_caps[MIGRATION_CAPABILITY_POSTCOPY_RAM] && new_caps[MIGRATION_CAPABILITY_MULTIFD]) {
+        error_setg(errp, "Postcopy is not yet compatible with multifd");
+        return false;
+    }
+    /* QEMU 7.2 probes the host on the destination only; migvm on both
+     * sides, since either may become a destination. */
+    if (new_caps[MIGRATION_CAPABILITY_POSTCOPY_RAM] && !caps[MIGRATION_CAPABILITY_POSTCOPY_RAM]) {
+        Error *why = NULL;
+        if (!postcopy_ram_supported(&why)) {
+            error_propagate(errp, why);
+            return false;
+        }
     }
     return true;
 }

@@ -14,6 +14,7 @@
 
 bool migrate_cap(MigrationCapability cap);
 uint64_t migrate_max_bandwidth(void);      /* bytes/s; 0 = unlimited */
+uint64_t migrate_max_postcopy_bandwidth(void);  /* bytes/s in postcopy; 0 = unlimited */
 uint64_t migrate_downtime_limit_ms(void);
 /* x-dead-link-timeout: how long a tcp peer may stay silent (ms, 0: forever). */
 uint32_t migrate_dead_link_timeout_ms(void);

@@ -23,6 +23,7 @@
  */
 #include "ram.h"
 #include "buffer-zero.h"
+#include "postcopy-ram.h"
 #include "cpu-throttle.h"
 #include "auto-converge.h"
 #include "clock.h"
@@ -45,7 +46,7 @@
  * and read by query-migrate on the main thread (ram_get_stats). */
 typedef struct RAMStats {
     _Atomic uint64_t normal_pages, zero_pages, dirty_sync_count, dirty_pages_rate;
-    _Atomic uint64_t precopy_bytes, downtime_bytes;
+    _Atomic uint64_t precopy_bytes, downtime_bytes, postcopy_bytes;
 } RAMStats;
 
 typedef struct RAMState {
@@ -54,6 +55,7 @@ typedef struct RAMState {
     uint64_t scan_page;
     RAMBlock *last_sent_block;   /* CONTINUE state */
     bool guest_running;          /* at setup: a stopped guest's bytes are all downtime */
+    bool postcopy;               /* after the discards: requests first, no more syncs */
     int64_t last_sync_ns;
     uint64_t dirtied_since_rate;
     AutoConverge auto_converge;
@@ -62,6 +64,7 @@ typedef struct RAMState {
     /* Destination: the incoming thread only. */
     RAMBlock *last_loaded_block;
     bool blocks_checked;
+    uint8_t postcopy_page[MIGVM_PAGE_SIZE];  /* a page read before UFFDIO_COPY places it */
 } RAMState;
 
 static RAMState ram_state;
@@ -91,6 +94,8 @@ void ram_get_stats(RamStats *out)
     out->dirty_pages_rate = stat_get(&st->dirty_pages_rate);
     out->precopy_bytes = stat_get(&st->precopy_bytes);
     out->downtime_bytes = stat_get(&st->downtime_bytes);
+    out->postcopy_bytes = stat_get(&st->postcopy_bytes);
+    out->postcopy_requests = postcopy_requests_count();
     out->remaining_pages = ram_dirty_pages();
     out->total_bytes = ram_total_size();
 }
@@ -149,6 +154,8 @@ static bool ram_save_setup(MigStream *f, void *opaque, Error **errp)
     stat_set(&st->dirty_pages_rate, 0);
     stat_set(&st->precopy_bytes, 0);
     stat_set(&st->downtime_bytes, 0);
+    stat_set(&st->postcopy_bytes, 0);
+    rs->postcopy = false;
     rs->guest_running = runstate_is_running();      /* [BQL] */
     rs->scan_block = ram_block_first();
     rs->last_sync_ns = now_ns();
@@ -212,7 +219,27 @@ static void ram_send_page(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t page
  * (QEMU's precopy-bytes / downtime-bytes). */
 static void ram_account(RAMState *rs, uint64_t bytes, bool downtime)
 {
+    if (rs->postcopy) {
+        stat_add(&rs->stats.postcopy_bytes, bytes);
+        return;
+    }
     stat_add(downtime || !rs->guest_running ? &rs->stats.downtime_bytes : &rs->stats.precopy_bytes, bytes);
+}
+
+/* Postcopy: the pages the destination waits for, ahead of everything (and
+ * of the rate limit). One already sent is on its way: skipped. */
+static void ram_send_requested(MigStream *f, RAMState *rs)
+{
+    RAMBlock *b;
+    uint64_t start, len;
+    while (postcopy_request_pop(&b, &start, &len)) {
+        for (uint64_t page = start / MIGVM_PAGE_SIZE; page < (start + len) / MIGVM_PAGE_SIZE; page++) {
+            if (ram_block_test_and_clear_dirty(b, page)) {
+                ram_send_page(f, rs, b, page);
+            }
+        }
+        mig_stream_flush(f);
+    }
 }
 
 static int ram_send_dirty(MigStream *f, RAMState *rs, bool unlimited)
@@ -220,6 +247,9 @@ static int ram_send_dirty(MigStream *f, RAMState *rs, bool unlimited)
     int64_t deadline = now_ns() + ITERATE_MAX_NS;
     unsigned batch = 0;
     while (rs->scan_block) {
+        if (rs->postcopy && postcopy_request_pending()) {
+            ram_send_requested(f, rs);
+        }
         RAMBlock *b = rs->scan_block;
         uint64_t page = ram_block_find_next_dirty(b, rs->scan_page);
         if (page >= b->npages) {
@@ -247,6 +277,9 @@ static int ram_save_iterate(MigStream *f, void *opaque, Error **errp)
 {
     RAMState *rs = opaque;
     uint64_t before = mig_stream_bytes_written(f);
+    if (rs->postcopy) {
+        ram_send_requested(f, rs);
+    }
     int done = ram_send_dirty(f, rs, false);
     ram_account(rs, mig_stream_bytes_written(f) - before, false);
     ram_put_eos(f);
@@ -270,7 +303,9 @@ static void ram_state_pending_exact(void *opaque, uint64_t *must_precopy)
 static bool ram_save_complete(MigStream *f, void *opaque, Error **errp)
 {
     RAMState *rs = opaque;
-    ram_bitmap_sync();
+    if (!rs->postcopy) {        /* postcopy: the guest stopped before the last sync */
+        ram_bitmap_sync();
+    }
     rs->scan_block = ram_block_first();
     rs->scan_page = 0;
     uint64_t before = mig_stream_bytes_written(f);
@@ -279,6 +314,40 @@ static bool ram_save_complete(MigStream *f, void *opaque, Error **errp)
     }
     ram_account(rs, mig_stream_bytes_written(f) - before, true);
     ram_put_eos(f);
+    return mig_stream_get_error(f, errp);
+}
+
+/* The switch-over to postcopy [guest stopped, migration thread]: one last
+ * sync, then every page still dirty (re-dirtied or never sent) is named in
+ * POSTCOPY_RAM_DISCARD ranges of at most 12 per command, as QEMU 7.2 sends
+ * them; from now on requested pages go first and nothing is synced again. */
+bool ram_postcopy_send_discard(MigStream *f, Error **errp)
+{
+    RAMState *rs = &ram_state;
+    ram_bitmap_sync();
+    rs->postcopy = true;
+    rs->scan_block = ram_block_first();
+    rs->scan_page = 0;
+    RAMBLOCK_FOREACH(b) {
+        uint64_t starts[POSTCOPY_DISCARD_MAX_RANGES], lens[POSTCOPY_DISCARD_MAX_RANGES];
+        unsigned n = 0;
+        for (uint64_t page = ram_block_find_next_dirty(b, 0); page < b->npages;) {
+            uint64_t end = page + 1;
+            while (end < b->npages && ram_block_test_dirty(b, end)) {
+                end++;
+            }
+            starts[n] = page << MIGVM_PAGE_BITS;
+            lens[n] = (end - page) << MIGVM_PAGE_BITS;
+            if (++n == POSTCOPY_DISCARD_MAX_RANGES) {
+                savevm_send_postcopy_ram_discard(f, b->name, starts, lens, n);
+                n = 0;
+            }
+            page = end < b->npages ? ram_block_find_next_dirty(b, end) : b->npages;
+        }
+        if (n) {
+            savevm_send_postcopy_ram_discard(f, b->name, starts, lens, n);
+        }
+    }
     return mig_stream_get_error(f, errp);
 }
 
@@ -365,6 +434,28 @@ static RAMBlock *ram_load_block(MigStream *f, RAMState *rs, uint64_t flags, Erro
     return b;
 }
 
+/* After LISTEN the page must appear whole (UFFDIO_COPY / ZEROPAGE): a
+ * vCPU may be waiting for it, and touching it here would fault. */
+static bool ram_load_postcopy_page(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t addr,
+                                   uint64_t flags, Error **errp)
+{
+    if ((flags & ~RAM_SAVE_FLAG_CONTINUE) == RAM_SAVE_FLAG_ZERO) {
+        uint8_t fill = mig_stream_get_u8(f);
+        if (!mig_stream_check(f, errp, "Failed to read a zero page at 0x%" PRIx64 " in block %s",
+                              addr, b->name)) {
+            return false;
+        }
+        if (fill != 0) {
+            error_setg(errp, "Received a zero-page record with fill byte 0x%x", fill);
+            return false;
+        }
+        return postcopy_place_page(b, addr, NULL, errp);
+    }
+    mig_stream_get_buffer(f, rs->postcopy_page, MIGVM_PAGE_SIZE);
+    return mig_stream_check(f, errp, "Failed to read the page at 0x%" PRIx64 " in block %s", addr, b->name) &&
+           postcopy_place_page(b, addr, rs->postcopy_page, errp);
+}
+
 static bool ram_load_page(MigStream *f, RAMState *rs, uint64_t addr, uint64_t flags,
                           Error **errp)
 {
@@ -377,6 +468,12 @@ static bool ram_load_page(MigStream *f, RAMState *rs, uint64_t addr, uint64_t fl
         return false;
     }
     uint8_t *host = b->host + addr;
+    if (postcopy_incoming_state() >= POSTCOPY_INCOMING_LISTENING) {
+        return ram_load_postcopy_page(f, rs, b, addr, flags, errp);
+    }
+    if (postcopy_incoming_state() != POSTCOPY_INCOMING_NONE) {
+        postcopy_mark_received(b, addr);
+    }
     if ((flags & ~RAM_SAVE_FLAG_CONTINUE) == RAM_SAVE_FLAG_ZERO) {
         uint8_t fill = mig_stream_get_u8(f);
         if (!mig_stream_check(f, errp, "Failed to read a zero page at 0x%" PRIx64 " in block %s",
@@ -415,7 +512,13 @@ static bool ram_load_state(MigStream *f, void *opaque, int version_id, Error **e
         }
         uint64_t addr = word & ~(uint64_t)(MIGVM_PAGE_SIZE - 1);
         uint64_t flags = word & (MIGVM_PAGE_SIZE - 1);
-        switch (flags & ~RAM_SAVE_FLAG_CONTINUE) {
+        uint64_t kind = flags & ~RAM_SAVE_FLAG_CONTINUE;
+        if (postcopy_incoming_state() >= POSTCOPY_INCOMING_LISTENING && kind != RAM_SAVE_FLAG_ZERO &&
+            kind != RAM_SAVE_FLAG_PAGE && kind != RAM_SAVE_FLAG_EOS) {
+            error_setg(errp, "Unknown combination of migration flags: 0x%" PRIx64 " (postcopy mode)", flags);
+            return false;
+        }
+        switch (kind) {
         case RAM_SAVE_FLAG_MEM_SIZE:
             if (!ram_load_block_list(f, rs, addr, errp)) {
                 return false;
@@ -450,6 +553,7 @@ static const SaveVMHandlers ram_handlers = {
     .save_live_iterate = ram_save_iterate,
     .save_live_complete_precopy = ram_save_complete,
     .save_cleanup = ram_save_cleanup,
+    .postcopiable = true,
     .load_setup = ram_load_setup,
     .load_state = ram_load_state,
 };

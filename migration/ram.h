@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "error.h"
+#include "stream.h"
 
 /* Record flags: the low bits of each record's be64 word (below the page size). */
 #define RAM_SAVE_FLAG_FULL          0x01
@@ -41,7 +42,14 @@ typedef struct RamStats {
     uint64_t total_bytes;        /* RAM being migrated */
     uint64_t precopy_bytes;      /* page records sent while the guest ran */
     uint64_t downtime_bytes;     /* page records sent with the guest stopped */
+    uint64_t postcopy_bytes;     /* page records sent after the switch to postcopy */
+    uint64_t postcopy_requests;  /* pages the destination asked for */
 } RamStats;
 void ram_get_stats(RamStats *out);
+
+/* Postcopy switch-over [guest stopped, migration thread]: last sync, the
+ * discard commands; afterwards requested pages go before the others. */
+#define POSTCOPY_DISCARD_MAX_RANGES 12
+bool ram_postcopy_send_discard(MigStream *f, Error **errp);
 
 #endif

@@ -15,13 +15,22 @@
  */
 #include "savevm.h"
 
+#include <pthread.h>
+
+/* In postcopy three threads write: the package's loader (PONG), the listen
+ * thread (PONG) and the fault thread (REQ_PAGES); one message at a time. */
+static pthread_mutex_t rp_write_lock = PTHREAD_MUTEX_INITIALIZER;
+
 bool mig_rp_send(MigStream *rp, uint16_t type, const void *payload, uint16_t len, Error **errp)
 {
+    pthread_mutex_lock(&rp_write_lock);
     mig_stream_put_be16(rp, type);
     mig_stream_put_be16(rp, len);
     mig_stream_put_buffer(rp, payload, len);
     mig_stream_flush(rp);
-    return mig_stream_check(rp, errp, "Failed to write on the return path");
+    bool ok = mig_stream_check(rp, errp, "Failed to write on the return path");
+    pthread_mutex_unlock(&rp_write_lock);
+    return ok;
 }
 
 static bool rp_send_be32(MigStream *rp, uint16_t type, uint32_t v, Error **errp)

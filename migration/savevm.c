@@ -224,6 +224,48 @@ void savevm_send_postcopy_advise(MigStream *f)
     put_command(f, MIG_CMD_POSTCOPY_ADVISE, 0, NULL);
 }
 
+void savevm_send_postcopy_advise_ram(MigStream *f)
+{
+    uint8_t b[16] = { 0 };
+    /* be64 OR of the blocks' page sizes (all 4 KiB here), be64 target page */
+    b[6] = MIGVM_TARGET_PAGE_SIZE >> 8;     /* host page == target page: anonymous 4 KiB */
+    b[14] = MIGVM_TARGET_PAGE_SIZE >> 8;
+    put_command(f, MIG_CMD_POSTCOPY_ADVISE, sizeof(b), b);
+}
+
+void savevm_send_postcopy_ram_discard(MigStream *f, const char *block, const uint64_t *starts,
+                                      const uint64_t *lens, unsigned n)
+{
+    size_t nl = strlen(block);
+    mig_stream_put_u8(f, QEMU_VM_COMMAND);
+    mig_stream_put_be16(f, MIG_CMD_POSTCOPY_RAM_DISCARD);
+    mig_stream_put_be16(f, (uint16_t)(3 + nl + 16 * n));
+    mig_stream_put_u8(f, 0);                /* version */
+    mig_stream_put_counted_string(f, block);
+    mig_stream_put_u8(f, 0);                /* the name's NUL */
+    for (unsigned i = 0; i < n; i++) {
+        mig_stream_put_be64(f, starts[i]);
+        mig_stream_put_be64(f, lens[i]);
+    }
+}
+
+void savevm_send_postcopy_listen(MigStream *f)
+{
+    put_command(f, MIG_CMD_POSTCOPY_LISTEN, 0, NULL);
+}
+
+void savevm_send_postcopy_run(MigStream *f)
+{
+    put_command(f, MIG_CMD_POSTCOPY_RUN, 0, NULL);
+}
+
+void savevm_send_packaged(MigStream *f, const uint8_t *data, uint32_t len)
+{
+    uint8_t b[4] = { len >> 24, len >> 16, len >> 8, len };
+    put_command(f, MIG_CMD_PACKAGED, 4, b);
+    mig_stream_put_buffer(f, data, len);
+}
+
 void savevm_send_ping(MigStream *f, uint32_t value)
 {
     uint8_t b[4] = { value >> 24, value >> 16, value >> 8, value };
@@ -370,6 +412,29 @@ int savevm_state_iterate(MigStream *f, Error **errp)
            mig_stream_rate_limit_exceeded(f) ? 0 : 1;
 }
 
+int savevm_state_iterate_postcopy(MigStream *f, Error **errp)
+{
+    GPtrArray *r = savevm_entries();
+    int done = 1;
+    for (guint i = 0; i < r->len; i++) {
+        SaveStateEntry *se = r->pdata[i];
+        if (!se->ops || !se->ops->postcopiable || !se->ops->save_live_iterate || !se->setup_done) {
+            continue;
+        }
+        put_section_header(f, se, QEMU_VM_SECTION_PART);
+        int ret = se->ops->save_live_iterate(f, se->opaque, errp);
+        put_section_footer(f, se);
+        if (ret < 0) {
+            return ret;
+        }
+        done &= ret;
+        if (!mig_stream_get_error(f, errp)) {
+            return -1;
+        }
+    }
+    return done;
+}
+
 void savevm_state_pending(bool exact, uint64_t *must_precopy_bytes)
 {
     GPtrArray *r = savevm_entries();
@@ -387,13 +452,18 @@ void savevm_state_pending(bool exact, uint64_t *must_precopy_bytes)
     }
 }
 
-static bool complete_live(MigStream *f, Error **errp)
+/* which: 0 every live handler, 1 only those that cannot go on in postcopy,
+ * 2 only those that can. */
+static bool complete_live_some(MigStream *f, int which, Error **errp)
 {
     GPtrArray *r = savevm_entries();
     for (guint i = 0; i < r->len; i++) {
         SaveStateEntry *se = r->pdata[i];
         /* only what setup started: is_active may change its mind later */
         if (!se->ops || !se->ops->save_live_complete_precopy || !se->setup_done) {
+            continue;
+        }
+        if ((which == 1 && se->ops->postcopiable) || (which == 2 && !se->ops->postcopiable)) {
             continue;
         }
         put_section_header(f, se, QEMU_VM_SECTION_END);
@@ -407,6 +477,11 @@ static bool complete_live(MigStream *f, Error **errp)
         }
     }
     return true;
+}
+
+static bool complete_live(MigStream *f, Error **errp)
+{
+    return complete_live_some(f, 0, errp);
 }
 
 static bool save_device(MigStream *f, SaveStateEntry *se, json_object *devices, Error **errp)
@@ -480,6 +555,38 @@ bool savevm_state_complete_precopy(MigStream *f, bool send_vmdesc, Error **errp)
     }
     json_object_put(devices);
     return ok;
+}
+
+bool savevm_state_complete_precopy_only(MigStream *f, Error **errp)
+{
+    assert(bql_locked());
+    return complete_live_some(f, 1, errp);
+}
+
+bool savevm_state_postcopy_devices(MigStream *f, Error **errp)
+{
+    assert(bql_locked());
+    json_object *devices = json_object_new_array();
+    GPtrArray *r = savevm_entries();
+    bool ok = true;
+    for (guint i = 0; i < r->len && ok; i++) {
+        SaveStateEntry *se = r->pdata[i];
+        if (se->vmsd && !(se->vmsd->early_setup && early_vmdesc) && device_wanted(se)) {
+            ok = save_device(f, se, devices, errp);
+        }
+    }
+    json_object_put(devices);
+    return ok;
+}
+
+bool savevm_state_complete_postcopy(MigStream *f, Error **errp)
+{
+    if (!complete_live_some(f, 2, errp)) {
+        return false;
+    }
+    mig_stream_put_u8(f, QEMU_VM_EOF);      /* no VMDESCRIPTION after postcopy, as QEMU 7.2 */
+    mig_stream_flush(f);
+    return mig_stream_get_error(f, errp);
 }
 
 void savevm_state_cleanup(void)

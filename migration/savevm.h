@@ -114,6 +114,9 @@ typedef struct SaveVMHandlers {
     int (*save_live_iterate)(MigStream *f, void *opaque, Error **errp);
     bool (*save_live_complete_precopy)(MigStream *f, void *opaque, Error **errp);
     void (*save_cleanup)(void *opaque);
+    /* Goes on sending after the switch to postcopy (RAM); the others end
+     * before it. */
+    bool postcopiable;
     /* Destination. */
     bool (*load_setup)(void *opaque, Error **errp);
     /* One START/PART/END (or FULL) body. */
@@ -144,6 +147,22 @@ void savevm_send_ping(MigStream *f, uint32_t value);
 /* POSTCOPY_ADVISE with length 0: what QEMU 7.2 sends with capability
  * dirty-bitmaps and no postcopy-ram. */
 void savevm_send_postcopy_advise(MigStream *f);
+/* Postcopy (shared docs: postcopy.md): ADVISE with the 16-byte page-size
+ * payload, one POSTCOPY_RAM_DISCARD of n byte ranges, LISTEN, RUN, and
+ * PACKAGED followed by its len bytes. */
+void savevm_send_postcopy_advise_ram(MigStream *f);
+void savevm_send_postcopy_ram_discard(MigStream *f, const char *block, const uint64_t *starts,
+                                      const uint64_t *lens, unsigned n);
+void savevm_send_postcopy_listen(MigStream *f);
+void savevm_send_postcopy_run(MigStream *f);
+void savevm_send_packaged(MigStream *f, const uint8_t *data, uint32_t len);
+/* The switch-over to postcopy: END of the live handlers that cannot go on
+ * (block); FULL of every device (into the PACKAGED blob); at the very end
+ * END of the postcopiable ones (RAM) and EOF, no VMDESCRIPTION. [BQL for
+ * the first two] */
+bool savevm_state_complete_precopy_only(MigStream *f, Error **errp);
+bool savevm_state_postcopy_devices(MigStream *f, Error **errp);
+bool savevm_state_complete_postcopy(MigStream *f, Error **errp);
 /* The pre-flight check's stream (preflight.c): header and configuration,
  * the early_setup device sections (the CPU model), EOF; no guest data. [BQL] */
 bool savevm_state_preflight(MigStream *f, const MigConfigOptions *cfg, Error **errp);
@@ -159,6 +178,9 @@ bool savevm_state_setup(MigStream *f, Error **errp);
 /* 1: every live handler finished its pass; 0: more to do (or the rate limit
  * ended the round); <0: error (errp set). */
 int savevm_state_iterate(MigStream *f, Error **errp);
+/* Postcopy: one PART of each postcopiable handler, whatever the rate limit
+ * (page requests go first inside it). */
+int savevm_state_iterate_postcopy(MigStream *f, Error **errp);
 /* Sum of the live handlers' pending bytes. */
 void savevm_state_pending(bool exact, uint64_t *must_precopy_bytes);
 /* END for live handlers, FULL for every device, EOF, then VMDESCRIPTION
@@ -174,6 +196,20 @@ void savevm_set_complete_observer(SavevmCompleteFn *fn);
 void savevm_state_cleanup(void);
 
 /* ---------------- reader (loadvm.c) ---------------- */
+
+/* Postcopy on the destination (postcopy-ram.c, incoming.c). */
+typedef struct LoadvmPostcopy {
+    bool (*enabled)(void);          /* capability postcopy-ram on here */
+    int (*state)(void);             /* PostcopyIncomingState */
+    bool (*advise)(uint64_t page_summary, uint64_t target_page, Error **errp);
+    bool (*discard)(const char *block, uint64_t start, uint64_t len, Error **errp);
+    /* Register RAM, start the fault thread; another thread then reads the
+     * rest of the outer stream while the package's devices load here. */
+    bool (*listen)(MigStream *rp, Error **errp);
+    bool (*run)(Error **errp);      /* the package's devices are loaded */
+} LoadvmPostcopy;
+/* QEMU 7.2 accepts up to 4 GiB; migvm's device state is a few KiB. */
+#define MIGVM_PACKAGED_MAX_LEN (64u * 1024 * 1024)
 
 typedef struct LoadvmOptions {
     MigConfigOptions local;          /* what this side runs: compared with CONFIGURATION */
@@ -191,6 +227,7 @@ typedef struct LoadvmOptions {
      * load, e.g. to take the BQL; live sections (RAM) load without it, so a
      * monitor keeps answering during a long load. NULL: no locking. */
     void (*device_lock)(bool lock);
+    const LoadvmPostcopy *postcopy;  /* NULL: postcopy commands refused */
 } LoadvmOptions;
 
 /* Read a whole stream (header to EOF, then an optional vmdesc). On failure

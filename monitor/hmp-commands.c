@@ -59,6 +59,8 @@ const HmpCommand hmp_cmds[] = {
       hmp_migrate_continue, NULL },
     { "migrate_incoming", "uri:s", "uri", "start listening for a migration (after -incoming defer)",
       hmp_migrate_incoming, NULL },
+    { "migrate_start_postcopy", "", "", "switch a running migration to postcopy (capability postcopy-ram)",
+      hmp_migrate_start_postcopy, NULL },
     { "migrate_set_capability", "capability:s,state:b", "capability state",
       "switch one migration capability on or off", hmp_migrate_set_capability, NULL },
     { "migrate_set_parameter", "parameter:s,value:s", "parameter value",

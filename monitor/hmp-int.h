@@ -55,6 +55,7 @@ HmpCommandFn hmp_help, hmp_info_help, hmp_info_version, hmp_info_status, hmp_inf
 
 /* --- handlers: hmp-cmds-migration.c --- */
 HmpCommandFn hmp_migrate, hmp_migrate_incoming, hmp_migrate_cancel, hmp_migrate_continue,
+    hmp_migrate_start_postcopy,
     hmp_migrate_set_capability, hmp_migrate_set_parameter, hmp_info_migrate, hmp_info_migrate_capabilities,
     hmp_info_migrate_parameters;
 /* --- handlers: hmp-cmds-history.c --- */

@@ -20,7 +20,8 @@ qemulib.require_qemu_and_migvm()
 
 # Where migvm differs from QEMU 7.2 on purpose (exchange name or regex -> reason).
 UNSUPPORTED_CAPS = ("migvm refuses capabilities it does not implement (migration/options.c cap_supported: "
-                    "events, return-path, pause-before-switchover, block, zero-blocks, late-block-activate), "
+                    "events, return-path, pause-before-switchover, block, zero-blocks, late-block-activate, "
+                    "postcopy-ram, postcopy-blocktime, ...), "
                     "before QEMU's own dependency checks")
 DELIBERATE = {
     r"capabilities: set (postcopy-preempt alone|zero-copy-send without multifd|postcopy-ram with x-ignore-shared"

@@ -170,6 +170,11 @@ bool qmp_migrate_continue(const q_obj_migrate_continue_arg *arg, Error **errp)
     return stub_call(errp, "migrate_continue(%s)", MigrationStatus_str(arg->state));
 }
 
+bool qmp_migrate_start_postcopy(Error **errp)
+{
+    return stub_call(errp, "migrate_start_postcopy");
+}
+
 bool qmp_migrate_set_capabilities(const q_obj_migrate_set_capabilities_arg *arg, Error **errp)
 {
     const MigrationCapabilityStatus *c = arg->capabilities->value;
@@ -595,8 +600,9 @@ START_TEST(test_migrate_commands)
     expect("migrate_cancel", "");
     expect("migrate_continue pre-switchover", "");
     expect("migrate_continue bogus", "Error: invalid parameter value: bogus\n");
+    expect("migrate_start_postcopy", "");
     expect_calls("migrate(tcp:h:1,blk=0,inc=0,resume=0) migrate_incoming(tcp:0:4444) migrate_cancel "
-                 "migrate_continue(pre-switchover) ");
+                 "migrate_continue(pre-switchover) migrate_start_postcopy ");
     ck_assert_int_eq(suspended, 0);
 }
 END_TEST

@@ -16,6 +16,7 @@
 #include "migration.h"
 #include "memory.h"
 #include "options.h"
+#include "postcopy-ram.h"
 #include "preflight.h"
 #include "machine.h"
 #include "monitor.h"
@@ -66,6 +67,43 @@ static int n_events;
 RunState runstate_get(void)
 {
     return runstate;
+}
+
+/* Postcopy: never advised by these streams (no capability). */
+PostcopyIncomingState postcopy_incoming_state(void)
+{
+    return POSTCOPY_INCOMING_NONE;
+}
+
+bool postcopy_incoming_advise(uint64_t page_summary, uint64_t target_page, Error **errp)
+{
+    error_setg(errp, "no postcopy in this test");
+    return false;
+}
+
+bool postcopy_incoming_discard(const char *block, uint64_t start, uint64_t len, Error **errp)
+{
+    error_setg(errp, "no postcopy in this test");
+    return false;
+}
+
+bool postcopy_incoming_listen(MigStream *rp, Error **errp)
+{
+    error_setg(errp, "no postcopy in this test");
+    return false;
+}
+
+void postcopy_incoming_set_running(void)
+{
+}
+
+void postcopy_incoming_cleanup(bool keep_registered)
+{
+}
+
+bool postcopy_blocktime_get(uint32_t *total_ms, uint32_t **per_vcpu_ms, int *nvcpus)
+{
+    return false;
 }
 
 bool runstate_set(RunState state, Error **errp)

@@ -637,7 +637,8 @@ START_TEST(test_load_postcopy_advise)
     g_autoptr(GByteArray) twice = with_command_at_0x11("\x08\x00\x03\x00\x00\x08\x00\x03\x00\x00", 10);
     ASSERT_FAILS_WITH(twice, &opts, "CMD_POSTCOPY_ADVISE in wrong postcopy state (1)");
     g_autoptr(GByteArray) ram = with_command_at_0x11("\x08\x00\x03\x00\x10" "0123456789abcdef", 21);
-    ASSERT_FAILS_WITH(ram, &opts, "POSTCOPY_ADVISE is not supported by migvm");
+    /* no postcopy hooks here: as QEMU 7.2 without the capability */
+    ASSERT_FAILS_WITH(ram, &opts, "RAM postcopy is disabled but have 16 byte advise");
 }
 END_TEST
 
