@@ -22,72 +22,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 #include <glib.h>
 
+#include "fuzz-machine.h"
 #include "block.h"
-#include "block-migration.h"
 #include "global-state.h"
 #include "machine.h"
-#include "main-loop.h"
 #include "migration.h"
 #include "savevm.h"
 #include "stream.h"
 #include "vm.h"
 
-#define FUZZ_RAM_SIZE (8u << 20)
-#define FUZZ_DRIVE_SIZE (2u << 20)
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-
-static void fail_setup(const char *what, Error *err)
-{
-    fprintf(stderr, "fuzz-incoming: %s: %s\n", what, err ? error_get_pretty(err) : "failed");
-    abort();
-}
-
-/* A raw drive on a memfd: no file left behind, no disk I/O. */
-static void drive_setup(void)
-{
-    Error *err = NULL;
-    int fd = memfd_create("fuzz-drive", 0);
-
-    if (fd < 0 || ftruncate(fd, FUZZ_DRIVE_SIZE) < 0) {
-        fail_setup("memfd", NULL);
-    }
-    g_autofree char *opts = g_strdup_printf("file=/proc/self/fd/%d,if=virtio,format=raw", fd);
-    if (!drive_new(opts, &err)) {
-        fail_setup("drive", err);
-    }
-    close(fd);          /* the drive opened its own descriptor */
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    const MachineConfig machine = {
-        .type = "pc", .ram_size = FUZZ_RAM_SIZE, .smp_cpus = 1, .accel = "soft",
-    };
-    Error *err = NULL;
-
-    vm_config.name = g_strdup("fuzz");
-    bql_lock();
-    main_loop_init();
-    drive_setup();
-    if (!machine_init(&machine, &err)) {
-        fail_setup("machine", err);
-    }
-    if (!migration_init(&err)) {
-        fail_setup("migration", err);
-    }
-    if (!runstate_set(RUN_STATE_INMIGRATE, &err)) {
-        fail_setup("run state", err);
-    }
-    block_mig_set_progress_silent(true);
-    bql_unlock();
+    fuzz_machine_init();
     return 0;
 }
 

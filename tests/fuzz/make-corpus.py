@@ -1,7 +1,10 @@
 #!/usr/bin/python3
 """Make the stream seeds of tests/fuzz/corpus/ from real migrations.
 
-    tests/fuzz/make-corpus.py [BUILD]      (BUILD: build, holding migvm)
+    tests/fuzz/make-corpus.py [BUILD] [--text]    (BUILD: build, holding migvm)
+
+--text makes only the QMP, HMP and return-path seeds and dictionaries (the
+stream seeds differ from run to run: the guest's pages do).
 
 Saves streams with `migrate file:` from migvm (-M pc -accel soft -m 8M with
 a 2 MiB virtio drive, as fuzz-incoming builds its machine: plain, with
@@ -15,6 +18,7 @@ content, so running it again adds only what changed.
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -23,7 +27,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "functional"))
 sys.path.insert(0, HERE)
+import json  # noqa: E402
 import migvm  # noqa: E402
+import qapi_names  # noqa: E402
 import streamcut  # noqa: E402
 
 CORPUS = os.path.join(HERE, "corpus")
@@ -126,9 +132,175 @@ def incoming_seeds(tag, path, machine=None, only=None, ram=None):
              "%s-%s" % (tag, chunks[0].idstr.decode(errors="replace")))
 
 
+# Arguments a QMP client would send (commands not listed get none).
+QMP_ARGS = {
+    "migrate": {"uri": "tcp:127.0.0.1:4444", "blk": False, "inc": False, "detach": True, "resume": False},
+    "migrate-incoming": {"uri": "tcp:0:4444"},
+    "x-migrate-check": {"uri": "unix:/nonexistent"},
+    "migrate-set-capabilities": {"capabilities": [{"capability": "dirty-bitmaps", "state": True},
+                                                  {"capability": "xbzrle", "state": False}]},
+    "migrate-set-parameters": {"downtime-limit": 300, "max-bandwidth": 1073741824, "cpu-throttle-initial": 20,
+                               "tls-creds": "", "announce-step": 100,
+                               "block-bitmap-mapping": [{"node-name": "virtio0", "alias": "a",
+                                                         "bitmaps": [{"name": "bm0", "alias": "b",
+                                                                      "transform": {"persistent": True}}]}]},
+    "block-dirty-bitmap-add": {"node": "virtio0", "name": "bm0", "granularity": 65536, "persistent": False,
+                               "disabled": False},
+    "block-dirty-bitmap-merge": {"node": "virtio0", "target": "bm0",
+                                 "bitmaps": ["bm1", {"node": "virtio0", "name": "bm2"}]},
+    "calc-dirty-rate": {"calc-time": 1, "sample-pages": 512, "mode": "page-sampling"},
+    "getfd": {"fdname": "fd0"},
+    "closefd": {"fdname": "fd0"},
+    "human-monitor-command": {"command-line": "info status", "cpu-index": 0},
+    "memsave": {"val": 0, "size": 4096, "filename": "/dev/null", "cpu-index": 0},
+    "pmemsave": {"val": 0, "size": 4096, "filename": "/dev/null"},
+    "cont": {"x-force-after-migration": True},
+}
+for _n in ("remove", "clear", "enable", "disable"):
+    QMP_ARGS["block-dirty-bitmap-" + _n] = {"node": "virtio0", "name": "bm0"}
+
+NEGOTIATE = b'{"execute": "qmp_capabilities"}\n'
+# Odd but valid and invalid envelopes, as test-qmp-hostile sends them.
+QMP_ODD = [
+    b'{"execute": "qmp_capabilities", "arguments": {"enable": ["oob"]}}',
+    b'{"exec-oob": "query-status", "id": "x"}',
+    b'{"execute": "query-status", "id": [1, {"a": null}]}',
+    b'{"execute": "query-status", "arguments": []}',
+    b'{"execute": 1}',
+    b'{"execute": "query-status", "control": {"run-oob": true}}',
+    b'[{"execute": "query-status"}]',
+    b'{"execute": "migrate-set-parameters", "arguments": {"max-bandwidth": 18446744073709551616}}',
+    b'{"execute": "migrate-set-parameters", "arguments": {"downtime-limit": -1.5e308}}',
+    b'{"execute": "query-status", "unknown": 1}',
+    b'{"execute": "block-dirty-bitmap-add", "arguments": {"node": "\\u0000", "name": "\\ud800"}}',
+    b"{'execute': 'query-version'}",
+    b'{"execute": "query-status"',
+    b'\xff\xfe{"execute": "query-name"}',
+]
+
+
+def qmp_seeds():
+    cmds, members = qapi_names.names()
+    for i, name in enumerate(sorted(cmds)):
+        msg = {"execute": name, "id": i}
+        if name in QMP_ARGS:
+            msg["arguments"] = QMP_ARGS[name]
+        save("fuzz-qmp", b"\x07" + NEGOTIATE + json.dumps(msg).encode() + b"\n", "cmd-" + name)
+        if i % 4 == 0:      # the streamer's target reads the same first byte as a piece size
+            save("fuzz-json-streamer", b"\x07" + json.dumps(msg).encode(), "cmd-" + name)
+    for i, odd in enumerate(QMP_ODD):
+        save("fuzz-qmp", b"\x03" + NEGOTIATE + odd + b"\n", "odd-%d" % i)
+        save("fuzz-json-streamer", b"\x03" + odd, "odd-%d" % i)
+    save("fuzz-qmp", b"\x00" + b'{"execute": "query-status"}\n', "unnegotiated")
+    with open(os.path.join(HERE, "fuzz-qmp.dict"), "w") as f:
+        f.write("# libFuzzer dictionary for fuzz-qmp (tests/fuzz/make-corpus.py writes it from the schema).\n")
+        for tok in ('{', '}', '[', ']', ':', ',', '"', 'true', 'false', 'null', '"execute"', '"exec-oob"',
+                    '"arguments"', '"id"', '"control"', '"run-oob"', '"oob"', '"enable"', '\\u0000', '\\ud800',
+                    '1e999', '-9223372036854775809', '18446744073709551616'):
+            f.write("%s\n" % json.dumps(tok))
+        for name in sorted(cmds) + members:
+            f.write("%s\n" % json.dumps('"%s"' % name))
+
+
+HMP_LINES = [
+    "info status", "info migrate", "info block -n -v virtio0", "info registers -a", "info registers 0",
+    "info migrate_parameters", "info migrate_capabilities", "info migrate_history", "info dirty_rate",
+    "info version", "info name", "info kvm", "info blockstats", "info cpus", "info", "help", "help info",
+    "? migrate", "help info status",
+    "migrate -d -b tcp:127.0.0.1:4444", "migrate -r unix:/tmp/m", "migrate_cancel", "migrate_check exec:true",
+    "migrate_continue pre-switchover", "migrate_incoming tcp:0:4444",
+    "migrate_set_capability dirty-bitmaps on", "migrate_set_capability xbzrle off",
+    "migrate_set_parameter max-bandwidth 1G", "migrate_set_parameter downtime-limit 300",
+    "migrate_set_parameter tls-creds ''", "migrate_set_parameter block-bitmap-mapping x",
+    "calc_dirty_rate -b 1 512", "calc_dirty_rate -r -b 1", "calc_dirty_rate 1",
+    "memsave 0x1000+4*(2-1) 4096 /dev/null", "pmemsave $pc 0x10 \"/dev/null\"",
+    "memsave (1<<12)|0x80 -1 x", "pmemsave 0xffffffffffffffff 18446744073709551616 f",
+    "qemu-io virtio0 \"write -P 0xab 0 4k\"", "qemu-io -d virtio0 'read -P 0 0 512'",
+    "getfd fd0", "closefd fd0", "cont -f", "c", "stop", "s", "system_reset", "quit",
+    "  info   status  ", "info status extra", "migrate", "\"info\" status", "info \"st\\x61tus\"",
+]
+
+
+def hmp_seeds():
+    for i, line in enumerate(HMP_LINES):
+        save("fuzz-hmp", (line + "\n").encode(), "line-%d" % i)
+    save("fuzz-hmp", ("\n".join(HMP_LINES[:12]) + "\n").encode(), "session")
+    cmds, _ = qapi_names.names()
+    with open(os.path.join(HERE, "fuzz-hmp.dict"), "w") as f:
+        f.write("# libFuzzer dictionary for fuzz-hmp (tests/fuzz/make-corpus.py writes it).\n")
+        words = set()
+        for line in HMP_LINES:
+            words.update(line.split())
+        for tok in sorted(words) + ["\\", "'", "\"", "$", "(", ")", "<<", ">>", "k", "M", "G", "T", "0x",
+                                     "on", "off", "true", "false"]:
+            f.write("%s\n" % json.dumps(tok))
+
+
+def rp_msg(typ, payload):
+    return struct.pack(">HH", typ, len(payload)) + payload
+
+
+def return_path_seeds():
+    pong, shut = 2, 1
+    save("fuzz-return-path", rp_msg(pong, struct.pack(">I", 1)) + rp_msg(shut, struct.pack(">I", 0)), "qemu72")
+    save("fuzz-return-path", rp_msg(pong, struct.pack(">I", 1)) + rp_msg(pong, struct.pack(">I", 0x6d766d00)) +
+         rp_msg(pong, struct.pack(">I", 0x80000000 | 1234)) + rp_msg(shut, struct.pack(">I", 0)), "migvm")
+    save("fuzz-return-path", rp_msg(shut, struct.pack(">I", 1)), "shut-failed")
+    save("fuzz-return-path", rp_msg(4, struct.pack(">QI", 0x1000, 4096)) +
+         rp_msg(3, struct.pack(">QI", 0, 4096) + b"\x06pc.ram") + rp_msg(5, b"\x06pc.ram") +
+         rp_msg(6, struct.pack(">I", 1)) + rp_msg(7, b""), "postcopy")
+    with open(os.path.join(HERE, "fuzz-return-path.dict"), "w") as f:
+        f.write("# libFuzzer dictionary for fuzz-return-path (tests/fuzz/make-corpus.py writes it).\n")
+        for t in range(9):
+            f.write('"\\x00\\x%02x"\n' % t)
+        f.write('"\\x00\\x04"\n"\\x02\\x00"\n"\\x6d\\x76\\x6d\\x00"\n"\\x80\\x00\\x00\\x00"\n')
+
+
+MULTIFD_MAGIC, MULTIFD_PAGES, MULTIFD_HEADER = 0x11223344, 128, 1344
+
+
+def multifd_packet(flags, offsets, payload, num, block=b"pc.ram", size=None):
+    h = struct.pack(">IIIIIIQ", MULTIFD_MAGIC, 1, flags, MULTIFD_PAGES, len(offsets),
+                    len(payload) if size is None else size, num)
+    h += bytes(32) + block.ljust(256, b"\0")
+    h += b"".join(struct.pack(">Q", o) for o in offsets).ljust(8 * MULTIFD_PAGES, b"\0")
+    assert len(h) == MULTIFD_HEADER
+    return h + payload
+
+
+def multifd_seeds():
+    import zlib
+    init = struct.pack(">II", MULTIFD_MAGIC, 1) + bytes(16) + b"\x00" + bytes(39)
+    pages = [bytes([i + 1]) * 4096 for i in range(3)]
+    offs = [0x1000, 0x5000, 0x7ff000]
+    none = multifd_packet(0, offs, b"".join(pages), 1, size=0)
+    empty = multifd_packet(1, [], b"", 2, size=0)
+    save("fuzz-multifd", b"\x80" + init + none + empty, "none-init")
+    save("fuzz-multifd", b"\x00" + none, "none")
+    z = zlib.compressobj()
+    c1 = z.compress(b"".join(pages)) + z.flush(zlib.Z_SYNC_FLUSH)
+    c2 = z.compress(pages[0]) + z.flush(zlib.Z_SYNC_FLUSH)
+    save("fuzz-multifd", b"\x81" + init + multifd_packet(2, offs, c1, 1) + multifd_packet(2, [0], c2, 2) +
+         multifd_packet(3, [], b"", 3, size=0), "zlib-init")
+    save("fuzz-multifd", b"\x02" + multifd_packet(4, [], b"", 1, size=0), "zstd-empty")
+    with open(os.path.join(HERE, "fuzz-multifd.dict"), "w") as f:
+        f.write("# libFuzzer dictionary for fuzz-multifd (tests/fuzz/make-corpus.py writes it).\n")
+        for tok in ("\\x11\\x22\\x33\\x44", "\\x00\\x00\\x00\\x01", "\\x00\\x00\\x00\\x80",
+                    "pc.ram", "\\x00\\x00\\x00\\x00\\x00\\x7f\\xf0\\x00", "\\x78\\x9c",
+                    "\\x28\\xb5\\x2f\\xfd", "\\x00\\x00\\xff\\xff"):
+            f.write('"%s"\n' % tok)
+
+
 def main():
-    build = sys.argv[1] if len(sys.argv) > 1 else "build"
+    args = [a for a in sys.argv[1:] if a != "--text"]
+    build = args[0] if args else "build"
     os.environ.setdefault("BUILD", build)
+    qmp_seeds()
+    hmp_seeds()
+    return_path_seeds()
+    multifd_seeds()
+    if "--text" in sys.argv:
+        return
     tmp = tempfile.mkdtemp(prefix="migvm-corpus-")
     try:
         for tag, path in migvm_streams(tmp):

@@ -9,7 +9,7 @@ $(BUILD)/fuzz/block/%.o: CFLAGS_ALL += -Isystem
 $(BUILD)/fuzz/qapi/%.o: CFLAGS_ALL += -Iqapi
 $(BUILD)/fuzz/tests/fuzz/%.o: CFLAGS_ALL += -Imigration -Isystem -Imonitor -Ihw
 
-FUZZ_VM_OBJS := $(call fuzz-objs,$(MIGVM_OBJS))
+FUZZ_VM_OBJS := $(call fuzz-objs,$(MIGVM_OBJS)) $(BUILD)/fuzz/tests/fuzz/fuzz-machine.o
 
 # The whole incoming stream into a -M pc machine with the soft accelerator.
 FUZZ_TARGETS += $(BUILD)/fuzz/fuzz-incoming
@@ -21,3 +21,29 @@ fuzz-incoming: $(BUILD)/fuzz/fuzz-incoming
 .PHONY: fuzz-smoke
 fuzz-smoke: $(FUZZ_TARGETS)
 	$(Q)tests/fuzz/smoke.sh $(FUZZ_TARGETS)
+
+# QMP input: the session, dispatcher and generated marshallers of the QMP unit
+# tests, with the same stand-ins for handlers outside monitor/.
+FUZZ_TARGETS += $(BUILD)/fuzz/fuzz-qmp
+$(BUILD)/fuzz/fuzz-qmp: $(call fuzz-objs,$(QMP_TEST_OBJS))
+.PHONY: fuzz-qmp
+fuzz-qmp: $(BUILD)/fuzz/fuzz-qmp
+
+# HMP input on the same machine (real handlers; the ones that reach outside
+# the process are only parsed).
+FUZZ_TARGETS += $(BUILD)/fuzz/fuzz-hmp
+$(BUILD)/fuzz/fuzz-hmp: $(FUZZ_VM_OBJS)
+.PHONY: fuzz-hmp
+fuzz-hmp: $(BUILD)/fuzz/fuzz-hmp
+
+# Multifd packets into the machine's RAM, through one channel's decoder.
+FUZZ_TARGETS += $(BUILD)/fuzz/fuzz-multifd
+$(BUILD)/fuzz/fuzz-multifd: $(FUZZ_VM_OBJS)
+.PHONY: fuzz-multifd
+fuzz-multifd: $(BUILD)/fuzz/fuzz-multifd
+
+# Return-path messages as the source reads them.
+FUZZ_TARGETS += $(BUILD)/fuzz/fuzz-return-path
+$(BUILD)/fuzz/fuzz-return-path: $(call fuzz-objs,$(MIGRATION_CORE_OBJS) $(BUILD)/system/bql.o $(UTIL_OBJS))
+.PHONY: fuzz-return-path
+fuzz-return-path: $(BUILD)/fuzz/fuzz-return-path
