@@ -12,6 +12,7 @@
 #   make bench           migration benchmarks (not part of check)
 #   make fuzz-smoke      every libFuzzer target for about a minute (need clang; not part of check)
 #   make fuzz-NAME       one target (tests/fuzz/README.md)
+#   make check-multifd-full  every multifd transport x channels x compression, migvm and QEMU 7.2 (not in check)
 #   make soak            the ring-3 KVM guest for minutes, with stop/cont (SOAK_MINUTES=3)
 #   V=1                  show full command lines
 

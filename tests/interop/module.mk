@@ -7,3 +7,10 @@ FUNC_TESTS += tests/interop/test-interop-migration.py \
 FUNC_TESTS += tests/interop/test-interop-dirty-bitmaps.py
 # Block migration: QEMU 7.2 -> migvm (exec, file, live tcp), both writers' block records compared, corruptions.
 FUNC_TESTS += tests/interop/test-interop-block.py
+# Multifd QEMU 7.2 <-> migvm both ways (tcp/unix, 2/4 channels, none/zlib/zstd), memory verified; mismatches.
+FUNC_TESTS += tests/interop/test-interop-multifd.py
+# The whole multifd matrix (every transport x channels x compression, both test scripts): not part of check.
+.PHONY: check-multifd-full
+check-multifd-full: all
+	$(Q)MULTIFD_FULL=1 BUILD=$(BUILD) scripts/run-tests.sh -- tests/functional/test-multifd.py \
+		tests/interop/test-interop-multifd.py
