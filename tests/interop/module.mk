@@ -14,3 +14,5 @@ FUNC_TESTS += tests/interop/test-interop-multifd.py
 check-multifd-full: all
 	$(Q)MULTIFD_FULL=1 BUILD=$(BUILD) scripts/run-tests.sh -- tests/functional/test-multifd.py \
 		tests/interop/test-interop-multifd.py
+# Postcopy QEMU 7.2 -> migvm -> QEMU 7.2 over tcp (-M none): page requests from the destination's monitor, RAM compared.
+FUNC_TESTS += tests/interop/test-interop-postcopy.py

@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Postcopy between migvm and the real QEMU 7.2, both ways, -M none -m 8M
+(shared docs: postcopy.md, whose section 7 found QEMU 7.2 -M none able to
+do all of this).
+
+QEMU (a known pattern from `-device loader` all over RAM) -> migvm -> QEMU,
+each hop over tcp with capability postcopy-ram on both sides, a slow
+precopy (max-bandwidth) switched with migrate-start-postcopy, a slow
+postcopy (max-postcopy-bandwidth) so most pages are still missing while:
+
+  * the destination reads a page near the end of RAM with pmemsave: the
+    page fault becomes a page request on the return path (the source's
+    postcopy-requests grows) and the right bytes come back;
+  * both sides go through postcopy-active to completed;
+  * afterwards the destination's whole RAM equals the pattern.
+
+What QEMU 7.2 cannot do here: -M none has no vCPU, so no guest runs during
+postcopy and every fault comes from the monitor (pmemsave), as in the
+spec's experiments; the guest side is covered migvm to migvm
+(tests/functional/test-postcopy.py).
+"""
+
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import qemulib  # noqa: E402
+from migvm import check, check_eq, finish, free_tcp_port, new_tmpdir, run, wait_until  # noqa: E402
+
+QEMU = qemulib.require_qemu_and_migvm()
+TMP = new_tmpdir()
+RAM = 8 << 20
+MiB = 1 << 20
+# Every page non-zero (random bytes from a fixed seed), so that each one
+# costs a full page on the wire; the marker page near the end is read early.
+MARKER = RAM - 3 * 4096
+LOADS = [(0, random.Random(14).randbytes(RAM))]
+
+
+def expected_image():
+    img = bytearray(RAM)
+    for addr, data in LOADS:
+        img[addr:addr + len(data)] = data
+    return bytes(img)
+
+
+EXPECTED = expected_image()
+STATE = {}
+
+
+def loader_files():
+    out = []
+    for i, (addr, data) in enumerate(LOADS):
+        path = os.path.join(TMP, "p%d.bin" % i)
+        with open(path, "wb") as f:
+            f.write(data)
+        out.append((path, addr))
+    return out
+
+
+def caps(q):
+    q.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": "postcopy-ram", "state": True},
+                                                       {"capability": "events", "state": True}])
+
+
+def hop(src, qs, kind_dst, label):
+    """Postcopy from src to a new kind_dst destination; returns it."""
+    port = free_tcp_port()
+    dst = qemulib.start(kind_dst, ["-incoming", "defer"], ram=RAM)
+    qd = dst.qmp()
+    caps(qs)
+    caps(qd)
+    qd.cmd_ok("migrate-incoming", uri="tcp:127.0.0.1:%d" % port)
+    qs.cmd_ok("migrate-set-parameters", {"max-bandwidth": 4 * MiB, "max-postcopy-bandwidth": 2 * MiB})
+    qs.cmd_ok("migrate", uri="tcp:127.0.0.1:%d" % port)
+    wait_until(lambda: qs.cmd_ok("query-migrate").get("ram", {}).get("transferred", 0) > MiB, 10.0)
+    qs.cmd_ok("migrate-start-postcopy")
+    check("%s: source postcopy-active" % label,
+          wait_until(lambda: qemulib.migration_status(qs) == "postcopy-active", 10.0), qs.cmd_ok("query-migrate"))
+    check("%s: destination postcopy-active" % label,
+          wait_until(lambda: qemulib.migration_status(qd) == "postcopy-active", 10.0), qd.cmd_ok("query-migrate"))
+    before = qs.cmd_ok("query-migrate").get("ram", {}).get("postcopy-requests", 0)
+    path = os.path.join(TMP, "%s-marker" % kind_dst)
+    t0 = time.monotonic()
+    qd.cmd_ok("pmemsave", val=MARKER, size=4096, filename=path, timeout=20)
+    took = time.monotonic() - t0
+    with open(path, "rb") as f:
+        got = f.read()
+    check("%s: the destination reads the marker page during postcopy" % label,
+          got == EXPECTED[MARKER:MARKER + 4096], qemulib.first_difference(got, EXPECTED[MARKER:MARKER + 4096]))
+    info = qs.cmd_ok("query-migrate")
+    check("%s: that read was a page request (source postcopy-requests grew, %.2f s)" % (label, took),
+          info.get("status") == "postcopy-active" and info.get("ram", {}).get("postcopy-requests", 0) > before,
+          info)
+    si = qemulib.wait_migration(qs, 30.0)
+    di = qemulib.wait_migration(qd, 30.0)
+    check_eq("%s: source completed" % label, si and si.get("status"), "completed")
+    check_eq("%s: destination completed" % label, di and di.get("status"), "completed")
+    img = qemulib.dump_ram(dst, qd, "%s-final" % kind_dst, size=RAM)
+    check("%s: the destination's RAM is the pattern" % label, img == EXPECTED,
+          qemulib.first_difference(img, EXPECTED))
+    return dst, qd
+
+
+def test_round_trip():
+    src = qemulib.start("qemu", ["-S"], ram=RAM, loaders=loader_files())
+    qs = src.qmp()
+    mid, qm = hop(src, qs, "migvm", "QEMU -> migvm")
+    src.kill()
+    end, qe = hop(mid, qm, "qemu", "migvm -> QEMU")
+    mid.kill()
+    end.kill()
+
+
+def main():
+    run("round trip", test_round_trip)
+    finish()
+
+
+if __name__ == "__main__":
+    main()
