@@ -22,6 +22,8 @@ FUNC_TESTS += tests/functional/test-migration.py \
               tests/functional/test-hmp-migration.py tests/functional/test-hmp-tty.py \
               tests/functional/test-migration-history.py tests/functional/test-migration-check.py \
               tests/functional/test-dirty-rate.py
+# Hostile incoming streams: huge names, sizes and counts refused, memory under docs/hostile-streams.md's bound.
+FUNC_TESTS += tests/functional/test-hostile-streams.py
 # Across a real link (two network namespaces, veth, tc tbf, nftables; root): slow and lossy, cut (dead-link bound).
 FUNC_TESTS += tests/functional/test-network-faults.py
 # Block migration (the "block" section) between migvm processes with -M none and raw drives.
