@@ -19,6 +19,11 @@
  *          and is reported by the next sync. Without MANUAL_PROTECT2,
  *          KVM_GET_DIRTY_LOG re-protects the whole slot itself.
  *   stop   logging off again.
+ * With the dirty ring (kvm-dirty-ring.c) start and stop are the same (KVM
+ * write-protects every page when the flag goes on, INITIALLY_SET is not
+ * enabled then) and start the reaper thread; a sync reaps every ring (harvest
+ * into the slots' `dirty` buffers, KVM_RESET_DIRTY_RINGS), then merges and
+ * empties those buffers: no KVM_GET_DIRTY_LOG, no bitmap copy from KVM.
  * Pages written by the VMM itself are not in KVM's log: system/memory.c's
  * software log covers those.
  */
@@ -60,7 +65,7 @@ static uint64_t slot_npages(const KvmSlot *slot)
 /* Merge n bits of the slot's bitmap, from slot page `first` on, into the
  * block's bitmap at the slot's place in the block (the offset is a multiple
  * of RAM_BLOCK_SPLIT_ALIGN, so this stays word-aligned). */
-static uint64_t slot_merge(KvmSlot *slot, const unsigned long *bits, uint64_t first, uint64_t n)
+uint64_t kvm_slot_merge(KvmSlot *slot, const unsigned long *bits, uint64_t first, uint64_t n)
 {
     return ram_block_merge_dirty(slot->block, bits, (slot->offset >> MIGVM_PAGE_BITS) + first, n);
 }
@@ -96,15 +101,21 @@ bool kvm_dirty_log_start(Error **errp)
     }
     kvm_state.dirty_logging = ok;
     pthread_mutex_unlock(&kvm_state.dirty_lock);
+    if (ok) {
+        kvm_dirty_ring_reaper_start();
+    }
     return ok;
 }
 
 void kvm_dirty_log_stop(void)
 {
+    kvm_dirty_ring_reaper_stop();
     pthread_mutex_lock(&kvm_state.dirty_lock);
     for (int i = 0; i < kvm_state.n_slots; i++) {
         slot_log_off(&kvm_state.slots[i]);
     }
+    /* Drop what the rings still hold, so the next start begins empty. */
+    kvm_dirty_ring_reap_locked();
     kvm_state.dirty_logging = false;
     pthread_mutex_unlock(&kvm_state.dirty_lock);
 }
@@ -136,7 +147,7 @@ static uint64_t sync_chunk(KvmSlot *slot, uint64_t first, uint64_t n)
         error_report("KVM_CLEAR_DIRTY_LOG (slot %u, pages %llu+%llu): %s", slot->id,
                      (unsigned long long)first, (unsigned long long)n, strerror(-r));
     }
-    return slot_merge(slot, bits, first, n);
+    return kvm_slot_merge(slot, bits, first, n);
 }
 
 static uint64_t sync_slot(KvmSlot *slot)
@@ -150,10 +161,10 @@ static uint64_t sync_slot(KvmSlot *slot)
         /* Be safe: everything is dirty. */
         error_report("KVM_GET_DIRTY_LOG (slot %u): %s", slot->id, strerror(-r));
         memset(slot->dirty, 0xff, slot->dirty_words * sizeof(unsigned long));
-        return slot_merge(slot, slot->dirty, 0, npages);
+        return kvm_slot_merge(slot, slot->dirty, 0, npages);
     }
     if (!kvm_state.cap_manual_dirty) {
-        return slot_merge(slot, slot->dirty, 0, npages);
+        return kvm_slot_merge(slot, slot->dirty, 0, npages);
     }
     for (uint64_t first = 0; first < npages; first += SYNC_CHUNK_PAGES) {
         uint64_t n = npages - first < SYNC_CHUNK_PAGES ? npages - first : SYNC_CHUNK_PAGES;
@@ -162,13 +173,26 @@ static uint64_t sync_slot(KvmSlot *slot)
     return added;
 }
 
+/* The ring's pages harvested into slot->dirty: merge them, then empty it. */
+static uint64_t sync_slot_ring(KvmSlot *slot)
+{
+    uint64_t added = kvm_slot_merge(slot, slot->dirty, 0, slot_npages(slot));
+
+    memset(slot->dirty, 0, slot->dirty_words * sizeof(unsigned long));
+    return added;
+}
+
 uint64_t kvm_dirty_log_sync(void)
 {
     uint64_t added = 0;
 
     pthread_mutex_lock(&kvm_state.dirty_lock);
+    if (kvm_state.dirty_ring_size && kvm_state.dirty_logging) {
+        kvm_dirty_ring_reap_locked();
+    }
     for (int i = 0; kvm_state.dirty_logging && i < kvm_state.n_slots; i++) {
-        added += sync_slot(&kvm_state.slots[i]);
+        KvmSlot *slot = &kvm_state.slots[i];
+        added += kvm_state.dirty_ring_size ? sync_slot_ring(slot) : sync_slot(slot);
     }
     pthread_mutex_unlock(&kvm_state.dirty_lock);
     return added;

@@ -2,7 +2,8 @@
  * The KVM accelerator's private state, shared by its files:
  *   kvm.c            /dev/kvm, the VM, capabilities, memory slots, AccelOps
  *   kvm-vcpu.c       vCPU creation, the KVM_RUN loop, exits, kick
- *   kvm-dirty.c      dirty logging for migration
+ *   kvm-dirty.c      dirty logging for migration (bitmap or ring)
+ *   kvm-dirty-ring.c the dirty ring: per-vCPU rings, harvesting, reaper
  *   kvm-cpu-state.c  vCPU state get/put and its VMState section "cpu"
  *   kvm-vm-state.c   per-VM state: PIT, clock, irqchip sections, reset
  *   kvm-cpu-model.c  the guest's CPU features, x-cpuid-hide, and the early
@@ -34,7 +35,8 @@ typedef struct KvmSlot {
     uint64_t offset;                /* byte offset of the slot in the block */
     uint64_t size;                  /* bytes */
     uint32_t flags;                 /* KVM_MEM_* currently set */
-    unsigned long *dirty;           /* GET_DIRTY_LOG buffer while logging */
+    unsigned long *dirty;           /* [dirty_lock] GET_DIRTY_LOG buffer, or the
+                                     * ring's harvested pages, while logging */
     uint64_t dirty_words;           /* size of `dirty` in longs */
 } KvmSlot;
 
@@ -57,8 +59,13 @@ typedef struct KvmState {
     uint32_t n_msr_list;
     KvmSlot slots[KVM_MAX_SLOTS];
     int n_slots;
-    pthread_mutex_t dirty_lock;     /* slot flags vs. dirty_log_sync */
-    bool dirty_logging;
+    /* Dirty tracking. dirty_lock guards the slots' flags and `dirty`
+     * buffers, dirty_logging, and every vCPU's ring fetch index and count:
+     * harvesting a ring, KVM_RESET_DIRTY_RINGS and merging into the
+     * migration bitmap happen as one step under it (kvm-dirty-ring.c). */
+    pthread_mutex_t dirty_lock;
+    bool dirty_logging;             /* [dirty_lock] */
+    uint32_t dirty_ring_size;       /* entries per vCPU ring, 0 = bitmap; set at init */
 } KvmState;
 
 extern KvmState kvm_state;
@@ -152,6 +159,13 @@ typedef struct KvmVcpu {
     bool vmstate_registered;
     pthread_t thread;               /* the vCPU thread, once thread_ready */
     int thread_ready;               /* atomic */
+    /* Dirty ring (kvm-dirty-ring.c): mapped at creation, before the vCPU
+     * thread exists. The entries are shared with KVM: their flags are read
+     * with acquire and written with release. */
+    struct kvm_dirty_gfn *ring;     /* dirty_ring_size entries, or NULL */
+    uint64_t ring_fetch;            /* [dirty_lock] next entry to harvest */
+    uint64_t ring_pages;            /* [dirty_lock] entries harvested, ever */
+    uint64_t ring_overflows;        /* [dirty_lock] harvests that found it full */
 } KvmVcpu;
 
 /* kvm.c */
@@ -204,6 +218,31 @@ bool kvm_dirty_log_start(Error **errp);
 void kvm_dirty_log_stop(void);
 uint64_t kvm_dirty_log_sync(void);
 bool kvm_slot_set_flags(KvmSlot *slot, uint32_t flags, Error **errp);
+/* Merge n bits of slot->dirty from slot page `first` on into the block's
+ * migration bitmap. [dirty_lock] */
+uint64_t kvm_slot_merge(KvmSlot *slot, const unsigned long *bits, uint64_t first, uint64_t n);
+
+/* kvm-dirty-ring.c */
+/* Parse dirty-ring-size=VALUE as QEMU 7.2 does (0 = bitmap). */
+bool kvm_dirty_ring_parse(const char *value, Error **errp);
+/* KVM_ENABLE_CAP(DIRTY_LOG_RING) before any vCPU exists. */
+bool kvm_dirty_ring_enable(Error **errp);
+bool kvm_dirty_ring_vcpu_map(KvmVcpu *v, Error **errp);
+void kvm_dirty_ring_vcpu_unmap(KvmVcpu *v);
+/* Harvest every vCPU's ring into the slots' `dirty` buffers (dropped when
+ * logging is off) and reset the rings. [dirty_lock] */
+void kvm_dirty_ring_reap_locked(void);
+/* The same, taking dirty_lock. */
+void kvm_dirty_ring_reap(void);
+/* On v's thread after KVM_EXIT_DIRTY_RING_FULL: reap, and bring KVM's
+ * count back in step if its ring overflowed. */
+void kvm_dirty_ring_full(KvmVcpu *v);
+/* The reaper thread: runs while dirty logging is on. [BQL] */
+void kvm_dirty_ring_reaper_start(void);
+void kvm_dirty_ring_reaper_stop(void);
+/* AccelOps hooks (accel.h). */
+bool kvm_dirty_ring_enabled(void);
+bool kvm_vcpu_dirty_counts(uint64_t *pages, int n);
 
 
 #endif

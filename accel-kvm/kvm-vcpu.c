@@ -15,7 +15,8 @@
  * and the ioctl. All stores are sequentially consistent, so a kick either
  * is seen by the stop check or lands after it and stops KVM_RUN.
  *
- * Exits: port I/O and MMIO go to hw/bus.c under the BQL; with the in-kernel
+ * Exits: port I/O and MMIO go to hw/bus.c under the BQL; a full dirty ring
+ * is reaped on the vCPU thread (kvm-dirty-ring.c); with the in-kernel
  * irqchip (the default) HLT waits in the kernel for an interrupt and never
  * exits; without it KVM_EXIT_HLT parks the vCPU (no interrupt can wake it);
  * triple fault,
@@ -136,6 +137,7 @@ bool kvm_vcpu_reset_state(KvmVcpu *v, Error **errp)
 static void vcpu_free(KvmVcpu *v)
 {
     kvm_cpu_state_fini(v);
+    kvm_dirty_ring_vcpu_unmap(v);
     if (v->run && v->run != MAP_FAILED) {
         munmap(v->run, kvm_state.run_size);
     }
@@ -163,6 +165,10 @@ bool kvm_vcpu_create(CPUState *cpu, Error **errp)
         vcpu_free(v);
         return false;
     }
+    if (!kvm_dirty_ring_vcpu_map(v, errp)) {
+        vcpu_free(v);
+        return false;
+    }
     if (!kvm_vcpu_ioctl_or_fail(v, KVM_GET_SREGS, &v->power_on_sregs, "KVM_GET_SREGS", errp) ||
         (kvm_state.irqchip &&
          !kvm_vcpu_ioctl_or_fail(v, KVM_GET_LAPIC, &v->power_on_lapic, "KVM_GET_LAPIC", errp))) {
@@ -178,15 +184,22 @@ bool kvm_vcpu_create(CPUState *cpu, Error **errp)
         return false;
     }
     install_kick_handler();
+    pthread_mutex_lock(&kvm_state.dirty_lock);     /* reapers walk cpu->accel */
     cpu->accel = v;
+    pthread_mutex_unlock(&kvm_state.dirty_lock);
     return true;
 }
 
 void kvm_vcpu_destroy(CPUState *cpu)
 {
-    if (cpu->accel) {
-        vcpu_free(cpu->accel);
+    KvmVcpu *v = cpu->accel;
+
+    if (v) {
+        kvm_dirty_ring_reaper_stop();
+        pthread_mutex_lock(&kvm_state.dirty_lock);
         cpu->accel = NULL;
+        pthread_mutex_unlock(&kvm_state.dirty_lock);
+        vcpu_free(v);
     }
 }
 
@@ -377,6 +390,10 @@ static int handle_exit(KvmVcpu *v)
         return -1;
     case KVM_EXIT_INTR:
     case KVM_EXIT_IRQ_WINDOW_OPEN:
+        return -1;
+    case KVM_EXIT_DIRTY_RING_FULL:
+        /* KVM runs the vCPU again only once its ring has room. */
+        kvm_dirty_ring_full(v);
         return -1;
     case KVM_EXIT_HLT:
         /* Nothing can interrupt it without an irqchip: keep it parked,

@@ -9,6 +9,9 @@
  *                           devices raise lines with KVM_IRQ_LINE, HLT waits
  *                           in the kernel. off: the old machine without
  *                           interrupts (HLT parks the vCPU for good).
+ *   dirty-ring-size=N       KVM's dirty ring with N entries per vCPU (a power
+ *                           of two; 0, the default: the dirty bitmap), as
+ *                           QEMU 7.2 (kvm-dirty-ring.c)
  *   x-cpuid-hide=F[+F...]   test only: hide CPU features from this host's
  *                           supported CPUID (kvm-cpu-model.c)
  *
@@ -84,6 +87,10 @@ static bool kvm_parse_opts(const char *opts, Error **errp)
             kvm_state.irqchip = true;
         } else if (!strcmp(items[i], "kernel-irqchip=off")) {
             kvm_state.irqchip = false;
+        } else if (g_str_has_prefix(items[i], "dirty-ring-size=")) {
+            if (!kvm_dirty_ring_parse(items[i] + strlen("dirty-ring-size="), errp)) {
+                return false;
+            }
         } else if (g_str_has_prefix(items[i], "x-cpuid-hide=")) {
             g_free(kvm_state.cpuid_hide);
             kvm_state.cpuid_hide = g_strdup(items[i] + strlen("x-cpuid-hide="));
@@ -160,7 +167,12 @@ static bool kvm_probe_caps(Error **errp)
     if (kvm_check_extension(KVM_CAP_EXCEPTION_PAYLOAD)) {
         kvm_state.cap_exception_payload = kvm_enable_cap(KVM_CAP_EXCEPTION_PAYLOAD, 1, NULL);
     }
-    int manual = kvm_check_extension(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2);
+    if (!kvm_dirty_ring_enable(errp)) {
+        return false;
+    }
+    /* The ring replaces the bitmap, and INITIALLY_SET would keep KVM from
+     * write-protecting pages when logging starts: not with the ring. */
+    int manual = kvm_state.dirty_ring_size ? 0 : kvm_check_extension(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2);
     if (manual & KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE) {
         uint64_t flags = manual & (KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE | KVM_DIRTY_LOG_INITIALLY_SET);
         kvm_state.cap_manual_dirty = kvm_enable_cap(KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2, flags, NULL);
@@ -319,7 +331,11 @@ static bool kvm_init(const AccelConfig *cfg, Error **errp)
     bool ok;
 
     kvm_state.boot_code = cfg->boot_code;
-    ok = kvm_parse_opts(cfg->opts, errp) && kvm_open_vm(errp) && kvm_probe_caps(errp) &&
+    if (!kvm_parse_opts(cfg->opts, errp)) {
+        kvm_cleanup();
+        return false;
+    }
+    ok = kvm_open_vm(errp) && kvm_probe_caps(errp) &&
               kvm_setup_vm_addresses(errp) && kvm_setup_irqchip(errp) &&
               kvm_load_supported_cpuid(errp) && kvm_load_msr_list(errp) &&
               kvm_vm_state_init(errp) && kvm_add_slots(errp);
@@ -382,6 +398,8 @@ static const AccelOps kvm_ops = {
     .dirty_log_start = kvm_dirty_log_start,
     .dirty_log_stop = kvm_dirty_log_stop,
     .dirty_log_sync = kvm_dirty_log_sync,
+    .dirty_ring_enabled = kvm_dirty_ring_enabled,
+    .vcpu_dirty_counts = kvm_vcpu_dirty_counts,
     .synchronize_state = kvm_synchronize_state,
     .set_irq = kvm_set_irq,
     .vm_state_change = kvm_vm_state_change,

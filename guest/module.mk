@@ -29,3 +29,19 @@ $(VIRTIO_CHECK_IMG): $(BUILD)/guest/virtio-blk-check.o
 	$(Q)ld -m elf_x86_64 -nostdlib -Ttext 0x7c00 -e _start --oformat binary -o $@.tmp $<
 	$(Q)test "$$(stat -c %s $@.tmp)" = 1024 || { echo "$@: not 1024 bytes" >&2; rm -f $@.tmp; exit 1; }
 	$(Q)mv $@.tmp $@
+
+# A boot sector that writes a known set of pages once, on a byte from COM1
+# (tests/functional/test-dirty-ring.py: the dirty ring against the bitmap).
+DIRTY_SET_IMG := $(BUILD)/guest/dirty-set.img
+EXTRA_ALL += $(DIRTY_SET_IMG)
+
+$(BUILD)/guest/dirty-set.o: guest/dirty-set.S guest/boot-entry.h
+	@mkdir -p $(dir $@)
+	$(call say,AS,$<)
+	$(Q)$(CC) -c -nostdlib -o $@ $<
+
+$(DIRTY_SET_IMG): $(BUILD)/guest/dirty-set.o
+	$(call say,LD,$@)
+	$(Q)ld -m elf_x86_64 -nostdlib -Ttext 0x7c00 -e _start --oformat binary -o $@.tmp $<
+	$(Q)test "$$(stat -c %s $@.tmp)" = 512 || { echo "$@: not 512 bytes" >&2; rm -f $@.tmp; exit 1; }
+	$(Q)mv $@.tmp $@

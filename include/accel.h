@@ -70,6 +70,12 @@ typedef struct AccelOps {
     bool (*dirty_log_start)(Error **errp);
     void (*dirty_log_stop)(void);
     uint64_t (*dirty_log_sync)(void);     /* returns pages newly set in bmaps */
+    /* A per-vCPU dirty log (KVM's dirty ring) is on. Any thread. */
+    bool (*dirty_ring_enabled)(void);
+    /* Any thread, while dirty logging is on: harvest now, then pages[i] =
+     * how many dirty pages vCPU i reported so far (a running count; a page
+     * counts again once re-armed and written again). False without a ring. */
+    bool (*vcpu_dirty_counts)(uint64_t *pages, int n);
     bool (*synchronize_state)(Error **errp);
     /* Returns false if this accelerator instance has no irqchip (e.g. kvm
      * with kernel-irqchip=off): the line then goes nowhere. */
@@ -99,6 +105,10 @@ bool accel_select(const char *name, Error **errp);
  * Set once before any vCPU or migration thread exists: read it freely. */
 const AccelOps *accel_current(void);
 void accel_deselect(void);
+
+/* ops->dirty_ring_enabled / vcpu_dirty_counts, false without them. */
+bool accel_dirty_ring_enabled(void);
+bool accel_vcpu_dirty_counts(uint64_t *pages, int n);
 
 /* Wrapper for vm_stop: true if there is nothing to sync. [BQL, paused] */
 bool accel_synchronize_state(Error **errp);

@@ -83,3 +83,13 @@ void accel_vm_state_change(bool running)
         current->vm_state_change(running);
     }
 }
+
+bool accel_dirty_ring_enabled(void)
+{
+    return current && current->dirty_ring_enabled && current->dirty_ring_enabled();
+}
+
+bool accel_vcpu_dirty_counts(uint64_t *pages, int n)
+{
+    return current && current->vcpu_dirty_counts && current->vcpu_dirty_counts(pages, n);
+}

@@ -32,6 +32,9 @@ FUNC_TESTS += tests/functional/test-block-migration.py
 FUNC_TESTS += tests/functional/test-kvm-migration.py tests/functional/test-auto-converge.py
 # Postcopy (userfaultfd): soft guest over unix, the ring-3 KVM guest over tcp and unix, failure after the switch.
 FUNC_TESTS += tests/functional/test-postcopy.py
+# KVM's dirty ring (-accel kvm,dirty-ring-size=N): QEMU 7.2's errors, ring against bitmap on a known dirty set,
+# a live migration with the ring.
+FUNC_TESTS += tests/functional/test-dirty-ring.py
 # KVM guests of 4-5 GiB: "pc.ram" split around the 32-bit hole, boot, pmemsave, stream block list, live migration.
 FUNC_TESTS += tests/functional/test-kvm-bigmem.py
 # HMP `info registers [-a|vcpu]` against the ring3 guest: QEMU 7.2's lines, live guest undisturbed, migration.

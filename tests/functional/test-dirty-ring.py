@@ -1,0 +1,216 @@
+#!/usr/bin/python3
+"""KVM's dirty ring: -accel kvm,dirty-ring-size=N as QEMU 7.2.
+
+* dirty-ring-size values QEMU 7.2 refuses are refused with its texts (and,
+  when qemu-system-x86_64 is installed, the same lines QEMU prints);
+* mutation: the dirty-set guest (build/guest/dirty-set.img, -m 16M) writes
+  every page once, then, on a byte from its serial port, exactly the 1,792
+  pages { 1 MiB + i * 4 KiB : i % 3 == 0 or i % 5 == 0 } and halts. It is
+  migrated to a file at 4 MiB/s, the byte is sent during the first pass, and
+  the pages the stream carries after the first pass (one record per page in
+  the first pass) are the dirty set KVM reported. With a 4096-entry ring and
+  with the bitmap, that set must be exactly the guest's set. With a
+  512-entry ring the guest, run by KVM's instruction emulator in ring 0 on
+  this PVM host, overflows the ring within one KVM_RUN (KVM overwrites
+  entries): the set must still hold every page of the guest's (migvm then
+  counts every page dirty);
+* a live migration of the boot-sector guest (-m 256M, rewriting its RAM
+  about every second) with dirty-ring-size=65536 (a pass, 65,280 pages,
+  between two port-I/O exits fits in it) completes and the destination's
+  memory passes test-kvm-migration.py's check.
+
+Skips when /dev/kvm cannot be used."""
+
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import migvm  # noqa: E402
+import miglib  # noqa: E402
+from migvm import check, check_eq, finish, new_tmpdir, run, wait_until  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("test_kvm_migration", os.path.join(HERE, "test-kvm-migration.py"))
+kvmm = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(kvmm)
+
+BUILD = os.environ.get("BUILD", "build")
+SET_IMG = os.path.abspath(os.path.join(BUILD, "guest", "dirty-set.img"))
+BOOT_IMG = os.path.abspath(os.path.join(BUILD, "guest", "boot-sector.img"))
+MiB = 1 << 20
+PAGE = 4096
+
+# value -> the lines QEMU 7.2 prints (after "qemu-system-x86_64: -accel ...: ")
+BAD_SIZES = [
+    ("3", ["dirty-ring-size must be a power of two."]),
+    ("01024", ["dirty-ring-size must be a power of two."]),
+    ("abc", ["Parameter 'dirty-ring-size' expects uint64"]),
+    ("", ["Parameter 'dirty-ring-size' expects uint64"]),
+    ("-1", ["Parameter 'dirty-ring-size' expects uint32_t"]),
+    ("4294967296", ["Parameter 'dirty-ring-size' expects uint32_t"]),
+    ("131072", ["KVM dirty ring size 131072 too big (maximum is 65536).  Please use a smaller value.",
+                "failed to initialize kvm: Invalid argument"]),
+    ("128", ["Enabling of KVM dirty ring failed: Invalid argument. Suggested minimum value is 1024.",
+             "failed to initialize kvm: Invalid argument"]),
+]
+
+
+def messages(stderr, prefix):
+    out = []
+    for line in stderr.splitlines():
+        if not line.startswith(prefix) or "warning:" in line:
+            continue
+        line = line[len(prefix):]
+        if line.startswith("-accel "):
+            line = line.split(": ", 1)[1]
+        out.append(line)
+    return out
+
+
+def test_bad_sizes():
+    qemu = shutil.which(migvm.QEMU_NAME)
+    for value, want in BAD_SIZES:
+        accel = "kvm,dirty-ring-size=%s" % value
+        rc, _, err = migvm.run_migvm(["-M", "none", "-accel", accel, "-display", "none"])
+        check("dirty-ring-size=%r: migvm exits 1" % value, rc == 1, "rc %r" % rc)
+        check_eq("dirty-ring-size=%r: migvm's message" % value, messages(err, "migvm: "), want)
+        if qemu:
+            p = subprocess.run([qemu, "-M", "none", "-accel", accel, "-display", "none"],
+                               stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+            check_eq("dirty-ring-size=%r: QEMU 7.2 prints the same" % value,
+                     messages(p.stderr.decode(), "qemu-system-x86_64: "), want)
+    for value in ("0", "512", "4096", "65536"):
+        vm = migvm.VM(["-M", "none", "-accel", "kvm,dirty-ring-size=%s" % value]).launch()
+        q = vm.qmp()
+        check("dirty-ring-size=%s accepted" % value, q.cmd_ok("query-status")["status"] == "running")
+        q.cmd_ok("quit")
+        vm.wait_exit(10)
+
+
+# ---------------------------------------------------------------------------
+# The mutation test
+
+SET_MEM = 16 * MiB
+
+
+def expected_set():
+    pages = (SET_MEM - MiB) // PAGE
+    return {MiB + i * PAGE for i in range(pages) if i % 3 == 0 or i % 5 == 0}
+
+
+class Serial:
+    """The guest's COM1 on a UNIX socket: read what it prints, send bytes."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX)
+        migvm.unix_connect(self.sock, path)
+        self.sock.settimeout(0.05)
+        self.text = b""
+
+    def poll(self):
+        try:
+            data = self.sock.recv(4096)
+            self.text += data
+        except socket.timeout:
+            pass
+        return self.text
+
+    def wait_for(self, ch, timeout):
+        return wait_until(lambda: ch in self.poll(), timeout)
+
+
+def dirty_set_after_first_pass(accel):
+    """Run the mutation under `accel`; (set of guest addresses the stream
+    carries after the first pass, detail) or (None, why)."""
+    d = new_tmpdir()
+    ser_path = os.path.join(d, "serial.sock")
+    vm = migvm.VM(["-accel", accel, "-m", "16M", "-drive", "file=%s,format=raw" % SET_IMG, "-S",
+                   "-serial", "unix:%s,server=on,wait=off" % ser_path], tmpdir=d).launch()
+    q = vm.qmp()
+    ser = Serial(ser_path)
+    q.cmd_ok("cont")
+    if not ser.wait_for(b"A", 30):
+        return None, "guest never printed 'A': %r %s" % (ser.text, vm.stderr_text())
+    q.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 4 * MiB})
+    out = os.path.join(d, "stream")
+    q.cmd_ok("migrate", uri="exec:cat > %s" % out)
+    if not wait_until(lambda: miglib.mig_info(q).get("ram", {}).get("transferred", 0) > 0, 10):
+        return None, "migration never started sending: %r" % miglib.mig_info(q)
+    ser.sock.sendall(b"g")
+    if not ser.wait_for(b"D", 20):
+        return None, "guest never printed 'D': %r" % ser.text
+    syncs = miglib.mig_info(q).get("ram", {}).get("dirty-sync-count")
+    if syncs != 1:
+        return None, "the guest wrote its set after the first pass (dirty-sync-count %r)" % syncs
+    q.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 0})
+    info = miglib.wait_mig_status(q, ("completed", "failed", "cancelled"), 30) or miglib.mig_info(q)
+    if info.get("status") != "completed":
+        return None, "migration did not complete: %r" % info
+    with open(out, "rb") as f:
+        stream = miglib.StreamMap(f.read())
+    pages = SET_MEM // PAGE
+    records = stream.ram_records
+    first = {off for _, _, off in records[:pages]}
+    if len(first) != pages:
+        return None, "the first pass is not every page once (%d distinct in %d records)" % (len(first), pages)
+    later = {off for _, _, off in records[pages:]}
+    return later, "%d records after the first pass, %s" % (len(records) - pages, accel)
+
+
+def test_mutation():
+    want = expected_set()
+    sets = {}
+    for name, accel in (("ring", "kvm,dirty-ring-size=4096"), ("bitmap", "kvm"),
+                        ("overflowing ring", "kvm,dirty-ring-size=512")):
+        got, detail = dirty_set_after_first_pass(accel)
+        print("# %s: %s" % (name, detail))
+        if not check("%s: the guest wrote its set during the first pass of a completed migration" % name,
+                     got is not None, detail):
+            continue
+        sets[name] = got
+        missing = sorted(hex(p) for p in want - got)[:8]
+        if name == "overflowing ring":
+            check("%s: every page of the guest's %d sent again (missing %s; %d sent)"
+                  % (name, len(want), missing, len(got)), want <= got)
+            continue
+        check("%s: pages sent again = the guest's %d pages exactly (missing %s, extra %s)"
+              % (name, len(want), missing, sorted(hex(p) for p in got - want)[:8]), got == want)
+    if "ring" in sets and "bitmap" in sets:
+        check("ring and bitmap report the same dirty set", sets["ring"] == sets["bitmap"])
+
+
+# ---------------------------------------------------------------------------
+# Live migration with the ring
+
+def test_live_migration():
+    name = "ring migration"
+    kvmm.MEM, kvmm.MEM_BYTES, kvmm.CAP = "256M", 256 * MiB, 128 * MiB
+    accel = "kvm,dirty-ring-size=65536"
+    src = kvmm.kvmt.start_guest(image=BOOT_IMG, mem=kvmm.MEM, accel=accel)
+    qs = src.qmp()
+    check("%s: source guest runs" % name, kvmm.kvmt.wait_passes(src, 1, 30), src.stderr_text())
+    d = new_tmpdir()
+    uri = "unix:" + os.path.join(d, "mig.sock")
+    dst = kvmm.kvmt.start_guest(image=BOOT_IMG, mem=kvmm.MEM, incoming=uri, tmpdir=d, accel=accel)
+    qd = dst.qmp()
+    t = time.monotonic()
+    kvmm.live_migrate(name, src, qs, dst, qd, uri, min_syncs=3)
+    print("# %s: %.1f s" % (name, time.monotonic() - t))
+    kvmm.no_errors(name, src, dst)
+
+
+def main():
+    migvm.require_own_kvm(SET_IMG, BOOT_IMG)
+    run("dirty-ring-size values QEMU 7.2 refuses", test_bad_sizes)
+    run("mutation: ring and bitmap see the guest's set", test_mutation)
+    run("live migration with the dirty ring", test_live_migration)
+    finish()
+
+
+if __name__ == "__main__":
+    main()
