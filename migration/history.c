@@ -25,6 +25,7 @@
 #include "qapi-commands.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <glib.h>
@@ -41,9 +42,12 @@ typedef struct Snapshot {
     uint64_t bytes, normal, zero, disk;
 } Snapshot;
 
+#define PASS_NOTE_MAX 160
+
 typedef struct PassRec {
     uint64_t pass, dirtied, dirty_rate, remaining, throttle;
     bool stopped;
+    char note[PASS_NOTE_MAX];       /* the convergence controller's decisions, "; "-separated */
     Snapshot begin, end;
 } PassRec;
 
@@ -191,6 +195,18 @@ void mig_history_pass(uint64_t pass, uint64_t dirtied, const MigHistoryCounters 
             r->cur.begin.disk = 0;
         }
         r->cur_open = true;
+    }
+    pthread_mutex_unlock(&hist.lock);
+}
+
+void mig_history_pass_note(const char *note)
+{
+    pthread_mutex_lock(&hist.lock);
+    Record *r = hist.source;
+    if (r && r->cur_open) {
+        size_t len = strlen(r->cur.note);
+        /* Bounded: a pass with more decisions keeps the first ones. */
+        snprintf(r->cur.note + len, sizeof(r->cur.note) - len, "%s%s", len ? "; " : "", note);
     }
     pthread_mutex_unlock(&hist.lock);
 }
@@ -345,6 +361,9 @@ static MigrationPassRecord *pass_info(const Record *r, const PassRec *p)
     o->mbps = dur_ns > 0 ? (double)o->bytes * 8 * 1000 / (double)dur_ns : 0;
     o->throttle = (int64_t)p->throttle;     /* set as the pass began (auto-converge steps at a sync) */
     o->stopped = p->stopped;
+    if (p->note[0]) {
+        o->convergence = g_strdup(p->note);
+    }
     return o;
 }
 

@@ -53,6 +53,9 @@ void mig_history_source_begin(const char *uri);
 /* A pass starts (bitmap sync number `pass`, `dirtied` pages found dirty by
  * the sync), the counters as the sync left them. [migration thread] */
 void mig_history_pass(uint64_t pass, uint64_t dirtied, const MigHistoryCounters *c);
+/* The convergence controller decided something during the current pass
+ * (appended to the pass's record, bounded). [migration thread] */
+void mig_history_pass_note(const char *note);
 /* The guest is about to stop: downtime starts at t0_ns (now_ns clock). */
 void mig_history_downtime_start(int64_t t0_ns);
 /* The phase ended at t_ns. */

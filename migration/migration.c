@@ -24,6 +24,7 @@
 #include "history.h"
 #include "options.h"
 #include "cpu-throttle.h"
+#include "converge.h"
 #include "ram.h"
 #include "postcopy-ram.h"
 #include "rp-reader.h"
@@ -161,12 +162,23 @@ static void history_counters(MigHistoryCounters *c, MigStream *f)
     };
 }
 
+static void converge_sample(ConvergeSample *s, MigStream *f)
+{
+    RamStats rs;
+    ram_get_stats(&rs);
+    *s = (ConvergeSample) { .ns = now_ns(), .stream_bytes = f ? mig_stream_bytes_written(f) : 0,
+                            .pages_sent = rs.normal_pages + rs.zero_pages };
+}
+
 /* Each bitmap sync: a new pass. [thread: mig.f is its own] */
 static void pass_event(uint64_t count, uint64_t dirtied)
 {
     MigHistoryCounters c;
     history_counters(&c, mig.f);
     mig_history_pass(count, dirtied, &c);
+    ConvergeSample cs;
+    converge_sample(&cs, mig.f);
+    converge_pass(count, dirtied, c.remaining_bytes, &cs);
     if (migrate_cap(MIGRATION_CAPABILITY_EVENTS)) {
         qapi_event_send_migration_pass((int64_t)count);
     }
@@ -245,7 +257,7 @@ static double bandwidth_safe(const BandwidthMeter *m)
     return MIN(m->bytes_per_ms, m->average_bytes_per_ms);
 }
 
-static void bandwidth_update(BandwidthMeter *m, MigStream *f, uint64_t pending)
+static void bandwidth_update(BandwidthMeter *m, MigStream *f)
 {
     int64_t now = now_ns();
     int64_t span = now - m->window_start_ns;
@@ -263,6 +275,8 @@ static void bandwidth_update(BandwidthMeter *m, MigStream *f, uint64_t pending)
                               : m->bytes_per_ms;
     atomic_store(&mig.mbps, m->bytes_per_ms * 1000 * 8 / 1e6);
     atomic_store(&mig.pages_per_second, (uint64_t)((pages - m->window_start_pages) * 1e9 / span));
+    uint64_t pending = 0;
+    savevm_state_pending(false, &pending);      /* what is left now, not before the round */
     if (m->bytes_per_ms > 0) {
         /* Until the rate is trusted, the last window is the best guess. */
         double rate = bandwidth_safe(m) > 0 ? bandwidth_safe(m) : m->bytes_per_ms;
@@ -273,52 +287,91 @@ static void bandwidth_update(BandwidthMeter *m, MigStream *f, uint64_t pending)
     m->window_start_pages = pages;
 }
 
+/* The iterations' decisions (ready to complete or not), the convergence
+ * controller's included. */
+typedef struct IterateState {
+    BandwidthMeter meter;
+    bool drain_pass;       /* the controller took one more pass: sync again once it is sent */
+} IterateState;
+
+/* Compare what is left with what the downtime limit allows. true: switch
+ * over now. */
+static bool switchover_due(IterateState *it)
+{
+    bool controller = migrate_convergence_controller();
+    uint64_t pending = 0;
+    savevm_state_pending(false, &pending);
+    double rate = bandwidth_safe(&it->meter);
+    double threshold = rate * (double)migrate_downtime_limit_ms();
+    /* QEMU's rule: below the threshold, sync the dirty bitmap (a new pass)
+     * and look again; complete when nothing or less than the threshold is
+     * left. Until the first bandwidth windows end the threshold is 0. QEMU
+     * 7.2 then completes on an estimate of 0 without a sync, though the
+     * guest may have dirtied much meanwhile (a downtime far over the limit);
+     * the controller syncs first. After the controller took one more pass,
+     * the sync waits until that pass is sent. */
+    bool sync = it->drain_pass ? pending == 0 : pending < threshold || (controller && pending == 0);
+    if (!sync) {
+        return pending == 0;
+    }
+    it->drain_pass = false;
+    pending = 0;
+    savevm_state_pending(true, &pending);
+    if (rate > 0) {
+        /* What a switch-over now would really cost (the estimate before
+         * the sync left out what the guest dirtied meanwhile). */
+        atomic_store(&mig.expected_downtime, (int64_t)(pending / rate));
+    }
+    if (pending == 0) {
+        return true;
+    }
+    if (pending >= threshold) {
+        return false;
+    }
+    it->drain_pass = converge_continue(pending, rate);
+    return !it->drain_pass;
+}
+
 /* Iterate until what is left fits in the downtime limit, or until
  * migrate-start-postcopy (*postcopy set). true: ready to complete. */
 static bool migration_iterate(MigStream *f, bool *postcopy, Error **errp)
 {
-    BandwidthMeter meter = { .window_start_ns = now_ns() };
-    meter.window_start_bytes = mig_stream_bytes_written(f);
+    IterateState it = { .meter = { .window_start_ns = now_ns() } };
+    it.meter.window_start_bytes = mig_stream_bytes_written(f);
     atomic_store(&mig.expected_downtime, (int64_t)migrate_downtime_limit_ms());
+    ConvergeSample cs;
+    converge_sample(&cs, f);
+    converge_start(&cs);
+    bool ready = false;
     for (;;) {
         if (cancelled()) {
-            return false;
+            break;
         }
         if (atomic_load(&mig.start_postcopy)) {
             *postcopy = true;
-            return true;
+            ready = true;
+            break;
         }
         rate_limit_apply(f, false);
-        /* QEMU's rule: below the threshold, sync the dirty bitmap (a new
-         * pass) and look again; complete when nothing or less than the
-         * threshold is left. Until the first bandwidth window ends the
-         * threshold is 0: a finished pass with nothing dirty completes. */
-        uint64_t pending = 0;
-        savevm_state_pending(false, &pending);
-        double threshold = bandwidth_safe(&meter) * (double)migrate_downtime_limit_ms();
-        if (pending < threshold) {
-            pending = 0;
-            savevm_state_pending(true, &pending);
-            /* What a switch-over now would really cost (the estimate
-             * before the sync left out what the guest dirtied meanwhile;
-             * pending < threshold implies a trusted, non-zero rate). */
-            atomic_store(&mig.expected_downtime, (int64_t)(pending / bandwidth_safe(&meter)));
-        }
-        if (pending == 0 || pending < threshold) {
-            return true;
+        if (switchover_due(&it)) {
+            ready = true;
+            break;
         }
         if (savevm_state_iterate(f, errp) < 0) {
-            return false;
+            break;
         }
         if (mig_stream_rate_limit_exceeded(f) && !mig_stream_has_error(f)) {
             mig_stream_flush(f);
             rate_limit_wait(f);
         }
         if (!mig_stream_get_error(f, errp)) {
-            return false;
+            break;
         }
-        bandwidth_update(&meter, f, pending);
+        bandwidth_update(&it.meter, f);
+        converge_tick(now_ns());
     }
+    converge_stop();
+    return ready;
 }
 
 /* pause-before-switchover: wait in pre-switchover for migrate-continue. [BQL] */
@@ -1019,6 +1072,7 @@ MigrationInfo *qmp_query_migrate(Error **errp)
             info->has_cpu_throttle_percentage = true;
             info->cpu_throttle_percentage = cpu_throttle_get_percentage();
         }
+        info->x_convergence = converge_query();
         break;
     case MIGRATION_STATUS_COMPLETED:
         info->has_setup_time = true;

@@ -13,7 +13,7 @@ MIGRATION_OBJS := $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                   $(BUILD)/migration/channel.o $(BUILD)/migration/channel-fd.o \
                   $(BUILD)/migration/options.o \
                   $(BUILD)/migration/ram.o $(BUILD)/migration/postcopy-ram.o $(BUILD)/migration/postcopy-queue.o $(BUILD)/migration/rp-reader.o \
-                  $(BUILD)/migration/auto-converge.o $(BUILD)/migration/block.o $(BUILD)/migration/block-load.o \
+                  $(BUILD)/migration/auto-converge.o $(BUILD)/migration/converge.o $(BUILD)/migration/block.o $(BUILD)/migration/block-load.o \
                   $(BUILD)/migration/block-dirty-bitmap.o \
                   $(BUILD)/migration/migration.o \
                   $(BUILD)/migration/incoming.o $(BUILD)/migration/history.o $(BUILD)/migration/preflight.o \

@@ -71,6 +71,7 @@ static void params_set_defaults(MigrationParameters *p)
     p->has_max_postcopy_bandwidth = true;     p->max_postcopy_bandwidth = 0;
     p->has_max_cpu_throttle = true;           p->max_cpu_throttle = 99;
     p->has_x_dead_link_timeout = true;        p->x_dead_link_timeout = 30000;
+    p->has_x_convergence_controller = true;   p->x_convergence_controller = true;     /* migvm's own */
 }
 
 static void params_clear(MigrationParameters *p)
@@ -144,6 +145,15 @@ uint32_t migrate_dead_link_timeout_ms(void)
     uint32_t ms = params.x_dead_link_timeout;
     pthread_mutex_unlock(&options_lock);
     return ms;
+}
+
+bool migrate_convergence_controller(void)
+{
+    pthread_mutex_lock(&options_lock);
+    ensure_init();
+    bool on = params.x_convergence_controller;
+    pthread_mutex_unlock(&options_lock);
+    return on;
 }
 
 void migrate_throttle_params(MigThrottleParams *out)
@@ -353,7 +363,7 @@ static void params_apply(const MigrateSetParameters *p)
     APPLY(downtime_limit); APPLY(x_checkpoint_delay); APPLY(block_incremental);
     APPLY(multifd_channels); APPLY(multifd_compression); APPLY(multifd_zlib_level);
     APPLY(multifd_zstd_level); APPLY(xbzrle_cache_size); APPLY(max_postcopy_bandwidth);
-    APPLY(max_cpu_throttle); APPLY(x_dead_link_timeout);
+    APPLY(max_cpu_throttle); APPLY(x_dead_link_timeout); APPLY(x_convergence_controller);
     if (p->tls_creds) {
         g_free(params.tls_creds);
         params.tls_creds = str_or_null_value(p->tls_creds);

@@ -18,6 +18,8 @@ uint64_t migrate_max_postcopy_bandwidth(void);  /* bytes/s in postcopy; 0 = unli
 uint64_t migrate_downtime_limit_ms(void);
 /* x-dead-link-timeout: how long a tcp peer may stay silent (ms, 0: forever). */
 uint32_t migrate_dead_link_timeout_ms(void);
+/* x-convergence-controller: migvm's convergence controller (converge.c) is on. */
+bool migrate_convergence_controller(void);
 /* auto-converge's parameters, read together. */
 typedef struct MigThrottleParams {
     unsigned trigger_threshold, initial, increment, max;

@@ -26,6 +26,9 @@ static void format_pass(GString *out, const MigrationPassRecord *p)
     if (p->disk_bytes) {
         g_string_append_printf(out, "       disk %" PRId64 " kbytes\n", p->disk_bytes >> 10);
     }
+    if (p->convergence) {
+        g_string_append_printf(out, "       convergence: %s\n", p->convergence);
+    }
 }
 
 static void format_record(GString *out, const MigrationRecord *r)

@@ -234,6 +234,7 @@ static const ParamSyntax param_syntax[] = {
     PS(XBZRLE_CACHE_SIZE, PK_CACHE_SIZE, xbzrle_cache_size),
     PS(MAX_POSTCOPY_BANDWIDTH, PK_SIZE, max_postcopy_bandwidth),
     PS(MAX_CPU_THROTTLE, PK_U8, max_cpu_throttle),
+    PS(X_CONVERGENCE_CONTROLLER, PK_BOOL, x_convergence_controller),
     PS(MULTIFD_COMPRESSION, PK_COMPRESSION, multifd_compression),
     PS(MULTIFD_ZLIB_LEVEL, PK_U8, multifd_zlib_level),
     PS(MULTIFD_ZSTD_LEVEL, PK_U8, multifd_zstd_level),

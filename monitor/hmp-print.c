@@ -151,6 +151,22 @@ static void format_compression_part(GString *out, const CompressionStats *c)
     g_string_append_printf(out, "compression rate: %0.2f\n", c->compression_rate);
 }
 
+/* migvm's convergence controller (migration/converge.c): two lines. */
+static void format_convergence_part(GString *out, const XMigrationConvergence *c)
+{
+    g_string_append_printf(out, "x-convergence: %s (%s)\n", c->converging ? "converging" : "not converging",
+                           c->reason);
+    g_string_append_printf(out, "x-convergence decision: %s at pass %" PRId64 ", throttle %" PRId64 " %%, "
+                           "dirty rate %" PRId64 " kbytes/s, bandwidth %" PRId64 " kbytes/s, ",
+                           XMigrationConvergenceAction_str(c->decision), c->pass, c->throttle,
+                           c->dirty_rate >> 10, c->bandwidth >> 10);
+    if (c->has_predicted_completion) {
+        g_string_append_printf(out, "predicted completion in %" PRId64 " ms\n", c->predicted_completion);
+    } else {
+        g_string_append(out, "no predicted completion\n");
+    }
+}
+
 static void format_vcpu_blocktime(GString *out, const uint32List *list)
 {
     g_string_append(out, "postcopy vcpu blocktime: ");
@@ -190,6 +206,9 @@ void hmp_format_migrate(GString *out, const MigrationInfo *info)
     if (info->has_cpu_throttle_percentage) {
         g_string_append_printf(out, "cpu throttle percentage: %" PRIu64 "\n",
                                (uint64_t)info->cpu_throttle_percentage);
+    }
+    if (info->x_convergence) {
+        format_convergence_part(out, info->x_convergence);
     }
     if (info->has_postcopy_blocktime) {
         g_string_append_printf(out, "postcopy blocktime: %" PRIu32 "\n", info->postcopy_blocktime);
@@ -267,6 +286,7 @@ void hmp_format_migrate_parameters(GString *out, const MigrationParameters *p)
     P_UINT("max-postcopy-bandwidth", max_postcopy_bandwidth, "");
     P_STR("tls-authz", tls_authz);
     P_UINT("x-dead-link-timeout", x_dead_link_timeout, " ms");
+    P_BOOL("x-convergence-controller", x_convergence_controller);
 
     if (p->block_bitmap_mapping) {
         g_string_append(out, "block-bitmap-mapping:\n");

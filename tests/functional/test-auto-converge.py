@@ -89,8 +89,11 @@ def set_auto_converge(q, on):
 
 
 def set_params(q):
+    """QEMU 7.2's behaviour: migvm's convergence controller off (it would
+    throttle a migration without auto-converge too; test-converge.py)."""
     q.cmd_ok("migrate-set-parameters", **{"max-bandwidth": BANDWIDTH, "downtime-limit": DOWNTIME_MS,
-                                          "cpu-throttle-initial": INITIAL, "cpu-throttle-increment": INCREMENT})
+                                          "cpu-throttle-initial": INITIAL, "cpu-throttle-increment": INCREMENT,
+                                          "x-convergence-controller": False})
 
 
 def watch(q, until, timeout):
