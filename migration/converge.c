@@ -64,6 +64,7 @@ typedef struct Converge {
     int64_t last_step_ns;
     int64_t predicted_end_ns;   /* < 0: none */
     unsigned extra_passes;
+    bool acted;                 /* announced a decision in this migration */
     uint64_t continued_at;      /* what remained when it last took an extra pass (0: never) */
     char reason[REASON_MAX];
 } Converge;
@@ -96,6 +97,7 @@ static int64_t expected_ms(uint64_t bytes)
 static void announce(XMigrationConvergenceAction action, uint64_t remaining, int64_t downtime_ms)
 {
     cv.decision = action;
+    cv.acted = true;
     char note[REASON_MAX + 48];
     if (action == X_MIGRATION_CONVERGENCE_ACTION_THROTTLE) {
         snprintf(note, sizeof(note), "throttle %d%%", cv.set);
@@ -289,6 +291,16 @@ bool converge_continue(uint64_t pending, double bytes_per_ms)
     announce(more ? X_MIGRATION_CONVERGENCE_ACTION_CONTINUE : X_MIGRATION_CONVERGENCE_ACTION_SWITCH_OVER,
              pending, (int64_t)downtime);
     return more;
+}
+
+void converge_nothing_left(void)
+{
+    /* An idle guest's migration says nothing: only one the controller
+     * acted on gets its switch-over told. */
+    if (cv.on && cv.acted) {
+        snprintf(cv.reason, sizeof(cv.reason), "nothing left after the sync");
+        announce(X_MIGRATION_CONVERGENCE_ACTION_SWITCH_OVER, 0, 0);
+    }
 }
 
 void converge_stop(void)

@@ -32,9 +32,9 @@ void converge_tick(int64_t now_ns);
  * at `bytes_per_ms`: true to take one more pass instead of switching over
  * now. Records and announces the decision either way. */
 bool converge_continue(uint64_t pending, double bytes_per_ms);
-/* The migration thread is about to stop the guest with `pending` bytes left
- * (the decision, when converge_continue did not already announce it). */
-void converge_switch_over(uint64_t pending, double bytes_per_ms);
+/* A sync left nothing to send: the switch-over starts (announced when the
+ * controller made other decisions in this migration). */
+void converge_nothing_left(void);
 /* The iterations ended (switch-over, failure or cancel). */
 void converge_stop(void);
 

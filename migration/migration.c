@@ -323,6 +323,7 @@ static bool switchover_due(IterateState *it)
         atomic_store(&mig.expected_downtime, (int64_t)(pending / rate));
     }
     if (pending == 0) {
+        converge_nothing_left();
         return true;
     }
     if (pending >= threshold) {

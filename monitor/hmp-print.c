@@ -156,7 +156,7 @@ static void format_convergence_part(GString *out, const XMigrationConvergence *c
 {
     g_string_append_printf(out, "x-convergence: %s (%s)\n", c->converging ? "converging" : "not converging",
                            c->reason);
-    g_string_append_printf(out, "x-convergence decision: %s at pass %" PRId64 ", throttle %" PRId64 " %%, "
+    g_string_append_printf(out, "x-convergence-decision: %s at pass %" PRId64 ", throttle %" PRId64 " %%, "
                            "dirty rate %" PRId64 " kbytes/s, bandwidth %" PRId64 " kbytes/s, ",
                            XMigrationConvergenceAction_str(c->decision), c->pass, c->throttle,
                            c->dirty_rate >> 10, c->bandwidth >> 10);

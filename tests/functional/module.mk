@@ -29,7 +29,8 @@ FUNC_TESTS += tests/functional/test-network-faults.py
 # Block migration (the "block" section) between migvm processes with -M none and raw drives.
 FUNC_TESTS += tests/functional/test-block-migration.py
 # KVM live migration at full size, cancel and failed destination.
-FUNC_TESTS += tests/functional/test-kvm-migration.py tests/functional/test-auto-converge.py
+FUNC_TESTS += tests/functional/test-kvm-migration.py tests/functional/test-auto-converge.py \
+              tests/functional/test-converge.py
 # Postcopy (userfaultfd): soft guest over unix, the ring-3 KVM guest over tcp and unix, failure after the switch.
 FUNC_TESTS += tests/functional/test-postcopy.py
 # KVM's dirty ring (-accel kvm,dirty-ring-size=N): QEMU 7.2's errors, ring against bitmap on a known dirty set,

@@ -60,6 +60,8 @@ multifd-compression: none
 xbzrle-cache-size: 67108864 bytes
 max-postcopy-bandwidth: 0
 tls-authz: ''
+x-dead-link-timeout: 30000 ms
+x-convergence-controller: on
 """.replace("\n", "\r\n")
 
 # 7.2 `info migrate` lines for an active / completed outgoing migration, in order.
@@ -75,7 +77,11 @@ COMPLETED_LINES = [r"Migration status: completed", r"total time: \d+ ms", r"down
                    r"multifd bytes: 0 kbytes", r"pages-per-second: \d+"]
 # Lines printed only when their counter is non-zero (may follow the fixed ones).
 OPTIONAL = [r"dirty pages rate: \d+ pages", r"postcopy request count: \d+", r"precopy ram: \d+ kbytes",
-            r"downtime ram: \d+ kbytes", r"postcopy ram: \d+ kbytes"]
+            r"downtime ram: \d+ kbytes", r"postcopy ram: \d+ kbytes", r"cpu throttle percentage: \d+",
+            # migvm's convergence controller, while a migration runs (x-convergence-controller on)
+            r"x-convergence: (converging|not converging) \(.+\)",
+            r"x-convergence-decision: [a-z-]+ at pass \d+, throttle \d+ %, dirty rate \d+ kbytes/s, "
+            r"bandwidth \d+ kbytes/s, (predicted completion in \d+ ms|no predicted completion)"]
 
 
 def check_layout(name, text, expected):

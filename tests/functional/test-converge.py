@@ -1,0 +1,289 @@
+#!/usr/bin/python3
+"""migvm's convergence controller (migration/converge.c), with all default
+parameters (max-bandwidth 128 MiB/s, downtime-limit 300 ms, no capability).
+
+The guests cannot converge at 128 MiB/s: the boot-sector guest on KVM with
+-m 256M rewrites every page about once a second (printing 'B' after each
+pass), the soft accelerator's workload at dirty-rate=0 (as fast as
+possible) on -m 64M rewrites its RAM thousands of times a second.
+
+KVM, one source:
+  * x-convergence-controller off (QEMU 7.2's behaviour): still active after
+    OFF_SECONDS, never throttled, no x-convergence in query-migrate;
+  * on (the default): X_MIGRATION_NOT_CONVERGING comes at once (dirty rate
+    near or above the bandwidth), query-migrate's x-convergence says "not
+    converging" with its reason, HMP info migrate prints the x-convergence
+    lines, the throttle starts at cpu-throttle-initial only after that and
+    stays within max-cpu-throttle; migrate_cancel gives the guest its full
+    speed back;
+  * on again, to a destination: completes before a deadline, downtime within
+    downtime-limit, the decisions in X_MIGRATION_CONVERGENCE events and in
+    the flight recorder's passes (not-converging, throttle, switch-over); no
+    throttle left, and the destination guest runs at full speed.
+Soft: the same completion with defaults.
+
+MIGVM_TEST_LONG=1 adds what costs minutes: controller off for 20 s on both
+guests, auto-converge alone (controller off) completing them, and the 1 GiB
+boot-sector guest with defaults.  The KVM parts skip without /dev/kvm."""
+
+import importlib.util
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import migvm  # noqa: E402
+import miglib  # noqa: E402
+from migvm import check, check_eq, new_tmpdir, run  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("test_kvm", os.path.join(HERE, "test-kvm.py"))
+kvmt = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(kvmt)
+
+LONG = os.environ.get("MIGVM_TEST_LONG") == "1"
+OFF_SECONDS = 20 if LONG else 6
+COMPLETE_DEADLINE = 120         # the machine may be loaded: a deadline, not a rate
+DOWNTIME_LIMIT = 300            # the default
+INITIAL, MAX_THROTTLE = 20, 99  # the defaults
+CAP = 50
+
+
+def b_count(vm):
+    return kvmt.serial(vm).count(b"B")
+
+
+def pass_rate(vm, seconds):
+    """Guest passes per second over about `seconds` (from when the 'B's appear)."""
+    stamps, n = [], b_count(vm)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end or (len(stamps) < 2 and time.monotonic() < end + 3 * seconds):
+        m = b_count(vm)
+        if m != n:
+            stamps += [time.monotonic()] * (m - n)
+            n = m
+        time.sleep(0.005)   # polling the serial file; the window is what is measured
+    if len(stamps) < 2:
+        return len(stamps) / seconds
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
+
+
+def start(kind, mem, uri=None, tmpdir=None):
+    if kind == "kvm":
+        return kvmt.start_guest(mem=mem, incoming=uri, tmpdir=tmpdir)
+    return miglib.start_vm(mem, dirty_rate=0, incoming=uri)
+
+
+def destination(kind, mem):
+    d = new_tmpdir()
+    uri = "unix:" + os.path.join(d, "mig.sock")
+    dst = start(kind, mem, uri, d)
+    return dst, dst.qmp(), uri
+
+
+def watch(q, until, timeout):
+    """Poll query-migrate until until(info) or the deadline; returns (last
+    info, every active info seen)."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    while True:
+        info = miglib.mig_info(q)
+        if info.get("status") == "active":
+            seen.append(info)
+        if until(info) or time.monotonic() > deadline:
+            return info, seen
+        time.sleep(0.05)
+
+
+def running(info):
+    return info.get("status") in ("setup", "active", "device")
+
+
+def controller(q, on):
+    q.cmd_ok("migrate-set-parameters", **{"x-convergence-controller": on})
+
+
+def events_named(q, name):
+    q.sync("events")
+    return [e for e in q.events if e.get("event") == name]
+
+
+def off_does_not_complete(tag, kind, mem, src, qs, seconds=OFF_SECONDS):
+    """QEMU 7.2's behaviour: never completes, never throttled."""
+    controller(qs, False)
+    dst, qd, uri = destination(kind, mem)
+    qs.clear_events()
+    qs.cmd_ok("migrate", uri=uri)
+    info, seen = watch(qs, lambda i: not running(i), seconds)
+    check("%s, controller off: still active after %d s" % (tag, seconds), info.get("status") == "active", info)
+    check("%s, controller off: never throttled, no x-convergence" % tag,
+          all("cpu-throttle-percentage" not in i and "x-convergence" not in i for i in seen), seen[-1:])
+    check("%s, controller off: no controller event" % tag,
+          not events_named(qs, "X_MIGRATION_NOT_CONVERGING") and not events_named(qs, "X_MIGRATION_CONVERGENCE"),
+          qs.events)
+    qs.cmd_ok("migrate_cancel")
+    miglib.wait_mig_status(qs, ("cancelled",), 20)
+    dst.kill()
+    controller(qs, True)
+
+
+def throttled_then_cancelled(tag, src, qs, base):
+    """Controller on, max-cpu-throttle 50 (at half speed this guest still
+    dirties everything a pass sends): the stall is said at once, the throttle
+    follows up to the cap and no further; cancel gives the guest its speed
+    back."""
+    qs.cmd_ok("migrate-set-parameters", **{"max-cpu-throttle": CAP})
+    dst, qd, uri = destination("kvm", "256M")
+    qs.clear_events()
+    qs.cmd_ok("migrate", uri=uri)
+    info, seen = watch(qs, lambda i: (i.get("cpu-throttle-percentage") or 0) >= CAP or not running(i), 60)
+    qs.sync("events")
+    names = [(e["event"], e["data"].get("action")) for e in qs.events if e["event"].startswith("X_MIGRATION")]
+    stall = [e["data"] for e in qs.events if e["event"] == "X_MIGRATION_NOT_CONVERGING"]
+    check("%s: X_MIGRATION_NOT_CONVERGING" % tag, stall, (names, info))
+    if stall:
+        d = stall[0]
+        check("%s: the event's data: pass >= 2, dirty rate near the bandwidth (%s)" % (tag, d),
+              set(d) == {"pass", "dirty-rate", "bandwidth", "remaining"} and d["pass"] >= 2
+              and d["dirty-rate"] >= 0.5 * d["bandwidth"] > 0 and d["remaining"] > 0, d)
+    check("%s: the stall said before the first throttle step (%s)" % (tag, names),
+          ("X_MIGRATION_NOT_CONVERGING", None) in names and ("X_MIGRATION_CONVERGENCE", "throttle") in names
+          and names.index(("X_MIGRATION_NOT_CONVERGING", None)) < names.index(("X_MIGRATION_CONVERGENCE", "throttle")),
+          names)
+    stalled = [i["x-convergence"] for i in seen if i.get("x-convergence", {}).get("converging") is False]
+    check("%s: query-migrate x-convergence: not converging, with its reason" % tag,
+          stalled and ("dirtied" in stalled[0]["reason"] or "passes to fit" in stalled[0]["reason"])
+          and "predicted-completion" not in stalled[0], seen[-1:])
+    pcts = [i["cpu-throttle-percentage"] for i in seen if "cpu-throttle-percentage" in i]
+    throttled = pass_rate(src, 3.0)
+    info, more = watch(qs, lambda i: not running(i), 2.0)
+    pcts += [i["cpu-throttle-percentage"] for i in more if "cpu-throttle-percentage" in i]
+    check("%s: throttle from cpu-throttle-initial %d up to max-cpu-throttle %d, never above (%s)" % (
+        tag, INITIAL, CAP, sorted(set(pcts))), pcts and pcts[0] == INITIAL and pcts == sorted(pcts)
+        and pcts[-1] == CAP, pcts)
+    hmp = qs.hmp("info migrate")
+    check("%s: HMP info migrate: x-convergence lines" % tag,
+          "\nx-convergence: not converging (" in hmp and "\nx-convergence-decision: " in hmp
+          and "\ncpu throttle percentage: " in hmp, hmp)
+    qs.cmd_ok("migrate_cancel")
+    info = miglib.wait_mig_status(qs, ("cancelled", "completed", "failed"), 20) or {}
+    check_eq("%s: cancelled" % tag, info.get("status"), "cancelled")
+    check("%s: no throttle, no x-convergence after cancel" % tag,
+          "cpu-throttle-percentage" not in info and "x-convergence" not in info, info)
+    after = pass_rate(src, 2.0)
+    print("# figures %s: guest passes/s %.2f before, %.2f at %d %% throttle, %.2f after cancel" % (
+        tag, base, throttled, CAP, after), flush=True)
+    check("%s: throttle slowed the guest (%.2f < 0.75 x %.2f)" % (tag, throttled, max(base, after)),
+          throttled < 0.75 * max(base, after))
+    check("%s: full speed after cancel (%.2f >= 0.7 x %.2f)" % (tag, after, base), after >= 0.7 * base)
+    qs.cmd_ok("migrate-set-parameters", **{"max-cpu-throttle": MAX_THROTTLE})
+    dst.kill()
+
+
+def completes(tag, kind, mem, src, qs, base=None, auto_converge=False):
+    """Migrate to a new destination: completed before the deadline, downtime
+    within the limit, nothing throttled afterwards."""
+    dst, qd, uri = destination(kind, mem)
+    qs.clear_events()
+    t0 = time.monotonic()
+    qs.cmd_ok("migrate", uri=uri)
+    info, seen = watch(qs, lambda i: not running(i), COMPLETE_DEADLINE)
+    took = time.monotonic() - t0
+    if not check_eq("%s: completed" % tag, info.get("status"), "completed"):
+        qs.cmd("migrate_cancel")
+        dst.kill()
+        return
+    print("# figures %s: completed in %.1f s, downtime %d ms (limit %d), %d passes, throttle up to %s %%" % (
+        tag, took, info["downtime"], DOWNTIME_LIMIT, info["ram"]["dirty-sync-count"],
+        max([i.get("cpu-throttle-percentage", 0) for i in seen] or [0])), flush=True)
+    check("%s: downtime %d ms within downtime-limit %d ms" % (tag, info["downtime"], DOWNTIME_LIMIT),
+          info["downtime"] <= DOWNTIME_LIMIT, info)
+    check("%s: no throttle, no x-convergence once completed" % tag,
+          "cpu-throttle-percentage" not in info and "x-convergence" not in info, info)
+    if not auto_converge:
+        rec = qs.cmd_ok("x-query-migration-history")[-1]
+        notes = " | ".join(p.get("convergence", "") for p in rec["passes"])
+        check("%s: flight recorder: not-converging, throttle, switch-over (%s)" % (tag, notes[:400]),
+              "not-converging: " in notes and "throttle %d%%" % INITIAL in notes and "switch-over: " in notes, notes)
+        sw = [e["data"] for e in events_named(qs, "X_MIGRATION_CONVERGENCE") if e["data"]["action"] == "switch-over"]
+        check("%s: X_MIGRATION_CONVERGENCE switch-over within the limit" % tag,
+              len(sw) == 1 and sw[0]["expected-downtime"] <= DOWNTIME_LIMIT and sw[0]["reason"], sw)
+        throttles = [e["data"]["throttle"] for e in events_named(qs, "X_MIGRATION_CONVERGENCE")
+                     if e["data"]["action"] == "throttle"]
+        check("%s: throttle events rise from %d within %d (%s)" % (tag, INITIAL, MAX_THROTTLE, throttles),
+              throttles and throttles[0] == INITIAL and throttles == sorted(throttles)
+              and throttles[-1] <= MAX_THROTTLE, throttles)
+    check("%s: destination runs the guest" % tag, miglib.wait_run_state(qd, "running", 30)
+          and miglib.wait_serial_growth(dst.serial_path, 20, 2), dst.stderr_text())
+    if base is not None:
+        rate = pass_rate(dst, 2.0)
+        print("# figures %s: destination guest passes/s %.2f (source before: %.2f)" % (tag, rate, base), flush=True)
+        check("%s: destination guest at full speed (%.2f >= 0.6 x %.2f)" % (tag, rate, base), rate >= 0.6 * base)
+    dst.kill()
+
+
+def test_kvm():
+    src = start("kvm", "256M")
+    qs = src.qmp()
+    check("kvm: guest prints 'A' then 'B's", kvmt.wait_passes(src, 2, 30), src.stderr_text())
+    params = qs.cmd_ok("query-migrate-parameters")
+    check_eq("x-convergence-controller on by default", params.get("x-convergence-controller"), True)
+    check_eq("HMP migrate_set_parameter x-convergence-controller off",
+             qs.hmp("migrate_set_parameter x-convergence-controller off"), "")
+    check_eq("... shown off", qs.cmd_ok("query-migrate-parameters").get("x-convergence-controller"), False)
+    check("... HMP info migrate_parameters: 'x-convergence-controller: off'",
+          "x-convergence-controller: off\r\n" in qs.hmp("info migrate_parameters"))
+    controller(qs, True)
+    base = pass_rate(src, 2.0)
+    off_does_not_complete("kvm 256M", "kvm", "256M", src, qs)
+    throttled_then_cancelled("kvm 256M", src, qs, base)
+    completes("kvm 256M, defaults", "kvm", "256M", src, qs, base)
+
+
+def test_soft():
+    src = start("soft", "64M")
+    qs = src.qmp()
+    check("soft: workload prints 'A' then 'B's", kvmt.wait_passes(src, 2, 30), src.stderr_text())
+    if LONG:
+        off_does_not_complete("soft 64M", "soft", "64M", src, qs)
+    completes("soft 64M, defaults", "soft", "64M", src, qs)
+
+
+def auto_converge_alone(kind, mem):
+    """Controller off, auto-converge on (QEMU 7.2's tool): completes too."""
+    src = start(kind, mem)
+    qs = src.qmp()
+    kvmt.wait_passes(src, 2, 30)
+    off_does_not_complete("%s %s" % (kind, mem), kind, mem, src, qs)
+    controller(qs, False)
+    qs.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": "auto-converge", "state": True}])
+    completes("%s %s, auto-converge alone" % (kind, mem), kind, mem, src, qs, auto_converge=True)
+
+
+def test_long_kvm():
+    auto_converge_alone("kvm", "256M")
+    src = start("kvm", "1G")
+    qs = src.qmp()
+    check("kvm 1G: guest runs", kvmt.wait_passes(src, 2, 60), src.stderr_text())
+    completes("kvm 1G, defaults", "kvm", "1G", src, qs, pass_rate(src, 4.0))
+
+
+def main():
+    migvm.require_binary()
+    if migvm.qemu_mode():
+        migvm.skip_all("migvm's convergence controller (QEMU 7.2 has none)")
+    run("soft", test_soft)
+    if LONG:
+        run("soft: auto-converge alone", auto_converge_alone, "soft", "64M")
+    why = migvm.kvm_usable()
+    if why:
+        migvm.skip("kvm", why)
+    else:
+        run("kvm", test_kvm)
+        if LONG:
+            run("kvm: long", test_long_kvm)
+    migvm.finish()
+
+
+if __name__ == "__main__":
+    main()
