@@ -166,8 +166,9 @@ static void converge_sample(ConvergeSample *s, MigStream *f)
 {
     RamStats rs;
     ram_get_stats(&rs);
-    *s = (ConvergeSample) { .ns = now_ns(), .stream_bytes = f ? mig_stream_bytes_written(f) : 0,
-                            .pages_sent = rs.normal_pages + rs.zero_pages };
+    /* Bytes on every channel: multifd's carry most pages when it is on. */
+    uint64_t bytes = (f ? mig_stream_bytes_written(f) : 0) + multifd_send_bytes();
+    *s = (ConvergeSample) { .ns = now_ns(), .stream_bytes = bytes, .pages_sent = rs.normal_pages + rs.zero_pages };
 }
 
 /* Each bitmap sync: a new pass. [thread: mig.f is its own] */
