@@ -99,3 +99,9 @@ UNIT_TESTS += $(BUILD)/tests/unit/test-page-sample
 $(BUILD)/tests/unit/test-page-sample.o: CFLAGS_ALL += -Imigration
 $(BUILD)/tests/unit/test-page-sample: $(BUILD)/migration/page-sample.o $(BUILD)/system/memory.o \
                                       $(BUILD)/system/accel.o $(UTIL_OBJS)
+
+# The convergence controller's decisions; options, throttle, events and the flight recorder are stubbed in the test.
+UNIT_TESTS += $(BUILD)/tests/unit/test-converge
+$(BUILD)/tests/unit/test-converge.o: CFLAGS_ALL += -Imigration
+$(BUILD)/tests/unit/test-converge: $(BUILD)/migration/converge.o $(BUILD)/qapi/qapi-types.o \
+                                   $(BUILD)/qapi/qapi-runtime.o $(UTIL_OBJS)
