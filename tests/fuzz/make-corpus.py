@@ -291,6 +291,31 @@ def multifd_seeds():
             f.write('"%s"\n' % tok)
 
 
+def loadvm_seeds():
+    """fuzz-loadvm's own machine: RAM blocks "ram" (16 pages) and "extra" (2
+    pages at 4 MiB), machine type "none", the fake device "fuzzdev" (instances
+    0 and 1) and the fake live section "block" (fuzz-loadvm.c)."""
+    head = b"QEVM" + struct.pack(">I", 3) + b"\x07" + struct.pack(">I", 4) + b"none"
+    ram = struct.pack(">Q", (18 * 4096) | 0x04) + streamcut.counted(b"ram") + struct.pack(">Q", 16 * 4096)
+    ram += streamcut.counted(b"extra") + struct.pack(">Q", 2 * 4096)
+    ram += struct.pack(">Q", 0x1000 | 0x08) + streamcut.counted(b"ram") + bytes(range(256)) * 16
+    ram += struct.pack(">Q", 0x2000 | 0x02 | 0x20) + b"\x00"
+    ram += struct.pack(">Q", 0x1000 | 0x02) + streamcut.counted(b"extra") + b"\x00" + struct.pack(">Q", 0x10)
+    ram_sec = streamcut.Chunk(1, 1, b"ram", 0, 4, ram).encode()
+    dev = struct.pack(">I", 7) + struct.pack("<i", 100) + b"\x42" + struct.pack(">I", 2) + struct.pack(">QQ", 1, 2)
+    dev += (struct.pack(">H", 5) + b"abc") * 2 + bytes(16) + b"\x01" + bytes(4)
+    dev_sub = dev + b"\x05" + streamcut.counted(b"fuzzdev/sub") + struct.pack(">IH", 1, 9)
+    live = struct.pack(">Q", 0x04) + struct.pack(">Q", 0x02) + b"\x00" + struct.pack(">Q", 0x10)
+    save("fuzz-loadvm", head + ram_sec + b"\x00", "ram")
+    save("fuzz-loadvm", head + streamcut.Chunk(4, 2, b"fuzzdev", 0, 3, dev).encode() + b"\x00", "fuzzdev")
+    save("fuzz-loadvm", head + streamcut.Chunk(4, 2, b"fuzzdev", 1, 3, dev_sub).encode() + b"\x00", "fuzzdev-sub")
+    save("fuzz-loadvm", head + streamcut.Chunk(1, 3, b"block", 0, 4, live).encode() +
+         streamcut.Chunk(3, 3, b"block", 0, 4, struct.pack(">Q", 0x10)).encode()[:5] + struct.pack(">Q", 0x10) +
+         b"\x7e" + struct.pack(">I", 3) + b"\x00", "live")
+    save("fuzz-loadvm", head + b"\x08\x00\x01\x00\x00" + b"\x08\x00\x02\x00\x04" + struct.pack(">I", 1) + ram_sec +
+         b"\x00\x06" + struct.pack(">I", 2) + b"{}", "commands")
+
+
 def main():
     args = [a for a in sys.argv[1:] if a != "--text"]
     build = args[0] if args else "build"
@@ -299,6 +324,7 @@ def main():
     hmp_seeds()
     return_path_seeds()
     multifd_seeds()
+    loadvm_seeds()
     if "--text" in sys.argv:
         return
     tmp = tempfile.mkdtemp(prefix="migvm-corpus-")
