@@ -1042,6 +1042,8 @@ static MigrationStats *ram_info(bool completed)
     s->downtime_bytes = rs.downtime_bytes;
     s->postcopy_bytes = rs.postcopy_bytes;
     s->postcopy_requests = (int64_t)rs.postcopy_requests;
+    s->multifd_bytes = multifd_send_bytes();
+    s->dirty_sync_missed_zero_copy = multifd_send_zero_copy_misses();
     return s;
 }
 
