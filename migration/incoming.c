@@ -336,13 +336,10 @@ static void incoming_check_done(void)
 static void incoming_channel_ready(MigChannel *ch, void *opaque)
 {
     if (incoming.thread && multifd_recv_active()) {
+        /* Listening on until the load ends: a connection beyond
+         * multifd-channels fails it with a clear cause. */
         multifd_recv_new_channel(ch);
-        if (multifd_recv_all_connected()) {
-            mig_listener_free(incoming.listener);
-            incoming.listener = NULL;
-        } else {
-            mig_listener_resume(incoming.listener);
-        }
+        mig_listener_resume(incoming.listener);
         return;
     }
     mig_preflight_classify(ch, incoming_load, incoming_check_done);

@@ -2,7 +2,8 @@
  * Multifd destination: one receive thread per channel.
  *
  * The listener hands over the first connection as the main channel
- * (incoming.c) and, with multifd on, every later one here. A channel thread
+ * (incoming.c) and, with multifd on, every later one here until the load
+ * ends (one beyond multifd-channels fails it). A channel thread
  * reads the 64-byte initial packet, files itself under the id it carries
  * (id < N, not taken, uuid ours: all zero, as migvm has no -uuid), then
  * loops: read the 1344-byte header, check it, read the pages straight into
@@ -90,14 +91,6 @@ void multifd_recv_setup(unsigned n, MultiFDCompression method)
     R.accepted = 0;
     pthread_mutex_unlock(&R.lock);
     atomic_store(&R.active, true);
-}
-
-bool multifd_recv_all_connected(void)
-{
-    pthread_mutex_lock(&R.lock);
-    bool all = R.accepted >= R.n;
-    pthread_mutex_unlock(&R.lock);
-    return all;
 }
 
 void multifd_recv_set_main(MigStream *f)
@@ -265,7 +258,15 @@ void multifd_recv_new_channel(MigChannel *ch)
         return;
     }
     c->seq = R.accepted++;
-    multifd_conn_accept(ch->fd, &c->conn, &err);
+    if (c->seq >= R.n) {
+        error_setg(&err, "multifd: channel connection %u, but multifd-channels is %u (is it the same on the "
+                   "source?)", c->seq + 1, R.n);
+    }
+    if (!err) {
+        multifd_conn_accept(ch->fd, &c->conn, &err);
+    } else {
+        c->conn.fd = ch->fd;    /* closed by cleanup */
+    }
     c->codec = multifd_codec_new_decoder(R.method, err ? NULL : &err);
     if (R.method != MULTIFD_COMPRESSION_NONE) {
         c->cbuf = g_malloc(MULTIFD_MAX_COMPRESSED);

@@ -140,8 +140,6 @@ struct MigChannel;
 /* The incoming migration began with multifd on: expect n channels. [main loop] */
 void multifd_recv_setup(unsigned n, MultiFDCompression method);
 bool multifd_recv_active(void);
-/* All channels have connected (the listener can stop). [main loop] */
-bool multifd_recv_all_connected(void);
 /* A new connection after the main channel. [main loop] */
 void multifd_recv_new_channel(struct MigChannel *ch);
 /* The main stream: shut down when a channel fails, to unblock the loader. */

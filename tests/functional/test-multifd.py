@@ -160,6 +160,9 @@ def mismatches():
             check_eq(name + ": source still running", miglib.query_status(qs), "running")
             check(name + ": source guest runs on", miglib.wait_serial_growth(src.serial_path, 10))
             check(name + ": destination alive", dst.alive())
+            if name == "3 channels to 2":
+                check(name + ": destination names the channel count", "multifd-channels" in dst.stderr_text(),
+                      dst.stderr_text()[-600:])
             if name == "zlib to none":
                 check(name + ": destination names the flags", "flags received 2 flags expected 0"
                       in dst.stderr_text(), dst.stderr_text()[-600:])

@@ -149,7 +149,7 @@ def main():
     run("QEMU zlib to migvm none", qemu_mismatch, "zlib to none", (2, "zlib"), (2, "none"),
         "flags received 2 flags expected 0")
     run("QEMU 3 channels to migvm 2", qemu_mismatch, "3 channels to 2", (3, "none"), (2, "none"),
-        "multifd")
+        "multifd-channels")
     finish()
 
 
