@@ -10,6 +10,7 @@
 #                        DESTDIR prefixes it for staging)
 #   make demo            the main job: see README.md
 #   make bench           migration benchmarks (not part of check)
+#   make bench-converge  the convergence controller against QEMU 7.2 (also the end of make bench)
 #   make fuzz-smoke      every libFuzzer target for about a minute (need clang; not part of check)
 #   make fuzz-NAME       one target (tests/fuzz/README.md)
 #   make check-multifd-full  every multifd transport x channels x compression, migvm and QEMU 7.2 (not in check)
@@ -75,7 +76,7 @@ include bench/module.mk
 include tools/module.mk
 include tests/fuzz/module.mk
 
-.PHONY: all check check-unit check-functional check-sanitize check-tsan check-valgrind demo bench soak clean distclean help \
+.PHONY: all check check-unit check-functional check-sanitize check-tsan check-valgrind demo bench bench-converge soak clean distclean help \
         install
 
 all: $(BUILD)/migvm $(EXTRA_ALL)
@@ -156,6 +157,11 @@ soak: all
 
 bench: all $(BENCH_TARGETS)
 	$(Q)BUILD=$(BUILD) bench/run.sh
+	$(Q)BUILD=$(BUILD) /usr/bin/python3 bench/converge-bench.py
+
+# The convergence controller against QEMU 7.2 alone (the last part of make bench; bench/README.md).
+bench-converge: all
+	$(Q)BUILD=$(BUILD) /usr/bin/python3 bench/converge-bench.py
 
 PREFIX ?= /usr/local
 BINDIR = $(DESTDIR)$(PREFIX)/bin
