@@ -64,6 +64,7 @@ include qapi/module.mk
 include monitor/module.mk
 include system/module.mk
 include block/module.mk
+include crypto/module.mk
 include migration/module.mk
 include hw/module.mk
 include accel-soft/module.mk
@@ -83,7 +84,7 @@ all: $(BUILD)/migvm $(EXTRA_ALL)
 
 $(BUILD)/migvm: $(MIGVM_MAIN_OBJ) $(MIGVM_OBJS)
 	$(call say,LINK,$@)
-	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEP_LIBS) -lm
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ $(DEP_LIBS) $(GNUTLS_LIBS) -lm
 
 # Every object waits for the generated headers (order-only: -MMD takes over after the first build).
 $(BUILD)/%.o: %.c | $(GENERATED_HEADERS)

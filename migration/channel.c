@@ -444,6 +444,10 @@ bool mig_channel_close(MigChannel *ch, bool abort, Error **errp)
         close(ch->fd);
         ch->fd = -1;
     }
+    if (ch->layer) {
+        ch->layer_end(ch->layer, abort);
+        ch->layer = NULL;
+    }
     if (ch->child > 0 && abort) {
         kill(-ch->child, SIGKILL);
     }

@@ -51,11 +51,16 @@ char *mig_address_to_string(const MigAddress *addr);
 bool mig_address_take_fd(const MigAddress *addr, int *fd, Error **errp);
 
 /* An open channel: the fd, whether it can carry a return path, and the
- * child process of exec: (reaped by mig_channel_close). */
+ * child process of exec: (reaped by mig_channel_close). A layer put between
+ * the fd and the connection (TLS: migration/tls.c) leaves its state in
+ * `layer` and is ended by `layer_end` once the fd is closed (abort: at once,
+ * else after what was written reached the peer). */
 typedef struct MigChannel {
     int fd;
     bool bidirectional;
     pid_t child;
+    void *layer;
+    void (*layer_end)(void *layer, bool abort);
 } MigChannel;
 
 /* Source side: open the channel to addr. For fd:, passed_fd is the descriptor

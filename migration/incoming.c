@@ -10,6 +10,7 @@
  */
 #include "migration.h"
 #include "channel.h"
+#include "tls.h"
 #include "global-state.h"
 #include "clock.h"
 #include "history.h"
@@ -35,6 +36,7 @@ typedef struct IncomingState {
     bool failed;
     MigListener *listener;
     MigChannel channel;
+    GPtrArray *layers;            /* TLS sessions of multifd channels (void *) [main] */
     GThread *thread;
     Error *error;                 /* result of the load, handed to the main loop */
     bool load_ok;
@@ -115,6 +117,17 @@ static void incoming_close_channel(void)
     }
 }
 
+/* The multifd channels' TLS sessions, once their channels are closed. */
+static void incoming_end_layers(void)
+{
+    for (guint i = 0; incoming.layers && i < incoming.layers->len; i++) {
+        mig_tls_layer_end(incoming.layers->pdata[i], !incoming.load_ok);
+    }
+    if (incoming.layers) {
+        g_ptr_array_set_size(incoming.layers, 0);
+    }
+}
+
 /* inmigrate -> paused is always allowed, and nothing leaves inmigrate
  * while loading (cont only sets autostart): report it if it ever fails. */
 static void incoming_pause(void)
@@ -154,6 +167,7 @@ static void incoming_finish(void *opaque)
     mig_listener_free(incoming.listener);     /* multifd: still taking channels */
     incoming.listener = NULL;
     incoming_close_channel();
+    incoming_end_layers();
     if (!incoming.load_ok && incoming.postcopy_started) {
         /* The guest ran here on pages that are now out of reach: its vCPUs
          * stay blocked on them (nothing may run it with holes). */
@@ -332,17 +346,72 @@ static void incoming_check_done(void)
     }
 }
 
-/* Main loop: a connection (or the exec/fd/file channel) is ready. [BQL] */
-static void incoming_channel_ready(MigChannel *ch, void *opaque)
+/* Main loop: a connection while the load runs is a multifd channel. False
+ * if it is not one. A TLS session under it is ended with the migration
+ * (incoming_finish), after multifd closed the channel. [BQL] */
+static bool incoming_multifd_channel(MigChannel *ch)
 {
-    if (incoming.thread && multifd_recv_active()) {
-        /* Listening on until the load ends: a connection beyond
-         * multifd-channels fails it with a clear cause. */
-        multifd_recv_new_channel(ch);
-        mig_listener_resume(incoming.listener);
+    if (!incoming.thread || !multifd_recv_active()) {
+        return false;
+    }
+    if (ch->layer) {
+        if (!incoming.layers) {
+            incoming.layers = g_ptr_array_new();
+        }
+        g_ptr_array_add(incoming.layers, ch->layer);
+        ch->layer = NULL;
+    }
+    /* Listening on until the load ends: a connection beyond
+     * multifd-channels fails it with a clear cause. */
+    multifd_recv_new_channel(ch);
+    mig_listener_resume(incoming.listener);
+    return true;
+}
+
+/* Main loop: the TLS handshake on a connection ended. A refused or broken
+ * one is reported and the destination listens on, as QEMU 7.2 does. [BQL] */
+static void incoming_tls_done(MigChannel *ch, Error *err, void *opaque)
+{
+    if (!incoming.listener) {       /* the load ended during the handshake */
+        mig_channel_close(ch, true, NULL);
+        error_free(err);
         return;
     }
-    mig_preflight_classify(ch, incoming_load, incoming_check_done);
+    if (!err) {
+        if (!incoming_multifd_channel(ch)) {
+            incoming_load(ch);
+        }
+        return;
+    }
+    error_report("%s", error_get_pretty(err));
+    bool can_listen_on = incoming.listener && ch->bidirectional && ch->child <= 0;
+    mig_channel_close(ch, true, NULL);
+    if (can_listen_on) {
+        mig_listener_resume(incoming.listener);
+        error_free(err);
+        return;
+    }
+    /* exec/fd/file: nothing to listen on; fail as a load would. */
+    mig_listener_free(incoming.listener);
+    incoming.listener = NULL;
+    error_free(incoming.error);
+    incoming.error = err;
+    incoming.failed = true;
+    incoming_set_status(MIGRATION_STATUS_FAILED);
+}
+
+/* Main loop: a connection (or the exec/fd/file channel) is ready. With
+ * tls-creds every connection is a TLS migration (no plain pre-flight
+ * check). [BQL] */
+static void incoming_channel_ready(MigChannel *ch, void *opaque)
+{
+    if (mig_tls_enabled()) {
+        mig_tls_channel_server_async(ch, incoming_tls_done, NULL);
+        return;
+    }
+    if (!incoming_multifd_channel(ch)) {
+        mig_preflight_classify(ch, incoming_load, incoming_check_done);
+    }
 }
 
 bool migration_incoming_start(const char *uri, Error **errp)

@@ -19,6 +19,7 @@
 #include "migration.h"
 #include "block-migration.h"
 #include "channel.h"
+#include "tls.h"
 #include "clock.h"
 #include "global-state.h"
 #include "history.h"
@@ -671,7 +672,8 @@ static gpointer migration_thread(gpointer opaque)
         err = NULL;
         goto fail;
     }
-    if (!mig_channel_connect(&mig.addr, mig.passed_fd, mig.cancel_fd, &ch, &err)) {
+    if (!mig_channel_connect(&mig.addr, mig.passed_fd, mig.cancel_fd, &ch, &err) ||
+        !mig_tls_channel_client(&ch, &mig.addr, mig.cancel_fd, &err)) {
         goto fail;
     }
     f = mig_stream_new_fd_writer(ch.fd, false);
@@ -718,7 +720,8 @@ static gpointer migration_thread(gpointer opaque)
         mig_stream_flush(f);
         MigrateMultifdParams mp;
         migrate_multifd_params(&mp);
-        if (!multifd_send_setup(&mig.addr, mig.cancel_fd, f, &mp, multifd_conn_connect, &err)) {
+        if (!multifd_send_setup(&mig.addr, mig.cancel_fd, f, &mp,
+                                mig_tls_enabled() ? mig_tls_multifd_connect : multifd_conn_connect, &err)) {
             goto fail;
         }
     }
@@ -807,6 +810,11 @@ fail:
         Error *rp_err = NULL;
         rp_reader_finish(rr, &a, &b, &rp_err);
         error_free(rp_err);
+    }
+    Error *tls_err = NULL;
+    if (!mig_tls_channel_error(&ch, &tls_err)) {     /* the cause behind a broken pipe */
+        error_free(err);
+        err = tls_err;
     }
     atomic_store(&mig.total_time, (now_ns() - mig.start_ns) / 1000000);
     history_counters(&hc, f);

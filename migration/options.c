@@ -156,6 +156,30 @@ bool migrate_convergence_controller(void)
     return on;
 }
 
+static char *param_string(char *const *field)
+{
+    pthread_mutex_lock(&options_lock);
+    ensure_init();
+    char *copy = g_strdup(*field);
+    pthread_mutex_unlock(&options_lock);
+    return copy;
+}
+
+char *migrate_tls_creds(void)
+{
+    return param_string(&params.tls_creds);
+}
+
+char *migrate_tls_hostname(void)
+{
+    return param_string(&params.tls_hostname);
+}
+
+char *migrate_tls_authz(void)
+{
+    return param_string(&params.tls_authz);
+}
+
 void migrate_throttle_params(MigThrottleParams *out)
 {
     pthread_mutex_lock(&options_lock);
@@ -324,8 +348,6 @@ static bool params_check(const MigrateSetParameters *p, uint8_t throttle_initial
         EXPECTS("announce_step", "a value between 0 and 10000");
     } else if (p->has_x_dead_link_timeout && p->x_dead_link_timeout > 24 * 3600 * 1000) {
         EXPECTS("x_dead_link_timeout", "a value between 0 and 86400000 ms");
-    } else if (p->tls_creds && p->tls_creds->type == QTYPE_QSTRING && p->tls_creds->u.s[0]) {
-        error_setg(errp, "TLS is not supported by migvm (tls-creds '%s')", p->tls_creds->u.s);
     } else {
         return true;
     }

@@ -20,6 +20,10 @@ uint64_t migrate_downtime_limit_ms(void);
 uint32_t migrate_dead_link_timeout_ms(void);
 /* x-convergence-controller: migvm's convergence controller (converge.c) is on. */
 bool migrate_convergence_controller(void);
+/* tls-creds, tls-hostname, tls-authz: new strings ("" when unset). */
+char *migrate_tls_creds(void);
+char *migrate_tls_hostname(void);
+char *migrate_tls_authz(void);
 /* auto-converge's parameters, read together. */
 typedef struct MigThrottleParams {
     unsigned trigger_threshold, initial, increment, max;

@@ -10,6 +10,7 @@
 #include "cpus.h"
 #include "hmp-print.h"
 #include "qapi-commands.h"
+#include "user-object.h"
 #include "vm.h"
 
 static void print_gstring(Monitor *mon, GString *text)
@@ -129,6 +130,22 @@ void hmp_getfd(Monitor *mon, const HmpArgs *args)
     q_obj_getfd_arg arg = { .fdname = (char *)hmp_args_str(args, "fdname") };
 
     qmp_getfd(&arg, &err);
+    hmp_handle_error(mon, err);
+}
+
+/* The text is QEMU's -object syntax, which user-object.c turns into object-add's arguments. */
+void hmp_object_add(Monitor *mon, const HmpArgs *args)
+{
+    Error *err = NULL;
+    user_object_add_text(hmp_args_str(args, "object"), &err);
+    hmp_handle_error(mon, err);
+}
+
+void hmp_object_del(Monitor *mon, const HmpArgs *args)
+{
+    Error *err = NULL;
+    q_obj_object_del_arg arg = { .id = (char *)hmp_args_str(args, "id") };
+    qmp_object_del(&arg, &err);
     hmp_handle_error(mon, err);
 }
 

@@ -51,7 +51,7 @@ bool hmp_monitor_alive(Monitor *mon);
 
 /* --- handlers: hmp-cmds.c --- */
 HmpCommandFn hmp_help, hmp_info_help, hmp_info_version, hmp_info_status, hmp_info_name, hmp_info_kvm,
-    hmp_info_cpus, hmp_stop, hmp_cont, hmp_system_reset, hmp_quit, hmp_getfd, hmp_closefd, hmp_memsave, hmp_pmemsave;
+    hmp_info_cpus, hmp_stop, hmp_cont, hmp_system_reset, hmp_quit, hmp_getfd, hmp_closefd, hmp_object_add, hmp_object_del, hmp_memsave, hmp_pmemsave;
 
 /* --- handlers: hmp-cmds-migration.c --- */
 HmpCommandFn hmp_migrate, hmp_migrate_incoming, hmp_migrate_cancel, hmp_migrate_continue,

@@ -17,7 +17,7 @@ static const struct {
     { "blockdev", "block nodes are not supported: use -drive file=IMAGE,format=raw" },
     { "kernel initrd append dtb bios L boot", "the guest boots from the -drive image's boot sector" },
     { "cpu", "the vCPU model is fixed: the accelerator's" },
-    { "object global set readconfig writeconfig compat", "no QOM objects or properties" },
+    { "global set readconfig writeconfig compat", "no QOM properties" },
     { "usb usbdevice", "no USB" },
     { "audiodev audio soundhw", "no sound devices" },
     { "numa mem-path mem-prealloc overcommit", "guest RAM is one anonymous block without NUMA" },

@@ -285,6 +285,13 @@ static bool opt_drive(CmdlineOptions *o, const char *name, const char *arg, Erro
     return true;
 }
 
+/* -object TYPE,id=ID,...: kept as text; main.c creates them (crypto/user-object.c). */
+static bool opt_object(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
+{
+    g_ptr_array_add(o->objects, g_strdup(arg));
+    return true;
+}
+
 /* -device DRIVER[,prop=value...]: parsed now, created by the board. */
 static bool opt_device(CmdlineOptions *o, const char *name, const char *arg, Error **errp)
 {
@@ -372,6 +379,8 @@ static const OptionDef options[] = {
                                 "readonly=on, cache=none|writeback|..., werror=, rerror=; the first ide "
                                 "(else virtio) drive boots" },
     { "device", true, opt_device, "DRIVER[,prop=val...] add a device (id=NAME, drive=NAME, ...)" },
+    { "object", true, opt_object, "TYPE,id=ID,... tls-creds-x509 (dir=, endpoint=client|server, verify-peer=), "
+                                  "authz-simple (identity=), authz-list (policy=, rules.N.match=, ...)" },
     { "S", false, opt_flag, "                 do not start the vCPUs (use 'cont')" },
     { "no-shutdown", false, opt_flag, "       a guest shutdown stops the VM instead of exiting" },
     { "no-user-config", false, opt_flag, "    accepted: migvm reads no configuration files" },
@@ -446,6 +455,7 @@ void cmdline_options_init(CmdlineOptions *o)
     o->chardevs = g_ptr_array_new_with_free_func(cmdline_chardev_free);
     o->monitors = g_ptr_array_new_with_free_func(cmdline_monitor_free);
     o->drives = g_ptr_array_new_with_free_func(g_free);
+    o->objects = g_ptr_array_new_with_free_func(g_free);
     o->devices = g_ptr_array_new();
 }
 
@@ -471,6 +481,9 @@ void cmdline_options_clear(CmdlineOptions *o)
     g_free(o->name);
     g_free(o->machine);
     g_free(o->serial);
+    if (o->objects) {
+        g_ptr_array_free(o->objects, TRUE);
+    }
     if (o->drives) {
         g_ptr_array_free(o->drives, TRUE);
     }

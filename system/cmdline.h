@@ -49,6 +49,7 @@ typedef struct CmdlineOptions {
     char *serial_chardev;     /* after cmdline_finish: the serial port's chardev id, NULL = none */
     GPtrArray *drives;        /* char*: each -drive's text, in order */
     GPtrArray *devices;       /* DeviceSpec*: each -device, in order */
+    GPtrArray *objects;       /* char*: each -object's text, in order */
     char *incoming;           /* -incoming URI or "defer" */
     char *pidfile;
     bool start_paused;        /* -S */

@@ -31,6 +31,7 @@
 #include "vm.h"
 #include "machine.h"
 #include "monitor.h"
+#include "user-object.h"
 #include "cmdline.h"
 #include "main-loop.h"
 
@@ -212,6 +213,18 @@ static bool open_drives(const CmdlineOptions *o, Error **errp)
     return true;
 }
 
+/* Every -object, in order, before the monitors and -incoming can use them. */
+static bool create_objects(const CmdlineOptions *o, Error **errp)
+{
+    for (guint i = 0; i < o->objects->len; i++) {
+        if (!user_object_add_text(o->objects->pdata[i], errp)) {
+            error_prepend(errp, "-object %s: ", (const char *)o->objects->pdata[i]);
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool start_up(Startup *s, Error **errp)
 {
     const MachineConfig machine = {
@@ -226,7 +239,7 @@ static bool start_up(Startup *s, Error **errp)
         return false;
     }
     s->machine_up = true;
-    if (!migration_init(errp)) {
+    if (!migration_init(errp) || !create_objects(&s->opts, errp)) {
         return false;
     }
     s->migration_up = true;
@@ -251,6 +264,7 @@ static void tear_down(Startup *s)
         machine_cleanup();
     }
     block_cleanup();
+    user_object_del_all();
     main_loop_cleanup();
     if (s->pidfile_fd >= 0) {
         unlink(s->opts.pidfile);

@@ -26,6 +26,8 @@ FUNC_TESTS += tests/functional/test-migration.py \
 FUNC_TESTS += tests/functional/test-hostile-streams.py
 # Across a real link (two network namespaces, veth, tc tbf, nftables; root): slow and lossy, cut (dead-link bound).
 FUNC_TESTS += tests/functional/test-network-faults.py
+# TLS migration (tls-creds-x509, authz objects, object-add/-object), refusals named on both sides.
+FUNC_TESTS += tests/functional/test-tls.py
 # Block migration (the "block" section) between migvm processes with -M none and raw drives.
 FUNC_TESTS += tests/functional/test-block-migration.py
 # KVM live migration at full size, cancel and failed destination.

@@ -22,7 +22,6 @@ DELIBERATE = {
     "help info: all entries": "migvm has only the info sub-commands it implements; their entries are compared apart",
     r"migrate_set_capability (xbzrle|postcopy-preempt) on":
         "migvm refuses capabilities it does not implement (migration/options.c cap_supported)",
-    r"migrate_set_parameter tls-creds x": "no TLS in migvm: a non-empty tls-creds is refused at once",
     "help cont: usage": "migvm's cont has -f, to start a guest handed over by a completed migration "
                         "(docs/architecture.md: no split brain)",
 }

@@ -27,8 +27,6 @@ DELIBERATE = {
     r"capabilities: set (postcopy-preempt alone|zero-copy-send without multifd|postcopy-ram with x-ignore-shared"
     r"|x-colo|xbzrle|validate-uuid)": UNSUPPORTED_CAPS,
     "oob: migrate-recover out of band": "no postcopy in migvm: migrate-recover/migrate-pause do not exist",
-    "parameters: set tls-creds to an unknown object": "no TLS in migvm: a non-empty tls-creds is refused at once "
-                                                     "(QEMU accepts it and fails at migrate time)",
     r"parameters: set multifd-z(lib|std)-level=.*": "QEMU 7.2 answers {} to an out-of-range multifd level and "
                                                    "silently keeps the old value; migvm reports the documented range",
     "parameters: an empty block-bitmap-mapping reads back": "migvm's generated types mark an absent list with NULL, "

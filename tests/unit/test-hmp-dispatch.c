@@ -16,6 +16,7 @@
 #include "accel.h"
 #include "cpus.h"
 #include "machine.h"
+#include "user-object.h"
 #include "vm.h"
 #include "unit-test.h"
 
@@ -136,6 +137,16 @@ bool qmp_migrate_cancel(Error **errp) { return stub_call(errp, "migrate_cancel")
 bool qmp_getfd(const q_obj_getfd_arg *arg, Error **errp)
 {
     return stub_call(errp, "getfd(%s)", arg->fdname);
+}
+
+bool user_object_add_text(const char *text, Error **errp)
+{
+    return stub_call(errp, "object_add(%s)", text);
+}
+
+bool qmp_object_del(const q_obj_object_del_arg *arg, Error **errp)
+{
+    return stub_call(errp, "object_del(%s)", arg->id);
 }
 
 bool qmp_closefd(const q_obj_closefd_arg *arg, Error **errp)

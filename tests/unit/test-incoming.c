@@ -18,6 +18,7 @@
 #include "options.h"
 #include "postcopy-ram.h"
 #include "preflight.h"
+#include "tls.h"
 #include "machine.h"
 #include "monitor.h"
 #include "vm.h"
@@ -158,6 +159,22 @@ int monitor_fd_take(Monitor *mon, const char *name, Error **errp)
 
 /* The pre-flight check is tested end to end (test-migration-check.py):
  * every channel here is a migration. */
+/* No tls-creds in these tests: channels are plain. */
+bool mig_tls_enabled(void)
+{
+    return false;
+}
+
+void mig_tls_channel_server_async(const MigChannel *ch, MigTlsAcceptedFn *done, void *opaque)
+{
+    ck_abort_msg("no TLS handshake without tls-creds");
+}
+
+void mig_tls_layer_end(void *layer, bool abort)
+{
+    ck_abort_msg("no TLS session without tls-creds");
+}
+
 void mig_preflight_classify(MigChannel *ch, MigPreflightLoadFn *load, void (*done)(void))
 {
     load(ch);

@@ -243,7 +243,11 @@ START_TEST(test_tls)
     migrate_options_reset();
     StrOrNull creds = { .type = QTYPE_QSTRING, .u.s = (char *)"tls0" };
     MigrateSetParameters p = { .tls_creds = &creds };
-    set_params("tls-creds tls0", &p, "TLS is not supported by migvm (tls-creds 'tls0')");
+    /* Any id, as QEMU 7.2: the object is looked up when a migration connects. */
+    set_params("tls-creds tls0", &p, NULL);
+    MigrationParameters *set = qmp_query_migrate_parameters(NULL);
+    ck_assert_str_eq(set->tls_creds, "tls0");
+    qapi_free_MigrationParameters(set);
     /* No credentials is what QEMU shows by default: accepted. */
     creds.u.s = (char *)"";
     set_params("tls-creds ''", &p, NULL);

@@ -1,0 +1,6 @@
+# crypto/: user-creatable objects (user-object.c: the registry, -object /
+# object-add / object-del), TLS x509 credentials (tls-creds-x509.c, GnuTLS)
+# and the authorization objects that check a TLS client's name (authz.c).
+CRYPTO_OBJS := $(BUILD)/crypto/user-object.o $(BUILD)/crypto/tls-creds-x509.o $(BUILD)/crypto/authz.o
+MIGVM_OBJS += $(CRYPTO_OBJS)
+$(CRYPTO_OBJS) $(BUILD)/migration/tls.o: CFLAGS_ALL += $(GNUTLS_CFLAGS)
