@@ -455,6 +455,10 @@ int blk_pwrite_zeroes(BlockBackend *blk, int64_t offset, size_t bytes)
     if (offset % MAX(blk->align, 512) == 0 && bytes % MAX(blk->align, 512) == 0) {
         pthread_rwlock_rdlock(&blk->rmw_lock);
         ret = fallocate(blk->fd, FALLOC_FL_ZERO_RANGE, offset, bytes) < 0 ? -errno : 0;
+        if (ret == -EOPNOTSUPP) {
+            /* tmpfs, memfd: a hole reads as zeros and costs nothing */
+            ret = fallocate(blk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, bytes) < 0 ? -errno : 0;
+        }
         pthread_rwlock_unlock(&blk->rmw_lock);
         if (ret == 0) {
             if (!blk->writeback && !blk->no_flush && fdatasync(blk->fd) < 0) {
@@ -465,8 +469,7 @@ int blk_pwrite_zeroes(BlockBackend *blk, int64_t offset, size_t bytes)
             return 0;
         }
     }
-    /* Not supported here (tmpfs, memfd: no FALLOC_FL_ZERO_RANGE), or a
-     * partial block: write zeros. */
+    /* Neither is supported here, or a partial block: write zeros. */
     ret = 0;
     void *zeros;
     size_t chunk = MIN(bytes, (size_t)BOUNCE_MAX);

@@ -287,8 +287,8 @@ END_TEST
 
 /* cache=none: O_DIRECT, every unaligned request bounced; the file must hold
  * exactly what a plain write would have produced. */
-/* shmem has no FALLOC_FL_ZERO_RANGE: write-zeroes falls back to writing
- * zeros (block migration's zero chunks on an image in /dev/shm). */
+/* shmem has no FALLOC_FL_ZERO_RANGE: write-zeroes still zeroes (block
+ * migration's zero chunks on an image in /dev/shm). */
 START_TEST(test_zeroes_on_shmem)
 {
     int fd = memfd_create("test-block", 0);
