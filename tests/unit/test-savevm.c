@@ -6,6 +6,7 @@
  * at every offset.
  */
 #include <check.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <glib.h>
@@ -642,6 +643,86 @@ START_TEST(test_load_postcopy_advise)
 }
 END_TEST
 
+/* The loader's side of postcopy (postcopy.md section 2) with recording
+ * hooks: what reaches them, and the commands refused before they do. */
+static int pc_hook_state;
+static GString *pc_calls;
+
+static bool pc_hook_enabled(void)
+{
+    return true;
+}
+
+static int pc_hook_state_get(void)
+{
+    return pc_hook_state;
+}
+
+static bool pc_hook_advise(uint64_t summary, uint64_t target, Error **errp)
+{
+    g_string_append_printf(pc_calls, "advise(%" PRIx64 ",%" PRIx64 ") ", summary, target);
+    pc_hook_state = 1;
+    return true;
+}
+
+static bool pc_hook_discard(const char *block, uint64_t start, uint64_t len, Error **errp)
+{
+    g_string_append_printf(pc_calls, "discard(%s,%" PRIx64 ",%" PRIx64 ") ", block, start, len);
+    return true;
+}
+
+static bool pc_hook_listen(MigStream *rp, Error **errp)
+{
+    g_string_append(pc_calls, "listen ");
+    return true;
+}
+
+static bool pc_hook_run(Error **errp)
+{
+    g_string_append(pc_calls, "run ");
+    return true;
+}
+
+static const LoadvmPostcopy pc_hooks = {
+    .enabled = pc_hook_enabled, .state = pc_hook_state_get, .advise = pc_hook_advise,
+    .discard = pc_hook_discard, .listen = pc_hook_listen, .run = pc_hook_run,
+};
+
+#define ADVISE16 "\x08\x00\x03\x00\x10\0\0\0\0\0\0\x10\0\0\0\0\0\0\0\x10\0"
+/* DISCARD of block "mem": version 0, counted name, NUL, one range. */
+#define DISCARD_MEM(ver, nil) "\x08\x00\x06\x00\x16" ver "\x03mem" nil \
+                              "\0\0\0\0\0\x14\x50\0" "\0\0\0\0\x03\xeb\xb0\0"
+
+START_TEST(test_load_postcopy_commands)
+{
+    register_qemu_none();
+    LoadvmOptions opts = none_opts();
+    opts.postcopy = &pc_hooks;
+    pc_calls = g_string_new("");
+    pc_hook_state = 0;
+    g_autoptr(GByteArray) advise = with_command_at_0x11(ADVISE16 DISCARD_MEM("\0", "\0"), 21 + 27);
+    ck_assert_ptr_null(load_bytes(advise->data, advise->len, &opts));
+    ck_assert_str_eq(pc_calls->str, "advise(1000,1000) discard(mem,145000,3ebb000) ");
+    g_autoptr(GByteArray) zero = with_command_at_0x11("\x08\x00\x03\x00\x00", 5);
+    ASSERT_FAILS_WITH(zero, &opts, "RAM postcopy is enabled but have 0 byte advise");
+    g_autoptr(GByteArray) ver = with_command_at_0x11(DISCARD_MEM("\x01", "\0"), 27);
+    ASSERT_FAILS_WITH(ver, &opts, "CMD_POSTCOPY_RAM_DISCARD invalid version (1)");
+    g_autoptr(GByteArray) nil = with_command_at_0x11(DISCARD_MEM("\0", "x"), 27);
+    ASSERT_FAILS_WITH(nil, &opts, "CMD_POSTCOPY_RAM_DISCARD missing nil (120)");
+    /* one byte too many for whole ranges */
+    g_autoptr(GByteArray) len = with_command_at_0x11("\x08\x00\x06\x00\x17\0\x03mem\0" "0123456789abcdefX", 28);
+    ASSERT_FAILS_WITH(len, &opts, "CMD_POSTCOPY_RAM_DISCARD invalid length (23)");
+    g_autoptr(GByteArray) big = with_command_at_0x11("\x08\x00\x07\x00\x04\x7f\xff\xff\xff", 9);
+    ASSERT_FAILS_WITH(big, &opts, "Unreasonably large packaged state: 2147483647");
+    g_autoptr(GByteArray) listen = with_command_at_0x11("\x08\x00\x04\x00\x00", 5);
+    ASSERT_FAILS_WITH(listen, &opts, "CMD_POSTCOPY_LISTEN outside a package");
+    pc_hook_state = 1;
+    g_autoptr(GByteArray) run = with_command_at_0x11("\x08\x00\x05\x00\x00", 5);
+    ASSERT_FAILS_WITH(run, &opts, "CMD_POSTCOPY_RUN in wrong postcopy state (1)");
+    g_string_free(pc_calls, true);
+}
+END_TEST
+
 START_TEST(test_load_duplicate_full_and_ids)
 {
     register_qemu_none();
@@ -857,6 +938,7 @@ static Suite *savevm_suite(void)
     tcase_add_test(tc, test_load_hostile_variants);
     tcase_add_test(tc, test_load_duplicate_full_and_ids);
     tcase_add_test(tc, test_load_postcopy_advise);
+    tcase_add_test(tc, test_load_postcopy_commands);
     tcase_add_test(tc, test_load_machine_and_caps);
     tcase_add_test(tc, test_load_vmdesc_optional);
     tcase_add_test(tc, test_load_return_path);
