@@ -676,6 +676,10 @@ static gpointer migration_thread(gpointer opaque)
         !mig_tls_channel_client(&ch, &mig.addr, mig.cancel_fd, &err)) {
         goto fail;
     }
+    /* QEMU 7.2 asks the main channel's socket whether MSG_ZEROCOPY works. */
+    if (multifd && migrate_cap(MIGRATION_CAPABILITY_ZERO_COPY_SEND) && !multifd_zero_copy_enable(ch.fd, &err)) {
+        goto fail;
+    }
     f = mig_stream_new_fd_writer(ch.fd, false);
     if (ch.child > 0) {
         mig_stream_set_peer_name(f, "command");     /* exec: */

@@ -51,6 +51,7 @@ typedef struct SendChannel {
     /* The thread's own: */
     MultifdCodec *codec;
     MultifdPacket pkt;          /* kept between packets: stale fields as QEMU 7.2's */
+    MultifdZeroCopy zc;
     uint8_t hdr[MULTIFD_HEADER_SIZE];
     struct iovec iov[1 + MULTIFD_PACKET_PAGES];
 } SendChannel;
@@ -75,6 +76,7 @@ static struct {
     uint64_t packet_num;        /* [mig] */
     MultiFDCompression method;
     int level;
+    bool zero_copy;             /* capability zero-copy-send: pages with MSG_ZEROCOPY */
     _Atomic bool active;
     _Atomic uint64_t bytes;
     _Atomic uint64_t zero_copy_misses;
@@ -158,9 +160,23 @@ static bool channel_write_job(SendChannel *c, const SendJob *job, Error **errp)
     }
     multifd_packet_encode(p, c->hdr);
     c->iov[0] = (struct iovec) { c->hdr, MULTIFD_HEADER_SIZE };
+    bool ok;
     tsan_ignore_begin();        /* guest RAM goes to the kernel (include/tsan.h) */
-    bool ok = multifd_conn_writev_all(&c->conn, c->iov, cnt, errp);
+    if (S.zero_copy) {
+        /* The header with a copy (its buffer is reused at once), the pages pinned. */
+        ok = multifd_conn_writev_all(&c->conn, c->iov, 1, errp) &&
+             multifd_conn_writev_zero_copy(&c->conn, c->iov + 1, cnt - 1, &c->zc, errp);
+    } else {
+        ok = multifd_conn_writev_all(&c->conn, c->iov, cnt, errp);
+    }
     tsan_ignore_end();
+    if (ok && S.zero_copy && (job->flags & MULTIFD_FLAG_SYNC)) {
+        bool copied;
+        ok = multifd_zero_copy_flush(&c->conn, &c->zc, &copied, errp);
+        if (ok && copied) {
+            atomic_fetch_add(&S.zero_copy_misses, 1);
+        }
+    }
     return ok;
 }
 
@@ -170,6 +186,11 @@ static void *send_thread(void *opaque)
     Error *err = NULL;
     MultifdConn conn;
     if (!S.connect(S.addr, S.cancel_fd, &conn, &err)) {
+        channel_fail(c, err);
+        return NULL;
+    }
+    if (S.zero_copy && !multifd_zero_copy_enable(conn.fd, &err)) {
+        multifd_conn_close(&conn);
         channel_fail(c, err);
         return NULL;
     }
@@ -220,6 +241,7 @@ bool multifd_send_setup(const MigAddress *addr, int cancel_fd, MigStream *main, 
     S.n = mp->channels;
     S.method = mp->compression;
     S.level = mp->compression == MULTIFD_COMPRESSION_ZSTD ? mp->zstd_level : mp->zlib_level;
+    S.zero_copy = mp->zero_copy;
     S.addr = addr;
     S.cancel_fd = cancel_fd;
     S.main = main;

@@ -106,6 +106,17 @@ bool multifd_conn_accept(int fd, MultifdConn *c, Error **errp);
 bool multifd_conn_writev_all(MultifdConn *c, struct iovec *iov, int cnt, Error **errp);
 bool multifd_conn_readv_all(MultifdConn *c, struct iovec *iov, int cnt, bool *eof, Error **errp);
 void multifd_conn_shutdown(MultifdConn *c);    /* any thread: unblock I/O */
+/* MSG_ZEROCOPY on a plain socket: enable it (else QEMU 7.2's error), send
+ * with it (counting notifications), and at a sync wait until the kernel let
+ * go of every page sent; *copied: it copied them after all (loopback does). */
+typedef struct MultifdZeroCopy {
+    uint64_t queued, done;
+    bool copied;
+} MultifdZeroCopy;
+bool multifd_zero_copy_enable(int fd, Error **errp);
+bool multifd_conn_writev_zero_copy(MultifdConn *c, struct iovec *iov, int cnt, MultifdZeroCopy *zc,
+                                   Error **errp);
+bool multifd_zero_copy_flush(MultifdConn *c, MultifdZeroCopy *zc, bool *copied, Error **errp);
 void multifd_conn_close(MultifdConn *c);
 
 /* ---- source (multifd-send.c) ---- */

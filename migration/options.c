@@ -33,6 +33,7 @@ static bool cap_supported(MigrationCapability cap)
     case MIGRATION_CAPABILITY_DIRTY_BITMAPS:        /* migration/block-dirty-bitmap.c */
     case MIGRATION_CAPABILITY_AUTO_CONVERGE:        /* migration/ram.c, system/cpu-throttle.c */
     case MIGRATION_CAPABILITY_MULTIFD:              /* migration/multifd-*.c */
+    case MIGRATION_CAPABILITY_ZERO_COPY_SEND:       /* migration/multifd-send.c */
     case MIGRATION_CAPABILITY_POSTCOPY_RAM:         /* migration/postcopy-ram.c */
     case MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME:
         return true;
@@ -200,6 +201,7 @@ void migrate_multifd_params(MigrateMultifdParams *out)
     out->compression = params.multifd_compression;
     out->zlib_level = params.multifd_zlib_level;
     out->zstd_level = params.multifd_zstd_level;
+    out->zero_copy = caps[MIGRATION_CAPABILITY_ZERO_COPY_SEND];
     pthread_mutex_unlock(&options_lock);
 }
 
@@ -247,6 +249,13 @@ static bool caps_check(const bool *new_caps, Error **errp)
     }
     if (new_caps[MIGRATION_CAPABILITY_POSTCOPY_PREEMPT] && !new_caps[MIGRATION_CAPABILITY_POSTCOPY_RAM]) {
         error_setg(errp, "Postcopy preempt requires postcopy-ram");
+        return false;
+    }
+    if (new_caps[MIGRATION_CAPABILITY_ZERO_COPY_SEND] &&
+        (!new_caps[MIGRATION_CAPABILITY_MULTIFD] || new_caps[MIGRATION_CAPABILITY_COMPRESS] ||
+         new_caps[MIGRATION_CAPABILITY_XBZRLE] || params.multifd_compression != MULTIFD_COMPRESSION_NONE ||
+         (params.tls_creds && params.tls_creds[0]))) {
+        error_setg(errp, "Zero copy only available for non-compressed non-TLS multifd migration");
         return false;
     }
     if (new_caps[MIGRATION_CAPABILITY_POSTCOPY_RAM] && new_caps[MIGRATION_CAPABILITY_MULTIFD]) {
@@ -348,6 +357,10 @@ static bool params_check(const MigrateSetParameters *p, uint8_t throttle_initial
         EXPECTS("announce_step", "a value between 0 and 10000");
     } else if (p->has_x_dead_link_timeout && p->x_dead_link_timeout > 24 * 3600 * 1000) {
         EXPECTS("x_dead_link_timeout", "a value between 0 and 86400000 ms");
+    } else if (caps[MIGRATION_CAPABILITY_ZERO_COPY_SEND] &&
+               ((p->has_multifd_compression && p->multifd_compression != MULTIFD_COMPRESSION_NONE) ||
+                (p->tls_creds && p->tls_creds->type == QTYPE_QSTRING && p->tls_creds->u.s[0]))) {
+        error_setg(errp, "Zero copy only available for non-compressed non-TLS multifd migration");
     } else {
         return true;
     }

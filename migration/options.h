@@ -35,6 +35,7 @@ typedef struct MigrateMultifdParams {
     unsigned channels;
     MultiFDCompression compression;
     int zlib_level, zstd_level;
+    bool zero_copy;             /* capability zero-copy-send */
 } MigrateMultifdParams;
 void migrate_multifd_params(MigrateMultifdParams *out);
 /* QMP migrate's blk / inc (HMP -b / -i): capability block (and, for inc,

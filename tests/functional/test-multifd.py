@@ -10,7 +10,9 @@ boot-sector guest when /dev/kvm is usable).
    sent (normal counts the multifd pages once). The destination then runs.
 2. Refusals with QEMU 7.2's texts: multifd over exec: fails the migration
    ("multifd is not supported by current protocol" on stderr), migrate-incoming
-   with exec: refused.
+   with exec: refused; zero-copy-send without multifd or with compression, and
+   over unix (no MSG_ZEROCOPY there). Over tcp zero-copy-send migrates the RAM
+   exactly, and dirty-sync-missed-zero-copy counts loopback's copies.
 3. Mismatched settings fail on both sides and the source keeps running:
    multifd on the source only, on the destination only, 2 channels against 3,
    3 against 2, zlib against none. The five pairs run at the same time (two
@@ -61,8 +63,8 @@ def check_counters(name, info):
           "transferred %d, multifd-bytes %d" % (ram["transferred"], mb))
 
 
-def live_case(transport, channels, compression, mem="128M"):
-    name = "%s %d channels %s" % (transport, channels, compression)
+def live_case(transport, channels, compression, mem="128M", zero_copy=False):
+    name = "%s %d channels %s%s" % (transport, channels, compression, " zero-copy" if zero_copy else "")
     uri = uri_for(transport, "live-%s-%d-%s" % (transport, channels, compression))
     src = miglib.start_vm(mem=mem)
     dst = miglib.start_vm(mem=mem, incoming=uri, extra=["-S"])
@@ -70,6 +72,8 @@ def live_case(transport, channels, compression, mem="128M"):
     try:
         multifd_setup(qs, channels, compression)
         multifd_setup(qd, channels, compression)
+        if zero_copy:
+            miglib.set_caps(qs, zero_copy_send=True)
         qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 0})
         check(name + ": workload runs", miglib.wait_serial_growth(src.serial_path, 10))
         qs.cmd_ok("migrate", uri=uri)
@@ -80,6 +84,10 @@ def live_case(transport, channels, compression, mem="128M"):
         dinfo = miglib.wait_mig_status(qd, ("completed", "failed"), 30)
         check(name + ": destination completed", dinfo and dinfo["status"] == "completed", str(dinfo))
         check_counters(name, info)
+        if zero_copy:
+            # Loopback copies every MSG_ZEROCOPY send: each sync of each channel counts.
+            missed = info["ram"]["dirty-sync-missed-zero-copy"]
+            check(name + ": dirty-sync-missed-zero-copy counts loopback's copies", missed >= channels, str(missed))
         size = int(mem[:-1]) << 20
         a = miglib.pmemsave(qs, os.path.join(src.dir, "src.bin"), 0, size)
         b = miglib.pmemsave(qd, os.path.join(dst.dir, "dst.bin"), 0, size)
@@ -117,6 +125,38 @@ def exec_refused():
                  ("GenericError", "multifd is not supported by current protocol"))
     finally:
         dst.kill()
+
+
+ZC_ERROR = ("GenericError", "Zero copy only available for non-compressed non-TLS multifd migration")
+
+
+def zero_copy_rules():
+    """QEMU 7.2's conditions and texts for zero-copy-send."""
+    vm = miglib.start_vm(mem="32M")
+    q = vm.qmp()
+    try:
+        r = q.cmd("migrate-set-capabilities", capabilities=[{"capability": "zero-copy-send", "state": True}])
+        check_eq("zero-copy without multifd refused", migvm.error_of(r), ZC_ERROR)
+        multifd_setup(q, 2, "zlib")
+        r = q.cmd("migrate-set-capabilities", capabilities=[{"capability": "zero-copy-send", "state": True}])
+        check_eq("zero-copy with zlib refused", migvm.error_of(r), ZC_ERROR)
+        multifd_setup(q, 2, "none")
+        miglib.set_caps(q, zero_copy_send=True)
+        r = q.cmd("migrate-set-parameters", **{"multifd-compression": "zstd"})
+        check_eq("zstd with zero-copy refused", migvm.error_of(r), ZC_ERROR)
+        uri = uri_for("unix", "zero-copy-unix")
+        dst = miglib.start_vm(mem="32M", incoming=uri, extra=["-S"])
+        try:
+            multifd_setup(dst.qmp(), 2)
+            q.cmd_ok("migrate", uri=uri)
+            info = miglib.wait_mig_status(q, ("completed", "failed"), 10)
+            check_eq("zero-copy over unix: fails as QEMU 7.2", info and info.get("error-desc"),
+                     "Zero copy send feature not detected in host kernel")
+            check_eq("zero-copy over unix: source still running", miglib.query_status(q), "running")
+        finally:
+            dst.kill()
+    finally:
+        vm.kill()
 
 
 # (name, source settings, destination settings); None = multifd off.
@@ -212,6 +252,8 @@ def main():
         if not os.environ.get("MULTIFD_ONLY") or os.environ["MULTIFD_ONLY"] == "live":
             run("live %s %d %s" % (t, n, c), live_case, t, n, c)
     run("exec refused", exec_refused)
+    run("zero-copy rules", zero_copy_rules)
+    run("live tcp 2 none zero-copy", live_case, "tcp", 2, "none", "64M", True)
     run("mismatches", mismatches)
     run("kvm", kvm_case)
     finish()

@@ -24,7 +24,7 @@ UNSUPPORTED_CAPS = ("migvm refuses capabilities it does not implement (migration
                     "postcopy-ram, postcopy-blocktime, ...), "
                     "before QEMU's own dependency checks")
 DELIBERATE = {
-    r"capabilities: set (postcopy-preempt alone|zero-copy-send without multifd|postcopy-ram with x-ignore-shared"
+    r"capabilities: set (postcopy-preempt alone|postcopy-ram with x-ignore-shared"
     r"|x-colo|xbzrle|validate-uuid)": UNSUPPORTED_CAPS,
     "oob: migrate-recover out of band": "no postcopy in migvm: migrate-recover/migrate-pause do not exist",
     r"parameters: set multifd-z(lib|std)-level=.*": "QEMU 7.2 answers {} to an out-of-range multifd level and "
