@@ -10,7 +10,11 @@
  *                  by every sync meanwhile (ram_dirty_capture_*), so a
  *                  migration's bitmap is never touched nor robbed of a page.
  *   dirty-ring     needs KVM's dirty ring (-accel kvm,dirty-ring-size=N),
- *                  which migvm does not have: refused with QEMU's message.
+ *                  refused with QEMU's message without it: dirty logging on
+ *                  (nested), each vCPU's count of pages its ring reported
+ *                  at the start and the end; each vCPU's rate in
+ *                  vcpu-dirty-rate, their sum the rate (a page a vCPU
+ *                  writes again after a harvest counts again, as in QEMU).
  *
  * As QEMU 7.2: one measurement at a time; it may run during a migration;
  * the rate is in MiB/s ("MB/s"); start-time is in seconds of the monotonic
@@ -29,7 +33,9 @@
 #include <pthread.h>
 #include <time.h>
 #include <glib.h>
+#include "accel.h"
 #include "clock.h"
+#include "cpus.h"
 #include "dirtyrate.h"
 #include "memory.h"
 #include "migration.h"
@@ -47,6 +53,8 @@ static struct {
     pthread_cond_t wake;            /* signalled when quit is set */
     bool cond_ready;                /* [BQL] wake uses CLOCK_MONOTONIC */
     DirtyRateInfo info;             /* [lock] what query-dirty-rate says */
+    int64_t *vcpu_rates;            /* [lock] dirty-ring mode's per-vCPU MB/s */
+    int n_vcpu_rates;               /* [lock] */
     bool quit;                      /* [lock] stop waiting, finish now */
     pthread_t thread;               /* [BQL] */
     bool thread_live;               /* [BQL] started and not joined */
@@ -111,6 +119,40 @@ static int64_t measure_bitmap(int64_t calc_time, int64_t *ms)
     return dirty_rate_mib_per_s((double)pages, *ms);
 }
 
+/* Dirty ring: per-vCPU rates into *rates (n of them); returns their sum. */
+static int64_t measure_ring(int64_t calc_time, int64_t *ms, int64_t **rates, int *n)
+{
+    Error *err = NULL;
+
+    *n = cpus_count();
+    *rates = g_new0(int64_t, *n ? *n : 1);
+    bql_lock();
+    bool on = memory_global_dirty_log_start(&err);
+    bql_unlock();
+    if (!on) {
+        error_report_err(err);
+        *ms = 0;
+        return 0;
+    }
+    uint64_t *before = g_new0(uint64_t, *n ? *n : 1), *after = g_new0(uint64_t, *n ? *n : 1);
+    accel_vcpu_dirty_counts(before, *n);
+    int64_t start = now_ns();
+    wait_until_deadline(start + calc_time * 1000000000LL);
+    accel_vcpu_dirty_counts(after, *n);
+    *ms = (now_ns() - start) / 1000000;
+    bql_lock();
+    memory_global_dirty_log_stop();
+    bql_unlock();
+    int64_t total = 0;
+    for (int i = 0; i < *n; i++) {
+        (*rates)[i] = dirty_rate_mib_per_s((double)(after[i] - before[i]), *ms);
+        total += (*rates)[i];
+    }
+    g_free(before);
+    g_free(after);
+    return total;
+}
+
 static void *dirty_rate_thread(void *opaque)
 {
     (void)opaque;
@@ -120,14 +162,23 @@ static void *dirty_rate_thread(void *opaque)
     uint64_t per_gib = dr.info.sample_pages;
     pthread_mutex_unlock(&dr.lock);
 
-    int64_t ms = 0;
-    int64_t rate = mode == DIRTY_RATE_MEASURE_MODE_DIRTY_BITMAP ? measure_bitmap(calc_time, &ms)
-                                                                 : measure_sampling(calc_time, per_gib, &ms);
+    int64_t ms = 0, rate, *rates = NULL;
+    int n_rates = 0;
+    if (mode == DIRTY_RATE_MEASURE_MODE_DIRTY_BITMAP) {
+        rate = measure_bitmap(calc_time, &ms);
+    } else if (mode == DIRTY_RATE_MEASURE_MODE_DIRTY_RING) {
+        rate = measure_ring(calc_time, &ms, &rates, &n_rates);
+    } else {
+        rate = measure_sampling(calc_time, per_gib, &ms);
+    }
     pthread_mutex_lock(&dr.lock);
+    g_free(dr.vcpu_rates);
+    dr.vcpu_rates = rates;
+    dr.n_vcpu_rates = n_rates;
     dr.info.calc_time = ms / 1000;
     dr.info.has_dirty_rate = true;
     dr.info.dirty_rate = rate;
-    if (mode == DIRTY_RATE_MEASURE_MODE_DIRTY_BITMAP) {
+    if (mode != DIRTY_RATE_MEASURE_MODE_PAGE_SAMPLING) {
         dr.info.sample_pages = 0;
     }
     dr.info.status = DIRTY_RATE_STATUS_MEASURED;
@@ -161,8 +212,7 @@ static bool check_args(const q_obj_calc_dirty_rate_arg *arg, Error **errp)
         error_setg(errp, "sample-pages is out of range[%d, %d].", SAMPLE_PAGES_MIN, SAMPLE_PAGES_MAX);
         return false;
     }
-    if (mode == DIRTY_RATE_MEASURE_MODE_DIRTY_RING) {
-        /* No dirty ring in migvm yet: QEMU 7.2's answer without dirty-ring-size. */
+    if (mode == DIRTY_RATE_MEASURE_MODE_DIRTY_RING && !accel_dirty_ring_enabled()) {
         error_setg(errp, "mode dirty-ring is not enabled, use other method instead.");
         return false;
     }
@@ -222,8 +272,19 @@ DirtyRateInfo *qmp_query_dirty_rate(Error **errp)
 
     pthread_mutex_lock(&dr.lock);
     *info = dr.info;
+    info->vcpu_dirty_rate = NULL;       /* dirty-ring mode only, once measured */
+    if (info->status == DIRTY_RATE_STATUS_MEASURED && info->mode == DIRTY_RATE_MEASURE_MODE_DIRTY_RING) {
+        DirtyRateVcpuList **tail = &info->vcpu_dirty_rate;
+        for (int i = 0; i < dr.n_vcpu_rates; i++) {
+            DirtyRateVcpu *v = g_new0(DirtyRateVcpu, 1);
+            v->id = i;
+            v->dirty_rate = dr.vcpu_rates[i];
+            *tail = g_new0(DirtyRateVcpuList, 1);
+            (*tail)->value = v;
+            tail = &(*tail)->next;
+        }
+    }
     pthread_mutex_unlock(&dr.lock);
-    info->vcpu_dirty_rate = NULL;       /* dirty-ring mode only */
     return info;
 }
 

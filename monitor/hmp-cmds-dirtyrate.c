@@ -8,6 +8,7 @@
  *   Period: 2 (sec)
  *   Mode: page-sampling
  *   Dirty rate: 243 (MB/s)        or "(not ready)" until measured
+ *   vcpu[0], Dirty rate: 243 (MB/s)   (dirty-ring mode: one line per vCPU)
  */
 #include <inttypes.h>
 
@@ -60,6 +61,10 @@ void hmp_info_dirty_rate(Monitor *mon, const HmpArgs *args)
     g_string_append_printf(out, "Mode: %s\n", DirtyRateMeasureMode_str(info->mode));
     if (info->status == DIRTY_RATE_STATUS_MEASURED && info->has_dirty_rate) {
         g_string_append_printf(out, "Dirty rate: %" PRId64 " (MB/s)\n", info->dirty_rate);
+        for (DirtyRateVcpuList *v = info->vcpu_dirty_rate; v; v = v->next) {
+            g_string_append_printf(out, "vcpu[%" PRId64 "], Dirty rate: %" PRId64 " (MB/s)\n", v->value->id,
+                                   v->value->dirty_rate);
+        }
     } else {
         g_string_append(out, "Dirty rate: (not ready)\n");
     }

@@ -25,6 +25,8 @@ const HmpCommand hmp_info_cmds[] = {
       "print the vCPU registers: the current CPU's, one vCPU's by index, or with -a every vCPU's",
       hmp_info_registers, NULL },
     { "status", "", "", "report whether the VM runs (running|paused)", hmp_info_status, NULL },
+    { "vcpu_dirty_limit", "", "", "show the vCPUs' dirty page rate limits and current rates",
+      hmp_info_vcpu_dirty_limit, NULL },
     { "version", "", "", "print the emulator version", hmp_info_version, NULL },
     { NULL, NULL, NULL, NULL, NULL, NULL },
 };
@@ -35,6 +37,8 @@ const HmpCommand hmp_cmds[] = {
       "measure how fast the guest dirties its memory for 'second' seconds (-r: with the dirty ring,\n"
       "\t\t\t -b: with the dirty bitmap; else by sampling pages)",
       hmp_calc_dirty_rate, NULL },
+    { "cancel_vcpu_dirty_limit", "cpu_index:l?", "[cpu_index]",
+      "drop the dirty page rate limit of every vCPU, or of vCPU cpu_index", hmp_cancel_vcpu_dirty_limit, NULL },
     { "closefd", "fdname:s", "name", "close a descriptor stored with getfd", hmp_closefd, NULL },
     { "cont|c", "force:-f", "[-f]",
       "let the guest run again (-f: even after a completed outgoing migration)", hmp_cont, NULL },
@@ -75,6 +79,9 @@ const HmpCommand hmp_cmds[] = {
       "\t\t\t read [-P pattern] offset length",
       hmp_qemu_io, NULL },
     { "quit|q", "", "", "end the emulator process", hmp_quit, NULL },
+    { "set_vcpu_dirty_limit", "dirty_rate:l,cpu_index:l?", "dirty_rate [cpu_index]",
+      "keep every vCPU, or vCPU cpu_index, under dirty_rate MB/s of dirtied memory (needs the dirty ring)",
+      hmp_set_vcpu_dirty_limit, NULL },
     { "stop|s", "", "", "pause the guest", hmp_stop, NULL },
     { "system_reset", "", "", "reset the machine as if by its reset button", hmp_system_reset, NULL },
     { NULL, NULL, NULL, NULL, NULL, NULL },

@@ -66,6 +66,7 @@ HmpCommandFn hmp_info_block, hmp_info_blockstats;
 HmpCommandFn hmp_migrate_check;
 /* --- handlers: hmp-cmds-dirtyrate.c --- */
 HmpCommandFn hmp_calc_dirty_rate, hmp_info_dirty_rate;
+HmpCommandFn hmp_set_vcpu_dirty_limit, hmp_cancel_vcpu_dirty_limit, hmp_info_vcpu_dirty_limit;
 /* --- handlers: hmp-cmds-cpu.c --- */
 HmpCommandFn hmp_info_registers;
 /* hmp-cmds-qemu-io.c: reads and writes a drive through the block layer. */

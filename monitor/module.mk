@@ -7,7 +7,7 @@ MONITOR_QMP_OBJS := $(BUILD)/monitor/monitor.o $(BUILD)/monitor/monitor-server.o
 # which reads vCPU state through the accelerator).
 HMP_DISPATCH_OBJS := $(BUILD)/monitor/hmp.o $(BUILD)/monitor/hmp-parse.o $(BUILD)/monitor/hmp-commands.o \
                      $(BUILD)/monitor/hmp-cmds.o $(BUILD)/monitor/hmp-cmds-migration.o $(BUILD)/monitor/hmp-cmds-history.o $(BUILD)/monitor/hmp-cmds-check.o \
-                     $(BUILD)/monitor/hmp-cmds-dirtyrate.o \
+                     $(BUILD)/monitor/hmp-cmds-dirtyrate.o $(BUILD)/monitor/hmp-cmds-dirtylimit.o \
                      $(BUILD)/monitor/hmp-print.o $(BUILD)/monitor/hmp-cmds-block.o
 # Monitors open chardev specs (system/chardev-spec.c, with the option parsers it uses).
 MONITOR_SPEC_OBJS := $(BUILD)/system/chardev-spec.o $(BUILD)/system/opts.o

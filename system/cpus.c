@@ -68,7 +68,7 @@ static bool cpu_can_run(CPUState *cpu)
  * would never be slowed). */
 static void throttle_sleep(CPUState *cpu)
 {
-    int64_t ns = cpu_throttle_sleep_ns();
+    int64_t ns = cpu_throttle_sleep_ns(cpu->index);
     if (!__atomic_exchange_n(&cpu->throttle_request, 0, __ATOMIC_SEQ_CST) || !ns) {
         return;
     }
@@ -173,7 +173,7 @@ void cpus_destroy(void)
     assert(bql_locked());
     const AccelOps *ops = accel_current();
 
-    cpu_throttle_stop();        /* its ticker walks `cpus` */
+    cpu_throttle_stop_all();    /* its ticker walks `cpus` */
     cpus_pause_all();
     set_flag(&quitting, 1);
     for (int i = 0; i < n_cpus; i++) {

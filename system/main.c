@@ -35,6 +35,7 @@
 #include "cmdline.h"
 #include "main-loop.h"
 
+#include "dirtylimit.h"
 #include "migration.h"
 #include "vmstate.h"
 
@@ -249,6 +250,9 @@ static bool start_up(Startup *s, Error **errp)
 
 static void tear_down(Startup *s)
 {
+    if (s->machine_up) {
+        dirty_limit_shutdown();    /* its thread reads the vCPUs' dirty counts */
+    }
     if (s->migration_up) {
         migration_shutdown();      /* an outgoing migration stops before the machine goes */
     }

@@ -2,7 +2,7 @@
 # chardev-spec.c),
 # run state (vm.c), the big lock (bql.c), the main loop, guest RAM and dirty bitmaps
 # (memory.c), the accelerator registry (accel.c), vCPU threads (cpus.c), and the
-# run-state, guest-memory and vCPU-list (query-cpus-fast) QMP commands.
+# run-state, guest-memory and vCPU-list (query-cpus-fast) QMP commands, vCPU dirty limits (dirtylimit.c).
 SYSTEM_CMDLINE_OBJS := $(BUILD)/system/cmdline.o $(BUILD)/system/cmdline-chardev.o \
                        $(BUILD)/system/cmdline-refused.o $(BUILD)/system/opts.o $(BUILD)/system/chardev-spec.o
 SYSTEM_CMDLINE_OBJS += $(BUILD)/system/device-spec.o
@@ -14,7 +14,8 @@ MIGVM_OBJS += $(SYSTEM_CMDLINE_OBJS) $(SYSTEM_MACHINE_OBJS) \
               $(BUILD)/system/main-loop.o \
               $(BUILD)/system/qmp-cmds-run-state.o \
               $(BUILD)/system/qmp-cmds-memory.o \
-              $(BUILD)/system/qmp-cmds-cpus.o
+              $(BUILD)/system/qmp-cmds-cpus.o \
+              $(BUILD)/system/dirtylimit.o
 
 # Unit test: run states, vm_start/stop events, sizes, chardev specs, command line.
 # cpus_* / machine_reset / qapi_event_emit are stubbed in the test itself.

@@ -17,7 +17,16 @@
 * a live migration of the boot-sector guest (-m 256M, rewriting its RAM
   about every second) with dirty-ring-size=65536 (a pass, 65,280 pages,
   between two port-I/O exits fits in it) completes and the destination's
-  memory passes test-kvm-migration.py's check.
+  memory passes test-kvm-migration.py's check;
+* calc-dirty-rate mode dirty-ring and the vCPU dirty limit on the
+  boot-sector guest (-m 128M -smp 2; vCPU 1 never runs; its rate timed by
+  its 'B's): without the ring,
+  QEMU 7.2's errors (set refused, cancel and query quietly empty, dirty-ring
+  mode refused); with it, per-vCPU rates (vCPU 0 within 30 % of the rate
+  the guest's passes show, vCPU 1 at 0, their sum the total; HMP's lines);
+  set-vcpu-dirty-limit brings the guest's measured pass rate down near the
+  limit and query-vcpu-dirty-limit's current-rate with it, cancel (and a
+  limit of 0) gives the guest its speed back; bad cpu-index values.
 
 Skips when /dev/kvm cannot be used."""
 
@@ -204,11 +213,132 @@ def test_live_migration():
     kvmm.no_errors(name, src, dst)
 
 
+# ---------------------------------------------------------------------------
+# calc-dirty-rate dirty-ring and the dirty limit
+
+GUEST_MEM = "128M"
+GUEST_MIB = 127.0           # the boot-sector guest rewrites [1 MiB, 128 MiB) per pass
+
+_spec2 = importlib.util.spec_from_file_location("test_dirty_rate", os.path.join(HERE, "test-dirty-rate.py"))
+dratet = importlib.util.module_from_spec(_spec2)
+_spec2.loader.exec_module(dratet)
+
+
+def pass_rate(clock, t0, t1):
+    """MiB/s the boot-sector guest rewrote in [t0, t1], from the times of
+    its 'B's: whole passes between the first 'B' after t0 and the last
+    before t1 (None with fewer than two)."""
+    inside = [t for t in list(clock.times) if t0 <= t <= t1]
+    if len(inside) < 2:
+        return None
+    return (len(inside) - 1) * GUEST_MIB / (inside[-1] - inside[0])
+
+
+def rate_over(clock, seconds):
+    t0 = time.monotonic()
+    wait_until(lambda: time.monotonic() - t0 >= seconds, seconds + 1)
+    return pass_rate(clock, t0, time.monotonic())
+
+
+def wait_measured(q):
+    return wait_until(lambda: q.cmd_ok("query-dirty-rate")["status"] == "measured", 15)
+
+
+def test_without_ring():
+    vm = kvmm.kvmt.start_guest(image=BOOT_IMG, mem="64M", accel="kvm")
+    q = vm.qmp()
+    miglib.expect_qmp_error("no ring: set-vcpu-dirty-limit refused", q.cmd("set-vcpu-dirty-limit", **{"dirty-rate": 100}),
+                            "dirty page limit feature requires KVM with accelerator property 'dirty-ring-size' set'")
+    check_eq("no ring: query-vcpu-dirty-limit is empty", q.cmd_ok("query-vcpu-dirty-limit"), [])
+    check_eq("no ring: cancel-vcpu-dirty-limit succeeds", q.cmd("cancel-vcpu-dirty-limit", **{"cpu-index": 7}),
+             {"return": {}})
+    miglib.expect_qmp_error("no ring: calc-dirty-rate mode dirty-ring refused",
+                            q.cmd("calc-dirty-rate", **{"calc-time": 1, "mode": "dirty-ring"}),
+                            "mode dirty-ring is not enabled, use other method instead.")
+    check_eq("no ring: HMP info vcpu_dirty_limit", q.hmp("info vcpu_dirty_limit"), "Dirty page limit not enabled!\r\n")
+
+
+def test_ring_rate_and_limit():
+    vm = kvmm.kvmt.start_guest(image=BOOT_IMG, mem=GUEST_MEM, accel="kvm,dirty-ring-size=65536", extra=["-smp", "2"])
+    q = vm.qmp()
+    clock = dratet.PassClock(vm.serial_path)
+    try:
+        ring_rate_and_limit(vm, q, clock)
+    finally:
+        clock.close()
+
+
+def ring_rate_and_limit(vm, q, clock):
+    check("limit: guest runs", kvmm.kvmt.wait_passes(vm, 2, 30), vm.stderr_text())
+    for args in ({"dirty-rate": 10, "cpu-index": 2}, {"dirty-rate": 10, "cpu-index": -1}):
+        miglib.expect_qmp_error("set-vcpu-dirty-limit %r refused" % args, q.cmd("set-vcpu-dirty-limit", **args),
+                                "incorrect cpu index specified")
+    miglib.expect_qmp_error("cancel-vcpu-dirty-limit cpu-index 7 refused",
+                            q.cmd("cancel-vcpu-dirty-limit", **{"cpu-index": 7}), "incorrect cpu index specified")
+
+    # calc-dirty-rate with the ring: per-vCPU rates
+    t0 = time.monotonic()
+    q.cmd_ok("calc-dirty-rate", **{"calc-time": 2, "mode": "dirty-ring"})
+    check("ring rate: measured", wait_measured(q))
+    actual = pass_rate(clock, t0, time.monotonic()) or 0
+    info = q.cmd_ok("query-dirty-rate")
+    check_eq("ring rate: members", sorted(info), ["calc-time", "dirty-rate", "mode", "sample-pages", "start-time",
+                                                  "status", "vcpu-dirty-rate"])
+    check_eq("ring rate: sample-pages 0, mode dirty-ring", (info["sample-pages"], info["mode"]), (0, "dirty-ring"))
+    vcpus = info.get("vcpu-dirty-rate", [])
+    check_eq("ring rate: one rate per vCPU", [v["id"] for v in vcpus], [0, 1])
+    if len(vcpus) == 2:
+        check_eq("ring rate: vCPU 1 (never runs) at 0", vcpus[1]["dirty-rate"], 0)
+        check_eq("ring rate: the total is the vCPUs' sum", info["dirty-rate"], vcpus[0]["dirty-rate"] + vcpus[1]["dirty-rate"])
+        print("FIGURE: dirty-ring rate: vCPU 0 %d MiB/s, guest %.0f MiB/s" % (vcpus[0]["dirty-rate"], actual))
+        check("ring rate: vCPU 0's %d MiB/s within 30 %% of the guest's %.0f" % (vcpus[0]["dirty-rate"], actual),
+              actual > 0 and abs(vcpus[0]["dirty-rate"] - actual) <= 0.3 * actual)
+        text = q.hmp("info dirty_rate")
+        check("ring rate: HMP shows the vCPUs' lines", text.endswith(
+            "Mode: dirty-ring\r\nDirty rate: %d (MB/s)\r\nvcpu[0], Dirty rate: %d (MB/s)\r\n"
+            "vcpu[1], Dirty rate: 0 (MB/s)\r\n" % (info["dirty-rate"], vcpus[0]["dirty-rate"])), text)
+
+    # the dirty limit
+    free = rate_over(clock, 2.0) or 0
+    limit = max(8, int(free / 3))
+    q.cmd_ok("set-vcpu-dirty-limit", **{"dirty-rate": limit})
+    lim = q.cmd_ok("query-vcpu-dirty-limit")
+    check_eq("limit: both vCPUs listed with the limit", [(v["cpu-index"], v["limit-rate"]) for v in lim],
+             [(0, limit), (1, limit)])
+    settled = wait_until(lambda: 0 < q.cmd_ok("query-vcpu-dirty-limit")[0]["current-rate"] <= 1.5 * limit, 15)
+    check("limit: vCPU 0's current-rate comes down to the limit", settled, repr(q.cmd_ok("query-vcpu-dirty-limit")))
+    t0, currents = time.monotonic(), []
+    while time.monotonic() - t0 < 4.0:       # current-rate every 0.5 s (one controller period)
+        currents.append(q.cmd_ok("query-vcpu-dirty-limit")[0]["current-rate"])
+        mark = time.monotonic()
+        wait_until(lambda: time.monotonic() - mark >= 0.5, 1)
+    limited = pass_rate(clock, t0, time.monotonic()) or 0
+    cur = sum(currents) / len(currents)
+    print("FIGURE: dirty limit %d MB/s: guest %.0f MiB/s free, %.0f MiB/s limited (current-rate %s)"
+          % (limit, free, limited, currents))
+    check("limit: the guest's rate falls to near the limit (%.0f -> %.0f MiB/s, limit %d)" % (free, limited, limit),
+          limited <= 1.5 * limit and limited < free / 2)
+    check("limit: current-rate %.0f on average near the limit %d" % (cur, limit), 0 < cur <= 1.5 * limit)
+    check_eq("limit: HMP shows the limits", q.hmp("info vcpu_dirty_limit").splitlines()[0].split(", current")[0],
+             "vcpu[0], limit rate %d (MB/s)" % limit)
+    q.cmd_ok("set-vcpu-dirty-limit", **{"dirty-rate": 0, "cpu-index": 1})
+    check_eq("limit: a limit of 0 cancels that vCPU's", [v["cpu-index"] for v in q.cmd_ok("query-vcpu-dirty-limit")], [0])
+    q.cmd_ok("cancel-vcpu-dirty-limit")
+    check_eq("limit: cancelled", q.cmd_ok("query-vcpu-dirty-limit"), [])
+    again = rate_over(clock, 2.0) or 0
+    print("FIGURE: after cancel %.0f MiB/s" % again)
+    check("limit: full speed after cancel (%.0f MiB/s, limited %.0f, free %.0f)" % (again, limited, free),
+          again > 1.5 * limited)
+    check("limit: no error on stderr", not vm.stderr_text(), vm.stderr_text())
+
+
 def main():
     migvm.require_own_kvm(SET_IMG, BOOT_IMG)
     run("dirty-ring-size values QEMU 7.2 refuses", test_bad_sizes)
     run("mutation: ring and bitmap see the guest's set", test_mutation)
     run("live migration with the dirty ring", test_live_migration)
+    run("no ring: dirty limit and dirty-ring mode refused as QEMU 7.2", test_without_ring)
+    run("calc-dirty-rate dirty-ring and the vCPU dirty limit", test_ring_rate_and_limit)
     finish()
 
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dirtylimit.h"
 #include "../../monitor/hmp-int.h"
 #include "qapi-commands.h"
 #include "accel.h"
@@ -356,6 +357,51 @@ DirtyRateInfo *qmp_query_dirty_rate(Error **errp)
     return info;
 }
 
+static bool limits_on;
+
+bool qmp_set_vcpu_dirty_limit(const q_obj_set_vcpu_dirty_limit_arg *arg, Error **errp)
+{
+    char cpu[24] = "all";
+
+    if (arg->has_cpu_index) {
+        snprintf(cpu, sizeof(cpu), "%" PRId64, arg->cpu_index);
+    }
+    limits_on = true;
+    return stub_call(errp, "set-vcpu-dirty-limit(%s,%" PRIu64 ")", cpu, arg->dirty_rate);
+}
+
+bool qmp_cancel_vcpu_dirty_limit(const q_obj_cancel_vcpu_dirty_limit_arg *arg, Error **errp)
+{
+    char cpu[24] = "all";
+
+    if (arg->has_cpu_index) {
+        snprintf(cpu, sizeof(cpu), "%" PRId64, arg->cpu_index);
+    }
+    limits_on = false;
+    return stub_call(errp, "cancel-vcpu-dirty-limit(%s)", cpu);
+}
+
+bool dirty_limit_in_service(void)
+{
+    return limits_on;
+}
+
+DirtyLimitInfoList *qmp_query_vcpu_dirty_limit(Error **errp)
+{
+    DirtyLimitInfoList *head = NULL;
+
+    for (int i = 1; i >= 0; i--) {
+        DirtyLimitInfoList *l = g_new0(DirtyLimitInfoList, 1);
+        l->value = g_new0(DirtyLimitInfo, 1);
+        l->value->cpu_index = i;
+        l->value->limit_rate = i ? UINT64_MAX : 50;
+        l->value->current_rate = 12 * i;
+        l->next = head;
+        head = l;
+    }
+    return head;
+}
+
 /* The flight recorder is empty here (its text is tested with real migrations). */
 MigrationRecordList *qmp_x_query_migration_history(Error **errp)
 {
@@ -470,12 +516,14 @@ START_TEST(test_help)
     lines = g_strsplit(all, "\r\n", -1);
     ck_assert(g_str_has_prefix(lines[0], "calc_dirty_rate [-r] [-b] second [sample_pages_per_GB] -- "));
     ck_assert(g_str_has_prefix(lines[1], "\t\t\t -b: "));
-    ck_assert(g_str_has_prefix(lines[2], "closefd name -- "));
-    ck_assert(g_str_has_prefix(lines[3], "cont|c [-f] -- "));
-    ck_assert(g_str_has_prefix(lines[5], "help|? [cmd] -- "));
-    ck_assert(g_str_has_prefix(lines[7], "memsave addr size file -- "));
-    ck_assert(g_str_has_prefix(lines[8], "migrate [-d] [-b] [-i] [-r] uri -- "));
-    ck_assert(g_str_has_prefix(lines[9], "\t\t\t -b "));
+    ck_assert(g_str_has_prefix(lines[2], "cancel_vcpu_dirty_limit [cpu_index] -- "));
+    ck_assert(g_str_has_prefix(lines[3], "closefd name -- "));
+    ck_assert(g_str_has_prefix(lines[4], "cont|c [-f] -- "));
+    ck_assert(g_str_has_prefix(lines[6], "help|? [cmd] -- "));
+    ck_assert(g_str_has_prefix(lines[8], "memsave addr size file -- "));
+    ck_assert(g_str_has_prefix(lines[9], "migrate [-d] [-b] [-i] [-r] uri -- "));
+    ck_assert(g_str_has_prefix(lines[10], "\t\t\t -b "));
+    ck_assert_ptr_nonnull(strstr(all, "\r\nset_vcpu_dirty_limit dirty_rate [cpu_index] -- "));
     ck_assert_ptr_nonnull(strstr(all, "\r\nmigrate_set_capability capability state -- "));
     ck_assert_ptr_nonnull(strstr(all, "\r\nmigrate_set_parameter parameter value -- "));
     ck_assert_ptr_nonnull(strstr(all, "\r\nquit|q  -- "));
@@ -499,6 +547,7 @@ START_TEST(test_help_info_listing)
         "info registers [-a|vcpu] -- print the vCPU registers: the current CPU's, one vCPU's by index, or with -a "
         "every vCPU's\n"
         "info status  -- report whether the VM runs (running|paused)\n"
+        "info vcpu_dirty_limit  -- show the vCPUs' dirty page rate limits and current rates\n"
         "info version  -- print the emulator version\n";
 
     expect("help info", listing);
@@ -633,6 +682,25 @@ START_TEST(test_dirty_rate)
                  "calc-dirty-rate(2,1024,page-sampling) calc-dirty-rate(1,-,dirty-ring) ");
     expect("info dirty_rate", "Status: measured\nStart Time: 16017 (ms)\nSample Pages: 512 (per GB)\n"
                               "Period: 2 (sec)\nMode: page-sampling\nDirty rate: 243 (MB/s)\n");
+}
+END_TEST
+
+START_TEST(test_dirty_limit)
+{
+    const char *hint = "[Please use 'info vcpu_dirty_limit' to query dirty limit for virtual CPU]\n";
+
+    expect("info vcpu_dirty_limit", "Dirty page limit not enabled!\n");
+    expect("set_vcpu_dirty_limit 50", hint);
+    expect("set_vcpu_dirty_limit 60 1", hint);
+    expect("set_vcpu_dirty_limit 60 -1", hint);     /* one expression, 59, as QEMU parses it */
+    expect("info vcpu_dirty_limit", "vcpu[0], limit rate 50 (MB/s), current rate 0 (MB/s)\n"
+                                    "vcpu[1], limit rate -1 (MB/s), current rate 12 (MB/s)\n");
+    expect("cancel_vcpu_dirty_limit 1", hint);
+    expect("cancel_vcpu_dirty_limit", hint);
+    stub_error = g_strdup("incorrect cpu index specified");
+    expect("set_vcpu_dirty_limit 60 9", "Error: incorrect cpu index specified\n");
+    expect_calls("set-vcpu-dirty-limit(all,50) set-vcpu-dirty-limit(1,60) set-vcpu-dirty-limit(all,59) "
+                 "cancel-vcpu-dirty-limit(1) cancel-vcpu-dirty-limit(all) set-vcpu-dirty-limit(9,60) ");
 }
 END_TEST
 
@@ -814,6 +882,7 @@ static Suite *hmp_dispatch_suite(void)
     tcase_add_test(tc, test_qemu_io_arguments);
     tcase_add_test(tc, test_migrate_commands);
     tcase_add_test(tc, test_dirty_rate);
+    tcase_add_test(tc, test_dirty_limit);
     tcase_add_test(tc, test_set_capability);
     tcase_add_test(tc, test_set_parameter);
     tcase_add_test(tc, test_info_migrate_family);
