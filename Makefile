@@ -119,7 +119,7 @@ $(BUILD)/fuzz/%.o: $(BUILD)/%.c | $(GENERATED_HEADERS)
 
 $(FUZZ_TARGETS): $(BUILD)/fuzz/%: $(BUILD)/fuzz/tests/fuzz/%.o
 	$(call say,FUZZ,$@)
-	$(Q)$(FUZZ_CC) $(LDFLAGS_ALL) -fsanitize=fuzzer,address,undefined -o $@ $^ $(DEP_LIBS) -lm
+	$(Q)$(FUZZ_CC) $(LDFLAGS_ALL) -fsanitize=fuzzer,address,undefined -o $@ $^ $(DEP_LIBS) $(GNUTLS_LIBS) -lm
 
 check: all $(UNIT_TESTS)
 	$(Q)BUILD=$(BUILD) scripts/run-tests.sh $(UNIT_TESTS) -- $(FUNC_TESTS)

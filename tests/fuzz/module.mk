@@ -7,6 +7,7 @@
 # The folders' own include paths, for their objects compiled again.
 $(BUILD)/fuzz/block/%.o: CFLAGS_ALL += -Isystem
 $(BUILD)/fuzz/qapi/%.o: CFLAGS_ALL += -Iqapi
+$(BUILD)/fuzz/crypto/%.o $(BUILD)/fuzz/migration/tls.o: CFLAGS_ALL += $(GNUTLS_CFLAGS)
 $(BUILD)/fuzz/tests/fuzz/%.o: CFLAGS_ALL += -Imigration -Isystem -Imonitor -Ihw
 
 FUZZ_VM_OBJS := $(call fuzz-objs,$(MIGVM_OBJS)) $(BUILD)/fuzz/tests/fuzz/fuzz-machine.o
