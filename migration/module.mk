@@ -106,3 +106,9 @@ UNIT_TESTS += $(BUILD)/tests/unit/test-converge
 $(BUILD)/tests/unit/test-converge.o: CFLAGS_ALL += -Imigration
 $(BUILD)/tests/unit/test-converge: $(BUILD)/migration/converge.o $(BUILD)/qapi/qapi-types.o \
                                    $(BUILD)/qapi/qapi-runtime.o $(UTIL_OBJS)
+
+# Multifd's wire format and codecs: QEMU 7.2's bytes, every header check, zlib/zstd across packets.
+UNIT_TESTS += $(BUILD)/tests/unit/test-multifd
+$(BUILD)/tests/unit/test-multifd.o: CFLAGS_ALL += -Imigration
+$(BUILD)/tests/unit/test-multifd: $(MULTIFD_OBJS) $(MIGRATION_CORE_OBJS) $(BUILD)/system/memory.o \
+                                  $(BUILD)/system/accel.o $(UTIL_OBJS)
