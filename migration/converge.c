@@ -182,6 +182,10 @@ static void throttle_aim(int64_t now_ns)
 /* Converging or not, and why, from the last pass's figures. */
 static bool judge(int64_t now_ns)
 {
+    if (cv.bw_bps <= 0) {
+        snprintf(cv.reason, sizeof(cv.reason), "nothing sent in the last pass");
+        return cv.converging;
+    }
     /* Not converging: said on one pass. Converging again: on two. */
     double ratio = cv.converging ? cv.ratio : MAX(cv.ratio, cv.prev_ratio);
     double fit = cv.bw_bps * (double)migrate_downtime_limit_ms() / 1000.0;
@@ -202,7 +206,9 @@ static bool judge(int64_t now_ns)
                  ratio * 100, mib(cv.dirty_bps), mib(cv.bw_bps));
         return false;
     }
-    unsigned n = ratio > 0 ? (unsigned)ceil(log(fit / (double)cv.remaining) / log(ratio)) : 1;
+    /* Passes to fit at this ratio (fit < remaining here, 0 < ratio < STALL_RATIO). */
+    double passes = fit <= 0 ? INFINITY : ratio > 0 ? ceil(log(fit / (double)cv.remaining) / log(ratio)) : 1;
+    unsigned n = passes > 1000 ? 1000 : (unsigned)passes;
     if (n > MAX_PASSES_TO_FIT) {
         snprintf(cv.reason, sizeof(cv.reason),
                  "each pass leaves %.0f%% of what remained: %u passes to fit the downtime limit",

@@ -15,7 +15,7 @@ KVM, one source:
     converging" with its reason, HMP info migrate prints the x-convergence
     lines, the throttle starts at cpu-throttle-initial only after that and
     stays within max-cpu-throttle; migrate_cancel gives the guest its full
-    speed back;
+    speed back, and so does a failure (the destination killed);
   * on again, to a destination: completes before a deadline, downtime within
     downtime-limit, the decisions in X_MIGRATION_CONVERGENCE events and in
     the flight recorder's passes (not-converging, throttle, switch-over); no
@@ -183,6 +183,26 @@ def throttled_then_cancelled(tag, src, qs, base):
     dst.kill()
 
 
+def throttled_then_failed(tag, src, qs):
+    """The destination dies while the controller throttles: the migration
+    fails, the throttle goes with it, the source guest runs on."""
+    qs.cmd_ok("migrate-set-parameters", **{"max-cpu-throttle": CAP, "max-bandwidth": CAP_BANDWIDTH})
+    dst, qd, uri = destination("kvm", "256M")
+    qs.cmd_ok("migrate", uri=uri)
+    info, seen = watch(qs, lambda i: "cpu-throttle-percentage" in i or not running(i), 90)
+    check("%s: nothing left of the cancelled migration's throttle at the start" % tag,
+          seen and "cpu-throttle-percentage" not in seen[0], seen[:1])
+    check("%s: throttled before the destination dies" % tag, "cpu-throttle-percentage" in info, info)
+    dst.kill()
+    info = miglib.wait_mig_status(qs, ("failed", "completed", "cancelled"), 60) or {}
+    check_eq("%s: failed" % tag, info.get("status"), "failed")
+    check("%s: no throttle, no x-convergence after the failure" % tag,
+          "cpu-throttle-percentage" not in info and "x-convergence" not in info, info)
+    check("%s: source running, its guest goes on" % tag, miglib.wait_run_state(qs, "running", 10)
+          and miglib.wait_serial_growth(src.serial_path, 20, 2), info)
+    qs.cmd_ok("migrate-set-parameters", **{"max-cpu-throttle": MAX_THROTTLE, "max-bandwidth": 128 << 20})
+
+
 def completes(tag, kind, mem, src, qs, base=None, auto_converge=False):
     """Migrate to a new destination: completed before the deadline, downtime
     within the limit, nothing throttled afterwards."""
@@ -192,6 +212,8 @@ def completes(tag, kind, mem, src, qs, base=None, auto_converge=False):
     qs.cmd_ok("migrate", uri=uri)
     info, seen = watch(qs, lambda i: not running(i), COMPLETE_DEADLINE)
     took = time.monotonic() - t0
+    check("%s: no throttle left from before at the start" % tag, seen and "cpu-throttle-percentage" not in seen[0],
+          seen[:1])
     if not check_eq("%s: completed" % tag, info.get("status"), "completed"):
         qs.cmd("migrate_cancel")
         dst.kill()
@@ -240,6 +262,7 @@ def test_kvm():
     base = pass_rate(src, 2.0)
     off_does_not_complete("kvm 256M", "kvm", "256M", src, qs)
     throttled_then_cancelled("kvm 256M", src, qs, base)
+    throttled_then_failed("kvm 256M, destination killed", src, qs)
     completes("kvm 256M, defaults", "kvm", "256M", src, qs, base)
 
 
