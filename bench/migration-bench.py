@@ -49,10 +49,14 @@ Bytes sent = ram.transferred + the image's block records (computed); the
 idle rows compare the two images with cmp afterwards. max-bandwidth is
 1 TiB/s there: QEMU 7.2's block migration never starts with 0.
 
+TLS rows (--scenarios tls), --tls-size (default 1G), tcp, paused guests:
+  stopped / tls stopped    migvm -> migvm plain, then the same RAM on over TLS
+  qemu stopped / qemu tls  QEMU 7.2 -M none (RAM loaded with random bytes) plain, then TLS
+
 Options: --sizes 1G,4G  --transports unix,tcp  --rate 64  --unthrottled-secs 15
          --unthrottled-sizes 1G  --no-qemu  --deadline 120  --sockbw-mib 2048
-         --kvm-sizes 1G,4G  --scenarios idle,chain,kvm,qemu,block
-         --block-size 4G  --disk-rate 16
+         --kvm-sizes 1G,4G  --scenarios idle,chain,kvm,qemu,tls,block
+         --block-size 4G  --disk-rate 16  --tls-size 1G
 """
 
 import argparse
@@ -70,6 +74,7 @@ ROOT = os.path.dirname(HERE)
 os.chdir(ROOT)      # BUILD is relative to the repository, as in make
 sys.path.insert(0, os.path.join(ROOT, "tests", "functional"))
 import migvm  # noqa: E402  (the functional tests' helper library)
+import tlslib  # noqa: E402  (certtool certificates for the tls rows)
 
 BUILD = os.environ.get("BUILD", "build")
 GUEST_IMG = os.path.join(BUILD, "guest", "boot-sector.img")
@@ -574,6 +579,63 @@ class Bench:
             src.kill()
             dst.kill()
 
+    def tls_setup(self, src, dst):
+        """TLS on src -> dst with the test PKI (made once): tls-creds on both."""
+        if not hasattr(self, "pki"):
+            self.pki = tlslib.make_pki(migvm.new_tmpdir())
+        for g, ep, d in ((src, "client", "src"), (dst, "server", "dst")):
+            r = g.qmp.cmd("object-add", {"qom-type": "tls-creds-x509", "id": "tls-" + ep, "endpoint": ep,
+                                         "dir": self.pki.dir(d)})
+            if r != {"return": {}}:
+                raise RuntimeError("object-add on the %s: %r" % (ep, r))
+            g.qmp.cmd_ok("migrate-set-parameters", {"tls-creds": "tls-" + ep})
+
+    def tls(self, size):
+        """TLS against plain over tcp, a paused guest whose RAM is all non-zero pages: migvm -> migvm
+        (the soft workload's full pass) plain, then the same RAM on over TLS; QEMU 7.2 -> QEMU 7.2
+        (-M none, RAM loaded with random bytes by -device loader) plain, then TLS."""
+        tr = "tcp" if "tcp" in self.opts.transports else self.opts.transports[0]
+        size_mib = migvm_size_mib(size)
+        src = Guest(size, 0)
+        if not src.wait_full_pass(timeout=30 + size_mib / 200):
+            raise RuntimeError("%s guest did not finish a pass over RAM" % size)
+        src.qmp.cmd_ok("stop")
+        for label, tls in (("stopped", False), ("tls stopped", True)):
+            dst, uri = new_destination(tr, size, 0, paused=True)
+            if tls:
+                self.tls_setup(src, dst)
+            res = migrate(src, dst, uri, self.opts.deadline)
+            self.record(size, label, tr, res)
+            src.kill()
+            src = dst
+            if res["status"] != "completed":
+                break
+        src.kill()
+        qemu = None if self.opts.no_qemu else shutil.which("qemu-system-x86_64")
+        if not qemu:
+            self.notes.append("no QEMU 7.2 tls rows (%s)" % ("--no-qemu" if self.opts.no_qemu else
+                                                             "qemu-system-x86_64 not found"))
+            return
+        d = migvm.new_tmpdir()
+        image = os.path.join(d, "ram.bin")
+        with open(image, "wb") as f:
+            for _ in range(int(size_mib)):
+                f.write(os.urandom(MIB))
+        loader = ["-M", "none", "-device", "loader,file=%s,addr=0,force-raw=on" % image]
+        for label, tls in (("qemu stopped", False), ("qemu tls", True)):
+            src = Guest(size, 0, paused=True, binary=qemu, extra=loader)
+            dst, uri = new_destination(tr, size, 0, binary=qemu, extra=["-M", "none"], paused=True)
+            if tls:
+                self.tls_setup(src, dst)
+            res = migrate(src, dst, uri, self.opts.deadline)
+            self.record(size, label, tr, res)
+            src.kill()
+            dst.kill()
+        os.unlink(image)
+        self.notes.append("tls rows: %s, paused, every page non-zero; x509 certificates with ECDSA P-256 keys "
+                          "(certtool), priority NORMAL: TLS 1.3, AES-256-GCM. migvm carries the session in a "
+                          "relay thread per channel (migration/tls.c)" % tr)
+
     def qemu_idle(self, size="1G"):
         qemu = shutil.which("qemu-system-x86_64")
         if not qemu:
@@ -612,7 +674,8 @@ def main():
     ap.add_argument("--sockbw-mib", type=int, default=2048)
     ap.add_argument("--sockbw-repeat", type=int, default=3)
     ap.add_argument("--no-qemu", action="store_true")
-    ap.add_argument("--scenarios", default="idle,chain,kvm,qemu,block")
+    ap.add_argument("--scenarios", default="idle,chain,kvm,qemu,tls,block")
+    ap.add_argument("--tls-size", default="1G", help="guest size of the tls rows")
     ap.add_argument("--block-size", default="4G", help="disk image size of the block rows")
     ap.add_argument("--disk-rate", type=int, default=16, help="MiB/s the soft disk workload writes in 'blk live'")
     ap.add_argument("--kvm-sizes", default="1G,4G", help="KVM guest sizes")
@@ -657,6 +720,15 @@ def main():
             bench.qemu_idle()
         except Exception as e:  # noqa: BLE001
             bench.notes.append("qemu reference: %s: %s" % (type(e).__name__, e))
+        finally:
+            migvm.kill_all()
+    if "tls" in scenarios:
+        try:
+            bench.tls(opts.tls_size)
+        except Exception as e:  # noqa: BLE001
+            failed = True
+            bench.notes.append("tls rows: %s: %s" % (type(e).__name__, e))
+            print("  (tls rows aborted: %s)" % e, flush=True)
         finally:
             migvm.kill_all()
     if "block" in scenarios:
