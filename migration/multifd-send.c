@@ -4,12 +4,16 @@
  * Order (QEMU 7.2's, which its destination relies on): the main channel is
  * connected first (migration.c); only then multifd_send_setup starts the
  * threads, which connect, send their 64-byte initial packet and wait for
- * work. The migration thread only batches page offsets: RAM queues each
- * dirty non-zero page (zero pages stay on the main channel); a full batch
- * (128 pages), a block change or a sync hands the batch to the next idle
- * channel in turn, stamped with the next packet number. The channel thread
- * compresses (when on) and writes header and pages with one vectored write
- * straight from guest RAM.
+ * work. The migration thread only batches page offsets: RAM queues every
+ * dirty page; a full batch (128 pages), a block change or a sync hands the
+ * batch to the next idle channel in turn, stamped with the next packet
+ * number. The channel thread tests each page for zero, compresses the others
+ * (when on) and writes header and pages with one vectored write straight
+ * from guest RAM. Zero pages travel on the main channel as ZERO records
+ * (QEMU 7.2's format has no zero pages in packets): the channel lists them,
+ * and the migration thread writes their records when it next hands that
+ * channel a job or syncs, always before the EOS that closes the round. A
+ * batch of only zero pages sends no packet.
  *
  * Sync: before every RAM EOS on the main stream (setup, each iterate chunk,
  * completion) the partial batch goes out, then every channel gets a SYNC
@@ -26,6 +30,7 @@
 #include "options.h"
 #include "stream.h"
 #include "tsan.h"
+#include "buffer-zero.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -40,6 +45,14 @@ typedef struct SendJob {
     uint64_t offset[MULTIFD_PACKET_PAGES];
 } SendJob;
 
+/* What a channel did with its last job, for the migration thread. */
+typedef struct SendDone {
+    RAMBlock *block;
+    unsigned zero_n;            /* pages found zero: ZERO records on the main stream */
+    uint64_t zero_off[MULTIFD_PACKET_PAGES];
+    uint64_t bytes;             /* multifd-bytes of the packet written (0: none) */
+} SendDone;
+
 typedef struct SendChannel {
     unsigned id;
     pthread_t thread;
@@ -47,6 +60,7 @@ typedef struct SendChannel {
     pthread_cond_t cond;        /* [lock] wakes the thread: job or quit */
     bool has_job;               /* [lock] job handed over and not yet written */
     SendJob job;                /* [lock] while !has_job the migration thread fills it */
+    SendDone done;              /* [lock] the thread fills it before clearing has_job */
     MultifdConn conn;           /* [lock] fd set once connected (shutdown reads it) */
     /* The thread's own: */
     MultifdCodec *codec;
@@ -70,9 +84,11 @@ static struct {
     Error *error;               /* [lock] the first channel error */
     const MigAddress *addr;     /* [mig] read by the threads, stable meanwhile */
     MultifdConnectFn *connect;  /* as addr */
+    MultifdZeroPageFn *zero_page;   /* set once by RAM at start-up */
     int cancel_fd;
     MigStream *main;            /* shut down on a channel error (thread-safe call) */
     SendJob batch;              /* [mig] pages being collected */
+    SendDone spare_done;        /* [mig] a channel's last results, being emitted */
     uint64_t packet_num;        /* [mig] */
     MultiFDCompression method;
     int level;
@@ -130,30 +146,44 @@ static void channel_fail(SendChannel *c, Error *err)
     mig_stream_shutdown(S.main);
 }
 
-static bool channel_write_job(SendChannel *c, const SendJob *job, Error **errp)
+/* Write one job: its non-zero pages as a packet (zero ones are listed in
+ * done for the main stream), or the SYNC. [channel thread] */
+static bool channel_write_job(SendChannel *c, const SendJob *job, SendDone *done, Error **errp)
 {
     MultifdPacket *p = &c->pkt;
     uint8_t *pages[MULTIFD_PACKET_PAGES];
+    unsigned n = 0;
     int cnt = 1;
+    done->block = job->block;
+    done->zero_n = 0;
+    done->bytes = 0;
+    for (unsigned i = 0; i < job->n; i++) {
+        uint8_t *host = job->block->host + job->offset[i];
+        if (buffer_is_zero(host, MIGVM_PAGE_SIZE)) {
+            done->zero_off[done->zero_n++] = job->offset[i];
+        } else {
+            p->offset[n] = job->offset[i];
+            pages[n++] = host;
+        }
+    }
+    if (n == 0 && !(job->flags & MULTIFD_FLAG_SYNC)) {
+        return true;        /* only zero pages: nothing for this channel */
+    }
     p->flags = job->flags | multifd_compression_flag(S.method);
     p->pages_alloc = MULTIFD_PACKET_PAGES;
-    p->normal_pages = job->n;
+    p->normal_pages = n;
     p->packet_num = job->packet_num;
-    if (job->n) {
+    if (n) {
         g_strlcpy(p->ramblock, job->block->name, sizeof(p->ramblock));
-        for (unsigned i = 0; i < job->n; i++) {
-            p->offset[i] = job->offset[i];
-            pages[i] = job->block->host + job->offset[i];
-        }
         if (c->codec) {
             const uint8_t *out;
-            if (!multifd_codec_compress(c->codec, pages, job->n, &out, &p->next_packet_size, errp)) {
+            if (!multifd_codec_compress(c->codec, pages, n, &out, &p->next_packet_size, errp)) {
                 return false;
             }
             c->iov[cnt++] = (struct iovec) { (void *)out, p->next_packet_size };
         } else {
-            p->next_packet_size = job->n * MIGVM_PAGE_SIZE;
-            for (unsigned i = 0; i < job->n; i++) {
+            p->next_packet_size = n * MIGVM_PAGE_SIZE;
+            for (unsigned i = 0; i < n; i++) {
                 c->iov[cnt++] = (struct iovec) { pages[i], MIGVM_PAGE_SIZE };
             }
         }
@@ -177,6 +207,8 @@ static bool channel_write_job(SendChannel *c, const SendJob *job, Error **errp)
             atomic_fetch_add(&S.zero_copy_misses, 1);
         }
     }
+    /* QEMU 7.2's count: uncompressed pages plus the header. */
+    done->bytes = MULTIFD_HEADER_SIZE + (uint64_t)n * MIGVM_PAGE_SIZE;
     return ok;
 }
 
@@ -209,6 +241,7 @@ static void *send_thread(void *opaque)
         return NULL;
     }
     SendJob *job = g_new(SendJob, 1);
+    SendDone *done = g_new(SendDone, 1);
     for (;;) {
         pthread_mutex_lock(&S.lock);
         while (!c->has_job && !S.quit) {
@@ -220,8 +253,9 @@ static void *send_thread(void *opaque)
         }
         *job = c->job;
         pthread_mutex_unlock(&S.lock);
-        bool ok = channel_write_job(c, job, &err);
+        bool ok = channel_write_job(c, job, done, &err);
         pthread_mutex_lock(&S.lock);
+        c->done = *done;
         c->has_job = false;
         pthread_cond_broadcast(&S.done);
         pthread_mutex_unlock(&S.lock);
@@ -231,6 +265,7 @@ static void *send_thread(void *opaque)
         }
     }
     g_free(job);
+    g_free(done);
     return NULL;
 }
 
@@ -292,16 +327,39 @@ static bool check_error_locked(MigStream *f)
     return !mig_stream_has_error(f);
 }
 
+/* A channel's finished job, on the migration thread: the zero pages it
+ * found become ZERO records on the main stream, its bytes are counted. */
+static void emit_done(MigStream *f, const SendDone *d)
+{
+    for (unsigned i = 0; i < d->zero_n; i++) {
+        S.zero_page(f, d->block, d->zero_off[i]);
+    }
+    if (d->bytes) {
+        atomic_fetch_add(&S.bytes, d->bytes);
+        mig_stream_account(f, d->bytes);
+    }
+}
+
+/* Take what channel i's last job left. [lock held, channel idle] */
+static void take_done_locked(SendChannel *c, SendDone *d)
+{
+    *d = c->done;
+    c->done.zero_n = 0;
+    c->done.bytes = 0;
+}
+
 /* Hand a job (the batch, or an empty SYNC) to channel i once it is idle. */
 static bool post_job(MigStream *f, unsigned i, uint32_t flags)
 {
     SendChannel *c = &S.ch[i];
+    SendDone *d = &S.spare_done;
     pthread_mutex_lock(&S.lock);
     while (c->has_job && check_error_locked(f)) {
         pthread_cond_wait(&S.done, &S.lock);
     }
     bool ok = check_error_locked(f);
     if (ok) {
+        take_done_locked(c, d);
         SendJob *b = &S.batch;
         c->job.block = b->block;
         c->job.n = b->n;
@@ -313,9 +371,7 @@ static bool post_job(MigStream *f, unsigned i, uint32_t flags)
     }
     pthread_mutex_unlock(&S.lock);
     if (ok) {
-        uint64_t bytes = MULTIFD_HEADER_SIZE + (uint64_t)S.batch.n * MIGVM_PAGE_SIZE;
-        atomic_fetch_add(&S.bytes, bytes);
-        mig_stream_account(f, bytes);
+        emit_done(f, d);    /* the lock is not held while the main stream may block */
     }
     S.batch.n = 0;
     return ok;
@@ -370,14 +426,26 @@ void multifd_send_sync(MigStream *f)
             return;
         }
     }
-    pthread_mutex_lock(&S.lock);
     for (unsigned i = 0; i < S.n; i++) {
+        pthread_mutex_lock(&S.lock);
         while (S.ch[i].has_job && check_error_locked(f)) {
             pthread_cond_wait(&S.done, &S.lock);
         }
+        bool ok = check_error_locked(f);
+        if (ok) {
+            take_done_locked(&S.ch[i], &S.spare_done);
+        }
+        pthread_mutex_unlock(&S.lock);
+        if (!ok) {
+            return;
+        }
+        emit_done(f, &S.spare_done);
     }
-    check_error_locked(f);
-    pthread_mutex_unlock(&S.lock);
+}
+
+void multifd_send_set_zero_page_fn(MultifdZeroPageFn *fn)
+{
+    S.zero_page = fn;
 }
 
 void multifd_send_shutdown(void)

@@ -131,7 +131,11 @@ struct MigrateMultifdParams;
 bool multifd_send_setup(const struct MigAddress *addr, int cancel_fd, struct MigStream *main,
                         const struct MigrateMultifdParams *params, MultifdConnectFn *connect, Error **errp);
 bool multifd_send_active(void);
-/* Queue one non-zero page of b. Errors (a failed channel, a cancel) become
+/* RAM's writer of a ZERO record, for the pages a channel found zero.
+ * [migration thread; set once before any migration] */
+typedef void MultifdZeroPageFn(struct MigStream *f, RAMBlock *b, uint64_t offset);
+void multifd_send_set_zero_page_fn(MultifdZeroPageFn *fn);
+/* Queue one dirty page of b (a channel tests it for zero). Errors (a failed channel, a cancel) become
  * the main stream f's error. [migration thread] */
 void multifd_queue_page(struct MigStream *f, RAMBlock *b, uint64_t offset);
 /* Before every RAM EOS: send what is queued, then a SYNC packet on every

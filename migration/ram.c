@@ -183,19 +183,10 @@ static bool ram_save_setup(MigStream *f, void *opaque, Error **errp)
     return mig_stream_get_error(f, errp);
 }
 
-/* Send one page whose dirty bit was just cleared. */
-static void ram_send_page(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t page)
+/* A record's word and, unless CONTINUE, the block name. */
+static void ram_put_record_header(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t offset, uint64_t flag)
 {
-    const uint8_t *host = b->host + (page << MIGVM_PAGE_BITS);
-    uint64_t word = page << MIGVM_PAGE_BITS;
-    bool zero = buffer_is_zero(host, MIGVM_PAGE_SIZE);
-    if (!zero && multifd_send_active()) {
-        /* Zero pages stay on this channel, the others go to multifd (QEMU 7.2). */
-        multifd_queue_page(f, b, page << MIGVM_PAGE_BITS);
-        stat_add(&rs->stats.normal_pages, 1);
-        return;
-    }
-    word |= zero ? RAM_SAVE_FLAG_ZERO : RAM_SAVE_FLAG_PAGE;
+    uint64_t word = offset | flag;
     if (b == rs->last_sent_block) {
         word |= RAM_SAVE_FLAG_CONTINUE;
     }
@@ -204,6 +195,31 @@ static void ram_send_page(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t page
         mig_stream_put_counted_string(f, b->name);
         rs->last_sent_block = b;
     }
+}
+
+/* A multifd channel found a queued page zero: its ZERO record goes on the
+ * main stream, as QEMU 7.2 sends zero pages. [migration thread] */
+static void ram_multifd_zero_page(MigStream *f, RAMBlock *b, uint64_t offset)
+{
+    RAMState *rs = &ram_state;
+    ram_put_record_header(f, rs, b, offset, RAM_SAVE_FLAG_ZERO);
+    mig_stream_put_u8(f, 0);
+    stat_add(&rs->stats.zero_pages, 1);
+    stat_set(&rs->stats.normal_pages, stat_get(&rs->stats.normal_pages) - 1);     /* counted when queued */
+}
+
+/* Send one page whose dirty bit was just cleared. */
+static void ram_send_page(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t page)
+{
+    const uint8_t *host = b->host + (page << MIGVM_PAGE_BITS);
+    if (multifd_send_active()) {
+        /* The channel tests it for zero (ram_multifd_zero_page). */
+        multifd_queue_page(f, b, page << MIGVM_PAGE_BITS);
+        stat_add(&rs->stats.normal_pages, 1);
+        return;
+    }
+    bool zero = buffer_is_zero(host, MIGVM_PAGE_SIZE);
+    ram_put_record_header(f, rs, b, page << MIGVM_PAGE_BITS, zero ? RAM_SAVE_FLAG_ZERO : RAM_SAVE_FLAG_PAGE);
     if (zero) {
         mig_stream_put_u8(f, 0);
         stat_add(&rs->stats.zero_pages, 1);
@@ -561,5 +577,6 @@ static const SaveVMHandlers ram_handlers = {
 bool ram_mig_init(RamPassFn *on_pass, Error **errp)
 {
     ram_state.on_pass = on_pass;
+    multifd_send_set_zero_page_fn(ram_multifd_zero_page);
     return register_savevm_live("ram", 0, RAM_VERSION, &ram_handlers, &ram_state, errp);
 }

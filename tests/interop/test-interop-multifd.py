@@ -90,6 +90,8 @@ def hop(name, src_kind, qs, dst_kind, qd, dvm, case):
         check(name + ": multifd-bytes = pages + whole headers",
               mb > normal * PAGE and (mb - normal * PAGE) % HEADER == 0, "multifd-bytes %d normal %d" % (mb, normal))
         check_eq(name + ": every non-zero page over multifd", normal, sum(len(d) for _, d in LOADS) // PAGE)
+        check_eq(name + ": every zero page a ZERO record on the main channel", ram["duplicate"],
+                 RAM // PAGE - normal)
     img = qemulib.dump_ram(dvm, qd, name.replace(" ", "-") + ".bin", RAM)
     return check(name + ": RAM equals the image", img == EXPECTED, qemulib.first_difference(img, EXPECTED))
 
