@@ -39,6 +39,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include "accel.h"
+#include "clock.h"
 #include "kvm-int.h"
 
 #define REAP_INTERVAL_MS 200
@@ -187,9 +188,11 @@ static uint64_t harvest_vcpu(KvmVcpu *v)
     if (n == size) {
         record_everything();
         v->ring_overflows++;
+        kvm_state.overflows++;
     }
     v->ring_fetch = next;
     v->ring_pages += n;
+    kvm_state.harvested += n;
     return n;
 }
 
@@ -219,13 +222,17 @@ void kvm_dirty_ring_reap_locked(void)
 void kvm_dirty_ring_reap(void)
 {
     pthread_mutex_lock(&kvm_state.dirty_lock);
+    int64_t t0 = now_ns();
     kvm_dirty_ring_reap_locked();
+    kvm_state.reap_count++;
+    kvm_state.reap_ns += (uint64_t)(now_ns() - t0);
     pthread_mutex_unlock(&kvm_state.dirty_lock);
 }
 
 void kvm_dirty_ring_full(KvmVcpu *v)
 {
     pthread_mutex_lock(&kvm_state.dirty_lock);
+    int64_t t0 = now_ns();
     uint64_t before = v->ring_pages;
     kvm_dirty_ring_reap_locked();
     if (v->ring_pages == before) {
@@ -240,6 +247,7 @@ void kvm_dirty_ring_full(KvmVcpu *v)
         uint32_t mask = kvm_state.dirty_ring_size - 1;
         record_everything();
         v->ring_overflows++;
+        kvm_state.overflows++;
         for (uint32_t i = 0; i < kvm_state.dirty_ring_size; i++) {
             struct kvm_dirty_gfn *e = &v->ring[(v->ring_fetch + i) & mask];
             __atomic_store_n(&e->flags, KVM_DIRTY_GFN_F_RESET, __ATOMIC_RELEASE);
@@ -255,6 +263,8 @@ void kvm_dirty_ring_full(KvmVcpu *v)
             }
         }
     }
+    kvm_state.reap_count++;
+    kvm_state.reap_ns += (uint64_t)(now_ns() - t0);
     pthread_mutex_unlock(&kvm_state.dirty_lock);
 }
 

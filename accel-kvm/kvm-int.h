@@ -66,6 +66,10 @@ typedef struct KvmState {
     pthread_mutex_t dirty_lock;
     bool dirty_logging;             /* [dirty_lock] */
     uint32_t dirty_ring_size;       /* entries per vCPU ring, 0 = bitmap; set at init */
+    /* Cost of dirty tracking since logging started [dirty_lock]: the syncs
+     * (on the migration thread's path) and the ring's reaps outside them. */
+    uint64_t sync_count, sync_ns, sync_max_ns, reap_count, reap_ns, harvested, overflows;
+    char *sync_stats_path;          /* MIGVM_DIRTY_SYNC_STATS (bench), read at init */
 } KvmState;
 
 extern KvmState kvm_state;

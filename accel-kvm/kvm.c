@@ -321,6 +321,7 @@ static void kvm_cleanup(void)
     g_free(kvm_state.cpuid);
     g_free(kvm_state.cpuid_hide);
     g_free(kvm_state.msr_list);
+    g_free(kvm_state.sync_stats_path);
     memset(&kvm_state, 0, sizeof(kvm_state));
     kvm_state.sys_fd = kvm_state.vm_fd = -1;
     pthread_mutex_init(&kvm_state.dirty_lock, NULL);
@@ -331,6 +332,7 @@ static bool kvm_init(const AccelConfig *cfg, Error **errp)
     bool ok;
 
     kvm_state.boot_code = cfg->boot_code;
+    kvm_state.sync_stats_path = g_strdup(getenv("MIGVM_DIRTY_SYNC_STATS"));
     if (!kvm_parse_opts(cfg->opts, errp)) {
         kvm_cleanup();
         return false;

@@ -225,13 +225,18 @@ _spec2.loader.exec_module(dratet)
 
 
 def pass_rate(clock, t0, t1):
-    """MiB/s the boot-sector guest rewrote in [t0, t1], from the times of
-    its 'B's: whole passes between the first 'B' after t0 and the last
-    before t1 (None with fewer than two)."""
-    inside = [t for t in list(clock.times) if t0 <= t <= t1]
-    if len(inside) < 2:
+    """MiB/s the boot-sector guest rewrote around [t0, t1], from the times of
+    its 'B's: whole passes from the last 'B' before t0 to the first after t1
+    (waits for that one; None if the guest stalls)."""
+    if not wait_until(lambda: clock.times and clock.times[-1] >= t1, 30):
         return None
-    return (len(inside) - 1) * GUEST_MIB / (inside[-1] - inside[0])
+    times = list(clock.times)
+    before = [t for t in times if t <= t0]
+    tb = before[-1] if before else None
+    ta = [t for t in times if t >= t1][0]
+    if tb is None:
+        return None
+    return sum(1 for t in times if tb < t <= ta) * GUEST_MIB / (ta - tb)
 
 
 def rate_over(clock, seconds):
@@ -316,9 +321,11 @@ def ring_rate_and_limit(vm, q, clock):
     cur = sum(currents) / len(currents)
     print("FIGURE: dirty limit %d MB/s: guest %.0f MiB/s free, %.0f MiB/s limited (current-rate %s)"
           % (limit, free, limited, currents))
+    # The controller works on 500 ms samples of a loaded machine: near, not at.
+    slack = 2.0 if migvm.tsan_build() else 1.6
     check("limit: the guest's rate falls to near the limit (%.0f -> %.0f MiB/s, limit %d)" % (free, limited, limit),
-          limited <= 1.5 * limit and limited < free / 2)
-    check("limit: current-rate %.0f on average near the limit %d" % (cur, limit), 0 < cur <= 1.5 * limit)
+          limited <= slack * limit and limited < free / 1.5)
+    check("limit: current-rate %.0f on average near the limit %d" % (cur, limit), 0 < cur <= slack * limit)
     check_eq("limit: HMP shows the limits", q.hmp("info vcpu_dirty_limit").splitlines()[0].split(", current")[0],
              "vcpu[0], limit rate %d (MB/s)" % limit)
     q.cmd_ok("set-vcpu-dirty-limit", **{"dirty-rate": 0, "cpu-index": 1})
