@@ -50,6 +50,12 @@ $(BUILD)/tests/unit/test-ram.o $(BUILD)/tests/unit/postcopy-stubs.o: CFLAGS_ALL 
 $(BUILD)/tests/unit/test-ram: $(BUILD)/migration/ram.o $(BUILD)/tests/unit/postcopy-stubs.o $(MIGRATION_CORE_OBJS) $(MULTIFD_OBJS) \
                               $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(UTIL_OBJS)
 
+# The destination's postcopy RAM on a real userfaultfd: faults, requests, placement, pause/resume.
+UNIT_TESTS += $(BUILD)/tests/unit/test-postcopy-ram
+$(BUILD)/tests/unit/test-postcopy-ram.o: CFLAGS_ALL += -Imigration
+$(BUILD)/tests/unit/test-postcopy-ram: $(BUILD)/migration/postcopy-ram.o $(BUILD)/migration/return-path.o $(BUILD)/migration/stream.o \
+                                       $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(UTIL_OBJS)
+
 # auto-converge's throttle steps; options and the throttle are stubbed in the test.
 UNIT_TESTS += $(BUILD)/tests/unit/test-auto-converge
 $(BUILD)/tests/unit/test-auto-converge.o: CFLAGS_ALL += -Imigration

@@ -50,17 +50,21 @@
 typedef struct BlockMaps {
     RAMBlock *b;
     unsigned long *received;        /* atomic bits */
-    unsigned long *requested;       /* fault thread */
+    unsigned long *requested;       /* atomic bits; set by the fault thread */
 } BlockMaps;
 
 typedef struct PostcopyIncoming {
     _Atomic int state;              /* PostcopyIncomingState */
     int uffd, wake_fd;
     GThread *fault_thread;
+    /* [rp_lock] where requests go (NULL while paused: they wait in the
+     * requested map) and the block the last one named (REQ_PAGES_ID vs
+     * REQ_PAGES). */
+    pthread_mutex_t rp_lock;
     MigStream *rp;
+    RAMBlock *last_requested;
     BlockMaps *maps;
     int nmaps;
-    RAMBlock *last_requested;       /* fault thread: REQ_PAGES_ID vs REQ_PAGES */
     /* Blocktime [bt_lock]: per vCPU the page it waits for and since when. */
     pthread_mutex_t bt_lock;
     bool bt_on;
@@ -72,7 +76,7 @@ typedef struct PostcopyIncoming {
 } PostcopyIncoming;
 
 static PostcopyIncoming pc = {
-    .uffd = -1, .wake_fd = -1, .bt_lock = PTHREAD_MUTEX_INITIALIZER,
+    .uffd = -1, .wake_fd = -1, .bt_lock = PTHREAD_MUTEX_INITIALIZER, .rp_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
 static int uffd_open(uint64_t features, uint64_t *offered, Error **errp)
@@ -207,7 +211,6 @@ bool postcopy_incoming_advise(uint64_t page_summary, uint64_t target_page, Error
         }
         tsan_ignore_end();
     }
-    pc.last_requested = NULL;
     atomic_store(&pc.state, POSTCOPY_INCOMING_ADVISE);
     return true;
 }
@@ -358,8 +361,12 @@ bool postcopy_blocktime_get(uint32_t *total_ms, uint32_t **per_vcpu_ms, int *nvc
 
 /* ---- the fault thread --------------------------------------------------- */
 
+/* [rp_lock] */
 static bool request_page(BlockMaps *m, uint64_t offset)
 {
+    if (!pc.rp) {
+        return false;       /* paused: sent again on resume (requested map) */
+    }
     uint8_t msg[13 + 256];
     RAMBlock *b = m->b;
     for (int i = 0; i < 8; i++) {
@@ -400,7 +407,9 @@ static void handle_fault(uint64_t addr, long tid)
             return;     /* placed meanwhile (the waiter woke), or already asked for */
         }
         bit_set(m->requested, page);
+        pthread_mutex_lock(&pc.rp_lock);
         request_page(m, offset);
+        pthread_mutex_unlock(&pc.rp_lock);
         return;
     }
     warn_report("postcopy: fault at 0x%" PRIx64 " outside guest RAM", addr);
@@ -469,11 +478,51 @@ bool postcopy_incoming_listen(MigStream *rp, Error **errp)
         }
     }
     pc.wake_fd = eventfd(0, EFD_CLOEXEC);
+    pthread_mutex_lock(&pc.rp_lock);
     pc.rp = rp;
+    pc.last_requested = NULL;
+    pthread_mutex_unlock(&pc.rp_lock);
     blocktime_start();
     atomic_store(&pc.state, POSTCOPY_INCOMING_LISTENING);
     pc.fault_thread = g_thread_new("postcopy/fault", fault_thread, NULL);
     return true;
+}
+
+/* ---- recovery (postcopy.md 6.3) ------------------------------------------ */
+
+void postcopy_incoming_pause(void)
+{
+    pthread_mutex_lock(&pc.rp_lock);
+    pc.rp = NULL;
+    pthread_mutex_unlock(&pc.rp_lock);
+}
+
+bool postcopy_incoming_resume(MigStream *rp)
+{
+    bool ok = true;
+    pthread_mutex_lock(&pc.rp_lock);
+    pc.rp = rp;
+    pc.last_requested = NULL;       /* the first request names its block again */
+    for (int i = 0; i < pc.nmaps && ok; i++) {
+        BlockMaps *m = &pc.maps[i];
+        for (uint64_t page = 0; page < m->b->npages && ok; page++) {
+            if (bit_test(m->requested, page) && !bit_test(m->received, page)) {
+                ok = request_page(m, page * MIGVM_PAGE_SIZE);
+            }
+        }
+    }
+    pthread_mutex_unlock(&pc.rp_lock);
+    return ok;
+}
+
+uint64_t postcopy_received_map(const RAMBlock *b, unsigned long *out)
+{
+    BlockMaps *m = maps_of(b);
+    size_t words = (b->npages + MIGVM_BITS_PER_LONG - 1) / MIGVM_BITS_PER_LONG;
+    for (size_t w = 0; w < words; w++) {
+        out[w] = m ? __atomic_load_n(&m->received[w], __ATOMIC_ACQUIRE) : 0;
+    }
+    return b->npages;
 }
 
 void postcopy_incoming_set_running(void)
@@ -545,7 +594,9 @@ void postcopy_incoming_cleanup(bool keep_registered)
     g_free(pc.maps);
     pc.maps = NULL;
     pc.nmaps = 0;
+    pthread_mutex_lock(&pc.rp_lock);
     pc.rp = NULL;
+    pthread_mutex_unlock(&pc.rp_lock);
     pthread_mutex_lock(&pc.bt_lock);
     pc.bt_on = false;
     pthread_mutex_unlock(&pc.bt_lock);

@@ -45,6 +45,15 @@ void postcopy_incoming_set_running(void);
 bool postcopy_place_page(RAMBlock *b, uint64_t offset, const void *data, Error **errp);
 /* RAM's loader before LISTEN (after ADVISE): the page is here. */
 void postcopy_mark_received(RAMBlock *b, uint64_t offset);
+/* Recovery (postcopy.md 6.3), for the recovery handshake: pause when the
+ * channel broke (faults keep being recorded, requests wait); resume on the
+ * new channel's return path, asking again for every page requested and not
+ * received yet (false if that write failed); the received map of a block
+ * (bit i = target page i, 1 = here), copied into out (npages bits, unsigned
+ * longs), to answer RECV_BITMAP. Any thread. */
+void postcopy_incoming_pause(void);
+bool postcopy_incoming_resume(MigStream *rp);
+uint64_t postcopy_received_map(const RAMBlock *b, unsigned long *out);
 /* Stop the fault thread, unregister, free. keep_registered: the guest ran
  * and pages are missing: leave RAM registered so nothing reads the holes.
  * [incoming thread] */
