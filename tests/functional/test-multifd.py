@@ -13,7 +13,9 @@ boot-sector guest when /dev/kvm is usable).
    with exec: refused; zero-copy-send without multifd or with compression, and
    over unix (no MSG_ZEROCOPY there). Over tcp zero-copy-send migrates the RAM
    exactly, and dirty-sync-missed-zero-copy counts loopback's copies.
-3. Mismatched settings fail on both sides and the source keeps running:
+3. max-bandwidth holds over multifd; migrate_cancel leaves the source running
+   and the next multifd migration completes with RAM identical.
+4. Mismatched settings fail on both sides and the source keeps running:
    multifd on the source only, on the destination only, 2 channels against 3,
    3 against 2, zlib against none. The five pairs run at the same time (two
    of them wait for the destination's 5 s channel deadline). Without the
@@ -125,6 +127,51 @@ def exec_refused():
                  ("GenericError", "multifd is not supported by current protocol"))
     finally:
         dst.kill()
+
+
+def cancel_then_again():
+    """max-bandwidth holds with multifd; migrate_cancel leaves the source
+    running; the next multifd migration (to a new destination) completes."""
+    uri = uri_for("unix", "cancel")
+    src = miglib.start_vm(mem="128M")
+    dst = miglib.start_vm(mem="128M", incoming=uri, extra=["-S"])
+    qs = src.qmp()
+    dst2 = None
+    try:
+        multifd_setup(qs, 2)
+        multifd_setup(dst.qmp(), 2)
+        qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 32 << 20})
+        check("cancel: workload runs", miglib.wait_serial_growth(src.serial_path, 10))
+        qs.cmd_ok("migrate", uri=uri)
+        wait_until(lambda: miglib.mig_status(qs) == "active", 10)
+        wait_until(lambda: miglib.mig_info(qs)["ram"]["transferred"] > 48 << 20, 10)
+        info = miglib.mig_info(qs)
+        rate = info["ram"]["transferred"] / max(info["total-time"], 1) * 1000
+        check("cancel: max-bandwidth holds over multifd", rate < 48 << 20, "%.1f MiB/s" % (rate / (1 << 20)))
+        qs.cmd_ok("migrate_cancel")
+        info = miglib.wait_mig_status(qs, ("cancelled", "failed", "completed"), 10)
+        check_eq("cancel: cancelled", info and info["status"], "cancelled")
+        check_eq("cancel: source running", miglib.query_status(qs), "running")
+        check("cancel: guest runs on", miglib.wait_serial_growth(src.serial_path, 10))
+        uri2 = uri_for("tcp", "again")
+        dst2 = miglib.start_vm(mem="128M", incoming=uri2, extra=["-S"])
+        qd2 = dst2.qmp()
+        multifd_setup(qd2, 2)
+        qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 0})
+        qs.cmd_ok("migrate", uri=uri2)
+        info = miglib.wait_mig_status(qs, ("completed", "failed"), 60)
+        check_eq("again: completed", info and info["status"], "completed")
+        if info and info["status"] == "completed":
+            check_counters("again", info)
+            a = miglib.pmemsave(qs, os.path.join(src.dir, "src.bin"), 0, 128 << 20)
+            miglib.wait_mig_status(qd2, "completed", 30)
+            b = miglib.pmemsave(qd2, os.path.join(dst2.dir, "dst.bin"), 0, 128 << 20)
+            check("again: RAM identical", a == b)
+    finally:
+        src.kill()
+        dst.kill()
+        if dst2:
+            dst2.kill()
 
 
 ZC_ERROR = ("GenericError", "Zero copy only available for non-compressed non-TLS multifd migration")
@@ -252,6 +299,7 @@ def main():
         if not os.environ.get("MULTIFD_ONLY") or os.environ["MULTIFD_ONLY"] == "live":
             run("live %s %d %s" % (t, n, c), live_case, t, n, c)
     run("exec refused", exec_refused)
+    run("cancel then again", cancel_then_again)
     run("zero-copy rules", zero_copy_rules)
     run("live tcp 2 none zero-copy", live_case, "tcp", 2, "none", "64M", True)
     run("mismatches", mismatches)
