@@ -378,8 +378,16 @@ static void incoming_tls_done(MigChannel *ch, Error *err, void *opaque)
         return;
     }
     if (!err) {
-        if (!incoming_multifd_channel(ch)) {
+        if (incoming_multifd_channel(ch)) {
+            return;
+        }
+        /* A multifd source (QEMU 7.2's) may send nothing on the main channel
+         * until its multifd channels finished their handshakes, which needs
+         * the listener: no waiting for a pre-flight check's first bytes then. */
+        if (migrate_cap(MIGRATION_CAPABILITY_MULTIFD)) {
             incoming_load(ch);
+        } else {
+            mig_preflight_classify(ch, incoming_load, incoming_check_done);
         }
         return;
     }
@@ -401,8 +409,8 @@ static void incoming_tls_done(MigChannel *ch, Error *err, void *opaque)
 }
 
 /* Main loop: a connection (or the exec/fd/file channel) is ready. With
- * tls-creds every connection is a TLS migration (no plain pre-flight
- * check). [BQL] */
+ * tls-creds every connection starts with a TLS handshake, the pre-flight
+ * check's too. [BQL] */
 static void incoming_channel_ready(MigChannel *ch, void *opaque)
 {
     if (mig_tls_enabled()) {

@@ -37,6 +37,7 @@
  */
 #include "preflight.h"
 #include "channel.h"
+#include "tls.h"
 #include "memory.h"
 #include "machine.h"
 #include "migration.h"
@@ -217,6 +218,10 @@ static json_object *ask(MigAddress *addr, const char *request, Error **errp)
 {
     MigChannel ch = { .fd = -1 };
     if (!mig_channel_connect(addr, -1, -1, &ch, errp)) {
+        return NULL;
+    }
+    if (!mig_tls_channel_client(&ch, addr, -1, errp)) {     /* with tls-creds, as a migration would */
+        mig_channel_close(&ch, true, NULL);
         return NULL;
     }
     set_timeouts(ch.fd);
@@ -454,7 +459,7 @@ static gpointer check_thread(gpointer opaque)
     json_object_put(reply);
     uint32_t words[1] = { PREFLIGHT_MAGIC };
     send_message(fd, words, 1, text);      /* a source that left gets nothing */
-    mig_channel_close(&p->ch, true, NULL);
+    mig_channel_close(&p->ch, false, NULL);     /* not abort: a TLS layer delivers the answer first */
     main_loop_schedule(probe_finished, p);
     return NULL;
 }

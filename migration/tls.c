@@ -47,6 +47,7 @@
 #define HANDSHAKE_TIMEOUT_MS (60 * 1000)
 #define LINGER_MS 2000          /* after our close_notify or a refusal: wait for the peer's close */
 #define FLUSH_MS 5000           /* after the caller closed: at most this long to deliver what it wrote */
+#define ABORT_MS 100            /* after an abort: what is already written may still go out this long */
 #define RELAY_BUF (64 * 1024)
 
 typedef struct MigTls {
@@ -427,6 +428,7 @@ typedef struct Relay {
     bool bye_done;
     int64_t linger_until;       /* 0, or when to stop waiting for the peer's close */
     int64_t flush_until;        /* 0, or when to give up delivering once the caller closed */
+    int64_t abort_until;        /* 0, or the end of the grace an abort leaves */
 } Relay;
 
 /* inner -> session. False on a fatal error. */
@@ -512,6 +514,9 @@ static gpointer relay_thread(gpointer opaque)
         if (ours_done && (r->net_eof || r->inner_gone || now_ms() >= r->linger_until)) {
             break;
         }
+        if (r->abort_until && now_ms() >= r->abort_until) {
+            break;
+        }
         if (r->inner_gone && !r->flush_until) {
             r->flush_until = now_ms() + FLUSH_MS;     /* a peer that stopped reading cannot hold us */
         }
@@ -549,8 +554,14 @@ static gpointer relay_thread(gpointer opaque)
         if (poll(pfd, 3, timeout) < 0 && errno != EINTR) {
             break;
         }
-        if (pfd[2].revents & POLLIN) {
-            break;                      /* aborted */
+        if ((pfd[2].revents & POLLIN) && !r->abort_until) {
+            /* Aborted: a last message already written (a failure report on
+             * the return path) may still go out, briefly. */
+            uint64_t v;
+            ssize_t n = read(t->wake, &v, sizeof(v));
+            (void)n;
+            r->abort_until = now_ms() + ABORT_MS;
+            r->flush_until = r->flush_until ? MIN(r->flush_until, r->abort_until) : r->abort_until;
         }
         /* Both directions of the caller's end closed: nothing more to carry in. */
         if ((pfd[0].revents & POLLHUP) && !(pfd[0].revents & POLLIN)) {

@@ -9,7 +9,7 @@ Certificates are made here with certtool (tlslib.py). Checked:
             unauthorized client name, and a plain (non-TLS) source: each fails
             the source with an error naming the cause, the destination prints
             its own reason and listens on, and the source guest keeps running.
-  success:  a live migration of the soft workload through TLS with tls-authz
+  success:  x-migrate-check through TLS answers compatible; then a live migration of the soft workload through TLS with tls-authz
             (authz-list glob) onto a destination with -S: source and
             destination RAM byte-identical and the workload's memory rule
             holds; then `cont` and the guest runs on.
@@ -182,6 +182,10 @@ def test_migrations():
 
     qd.cmd_ok("migrate-set-parameters", **{"tls-authz": "allow"})
     qs.cmd_ok("migrate-set-parameters", **{"tls-creds": "good", "tls-hostname": ""})
+    r = qs.cmd("x-migrate-check", uri="tcp:127.0.0.1:%d" % port)
+    check_eq("pre-flight check through TLS: compatible", r, {"return": {"compatible": True, "problems": []}})
+    check("pre-flight check: destination still listening",
+          "socket-address" in mig_info(qd) and query_status(qd) == "inmigrate", mig_info(qd))
     qs.cmd_ok("migrate", uri="tcp:127.0.0.1:%d" % port)
     status = final_status(qs, 60)
     check_eq("TLS migration completes", status, "completed")
