@@ -64,6 +64,11 @@ struct RAMBlock {
     unsigned long *log;         /* software dirty log (see above) */
     unsigned long *rate_bmap;   /* pages harvested while a capture runs (below) */
     uint64_t bmap_count;        /* set bits in bmap (atomic) */
+    /* Recovery of a broken connection (migration/recv-bitmap.c owns them,
+     * NULL outside a migration): the destination's pages received, the
+     * source's pages sent, and those sent again since the last checkpoint
+     * the destination acknowledged (two generations). */
+    unsigned long *receivedmap, *sentmap, *resentmap, *resentmap_old;
     RAMBlock *next;
 };
 

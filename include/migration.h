@@ -11,11 +11,16 @@
  *   stopped and the VM runs again exactly as before.
  *   Status: none → setup → active → [pre-switchover → device] → completed
  *                                   | failed | cancelling → cancelled
+ *   With x-resumable-precopy a broken channel during active goes to
+ *   x-precopy-paused (guest running) ⇄ x-precopy-recover → active (migrate
+ *   resume:true; migration.c "resumable precopy"), or cancelled.
  *
  * Destination (incoming.c):
  *   -incoming URI / migrate-incoming ─► listener ─► incoming thread: load
  *   ─► main loop: resume (RESUME) or fail cleanly (the guest never runs).
  *   Status: none → setup → active → completed | failed
+ *   With x-resumable-precopy: active → x-precopy-paused → (migrate-recover,
+ *   the source connects) x-precopy-recover → active (incoming.c).
  */
 #ifndef MIGVM_MIGRATION_H
 #define MIGVM_MIGRATION_H
@@ -47,6 +52,9 @@ void migration_emit_status(MigrationStatus status);
 bool migration_incoming_start(const char *uri, Error **errp);
 /* Destination status for query-migrate, or false when no incoming migration exists. */
 bool migration_incoming_fill_info(MigrationInfo *info);
+/* migrate-pause on the destination: break the incoming channel if the
+ * load would pause (x-resumable-precopy); false if it would not. [BQL] */
+bool migration_incoming_pause(void);
 /* True after an incoming migration failed: the guest must not run. */
 bool migration_incoming_failed(void);
 

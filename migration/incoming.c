@@ -17,6 +17,7 @@
 #include "preflight.h"
 #include "options.h"
 #include "postcopy-ram.h"
+#include "recovery.h"
 #include "machine.h"
 #include "multifd.h"
 #include "savevm.h"
@@ -27,6 +28,8 @@
 #include "qapi-events.h"
 
 #include <assert.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <glib.h>
 
@@ -45,9 +48,18 @@ typedef struct IncomingState {
     bool rp_opened, peer_migvm;
     int64_t loaded_ns;
     bool postcopy_started;        /* main thread: RUN decided the run state already */
+    /* A broken connection, resumed (x-resumable-precopy; see incoming_channel_lost). */
+    pthread_mutex_t rec_lock;       /* a pthread mutex: visible to ThreadSanitizer */
+    pthread_cond_t rec_cond;
+    bool rec_ready;                 /* [rec_lock] channel holds the new connection */
+    bool recovering;                /* incoming thread: new connection, no RESUME yet */
+    MigStream *f, *rp_now;          /* incoming thread: the streams being loaded */
 } IncomingState;
 
-static IncomingState incoming = { .status = MIGRATION_STATUS_NONE };
+static IncomingState incoming = {
+    .status = MIGRATION_STATUS_NONE,
+    .rec_lock = PTHREAD_MUTEX_INITIALIZER, .rec_cond = PTHREAD_COND_INITIALIZER,
+};
 
 static void incoming_set_status(MigrationStatus s)
 {
@@ -267,6 +279,122 @@ static void incoming_device_lock(bool lock)
     }
 }
 
+/* ---- a broken connection during precopy (x-resumable-precopy) -------------
+ * The loader (loadvm.c) asks incoming_channel_lost when the stream breaks
+ * while RAM is being copied. With the capability on, the incoming thread
+ * keeps everything loaded so far (pages, the received bitmap, the loader's
+ * sections) and waits; the main loop closes the old channel and reports
+ * x-precopy-paused. migrate-recover listens on a new address; its connection
+ * moves the status to x-precopy-recover and wakes the thread, whose loader
+ * reads on: RECV_BITMAP and POSTCOPY_RESUME (recovery.c), then the rest of the
+ * stream. The guest never ran meanwhile. */
+
+/* Main loop: the incoming thread waits for a new connection. [BQL] */
+static void incoming_paused(void *opaque)
+{
+    incoming_close_channel();
+    error_report("Detected IO failure for precopy. Migration paused.");
+    incoming_set_status(MIGRATION_STATUS_X_PRECOPY_PAUSED);
+}
+
+/* Main loop: the source acknowledged the resume. [BQL] */
+static void incoming_resumed(void *opaque)
+{
+    incoming_set_status(MIGRATION_STATUS_ACTIVE);
+}
+
+/* Incoming thread (loadvm.c's channel_lost). */
+static bool incoming_channel_lost(void *opaque, MigStream **f, MigStream **rp)
+{
+    /* Not with multifd or postcopy-ram: their sources never pause a precopy. */
+    if (!migrate_cap(MIGRATION_CAPABILITY_X_RESUMABLE_PRECOPY) || !incoming.channel.bidirectional ||
+        migrate_cap(MIGRATION_CAPABILITY_MULTIFD) || migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM)) {
+        return false;
+    }
+    main_loop_schedule(incoming_paused, NULL);
+    pthread_mutex_lock(&incoming.rec_lock);
+    while (!incoming.rec_ready) {
+        pthread_cond_wait(&incoming.rec_cond, &incoming.rec_lock);
+    }
+    incoming.rec_ready = false;
+    int fd = incoming.channel.fd;
+    pthread_mutex_unlock(&incoming.rec_lock);
+    mig_stream_close(*rp, NULL);
+    mig_stream_close(*f, NULL);
+    *f = incoming.f = mig_stream_new_fd_reader(fd, false);
+    *rp = incoming.rp_now = mig_stream_open_return_path(*f, NULL);
+    incoming.recovering = true;
+    return true;
+}
+
+/* Incoming thread (loadvm.c's recovery_command). */
+static bool incoming_recovery_command(void *opaque, uint16_t cmd, uint16_t len, MigStream *f,
+                                      MigStream *rp, Error **errp)
+{
+    bool resumed = false;
+    if (!recovery_load_command(cmd, len, f, rp, incoming.recovering, &resumed, errp)) {
+        return false;
+    }
+    if (resumed) {
+        incoming.recovering = false;
+        main_loop_schedule(incoming_resumed, NULL);
+    }
+    return true;
+}
+
+/* Main loop: the resumed connection arrived. [BQL] */
+static void incoming_recover_ready(MigChannel *ch, void *opaque)
+{
+    mig_listener_free(incoming.listener);
+    incoming.listener = NULL;
+    incoming_set_status(MIGRATION_STATUS_X_PRECOPY_RECOVER);
+    pthread_mutex_lock(&incoming.rec_lock);
+    incoming.channel = *ch;
+    incoming.rec_ready = true;
+    pthread_cond_signal(&incoming.rec_cond);
+    pthread_mutex_unlock(&incoming.rec_lock);
+}
+
+bool qmp_migrate_recover(const q_obj_migrate_recover_arg *arg, Error **errp)
+{
+    if (incoming.status != MIGRATION_STATUS_X_PRECOPY_PAUSED) {
+        error_setg(errp, "Migrate recover can only be run when postcopy is paused.");
+        return false;
+    }
+    if (incoming.listener) {
+        error_setg(errp, "Migrate recovery is triggered already");
+        return false;
+    }
+    MigAddress addr;
+    int fd;
+    if (!mig_address_parse(arg->uri, true, &addr, errp)) {
+        return false;
+    }
+    if (!mig_address_take_fd(&addr, &fd, errp)) {
+        mig_address_clear(&addr);
+        return false;
+    }
+    incoming.listener = mig_listener_start(&addr, fd, incoming_recover_ready, NULL, errp);
+    mig_address_clear(&addr);
+    if (!incoming.listener) {
+        return false;
+    }
+    /* QEMU 7.2 announces setup whatever the events capability. */
+    qapi_event_send_migration(MIGRATION_STATUS_SETUP);
+    return true;
+}
+
+bool migration_incoming_pause(void)
+{
+    if (incoming.status != MIGRATION_STATUS_ACTIVE || !incoming.thread ||
+        !migrate_cap(MIGRATION_CAPABILITY_X_RESUMABLE_PRECOPY) || !incoming.channel.bidirectional) {
+        return false;
+    }
+    /* The thread owns the streams, the main loop the fd: shutdown wakes the reader. */
+    shutdown(incoming.channel.fd, SHUT_RDWR);
+    return true;
+}
+
 static gpointer incoming_thread(gpointer opaque)
 {
     MigStream *f = mig_stream_new_fd_reader(incoming.channel.fd, false);
@@ -287,9 +415,16 @@ static gpointer incoming_thread(gpointer opaque)
         .peer_is_migvm = &incoming.peer_migvm,
         .device_lock = incoming_device_lock,
         .postcopy = &incoming_postcopy,
+        .channel_lost = incoming_channel_lost,
+        .recovery_command = incoming_recovery_command,
     };
     multifd_recv_set_main(f);
+    incoming.f = f;
+    incoming.rp_now = rp;
+    incoming.recovering = false;
     bool ok = qemu_loadvm_state(f, &opts, &err);
+    f = incoming.f;         /* a recovery replaced them */
+    rp = incoming.rp_now;
     assert(ok == !err);     /* the loader names every failure */
     Error *channel_err = ok ? NULL : multifd_recv_error();
     if (channel_err) {

@@ -33,6 +33,7 @@ typedef struct LoadState {
     GHashTable *by_id;                  /* section_id -> LoadSection */
     GHashTable *by_entry;               /* SaveStateEntry * -> LoadSection (same objects) */
     GPtrArray *set_up;                  /* entries whose load_setup ran */
+    MigStream *rp;                      /* opts->return_path, or the recovered one */
     bool rp_open;
     bool advised;                       /* POSTCOPY_ADVISE (length 0) seen */
     /* Postcopy: the PACKAGED blob is parsed by a nested LoadState on this
@@ -418,7 +419,7 @@ static bool load_command(LoadState *s, Error **errp)
             error_setg(errp, "CMD_OPEN_RETURN_PATH called when RP already open");
             return false;
         }
-        if (!s->opts->return_path) {
+        if (!s->rp) {
             error_setg(errp, "CMD_OPEN_RETURN_PATH failed: the channel has no return path");
             return false;
         }
@@ -436,7 +437,7 @@ static bool load_command(LoadState *s, Error **errp)
         if (v == MIG_PING_MIGVM && s->opts->peer_is_migvm) {
             *s->opts->peer_is_migvm = true;
         }
-        return mig_rp_send_pong(s->opts->return_path, v, errp);
+        return mig_rp_send_pong(s->rp, v, errp);
     }
     case MIG_CMD_POSTCOPY_ADVISE:
         /* Length 0: the source may migrate dirty bitmaps after switch-over
@@ -470,6 +471,13 @@ static bool load_command(LoadState *s, Error **errp)
             return false;
         }
         return s->opts->postcopy->run(errp);
+    case MIG_CMD_RECV_BITMAP:
+    case MIG_CMD_POSTCOPY_RESUME:
+        if (s->opts->recovery_command) {
+            return s->opts->recovery_command(s->opts->recovery_opaque, cmd, len, s->f,
+                                             s->rp_open ? s->rp : NULL, errp);
+        }
+        return refuse_command(cmd, errp);
     default:
         break;
     }
@@ -538,6 +546,30 @@ static bool load_sections(LoadState *s, Error **errp)
     }
 }
 
+/* The stream broke while RAM was being copied (and no disk): may the
+ * migration go on on a new connection? */
+static bool load_resumable(LoadState *s)
+{
+    if (!s->opts->channel_lost || !s->rp_open || s->listened || !mig_stream_has_error(s->f)) {
+        return false;
+    }
+    bool ram_open = false;
+    GHashTableIter it;
+    gpointer value;
+    g_hash_table_iter_init(&it, s->by_id);
+    while (g_hash_table_iter_next(&it, NULL, &value)) {
+        LoadSection *ls = value;
+        if (ls->state != LOADED_START) {
+            continue;
+        }
+        if (strcmp(ls->se->idstr, "block") == 0) {
+            return false;
+        }
+        ram_open |= strcmp(ls->se->idstr, "ram") == 0;
+    }
+    return ram_open;
+}
+
 bool qemu_loadvm_state(MigStream *f, const LoadvmOptions *opts, Error **errp)
 {
     LoadState s = {
@@ -546,17 +578,27 @@ bool qemu_loadvm_state(MigStream *f, const LoadvmOptions *opts, Error **errp)
         .by_id = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free),
         .by_entry = g_hash_table_new(g_direct_hash, g_direct_equal),
         .set_up = g_ptr_array_new(),
+        .rp = opts->return_path,
     };
     Error *local = NULL;
     bool ok = load_header(&s, &local) && load_setup_all(&s, &local) &&
               load_sections(&s, &local);
+    while (!ok && load_resumable(&s)) {
+        warn_report("%s; waiting for a new connection", error_get_pretty(local));
+        if (!opts->channel_lost(opts->recovery_opaque, &s.f, &s.rp)) {
+            break;
+        }
+        error_free(local);
+        local = NULL;
+        ok = load_sections(&s, &local);
+    }
     if (ok && !s.listened) {        /* no VMDESCRIPTION after postcopy */
         load_vmdesc(&s);
     }
     load_cleanup_all(&s);
     if (s.rp_open && opts->send_shut) {
         Error *rp_err = NULL;
-        if (!mig_rp_send_shut(opts->return_path, ok ? 0 : 1, &rp_err)) {
+        if (!mig_rp_send_shut(s.rp, ok ? 0 : 1, &rp_err)) {
             warn_report("%s", error_get_pretty(rp_err));
             error_free(rp_err);
         }

@@ -29,6 +29,8 @@
 #include "ram.h"
 #include "postcopy-ram.h"
 #include "rp-reader.h"
+#include "recovery.h"
+#include "recv-bitmap.h"
 #include "block-dirty-bitmap.h"
 #include "machine.h"
 #include "savevm.h"
@@ -47,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <glib.h>
+#include <inttypes.h>
 
 /* Completion is considered after each iteration round; bandwidth is measured
  * over windows of this length. */
@@ -88,12 +91,28 @@ typedef struct MigrationState {
     _Atomic int64_t setup_time, total_time, downtime, expected_downtime;
     _Atomic double mbps;
     _Atomic uint64_t pages_per_second, transferred;
+
+    /* Resumable precopy (x-resumable-precopy): see migration_pause. */
+    _Atomic bool resumable;    /* the thread would pause, not fail, on a broken channel */
+    bool resume_requested;     /* [lock] migrate resume:true filled resume_addr/resume_fd */
+    MigAddress resume_addr;    /* [lock] */
+    int resume_fd;             /* [lock] */
+    _Atomic uint64_t closed_bytes;  /* stream bytes of the connections that broke */
+    _Atomic uint64_t first_bytes;   /* those of the first one */
+    _Atomic bool resumed;
+    MigStream *checkpoint_rp;  /* [thread] the return path the checkpoints' PONGs come on */
 } MigrationState;
 
 static MigrationState mig = {
     .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
-    .status = MIGRATION_STATUS_NONE, .passed_fd = -1, .cancel_fd = -1,
+    .status = MIGRATION_STATUS_NONE, .passed_fd = -1, .cancel_fd = -1, .resume_fd = -1,
 };
+
+/* Bytes the migration wrote on all its connections, f the current one. */
+static uint64_t stream_total(MigStream *f)
+{
+    return atomic_load(&mig.closed_bytes) + (f ? mig_stream_bytes_written(f) : 0);
+}
 
 static MigrationStatus status_get(void)
 {
@@ -129,6 +148,8 @@ static bool status_is_running(MigrationStatus s)
     case MIGRATION_STATUS_DEVICE:
     case MIGRATION_STATUS_POSTCOPY_ACTIVE:
     case MIGRATION_STATUS_CANCELLING:
+    case MIGRATION_STATUS_X_PRECOPY_PAUSED:
+    case MIGRATION_STATUS_X_PRECOPY_RECOVER:
         return true;
     default:
         return false;
@@ -156,7 +177,7 @@ static void history_counters(MigHistoryCounters *c, MigStream *f)
     RamStats rs;
     ram_get_stats(&rs);
     *c = (MigHistoryCounters) {
-        .stream_bytes = f ? mig_stream_bytes_written(f) : atomic_load(&mig.transferred),  /* closed: exec */
+        .stream_bytes = f ? stream_total(f) : atomic_load(&mig.transferred),  /* closed: exec */
         .normal_pages = rs.normal_pages, .zero_pages = rs.zero_pages,
         .remaining_bytes = rs.remaining_pages * MIGVM_PAGE_SIZE, .dirty_rate = rs.dirty_pages_rate,
         .throttle = (uint64_t)cpu_throttle_get_percentage(),
@@ -363,6 +384,7 @@ static bool migration_iterate(MigStream *f, bool *postcopy, Error **errp)
         if (savevm_state_iterate(f, errp) < 0) {
             break;
         }
+        sent_bitmap_checkpoint(f, mig.checkpoint_rp);      /* resumable precopy only */
         if (mig_stream_rate_limit_exceeded(f) && !mig_stream_has_error(f)) {
             mig_stream_flush(f);
             rate_limit_wait(f);
@@ -602,6 +624,7 @@ static void migration_cleanup(MigStream *f, MigStream *rp, MigChannel *ch, bool 
     multifd_send_cleanup(success);
     bql_lock();
     savevm_state_cleanup();
+    sent_bitmap_cleanup();
     if (!success && mig.postcopy_started) {
         postcopy_failed_keep_stopped();
     } else if (!success && (stopped || runstate_check(RUN_STATE_FINISH_MIGRATE))) {
@@ -654,6 +677,9 @@ static void migration_fail(MigrationStatus from, Error *err)
     status_change(from, MIGRATION_STATUS_FAILED);
 }
 
+static bool migration_may_pause(MigStream *f);
+static bool migration_pause(MigChannel *ch, MigStream **f, MigStream **rp, Error **err);
+
 static gpointer migration_thread(gpointer opaque)
 {
     MigChannel ch = { .fd = -1 };
@@ -700,7 +726,9 @@ static gpointer migration_thread(gpointer opaque)
         error_setg(&err, "Unable to open return-path for postcopy");
         goto fail;
     }
-    if ((migrate_cap(MIGRATION_CAPABILITY_RETURN_PATH) || postcopy) && ch.bidirectional) {
+    bool resumable = migrate_cap(MIGRATION_CAPABILITY_X_RESUMABLE_PRECOPY) && !postcopy &&
+                     !migrate_cap(MIGRATION_CAPABILITY_BLOCK) && !migrate_cap(MIGRATION_CAPABILITY_MULTIFD);
+    if ((migrate_cap(MIGRATION_CAPABILITY_RETURN_PATH) || postcopy || resumable) && ch.bidirectional) {
         rp = mig_stream_open_return_path(f, &err);
         if (!rp) {
             goto fail;
@@ -740,9 +768,18 @@ static gpointer migration_thread(gpointer opaque)
         goto fail;
     }
     at = MIGRATION_STATUS_ACTIVE;
-    if (!migration_iterate(f, &to_postcopy, &err)) {
-        goto fail;
+    mig.checkpoint_rp = NULL;
+    if (resumable && rp) {
+        sent_bitmap_setup();
+        mig.checkpoint_rp = rp;
+        atomic_store(&mig.resumable, true);
     }
+    while (!migration_iterate(f, &to_postcopy, &err)) {
+        if (!migration_may_pause(f) || !migration_pause(&ch, &f, &rp, &err)) {
+            goto fail;
+        }
+    }
+    atomic_store(&mig.resumable, false);
     if (to_postcopy) {
         bool sent = postcopy_switchover(f, &stopped, &err);
         at = status_get();
@@ -764,7 +801,7 @@ static gpointer migration_thread(gpointer opaque)
         at = status_get();
         goto fail;
     }
-    atomic_store(&mig.transferred, mig_stream_bytes_written(f));
+    atomic_store(&mig.transferred, stream_total(f));
     /* exec: the command's exit status decides (a stream checker in the pipe
      * can fail the migration), and a file it writes is whole once the status
      * says completed. */
@@ -802,8 +839,9 @@ static gpointer migration_thread(gpointer opaque)
     return NULL;
 
 fail:
+    atomic_store(&mig.resumable, false);
     if (f) {
-        atomic_store(&mig.transferred, mig_stream_bytes_written(f));
+        atomic_store(&mig.transferred, stream_total(f));
         if (!err && mig_stream_has_error(f)) {
             mig_stream_get_error(f, &err);
         }
@@ -826,6 +864,176 @@ fail:
     migration_fail(at, err);
     migration_cleanup(f, rp, &ch, stopped);
     return NULL;
+}
+
+/* ---- resumable precopy ---------------------------------------------------
+ * With x-resumable-precopy, a precopy whose channel breaks while RAM is
+ * being copied (no disk, no multifd, a return path) does not fail: the
+ * source closes the channel and waits in x-precopy-paused, the guest
+ * running and its dirty pages still logged, for `migrate resume:true` (or a
+ * cancel, which ends it as any cancel: nothing lost). The resume connects,
+ * replays QEMU 7.2's received-bitmap exchange (recovery.c), under which every
+ * page the destination lacks or may hold stale becomes dirty again, and the
+ * passes go on where they were. A destination that lost its state (killed
+ * and restarted) refuses the handshake; the source then stays paused, and a
+ * cancel and a new migrate start afresh. */
+
+/* The stream broke during the passes and the migration may pause. [thread] */
+static bool migration_may_pause(MigStream *f)
+{
+    return atomic_load(&mig.resumable) && mig_stream_has_error(f) &&
+           status_get() == MIGRATION_STATUS_ACTIVE;
+}
+
+/* Wait for migrate resume:true; false on cancel. [thread] */
+static bool pause_wait_resume(MigAddress *addr, int *fd)
+{
+    pthread_mutex_lock(&mig.lock);
+    while (!mig.resume_requested && !cancelled()) {
+        pthread_cond_wait(&mig.cond, &mig.lock);
+    }
+    bool go = mig.resume_requested && !cancelled();
+    if (go) {
+        *addr = mig.resume_addr;
+        *fd = mig.resume_fd;
+        memset(&mig.resume_addr, 0, sizeof(mig.resume_addr));
+        mig.resume_fd = -1;
+        mig.resume_requested = false;
+    }
+    pthread_mutex_unlock(&mig.lock);
+    return go;
+}
+
+static void pause_close(MigChannel *ch, MigStream **f, MigStream **rp)
+{
+    pthread_mutex_lock(&mig.lock);
+    mig.f = NULL;
+    pthread_mutex_unlock(&mig.lock);
+    uint64_t bytes = *f ? mig_stream_bytes_written(*f) : 0;
+    atomic_store(&mig.closed_bytes, atomic_load(&mig.closed_bytes) + bytes);
+    atomic_store(&mig.transferred, atomic_load(&mig.closed_bytes));
+    mig_stream_close(*rp, NULL);
+    mig_stream_close(*f, NULL);
+    *f = *rp = mig.checkpoint_rp = NULL;
+    mig_channel_close(ch, true, NULL);
+}
+
+/* One resume attempt on addr: connect and run the handshake. [thread] */
+static bool pause_try_resume(MigAddress *addr, int fd, MigChannel *ch, MigStream **f,
+                             MigStream **rp, Error **errp)
+{
+    if (!mig_channel_connect(addr, fd, mig.cancel_fd, ch, errp)) {
+        return false;
+    }
+    *f = mig_stream_new_fd_writer(ch->fd, false);
+    pthread_mutex_lock(&mig.lock);
+    mig.f = *f;             /* a cancel now shuts it down */
+    pthread_mutex_unlock(&mig.lock);
+    *rp = mig_stream_open_return_path(*f, errp);
+    uint64_t marked = 0;
+    if (!*rp || !recovery_source_handshake(*f, *rp, true, &marked, errp)) {
+        error_prepend(errp, "resume refused (a destination restarted since has lost the pages: "
+                      "migrate_cancel, then migrate afresh): ");
+        return false;
+    }
+    error_report("migration resumed: %" PRIu64 " pages marked again, %" PRIu64 " to send",
+                marked, ram_dirty_pages());
+    rate_limit_apply(*f, true);
+    savevm_state_resume_prepare();
+    sent_bitmap_resumed();
+    mig.checkpoint_rp = *rp;
+    return true;
+}
+
+/* The channel broke (*err says how; reported and freed here): pause until
+ * resumed on a new channel (true, with *f and *rp the new streams) or
+ * cancelled (false). [thread] */
+static bool migration_pause(MigChannel *ch, MigStream **f, MigStream **rp, Error **err)
+{
+    pause_close(ch, f, rp);
+    if (!atomic_load(&mig.resumed) && !atomic_load(&mig.first_bytes)) {
+        atomic_store(&mig.first_bytes, atomic_load(&mig.closed_bytes));
+    }
+    error_report("migration paused: %s", error_get_pretty(*err));
+    error_free(*err);
+    *err = NULL;
+    if (!status_change(MIGRATION_STATUS_ACTIVE, MIGRATION_STATUS_X_PRECOPY_PAUSED)) {
+        return false;
+    }
+    for (;;) {
+        MigAddress addr;
+        int fd;
+        if (!pause_wait_resume(&addr, &fd) ||
+            !status_change(MIGRATION_STATUS_X_PRECOPY_PAUSED, MIGRATION_STATUS_X_PRECOPY_RECOVER)) {
+            if (!cancelled()) {
+                mig_address_clear(&addr);
+            }
+            return false;
+        }
+        Error *local = NULL;
+        bool ok = pause_try_resume(&addr, fd, ch, f, rp, &local);
+        mig_address_clear(&addr);
+        if (ok && status_change(MIGRATION_STATUS_X_PRECOPY_RECOVER, MIGRATION_STATUS_ACTIVE)) {
+            atomic_store(&mig.resumed, true);
+            return true;
+        }
+        if (local) {
+            error_report("%s", error_get_pretty(local));
+            error_free(local);
+        }
+        pause_close(ch, f, rp);
+        if (!status_change(MIGRATION_STATUS_X_PRECOPY_RECOVER, MIGRATION_STATUS_X_PRECOPY_PAUSED)) {
+            return false;       /* cancelled */
+        }
+    }
+}
+
+/* migrate resume:true: hand the new address to the paused thread. */
+static bool migration_resume_request(const char *uri, Error **errp)
+{
+    if (status_get() != MIGRATION_STATUS_X_PRECOPY_PAUSED) {
+        error_setg(errp, "Cannot resume if there is no paused migration");
+        return false;
+    }
+    MigAddress addr;
+    int fd;
+    if (!mig_address_parse(uri, false, &addr, errp)) {
+        return false;
+    }
+    if (!mig_address_take_fd(&addr, &fd, errp)) {
+        mig_address_clear(&addr);
+        return false;
+    }
+    pthread_mutex_lock(&mig.lock);
+    if (mig.resume_requested) {         /* not taken yet: the newer one wins */
+        mig_address_clear(&mig.resume_addr);
+        if (mig.resume_fd >= 0) {
+            close(mig.resume_fd);
+        }
+    }
+    mig.resume_addr = addr;
+    mig.resume_fd = fd;
+    mig.resume_requested = true;
+    pthread_cond_broadcast(&mig.cond);
+    pthread_mutex_unlock(&mig.lock);
+    return true;
+}
+
+bool qmp_migrate_pause(Error **errp)
+{
+    if (status_get() == MIGRATION_STATUS_ACTIVE && atomic_load(&mig.resumable)) {
+        pthread_mutex_lock(&mig.lock);
+        if (mig.f) {
+            mig_stream_shutdown(mig.f);
+        }
+        pthread_mutex_unlock(&mig.lock);
+        return true;
+    }
+    if (migration_incoming_pause()) {
+        return true;
+    }
+    error_setg(errp, "migrate-pause is currently only supported during postcopy-active state");
+    return false;
 }
 
 bool migration_init(Error **errp)
@@ -866,10 +1074,6 @@ void migration_shutdown(void)
 
 static bool migrate_prepare(const q_obj_migrate_arg *arg, Error **errp)
 {
-    if (arg->has_resume && arg->resume) {
-        error_setg(errp, "Cannot resume if there is no paused migration");
-        return false;
-    }
     if (migration_is_running()) {
         error_setg(errp, "There's a migration process in progress");
         return false;
@@ -931,6 +1135,9 @@ static void migration_reset(void)
     atomic_store(&mig.pages_per_second, 0);
     atomic_store(&mig.transferred, 0);
     multifd_send_stats_reset();
+    atomic_store(&mig.closed_bytes, 0);
+    atomic_store(&mig.first_bytes, 0);
+    atomic_store(&mig.resumed, false);
     block_mig_stats_reset();
     atomic_store_explicit(&mig.status, MIGRATION_STATUS_SETUP, memory_order_release);
     migration_emit_status(MIGRATION_STATUS_SETUP);
@@ -953,6 +1160,9 @@ static bool migration_fail_uri(Error *err, bool with_desc, Error **errp)
 
 bool qmp_migrate(const q_obj_migrate_arg *arg, Error **errp)
 {
+    if (arg->has_resume && arg->resume) {
+        return migration_resume_request(arg->uri, errp);
+    }
     migration_join_ended();
     if (!migrate_prepare(arg, errp)) {
         return false;
@@ -1037,7 +1247,7 @@ static MigrationStats *ram_info(bool completed)
     ram_get_stats(&rs);
     MigrationStats *s = g_new0(MigrationStats, 1);
     uint64_t done = atomic_load(&mig.transferred);
-    uint64_t stream = completed || !mig.f ? done : mig_stream_bytes_written(mig.f);
+    uint64_t stream = completed || !mig.f ? done : stream_total(mig.f);
     /* QEMU counts RAM alone here; the disk's bytes are the "disk" member's. */
     s->transferred = (int64_t)(stream - MIN(stream, block_mig_stream_bytes()));
     s->remaining = completed ? 0 : (int64_t)(rs.remaining_pages * MIGVM_PAGE_SIZE);
@@ -1076,6 +1286,8 @@ MigrationInfo *qmp_query_migrate(Error **errp)
     case MIGRATION_STATUS_PRE_SWITCHOVER:
     case MIGRATION_STATUS_DEVICE:
     case MIGRATION_STATUS_POSTCOPY_ACTIVE:
+    case MIGRATION_STATUS_X_PRECOPY_PAUSED:
+    case MIGRATION_STATUS_X_PRECOPY_RECOVER:
         info->has_setup_time = true;
         info->setup_time = atomic_load(&mig.setup_time);
         info->has_total_time = true;
@@ -1106,6 +1318,12 @@ MigrationInfo *qmp_query_migrate(Error **errp)
         break;
     default:
         break;
+    }
+    if (atomic_load(&mig.resumed) && info->ram) {
+        info->has_x_resent_bytes = true;
+        info->x_resent_bytes = (uint64_t)info->ram->transferred + block_mig_stream_bytes() -
+                               MIN(atomic_load(&mig.first_bytes),
+                                   (uint64_t)info->ram->transferred + block_mig_stream_bytes());
     }
     pthread_mutex_unlock(&mig.lock);
     info->has_status = true;

@@ -12,7 +12,7 @@ MIGRATION_CORE_OBJS := $(BUILD)/migration/stream.o $(BUILD)/migration/vmstate.o 
 MIGRATION_OBJS := $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                   $(BUILD)/migration/channel.o $(BUILD)/migration/channel-fd.o \
                   $(BUILD)/migration/options.o \
-                  $(BUILD)/migration/ram.o $(BUILD)/migration/postcopy-ram.o $(BUILD)/migration/postcopy-queue.o $(BUILD)/migration/rp-reader.o \
+                  $(BUILD)/migration/ram.o $(BUILD)/migration/recv-bitmap.o $(BUILD)/migration/recovery.o $(BUILD)/migration/postcopy-ram.o $(BUILD)/migration/postcopy-queue.o $(BUILD)/migration/rp-reader.o \
                   $(BUILD)/migration/auto-converge.o $(BUILD)/migration/converge.o $(BUILD)/migration/block.o $(BUILD)/migration/block-load.o \
                   $(BUILD)/migration/block-dirty-bitmap.o \
                   $(BUILD)/migration/migration.o \
@@ -47,7 +47,7 @@ $(BUILD)/tests/unit/test-migration-params: $(BUILD)/migration/options.o $(BUILD)
 # The "ram" section on memory streams: round trip with dirty pages, hostile records.
 UNIT_TESTS += $(BUILD)/tests/unit/test-ram
 $(BUILD)/tests/unit/test-ram.o $(BUILD)/tests/unit/postcopy-stubs.o: CFLAGS_ALL += -Imigration
-$(BUILD)/tests/unit/test-ram: $(BUILD)/migration/ram.o $(BUILD)/tests/unit/postcopy-stubs.o $(MIGRATION_CORE_OBJS) $(MULTIFD_OBJS) \
+$(BUILD)/tests/unit/test-ram: $(BUILD)/migration/ram.o $(BUILD)/migration/recv-bitmap.o $(BUILD)/tests/unit/postcopy-stubs.o $(MIGRATION_CORE_OBJS) $(MULTIFD_OBJS) \
                               $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(UTIL_OBJS)
 
 # The destination's postcopy RAM on a real userfaultfd: faults, requests, placement, pause/resume.
@@ -76,7 +76,7 @@ $(BUILD)/tests/unit/test-incoming: $(BUILD)/migration/incoming.o $(BUILD)/migrat
 FUZZ_TARGETS += $(BUILD)/fuzz/fuzz-loadvm
 $(BUILD)/fuzz/tests/fuzz/fuzz-loadvm.o: CFLAGS_ALL += -Imigration
 $(BUILD)/fuzz/tests/unit/postcopy-stubs.o: CFLAGS_ALL += -Imigration
-$(BUILD)/fuzz/fuzz-loadvm: $(call fuzz-objs,$(MIGRATION_CORE_OBJS) $(BUILD)/migration/ram.o $(BUILD)/tests/unit/postcopy-stubs.o $(MULTIFD_OBJS) \
+$(BUILD)/fuzz/fuzz-loadvm: $(call fuzz-objs,$(MIGRATION_CORE_OBJS) $(BUILD)/migration/ram.o $(BUILD)/migration/recv-bitmap.o $(BUILD)/tests/unit/postcopy-stubs.o $(MULTIFD_OBJS) \
                                              $(BUILD)/system/memory.o $(BUILD)/system/accel.o $(UTIL_OBJS))
 .PHONY: fuzz-loadvm
 fuzz-loadvm: $(BUILD)/fuzz/fuzz-loadvm
@@ -118,3 +118,11 @@ UNIT_TESTS += $(BUILD)/tests/unit/test-multifd
 $(BUILD)/tests/unit/test-multifd.o: CFLAGS_ALL += -Imigration
 $(BUILD)/tests/unit/test-multifd: $(MULTIFD_OBJS) $(MIGRATION_CORE_OBJS) $(BUILD)/system/memory.o \
                                   $(BUILD)/system/accel.o $(UTIL_OBJS)
+
+# The recovery handshake (recovery.c) and the received / sent maps
+# (recv-bitmap.c) on memory streams and real RAM blocks: QEMU 7.2's bytes.
+UNIT_TESTS += $(BUILD)/tests/unit/test-recovery
+$(BUILD)/tests/unit/test-recovery.o: CFLAGS_ALL += -Imigration
+$(BUILD)/tests/unit/test-recovery: $(BUILD)/migration/recovery.o $(BUILD)/migration/recv-bitmap.o \
+                                   $(MIGRATION_CORE_OBJS) $(BUILD)/system/memory.o $(BUILD)/system/accel.o \
+                                   $(UTIL_OBJS)

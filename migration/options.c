@@ -36,6 +36,7 @@ static bool cap_supported(MigrationCapability cap)
     case MIGRATION_CAPABILITY_ZERO_COPY_SEND:       /* migration/multifd-send.c */
     case MIGRATION_CAPABILITY_POSTCOPY_RAM:         /* migration/postcopy-ram.c */
     case MIGRATION_CAPABILITY_POSTCOPY_BLOCKTIME:
+    case MIGRATION_CAPABILITY_X_RESUMABLE_PRECOPY:  /* migration/migration.c, incoming.c */
         return true;
     default:
         return false;

@@ -24,6 +24,7 @@
 #include "ram.h"
 #include "buffer-zero.h"
 #include "postcopy-ram.h"
+#include "recv-bitmap.h"
 #include "cpu-throttle.h"
 #include "auto-converge.h"
 #include "clock.h"
@@ -220,6 +221,7 @@ static void ram_send_page(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t page
     }
     bool zero = buffer_is_zero(host, MIGVM_PAGE_SIZE);
     ram_put_record_header(f, rs, b, page << MIGVM_PAGE_BITS, zero ? RAM_SAVE_FLAG_ZERO : RAM_SAVE_FLAG_PAGE);
+    sent_bitmap_note(b, page);      /* resumable precopy: recv-bitmap.h */
     if (zero) {
         mig_stream_put_u8(f, 0);
         stat_add(&rs->stats.zero_pages, 1);
@@ -367,6 +369,16 @@ bool ram_postcopy_send_discard(MigStream *f, Error **errp)
     return mig_stream_get_error(f, errp);
 }
 
+/* The stream goes on on a new channel: name the block again, and walk the
+ * bitmap from its start (the recovery handshake marked pages everywhere). */
+static void ram_resume_prepare(void *opaque)
+{
+    RAMState *rs = opaque;
+    rs->last_sent_block = NULL;
+    rs->scan_block = ram_block_first();
+    rs->scan_page = 0;
+}
+
 static void ram_save_cleanup(void *opaque)
 {
     cpu_throttle_stop();        /* completed, failed or cancelled: full speed again */
@@ -383,7 +395,13 @@ static bool ram_load_setup(void *opaque, Error **errp)
     RAMState *rs = opaque;
     rs->last_loaded_block = NULL;
     rs->blocks_checked = false;
+    recv_bitmap_setup();        /* what a recovery reports as received */
     return true;
+}
+
+static void ram_load_cleanup(void *opaque)
+{
+    recv_bitmap_cleanup();
 }
 
 /* MEM_SIZE: the source's block list must be exactly ours. */
@@ -505,13 +523,18 @@ static bool ram_load_page(MigStream *f, RAMState *rs, uint64_t addr, uint64_t fl
             memset(host, 0, MIGVM_PAGE_SIZE);
             tsan_ignore_end();
         }
+        recv_bitmap_set(b, addr >> MIGVM_PAGE_BITS);
         return true;
     }
     tsan_ignore_begin();
     mig_stream_get_buffer(f, host, MIGVM_PAGE_SIZE);
     tsan_ignore_end();
-    return mig_stream_check(f, errp, "Failed to read the page at 0x%" PRIx64 " in block %s",
-                            addr, b->name);
+    if (!mig_stream_check(f, errp, "Failed to read the page at 0x%" PRIx64 " in block %s",
+                          addr, b->name)) {
+        return false;
+    }
+    recv_bitmap_set(b, addr >> MIGVM_PAGE_BITS);
+    return true;
 }
 
 static bool ram_load_state(MigStream *f, void *opaque, int version_id, Error **errp)
@@ -568,10 +591,12 @@ static const SaveVMHandlers ram_handlers = {
     .state_pending_exact = ram_state_pending_exact,
     .save_live_iterate = ram_save_iterate,
     .save_live_complete_precopy = ram_save_complete,
+    .resume_prepare = ram_resume_prepare,
     .save_cleanup = ram_save_cleanup,
     .postcopiable = true,
     .load_setup = ram_load_setup,
     .load_state = ram_load_state,
+    .load_cleanup = ram_load_cleanup,
 };
 
 bool ram_mig_init(RamPassFn *on_pass, Error **errp)

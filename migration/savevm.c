@@ -589,6 +589,17 @@ bool savevm_state_complete_postcopy(MigStream *f, Error **errp)
     return mig_stream_get_error(f, errp);
 }
 
+void savevm_state_resume_prepare(void)
+{
+    GPtrArray *r = savevm_entries();
+    for (guint i = 0; i < r->len; i++) {
+        SaveStateEntry *se = r->pdata[i];
+        if (se->setup_done && se->ops->resume_prepare) {
+            se->ops->resume_prepare(se->opaque);
+        }
+    }
+}
+
 void savevm_state_cleanup(void)
 {
     assert(bql_locked());

@@ -113,6 +113,9 @@ typedef struct SaveVMHandlers {
     /* <0 error (errp set), 0 more to do, 1 this pass is done. */
     int (*save_live_iterate)(MigStream *f, void *opaque, Error **errp);
     bool (*save_live_complete_precopy)(MigStream *f, void *opaque, Error **errp);
+    /* Optional: the migration goes on on a new channel after a recovery
+     * handshake (its first records must not rely on the old stream). */
+    void (*resume_prepare)(void *opaque);
     void (*save_cleanup)(void *opaque);
     /* Goes on sending after the switch to postcopy (RAM); the others end
      * before it. */
@@ -192,6 +195,8 @@ bool savevm_state_complete_precopy(MigStream *f, bool send_vmdesc, Error **errp)
 typedef enum { SAVEVM_COMPLETE_LIVE, SAVEVM_COMPLETE_DEVICES } SavevmCompleteStage;
 typedef void SavevmCompleteFn(SavevmCompleteStage stage);
 void savevm_set_complete_observer(SavevmCompleteFn *fn);
+/* resume_prepare of every live handler that was set up. [migration thread] */
+void savevm_state_resume_prepare(void);
 /* save_cleanup of every handler that was set up. [BQL] */
 void savevm_state_cleanup(void);
 
@@ -228,6 +233,16 @@ typedef struct LoadvmOptions {
      * monitor keeps answering during a long load. NULL: no locking. */
     void (*device_lock)(bool lock);
     const LoadvmPostcopy *postcopy;  /* NULL: postcopy commands refused */
+    /* Recovery of a broken connection (recovery.c, incoming.c), NULL: none.
+     * channel_lost: the stream failed reading (an I/O error, not bad
+     * content) while "ram" was open and no "block" section was; it may
+     * block until a new connection arrives and return true with the streams
+     * to go on with (closing the old ones), or false to fail the load.
+     * recovery_command: RECV_BITMAP and POSTCOPY_RESUME (else refused). */
+    bool (*channel_lost)(void *opaque, MigStream **f, MigStream **rp);
+    bool (*recovery_command)(void *opaque, uint16_t cmd, uint16_t len, MigStream *f,
+                             MigStream *rp, Error **errp);
+    void *recovery_opaque;
 } LoadvmOptions;
 
 /* Read a whole stream (header to EOF, then an optional vmdesc). On failure

@@ -464,6 +464,18 @@ static size_t fill(MigStream *f, size_t need)
     return f->rlen - f->rpos;
 }
 
+bool mig_stream_readable(MigStream *f)
+{
+    if (f->rlen > f->rpos) {
+        return true;
+    }
+    if (f->kind != MS_FD_READER || f->eof || f->err) {
+        return false;
+    }
+    struct pollfd p = { .fd = f->fd, .events = POLLIN };
+    return poll(&p, 1, 0) > 0;
+}
+
 static void set_eof_error(MigStream *f)
 {
     mig_stream_set_error(f, "Unexpected end of migration stream");

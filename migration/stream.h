@@ -101,6 +101,8 @@ void mig_stream_account(MigStream *f, uint64_t len);
 bool mig_stream_flush(MigStream *f);
 
 /* ---- read side ---- */
+/* A reader has bytes (or an end or error) to give without blocking. */
+bool mig_stream_readable(MigStream *f);
 uint8_t mig_stream_get_u8(MigStream *f);
 uint16_t mig_stream_get_be16(MigStream *f);
 uint32_t mig_stream_get_be32(MigStream *f);

@@ -139,6 +139,21 @@ void hmp_migrate_incoming(Monitor *mon, const HmpArgs *args)
     hmp_handle_error(mon, err);
 }
 
+void hmp_migrate_pause(Monitor *mon, const HmpArgs *args)
+{
+    Error *err = NULL;
+    qmp_migrate_pause(&err);
+    hmp_handle_error(mon, err);
+}
+
+void hmp_migrate_recover(Monitor *mon, const HmpArgs *args)
+{
+    Error *err = NULL;
+    q_obj_migrate_recover_arg arg = { .uri = (char *)hmp_args_str(args, "uri") };
+    qmp_migrate_recover(&arg, &err);
+    hmp_handle_error(mon, err);
+}
+
 void hmp_migrate_cancel(Monitor *mon, const HmpArgs *args)
 {
     Error *err = NULL;

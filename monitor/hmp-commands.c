@@ -53,7 +53,7 @@ const HmpCommand hmp_cmds[] = {
       "send the VM to URI (with -d, return at once instead of waiting)\n"
       "\t\t\t -b also copy the disks (no shared storage)\n"
       "\t\t\t -i copy the disks incrementally (shared base image)\n"
-      "\t\t\t -r resume a paused postcopy migration",
+      "\t\t\t -r resume a paused migration",
       hmp_migrate, NULL },
     { "migrate_cancel", "", "", "abort the outgoing migration", hmp_migrate_cancel, NULL },
     { "migrate_check", "uri:s", "uri",
@@ -65,6 +65,9 @@ const HmpCommand hmp_cmds[] = {
       hmp_migrate_incoming, NULL },
     { "migrate_start_postcopy", "", "", "switch a running migration to postcopy (capability postcopy-ram)",
       hmp_migrate_start_postcopy, NULL },
+    { "migrate_pause", "", "", "break the migration's connection so that it pauses (postcopy, or a resumable precopy)", hmp_migrate_pause, NULL },
+    { "migrate_recover", "uri:s", "uri", "listen on URI for the source of a paused incoming migration to resume",
+      hmp_migrate_recover, NULL },
     { "migrate_set_capability", "capability:s,state:b", "capability state",
       "switch one migration capability on or off", hmp_migrate_set_capability, NULL },
     { "migrate_set_parameter", "parameter:s,value:s", "parameter value",

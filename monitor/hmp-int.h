@@ -54,7 +54,7 @@ HmpCommandFn hmp_help, hmp_info_help, hmp_info_version, hmp_info_status, hmp_inf
     hmp_info_cpus, hmp_stop, hmp_cont, hmp_system_reset, hmp_quit, hmp_getfd, hmp_closefd, hmp_object_add, hmp_object_del, hmp_memsave, hmp_pmemsave;
 
 /* --- handlers: hmp-cmds-migration.c --- */
-HmpCommandFn hmp_migrate, hmp_migrate_incoming, hmp_migrate_cancel, hmp_migrate_continue,
+HmpCommandFn hmp_migrate, hmp_migrate_incoming, hmp_migrate_cancel, hmp_migrate_continue, hmp_migrate_pause, hmp_migrate_recover,
     hmp_migrate_start_postcopy,
     hmp_migrate_set_capability, hmp_migrate_set_parameter, hmp_info_migrate, hmp_info_migrate_capabilities,
     hmp_info_migrate_parameters;

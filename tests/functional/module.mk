@@ -19,6 +19,7 @@ FUNC_TESTS += tests/functional/test-block.py
 FUNC_TESTS += tests/functional/test-migration.py \
               tests/functional/test-migration-bandwidth.py \
               tests/functional/test-migration-failures.py tests/functional/test-migration-faults.py \
+              tests/functional/test-migration-resume.py \
               tests/functional/test-hmp-migration.py tests/functional/test-hmp-tty.py \
               tests/functional/test-migration-history.py tests/functional/test-migration-check.py \
               tests/functional/test-dirty-rate.py

@@ -23,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from migvm import (check, check_eq, finish, free_tcp_port, require_binary, run,  # noqa: E402
+from migvm import (check, check_eq, finish, free_tcp_port, qemu_mode, require_binary, run,  # noqa: E402
                    strip_ansi)
 from miglib import (mig_info, mig_status, run_soft_workload_tests, serial_size, start_vm, wait_mig_status,  # noqa: E402
                     wait_until)
@@ -34,7 +34,7 @@ GLOBALS = ("globals:\r\nstore-global-state: on\r\nonly-migratable: off\r\nsend-c
 CAPS = ["xbzrle", "rdma-pin-all", "auto-converge", "zero-blocks", "compress", "events", "postcopy-ram", "x-colo",
         "release-ram", "block", "return-path", "pause-before-switchover", "multifd", "dirty-bitmaps",
         "postcopy-blocktime", "late-block-activate", "x-ignore-shared", "validate-uuid", "background-snapshot",
-        "zero-copy-send", "postcopy-preempt"]
+        "zero-copy-send", "postcopy-preempt"] + ([] if qemu_mode() else ["x-resumable-precopy"])
 
 PARAMS = """announce-initial: 50 ms
 announce-max: 550 ms

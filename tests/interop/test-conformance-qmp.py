@@ -26,7 +26,6 @@ UNSUPPORTED_CAPS = ("migvm refuses capabilities it does not implement (migration
 DELIBERATE = {
     r"capabilities: set (postcopy-preempt alone|postcopy-ram with x-ignore-shared"
     r"|x-colo|xbzrle|validate-uuid)": UNSUPPORTED_CAPS,
-    "oob: migrate-recover out of band": "no postcopy in migvm: migrate-recover/migrate-pause do not exist",
     r"parameters: set multifd-z(lib|std)-level=.*": "QEMU 7.2 answers {} to an out-of-range multifd level and "
                                                    "silently keeps the old value; migvm reports the documented range",
     "parameters: an empty block-bitmap-mapping reads back": "migvm's generated types mark an absent list with NULL, "
