@@ -154,6 +154,10 @@ def resume_scenario(name, src, vm_factory, mem_mb, stopped):
     qs = src.qmp()
     resumable(qs)
     qs.cmd_ok("migrate-set-parameters", max_bandwidth=0)
+    if not stopped:
+        # A guest rewriting all its RAM must not converge (the controller
+        # would throttle it until it does) before the proxy freezes.
+        qs.cmd_ok("migrate-set-parameters", x_convergence_controller=False)
     dst, qd, port = dest(vm_factory)
     # Freeze at 85 % of RAM (the stream carries little else; the rest must
     # not fit in the sockets' buffers), then cut.
@@ -183,6 +187,8 @@ def resume_scenario(name, src, vm_factory, mem_mb, stopped):
         check_eq(name + ": migrate-recover twice", error_of(qd.cmd("migrate-recover", uri="tcp:127.0.0.1:1")),
                  ("GenericError", "Migrate recovery is triggered already"))
         uri = "tcp:127.0.0.1:%d" % newport
+        if not stopped:
+            qs.cmd_ok("migrate-set-parameters", x_convergence_controller=True)
         if stopped:
             qs.cmd_ok("migrate", uri=uri, resume=True)
         else:
