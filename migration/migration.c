@@ -314,7 +314,8 @@ static void bandwidth_update(BandwidthMeter *m, MigStream *f)
  * controller's included. */
 typedef struct IterateState {
     BandwidthMeter meter;
-    bool drain_pass;       /* the controller took one more pass: sync again once it is sent */
+    bool drain_pass;       /* the controller took one more pass: sync again once it is sent, */
+    uint64_t drain_below;  /* i.e. what is left drops to this (disks may never reach 0) */
 } IterateState;
 
 /* Compare what is left with what the downtime limit allows. true: switch
@@ -333,7 +334,7 @@ static bool switchover_due(IterateState *it)
      * guest may have dirtied much meanwhile (a downtime far over the limit);
      * the controller syncs first. After the controller took one more pass,
      * the sync waits until that pass is sent. */
-    bool sync = it->drain_pass ? pending == 0 : pending < threshold || (controller && pending == 0);
+    bool sync = it->drain_pass ? pending <= it->drain_below : pending < threshold || (controller && pending == 0);
     if (!sync) {
         return pending == 0;
     }
@@ -353,6 +354,7 @@ static bool switchover_due(IterateState *it)
         return false;
     }
     it->drain_pass = converge_continue(pending, rate);
+    it->drain_below = pending / 8;
     return !it->drain_pass;
 }
 

@@ -93,7 +93,7 @@ class Side:
                           timeout, interval=0.1) and len(self.passes()) >= n
 
 
-def migrate(kind, transport, omit=None, disk_rate=16, bandwidth=1 << 30):
+def migrate(kind, transport, omit=None, disk_rate=16, bandwidth=1 << 30, params=None):
     """One migration; returns (source, destination, query-migrate info),
     info None unless it completed and the destination finished loading."""
     d = new_tmpdir()
@@ -107,7 +107,7 @@ def migrate(kind, transport, omit=None, disk_rate=16, bandwidth=1 << 30):
                  repr(src.text()[-300:]) + src.vm.stderr_text()[-300:]):
         return src, None, None
     dst = Side(kind, dst_img, incoming=uri, disk_rate=disk_rate)
-    src.q.cmd_ok("migrate-set-parameters", **{"max-bandwidth": bandwidth, "downtime-limit": 300})
+    src.q.cmd_ok("migrate-set-parameters", **{"max-bandwidth": bandwidth, "downtime-limit": 300, **(params or {})})
     if transport == "unix":
         miglib.set_caps(src.q, block=True)
         src.q.cmd_ok("migrate", uri=uri)
@@ -162,8 +162,11 @@ def test_final_pass_omitted(kind, attempts):
     `attempts` migrations, until one leaves a chunk out."""
     name = "%s block/final-pass left out" % kind
     for attempt in range(1, attempts + 1):
+        # QEMU 7.2's switch-over at the first sync under the limit: migvm's
+        # convergence controller would go on to a round with less left dirty.
         src, dst, info = migrate(kind, "unix", omit="block/final-pass", disk_rate=0,
-                                 bandwidth=64 << 20 if kind == "kvm" else 1 << 30)
+                                 bandwidth=64 << 20 if kind == "kvm" else 1 << 30,
+                                 params={"x-convergence-controller": False})
         if not info:
             stop_all(src, dst)
             return
