@@ -332,7 +332,7 @@ static bool incoming_recovery_command(void *opaque, uint16_t cmd, uint16_t len, 
                                       MigStream *rp, Error **errp)
 {
     bool resumed = false;
-    if (!recovery_load_command(cmd, len, f, rp, incoming.recovering, &resumed, errp)) {
+    if (!recovery_load_command(cmd, len, f, rp, incoming.recovering, NULL, &resumed, errp)) {
         return false;
     }
     if (resumed) {

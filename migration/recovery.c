@@ -123,7 +123,8 @@ bool recovery_source_handshake(MigStream *f, MigStream *rp, bool precopy, uint64
     return true;
 }
 
-static bool load_recv_bitmap(uint16_t len, MigStream *f, MigStream *rp, bool recovering, Error **errp)
+static bool load_recv_bitmap(uint16_t len, MigStream *f, MigStream *rp, bool recovering,
+                             RecoveryReceivedMapFn *received_map, Error **errp)
 {
     uint8_t payload[256];
     payload[0] = mig_stream_get_u8(f);
@@ -155,16 +156,24 @@ static bool load_recv_bitmap(uint16_t len, MigStream *f, MigStream *rp, bool rec
     mig_stream_put_be16(rp, MIG_RP_MSG_RECV_BITMAP);
     mig_stream_put_be16(rp, len);
     mig_stream_put_buffer(rp, payload, len);
-    recv_bitmap_write(rp, b);
+    if (received_map) {
+        unsigned long *map = g_new0(unsigned long, recv_bitmap_wire_size(b) / 8);
+        received_map(b, map);
+        recv_bitmap_write_map(rp, b, map);
+        g_free(map);
+    } else {
+        recv_bitmap_write(rp, b);
+    }
     mig_stream_flush(rp);
     return mig_stream_check(rp, errp, "Failed to write on the return path");
 }
 
 bool recovery_load_command(uint16_t cmd, uint16_t len, MigStream *f, MigStream *rp,
-                           bool recovering, bool *resumed, Error **errp)
+                           bool recovering, RecoveryReceivedMapFn *received_map, bool *resumed,
+                           Error **errp)
 {
     if (cmd == MIG_CMD_RECV_BITMAP) {
-        return load_recv_bitmap(len, f, rp, recovering, errp);
+        return load_recv_bitmap(len, f, rp, recovering, received_map, errp);
     }
     if (cmd != MIG_CMD_POSTCOPY_RESUME) {
         error_setg(errp, "MIG_CMD 0x%x is not a recovery command", cmd);

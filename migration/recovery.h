@@ -27,7 +27,13 @@ bool recovery_source_handshake(MigStream *f, MigStream *rp, bool precopy, uint64
  * incoming side accepted a recovery connection (QEMU 7.2's postcopy-recover
  * state); outside it, RECV_BITMAP fails and RESUME is ignored, as QEMU 7.2.
  * *resumed: set when RESUME was acknowledged. [incoming thread] */
+typedef struct RAMBlock RAMBlock;
+/* The received map of b to answer with (postcopy: postcopy_received_map);
+ * NULL: b->receivedmap, what precopy loads fill (recv-bitmap.h). Fills
+ * recv_bitmap_wire_size(b) / 8 words. */
+typedef uint64_t RecoveryReceivedMapFn(const RAMBlock *b, unsigned long *out);
 bool recovery_load_command(uint16_t cmd, uint16_t len, MigStream *f, MigStream *rp,
-                           bool recovering, bool *resumed, Error **errp);
+                           bool recovering, RecoveryReceivedMapFn *received_map, bool *resumed,
+                           Error **errp);
 
 #endif

@@ -68,15 +68,20 @@ uint64_t recv_bitmap_wire_size(const RAMBlock *b)
     return map_words(b) * 8;
 }
 
-void recv_bitmap_write(MigStream *f, const RAMBlock *b)
+void recv_bitmap_write_map(MigStream *f, const RAMBlock *b, const unsigned long *map)
 {
     uint64_t words = map_words(b);
     mig_stream_put_be64(f, words * 8);
     for (uint64_t w = 0; w < words; w++) {
-        uint64_t v = b->receivedmap ? __atomic_load_n(&b->receivedmap[w], __ATOMIC_RELAXED) : 0;
+        uint64_t v = map ? __atomic_load_n(&map[w], __ATOMIC_RELAXED) : 0;
         mig_stream_put_buffer(f, &v, 8);        /* little-endian word (static assert above) */
     }
     mig_stream_put_be64(f, RECV_BITMAP_END_MARK);
+}
+
+void recv_bitmap_write(MigStream *f, const RAMBlock *b)
+{
+    recv_bitmap_write_map(f, b, b->receivedmap);
 }
 
 bool recv_bitmap_read_merge(MigStream *rp, RAMBlock *b, bool with_resent, uint64_t *marked,

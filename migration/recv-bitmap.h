@@ -59,6 +59,9 @@ uint64_t recv_bitmap_wire_size(const RAMBlock *b);
 /* be64 size, the map as little-endian 64-bit words, be64 end mark. A block
  * without a map (nothing was loaded) sends all zeroes. */
 void recv_bitmap_write(MigStream *f, const RAMBlock *b);
+/* The same from another map of b's pages (e.g. postcopy's, whose discards
+ * clear pages): map holds recv_bitmap_wire_size(b) / 8 words. */
+void recv_bitmap_write_map(MigStream *f, const RAMBlock *b, const unsigned long *map);
 /* Source: read a blob for b and mark every page it says was NOT received
  * dirty in b's migration bitmap (plus, with with_resent, every page sent
  * more than once: its last copy may have been lost). *marked: pages that

@@ -183,9 +183,10 @@ void mig_preflight_classify(MigChannel *ch, MigPreflightLoadFn *load, void (*don
 
 /* Recovery has its own tests (test-recovery, test-migration-resume.py). */
 bool recovery_load_command(uint16_t cmd, uint16_t len, MigStream *f, MigStream *rp,
-                           bool recovering, bool *resumed, Error **errp)
+                           bool recovering, RecoveryReceivedMapFn *received_map, bool *resumed,
+                           Error **errp)
 {
-    (void)cmd, (void)len, (void)f, (void)rp, (void)recovering, (void)resumed;
+    (void)cmd, (void)len, (void)f, (void)rp, (void)recovering, (void)received_map, (void)resumed;
     error_setg(errp, "no recovery in this test");
     return false;
 }

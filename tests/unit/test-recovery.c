@@ -85,8 +85,8 @@ START_TEST(test_destination_answers)
     MigStream *rp = mig_stream_new_mem_writer();
     Error *err = NULL;
     bool resumed = false;
-    ck_assert(recovery_load_command(MIG_CMD_RECV_BITMAP, 4, f, rp, true, &resumed, &err));
-    ck_assert(recovery_load_command(MIG_CMD_POSTCOPY_RESUME, 0, f, rp, true, &resumed, &err));
+    ck_assert(recovery_load_command(MIG_CMD_RECV_BITMAP, 4, f, rp, true, NULL, &resumed, &err));
+    ck_assert(recovery_load_command(MIG_CMD_POSTCOPY_RESUME, 0, f, rp, true, NULL, &resumed, &err));
     ck_assert(resumed);
     mig_stream_close(f, NULL);
     GByteArray *got = bytes_of(rp);
@@ -98,6 +98,36 @@ START_TEST(test_destination_answers)
     /* The captured header of QEMU 7.2's answer for "mem" (postcopy.md 6.3). */
     static const uint8_t qemu_head[] = { 0x00, 0x05, 0x00, 0x04, 0x03, 0x6d, 0x65, 0x6d };
     ck_assert(memcmp(got->data, qemu_head, sizeof(qemu_head)) == 0);
+    g_byte_array_free(got, true);
+    g_byte_array_free(want, true);
+}
+END_TEST
+
+/* Postcopy answers from its own map (its discards clear pages). */
+static uint64_t other_map(const RAMBlock *b, unsigned long *out)
+{
+    (void)b;
+    out[0] = 0xf0;
+    out[1] = 1;
+    return 5;
+}
+
+START_TEST(test_destination_other_map)
+{
+    recv_bitmap_setup();
+    recv_bitmap_set(mem, 0);
+    static const uint8_t cmd[] = { 3, 'm', 'e', 'm' };
+    MigStream *f = mig_stream_new_mem_reader(cmd, sizeof(cmd));
+    MigStream *rp = mig_stream_new_mem_writer();
+    Error *err = NULL;
+    bool resumed = false;
+    ck_assert(recovery_load_command(MIG_CMD_RECV_BITMAP, 4, f, rp, true, other_map, &resumed, &err));
+    mig_stream_close(f, NULL);
+    GByteArray *got = bytes_of(rp);
+    GByteArray *want = g_byte_array_new();
+    put_answer(want, 16, 0xf0, 1, RECV_BITMAP_END_MARK);
+    ck_assert_uint_eq(got->len, want->len);
+    ck_assert(memcmp(got->data, want->data, want->len) == 0);
     g_byte_array_free(got, true);
     g_byte_array_free(want, true);
 }
@@ -118,7 +148,7 @@ START_TEST(test_destination_refuses)
         Error *err = NULL;
         bool resumed = false;
         ck_assert(!recovery_load_command(MIG_CMD_RECV_BITMAP, cases[i].len, f, rp, cases[i].recovering,
-                                         &resumed, &err));
+                                         NULL, &resumed, &err));
         ck_assert_str_eq(error_get_pretty(err), cases[i].err);
         error_free(err);
         mig_stream_close(f, NULL);
@@ -128,7 +158,7 @@ START_TEST(test_destination_refuses)
     MigStream *rp = mig_stream_new_mem_writer();
     bool resumed = false;
     Error *err = NULL;
-    ck_assert(recovery_load_command(MIG_CMD_POSTCOPY_RESUME, 0, NULL, rp, false, &resumed, &err));
+    ck_assert(recovery_load_command(MIG_CMD_POSTCOPY_RESUME, 0, NULL, rp, false, NULL, &resumed, &err));
     ck_assert(!resumed);
     GByteArray *got = bytes_of(rp);
     ck_assert_uint_eq(got->len, 0);
@@ -272,6 +302,7 @@ static Suite *recovery_suite(void)
     TCase *tc = tcase_create("handshake");
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_destination_answers);
+    tcase_add_test(tc, test_destination_other_map);
     tcase_add_test(tc, test_destination_refuses);
     tcase_add_test(tc, test_source_handshake);
     tcase_add_test(tc, test_source_checks);
