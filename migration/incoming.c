@@ -342,8 +342,8 @@ static bool incoming_recovery_command(void *opaque, uint16_t cmd, uint16_t len, 
     return true;
 }
 
-/* Main loop: the resumed connection arrived. [BQL] */
-static void incoming_recover_ready(MigChannel *ch, void *opaque)
+/* Main loop: the resumed connection arrived (after its TLS handshake). [BQL] */
+static void incoming_recovered(MigChannel *ch)
 {
     mig_listener_free(incoming.listener);
     incoming.listener = NULL;
@@ -353,6 +353,36 @@ static void incoming_recover_ready(MigChannel *ch, void *opaque)
     incoming.rec_ready = true;
     pthread_cond_signal(&incoming.rec_cond);
     pthread_mutex_unlock(&incoming.rec_lock);
+}
+
+/* Main loop: the recovery connection's handshake ended; a failed one is
+ * reported and the listener waits for another. [BQL] */
+static void incoming_recover_tls_done(MigChannel *ch, Error *err, void *opaque)
+{
+    if (!incoming.listener) {
+        mig_channel_close(ch, true, NULL);
+        error_free(err);
+        return;
+    }
+    if (err) {
+        error_report("%s", error_get_pretty(err));
+        error_free(err);
+        mig_channel_close(ch, true, NULL);
+        mig_listener_resume(incoming.listener);
+        return;
+    }
+    incoming_recovered(ch);
+}
+
+/* Main loop: a recovery connection arrived. With tls-creds it is TLS from
+ * its first byte, a new session (QEMU 7.2). [BQL] */
+static void incoming_recover_ready(MigChannel *ch, void *opaque)
+{
+    if (mig_tls_enabled()) {
+        mig_tls_channel_server_async(ch, incoming_recover_tls_done, NULL);
+        return;
+    }
+    incoming_recovered(ch);
 }
 
 bool qmp_migrate_recover(const q_obj_migrate_recover_arg *arg, Error **errp)

@@ -924,7 +924,8 @@ static void pause_close(MigChannel *ch, MigStream **f, MigStream **rp)
 static bool pause_try_resume(MigAddress *addr, int fd, MigChannel *ch, MigStream **f,
                              MigStream **rp, Error **errp)
 {
-    if (!mig_channel_connect(addr, fd, mig.cancel_fd, ch, errp)) {
+    if (!mig_channel_connect(addr, fd, mig.cancel_fd, ch, errp) ||
+        !mig_tls_channel_client(ch, addr, mig.cancel_fd, errp)) {     /* a new session, as QEMU 7.2 */
         return false;
     }
     *f = mig_stream_new_fd_writer(ch->fd, false);

@@ -60,13 +60,14 @@ typedef struct MigTls {
     int net;                    /* the connection (non-blocking) */
     int inner;                  /* the relay's end of the socketpair (non-blocking) */
     int wake;                   /* eventfd: stop the relay at once */
-    GThread *thread;
     /* Set by the verify callback during the handshake [handshake thread]: */
     Error *verify_err;
     int verify_alert;
     bool verified;
     pthread_mutex_t lock;
     Error *err;                 /* the relay's failure [lock] */
+    bool released;              /* the owner ended it (mig_tls_layer_end) [lock] */
+    bool finished;              /* the relay thread is done [lock] */
 } MigTls;
 
 /* ---- helpers ---------------------------------------------------------------- */
@@ -572,9 +573,19 @@ static gpointer relay_thread(gpointer opaque)
     g_free(r);
     /* The caller's side sees the end (and a write there fails) at once. */
     shutdown(t->inner, SHUT_RDWR);
+    pthread_mutex_lock(&t->lock);
+    t->finished = true;
+    bool released = t->released;
+    pthread_mutex_unlock(&t->lock);
+    if (released) {
+        tls_free(t);
+    }
     return NULL;
 }
 
+/* The owner may still hold a dup of the plain fd (a return path closed
+ * later): the relay cannot end before that, so nobody waits for it here.
+ * Whichever of the owner and the (detached) relay comes last frees. */
 void mig_tls_layer_end(void *layer, bool abort)
 {
     MigTls *t = layer;
@@ -583,8 +594,13 @@ void mig_tls_layer_end(void *layer, bool abort)
         ssize_t n = write(t->wake, &one, sizeof(one));
         (void)n;
     }
-    g_thread_join(t->thread);
-    tls_free(t);
+    pthread_mutex_lock(&t->lock);
+    t->released = true;
+    bool finished = t->finished;
+    pthread_mutex_unlock(&t->lock);
+    if (finished) {
+        tls_free(t);
+    }
 }
 
 /* After a good handshake: the socketpair and the relay; ch now speaks plain. */
@@ -604,7 +620,7 @@ static bool start_relay(MigTls *t, MigChannel *ch, Error **errp)
     }
     t->inner = sv[1];
     set_nonblock(t->inner);
-    t->thread = g_thread_new("tls-relay", relay_thread, t);
+    g_thread_unref(g_thread_new("tls-relay", relay_thread, t));     /* detached: see mig_tls_layer_end */
     ch->fd = sv[0];
     ch->layer = t;
     ch->layer_end = mig_tls_layer_end;

@@ -29,8 +29,10 @@ bool mig_tls_channel_client(MigChannel *ch, const MigAddress *addr, int cancel_f
  * certificate (verify-peer) and its name against tls-authz. Same contract. */
 bool mig_tls_channel_server(MigChannel *ch, Error **errp);
 
-/* End a session (ch->layer) whose plain fd the caller closed: at once with
- * abort, else once what was written reached the peer (bounded). */
+/* Release a session (ch->layer) whose plain fd the caller closed. It ends
+ * on its own, without blocking the caller: with abort after at most 100 ms,
+ * else once every dup of the plain fd is closed too and what was written
+ * reached the peer (bounded by a peer that stops reading). */
 void mig_tls_layer_end(void *layer, bool abort);
 
 /* multifd's connect (MultifdConnectFn, multifd.h) for TLS: connect as

@@ -13,6 +13,10 @@ Certificates are made here with certtool (tlslib.py). Checked:
             (authz-list glob) onto a destination with -S: source and
             destination RAM byte-identical and the workload's memory rule
             holds; then `cont` and the guest runs on.
+  resume:   a resumable precopy (x-resumable-precopy) over TLS paused with
+            migrate-pause: the recovery connection is a new TLS session (a
+            wrong host name refuses it, the source stays paused), then the
+            resume completes with RAM identical.
 """
 
 import os
@@ -205,6 +209,47 @@ def test_migrations():
           "serial %d bytes" % serial_size(dst.serial_path))
 
 
+def test_resume():
+    """A resumable precopy over TLS, paused and resumed: the recovery connection is a new TLS session
+    (a wrong host name refuses it and the source stays paused), then the resume completes."""
+    src = start_vm("%dM" % MEM_MB, dirty_rate=RATE)
+    qs = src.qmp()
+    check_eq("resume: source creds", tlslib.add_creds(qs, "good", "client", PKI.dir("src")), {"return": {}})
+    check("resume: workload filled its RAM once", wait_serial_growth(src.serial_path, 10))
+    qs.cmd_ok("stop")
+    qs.cmd_ok("migrate-set-parameters", **{"tls-creds": "good", "max-bandwidth": 4 << 20})
+    qs.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": "x-resumable-precopy", "state": True}])
+    dst, qd, port = dest(PKI.dir("dst"))
+    qd.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": "x-resumable-precopy", "state": True}])
+    qs.cmd_ok("migrate", uri="tcp:127.0.0.1:%d" % port)
+    wait_until(lambda: (mig_info(qs).get("ram") or {}).get("transferred", 0) > 4 << 20, 20)
+    check_eq("resume: migrate-pause while active", qs.cmd("migrate-pause"), {"return": {}})
+    paused = "x-precopy-paused"
+    check("resume: both sides paused", wait_mig_status(qs, paused, 20) is not None and
+          wait_mig_status(qd, paused, 20) is not None, (mig_info(qs), mig_info(qd)))
+    newport = free_tcp_port()
+    qd.cmd_ok("migrate-recover", uri="tcp:127.0.0.1:%d" % newport)
+    before = len(dst.stderr_text())
+    qs.cmd_ok("migrate-set-parameters", **{"tls-hostname": "otherhost", "max-bandwidth": 0})
+    qs.cmd_ok("migrate", uri="tcp:127.0.0.1:%d" % newport, resume=True)
+    check("resume: the recovery connection's certificate is checked (wrong host name refused)",
+          wait_until(lambda: "Certificate does not match the hostname otherhost" in src.stderr_text()
+                     and mig_info(qs).get("status") == paused, 20), src.stderr_text()[-300:])
+    check("resume: the destination reports it and waits on",
+          wait_until(lambda: "otherhost" in dst.stderr_text()[before:], 10), dst.stderr_text()[-300:])
+    qs.cmd_ok("migrate-set-parameters", **{"tls-hostname": ""})
+    qs.cmd_ok("migrate", uri="tcp:127.0.0.1:%d" % newport, resume=True)
+    check_eq("resume: completes through a new TLS session", final_status(qs, 60), "completed")
+    check_eq("resume: destination completed", (wait_mig_status(qd, ("completed", "failed"), 20) or {}).get("status"),
+             "completed")
+    sdump = pmemsave(qs, os.path.join(src.dir, "src.mem"), 0, MEM_MB * MiB)
+    ddump = pmemsave(qd, os.path.join(dst.dir, "dst.mem"), 0, MEM_MB * MiB)
+    check("resume: source and destination RAM byte-identical", sdump == ddump and len(sdump) == MEM_MB * MiB)
+    src.kill()
+    dst.kill()
+
+
 run("objects and parameters", test_objects)
 run("migrations", test_migrations)
+run("resume", test_resume)
 finish()
