@@ -140,6 +140,16 @@ bool qmp_getfd(const q_obj_getfd_arg *arg, Error **errp)
     return stub_call(errp, "getfd(%s)", arg->fdname);
 }
 
+bool qmp_migrate_pause(Error **errp)
+{
+    return stub_call(errp, "migrate_pause");
+}
+
+bool qmp_migrate_recover(const q_obj_migrate_recover_arg *arg, Error **errp)
+{
+    return stub_call(errp, "migrate_recover(%s)", arg->uri);
+}
+
 bool user_object_add_text(const char *text, Error **errp)
 {
     return stub_call(errp, "object_add(%s)", text);
