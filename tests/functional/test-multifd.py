@@ -2,8 +2,8 @@
 """Multifd between migvm processes (soft accelerator workload, and the KVM
 boot-sector guest when /dev/kvm is usable).
 
-1. Live migrations with capability multifd: unix and tcp, 2 and 4 channels,
-   compression none, zlib and zstd. The destination starts with -S, so once
+1. Live migrations with capability multifd: unix and tcp (with the return
+   path), 2 and 4 channels, compression none, zlib and zstd. The destination starts with -S, so once
    both are stopped their whole RAM (pmemsave) must be identical, and the
    workload's pattern holds. query-migrate: multifd-bytes is the pages'
    bytes plus whole 1344-byte headers, part of `transferred`; every page was
@@ -76,6 +76,8 @@ def live_case(transport, channels, compression, mem="128M", zero_copy=False):
         multifd_setup(qd, channels, compression)
         if zero_copy:
             miglib.set_caps(qs, zero_copy_send=True)
+        if transport == "tcp":
+            miglib.set_caps(qs, return_path=True)      # completes once the destination loaded it all
         qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 0})
         check(name + ": workload runs", miglib.wait_serial_growth(src.serial_path, 10))
         qs.cmd_ok("migrate", uri=uri)
