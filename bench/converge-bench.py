@@ -128,7 +128,7 @@ def row_switchover(opts, have_qemu):
             print("  %-22s median downtime %d ms (%s)" % (label, medians[label], done), flush=True)
     if "QEMU 7.2" in medians and "migvm, controller on" in medians:
         q, m = medians["QEMU 7.2"], medians["migvm, controller on"]
-        print("  downtime migvm (controller on) / QEMU 7.2: %.2fx (goal <= 0.33x)" % (m / q if q else float("inf")),
+        print("  downtime migvm (controller on) / QEMU 7.2: %.3fx (goal <= 0.33x)" % (m / q if q else float("inf")),
               flush=True)
 
 
