@@ -3,7 +3,7 @@
 # and the authorization objects that check a TLS client's name (authz.c).
 CRYPTO_OBJS := $(BUILD)/crypto/user-object.o $(BUILD)/crypto/tls-creds-x509.o $(BUILD)/crypto/authz.o
 MIGVM_OBJS += $(CRYPTO_OBJS)
-$(CRYPTO_OBJS) $(BUILD)/migration/tls.o: CFLAGS_ALL += $(GNUTLS_CFLAGS)
+$(CRYPTO_OBJS) $(BUILD)/migration/tls.o $(BUILD)/migration/tls-relay.o: CFLAGS_ALL += $(GNUTLS_CFLAGS)
 
 # Unit test: the registry, -object text, authz decisions, tls-creds-x509's file errors.
 UNIT_TESTS += $(BUILD)/tests/unit/test-user-object

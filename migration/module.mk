@@ -18,7 +18,7 @@ MIGRATION_OBJS := $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                   $(BUILD)/migration/migration.o \
                   $(BUILD)/migration/incoming.o $(BUILD)/migration/history.o $(BUILD)/migration/preflight.o \
                   $(BUILD)/migration/dirtyrate.o $(BUILD)/migration/page-sample.o \
-                  $(BUILD)/migration/tls.o $(BUILD)/migration/tls-multifd.o
+                  $(BUILD)/migration/tls.o $(BUILD)/migration/tls-relay.o $(BUILD)/migration/tls-multifd.o
 # multifd; MULTIFD_OBJS need no transport (multifd-connect.o does), so RAM's tests and fuzz targets link them.
 MULTIFD_OBJS := $(BUILD)/migration/multifd-packet.o $(BUILD)/migration/multifd-compress.o \
                 $(BUILD)/migration/multifd-conn.o $(BUILD)/migration/multifd-send.o \

@@ -22,12 +22,10 @@
  * a reset.
  *
  * After the handshake the caller gets one end of a socketpair; a relay
- * thread per channel moves bytes between it and the session (non-blocking
- * both ways, one thread, so GnuTLS is never used from two threads at once).
+ * thread per channel (tls-relay.c) moves bytes between it and the session.
  */
-#include "tls.h"
+#include "tls-int.h"
 #include "options.h"
-#include "tls-creds.h"
 #include "vm.h"
 
 #include <arpa/inet.h>
@@ -44,31 +42,6 @@
 #include <glib.h>
 #include <gnutls/x509.h>
 
-#define HANDSHAKE_TIMEOUT_MS (60 * 1000)
-#define LINGER_MS 2000          /* after our close_notify or a refusal: wait for the peer's close */
-#define FLUSH_MS 5000           /* after the caller closed: at most this long to deliver what it wrote */
-#define ABORT_MS 100            /* after an abort: what is already written may still go out this long */
-#define RELAY_BUF (64 * 1024)
-
-typedef struct MigTls {
-    gnutls_session_t session;
-    UserObject *creds_ref;
-    const TlsCreds *creds;
-    bool server;
-    char *hostname;             /* client: the name the server's certificate must match */
-    char *authz;                /* server: tls-authz, or NULL */
-    int net;                    /* the connection (non-blocking) */
-    int inner;                  /* the relay's end of the socketpair (non-blocking) */
-    int wake;                   /* eventfd: stop the relay at once */
-    /* Set by the verify callback during the handshake [handshake thread]: */
-    Error *verify_err;
-    int verify_alert;
-    bool verified;
-    pthread_mutex_t lock;
-    Error *err;                 /* the relay's failure [lock] */
-    bool released;              /* the owner ended it (mig_tls_layer_end) [lock] */
-    bool finished;              /* the relay thread is done [lock] */
-} MigTls;
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -77,12 +50,12 @@ static const char *peer_role(const MigTls *t)
     return t->server ? "source" : "destination";
 }
 
-static void set_nonblock(int fd)
+void mig_tls_set_nonblock(int fd)
 {
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 }
 
-static int64_t now_ms(void)
+int64_t mig_tls_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -95,7 +68,7 @@ static bool wait_net(MigTls *t, short events, int cancel_fd, int64_t deadline, E
 {
     struct pollfd pfd[2] = { { .fd = t->net, .events = events }, { .fd = cancel_fd, .events = POLLIN } };
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - mig_tls_now_ms();
         if (left <= 0) {
             error_setg(errp, "TLS handshake failed: timed out after %d s", HANDSHAKE_TIMEOUT_MS / 1000);
             return false;
@@ -137,7 +110,7 @@ static const char *alert_hint(gnutls_alert_description_t a)
 }
 
 /* errp for a GnuTLS error; a fatal alert from the peer says what it refused. */
-static void set_gnutls_error(MigTls *t, int ret, const char *what, Error **errp)
+void mig_tls_set_error(MigTls *t, int ret, const char *what, Error **errp)
 {
     if (ret == GNUTLS_E_FATAL_ALERT_RECEIVED) {
         gnutls_alert_description_t a = gnutls_alert_get(t->session);
@@ -256,7 +229,7 @@ static int verify_callback(gnutls_session_t session)
 
 /* ---- session setup and handshake -------------------------------------------- */
 
-static void tls_free(MigTls *t)
+void mig_tls_free(MigTls *t)
 {
     if (t->session) {
         gnutls_deinit(t->session);
@@ -294,12 +267,12 @@ static MigTls *tls_new(bool server, int fd, Error **errp)
     pthread_mutex_init(&t->lock, NULL);
     t->creds = tls_creds_lookup(id, &t->creds_ref, errp);
     if (!t->creds) {
-        tls_free(t);
+        mig_tls_free(t);
         return NULL;
     }
     if (tls_creds_is_server(t->creds) != server) {
         error_setg(errp, "Expecting TLS credentials with a %s endpoint", server ? "server" : "client");
-        tls_free(t);
+        mig_tls_free(t);
         return NULL;
     }
     int ret = gnutls_init(&t->session, server ? GNUTLS_SERVER : GNUTLS_CLIENT);
@@ -312,7 +285,7 @@ static MigTls *tls_new(bool server, int fd, Error **errp)
     }
     if (ret < 0) {
         error_setg(errp, "Cannot set up the TLS session: %s", gnutls_strerror(ret));
-        tls_free(t);
+        mig_tls_free(t);
         return NULL;
     }
     if (server) {
@@ -321,14 +294,14 @@ static MigTls *tls_new(bool server, int fd, Error **errp)
     gnutls_session_set_ptr(t->session, t);
     gnutls_session_set_verify_function(t->session, verify_callback);
     t->net = fd;
-    set_nonblock(fd);
+    mig_tls_set_nonblock(fd);
     gnutls_transport_set_int(t->session, fd);
     return t;
 }
 
 static void send_alert(MigTls *t, int alert)
 {
-    int64_t deadline = now_ms() + LINGER_MS;
+    int64_t deadline = mig_tls_now_ms() + LINGER_MS;
     int ret;
     while ((ret = gnutls_alert_send(t->session, GNUTLS_AL_FATAL, alert)) == GNUTLS_E_AGAIN ||
            ret == GNUTLS_E_INTERRUPTED) {
@@ -344,10 +317,10 @@ static void send_alert(MigTls *t, int alert)
 static void linger(int fd)
 {
     shutdown(fd, SHUT_WR);
-    int64_t deadline = now_ms() + LINGER_MS;
+    int64_t deadline = mig_tls_now_ms() + LINGER_MS;
     char buf[4096];
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - mig_tls_now_ms();
         struct pollfd pfd = { .fd = fd, .events = POLLIN };
         if (left <= 0 || poll(&pfd, 1, (int)left) <= 0) {
             return;
@@ -368,7 +341,7 @@ static bool refuse(MigTls *t, int alert)
 
 static bool handshake(MigTls *t, int cancel_fd, Error **errp)
 {
-    int64_t deadline = now_ms() + HANDSHAKE_TIMEOUT_MS;
+    int64_t deadline = mig_tls_now_ms() + HANDSHAKE_TIMEOUT_MS;
     for (;;) {
         int ret = gnutls_handshake(t->session);
         if (ret == 0) {
@@ -389,7 +362,7 @@ static bool handshake(MigTls *t, int cancel_fd, Error **errp)
             t->verify_err = NULL;
             return refuse(t, t->verify_alert);
         }
-        set_gnutls_error(t, ret, "TLS handshake failed", errp);
+        mig_tls_set_error(t, ret, "TLS handshake failed", errp);
         return false;
     }
     /* A server that asked for a certificate and got none: the callback never ran. */
@@ -399,231 +372,6 @@ static bool handshake(MigTls *t, int cancel_fd, Error **errp)
             return refuse(t, alert);
         }
     }
-    return true;
-}
-
-/* ---- the relay ------------------------------------------------------------- */
-
-static void relay_fail(MigTls *t, int ret, const char *what)
-{
-    Error *err = NULL;
-    set_gnutls_error(t, ret, what, &err);
-    pthread_mutex_lock(&t->lock);
-    if (!t->err) {
-        t->err = err;
-        err = NULL;
-    }
-    pthread_mutex_unlock(&t->lock);
-    error_free(err);
-}
-
-typedef struct Relay {
-    uint8_t out[RELAY_BUF];     /* plain bytes read from inner, for the session */
-    size_t out_len;
-    uint8_t in[RELAY_BUF];      /* plain bytes from the session, for inner */
-    size_t in_off, in_len;
-    bool inner_eof;             /* the caller shut its writing side */
-    bool inner_gone;            /* nobody reads inner any more */
-    bool net_eof;               /* the peer ended the session */
-    bool send_blocked;          /* record_send said AGAIN: call again with the same data */
-    bool bye_done;
-    int64_t linger_until;       /* 0, or when to stop waiting for the peer's close */
-    int64_t flush_until;        /* 0, or when to give up delivering once the caller closed */
-    int64_t abort_until;        /* 0, or the end of the grace an abort leaves */
-} Relay;
-
-/* inner -> session. False on a fatal error. */
-static bool relay_out(MigTls *t, Relay *r)
-{
-    if (r->out_len == 0 && !r->inner_eof) {
-        ssize_t n = read(t->inner, r->out, sizeof(r->out));
-        if (n > 0) {
-            r->out_len = n;
-        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-            r->inner_eof = true;
-        }
-    }
-    while (r->out_len > 0) {
-        ssize_t n = gnutls_record_send(t->session, r->send_blocked ? NULL : r->out,
-                                       r->send_blocked ? 0 : r->out_len);
-        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
-            r->send_blocked = true;
-            return true;
-        }
-        r->send_blocked = false;
-        if (n < 0) {
-            relay_fail(t, n, "Cannot write to TLS channel");
-            return false;
-        }
-        memmove(r->out, r->out + n, r->out_len - n);
-        r->out_len -= n;
-    }
-    if (r->inner_eof && !r->bye_done) {
-        int ret = gnutls_bye(t->session, GNUTLS_SHUT_WR);
-        if (ret == GNUTLS_E_AGAIN || ret == GNUTLS_E_INTERRUPTED) {
-            return true;
-        }
-        r->bye_done = true;
-        shutdown(t->net, SHUT_WR);
-        r->linger_until = now_ms() + LINGER_MS;
-    }
-    return true;
-}
-
-/* session -> inner. False on a fatal error. */
-static bool relay_in(MigTls *t, Relay *r)
-{
-    if (r->in_off == r->in_len && !r->net_eof) {
-        ssize_t n = gnutls_record_recv(t->session, r->in, sizeof(r->in));
-        if (n > 0) {
-            r->in_off = 0;
-            r->in_len = n;
-        } else if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION) {
-            /* QEMU 7.2 closes without close_notify: an end like any other. */
-            r->net_eof = true;
-            shutdown(t->inner, SHUT_WR);
-        } else if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED && gnutls_error_is_fatal(n)) {
-            relay_fail(t, n, "Cannot read from TLS channel");
-            return false;
-        }
-    }
-    if (r->in_off < r->in_len) {
-        if (r->inner_gone) {
-            r->in_off = r->in_len;      /* nobody reads: drop */
-            return true;
-        }
-        ssize_t n = write(t->inner, r->in + r->in_off, r->in_len - r->in_off);
-        if (n > 0) {
-            r->in_off += n;
-        } else if (n < 0 && errno != EAGAIN && errno != EINTR) {
-            r->inner_gone = true;
-            r->in_off = r->in_len;
-        }
-    }
-    return true;
-}
-
-static gpointer relay_thread(gpointer opaque)
-{
-    MigTls *t = opaque;
-    Relay *r = g_new0(Relay, 1);
-    for (;;) {
-        if (!relay_out(t, r) || !relay_in(t, r)) {
-            break;
-        }
-        bool ours_done = r->inner_eof && r->out_len == 0 && r->bye_done;
-        if (ours_done && (r->net_eof || r->inner_gone || now_ms() >= r->linger_until)) {
-            break;
-        }
-        if (r->abort_until && now_ms() >= r->abort_until) {
-            break;
-        }
-        if (r->inner_gone && !r->flush_until) {
-            r->flush_until = now_ms() + FLUSH_MS;     /* a peer that stopped reading cannot hold us */
-        }
-        if (r->flush_until && now_ms() >= r->flush_until) {
-            break;
-        }
-        struct pollfd pfd[3] = {
-            { .fd = t->inner, .events = 0 },
-            { .fd = t->net, .events = 0 },
-            { .fd = t->wake, .events = POLLIN },
-        };
-        if (r->out_len == 0 && !r->inner_eof) {
-            pfd[0].events |= POLLIN;
-        }
-        if (r->in_off < r->in_len && !r->inner_gone) {
-            pfd[0].events |= POLLOUT;
-        }
-        if (r->in_off == r->in_len && !r->net_eof) {
-            pfd[1].events |= POLLIN;
-        }
-        if (r->send_blocked || (r->inner_eof && !r->bye_done)) {
-            /* Only sending can block here (a record_recv that would block
-             * just returns): wait for room, whatever get_direction says of
-             * the last call. */
-            pfd[1].events |= POLLOUT;
-        }
-        int timeout = -1;
-        if (gnutls_record_check_pending(t->session) && r->in_off == r->in_len) {
-            timeout = 0;                /* decrypted bytes already buffered */
-        } else if (r->linger_until || r->flush_until) {
-            int64_t until = r->linger_until && r->flush_until ? MIN(r->linger_until, r->flush_until)
-                                                              : MAX(r->linger_until, r->flush_until);
-            timeout = (int)MAX(until - now_ms(), 0);
-        }
-        if (poll(pfd, 3, timeout) < 0 && errno != EINTR) {
-            break;
-        }
-        if ((pfd[2].revents & POLLIN) && !r->abort_until) {
-            /* Aborted: a last message already written (a failure report on
-             * the return path) may still go out, briefly. */
-            uint64_t v;
-            ssize_t n = read(t->wake, &v, sizeof(v));
-            (void)n;
-            r->abort_until = now_ms() + ABORT_MS;
-            r->flush_until = r->flush_until ? MIN(r->flush_until, r->abort_until) : r->abort_until;
-        }
-        /* Both directions of the caller's end closed: nothing more to carry in. */
-        if ((pfd[0].revents & POLLHUP) && !(pfd[0].revents & POLLIN)) {
-            r->inner_gone = true;
-            r->inner_eof = true;
-        }
-    }
-    g_free(r);
-    /* The caller's side sees the end (and a write there fails) at once. */
-    shutdown(t->inner, SHUT_RDWR);
-    pthread_mutex_lock(&t->lock);
-    t->finished = true;
-    bool released = t->released;
-    pthread_mutex_unlock(&t->lock);
-    if (released) {
-        tls_free(t);
-    }
-    return NULL;
-}
-
-/* The owner may still hold a dup of the plain fd (a return path closed
- * later): the relay cannot end before that, so nobody waits for it here.
- * Whichever of the owner and the (detached) relay comes last frees. */
-void mig_tls_layer_end(void *layer, bool abort)
-{
-    MigTls *t = layer;
-    if (abort) {
-        uint64_t one = 1;
-        ssize_t n = write(t->wake, &one, sizeof(one));
-        (void)n;
-    }
-    pthread_mutex_lock(&t->lock);
-    t->released = true;
-    bool finished = t->finished;
-    pthread_mutex_unlock(&t->lock);
-    if (finished) {
-        tls_free(t);
-    }
-}
-
-/* After a good handshake: the socketpair and the relay; ch now speaks plain. */
-static bool start_relay(MigTls *t, MigChannel *ch, Error **errp)
-{
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
-        error_setg_errno(errp, errno, "Unable to create the TLS relay socket");
-        return false;
-    }
-    t->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (t->wake < 0) {
-        error_setg_errno(errp, errno, "Unable to create the TLS relay socket");
-        close(sv[0]);
-        close(sv[1]);
-        return false;
-    }
-    t->inner = sv[1];
-    set_nonblock(t->inner);
-    g_thread_unref(g_thread_new("tls-relay", relay_thread, t));     /* detached: see mig_tls_layer_end */
-    ch->fd = sv[0];
-    ch->layer = t;
-    ch->layer_end = mig_tls_layer_end;
     return true;
 }
 
@@ -639,8 +387,8 @@ static bool channel_wrap(MigChannel *ch, MigTls *t, int cancel_fd, Error **errp)
 {
     int fd = ch->fd;
     ch->fd = -1;
-    if (!handshake(t, cancel_fd, errp) || !start_relay(t, ch, errp)) {
-        tls_free(t);        /* closes the connection */
+    if (!handshake(t, cancel_fd, errp) || !mig_tls_start_relay(t, ch, errp)) {
+        mig_tls_free(t);        /* closes the connection */
         return false;
     }
     (void)fd;
@@ -740,20 +488,4 @@ void mig_tls_channel_server_async(const MigChannel *ch, MigTlsAcceptedFn *done, 
     a->done = done;
     a->opaque = opaque;
     a->thread = g_thread_new("tls-handshake", accept_thread, a);
-}
-
-bool mig_tls_channel_error(const MigChannel *ch, Error **errp)
-{
-    if (!ch->layer || ch->layer_end != mig_tls_layer_end) {
-        return true;
-    }
-    MigTls *t = ch->layer;
-    pthread_mutex_lock(&t->lock);
-    Error *err = t->err ? error_copy(t->err) : NULL;
-    pthread_mutex_unlock(&t->lock);
-    if (err) {
-        error_propagate(errp, err);
-        return false;
-    }
-    return true;
 }
