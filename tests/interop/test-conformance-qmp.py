@@ -265,6 +265,28 @@ def conv_parameters(side):
                         ([("validate-uuid", True)], "validate-uuid")]:
         ex(side, q, "capabilities: set %s" % label, "migrate-set-capabilities",
            {"capabilities": [{"capability": c, "state": s} for c, s in caps]})
+    # Objects (TLS credentials, authorization): what needs no certificate files.
+    simple = {"qom-type": "authz-simple", "id": "o1", "identity": "CN=x"}
+    for label, args in [("unknown type", {"qom-type": "nosuch", "id": "o1"}),
+                        ("bad id", dict(simple, id="1o")),
+                        ("authz-simple without identity", {"qom-type": "authz-simple", "id": "o1"}),
+                        ("authz-simple", simple),
+                        ("duplicate id", dict(simple, identity="CN=y")),
+                        ("unknown member", dict(simple, id="o4", bogus=1)),
+                        ("authz-list rule without policy", {"qom-type": "authz-list", "id": "o2",
+                                                            "rules": [{"match": "x"}]}),
+                        ("authz-list", {"qom-type": "authz-list", "id": "o2", "policy": "deny",
+                                        "rules": [{"match": "*CN=x", "policy": "allow", "format": "glob"}]}),
+                        ("tls-creds-x509 without dir", {"qom-type": "tls-creds-x509", "id": "o3",
+                                                        "endpoint": "client"}),
+                        ("tls-creds-x509 in a missing dir", {"qom-type": "tls-creds-x509", "id": "o3",
+                                                             "endpoint": "server", "dir": "/nonexistent/tls"}),
+                        ("tls-creds-x509 bad endpoint", {"qom-type": "tls-creds-x509", "id": "o3",
+                                                         "endpoint": "bogus", "dir": "/"})]:
+        ex(side, q, "objects: object-add %s" % label, "object-add", args)
+    ex(side, q, "objects: object-del", "object-del", {"id": "o1"})
+    ex(side, q, "objects: object-del again", "object-del", {"id": "o1"})
+    ex(side, q, "objects: object-del without id", "object-del", {})
 
 
 # Integers as QEMU 7.2's QMP input visitor takes them: around 2^31, 2^32, 2^53
