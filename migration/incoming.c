@@ -30,7 +30,10 @@
 #include <assert.h>
 #include <pthread.h>
 #include <sys/socket.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <glib.h>
 
 typedef struct IncomingState {
@@ -182,9 +185,16 @@ static void incoming_finish(void *opaque)
     incoming_end_layers();
     if (!incoming.load_ok && incoming.postcopy_started) {
         /* The guest ran here on pages that are now out of reach: its vCPUs
-         * stay blocked on them (nothing may run it with holes). */
+         * wait for them inside page faults, where no pause reaches them, and
+         * unblocking them would run the guest on holes. Nothing can stop or
+         * continue it: exit, as QEMU 7.2 does ("loadvm failed"). */
         error_prepend(&incoming.error, "postcopy failed after the guest started here; it cannot go on "
                       "without the source's pages: ");
+        error_report("load of migration failed: %s", error_get_pretty(incoming.error));
+        incoming_set_status(MIGRATION_STATUS_FAILED);
+        error_report("exiting: the guest's vCPUs wait for pages that will never come");
+        fflush(stdout);
+        _exit(1);       /* no teardown: it would wait for those vCPUs */
     }
     if (!incoming.load_ok) {
         error_report("load of migration failed: %s", error_get_pretty(incoming.error));

@@ -23,7 +23,8 @@ postcopy.md).
     it stays stopped, stays in postmigrate and refuses cont until
     x-force-after-migration. migrate_cancel during postcopy ends cancelled
     with the source stopped the same way (QEMU 7.2 also stays in postmigrate
-    there, but its cont runs the stale copy).
+    there, but its cont runs the stale copy). A source killed during postcopy
+    makes the destination exit with status 1 and say why, as QEMU 7.2 does.
 """
 
 import os
@@ -245,6 +246,20 @@ def test_failure():
     src.kill()
 
 
+def test_destination_failure():
+    sock = os.path.join(new_tmpdir(), "m.sock")
+    src, dst, qs, qd = start_pair("128M", "unix:" + sock)
+    slow_postcopy(src, qs, sock)
+    check("destination failure: destination in postcopy-active", wait_mig_status(qd, "postcopy-active", 10.0),
+          mig_info(qd))
+    src.kill()
+    rc = dst.wait_exit(20.0)
+    check_eq("destination failure: the destination exits with status 1 (its guest cannot go on)", rc, 1)
+    err = dst.stderr_text()
+    check("destination failure: it says why", "postcopy failed after the guest started here" in err and
+          "exiting" in err, err[-600:])
+
+
 def test_cancel():
     sock = os.path.join(new_tmpdir(), "m.sock")
     src, dst, qs, qd = start_pair("128M", "unix:" + sock)
@@ -267,6 +282,7 @@ def main():
     run("soft unix", test_soft_unix)
     run("failure", test_failure)
     run("cancel", test_cancel)
+    run("destination failure", test_destination_failure)
     why = migvm.kvm_usable()
     if why is None:
         run("kvm", test_kvm)
