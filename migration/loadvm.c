@@ -334,7 +334,7 @@ static bool load_postcopy_listen(LoadState *s, Error **errp)
         error_setg(errp, "CMD_POSTCOPY_LISTEN outside a package");
         return false;
     }
-    if (!s->opts->postcopy->listen(s->opts->return_path, errp)) {
+    if (!s->opts->postcopy->listen(s->rp, errp)) {
         return false;
     }
     s->outer->listen_thread = g_thread_new("postcopy/listen", listen_thread, s->outer);
@@ -366,6 +366,7 @@ static bool load_packaged(LoadState *s, Error **errp)
         .by_id = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free),
         .by_entry = g_hash_table_new(g_direct_hash, g_direct_equal),
         .set_up = g_ptr_array_new(),
+        .rp = s->rp,
         .rp_open = s->rp_open,
         .nested = true,
         .outer = s,
