@@ -1,7 +1,7 @@
 """TLS test certificates made with certtool (gnutls-bin), the file layout
 tls-creds-x509 expects (QEMU 7.2's names), and object-add helpers.
 
-    pki = tlslib.make_pki(tmpdir)      # SKIP when certtool is missing
+    pki = tlslib.make_pki(tmpdir)      # fails the test when certtool is missing
     pki.dir("dst")                     # ca-cert.pem server-cert.pem server-key.pem
     pki.dir("src")                     # ca-cert.pem client-cert.pem client-key.pem
 
@@ -17,7 +17,7 @@ import os
 import shutil
 import subprocess
 
-from migvm import skip_all
+from migvm import fail_all
 
 CLIENT_DN = "C=GB,O=migvm test,CN=migvm-client"
 
@@ -80,7 +80,7 @@ def _signed(cwd, key, template, text, ca, out):
 
 def make_pki(root):
     if not shutil.which("certtool"):
-        skip_all("certtool is not installed (gnutls-bin; scripts/install-deps.sh installs it)")
+        fail_all("certtool is installed (gnutls-bin; scripts/install-deps.sh installs it)")
     work = os.path.join(root, "pki")
     os.makedirs(work, exist_ok=True)
     for ca, text in (("ca", CA), ("other", OTHER_CA)):
