@@ -187,7 +187,6 @@ static uint64_t harvest_vcpu(KvmVcpu *v)
     }
     if (n == size) {
         record_everything();
-        v->ring_overflows++;
         kvm_state.overflows++;
     }
     v->ring_fetch = next;
@@ -246,7 +245,6 @@ void kvm_dirty_ring_full(KvmVcpu *v)
          * cannot wrap. The lost entries' pages are unknown: all are dirty. */
         uint32_t mask = kvm_state.dirty_ring_size - 1;
         record_everything();
-        v->ring_overflows++;
         kvm_state.overflows++;
         for (uint32_t i = 0; i < kvm_state.dirty_ring_size; i++) {
             struct kvm_dirty_gfn *e = &v->ring[(v->ring_fetch + i) & mask];

@@ -68,7 +68,8 @@ typedef struct KvmState {
     uint32_t dirty_ring_size;       /* entries per vCPU ring, 0 = bitmap; set at init */
     /* Cost of dirty tracking since logging started [dirty_lock]: the syncs
      * (on the migration thread's path) and the ring's reaps outside them. */
-    uint64_t sync_count, sync_ns, sync_max_ns, reap_count, reap_ns, harvested, overflows;
+    uint64_t sync_count, sync_ns, sync_max_ns, reap_count, reap_ns, harvested;
+    uint64_t overflows;             /* rings found overflowed (kvm-dirty-ring.c) */
     char *sync_stats_path;          /* MIGVM_DIRTY_SYNC_STATS (bench), read at init */
 } KvmState;
 
@@ -169,7 +170,6 @@ typedef struct KvmVcpu {
     struct kvm_dirty_gfn *ring;     /* dirty_ring_size entries, or NULL */
     uint64_t ring_fetch;            /* [dirty_lock] next entry to harvest */
     uint64_t ring_pages;            /* [dirty_lock] entries harvested, ever */
-    uint64_t ring_overflows;        /* [dirty_lock] harvests that found it full */
 } KvmVcpu;
 
 /* kvm.c */
