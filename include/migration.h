@@ -55,6 +55,8 @@ bool migration_incoming_fill_info(MigrationInfo *info);
 /* migrate-pause on the destination: break the incoming channel if the
  * load would pause (x-resumable-precopy); false if it would not. [BQL] */
 bool migration_incoming_pause(void);
+/* The incoming migration is in postcopy-active. [main] */
+bool migration_incoming_in_postcopy(void);
 /* True after an incoming migration failed: the guest must not run. */
 bool migration_incoming_failed(void);
 

@@ -424,6 +424,11 @@ bool qmp_migrate_recover(const q_obj_migrate_recover_arg *arg, Error **errp)
     return true;
 }
 
+bool migration_incoming_in_postcopy(void)
+{
+    return incoming.status == MIGRATION_STATUS_POSTCOPY_ACTIVE;
+}
+
 bool migration_incoming_pause(void)
 {
     if (incoming.status != MIGRATION_STATUS_ACTIVE || !incoming.thread ||

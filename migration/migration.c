@@ -1035,6 +1035,12 @@ bool qmp_migrate_pause(Error **errp)
     if (migration_incoming_pause()) {
         return true;
     }
+    if (status_get() == MIGRATION_STATUS_POSTCOPY_ACTIVE || migration_incoming_in_postcopy()) {
+        /* QEMU 7.2 pauses here and recovers later; migvm cannot recover a
+         * postcopy yet, so a pause would only end it. */
+        error_setg(errp, "Postcopy recovery is not implemented by migvm: pausing would end this migration");
+        return false;
+    }
     error_setg(errp, "migrate-pause is currently only supported during postcopy-active state");
     return false;
 }

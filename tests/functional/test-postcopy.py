@@ -48,6 +48,7 @@ TIMER_PACE = re.compile(r"ERROR: (pit slow|pit stalled|lapic stalled|no timer ti
 POSTCOPY = {"postcopy-ram": True}
 NOT_ENABLED = "Enable postcopy with migrate_set_capability before the start of migration"
 NOT_STARTED = "Postcopy must be started after migration has been started"
+NO_RECOVERY = "Postcopy recovery is not implemented by migvm: pausing would end this migration"
 
 
 def expect_error(name, resp, text):
@@ -235,6 +236,10 @@ def test_failure():
     time.sleep(0.5)
     check_eq("failure: still postcopy-active under max-postcopy-bandwidth", mig_info(qs).get("status"),
              "postcopy-active")
+    for side, q in (("source", qs), ("destination", qd)):
+        expect_error("failure: migrate-pause on the %s refused (no postcopy recovery)" % side,
+                     q.cmd("migrate-pause"), NO_RECOVERY)
+    check_eq("failure: the refused pause changed nothing", mig_info(qs).get("status"), "postcopy-active")
     dst.kill()
     info = wait_mig_status(qs, "failed", 20.0) or {}
     desc = info.get("error-desc", "")
