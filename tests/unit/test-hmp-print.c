@@ -229,7 +229,7 @@ START_TEST(test_capabilities_default)
         "events: off\npostcopy-ram: off\nx-colo: off\nrelease-ram: off\nblock: off\nreturn-path: off\n"
         "pause-before-switchover: off\nmultifd: off\ndirty-bitmaps: off\npostcopy-blocktime: off\n"
         "late-block-activate: off\nx-ignore-shared: off\nvalidate-uuid: off\nbackground-snapshot: off\n"
-        "zero-copy-send: off\npostcopy-preempt: off\n";
+        "zero-copy-send: off\npostcopy-preempt: off\nx-resumable-precopy: off\n";
     MigrationCapabilityStatus caps[MIGRATION_CAPABILITY__MAX];
     MigrationCapabilityStatusList nodes[MIGRATION_CAPABILITY__MAX];
     g_autoptr(GString) out = g_string_new(NULL);
