@@ -55,8 +55,10 @@ TLS rows (--scenarios tls), --tls-size (default 1G), tcp, paused guests:
 
 Options: --sizes 1G,4G  --transports unix,tcp  --rate 64  --unthrottled-secs 15
          --unthrottled-sizes 1G  --no-qemu  --deadline 120  --sockbw-mib 2048
-         --kvm-sizes 1G,4G  --scenarios idle,chain,kvm,qemu,tls,block
+         --kvm-sizes 1G,4G  --scenarios idle,chain,kvm,qemu,tls,throughput,block  --tp-runs 3
          --block-size 4G  --disk-rate 16  --tls-size 1G
+
+Throughput rows (--scenarios throughput): bench/throughput.py.
 """
 
 import argparse
@@ -73,6 +75,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 os.chdir(ROOT)      # BUILD is relative to the repository, as in make
 sys.path.insert(0, os.path.join(ROOT, "tests", "functional"))
+sys.path.insert(0, HERE)        # throughput.py
 import migvm  # noqa: E402  (the functional tests' helper library)
 import tlslib  # noqa: E402  (certtool certificates for the tls rows)
 
@@ -144,7 +147,7 @@ class Guest:
     """One VM plus its QMP client and serial file."""
 
     def __init__(self, size, rate, incoming=None, paused=False, binary=None, extra=(), dir=None, kvm=False,
-                 accel=None):
+                 accel=None, qmp_timeout=30.0):
         """kvm: the boot-sector guest on -accel kvm (rate is ignored: it
         dirties all of its RAM); otherwise the soft workload at `rate`, or
         -accel `accel` when given."""
@@ -165,14 +168,14 @@ class Guest:
         if binary:
             os.environ["MIGVM_TEST_BINARY"] = binary
         try:
-            self.vm = migvm.VM(args, tmpdir=self.dir).launch()
+            self.vm = migvm.VM(args, tmpdir=self.dir).launch(timeout=qmp_timeout)
         finally:
             if binary:
                 if saved is None:
                     del os.environ["MIGVM_TEST_BINARY"]
                 else:
                     os.environ["MIGVM_TEST_BINARY"] = saved
-        self.qmp = self.vm.qmp(timeout=30.0)
+        self.qmp = self.vm.qmp(timeout=qmp_timeout)
 
     def serial_text(self):
         try:
@@ -674,11 +677,12 @@ def main():
     ap.add_argument("--sockbw-mib", type=int, default=2048)
     ap.add_argument("--sockbw-repeat", type=int, default=3)
     ap.add_argument("--no-qemu", action="store_true")
-    ap.add_argument("--scenarios", default="idle,chain,kvm,qemu,tls,block")
+    ap.add_argument("--scenarios", default="idle,chain,kvm,qemu,tls,throughput,block")
     ap.add_argument("--tls-size", default="1G", help="guest size of the tls rows")
     ap.add_argument("--block-size", default="4G", help="disk image size of the block rows")
     ap.add_argument("--disk-rate", type=int, default=16, help="MiB/s the soft disk workload writes in 'blk live'")
     ap.add_argument("--kvm-sizes", default="1G,4G", help="KVM guest sizes")
+    ap.add_argument("--tp-runs", type=int, default=3, help="runs per throughput row (median)")
     opts = ap.parse_args()
     opts.sizes = [s for s in opts.sizes.split(",") if s]
     opts.transports = [t for t in opts.transports.split(",") if t]
@@ -717,7 +721,8 @@ def main():
             migvm.kill_all()
     if "qemu" in scenarios and not opts.no_qemu:
         try:
-            bench.qemu_idle()
+            for size in opts.sizes:
+                bench.qemu_idle(size)
         except Exception as e:  # noqa: BLE001
             bench.notes.append("qemu reference: %s: %s" % (type(e).__name__, e))
         finally:
@@ -729,6 +734,13 @@ def main():
             failed = True
             bench.notes.append("tls rows: %s: %s" % (type(e).__name__, e))
             print("  (tls rows aborted: %s)" % e, flush=True)
+    if "throughput" in scenarios:
+        try:
+            import throughput
+            throughput.Throughput(sys.modules[__name__], opts, bench.notes).run()
+        except Exception as e:  # noqa: BLE001
+            failed = True
+            bench.notes.append("throughput rows: %s: %s" % (type(e).__name__, e))
         finally:
             migvm.kill_all()
     if "block" in scenarios:

@@ -19,3 +19,18 @@ BENCH_TARGETS += $(BUILD)/bench/zerobench
 .PHONY: bench-postcopy
 bench-postcopy: all
 	$(Q)BUILD=$(BUILD) /usr/bin/python3 bench/postcopy-bench.py
+
+# The boot-sector guest that rewrites exactly 1 GiB (the pages in [1 MiB, 1 GiB + 1 MiB)),
+# whatever its RAM size, under migvm and QEMU alike: the throughput rows.
+$(BUILD)/bench/boot-sector-1g.o: guest/boot-sector.S guest/boot-entry.h
+	@mkdir -p $(dir $@)
+	$(call say,AS,$<)
+	$(Q)$(CC) -c -nostdlib -DTOP_CAP=0x40100000 -o $@ $<
+
+$(BUILD)/bench/boot-sector-1g.img: $(BUILD)/bench/boot-sector-1g.o
+	$(call say,LD,$@)
+	$(Q)ld -m elf_x86_64 -nostdlib -Ttext 0x7c00 -e _start --oformat binary -o $@.tmp $<
+	$(Q)test "$$(stat -c %s $@.tmp)" = 512 || { echo "$@: not 512 bytes" >&2; rm -f $@.tmp; exit 1; }
+	$(Q)mv $@.tmp $@
+
+BENCH_TARGETS += $(BUILD)/bench/boot-sector-1g.img

@@ -69,6 +69,7 @@ struct RAMBlock {
      * source's pages sent, and those sent again since the last checkpoint
      * the destination acknowledged (two generations). */
     unsigned long *receivedmap, *sentmap, *resentmap, *resentmap_old;
+    uint64_t loaded_upto;       /* end of the highest page an incoming record wrote (atomic; ram-prefault.h) */
     RAMBlock *next;
 };
 

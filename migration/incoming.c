@@ -18,6 +18,7 @@
 #include "options.h"
 #include "postcopy-ram.h"
 #include "recovery.h"
+#include "ram-prefault.h"
 #include "machine.h"
 #include "multifd.h"
 #include "savevm.h"
@@ -181,6 +182,7 @@ static void incoming_finish(void *opaque)
     incoming.thread = NULL;
     mig_listener_free(incoming.listener);     /* multifd: still taking channels */
     incoming.listener = NULL;
+    ram_prefault_stop();        /* every page arrived, or the load failed */
     incoming_close_channel();
     incoming_end_layers();
     if (!incoming.load_ok && incoming.postcopy_started) {
@@ -630,6 +632,11 @@ bool migration_incoming_start(const char *uri, Error **errp)
     }
     incoming.failed = false;
     incoming.deferred = false;
+    /* Fault RAM in ahead of the stream (include/ram-prefault.h); postcopy
+     * needs the pages it has not received to stay missing. */
+    if (migrate_prefault_ram() && !migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM)) {
+        ram_prefault_start();
+    }
     /* QEMU 7.2 announces the destination's setup whatever the events capability. */
     incoming.status = MIGRATION_STATUS_SETUP;
     qapi_event_send_migration(MIGRATION_STATUS_SETUP);

@@ -74,6 +74,7 @@ static void params_set_defaults(MigrationParameters *p)
     p->has_max_cpu_throttle = true;           p->max_cpu_throttle = 99;
     p->has_x_dead_link_timeout = true;        p->x_dead_link_timeout = 30000;
     p->has_x_convergence_controller = true;   p->x_convergence_controller = true;     /* migvm's own */
+    p->has_x_prefault_ram = true;             p->x_prefault_ram = true;
 }
 
 static void params_clear(MigrationParameters *p)
@@ -138,6 +139,15 @@ uint64_t migrate_downtime_limit_ms(void)
     uint64_t ms = params.downtime_limit;
     pthread_mutex_unlock(&options_lock);
     return ms;
+}
+
+bool migrate_prefault_ram(void)
+{
+    pthread_mutex_lock(&options_lock);
+    ensure_init();
+    bool on = params.x_prefault_ram;
+    pthread_mutex_unlock(&options_lock);
+    return on;
 }
 
 uint32_t migrate_dead_link_timeout_ms(void)
@@ -399,7 +409,7 @@ static void params_apply(const MigrateSetParameters *p)
     APPLY(downtime_limit); APPLY(x_checkpoint_delay); APPLY(block_incremental);
     APPLY(multifd_channels); APPLY(multifd_compression); APPLY(multifd_zlib_level);
     APPLY(multifd_zstd_level); APPLY(xbzrle_cache_size); APPLY(max_postcopy_bandwidth);
-    APPLY(max_cpu_throttle); APPLY(x_dead_link_timeout); APPLY(x_convergence_controller);
+    APPLY(max_cpu_throttle); APPLY(x_dead_link_timeout); APPLY(x_convergence_controller); APPLY(x_prefault_ram);
     if (p->tls_creds) {
         g_free(params.tls_creds);
         params.tls_creds = str_or_null_value(p->tls_creds);

@@ -24,6 +24,8 @@ bool migrate_convergence_controller(void);
 char *migrate_tls_creds(void);
 char *migrate_tls_hostname(void);
 char *migrate_tls_authz(void);
+/* x-prefault-ram: a destination faults its RAM in ahead of the stream (include/ram-prefault.h). */
+bool migrate_prefault_ram(void);
 /* auto-converge's parameters, read together. */
 typedef struct MigThrottleParams {
     unsigned trigger_threshold, initial, increment, max;

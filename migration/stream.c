@@ -8,7 +8,11 @@
  * GByteArray, so tests exercise the hot-path code.
  *
  * Read side: `rbuf[rpos..rlen)` holds unread bytes. fd readers refill it with
- * read(); memory readers point rbuf at the caller's data and never refill.
+ * read() of at most `read_ahead` bytes beyond what the caller needs; memory
+ * readers point rbuf at the caller's data and never refill.
+ * mig_stream_read_iov hands the buffered bytes out first, then readv()s
+ * from the fd straight into the caller's memory; mig_stream_unread puts
+ * bytes it placed back in front of the buffer.
  */
 #include "stream.h"
 #include "tsan.h"
@@ -57,6 +61,7 @@ struct MigStream {
     uint8_t *rbuf_owned;           /* fd readers */
     const uint8_t *rbuf;
     size_t rpos, rlen;
+    size_t read_ahead;             /* fill() reads at most this much more than needed */
     bool eof;
 
     _Atomic uint64_t bytes_written;
@@ -119,6 +124,7 @@ static MigStream *stream_alloc(MigStreamKind kind, int fd, bool owns_fd)
     if (kind == MS_FD_READER) {
         f->rbuf_owned = g_malloc(MIG_RBUF_SIZE);
         f->rbuf = f->rbuf_owned;
+        f->read_ahead = MIG_RBUF_SIZE;
     }
     return f;
 }
@@ -453,8 +459,9 @@ static size_t fill(MigStream *f, size_t need)
         f->rpos = 0;
         f->rlen = avail;
     }
+    size_t room = MIN(MIG_RBUF_SIZE, f->rpos + need + f->read_ahead);
     while (f->rlen < need) {
-        ssize_t n = read_fd(f, f->rbuf_owned + f->rlen, MIG_RBUF_SIZE - f->rlen);
+        ssize_t n = read_fd(f, f->rbuf_owned + f->rlen, room - f->rlen);
         if (n <= 0) {
             f->eof = n == 0;
             break;
@@ -700,4 +707,126 @@ bool mig_stream_close(MigStream *f, Error **errp)
     g_free(f->rbuf_owned);
     g_free(f);
     return ok;
+}
+
+/* ---- reading straight into the caller's memory ---- */
+
+void mig_stream_set_read_ahead(MigStream *f, size_t bytes)
+{
+    f->read_ahead = MIN(MAX(bytes, 1), MIG_RBUF_SIZE);
+}
+
+/* readv() on the fd, retried as read_fd does; -1 with the error set. */
+static ssize_t readv_fd(MigStream *f, struct iovec *iov, int cnt)
+{
+    for (;;) {
+        if (check_shut(f)) {
+            return -1;
+        }
+        ssize_t n = readv(f->fd, iov, cnt);
+        if (n >= 0) {
+            return n;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(f, POLLIN)) {
+            continue;
+        }
+        mig_stream_set_error(f, "Unable to read from %s: %s", peer_name(f), g_strerror(errno));
+        return -1;
+    }
+}
+
+/* Drop the first n bytes of the iovec list (in place). */
+static void iov_advance(struct iovec **iov, int *cnt, size_t n)
+{
+    while (n > 0 && *cnt > 0) {
+        size_t k = MIN(n, (*iov)->iov_len);
+        (*iov)->iov_base = (uint8_t *)(*iov)->iov_base + k;
+        (*iov)->iov_len -= k;
+        n -= k;
+        if ((*iov)->iov_len == 0) {
+            (*iov)++;
+            (*cnt)--;
+        }
+    }
+    while (*cnt > 0 && (*iov)->iov_len == 0) {
+        (*iov)++;
+        (*cnt)--;
+    }
+}
+
+size_t mig_stream_read_iov(MigStream *f, const struct iovec *iov_in, int cnt, size_t min)
+{
+    if (f->err || !f->rbuf || cnt <= 0 || cnt > MIG_IOV_MAX) {
+        if (!f->err) {
+            mig_stream_set_error(f, "Migration stream is not readable");
+        }
+        return 0;
+    }
+    struct iovec iov_copy[MIG_IOV_MAX];
+    memcpy(iov_copy, iov_in, cnt * sizeof(*iov_in));
+    struct iovec *iov = iov_copy;
+    size_t placed = 0;
+    /* What is buffered goes first (a copy, but those bytes are read already). */
+    while (cnt > 0 && f->rpos < f->rlen) {
+        size_t k = MIN(f->rlen - f->rpos, iov->iov_len);
+        memcpy(iov->iov_base, f->rbuf + f->rpos, k);
+        consume(f, k);
+        placed += k;
+        iov_advance(&iov, &cnt, k);
+    }
+    if (placed >= min || cnt == 0) {
+        return placed;
+    }
+    if (f->kind != MS_FD_READER || f->eof) {
+        set_eof_error(f);
+        return placed;
+    }
+    f->rpos = f->rlen = 0;      /* empty: mig_stream_unread refills it from 0 */
+    while (placed < min && cnt > 0) {
+        ssize_t n = readv_fd(f, iov, cnt);
+        if (n <= 0) {
+            if (n == 0) {
+                f->eof = true;
+                set_eof_error(f);
+            }
+            return placed;
+        }
+        counter_add(&f->bytes_read, n);
+        placed += n;
+        iov_advance(&iov, &cnt, n);
+    }
+    return placed;
+}
+
+bool mig_stream_unread(MigStream *f, const struct iovec *iov, int cnt)
+{
+    size_t total = 0;
+    for (int i = 0; i < cnt; i++) {
+        total += iov[i].iov_len;
+    }
+    if (f->err || total == 0) {
+        return !f->err;
+    }
+    if (f->kind == MS_FD_READER && f->rpos == 0 && f->rlen == 0) {
+        /* They came from the fd: copy them into the empty buffer. */
+        if (total > MIG_RBUF_SIZE) {
+            mig_stream_set_error(f, "Cannot put back %zu bytes into the read buffer", total);
+            return false;
+        }
+        for (int i = 0; i < cnt; i++) {
+            memcpy(f->rbuf_owned + f->rlen, iov[i].iov_base, iov[i].iov_len);
+            f->rlen += iov[i].iov_len;
+        }
+    } else if (f->rpos >= total) {
+        f->rpos -= total;       /* they came from the buffer and are still there */
+    } else {
+        mig_stream_set_error(f, "Cannot put back %zu bytes into the read buffer", total);
+        return false;
+    }
+    atomic_store_explicit(&f->bytes_read, atomic_load_explicit(&f->bytes_read, memory_order_relaxed) - total,
+                          memory_order_relaxed);
+    return true;
 }

@@ -109,6 +109,22 @@ uint32_t mig_stream_get_be32(MigStream *f);
 uint64_t mig_stream_get_be64(MigStream *f);
 /* Read exactly len bytes; false (sticky error set, buf partly filled) otherwise. */
 bool mig_stream_get_buffer(MigStream *f, void *buf, size_t len);
+/* Read into iov[0..cnt) in order, without a copy where possible: the
+ * bytes already buffered are copied out first, then an fd reader readv()s
+ * from the fd straight into the rest. Stops once at least `min` bytes are
+ * placed (a readv may place more, up to the whole iov). Returns the bytes
+ * placed; fewer than min only with the sticky error set (end of input or
+ * I/O error). cnt <= 256. */
+struct iovec;
+size_t mig_stream_read_iov(MigStream *f, const struct iovec *iov, int cnt, size_t min);
+/* Put back bytes the last mig_stream_read_iov placed (the last ones it
+ * placed, in stream order, at most 64 KiB): the next reads return them
+ * first. False (and the sticky error) if they cannot be. */
+bool mig_stream_unread(MigStream *f, const struct iovec *iov, int cnt);
+/* fd readers: refill the buffer with at most `bytes` more than the read at
+ * hand needs (default and cap: the 64 KiB buffer). A reader that takes
+ * large payloads with mig_stream_read_iov keeps them out of the buffer. */
+void mig_stream_set_read_ahead(MigStream *f, size_t bytes);
 /* Discard len bytes without allocating. */
 bool mig_stream_skip(MigStream *f, size_t len);
 /* Counted string into buf[256] (NUL-terminated); returns its length, or -1

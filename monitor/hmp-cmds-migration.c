@@ -255,6 +255,7 @@ static const ParamSyntax param_syntax[] = {
     PS(MULTIFD_ZSTD_LEVEL, PK_U8, multifd_zstd_level),
     { MIGRATION_PARAMETER_BLOCK_BITMAP_MAPPING, PK_QMP_ONLY, 0, 0 },
     PS(X_DEAD_LINK_TIMEOUT, PK_U32, x_dead_link_timeout),
+    PS(X_PREFAULT_RAM, PK_BOOL, x_prefault_ram),
 };
 
 static const ParamSyntax *find_syntax(MigrationParameter param)

@@ -287,6 +287,7 @@ void hmp_format_migrate_parameters(GString *out, const MigrationParameters *p)
     P_STR("tls-authz", tls_authz);
     P_UINT("x-dead-link-timeout", x_dead_link_timeout, " ms");
     P_BOOL("x-convergence-controller", x_convergence_controller);
+    P_BOOL("x-prefault-ram", x_prefault_ram);
 
     if (p->block_bitmap_mapping) {
         g_string_append(out, "block-bitmap-mapping:\n");

@@ -7,6 +7,7 @@
 #include <sys/mman.h>
 #include <glib.h>
 #include "memory.h"
+#include "ram-prefault.h"
 #include "vm.h"
 #include "tsan.h"
 #include "accel.h"
@@ -173,6 +174,7 @@ RAMBlock *ram_block_add_split(const char *name, uint64_t gpa, uint64_t size,
 
 void ram_blocks_free_all(void)
 {
+    ram_prefault_stop();        /* its workers walk the blocks */
     while (blocks) {
         RAMBlock *b = blocks;
         blocks = b->next;

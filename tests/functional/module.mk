@@ -17,7 +17,7 @@ FUNC_TESTS += tests/functional/test-kvm.py tests/functional/test-kvm-machine.py
 FUNC_TESTS += tests/functional/test-block.py
 # Live migration end to end between real migvm processes.
 FUNC_TESTS += tests/functional/test-migration.py \
-              tests/functional/test-migration-bandwidth.py \
+              tests/functional/test-migration-bandwidth.py tests/functional/test-ram-prefault.py \
               tests/functional/test-migration-failures.py tests/functional/test-migration-faults.py \
               tests/functional/test-migration-resume.py \
               tests/functional/test-hmp-migration.py tests/functional/test-hmp-tty.py \

@@ -62,6 +62,7 @@ max-postcopy-bandwidth: 0
 tls-authz: ''
 x-dead-link-timeout: 30000 ms
 x-convergence-controller: on
+x-prefault-ram: on
 """.replace("\n", "\r\n")
 
 # 7.2 `info migrate` lines for an active / completed outgoing migration, in order.

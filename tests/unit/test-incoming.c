@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <glib.h>
 #include "migration.h"
+#include "options.h"
+#include "ram-prefault.h"
 #include "memory.h"
 #include "options.h"
 #include "postcopy-ram.h"
@@ -28,6 +30,20 @@
 #include "unit-test.h"
 
 /* ---------------- stubs: the machine and the main loop ---------------- */
+/* Pre-faulting (system/ram-prefault.c): this test has no guest RAM. */
+bool migrate_prefault_ram(void)
+{
+    return false;
+}
+
+void ram_prefault_start(void)
+{
+}
+
+void ram_prefault_stop(void)
+{
+}
+
 
 /* Options: every capability off (multifd's paths are test-multifd.py's). */
 bool migrate_cap(MigrationCapability cap)

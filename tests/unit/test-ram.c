@@ -5,7 +5,10 @@
  * wrong lengths, truncation) each fail with their own error.
  */
 #include <check.h>
+#include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
 #include <glib.h>
 #include "auto-converge.h"
 #include "cpu-throttle.h"
@@ -397,6 +400,113 @@ START_TEST(test_truncated_every_offset)
 }
 END_TEST
 
+/* ---- the loader's reads straight into guest RAM (fd streams) ---- */
+
+/* What the mixed stream leaves in the blocks. */
+static uint8_t want_ram[RAM_PAGES * PAGE], want_extra[EXTRA_PAGES * PAGE];
+
+static void mixed_page(MigStream *f, uint8_t *want, uint64_t p, bool cont, const char *block, uint8_t seed)
+{
+    static uint8_t data[PAGE];
+    for (uint64_t i = 0; i < PAGE; i++) {
+        data[i] = (uint8_t)(seed + p * 7 + i * 13);
+    }
+    rec_page(f, p * PAGE, FLAG_PAGE | (cont ? FLAG_CONTINUE : 0), cont ? NULL : block);
+    mig_stream_put_buffer(f, data, PAGE);
+    memcpy(want + p * PAGE, data, PAGE);
+}
+
+static void mixed_zero(MigStream *f, uint8_t *want, uint64_t p)
+{
+    rec_page(f, p * PAGE, FLAG_ZERO | FLAG_CONTINUE, NULL);
+    mig_stream_put_u8(f, 0);
+    memset(want + p * PAGE, 0, PAGE);
+}
+
+/* A first pass over every page, as a source sends it (runs of data pages
+ * the loader guesses right, zero pages and a repeated block name that break
+ * a guess, a second block), then a second pass resending some pages. */
+static void rec_mixed(MigStream *f)
+{
+    mixed_page(f, want_ram, 0, false, "ram", 1);
+    for (uint64_t p = 1; p < RAM_PAGES; p++) {
+        if (p == 10 || (p >= 13 && p < 20) || p >= 30) {
+            mixed_zero(f, want_ram, p);
+        } else {
+            mixed_page(f, want_ram, p, p != 21, "ram", 1);
+        }
+    }
+    for (uint64_t p = 0; p < EXTRA_PAGES; p++) {
+        mixed_page(f, want_extra, p, p > 0, "extra", 2);
+    }
+    mixed_page(f, want_ram, 3, false, "ram", 3);
+    mixed_page(f, want_ram, 4, true, "ram", 3);
+    mixed_zero(f, want_ram, 5);
+    mixed_page(f, want_ram, 31, true, "ram", 3);
+    mixed_page(f, want_ram, 32, true, "ram", 3);
+}
+
+typedef struct Feeder {
+    int fd;
+    const uint8_t *data;
+    size_t len, chunk;
+} Feeder;
+
+/* Writes the stream in `chunk`-byte writes, so the loader's reads come back
+ * short at every kind of place (inside headers, payloads, guesses). */
+static gpointer feed(gpointer opaque)
+{
+    Feeder *fd = opaque;
+    for (size_t off = 0; off < fd->len;) {
+        size_t n = MIN(fd->chunk, fd->len - off);
+        ssize_t w = write(fd->fd, fd->data + off, n);
+        if (w <= 0) {
+            break;
+        }
+        off += w;
+        if (fd->chunk < 4096) {
+            g_usleep(10);
+        }
+    }
+    close(fd->fd);
+    return NULL;
+}
+
+START_TEST(test_direct_reads)
+{
+    static const size_t chunks[] = { 1 << 20, 4096, 4104, 777, 13 };
+    memset(want_ram, 0, sizeof(want_ram));
+    memset(want_extra, 0, sizeof(want_extra));
+    g_autoptr(GByteArray) b = ram_stream(4, BLOCKS_OK, rec_mixed, 0);
+    for (int run = -1; run < (int)G_N_ELEMENTS(chunks); run++) {
+        /* Stale contents, as a destination that loaded before. */
+        memset(ram->host, 0xee, RAM_PAGES * PAGE);
+        memset(extra->host, 0xee, EXTRA_PAGES * PAGE);
+        if (run < 0) {
+            load_ok(b->data, b->len);           /* the memory reader: the reference */
+        } else {
+            int sv[2];
+            ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+            Feeder fd = { sv[0], b->data, b->len, chunks[run] };
+            GThread *t = g_thread_new("feed", feed, &fd);
+            MigStream *f = mig_stream_new_fd_reader(sv[1], true);
+            LoadvmOptions opts = { .local = { .machine_type = "none" } };
+            Error *err = NULL;
+            bool ok = qemu_loadvm_state(f, &opts, &err);
+            ck_assert_msg(ok, "chunk %zu: %s", chunks[run], err ? error_get_pretty(err) : "");
+            ck_assert_uint_eq(mig_stream_bytes_read(f), b->len);
+            mig_stream_close(f, NULL);
+            g_thread_join(t);
+        }
+        for (uint64_t p = 0; p < RAM_PAGES; p++) {
+            ck_assert_msg(!memcmp(ram->host + p * PAGE, want_ram + p * PAGE, PAGE),
+                          "run %d: ram page %" PRIu64 " differs", run, p);
+        }
+        ck_assert(!memcmp(extra->host, want_extra, sizeof(want_extra)));
+    }
+}
+END_TEST
+
 static Suite *ram_suite(void)
 {
     Suite *s = suite_create("ram");
@@ -407,6 +517,7 @@ static Suite *ram_suite(void)
     tcase_add_test(tc, test_good_records_load);
     tcase_add_loop_test(tc, test_hostile_records, 0, G_N_ELEMENTS(hostile));
     tcase_add_test(tc, test_truncated_every_offset);
+    tcase_add_test(tc, test_direct_reads);
     suite_add_tcase(s, tc);
     return s;
 }

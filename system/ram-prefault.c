@@ -1,0 +1,143 @@
+/*
+ * Pre-faulting the destination's guest RAM ahead of the incoming stream
+ * (what and why: include/ram-prefault.h).
+ *
+ * The pieces of all blocks form one sequence, in block order and address
+ * order within a block: the order in which a source's first pass sends
+ * pages. Workers claim the next piece with one atomic increment, so they
+ * work through RAM together from its start, ahead of the stream; a piece
+ * the stream has reached already (its block's loaded_upto lies past the
+ * piece's start) is skipped. Each populate is one madvise call of 2 MiB,
+ * so a stop takes effect within one piece.
+ */
+#include "ram-prefault.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <glib.h>
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23      /* Linux 5.14 */
+#endif
+
+#define PREFAULT_MAX_WORKERS 4
+
+typedef struct Prefault {
+    pthread_t workers[PREFAULT_MAX_WORKERS];   /* [main] */
+    int nworkers;                              /* [main]: started, not yet joined */
+    _Atomic uint64_t next;                     /* next piece to claim (workers) */
+    _Atomic bool stop;                         /* [main] writes, workers read */
+    _Atomic uint64_t populated, skipped, total;
+} Prefault;
+
+static Prefault pf;
+static _Atomic bool allowed = true;
+
+void ram_prefault_set_allowed(bool on)
+{
+    atomic_store(&allowed, on);
+    if (!on) {
+        ram_prefault_stop();
+    }
+}
+
+bool ram_prefault_allowed(void)
+{
+    return atomic_load(&allowed);
+}
+
+/* Piece index i (in the sequence above) as a block and an offset; false
+ * past the end. The block list never changes while workers run. */
+static bool piece_at(uint64_t i, RAMBlock **block, uint64_t *offset)
+{
+    RAMBLOCK_FOREACH(b) {
+        uint64_t n = (b->used_length + RAM_PREFAULT_PIECE - 1) / RAM_PREFAULT_PIECE;
+        if (i < n) {
+            *block = b;
+            *offset = i * RAM_PREFAULT_PIECE;
+            return true;
+        }
+        i -= n;
+    }
+    return false;
+}
+
+static void *prefault_worker(void *opaque)
+{
+    while (!atomic_load(&pf.stop)) {
+        RAMBlock *b;
+        uint64_t off;
+        if (!piece_at(atomic_fetch_add(&pf.next, 1), &b, &off)) {
+            break;
+        }
+        if (__atomic_load_n(&b->loaded_upto, __ATOMIC_RELAXED) > off) {
+            atomic_fetch_add(&pf.skipped, 1);
+            continue;
+        }
+        uint64_t len = MIN(RAM_PREFAULT_PIECE, b->used_length - off);
+        /* Faults in what is missing, never changes what is there: a page
+         * the stream writes meanwhile keeps its contents. */
+        if (madvise(b->host + off, len, MADV_POPULATE_WRITE) != 0) {
+            if (errno == EINVAL || errno == ENOSYS) {
+                break;      /* kernel older than 5.14: nothing to gain here */
+            }
+            continue;       /* ENOMEM and the like: the stream's writes will fault */
+        }
+        atomic_fetch_add(&pf.populated, 1);
+    }
+    return NULL;
+}
+
+bool ram_prefault_running(void)
+{
+    return pf.nworkers > 0;
+}
+
+void ram_prefault_start(void)
+{
+    if (pf.nworkers || !ram_prefault_allowed()) {
+        return;
+    }
+    uint64_t total = 0;
+    RAMBLOCK_FOREACH(b) {
+        __atomic_store_n(&b->loaded_upto, 0, __ATOMIC_RELAXED);
+        total += (b->used_length + RAM_PREFAULT_PIECE - 1) / RAM_PREFAULT_PIECE;
+    }
+    atomic_store(&pf.next, 0);
+    atomic_store(&pf.stop, false);
+    atomic_store(&pf.populated, 0);
+    atomic_store(&pf.skipped, 0);
+    atomic_store(&pf.total, total);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int want = (int)MIN(MAX(ncpu, 1), PREFAULT_MAX_WORKERS);
+    for (int i = 0; i < want && total; i++) {
+        if (pthread_create(&pf.workers[pf.nworkers], NULL, prefault_worker, NULL) != 0) {
+            break;          /* fewer workers, or none: the stream faults pages itself */
+        }
+        pf.nworkers++;
+    }
+}
+
+void ram_prefault_cancel(void)
+{
+    atomic_store(&pf.stop, true);
+}
+
+void ram_prefault_stop(void)
+{
+    atomic_store(&pf.stop, true);
+    for (int i = 0; i < pf.nworkers; i++) {
+        pthread_join(pf.workers[i], NULL);
+    }
+    pf.nworkers = 0;
+}
+
+void ram_prefault_get_stats(RamPrefaultStats *out)
+{
+    out->populated = atomic_load(&pf.populated);
+    out->skipped = atomic_load(&pf.skipped);
+    out->total = atomic_load(&pf.total);
+}
