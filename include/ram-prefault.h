@@ -13,7 +13,7 @@
  * Cost: the destination's guest RAM becomes resident as a whole, as with
  * QEMU's -mem-prealloc, instead of only what the guest ever used; the
  * workers take the CPU the kernel needs to clear it (about 4 GiB/s per
- * worker here).
+ * worker here); they run at nice 10, on CPU time nothing else wants.
  *
  * Skipped: pieces the stream has already reached (the loader reports each
  * page record with ram_prefault_loaded): what arrived there as zero pages

@@ -16,6 +16,8 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/mman.h>
 #include <glib.h>
 
@@ -24,6 +26,7 @@
 #endif
 
 #define PREFAULT_MAX_WORKERS 4
+#define PREFAULT_NICE 10
 
 typedef struct Prefault {
     pthread_t workers[PREFAULT_MAX_WORKERS];   /* [main] */
@@ -67,6 +70,12 @@ static bool piece_at(uint64_t i, RAMBlock **block, uint64_t *offset)
 
 static void *prefault_worker(void *opaque)
 {
+    /* Spare CPU only: the vCPUs, the migration and incoming threads come
+     * first (on 2 cores the workers would otherwise slow a source guest or
+     * the stream they are meant to help). Linux applies nice per thread. */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), PREFAULT_NICE) != 0) {
+        /* not fatal: the workers run at normal priority */
+    }
     while (!atomic_load(&pf.stop)) {
         RAMBlock *b;
         uint64_t off;
