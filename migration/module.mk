@@ -53,7 +53,8 @@ $(BUILD)/tests/unit/test-ram: $(BUILD)/migration/ram.o $(BUILD)/migration/recv-b
 # The destination's postcopy RAM on a real userfaultfd: faults, requests, placement, pause/resume.
 UNIT_TESTS += $(BUILD)/tests/unit/test-postcopy-ram
 $(BUILD)/tests/unit/test-postcopy-ram.o: CFLAGS_ALL += -Imigration
-$(BUILD)/tests/unit/test-postcopy-ram: $(BUILD)/migration/postcopy-ram.o $(BUILD)/migration/return-path.o $(BUILD)/migration/stream.o \
+$(BUILD)/tests/unit/test-postcopy-ram: $(BUILD)/migration/postcopy-ram.o $(BUILD)/migration/recv-bitmap.o \
+                                       $(BUILD)/migration/return-path.o $(BUILD)/migration/stream.o \
                                        $(BUILD)/system/memory.o $(BUILD)/system/ram-prefault.o $(BUILD)/system/accel.o $(UTIL_OBJS)
 
 # auto-converge's throttle steps; options and the throttle are stubbed in the test.

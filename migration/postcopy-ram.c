@@ -24,6 +24,7 @@
  * bits belong to the fault thread. Blocktime figures are under bt_lock.
  */
 #include "postcopy-ram.h"
+#include "recv-bitmap.h"
 #include "clock.h"
 #include "cpus.h"
 #include "options.h"
@@ -244,6 +245,9 @@ bool postcopy_incoming_discard(const char *block, uint64_t start, uint64_t len, 
     for (uint64_t p = start / MIGVM_PAGE_SIZE; p < (start + len) / MIGVM_PAGE_SIZE; p++) {
         bit_clear(m->received, p);
     }
+    /* The recovery's received map too (recv-bitmap.h): a discarded page
+     * must be asked for again after a resume. */
+    recv_bitmap_clear_range(b, start / MIGVM_PAGE_SIZE, len / MIGVM_PAGE_SIZE);
     return true;
 }
 
@@ -559,6 +563,7 @@ bool postcopy_place_page(RAMBlock *b, uint64_t offset, const void *data, Error *
         }
     }
     bit_set(m->received, offset / MIGVM_PAGE_SIZE);
+    recv_bitmap_set(b, offset / MIGVM_PAGE_SIZE);
     blocktime_placed(dst);
     return true;
 }
