@@ -232,8 +232,10 @@ def live_migrate(name, src, qs, dst, qd, uri, min_syncs=3, self_test=False):
     """Migrate the running source to dst (listening on uri) and check
     everything on the destination. Returns the final query-migrate info."""
     check_eq("%s: destination waits in inmigrate" % name, miglib.query_status(qd), "inmigrate")
-    # Cannot converge: the guest re-dirties its 1 GiB every ~1 s, a pass takes ~2 s.
-    qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": CAP, "downtime-limit": 1})
+    # Cannot converge: the guest re-dirties its 1 GiB every ~1 s, a pass takes ~2 s. The convergence
+    # controller is off while it must stay active (it would throttle the guest until it converges).
+    qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": CAP, "downtime-limit": 1,
+                                           "x-convergence-controller": False})
     b0 = b_count(src)
     t0 = time.monotonic()
     r = qs.cmd("migrate", uri=uri)
@@ -243,7 +245,8 @@ def live_migrate(name, src, qs, dst, qd, uri, min_syncs=3, self_test=False):
     info = miglib.mig_info(qs)
     check("%s: %d+ syncs while the guest dirties all of its RAM (%d passes), still active" % (
         name, min_syncs, b_count(src) - b0), passes and info.get("status") == "active", repr(info))
-    qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 0, "downtime-limit": FINAL_DOWNTIME_MS})
+    qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 0, "downtime-limit": FINAL_DOWNTIME_MS,
+                                           "x-convergence-controller": True})
     info = miglib.wait_mig_status(qs, ("completed", "failed", "cancelled"), 40) or miglib.mig_info(qs)
     wall = time.monotonic() - t0
     check_eq("%s: migration completed" % name, info.get("status"), "completed")
