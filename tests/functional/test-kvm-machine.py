@@ -97,7 +97,10 @@ def migrate(omit=None, src_accel="kvm", dst_accel="kvm", expect_ok=True, name=""
     uri = "unix:" + os.path.join(d, "mig.sock")
     dst = start(RING3_IMG, incoming=uri, tmpdir=d, accel=dst_accel)
     qd = dst.qmp()
-    qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 8 << 30, "downtime-limit": 500})
+    # Leaving RAM's last round out must leave stale pages: the convergence controller would take extra
+    # passes until that round is nearly empty, so it is off for that case (QEMU 7.2's switch-over).
+    qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 8 << 30, "downtime-limit": 500,
+                                           "x-convergence-controller": omit != "ram/final-pass"})
     r = qs.cmd("migrate", uri=uri)
     check("%s: migrate accepted" % name, "return" in r, repr(r))
     info = miglib.wait_mig_status(qs, ("completed", "failed", "cancelled"), 60)

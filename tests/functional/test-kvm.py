@@ -222,14 +222,16 @@ def migrate_kvm(transport, dest_paused, accel="kvm", extra=()):
     # As QEMU's migration tests: first a setting that cannot converge (the
     # guest dirties all of its RAM ~6 times a second), so several passes run
     # while the guest writes and dirty tracking matters; then one that does.
-    qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 256 << 20, "downtime-limit": 1})
+    qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 256 << 20, "downtime-limit": 1,
+                                           "x-convergence-controller": False})
     before = miglib.serial_size(src.serial_path)
     r = qs.cmd("migrate", uri=uri)
     check("%s: migrate accepted" % name, "return" in r, repr(r))
     passes = wait_until(lambda: (miglib.mig_info(qs).get("ram", {}).get("dirty-sync-count", 0) >= 4 and
                                  miglib.serial_size(src.serial_path) >= before + 2), 60)
     check("%s: several passes while the guest runs" % name, passes, repr(miglib.mig_info(qs)))
-    qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 8 << 30, "downtime-limit": 2000})
+    qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 8 << 30, "downtime-limit": 2000,
+                                           "x-convergence-controller": True})
     info = miglib.wait_mig_status(qs, ("completed", "failed", "cancelled"), 60)
     check_eq("%s: migration completed" % name, info and info.get("status"), "completed")
     check_eq("%s: source is postmigrate" % name, miglib.query_status(qs), "postmigrate")
