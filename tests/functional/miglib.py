@@ -136,6 +136,13 @@ def set_events(q, on=True):
     q.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": "events", "state": on}])
 
 
+def qemu_convergence():
+    """Parameters for QEMU 7.2's convergence where a test keeps a guest from
+    converging on purpose: migvm's convergence controller off (it would
+    throttle the guest until the migration completes); nothing for QEMU."""
+    return {} if qemu_mode() else {"x-convergence-controller": False}
+
+
 def set_caps(q, **caps):
     q.cmd_ok("migrate-set-capabilities",
              capabilities=[{"capability": k.replace("_", "-"), "state": v} for k, v in caps.items()])

@@ -279,7 +279,8 @@ def no_errors(name, *vms):
 def migrate_two_passes(qs, uri):
     """Start a migration slower than the guest dirties memory; wait for two
     dirty syncs.  Returns (reached, query-migrate's answer)."""
-    qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": CAP // 2, "downtime-limit": 1})
+    qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": CAP // 2, "downtime-limit": 1,
+                                           **miglib.qemu_convergence()})
     qs.cmd_ok("migrate", uri=uri)
     reached = wait_until(lambda: miglib.mig_info(qs).get("ram", {}).get("dirty-sync-count", 0) >= 2, 30)
     return reached, miglib.mig_info(qs)

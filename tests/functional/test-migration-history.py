@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import migvm  # noqa: E402
 from migvm import check, check_eq, finish, new_tmpdir, require_binary, run, skip  # noqa: E402
 from miglib import (collect_events, mig_info, serial_size, set_caps, set_events, start_vm, wait_mig_status,  # noqa: E402
-                    wait_until)
+                    qemu_convergence, wait_until)
 
 MEM = "64M"
 PHASES = ["stop", "live-end", "devices", "flush", "destination-load", "destination-start"]
@@ -61,7 +61,7 @@ def test_completed():
     # The workload has written all its memory once (a 'B' per round): every pass has pages to send.
     check("source workload filled its memory", wait_until(lambda: serial_size(src.serial_path) >= 2, 20))
     # A 1 ms downtime limit keeps it iterating: let 4 passes run, then let it complete.
-    qs.cmd_ok("migrate-set-parameters", max_bandwidth=16 << 20, downtime_limit=1)
+    qs.cmd_ok("migrate-set-parameters", max_bandwidth=16 << 20, downtime_limit=1, **qemu_convergence())
     qs.cmd_ok("migrate", uri="unix:" + dst_sock)
     during = wait_until(lambda: next((r for r in history(qs) if r["status"] == "active" and len(r["passes"]) >= 4),
                                      None), 30)
