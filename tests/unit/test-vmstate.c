@@ -726,7 +726,21 @@ START_TEST(test_stream_rate_limit)
     ck_assert(mig_stream_rate_limit_slot_end_ns(f) > 0);
     mig_stream_rate_limit_new_slot(f);
     ck_assert(!mig_stream_rate_limit_exceeded(f));
+    ck_assert_uint_eq(mig_stream_rate_limit_used(f), 0);
     ck_assert_uint_eq(mig_stream_bytes_written(f), 1000);
+    /* Bytes past a slot's budget are owed by the next slot, at most four budgets. */
+    uint8_t more[1500] = { 0 };
+    mig_stream_put_buffer(f, more, sizeof(more));
+    mig_stream_rate_limit_new_slot(f);
+    ck_assert_uint_eq(mig_stream_rate_limit_used(f), 500);
+    for (int i = 0; i < 10; i++) {
+        mig_stream_put_buffer(f, more, sizeof(more));
+    }
+    mig_stream_rate_limit_new_slot(f);
+    ck_assert_uint_eq(mig_stream_rate_limit_used(f), 4000);
+    ck_assert(mig_stream_rate_limit_exceeded(f));
+    mig_stream_set_rate_limit(f, 10000);                /* a new limit: nothing owed */
+    ck_assert_uint_eq(mig_stream_rate_limit_used(f), 0);
     mig_stream_set_error(f, "boom");
     ck_assert(mig_stream_rate_limit_exceeded(f));       /* errors stop the writer too */
     Error *err = NULL;
