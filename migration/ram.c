@@ -602,22 +602,27 @@ static RAMBlock *ram_load_block(MigStream *f, RAMState *rs, uint64_t flags, Erro
     return b;
 }
 
+/* A ZERO record's fill byte: QEMU 7.2 writes 0 and so must the source. */
+static bool read_zero_fill(MigStream *f, RAMBlock *b, uint64_t addr, Error **errp)
+{
+    uint8_t fill = mig_stream_get_u8(f);
+    if (!mig_stream_check(f, errp, "Failed to read a zero page at 0x%" PRIx64 " in block %s", addr, b->name)) {
+        return false;
+    }
+    if (fill != 0) {
+        error_setg(errp, "Received a zero-page record with fill byte 0x%x", fill);
+        return false;
+    }
+    return true;
+}
+
 /* After LISTEN the page must appear whole (UFFDIO_COPY / ZEROPAGE): a
  * vCPU may be waiting for it, and touching it here would fault. */
 static bool ram_load_postcopy_page(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t addr,
                                    uint64_t flags, Error **errp)
 {
     if ((flags & ~RAM_SAVE_FLAG_CONTINUE) == RAM_SAVE_FLAG_ZERO) {
-        uint8_t fill = mig_stream_get_u8(f);
-        if (!mig_stream_check(f, errp, "Failed to read a zero page at 0x%" PRIx64 " in block %s",
-                              addr, b->name)) {
-            return false;
-        }
-        if (fill != 0) {
-            error_setg(errp, "Received a zero-page record with fill byte 0x%x", fill);
-            return false;
-        }
-        return postcopy_place_page(b, addr, NULL, errp);
+        return read_zero_fill(f, b, addr, errp) && postcopy_place_page(b, addr, NULL, errp);
     }
     mig_stream_get_buffer(f, rs->postcopy_page, MIGVM_PAGE_SIZE);
     return mig_stream_check(f, errp, "Failed to read the page at 0x%" PRIx64 " in block %s", addr, b->name) &&
@@ -649,13 +654,7 @@ static bool ram_load_page(MigStream *f, RAMState *rs, uint64_t addr, uint64_t fl
         postcopy_mark_received(b, addr);
     }
     if ((flags & ~RAM_SAVE_FLAG_CONTINUE) == RAM_SAVE_FLAG_ZERO) {
-        uint8_t fill = mig_stream_get_u8(f);
-        if (!mig_stream_check(f, errp, "Failed to read a zero page at 0x%" PRIx64 " in block %s",
-                              addr, b->name)) {
-            return false;
-        }
-        if (fill != 0) {
-            error_setg(errp, "Received a zero-page record with fill byte 0x%x", fill);
+        if (!read_zero_fill(f, b, addr, errp)) {
             return false;
         }
         if (!buffer_is_zero(host, MIGVM_PAGE_SIZE)) {      /* leave untouched pages unallocated */

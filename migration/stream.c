@@ -424,14 +424,15 @@ const uint8_t *mig_stream_mem_data(MigStream *f, size_t *len)
 
 /* ---- read side ---- */
 
-/* One read() into dst; returns bytes read, 0 at EOF, -1 on error (set). */
-static ssize_t read_fd(MigStream *f, void *dst, size_t len)
+/* readv() on the fd, retried on EINTR and (non-blocking fds) EAGAIN;
+ * returns bytes read, 0 at EOF, -1 with the error set. */
+static ssize_t readv_fd(MigStream *f, struct iovec *iov, int cnt)
 {
     for (;;) {
         if (check_shut(f)) {
             return -1;
         }
-        ssize_t n = read(f->fd, dst, len);
+        ssize_t n = readv(f->fd, iov, cnt);
         if (n >= 0) {
             return n;
         }
@@ -444,6 +445,13 @@ static ssize_t read_fd(MigStream *f, void *dst, size_t len)
         mig_stream_set_error(f, "Unable to read from %s: %s", peer_name(f), g_strerror(errno));
         return -1;
     }
+}
+
+/* One read into dst; returns bytes read, 0 at EOF, -1 on error (set). */
+static ssize_t read_fd(MigStream *f, void *dst, size_t len)
+{
+    struct iovec v = { dst, len };
+    return readv_fd(f, &v, 1);
 }
 
 /* Try to have at least `need` (<= MIG_RBUF_SIZE) unread bytes buffered.
@@ -738,27 +746,6 @@ void mig_stream_set_read_ahead(MigStream *f, size_t bytes)
     f->read_ahead = MIN(MAX(bytes, 1), MIG_RBUF_SIZE);
 }
 
-/* readv() on the fd, retried as read_fd does; -1 with the error set. */
-static ssize_t readv_fd(MigStream *f, struct iovec *iov, int cnt)
-{
-    for (;;) {
-        if (check_shut(f)) {
-            return -1;
-        }
-        ssize_t n = readv(f->fd, iov, cnt);
-        if (n >= 0) {
-            return n;
-        }
-        if (errno == EINTR) {
-            continue;
-        }
-        if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_fd(f, POLLIN)) {
-            continue;
-        }
-        mig_stream_set_error(f, "Unable to read from %s: %s", peer_name(f), g_strerror(errno));
-        return -1;
-    }
-}
 
 /* Drop the first n bytes of the iovec list (in place). */
 static void iov_advance(struct iovec **iov, int *cnt, size_t n)
