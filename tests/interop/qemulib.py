@@ -5,6 +5,15 @@ as the real QEMU 7.2, side by side, through tests/functional/migvm.py.
     src, q = qemulib.start_negotiated("qemu", ["-S"], loaders=[(path, addr)])
     dst = qemulib.start("migvm", ["-incoming", "tcp:127.0.0.1:%d" % port])
 
+A pair migration with a known image, as the interop tests run it:
+
+    pattern = qemulib.Pattern([(addr, data), ...], ram, tmpdir)
+    src, qs = pattern.start_source("qemu")            # -S, the image loaded
+    dst, qd = qemulib.start_negotiated("migvm", ["-incoming", "defer"], ram=ram)
+    qemulib.migrate_deferred(qs, qd, qemulib.migration_uri("tcp", tmpdir, "a"))
+    sinfo, dinfo, ok = qemulib.check_completed("a", src, qs, dst, qd)
+    pattern.check_ram("a: destination RAM is the image", dst, qd)
+
 Both get `-M none -m 4M -nodefaults -display none` and their own accelerator:
 accel="soft" (the default here) gives migvm soft and QEMU tcg; accel=None
 gives migvm no -accel at all (its default: KVM when /dev/kvm is usable) and
@@ -22,8 +31,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "functional"))
 
 import migvm  # noqa: E402
-from migvm import VM, wait_until  # noqa: E402,F401
+from migvm import VM, check, check_eq, free_tcp_port, wait_until  # noqa: E402,F401
+import miglib  # noqa: E402
 
+set_caps = miglib.set_caps      # set_caps(q, events=True, return_path=False)
 QEMU_NAME = "qemu-system-x86_64"
 RAM_SIZE = 4 << 20
 PAGE = 4096
@@ -102,6 +113,82 @@ def dump_ram(vm, q, name, size=RAM_SIZE):
         raise RuntimeError("pmemsave %s did not produce %d bytes" % (path, size))
     with open(path, "rb") as f:
         return f.read()
+
+
+def migration_uri(transport, tmpdir, name):
+    """A listening address for "tcp" (a free port) or "unix" (a socket
+    named after `name` in tmpdir)."""
+    if transport == "unix":
+        return "unix:" + os.path.join(tmpdir, name.replace(" ", "-").replace(">", "") + ".sock")
+    return "tcp:127.0.0.1:%d" % free_tcp_port()
+
+
+def migrate_deferred(qs, qd, uri):
+    """Start listening on a destination started with -incoming defer, then
+    migrate the source there."""
+    qd.cmd_ok("migrate-incoming", uri=uri)
+    qs.cmd_ok("migrate", uri=uri)
+
+
+def wait_destination(dst, qd, timeout=30.0):
+    """wait_migration on a destination, {} on timeout; a QEMU destination
+    that exited (as it does when a load fails) gives the status "exited:
+    <its stderr>"."""
+    try:
+        return wait_migration(qd, timeout) or {}
+    except (EOFError, OSError):
+        return {"status": "exited: %s" % " | ".join(dst.stderr_text().splitlines())[-300:]}
+
+
+def check_completed(label, src, qs, dst, qd, timeout=30.0, dst_timeout=30.0):
+    """Wait for both ends and check "LABEL: source completed" and "LABEL:
+    destination completed" (a QEMU destination that exits on a failed load
+    counts as "exited: its stderr"); prints both stderrs when either did not
+    complete. Returns (source info, destination info, both completed)."""
+    sinfo = wait_migration(qs, timeout) or {}
+    check_eq("%s: source completed" % label, sinfo.get("status"), "completed")
+    dinfo = wait_destination(dst, qd, dst_timeout)
+    check_eq("%s: destination completed" % label, dinfo.get("status"), "completed")
+    ok = sinfo.get("status") == "completed" and dinfo.get("status") == "completed"
+    if not ok:
+        print("# source: %r %s\n# destination: %r %s" % (sinfo, src.stderr_text()[-300:], dinfo,
+                                                         dst.stderr_text()[-300:]))
+    return sinfo, dinfo, ok
+
+
+class Pattern:
+    """A known RAM image: pieces [(guest address, bytes)] over zeros, put in
+    place on a QEMU source by its `-device loader`."""
+
+    def __init__(self, loads, ram, tmpdir):
+        self.loads = loads
+        self.ram = ram
+        self.tmpdir = tmpdir
+        img = bytearray(ram)
+        for addr, data in loads:
+            img[addr:addr + len(data)] = data
+        self.image = bytes(img)
+        self._files = None
+
+    def loaders(self):
+        """The pieces as files, [(path, addr)] for start(loaders=...)."""
+        if self._files is None:
+            self._files = []
+            for i, (addr, data) in enumerate(self.loads):
+                path = os.path.join(self.tmpdir, "load%d.bin" % i)
+                with open(path, "wb") as f:
+                    f.write(data)
+                self._files.append((path, addr))
+        return self._files
+
+    def start_source(self, kind="qemu", args=("-S",), **kw):
+        """(vm, qmp) of a QEMU holding the image (migvm has no loader)."""
+        return start_negotiated(kind, args, ram=self.ram, loaders=self.loaders(), **kw)
+
+    def check_ram(self, label, vm, q, name="ram.dump"):
+        """pmemsave vm's whole RAM and check it is the image."""
+        img = dump_ram(vm, q, name, self.ram)
+        return check(label, img == self.image, first_difference(img, self.image))
 
 
 def first_difference(a, b):

@@ -21,7 +21,6 @@ status 1): migration/incoming.c says why; here "refuses" means status
 
 import os
 import re
-import socket
 import struct
 import sys
 
@@ -36,30 +35,10 @@ RAM = qemulib.RAM_SIZE
 
 # The pattern: 3 pages at 0x1000, one page at the last page of RAM, and an
 # unaligned 100-byte piece inside page 0x10000.
-LOADS = [(0x1000, qemulib.pattern_bytes(1, 3 * 4096)),
-         (RAM - 4096, qemulib.pattern_bytes(2, 4096)),
-         (0x10010, qemulib.pattern_bytes(3, 100))]
-
-
-def expected_image():
-    img = bytearray(RAM)
-    for addr, data in LOADS:
-        img[addr:addr + len(data)] = data
-    return bytes(img)
-
-
-EXPECTED = expected_image()
+PATTERN = qemulib.Pattern([(0x1000, qemulib.pattern_bytes(1, 3 * 4096)),
+                           (RAM - 4096, qemulib.pattern_bytes(2, 4096)),
+                           (0x10010, qemulib.pattern_bytes(3, 100))], RAM, TMP)
 STATE = {}
-
-
-def loader_files():
-    out = []
-    for i, (addr, data) in enumerate(LOADS):
-        path = os.path.join(TMP, "pattern%d.bin" % i)
-        with open(path, "wb") as f:
-            f.write(data)
-        out.append((path, addr))
-    return out
 
 
 def status_of(q):
@@ -90,11 +69,6 @@ def incoming_uri(transport):
     return "exec:cat %s" % path, "exec:cat > %s" % path
 
 
-def set_caps(q, **caps):
-    q.cmd_ok("migrate-set-capabilities",
-             capabilities=[{"capability": k.replace("_", "-"), "state": v} for k, v in caps.items()])
-
-
 def migration_events_until(q, final, timeout=5.0):
     """Statuses of the MIGRATION events received, up to `final` (or the timeout)."""
     seen = []
@@ -117,54 +91,44 @@ def hop(src, sq, dst_kind, transport, rp, want_state, accel="soft", streams="str
     check_eq("%s: source run state before" % tag, got_state, want_state)
     in_uri, out_uri = incoming_uri(transport)
     if transport == "file":
-        set_caps(sq, events=True, return_path=False)
+        qemulib.set_caps(sq, events=True, return_path=False)
         sq.cmd_ok("migrate", uri=out_uri)
         info = qemulib.wait_migration(sq, 30)
         check_eq("%s: saving completed" % tag, (info or {}).get("status"), "completed")
         stream_path = in_uri[len("exec:cat "):]
         STATE.setdefault(streams, {}).setdefault(src.kind, stream_path)   # the first pair: same run state
         dst, dq = qemulib.start_negotiated(dst_kind, ["-incoming", in_uri], accel=accel)
+        dinfo = qemulib.wait_destination(dst, dq)
+        if not check_eq("%s: destination completed" % tag, dinfo.get("status"), "completed"):
+            print("   destination stderr: %s" % dst.stderr_text()[-500:])
     else:
         dst, dq = qemulib.start_negotiated(dst_kind, ["-incoming", in_uri], accel=accel)
-        set_caps(dq, events=True, return_path=rp)
-        set_caps(sq, events=True, return_path=rp)
+        qemulib.set_caps(dq, events=True, return_path=rp)
+        qemulib.set_caps(sq, events=True, return_path=rp)
         sq.cmd_ok("migrate", uri=out_uri)
-        info = qemulib.wait_migration(sq, 30)
-        check_eq("%s: source completed" % tag, (info or {}).get("status"), "completed")
-        check("%s: source sent RAM stats" % tag, info and info.get("ram", {}).get("total") == RAM,
+        info, dinfo, _ = qemulib.check_completed(tag, src, sq, dst, dq)
+        check("%s: source sent RAM stats" % tag, info.get("ram", {}).get("total") == RAM,
               "query-migrate: %r" % (info,))
         check("%s: source MIGRATION events end in completed" % tag,
               migration_events_until(sq, "completed")[-1:] == ["completed"], "events: %r" % sq.events)
         check_eq("%s: source ends in postmigrate" % tag, status_of(sq), "postmigrate")
-    try:
-        dinfo = qemulib.wait_migration(dq, 30)
-    except (EOFError, OSError):         # a QEMU destination exits when the load fails
-        dinfo = {"status": "exited: %s" % " | ".join(dst.stderr_text().splitlines())[-300:]}
-    if transport != "file" and (dinfo or {}).get("status") == "completed":
-        seen = migration_events_until(dq, "completed")
-        check("%s: destination MIGRATION events end in completed" % tag, seen[-1:] == ["completed"],
-              "events: %r" % seen)
-    check_eq("%s: destination completed" % tag, (dinfo or {}).get("status"), "completed",)
-    if not dinfo or dinfo.get("status") != "completed":
-        print("   destination stderr: %s" % dst.stderr_text()[-500:])
+        if dinfo.get("status") == "completed":
+            seen = migration_events_until(dq, "completed")
+            check("%s: destination MIGRATION events end in completed" % tag, seen[-1:] == ["completed"],
+                  "events: %r" % seen)
+    if dinfo.get("status") != "completed":
         return None, None
-    expect_state = want_state
     check("%s: destination ends in the source's run state" % tag,
-          wait_until(lambda: status_of(dq) == expect_state, 5),
+          wait_until(lambda: status_of(dq) == want_state, 5),
           "destination %r, source had %r" % (status_of(dq), want_state))
-    image = qemulib.dump_ram(dst, dq, "ram.dump")
-    check("%s: RAM byte-identical at the destination (pmemsave)" % tag, image == EXPECTED,
-          qemulib.first_difference(image, EXPECTED))
+    PATTERN.check_ram("%s: RAM byte-identical at the destination (pmemsave)" % tag, dst, dq)
     src.kill()
     return dst, dq
 
 
 def test_round_trip():
-    loaders = loader_files()
-    src, sq = qemulib.start_negotiated("qemu", ["-S"], loaders=loaders)
-    image = qemulib.dump_ram(src, sq, "ram.dump")
-    check("QEMU source: loader pattern is in RAM (pmemsave)", image == EXPECTED,
-          qemulib.first_difference(image, EXPECTED))
+    src, sq = PATTERN.start_source()
+    PATTERN.check_ram("QEMU source: loader pattern is in RAM (pmemsave)", src, sq)
     plan = [("migvm", "file", False, "prelaunch"),
             ("qemu", "file", False, "prelaunch"),
             ("migvm", "tcp", False, "running"),
@@ -192,7 +156,7 @@ def test_round_trip_default_accelerator():
     if why:
         qemulib.migvm.skip("round trip with the default accelerator (KVM)", "KVM not usable (%s)" % why)
         return
-    src, sq = qemulib.start_negotiated("qemu", ["-S"], loaders=loader_files(), accel=None)
+    src, sq = PATTERN.start_source(accel=None)
     plan = [("migvm", "file", False, "prelaunch"),
             ("qemu", "file", False, "prelaunch"),
             ("migvm", "tcp", True, "running"),

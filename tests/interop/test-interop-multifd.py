@@ -22,7 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qemulib  # noqa: E402
-from migvm import check, check_eq, finish, free_tcp_port, new_tmpdir, run, wait_until  # noqa: E402
+from migvm import check, check_eq, finish, new_tmpdir, run, wait_until  # noqa: E402
 
 qemulib.require_qemu_and_migvm()
 TMP = new_tmpdir()
@@ -30,33 +30,7 @@ RAM = 16 << 20
 PAGE = 4096
 HEADER = 1344
 LOADS = [(1 << 20, random.Random(12).randbytes(6 << 20)), (RAM - PAGE, random.Random(13).randbytes(PAGE))]
-
-
-def expected_image():
-    img = bytearray(RAM)
-    for addr, data in LOADS:
-        img[addr:addr + len(data)] = data
-    return bytes(img)
-
-
-EXPECTED = expected_image()
-
-
-def loader_files():
-    out = []
-    for i, (addr, data) in enumerate(LOADS):
-        path = os.path.join(TMP, "load%d.bin" % i)
-        if not os.path.exists(path):
-            with open(path, "wb") as f:
-                f.write(data)
-        out.append((path, addr))
-    return out
-
-
-def uri_for(transport, name):
-    if transport == "unix":
-        return "unix:" + os.path.join(TMP, name + ".sock")
-    return "tcp:127.0.0.1:%d" % free_tcp_port()
+PATTERN = qemulib.Pattern(LOADS, RAM, TMP)
 
 
 def multifd(q, channels, compression):
@@ -64,27 +38,31 @@ def multifd(q, channels, compression):
     q.cmd_ok("migrate-set-parameters", **{"multifd-channels": channels, "multifd-compression": compression})
 
 
-def start(kind, incoming=False, loaders=()):
-    args = ["-S"] + (["-incoming", "defer"] if incoming else [])
-    return qemulib.start_negotiated(kind, args, ram=RAM, loaders=loaders)
+def start_destination(kind):
+    return qemulib.start_negotiated(kind, ["-S", "-incoming", "defer"], ram=RAM)
 
 
-def hop(name, src_kind, qs, dst_kind, qd, dvm, case):
+def qemu_to_migvm(vms):
+    """A QEMU source holding the image and a migvm destination waiting for
+    migrate-incoming, both appended to vms: (a, qa, b, qb)."""
+    a, qa = PATTERN.start_source()
+    vms.append(a)
+    b, qb = start_destination("migvm")
+    vms.append(b)
+    return a, qa, b, qb
+
+
+def hop(name, src, qs, dst, qd, case):
     """Migrate qs -> qd with multifd `case`; check both ends and the image."""
     transport, channels, compression = case
-    uri = uri_for(transport, name.replace(" ", "-"))
     multifd(qs, channels, compression)
     multifd(qd, channels, compression)
     qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 0})
-    qd.cmd_ok("migrate-incoming", uri=uri)
-    qs.cmd_ok("migrate", uri=uri)
-    info = qemulib.wait_migration(qs, 30)
-    if not check(name + ": source completed", info and info["status"] == "completed", str(info)[:400]):
-        check(name + ": destination stderr", False, dvm.stderr_text()[-600:])
+    qemulib.migrate_deferred(qs, qd, qemulib.migration_uri(transport, TMP, name))
+    info, _, ok = qemulib.check_completed(name, src, qs, dst, qd)
+    if not ok:
         return False
-    dinfo = qemulib.wait_migration(qd, 30)
-    check(name + ": destination completed", dinfo and dinfo["status"] == "completed", str(dinfo)[:400])
-    if src_kind == "migvm":
+    if src.kind == "migvm":
         ram = info["ram"]
         mb, normal = ram["multifd-bytes"], ram["normal"]
         check(name + ": multifd-bytes = pages + whole headers",
@@ -92,8 +70,7 @@ def hop(name, src_kind, qs, dst_kind, qd, dvm, case):
         check_eq(name + ": every non-zero page over multifd", normal, sum(len(d) for _, d in LOADS) // PAGE)
         check_eq(name + ": every zero page a ZERO record on the main channel", ram["duplicate"],
                  RAM // PAGE - normal)
-    img = qemulib.dump_ram(dvm, qd, name.replace(" ", "-") + ".bin", RAM)
-    return check(name + ": RAM equals the image", img == EXPECTED, qemulib.first_difference(img, EXPECTED))
+    return PATTERN.check_ram(name + ": RAM equals the image", dst, qd)
 
 
 def chain(into, outof):
@@ -102,15 +79,12 @@ def chain(into, outof):
     label_out = "migvm->QEMU %s %d %s" % outof
     vms = []
     try:
-        a, qa = start("qemu", loaders=loader_files())
-        vms.append(a)
-        b, qb = start("migvm", incoming=True)
-        vms.append(b)
-        if not hop(label_in, "qemu", qa, "migvm", qb, b, into):
+        a, qa, b, qb = qemu_to_migvm(vms)
+        if not hop(label_in, a, qa, b, qb, into):
             return
-        c, qc = start("qemu", incoming=True)
+        c, qc = start_destination("qemu")
         vms.append(c)
-        hop(label_out, "migvm", qb, "qemu", qc, c, outof)
+        hop(label_out, b, qb, c, qc, outof)
     finally:
         for vm in vms:
             vm.kill()
@@ -119,15 +93,10 @@ def chain(into, outof):
 def qemu_mismatch(name, src_case, dst_case, expect):
     vms = []
     try:
-        a, qa = start("qemu", loaders=loader_files())
-        vms.append(a)
-        b, qb = start("migvm", incoming=True)
-        vms.append(b)
-        uri = uri_for("unix", "mismatch-" + name.replace(" ", "-"))
+        a, qa, b, qb = qemu_to_migvm(vms)
         multifd(qa, *src_case)
         multifd(qb, *dst_case)
-        qb.cmd_ok("migrate-incoming", uri=uri)
-        qa.cmd_ok("migrate", uri=uri)
+        qemulib.migrate_deferred(qa, qb, qemulib.migration_uri("unix", TMP, "mismatch-" + name))
         dinfo = qemulib.wait_migration(qb, 20)
         check_eq(name + ": migvm destination fails", dinfo and dinfo["status"], "failed")
         check(name + ": migvm names the cause", wait_until(lambda: expect in b.stderr_text(), 5),

@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qemulib  # noqa: E402
-from migvm import check, check_eq, finish, free_tcp_port, new_tmpdir, run, wait_until  # noqa: E402
+from migvm import check, finish, new_tmpdir, run, wait_until  # noqa: E402
 
 QEMU = qemulib.require_qemu_and_migvm()
 TMP = new_tmpdir()
@@ -36,45 +36,21 @@ MiB = 1 << 20
 # Every page non-zero (random bytes from a fixed seed), so that each one
 # costs a full page on the wire; the marker page near the end is read early.
 MARKER = RAM - 3 * 4096
-LOADS = [(0, random.Random(14).randbytes(RAM))]
-
-
-def expected_image():
-    img = bytearray(RAM)
-    for addr, data in LOADS:
-        img[addr:addr + len(data)] = data
-    return bytes(img)
-
-
-EXPECTED = expected_image()
-STATE = {}
-
-
-def loader_files():
-    out = []
-    for i, (addr, data) in enumerate(LOADS):
-        path = os.path.join(TMP, "p%d.bin" % i)
-        with open(path, "wb") as f:
-            f.write(data)
-        out.append((path, addr))
-    return out
+PATTERN = qemulib.Pattern([(0, random.Random(14).randbytes(RAM))], RAM, TMP)
+EXPECTED = PATTERN.image
 
 
 def caps(q):
-    q.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": "postcopy-ram", "state": True},
-                                                       {"capability": "events", "state": True}])
+    qemulib.set_caps(q, postcopy_ram=True, events=True)
 
 
 def hop(src, qs, kind_dst, label):
     """Postcopy from src to a new kind_dst destination; returns it."""
-    port = free_tcp_port()
-    dst = qemulib.start(kind_dst, ["-incoming", "defer"], ram=RAM)
-    qd = dst.qmp()
+    dst, qd = qemulib.start_negotiated(kind_dst, ["-incoming", "defer"], ram=RAM)
     caps(qs)
     caps(qd)
-    qd.cmd_ok("migrate-incoming", uri="tcp:127.0.0.1:%d" % port)
     qs.cmd_ok("migrate-set-parameters", {"max-bandwidth": 4 * MiB, "max-postcopy-bandwidth": 2 * MiB})
-    qs.cmd_ok("migrate", uri="tcp:127.0.0.1:%d" % port)
+    qemulib.migrate_deferred(qs, qd, qemulib.migration_uri("tcp", TMP, label))
     wait_until(lambda: qs.cmd_ok("query-migrate").get("ram", {}).get("transferred", 0) > MiB, 10.0)
     qs.cmd_ok("migrate-start-postcopy")
     check("%s: source postcopy-active" % label,
@@ -94,19 +70,13 @@ def hop(src, qs, kind_dst, label):
     check("%s: that read was a page request (source postcopy-requests grew, %.2f s)" % (label, took),
           info.get("status") == "postcopy-active" and info.get("ram", {}).get("postcopy-requests", 0) > before,
           info)
-    si = qemulib.wait_migration(qs, 30.0)
-    di = qemulib.wait_migration(qd, 30.0)
-    check_eq("%s: source completed" % label, si and si.get("status"), "completed")
-    check_eq("%s: destination completed" % label, di and di.get("status"), "completed")
-    img = qemulib.dump_ram(dst, qd, "%s-final" % kind_dst, size=RAM)
-    check("%s: the destination's RAM is the pattern" % label, img == EXPECTED,
-          qemulib.first_difference(img, EXPECTED))
+    qemulib.check_completed(label, src, qs, dst, qd)
+    PATTERN.check_ram("%s: the destination's RAM is the pattern" % label, dst, qd)
     return dst, qd
 
 
 def test_round_trip():
-    src = qemulib.start("qemu", ["-S"], ram=RAM, loaders=loader_files())
-    qs = src.qmp()
+    src, qs = PATTERN.start_source()
     mid, qm = hop(src, qs, "migvm", "QEMU -> migvm")
     src.kill()
     end, qe = hop(mid, qm, "qemu", "migvm -> QEMU")

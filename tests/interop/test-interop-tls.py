@@ -22,7 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qemulib  # noqa: E402
-from migvm import check, check_eq, finish, free_tcp_port, new_tmpdir, run  # noqa: E402
+from migvm import check, check_eq, finish, new_tmpdir, run  # noqa: E402
 import tlslib  # noqa: E402
 
 qemulib.require_qemu_and_migvm()
@@ -31,26 +31,7 @@ PKI = tlslib.make_pki(TMP)
 RAM = 8 << 20
 PAGE = 4096
 LOADS = [(1 << 20, random.Random(21).randbytes(3 << 20)), (RAM - PAGE, random.Random(22).randbytes(PAGE))]
-
-
-def expected_image():
-    img = bytearray(RAM)
-    for addr, data in LOADS:
-        img[addr:addr + len(data)] = data
-    return bytes(img)
-
-
-EXPECTED = expected_image()
-
-
-def loader_files():
-    out = []
-    for i, (addr, data) in enumerate(LOADS):
-        path = os.path.join(TMP, "load%d.bin" % i)
-        with open(path, "wb") as f:
-            f.write(data)
-        out.append((path, addr))
-    return out
+PATTERN = qemulib.Pattern(LOADS, RAM, TMP)
 
 
 def object_add(q, args):
@@ -66,14 +47,7 @@ def setup_tls(q, caps, authz=None):
     if authz:
         object_add(q, {"qom-type": "authz-list", "id": "auth0", "policy": "deny",
                        "rules": [{"match": authz, "policy": "allow", "format": "exact"}]})
-    if caps:
-        q.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": c, "state": True} for c in caps])
-
-
-def uri_for(transport, name):
-    if transport == "unix":
-        return "unix:" + os.path.join(TMP, name + ".sock")
-    return "tcp:127.0.0.1:%d" % free_tcp_port()
+    qemulib.set_caps(q, **{c: True for c in caps})
 
 
 def hop(name, src, qs, dst_kind, transport, caps, hostname, authz):
@@ -83,29 +57,21 @@ def hop(name, src, qs, dst_kind, transport, caps, hostname, authz):
     if authz and dst_kind == "migvm":
         params["tls-authz"] = "auth0"
     qd.cmd_ok("migrate-set-parameters", **params)
-    uri = uri_for(transport, name.replace(" ", "-").replace(">", ""))
-    qd.cmd_ok("migrate-incoming", uri=uri)
     qs.cmd_ok("migrate-set-parameters", **{"tls-creds": "tls-out", "tls-hostname": hostname})
-    qs.cmd_ok("migrate", uri=uri)
-    sinfo = qemulib.wait_migration(qs, 60) or {}
-    check_eq("%s: source completed" % name, sinfo.get("status"), "completed")
-    dinfo = qemulib.wait_migration(qd, 30) or {}
-    check_eq("%s: destination completed" % name, dinfo.get("status"), "completed")
-    if sinfo.get("status") != "completed" or dinfo.get("status") != "completed":
-        print("# source: %r %s\n# destination: %r %s" % (sinfo, src.stderr_text()[-300:], dinfo,
-                                                         dst.stderr_text()[-300:]))
+    qemulib.migrate_deferred(qs, qd, qemulib.migration_uri(transport, TMP, name))
+    sinfo, _, ok = qemulib.check_completed(name, src, qs, dst, qd, timeout=60)
+    if not ok:
         return dst, qd, False
     if caps and src.kind == "migvm":
         mb = (sinfo.get("ram") or {}).get("multifd-bytes", 0)
         check("%s: pages went through the multifd channels" % name, mb >= len(LOADS[0][1]), "multifd-bytes %d" % mb)
-    ram = qemulib.dump_ram(dst, qd, "ram.bin", RAM)
-    check("%s: destination RAM is the image" % name, ram == EXPECTED, qemulib.first_difference(ram, EXPECTED))
+    PATTERN.check_ram("%s: destination RAM is the image" % name, dst, qd)
     return dst, qd, True
 
 
 def chain(transport, caps, hostname):
     label = "%s%s" % (transport, "+" + ",".join(caps) if caps else "")
-    src, qs = qemulib.start_negotiated("qemu", ["-S"], ram=RAM, loaders=loader_files())
+    src, qs = PATTERN.start_source()
     setup_tls(qs, caps)
     mid, qm, ok = hop("%s qemu>migvm" % label, src, qs, "migvm", transport, caps, hostname, tlslib.CLIENT_DN)
     if ok:
@@ -117,12 +83,10 @@ def no_hostname():
         dst, qd = qemulib.start_negotiated("migvm", ["-incoming", "defer"], ram=RAM)
         setup_tls(qd, [])
         qd.cmd_ok("migrate-set-parameters", **{"tls-creds": "tls-in"})
-        uri = uri_for("unix", "nohost-" + kind)
-        qd.cmd_ok("migrate-incoming", uri=uri)
         src, qs = qemulib.start_negotiated(kind, ["-S"], ram=RAM)
         setup_tls(qs, [])
         qs.cmd_ok("migrate-set-parameters", **{"tls-creds": "tls-out"})
-        qs.cmd_ok("migrate", uri=uri)
+        qemulib.migrate_deferred(qs, qd, qemulib.migration_uri("unix", TMP, "nohost-" + kind))
         info = qemulib.wait_migration(qs, 20) or {}
         check_eq("%s source over unix without tls-hostname" % kind,
                  (info.get("status"), info.get("error-desc")), ("failed", "No hostname for certificate validation"))
