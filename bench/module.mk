@@ -22,7 +22,7 @@ bench-postcopy: all
 
 # The boot-sector guest that rewrites exactly 1 GiB (the pages in [1 MiB, 1 GiB + 1 MiB)),
 # whatever its RAM size, under migvm and QEMU alike: the throughput rows.
-$(BUILD)/bench/boot-sector-1g.o: guest/boot-sector.S guest/boot-entry.h
+$(BUILD)/bench/boot-sector-1g.o: guest/boot-sector.S guest/boot-entry.h guest/boot-flat32.h
 	@mkdir -p $(dir $@)
 	$(call say,AS,$<)
 	$(Q)$(CC) -c -nostdlib -DTOP_CAP=0x40100000 -o $@ $<

@@ -15,20 +15,9 @@
  * other data (serial output is inlined), so the pages dirtied between 'A'
  * and 'D' are exactly { 1 MiB + i * 4 KiB : i % 3 == 0 or i % 5 == 0 }.
  */
-#include "boot-entry.h"
+#include "boot-flat32.h"
 
-#define COM1 0x3f8
-#define COM1_LSR (COM1 + 5)
-#define LSR_DATA_READY 0x01
-#define LSR_THR_EMPTY 0x20
-#define RAM_INFO 0x7bf0
-#define RAM_MAGIC 0x5647494d
-#define PAGES_START 0x100000
 #define DEFAULT_TOP (17 << 20)
-#define PAGE_SIZE 4096
-#define STACK_TOP 0x7000
-#define CODE_SEL 0x08
-#define DATA_SEL 0x10
 
 /* Write the byte `c` to COM1 once the transmitter is empty (no stack). */
 .macro PUTC c
@@ -54,38 +43,10 @@
 2:
 .endm
 
-    .code16
-    .text
-    .globl _start
-_start:
-    BOOT_ENTRY STACK_TOP
-
-    inb     $0x92, %al                  /* fast A20: set bit 1, never bit 0 (reset) */
-    orb     $0x02, %al
-    andb    $0xfe, %al
-    outb    %al, $0x92
-
-    lgdtl   gdt_desc
-    movl    %cr0, %eax
-    orl     $1, %eax                    /* PE */
-    movl    %eax, %cr0
-    ljmpl   $CODE_SEL, $protected_mode
-
-    .code32
+    BOOT_TO_PROTECTED_MODE protected_mode
 protected_mode:
-    movw    $DATA_SEL, %ax
-    movw    %ax, %ds
-    movw    %ax, %es
-    movw    %ax, %fs
-    movw    %ax, %gs
-    movw    %ax, %ss
-
-    movl    $DEFAULT_TOP, %ebx          /* ebx = end of the pages we touch */
-    cmpl    $RAM_MAGIC, RAM_INFO
-    jne     3f
-    movl    RAM_INFO + 4, %ebx
-    andl    $~(PAGE_SIZE - 1), %ebx
-3:
+    FLAT_DATA_SEGMENTS
+    READ_RAM_TOP DEFAULT_TOP            /* ebx = end of the pages we touch */
     movl    $PAGES_START, %edi          /* 1: every page once */
 4:
     cmpl    %ebx, %edi
@@ -112,15 +73,7 @@ protected_mode:
     hlt                                 /* 4: for good (interrupts are off) */
     jmp     7b
 
-    .p2align 3
-gdt:
-    .quad   0                           /* null */
-    .quad   0x00cf9b000000ffff          /* 0x08: code, base 0, 4 GiB, 32-bit, accessed */
-    .quad   0x00cf93000000ffff          /* 0x10: data, base 0, 4 GiB, accessed */
-gdt_end:
-gdt_desc:
-    .word   gdt_end - gdt - 1
-    .long   gdt
+    FLAT_GDT 0x9b, 0x93                 /* accessed: no GDT write after step 1 */
 
     .org    510
     .byte   0x55, 0xaa

@@ -1,47 +1,25 @@
-# guest/: the boot-sector test guest (see guest/boot-sector.S), assembled
-# with the C compiler's preprocessor + GNU as and linked flat at 0x7c00.
-GUEST_IMG := $(BUILD)/guest/boot-sector.img
-EXTRA_ALL += $(GUEST_IMG)
+# guest/: the one-file boot-sector test guests, assembled with the C
+# compiler's preprocessor + GNU as and linked flat at 0x7c00, each checked to
+# be its number of bytes (the BIOS loads one sector; migvm's loader the file):
+#   boot-sector       512   increments a byte per page forever (guest/boot-sector.S)
+#   virtio-blk-check  1024  drives the first virtio-blk device by polling
+#                           (tests/functional/test-virtio-blk.py)
+#   dirty-set         512   writes a known set of pages once, on a byte from COM1
+#                           (tests/functional/test-dirty-ring.py: the dirty ring against the bitmap)
+GUEST_SECTOR_SIZE_boot-sector := 512
+GUEST_SECTOR_SIZE_virtio-blk-check := 1024
+GUEST_SECTOR_SIZE_dirty-set := 512
+GUEST_SECTOR_IMGS := $(patsubst %,$(BUILD)/guest/%.img,boot-sector virtio-blk-check dirty-set)
+EXTRA_ALL += $(GUEST_SECTOR_IMGS)
 
-$(BUILD)/guest/boot-sector.o: guest/boot-sector.S guest/boot-entry.h
+$(GUEST_SECTOR_IMGS:.img=.o): $(BUILD)/guest/%.o: guest/%.S guest/boot-entry.h guest/boot-flat32.h
 	@mkdir -p $(dir $@)
 	$(call say,AS,$<)
 	$(Q)$(CC) -c -nostdlib -o $@ $<
 
-$(GUEST_IMG): $(BUILD)/guest/boot-sector.o
+$(GUEST_SECTOR_IMGS): $(BUILD)/guest/%.img: $(BUILD)/guest/%.o
 	$(call say,LD,$@)
 	$(Q)ld -m elf_x86_64 -nostdlib -Ttext 0x7c00 -e _start --oformat binary -o $@.tmp $<
-	$(Q)test "$$(stat -c %s $@.tmp)" = 512 || { echo "$@: not 512 bytes" >&2; rm -f $@.tmp; exit 1; }
-	$(Q)mv $@.tmp $@
-
-# A boot sector that drives the first virtio-blk device by polling
-# (tests/functional/test-virtio-blk.py).
-VIRTIO_CHECK_IMG := $(BUILD)/guest/virtio-blk-check.img
-EXTRA_ALL += $(VIRTIO_CHECK_IMG)
-
-$(BUILD)/guest/virtio-blk-check.o: guest/virtio-blk-check.S guest/boot-entry.h
-	@mkdir -p $(dir $@)
-	$(call say,AS,$<)
-	$(Q)$(CC) -c -nostdlib -o $@ $<
-
-$(VIRTIO_CHECK_IMG): $(BUILD)/guest/virtio-blk-check.o
-	$(call say,LD,$@)
-	$(Q)ld -m elf_x86_64 -nostdlib -Ttext 0x7c00 -e _start --oformat binary -o $@.tmp $<
-	$(Q)test "$$(stat -c %s $@.tmp)" = 1024 || { echo "$@: not 1024 bytes" >&2; rm -f $@.tmp; exit 1; }
-	$(Q)mv $@.tmp $@
-
-# A boot sector that writes a known set of pages once, on a byte from COM1
-# (tests/functional/test-dirty-ring.py: the dirty ring against the bitmap).
-DIRTY_SET_IMG := $(BUILD)/guest/dirty-set.img
-EXTRA_ALL += $(DIRTY_SET_IMG)
-
-$(BUILD)/guest/dirty-set.o: guest/dirty-set.S guest/boot-entry.h
-	@mkdir -p $(dir $@)
-	$(call say,AS,$<)
-	$(Q)$(CC) -c -nostdlib -o $@ $<
-
-$(DIRTY_SET_IMG): $(BUILD)/guest/dirty-set.o
-	$(call say,LD,$@)
-	$(Q)ld -m elf_x86_64 -nostdlib -Ttext 0x7c00 -e _start --oformat binary -o $@.tmp $<
-	$(Q)test "$$(stat -c %s $@.tmp)" = 512 || { echo "$@: not 512 bytes" >&2; rm -f $@.tmp; exit 1; }
+	$(Q)test "$$(stat -c %s $@.tmp)" = $(GUEST_SECTOR_SIZE_$*) || \
+		{ echo "$@: not $(GUEST_SECTOR_SIZE_$*) bytes" >&2; rm -f $@.tmp; exit 1; }
 	$(Q)mv $@.tmp $@

@@ -22,14 +22,7 @@
  * sector 100 of the image. Two sectors: migvm's loader copies the whole
  * image, a BIOS would load only the first.
  */
-#include "boot-entry.h"
-
-#define COM1 0x3f8
-#define COM1_LSR (COM1 + 5)
-#define LSR_THR_EMPTY 0x20
-#define STACK_TOP 0x7000
-#define CODE_SEL 0x08
-#define DATA_SEL 0x10
+#include "boot-flat32.h"
 
 #define VIRTIO_BASE 0xfeb00000
 #define QSIZE 8
@@ -43,28 +36,9 @@
 #define AREA_END 0x15000
 #define SECTOR 100
 
-    .code16
-    .text
-    .globl _start
-_start:
-    BOOT_ENTRY STACK_TOP
-
-    inb     $0x92, %al                  /* fast A20 */
-    orb     $0x02, %al
-    andb    $0xfe, %al
-    outb    %al, $0x92
-    lgdtl   gdt_desc
-    movl    %cr0, %eax
-    orl     $1, %eax
-    movl    %eax, %cr0
-    ljmpl   $CODE_SEL, $protected_mode
-
-    .code32
+    BOOT_TO_PROTECTED_MODE protected_mode
 protected_mode:
-    movw    $DATA_SEL, %ax
-    movw    %ax, %ds
-    movw    %ax, %es
-    movw    %ax, %ss
+    FLAT_DATA_SEGMENTS fs_gs=0
     movl    $STACK_TOP, %esp
     movl    $VIRTIO_BASE, %ebp
 
@@ -254,31 +228,12 @@ puts:
 3:
     ret
 
-/* putc: %al to COM1 once the transmitter is empty. Clobbers %edx. */
-putc:
-    movb    %al, %ah
-    movw    $COM1_LSR, %dx
-4:
-    inb     %dx, %al
-    testb   $LSR_THR_EMPTY, %al
-    jz      4b
-    movb    %ah, %al
-    movw    $COM1, %dx
-    outb    %al, %dx
-    ret
+    PUTC_FUNCTION
 
 msg_ok:     .asciz "VBLK OK\r\n"
 msg_fail:   .asciz "VBLK FAIL "
 msg_eol:    .asciz "\r\n"
 
-    .p2align 3
-gdt:
-    .quad   0
-    .quad   0x00cf9a000000ffff          /* 0x08: code, flat, 32-bit */
-    .quad   0x00cf92000000ffff          /* 0x10: data, flat */
-gdt_end:
-gdt_desc:
-    .word   gdt_end - gdt - 1
-    .long   gdt
+    FLAT_GDT
 
     .org    1024

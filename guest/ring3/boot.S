@@ -124,15 +124,7 @@ r3_config:
     .section .stage2, "ax"
     .code16
 stage2:
-    inb     $0x92, %al                  /* fast A20: bit 1, never bit 0 (reset) */
-    orb     $0x02, %al
-    andb    $0xfe, %al
-    outb    %al, $0x92
-    lgdtl   gdt_desc
-    movl    %cr0, %eax
-    orl     $1, %eax
-    movl    %eax, %cr0
-    ljmpl   $SEL_CODE32, $pm32
+    ENTER_PROTECTED_MODE SEL_CODE32, pm32
 
     .code32
 pm32:
