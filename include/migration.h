@@ -11,6 +11,9 @@
  *   stopped and the VM runs again exactly as before.
  *   Status: none → setup → active → [pre-switchover → device] → completed
  *                                   | failed | cancelling → cancelled
+ *   postcopy-active: a broken channel or return path goes to postcopy-paused
+ *   (guest stopped) ⇄ postcopy-recover → postcopy-active (migrate resume:true;
+ *   migration.c "postcopy recovery"), or cancelled.
  *   With x-resumable-precopy a broken channel during active goes to
  *   x-precopy-paused (guest running) ⇄ x-precopy-recover → active (migrate
  *   resume:true; migration.c "resumable precopy"), or cancelled.
@@ -21,6 +24,9 @@
  *   Status: none → setup → active → completed | failed
  *   With x-resumable-precopy: active → x-precopy-paused → (migrate-recover,
  *   the source connects) x-precopy-recover → active (incoming.c).
+ *   Postcopy: active → postcopy-active → completed; a broken channel after RUN
+ *   → postcopy-paused (guest running) → (migrate-recover, the source
+ *   connects) postcopy-recover → postcopy-active (incoming.c).
  */
 #ifndef MIGVM_MIGRATION_H
 #define MIGVM_MIGRATION_H
@@ -53,10 +59,9 @@ bool migration_incoming_start(const char *uri, Error **errp);
 /* Destination status for query-migrate, or false when no incoming migration exists. */
 bool migration_incoming_fill_info(MigrationInfo *info);
 /* migrate-pause on the destination: break the incoming channel if the
- * load would pause (x-resumable-precopy); false if it would not. [BQL] */
+ * load would pause (postcopy after RUN, x-resumable-precopy); false if it
+ * would not. [BQL] */
 bool migration_incoming_pause(void);
-/* The incoming migration is in postcopy-active. [main] */
-bool migration_incoming_in_postcopy(void);
 /* True after an incoming migration failed: the guest must not run. */
 bool migration_incoming_failed(void);
 

@@ -30,6 +30,7 @@
 
 #include <assert.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,29 +302,52 @@ static void incoming_device_lock(bool lock)
  * reads on: RECV_BITMAP and POSTCOPY_RESUME (recovery.c), then the rest of the
  * stream. The guest never ran meanwhile. */
 
+/* ---- postcopy recovery (postcopy.md 6.3) ----------------------------------
+ * The same path when the stream breaks after the guest started here
+ * (postcopy RUNNING; loadvm.c's listen thread calls channel_lost): the
+ * guest keeps running, the fault thread keeps recording faults (vCPUs that
+ * touch a missing page wait in it) and sends no requests until the resume;
+ * statuses postcopy-paused, postcopy-recover, postcopy-active; the received
+ * map answered is postcopy's (discarded pages are not here), and after
+ * RESUME_ACK every page still waited for is asked for again. */
+
+/* The incoming thread paused in postcopy (set before it asks the main loop
+ * to close the channel, cleared when the source acknowledged; any thread). */
+static _Atomic bool incoming_pc_paused;
+
 /* Main loop: the incoming thread waits for a new connection. [BQL] */
 static void incoming_paused(void *opaque)
 {
+    bool postcopy = opaque != NULL;
     incoming_close_channel();
-    error_report("Detected IO failure for precopy. Migration paused.");
-    incoming_set_status(MIGRATION_STATUS_X_PRECOPY_PAUSED);
+    error_report("Detected IO failure for %s. Migration paused.", postcopy ? "postcopy" : "precopy");
+    incoming_set_status(postcopy ? MIGRATION_STATUS_POSTCOPY_PAUSED : MIGRATION_STATUS_X_PRECOPY_PAUSED);
 }
 
 /* Main loop: the source acknowledged the resume. [BQL] */
 static void incoming_resumed(void *opaque)
 {
-    incoming_set_status(MIGRATION_STATUS_ACTIVE);
+    incoming_set_status(opaque ? MIGRATION_STATUS_POSTCOPY_ACTIVE : MIGRATION_STATUS_ACTIVE);
 }
 
-/* Incoming thread (loadvm.c's channel_lost). */
+/* Incoming thread (loadvm.c's channel_lost), or in postcopy the thread
+ * that reads the outer stream. */
 static bool incoming_channel_lost(void *opaque, MigStream **f, MigStream **rp)
 {
-    /* Not with multifd or postcopy-ram: their sources never pause a precopy. */
-    if (!migrate_cap(MIGRATION_CAPABILITY_X_RESUMABLE_PRECOPY) || !incoming.channel.bidirectional ||
-        migrate_cap(MIGRATION_CAPABILITY_MULTIFD) || migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM)) {
+    bool postcopy = postcopy_incoming_state() == POSTCOPY_INCOMING_RUNNING;
+    if (postcopy) {
+        if (!incoming.channel.bidirectional) {
+            return false;
+        }
+        /* The fault thread writes no more on the old return path. */
+        postcopy_incoming_pause();
+        atomic_store(&incoming_pc_paused, true);
+    } else if (!migrate_cap(MIGRATION_CAPABILITY_X_RESUMABLE_PRECOPY) || !incoming.channel.bidirectional ||
+               migrate_cap(MIGRATION_CAPABILITY_MULTIFD) || migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM)) {
+        /* Not with multifd or postcopy-ram: their sources never pause a precopy. */
         return false;
     }
-    main_loop_schedule(incoming_paused, NULL);
+    main_loop_schedule(incoming_paused, postcopy ? &incoming_pc_paused : NULL);
     pthread_mutex_lock(&incoming.rec_lock);
     while (!incoming.rec_ready) {
         pthread_cond_wait(&incoming.rec_cond, &incoming.rec_lock);
@@ -344,12 +368,22 @@ static bool incoming_recovery_command(void *opaque, uint16_t cmd, uint16_t len, 
                                       MigStream *rp, Error **errp)
 {
     bool resumed = false;
-    if (!recovery_load_command(cmd, len, f, rp, incoming.recovering, NULL, &resumed, errp)) {
+    bool postcopy = atomic_load(&incoming_pc_paused);
+    if (!recovery_load_command(cmd, len, f, rp, incoming.recovering,
+                               postcopy ? postcopy_received_map : NULL, &resumed, errp)) {
         return false;
     }
     if (resumed) {
         incoming.recovering = false;
-        main_loop_schedule(incoming_resumed, NULL);
+        if (postcopy) {
+            atomic_store(&incoming_pc_paused, false);
+            /* After RESUME_ACK: the pages the vCPUs wait for, asked again. */
+            if (!postcopy_incoming_resume(rp)) {
+                error_setg(errp, "Failed to ask again for the pages the guest waits for");
+                return false;
+            }
+        }
+        main_loop_schedule(incoming_resumed, postcopy ? &incoming_pc_paused : NULL);
     }
     return true;
 }
@@ -359,7 +393,8 @@ static void incoming_recovered(MigChannel *ch)
 {
     mig_listener_free(incoming.listener);
     incoming.listener = NULL;
-    incoming_set_status(MIGRATION_STATUS_X_PRECOPY_RECOVER);
+    incoming_set_status(incoming.status == MIGRATION_STATUS_POSTCOPY_PAUSED ? MIGRATION_STATUS_POSTCOPY_RECOVER
+                                                                           : MIGRATION_STATUS_X_PRECOPY_RECOVER);
     pthread_mutex_lock(&incoming.rec_lock);
     incoming.channel = *ch;
     incoming.rec_ready = true;
@@ -399,7 +434,8 @@ static void incoming_recover_ready(MigChannel *ch, void *opaque)
 
 bool qmp_migrate_recover(const q_obj_migrate_recover_arg *arg, Error **errp)
 {
-    if (incoming.status != MIGRATION_STATUS_X_PRECOPY_PAUSED) {
+    if (incoming.status != MIGRATION_STATUS_X_PRECOPY_PAUSED &&
+        incoming.status != MIGRATION_STATUS_POSTCOPY_PAUSED) {
         error_setg(errp, "Migrate recover can only be run when postcopy is paused.");
         return false;
     }
@@ -426,13 +462,14 @@ bool qmp_migrate_recover(const q_obj_migrate_recover_arg *arg, Error **errp)
     return true;
 }
 
-bool migration_incoming_in_postcopy(void)
-{
-    return incoming.status == MIGRATION_STATUS_POSTCOPY_ACTIVE;
-}
-
 bool migration_incoming_pause(void)
 {
+    if (incoming.status == MIGRATION_STATUS_POSTCOPY_ACTIVE && incoming.thread &&
+        incoming.channel.bidirectional && postcopy_incoming_state() == POSTCOPY_INCOMING_RUNNING) {
+        /* The listen thread sees the I/O error and pauses (incoming_channel_lost). */
+        shutdown(incoming.channel.fd, SHUT_RDWR);
+        return true;
+    }
     if (incoming.status != MIGRATION_STATUS_ACTIVE || !incoming.thread ||
         !migrate_cap(MIGRATION_CAPABILITY_X_RESUMABLE_PRECOPY) || !incoming.channel.bidirectional) {
         return false;

@@ -319,10 +319,29 @@ static bool load_postcopy_discard(LoadState *s, uint16_t len, Error **errp)
     return true;
 }
 
+/* Postcopy: the outer stream broke (an I/O error, not bad content) after
+ * the guest started here: QEMU 7.2 pauses and waits for a new connection. */
+static bool listen_resumable(LoadState *s)
+{
+    return s->opts->channel_lost && s->rp_open && mig_stream_has_error(s->f) &&
+           s->opts->postcopy->state() == POSTCOPY_INCOMING_RUNNING;
+}
+
 static gpointer listen_thread(gpointer opaque)
 {
     LoadState *outer = opaque;
-    load_sections(outer, &outer->listen_err);
+    bool ok = load_sections(outer, &outer->listen_err);
+    while (!ok && listen_resumable(outer)) {
+        warn_report("%s; postcopy waits for a new connection", error_get_pretty(outer->listen_err));
+        /* The incoming thread only joins this one now (the package's
+         * devices are loaded): the outer streams are this thread's. */
+        if (!outer->opts->channel_lost(outer->opts->recovery_opaque, &outer->f, &outer->rp)) {
+            break;
+        }
+        error_free(outer->listen_err);
+        outer->listen_err = NULL;
+        ok = load_sections(outer, &outer->listen_err);
+    }
     return NULL;
 }
 

@@ -148,6 +148,8 @@ static bool status_is_running(MigrationStatus s)
     case MIGRATION_STATUS_DEVICE:
     case MIGRATION_STATUS_POSTCOPY_ACTIVE:
     case MIGRATION_STATUS_CANCELLING:
+    case MIGRATION_STATUS_POSTCOPY_PAUSED:
+    case MIGRATION_STATUS_POSTCOPY_RECOVER:
     case MIGRATION_STATUS_X_PRECOPY_PAUSED:
     case MIGRATION_STATUS_X_PRECOPY_RECOVER:
         return true;
@@ -681,6 +683,9 @@ static void migration_fail(MigrationStatus from, Error *err)
 
 static bool migration_may_pause(MigStream *f);
 static bool migration_pause(MigChannel *ch, MigStream **f, MigStream **rp, Error **err);
+static bool postcopy_finish(MigStream *f, RpReader **rr, Error **errp);
+static bool postcopy_may_pause(MigStream *f, MigStream *rp, RpReader **rr);
+static bool postcopy_pause(MigChannel *ch, MigStream **f, MigStream **rp, RpReader **rr, Error **err);
 
 static gpointer migration_thread(gpointer opaque)
 {
@@ -785,14 +790,22 @@ static gpointer migration_thread(gpointer opaque)
     if (to_postcopy) {
         bool sent = postcopy_switchover(f, &stopped, &err);
         at = status_get();
-        if (!sent || !postcopy_send_rest(f, rr, &err)) {
+        if (!sent) {
             goto fail;
+        }
+        while (!postcopy_finish(f, &rr, &err)) {
+            if (!postcopy_may_pause(f, rp, &rr) || !postcopy_pause(&ch, &f, &rp, &rr, &err)) {
+                at = status_get();
+                goto fail;
+            }
         }
     } else if (!migration_complete(f, &stopped, &err)) {
         at = status_get();
         goto fail;
     }
-    if (rr) {
+    if (to_postcopy) {
+        /* postcopy_finish waited for the destination's SHUT */
+    } else if (rr) {
         RpReader *r = rr;
         rr = NULL;
         if (!postcopy_wait_for_destination(r, &err)) {
@@ -920,9 +933,9 @@ static void pause_close(MigChannel *ch, MigStream **f, MigStream **rp)
     mig_channel_close(ch, true, NULL);
 }
 
-/* One resume attempt on addr: connect and run the handshake. [thread] */
-static bool pause_try_resume(MigAddress *addr, int fd, MigChannel *ch, MigStream **f,
-                             MigStream **rp, Error **errp)
+/* Connect to addr for a resume: *f and *rp on the new channel. [thread] */
+static bool resume_connect(MigAddress *addr, int fd, MigChannel *ch, MigStream **f, MigStream **rp,
+                           Error **errp)
 {
     if (!mig_channel_connect(addr, fd, mig.cancel_fd, ch, errp) ||
         !mig_tls_channel_client(ch, addr, mig.cancel_fd, errp)) {     /* a new session, as QEMU 7.2 */
@@ -933,8 +946,18 @@ static bool pause_try_resume(MigAddress *addr, int fd, MigChannel *ch, MigStream
     mig.f = *f;             /* a cancel now shuts it down */
     pthread_mutex_unlock(&mig.lock);
     *rp = mig_stream_open_return_path(*f, errp);
+    return *rp != NULL;
+}
+
+/* One resume attempt on addr: connect and run the handshake. [thread] */
+static bool pause_try_resume(MigAddress *addr, int fd, MigChannel *ch, MigStream **f,
+                             MigStream **rp, Error **errp)
+{
     uint64_t marked = 0;
-    if (!*rp || !recovery_source_handshake(*f, *rp, true, &marked, errp)) {
+    if (!resume_connect(addr, fd, ch, f, rp, errp)) {
+        return false;
+    }
+    if (!recovery_source_handshake(*f, *rp, true, &marked, errp)) {
         error_prepend(errp, "resume refused (a destination restarted since has lost the pages: "
                       "migrate_cancel, then migrate afresh): ");
         return false;
@@ -991,11 +1014,118 @@ static bool migration_pause(MigChannel *ch, MigStream **f, MigStream **rp, Error
     }
 }
 
+/* ---- postcopy recovery (shared docs: postcopy.md 6.3) ---------------------
+ * An I/O error on the channel or the return path during postcopy-active
+ * does not fail the migration: the destination runs the guest and only
+ * this side has the pages it lacks. The source closes the channel and
+ * waits in postcopy-paused, its guest stopped (it never runs here again),
+ * for `migrate resume:true`: a new connection, the received-bitmap exchange
+ * (every page the destination lacks becomes dirty again), a new return-path
+ * reader; the destination asks again for the pages its vCPUs wait for, and
+ * the background stream goes on with what is left. A failed connection or
+ * handshake goes back to postcopy-paused, to be retried; a cancel ends it
+ * cancelled, the source still stopped. Protocol errors (a bad page request,
+ * SHUT(1)) fail the migration as before. */
+
+/* The postcopy phase to its end: the rest of RAM, then the destination's
+ * SHUT; *rr is consumed when that wait starts. [thread] */
+static bool postcopy_finish(MigStream *f, RpReader **rr, Error **errp)
+{
+    if (!postcopy_send_rest(f, *rr, errp)) {
+        return false;
+    }
+    RpReader *r = *rr;
+    *rr = NULL;
+    return postcopy_wait_for_destination(r, errp);
+}
+
+/* The postcopy phase failed: stop the return-path reader (*rr NULL after),
+ * and say whether it was the connection (an I/O error on either direction,
+ * what QEMU 7.2 pauses on) while postcopy-active. [thread] */
+static bool postcopy_may_pause(MigStream *f, MigStream *rp, RpReader **rr)
+{
+    bool io = mig_stream_has_error(f);
+    if (*rr) {
+        mig_stream_shutdown(f);     /* the reader sleeps in a read of the same socket */
+        int64_t a, b;
+        Error *rp_err = NULL;
+        rp_reader_finish(*rr, &a, &b, &rp_err);
+        error_free(rp_err);
+        *rr = NULL;
+    }
+    /* After the join: the reader owned rp. A read that failed or met the
+     * end of the stream left its error there; a bad message or SHUT(1) did not. */
+    io = io || (rp && mig_stream_has_error(rp));
+    return io && status_get() == MIGRATION_STATUS_POSTCOPY_ACTIVE;
+}
+
+/* The connection broke (*err says how; reported and freed here): wait in
+ * postcopy-paused until resumed on a new channel (true: *f, *rp new and *rr
+ * reading it) or cancelled (false). [thread] */
+static bool postcopy_pause(MigChannel *ch, MigStream **f, MigStream **rp, RpReader **rr, Error **err)
+{
+    pause_close(ch, f, rp);
+    error_report("%s", error_get_pretty(*err));
+    error_free(*err);
+    *err = NULL;
+    error_report("Detected IO failure for postcopy. Migration paused.");
+    if (!status_change(MIGRATION_STATUS_POSTCOPY_ACTIVE, MIGRATION_STATUS_POSTCOPY_PAUSED)) {
+        return false;
+    }
+    for (;;) {
+        MigAddress addr;
+        int fd;
+        if (!pause_wait_resume(&addr, &fd)) {
+            return false;
+        }
+        /* As QEMU 7.2: postcopy-recover once connected; a failed connect
+         * stays in postcopy-paused. */
+        Error *local = NULL;
+        bool ok = resume_connect(&addr, fd, ch, f, rp, &local);
+        mig_address_clear(&addr);
+        if (!ok) {
+            error_report("%s", error_get_pretty(local));
+            error_free(local);
+            pause_close(ch, f, rp);
+            if (cancelled()) {
+                return false;
+            }
+            continue;
+        }
+        if (!status_change(MIGRATION_STATUS_POSTCOPY_PAUSED, MIGRATION_STATUS_POSTCOPY_RECOVER)) {
+            return false;       /* cancelled */
+        }
+        uint64_t marked = 0;
+        ok = recovery_source_handshake(*f, *rp, false, &marked, &local);
+        if (ok) {
+            error_report("postcopy resumed: %" PRIu64 " pages to send", ram_dirty_pages());
+            postcopy_requests_new_channel();
+            rate_limit_apply(*f, true);
+            savevm_state_resume_prepare();
+            *rr = rp_reader_start(*rp, postcopy_wake);
+            /* false: cancelled meanwhile; the caller stops the reader */
+            return status_change(MIGRATION_STATUS_POSTCOPY_RECOVER, MIGRATION_STATUS_POSTCOPY_ACTIVE);
+        }
+        error_prepend(&local, "postcopy resume refused: ");
+        error_report("%s", error_get_pretty(local));
+        error_free(local);
+        pause_close(ch, f, rp);
+        if (!status_change(MIGRATION_STATUS_POSTCOPY_RECOVER, MIGRATION_STATUS_POSTCOPY_PAUSED)) {
+            return false;       /* cancelled */
+        }
+    }
+}
+
 /* migrate resume:true: hand the new address to the paused thread. */
 static bool migration_resume_request(const char *uri, Error **errp)
 {
-    if (status_get() != MIGRATION_STATUS_X_PRECOPY_PAUSED) {
+    MigrationStatus s = status_get();
+    if (s != MIGRATION_STATUS_X_PRECOPY_PAUSED && s != MIGRATION_STATUS_POSTCOPY_PAUSED) {
         error_setg(errp, "Cannot resume if there is no paused migration");
+        return false;
+    }
+    if (s == MIGRATION_STATUS_POSTCOPY_PAUSED && migrate_cap(MIGRATION_CAPABILITY_RELEASE_RAM)) {
+        error_setg(errp, "Postcopy recovery cannot work when release-ram capability is set");
         return false;
     }
     MigAddress addr;
@@ -1032,14 +1162,17 @@ bool qmp_migrate_pause(Error **errp)
         pthread_mutex_unlock(&mig.lock);
         return true;
     }
-    if (migration_incoming_pause()) {
+    if (status_get() == MIGRATION_STATUS_POSTCOPY_ACTIVE) {
+        /* The thread sees the I/O error and pauses (postcopy_pause). */
+        pthread_mutex_lock(&mig.lock);
+        if (mig.f) {
+            mig_stream_shutdown(mig.f);
+        }
+        pthread_mutex_unlock(&mig.lock);
         return true;
     }
-    if (status_get() == MIGRATION_STATUS_POSTCOPY_ACTIVE || migration_incoming_in_postcopy()) {
-        /* QEMU 7.2 pauses here and recovers later; migvm cannot recover a
-         * postcopy yet, so a pause would only end it. */
-        error_setg(errp, "Postcopy recovery is not implemented by migvm: pausing would end this migration");
-        return false;
+    if (migration_incoming_pause()) {
+        return true;
     }
     error_setg(errp, "migrate-pause is currently only supported during postcopy-active state");
     return false;
@@ -1295,6 +1428,8 @@ MigrationInfo *qmp_query_migrate(Error **errp)
     case MIGRATION_STATUS_PRE_SWITCHOVER:
     case MIGRATION_STATUS_DEVICE:
     case MIGRATION_STATUS_POSTCOPY_ACTIVE:
+    case MIGRATION_STATUS_POSTCOPY_PAUSED:
+    case MIGRATION_STATUS_POSTCOPY_RECOVER:
     case MIGRATION_STATUS_X_PRECOPY_PAUSED:
     case MIGRATION_STATUS_X_PRECOPY_RECOVER:
         info->has_setup_time = true;

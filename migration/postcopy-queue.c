@@ -102,6 +102,13 @@ void postcopy_requests_reset(void)
     pthread_mutex_unlock(&queue_lock);
 }
 
+void postcopy_requests_new_channel(void)
+{
+    pthread_mutex_lock(&queue_lock);
+    last_block = NULL;
+    pthread_mutex_unlock(&queue_lock);
+}
+
 uint64_t postcopy_requests_count(void)
 {
     return atomic_load(&total_requests);

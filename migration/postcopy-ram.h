@@ -71,6 +71,9 @@ bool postcopy_request_push(const char *block, uint64_t start, uint32_t len, Erro
 bool postcopy_request_pop(RAMBlock **b, uint64_t *start, uint64_t *len);
 bool postcopy_request_pending(void);
 void postcopy_requests_reset(void);
+/* A recovered channel: its first request names its block again (queued
+ * requests stay; a page already sent is skipped). No reader runs. */
+void postcopy_requests_new_channel(void);
 uint64_t postcopy_requests_count(void);
 /* Wake the migration thread when a request arrives (set by migration.c). */
 void postcopy_request_set_notify(void (*fn)(void));

@@ -238,6 +238,9 @@ typedef struct LoadvmOptions {
      * content) while "ram" was open and no "block" section was; it may
      * block until a new connection arrives and return true with the streams
      * to go on with (closing the old ones), or false to fail the load.
+     * In postcopy (the guest runs here) it is called from the thread that
+     * reads the outer stream after LISTEN, when that stream breaks in
+     * POSTCOPY_INCOMING_RUNNING.
      * recovery_command: RECV_BITMAP and POSTCOPY_RESUME (else refused). */
     bool (*channel_lost)(void *opaque, MigStream **f, MigStream **rp);
     bool (*recovery_command)(void *opaque, uint16_t cmd, uint16_t len, MigStream *f,

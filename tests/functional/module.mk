@@ -34,8 +34,9 @@ FUNC_TESTS += tests/functional/test-block-migration.py
 # KVM live migration at full size, cancel and failed destination.
 FUNC_TESTS += tests/functional/test-kvm-migration.py tests/functional/test-auto-converge.py \
               tests/functional/test-converge.py
-# Postcopy (userfaultfd): soft guest over unix, the ring-3 KVM guest over tcp and unix, failure after the switch.
-FUNC_TESTS += tests/functional/test-postcopy.py
+# Postcopy (userfaultfd): soft guest over unix, the ring-3 KVM guest over tcp and unix, failure after the switch;
+# its recovery: a cut (tcp proxy) or migrate-pause on either side, then migrate-recover and migrate resume:true.
+FUNC_TESTS += tests/functional/test-postcopy.py tests/functional/test-postcopy-recovery.py
 # KVM's dirty ring (-accel kvm,dirty-ring-size=N): QEMU 7.2's errors, ring against bitmap on a known dirty set,
 # a live migration with the ring.
 FUNC_TESTS += tests/functional/test-dirty-ring.py

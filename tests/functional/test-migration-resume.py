@@ -23,13 +23,12 @@ and cuts the connection (both directions closed at once).
 """
 
 import os
-import socket
 import sys
-import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from migvm import (check, check_eq, finish, free_tcp_port, kvm_usable, qemu_mode, read_bytes,  # noqa: E402
                    run, skip, skip_all, wait_until)
+from cutproxy import Proxy  # noqa: E402
 from miglib import (MiB, check_memory_pattern, error_of, mig_info, query_status,  # noqa: E402
                     set_caps, start_kvm_guest, start_vm, wait_mig_status, wait_serial_growth)
 
@@ -43,75 +42,6 @@ PAUSE_ERR = "migrate-pause is currently only supported during postcopy-active st
 RECOVER_ERR = "Migrate recover can only be run when postcopy is paused."
 RESUME_ERR = "Cannot resume if there is no paused migration"
 PAUSED = "x-precopy-paused"
-
-
-class Proxy:
-    """Forwards TCP connections to target_port; cut() closes both ends of
-    every connection it carries. With freeze_at, it stops forwarding from the
-    source once that many bytes went through: the source then blocks on a full
-    socket, so the migration cannot end before the test cuts it."""
-
-    def __init__(self, target_port, freeze_at=None):
-        self.target = ("127.0.0.1", target_port)
-        self.freeze_at = freeze_at
-        self.forwarded = 0
-        self.frozen = threading.Event()
-        self.lsock = socket.socket()
-        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.lsock.bind(("127.0.0.1", 0))
-        self.lsock.listen(4)
-        self.port = self.lsock.getsockname()[1]
-        self.socks = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                a, _ = self.lsock.accept()
-            except OSError:
-                return
-            b = socket.create_connection(self.target)
-            with self.lock:
-                self.socks += [a, b]
-            for s, d, forward in ((a, b, True), (b, a, False)):
-                threading.Thread(target=self._pump, args=(s, d, forward), daemon=True).start()
-
-    def _pump(self, s, d, forward):
-        try:
-            while True:
-                data = s.recv(1 << 16)
-                if not data:
-                    break
-                if forward and self.freeze_at is not None:
-                    data = data[:max(0, self.freeze_at - self.forwarded)]
-                    self.forwarded += len(data)
-                    if self.forwarded >= self.freeze_at:
-                        d.sendall(data)
-                        self.frozen.set()
-                        return          # the rest stays in the socket; cut() closes it
-                d.sendall(data)
-        except OSError:
-            pass
-        for x in (s, d):
-            try:
-                x.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def cut(self):
-        with self.lock:
-            socks, self.socks = self.socks, []
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def close(self):
-        self.cut()
-        self.lsock.close()
 
 
 def resumable(q, on=True):

@@ -1,0 +1,75 @@
+"""A TCP proxy that tests put between a migration's source and destination
+to freeze or cut the connection (test-migration-resume.py,
+test-postcopy-recovery.py)."""
+
+import socket
+import threading
+
+
+class Proxy:
+    """Forwards TCP connections to target_port; cut() closes both ends of
+    every connection it carries. With freeze_at, it stops forwarding from the
+    source once that many bytes went through: the source then blocks on a full
+    socket, so the migration cannot end before the test cuts it."""
+
+    def __init__(self, target_port, freeze_at=None):
+        self.target = ("127.0.0.1", target_port)
+        self.freeze_at = freeze_at
+        self.forwarded = 0
+        self.frozen = threading.Event()
+        self.lsock = socket.socket()
+        self.lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(4)
+        self.port = self.lsock.getsockname()[1]
+        self.socks = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                a, _ = self.lsock.accept()
+            except OSError:
+                return
+            b = socket.create_connection(self.target)
+            with self.lock:
+                self.socks += [a, b]
+            for s, d, forward in ((a, b, True), (b, a, False)):
+                threading.Thread(target=self._pump, args=(s, d, forward), daemon=True).start()
+
+    def _pump(self, s, d, forward):
+        try:
+            while True:
+                data = s.recv(1 << 16)
+                if not data:
+                    break
+                if forward and self.freeze_at is not None:
+                    data = data[:max(0, self.freeze_at - self.forwarded)]
+                    self.forwarded += len(data)
+                    if self.forwarded >= self.freeze_at:
+                        d.sendall(data)
+                        self.frozen.set()
+                        return          # the rest stays in the socket; cut() closes it
+                d.sendall(data)
+        except OSError:
+            pass
+        for x in (s, d):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        with self.lock:
+            socks, self.socks = self.socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.cut()
+        self.lsock.close()
