@@ -191,6 +191,7 @@ static uint64_t harvest_vcpu(KvmVcpu *v)
     }
     v->ring_fetch = next;
     v->ring_pages += n;
+    __atomic_store_n(&v->ring_harvests, v->ring_harvests + 1, __ATOMIC_RELAXED);
     kvm_state.harvested += n;
     return n;
 }
@@ -233,8 +234,16 @@ void kvm_dirty_ring_full(KvmVcpu *v)
     pthread_mutex_lock(&kvm_state.dirty_lock);
     int64_t t0 = now_ns();
     uint64_t before = v->ring_pages;
+    bool reaped_since_run = v->ring_harvests != v->ring_harvests_at_run;
     kvm_dirty_ring_reap_locked();
-    if (v->ring_pages == before) {
+    /* Another reaper (the reaper thread, a sync, a dirty-rate or dirty-limit
+     * count) may have emptied the ring between this exit and our lock: then
+     * the ring has room and there is nothing more to do. Marking an entry
+     * below would mark one KVM has not filled yet, and its reset would move
+     * KVM's reset index past its fill index: its count of used entries then
+     * wraps, every entry to KVM_RUN is a ring-full exit, and the guest never
+     * runs again. */
+    if (v->ring_pages == before && !reaped_since_run) {
         /* Full, yet nothing to harvest: KVM counted entries it overwrote
          * (see harvest_vcpu), and its reset only moves over entries marked
          * harvested, from its own reset index, which we do not know. This

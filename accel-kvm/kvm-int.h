@@ -170,6 +170,9 @@ typedef struct KvmVcpu {
     struct kvm_dirty_gfn *ring;     /* dirty_ring_size entries, or NULL */
     uint64_t ring_fetch;            /* [dirty_lock] next entry to harvest */
     uint64_t ring_pages;            /* [dirty_lock] entries harvested, ever */
+    uint64_t ring_harvests;         /* [dirty_lock] harvests of this ring, ever; its
+                                     * vCPU thread also reads it atomically */
+    uint64_t ring_harvests_at_run;  /* [vCPU thread] ring_harvests at KVM_RUN */
 } KvmVcpu;
 
 /* kvm.c */

@@ -428,6 +428,10 @@ VcpuExit kvm_vcpu_exec(CPUState *cpu)
         if (cpu_should_stop(cpu)) {
             return VCPU_EXIT_STOP;
         }
+        if (v->ring) {
+            /* kvm_dirty_ring_full: was the ring reaped since this entry? */
+            v->ring_harvests_at_run = __atomic_load_n(&v->ring_harvests, __ATOMIC_RELAXED);
+        }
         if (ioctl(v->fd, KVM_RUN, 0) < 0) {
             if (errno == EINTR || errno == EAGAIN) {
                 eat_kick_signal();

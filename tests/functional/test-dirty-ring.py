@@ -326,7 +326,7 @@ def ring_rate_and_limit(vm, q, clock):
     # The controller works on 500 ms samples of a loaded machine: near, not at.
     slack = 2.0 if migvm.tsan_build() else 1.6
     check("limit: the guest's rate falls to near the limit (%.0f -> %.0f MiB/s, limit %d)" % (free, limited, limit),
-          limited <= slack * limit and limited < free / 1.5)
+          0 < limited <= slack * limit and limited < free / 1.5)
     check("limit: current-rate %.0f on average near the limit %d" % (cur, limit), 0 < cur <= slack * limit)
     check_eq("limit: HMP shows the limits", q.hmp("info vcpu_dirty_limit").splitlines()[0].split(", current")[0],
              "vcpu[0], limit rate %d (MB/s)" % limit)
