@@ -16,6 +16,8 @@ check-multifd-full: all
 		tests/interop/test-interop-multifd.py
 # Postcopy QEMU 7.2 -> migvm -> QEMU 7.2 over tcp (-M none): page requests from the destination's monitor, RAM compared.
 FUNC_TESTS += tests/interop/test-interop-postcopy.py
+# Postcopy recovery QEMU 7.2 -> migvm -> QEMU 7.2: migrate-pause on either side, migrate-recover, resume, RAM compared.
+FUNC_TESTS += tests/interop/test-interop-postcopy-recovery.py
 # TLS QEMU 7.2 <-> migvm both ways (tcp with tls-authz, unix + multifd with tls-hostname), memory verified;
 # the missing host name refused by both alike.
 FUNC_TESTS += tests/interop/test-interop-tls.py
