@@ -139,6 +139,17 @@ def read_bytes(path):
         return b""
 
 
+def write_boot_sector(path, code):
+    """A 512-byte boot sector at `path`: `code` (bytes, entered at 0000:7c00
+    in real mode), zeros, the 0x55 0xaa signature. Returns path."""
+    img = bytearray(512)
+    img[:len(code)] = code
+    img[510:512] = b"\x55\xaa"
+    with open(path, "wb") as f:
+        f.write(img)
+    return path
+
+
 def wait_until(predicate, timeout=10.0, interval=0.01):
     """Poll predicate until it returns something truthy or the deadline passes.
     Returns the truthy value, or None on timeout."""

@@ -25,7 +25,6 @@ its workload slows down and recovers the same way.
 
 The KVM part skips when /dev/kvm cannot be used."""
 
-import importlib.util
 import os
 import sys
 import time
@@ -34,11 +33,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import migvm  # noqa: E402
 import miglib  # noqa: E402
-from migvm import check, check_eq, new_tmpdir, run, wait_until  # noqa: E402
-
-_spec = importlib.util.spec_from_file_location("test_kvm", os.path.join(HERE, "test-kvm.py"))
-kvmt = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(kvmt)
+import bootguest  # noqa: E402
+from migvm import check, check_eq, new_tmpdir, run  # noqa: E402
 
 MiB = 1 << 20
 MEM = "64M"
@@ -49,31 +45,9 @@ STEPS = [40, 65, 90, 99]
 SOFT_DIRTY_RATE = 256       # MiB/s: four times the bandwidth
 
 
-def b_count(vm):
-    return kvmt.serial(vm).count(b"B")
-
-
-def pass_rate(vm, seconds):
-    """Guest passes per second, from the times at which 'B's appear on the
-    serial output during a window of about `seconds` (a pass takes a second or
-    so here, so counting whole passes in the window would be too coarse)."""
-    stamps = []
-    n = b_count(vm)
-    end = time.monotonic() + seconds
-    while time.monotonic() < end or (len(stamps) < 2 and time.monotonic() < end + 3 * seconds):
-        m = b_count(vm)
-        if m != n:
-            stamps += [time.monotonic()] * (m - n)
-            n = m
-        time.sleep(0.01)    # polling the serial file; the window itself is what is measured
-    if len(stamps) < 2:
-        return len(stamps) / seconds
-    return (len(stamps) - 1) / (stamps[-1] - stamps[0])
-
-
 def start_guest(accel, uri=None, tmpdir=None):
     if accel == "kvm":
-        return kvmt.start_guest(mem=MEM, incoming=uri, tmpdir=tmpdir)
+        return bootguest.start_guest(mem=MEM, incoming=uri, tmpdir=tmpdir)
     return miglib.start_vm(MEM, dirty_rate=SOFT_DIRTY_RATE, incoming=uri)
 
 
@@ -126,7 +100,7 @@ def throttle_and_cancel(accel, src, qs):
     hmp = qs.hmp("info migrate")
     check("%s: HMP info migrate: 'cpu throttle percentage: %d'" % (accel, STEPS[1]),
           "cpu throttle percentage: %d" % STEPS[1] in [line.strip() for line in hmp.splitlines()], hmp)
-    throttled = pass_rate(src, 1.5)
+    throttled = bootguest.pass_rate(src, 1.5)
     qs.cmd_ok("migrate_cancel")
     info = miglib.wait_mig_status(qs, ("cancelled", "completed", "failed"), 10) or {}
     check_eq("%s: cancelled" % accel, info.get("status"), "cancelled")
@@ -134,13 +108,13 @@ def throttle_and_cancel(accel, src, qs):
     check("%s: HMP info migrate: no throttle line after cancel" % accel,
           "cpu throttle percentage" not in qs.hmp("info migrate"), "")
     dst.kill()
-    return throttled, pass_rate(src, 2.0)
+    return throttled, bootguest.pass_rate(src, 2.0)
 
 
 def test_kvm():
     src = start_guest("kvm")
     qs = src.qmp()
-    check("kvm: source guest prints 'A' then 'B's", kvmt.wait_passes(src, 2, 30), src.stderr_text())
+    check("kvm: source guest prints 'A' then 'B's", bootguest.wait_passes(src, 2, 30), src.stderr_text())
     caps = {c["capability"]: c["state"] for c in qs.cmd_ok("query-migrate-capabilities")}
     check_eq("auto-converge off by default", caps.get("auto-converge"), False)
     check_eq("HMP migrate_set_capability auto-converge on", qs.hmp("migrate_set_capability auto-converge on"), "")
@@ -148,7 +122,7 @@ def test_kvm():
     check_eq("query-migrate-capabilities shows it on", caps.get("auto-converge"), True)
     check_eq("QMP: auto-converge off", set_auto_converge(qs, False), {"return": {}})
     set_params(qs)
-    base = pass_rate(src, 2.0)
+    base = bootguest.pass_rate(src, 2.0)
 
     # Without auto-converge: still active after several syncs, never throttled.
     dst, qd, uri = new_destination("kvm")
@@ -157,7 +131,7 @@ def test_kvm():
     check("kvm without auto-converge: still active after 6 syncs", info.get("status") == "active"
           and info["ram"]["dirty-sync-count"] >= 6, info)
     check_eq("kvm without auto-converge: no cpu-throttle-percentage", seen, [])
-    unthrottled = pass_rate(src, 1.5)
+    unthrottled = bootguest.pass_rate(src, 1.5)
     r = set_auto_converge(qs, True)
     check_eq("capability refused while migrating", migvm.error_of(r),
              ("GenericError", "There's a migration process in progress"))
@@ -198,9 +172,9 @@ def test_soft():
     """The soft accelerator's workload slows the same way and recovers."""
     src = start_guest("soft")
     qs = src.qmp()
-    check("soft: workload prints 'A' then 'B's", kvmt.wait_passes(src, 2, 30), src.stderr_text())
+    check("soft: workload prints 'A' then 'B's", bootguest.wait_passes(src, 2, 30), src.stderr_text())
     set_params(qs)
-    base = pass_rate(src, 1.0)
+    base = bootguest.pass_rate(src, 1.0)
     throttled, after = throttle_and_cancel("soft", src, qs)
     print("# figures soft: workload passes/s: %.1f unthrottled, %.1f at %d%% throttle, %.1f after cancel" % (
         base, throttled, STEPS[1], after), flush=True)

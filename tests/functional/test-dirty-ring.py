@@ -42,6 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import migvm  # noqa: E402
 import miglib  # noqa: E402
+import bootguest  # noqa: E402
 from migvm import check, check_eq, finish, new_tmpdir, run, wait_until  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("test_kvm_migration", os.path.join(HERE, "test-kvm-migration.py"))
@@ -200,12 +201,12 @@ def test_live_migration():
     name = "ring migration"
     kvmm.MEM, kvmm.MEM_BYTES, kvmm.CAP = "256M", 256 * MiB, 128 * MiB
     accel = "kvm,dirty-ring-size=65536"
-    src = kvmm.kvmt.start_guest(image=BOOT_IMG, mem=kvmm.MEM, accel=accel)
+    src = bootguest.start_guest(image=BOOT_IMG, mem=kvmm.MEM, accel=accel)
     qs = src.qmp()
-    check("%s: source guest runs" % name, kvmm.kvmt.wait_passes(src, 1, 30), src.stderr_text())
+    check("%s: source guest runs" % name, bootguest.wait_passes(src, 1, 30), src.stderr_text())
     d = new_tmpdir()
     uri = "unix:" + os.path.join(d, "mig.sock")
-    dst = kvmm.kvmt.start_guest(image=BOOT_IMG, mem=kvmm.MEM, incoming=uri, tmpdir=d, accel=accel)
+    dst = bootguest.start_guest(image=BOOT_IMG, mem=kvmm.MEM, incoming=uri, tmpdir=d, accel=accel)
     qd = dst.qmp()
     # QEMU's behaviour: the capped phase must not converge by the controller's throttle.
     qs.cmd_ok("migrate-set-parameters", **{"x-convergence-controller": False})
@@ -252,7 +253,7 @@ def wait_measured(q):
 
 
 def test_without_ring():
-    vm = kvmm.kvmt.start_guest(image=BOOT_IMG, mem="64M", accel="kvm")
+    vm = bootguest.start_guest(image=BOOT_IMG, mem="64M", accel="kvm")
     q = vm.qmp()
     miglib.expect_qmp_error("no ring: set-vcpu-dirty-limit refused", q.cmd("set-vcpu-dirty-limit", **{"dirty-rate": 100}),
                             "dirty page limit feature requires KVM with accelerator property 'dirty-ring-size' set'")
@@ -266,7 +267,7 @@ def test_without_ring():
 
 
 def test_ring_rate_and_limit():
-    vm = kvmm.kvmt.start_guest(image=BOOT_IMG, mem=GUEST_MEM, accel="kvm,dirty-ring-size=65536", extra=["-smp", "2"])
+    vm = bootguest.start_guest(image=BOOT_IMG, mem=GUEST_MEM, accel="kvm,dirty-ring-size=65536", extra=["-smp", "2"])
     q = vm.qmp()
     clock = dratet.PassClock(vm.serial_path)
     try:
@@ -276,7 +277,7 @@ def test_ring_rate_and_limit():
 
 
 def ring_rate_and_limit(vm, q, clock):
-    check("limit: guest runs", kvmm.kvmt.wait_passes(vm, 2, 30), vm.stderr_text())
+    check("limit: guest runs", bootguest.wait_passes(vm, 2, 30), vm.stderr_text())
     for args in ({"dirty-rate": 10, "cpu-index": 2}, {"dirty-rate": 10, "cpu-index": -1}):
         miglib.expect_qmp_error("set-vcpu-dirty-limit %r refused" % args, q.cmd("set-vcpu-dirty-limit", **args),
                                 "incorrect cpu index specified")

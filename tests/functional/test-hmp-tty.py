@@ -9,64 +9,16 @@ command prints nothing, as QEMU 7.2: test-hmp-migration.py.)
 
 import os
 import re
-import select
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import migvm  # noqa: E402
 from migvm import check, check_eq, finish, require_binary, run  # noqa: E402
 from miglib import mig_info, serial_size, start_vm, wait_until  # noqa: E402
+from ptylib import Pty  # noqa: E402
 
 PROGRESS = (rb"\rmigration: active +(\d+)%, \d+ kbytes sent, \d+\.\d\d mbps, remaining \d+ kbytes, "
             rb"expected downtime \d+ ms, pass \d+\x1b\[K")
-
-
-class Pty:
-    """A process on a pseudo-terminal: its stdin, stdout and stderr."""
-
-    def __init__(self, args, cwd):
-        self.master, slave = os.openpty()
-        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, start_new_session=True, cwd=cwd)
-        os.close(slave)
-        migvm.track_pid(self.proc.pid)
-        self.buf = b""
-
-    def read_until(self, pattern, timeout=10.0):
-        """Everything up to the end of the first match of the regex (bytes), or None."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = rx.search(self.buf)
-            if m:
-                out, self.buf = self.buf[:m.end()], self.buf[m.end():]
-                return out
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            r, _, _ = select.select([self.master], [], [], min(remaining, 0.2))
-            if r:
-                try:
-                    data = os.read(self.master, 65536)
-                except OSError:
-                    return None
-                if not data:
-                    return None
-                # The terminal's output processing (ONLCR) turns "\r\n" into "\r\r\n".
-                self.buf = (self.buf + data).replace(b"\r\r\n", b"\r\n")
-
-    def send(self, data):
-        os.write(self.master, data)
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        os.close(self.master)
 
 
 def test_live_progress():

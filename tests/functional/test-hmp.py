@@ -5,15 +5,14 @@ GNU readline (prompt, history with the up arrow, tab completion)."""
 
 import os
 import re
-import select
 import socket
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import migvm  # noqa: E402
 from migvm import VM, check, check_eq, run  # noqa: E402
+from ptylib import Pty  # noqa: E402
 
 ENTRY = re.compile(r"^(\S+) (.*?) ?-- (.+)$")
 REQUIRED = ["cont|c", "help|?", "info", "quit|q", "stop|s", "system_reset"]
@@ -202,57 +201,6 @@ def test_quit_long_name():
 
 # ---------------------------------------------------------------------------
 # -monitor stdio on a pseudo-terminal
-
-class Pty:
-    def __init__(self, args):
-        self.master, slave = os.openpty()
-        self.proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-                                     cwd=migvm.new_tmpdir())
-        os.close(slave)
-        migvm.track_pid(self.proc.pid)
-        self.buf = b""
-
-    def read_until(self, pattern, timeout=10.0):
-        """Read until the regex (bytes) matches the accumulated output; return
-        the output up to the end of the match (and keep the rest)."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout
-        while True:
-            m = rx.search(self.buf)
-            if m:
-                out, self.buf = self.buf[:m.end()], self.buf[m.end():]
-                return out
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            if self.proc.poll() is not None and not select.select([self.master], [], [], 0)[0]:
-                return None
-            r, _, _ = select.select([self.master], [], [], min(remaining, 0.2))
-            if r:
-                try:
-                    data = os.read(self.master, 65536)
-                except OSError:
-                    data = b""
-                if not data:
-                    return None
-                # The terminal's output processing (ONLCR) turns "\r\n" into "\r\r\n".
-                self.buf = (self.buf + data).replace(b"\r\r\n", b"\r\n")
-
-    def send(self, data):
-        os.write(self.master, data)
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.close(self.master)
-        except OSError:
-            pass
-
 
 def test_stdio_pty():
     d = migvm.new_tmpdir()

@@ -323,13 +323,6 @@ def test_tsc_khz():
 
 # ---- small boot sectors -------------------------------------------------------
 
-def boot_sector(code):
-    img = bytearray(512)
-    img[:len(code)] = code
-    img[510:512] = b"\x55\xaa"
-    return bytes(img)
-
-
 def ports_image(path):
     """Counts its boots in the byte at 0x500 (valid once 0x501 holds 0xa5;
     RAM survives a reset), prints
@@ -376,9 +369,7 @@ def ports_image(path):
         0xf4,                          # hlt
         0xeb, 0xfd,                    # jmp hlt
     ])
-    with open(path, "wb") as f:
-        f.write(boot_sector(code))
-    return path
+    return migvm.write_boot_sector(path, code)
 
 
 def test_ports():

@@ -37,7 +37,6 @@ that check fails when strace is missing, cannot attach or traces nothing.
 
 Skips when /dev/kvm cannot be used."""
 
-import importlib.util
 import mmap
 import os
 import re
@@ -51,12 +50,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import migvm  # noqa: E402
 import miglib  # noqa: E402
+import bootguest  # noqa: E402
 from migvm import check, check_eq, new_tmpdir, run, wait_until  # noqa: E402
-
-# test-kvm.py's guest helpers (start_guest, serial, wait_passes, ...); its main() does not run on import.
-_spec = importlib.util.spec_from_file_location("test_kvm", os.path.join(HERE, "test-kvm.py"))
-kvmt = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(kvmt)
 
 MiB = 1 << 20
 PAGE = 4096
@@ -69,15 +64,12 @@ FINAL_DOWNTIME_MS = 2000    # downtime limit once max-bandwidth is 0 (1 GiB goes
 # ---------------------------------------------------------------------------
 # Guests and serial output
 
-def b_count(vm):
-    return kvmt.serial(vm).count(b"B")
-
 
 def start_source(name):
-    src = kvmt.start_guest(mem=MEM)
+    src = bootguest.start_guest(mem=MEM)
     qs = src.qmp()
-    check("%s: source guest prints 'A' then 'B's" % name, kvmt.wait_passes(src, 1, 30),
-          repr(kvmt.serial(src)[:40]) + src.stderr_text())
+    check("%s: source guest prints 'A' then 'B's" % name, bootguest.wait_passes(src, 1, 30),
+          repr(bootguest.serial(src)[:40]) + src.stderr_text())
     return src, qs
 
 
@@ -87,15 +79,15 @@ def new_destination(transport):
         uri = "unix:" + os.path.join(d, "mig.sock")
     else:
         uri = "tcp:127.0.0.1:%d" % migvm.free_tcp_port()
-    dst = kvmt.start_guest(mem=MEM, incoming=uri, tmpdir=d)
+    dst = bootguest.start_guest(mem=MEM, incoming=uri, tmpdir=d)
     return dst, dst.qmp(), uri
 
 
 def source_keeps_running(name, src, qs, passes=2):
     check_eq("%s: source query-status running" % name, miglib.query_status(qs), "running")
-    n = b_count(src)
+    n = bootguest.b_count(src)
     check("%s: source guest prints %d new 'B's" % (name, passes),
-          wait_until(lambda: b_count(src) >= n + passes, 20), repr(kvmt.serial(src)[-20:]) + src.stderr_text())
+          wait_until(lambda: bootguest.b_count(src) >= n + passes, 20), repr(bootguest.serial(src)[-20:]) + src.stderr_text())
 
 
 # ---------------------------------------------------------------------------
@@ -133,7 +125,7 @@ def check_destination_memory(name, src, dst, qd, self_test=False):
     """Stop the destination, dump its RAM and check it; cont again."""
     qd.cmd_ok("stop")
     check_eq("%s: destination paused for the dump" % name, miglib.query_status(qd), "paused")
-    passes = b_count(src) + b_count(dst)
+    passes = bootguest.b_count(src) + bootguest.b_count(dst)
     path = os.path.join(dst.dir, "mem.bin")
     qd.cmd_ok("pmemsave", val=0, size=MEM_BYTES, filename=path)
     try:
@@ -236,15 +228,15 @@ def live_migrate(name, src, qs, dst, qd, uri, min_syncs=3, self_test=False):
     # controller is off while it must stay active (it would throttle the guest until it converges).
     qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": CAP, "downtime-limit": 1,
                                            "x-convergence-controller": False})
-    b0 = b_count(src)
+    b0 = bootguest.b_count(src)
     t0 = time.monotonic()
     r = qs.cmd("migrate", uri=uri)
     check("%s: migrate accepted" % name, "return" in r, repr(r))
     passes = wait_until(lambda: miglib.mig_info(qs).get("ram", {}).get("dirty-sync-count", 0) >= min_syncs
-                        and b_count(src) >= b0 + 2, 40)
+                        and bootguest.b_count(src) >= b0 + 2, 40)
     info = miglib.mig_info(qs)
     check("%s: %d+ syncs while the guest dirties all of its RAM (%d passes), still active" % (
-        name, min_syncs, b_count(src) - b0), passes and info.get("status") == "active", repr(info))
+        name, min_syncs, bootguest.b_count(src) - b0), passes and info.get("status") == "active", repr(info))
     qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 0, "downtime-limit": FINAL_DOWNTIME_MS,
                                            "x-convergence-controller": True})
     info = miglib.wait_mig_status(qs, ("completed", "failed", "cancelled"), 40) or miglib.mig_info(qs)
@@ -256,15 +248,15 @@ def live_migrate(name, src, qs, dst, qd, uri, min_syncs=3, self_test=False):
           "(%.1fx RAM), downtime-bytes %.0f MiB, dirty-sync-count %s, guest passes during migration %d, "
           "%.0f MB/s" % (name, info.get("total-time"), wall, info.get("downtime"), info.get("setup-time"),
                          ram.get("transferred", 0) / MiB, ram.get("transferred", 0) / MEM_BYTES,
-                         ram.get("downtime-bytes", 0) / MiB, ram.get("dirty-sync-count"), b_count(src) - b0,
+                         ram.get("downtime-bytes", 0) / MiB, ram.get("dirty-sync-count"), bootguest.b_count(src) - b0,
                          ram.get("transferred", 0) / total / 1000), flush=True)
     check_eq("%s: source is postmigrate" % name, miglib.query_status(qs), "postmigrate")
     check("%s: destination running" % name, miglib.wait_run_state(qd, "running", 20), dst.stderr_text())
     check("%s: guest prints 'B's on the destination" % name, miglib.wait_serial_growth(dst.serial_path, 20, 2),
-          repr(kvmt.serial(dst)) + dst.stderr_text())
-    check("%s: destination serial has only 'B's" % name, set(kvmt.serial(dst)) <= {ord("B")},
-          repr(kvmt.serial(dst)[:40]))
-    check("%s: source stays quiet" % name, kvmt.stays_quiet(src, 1.0))
+          repr(bootguest.serial(dst)) + dst.stderr_text())
+    check("%s: destination serial has only 'B's" % name, set(bootguest.serial(dst)) <= {ord("B")},
+          repr(bootguest.serial(dst)[:40]))
+    check("%s: source stays quiet" % name, bootguest.stays_quiet(src, 1.0))
     check_destination_memory(name, src, dst, qd, self_test)
     return info
 
@@ -374,12 +366,12 @@ def test_paused_guest():
     check("%s: destination paused" % name, miglib.wait_run_state(qd, "paused", 20), dst.stderr_text())
     qd.cmd_ok("cont")
     check("%s: guest prints 'B's on the destination after cont" % name,
-          miglib.wait_serial_growth(dst.serial_path, 20, 1), repr(kvmt.serial(dst)) + dst.stderr_text())
+          miglib.wait_serial_growth(dst.serial_path, 20, 1), repr(bootguest.serial(dst)) + dst.stderr_text())
     check_destination_memory(name, src, dst, qd)
 
 
 def main():
-    migvm.require_own_kvm(kvmt.GUEST_IMG)
+    migvm.require_own_kvm(bootguest.GUEST_IMG)
     t0 = time.monotonic()
     run("1 GiB over unix", test_1g, "unix")
     run("1 GiB over tcp", test_1g, "tcp")

@@ -18,11 +18,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import migvm  # noqa: E402
 import miglib  # noqa: E402
 from migvm import check, check_eq, new_tmpdir, run, wait_until  # noqa: E402
+from bootguest import GUEST_IMG, serial, start_guest, stays_quiet, wait_passes  # noqa: E402
 
 MiB = 1 << 20
-BUILD = os.environ.get("BUILD", "build")
-GUEST_IMG = os.path.abspath(os.path.join(BUILD, "guest", "boot-sector.img"))
-MEM = "128M"
 
 
 def refused_instruction_image(path):
@@ -34,31 +32,7 @@ def refused_instruction_image(path):
                   0xee,                      # out dx, al
                   0xf3, 0x0f, 0xb8, 0xc0,    # popcnt eax, eax
                   0xf4, 0xeb, 0xfd])         # hlt; jmp $-1
-    img = bytearray(512)
-    img[:len(code)] = code
-    img[510:512] = b"\x55\xaa"
-    with open(path, "wb") as f:
-        f.write(img)
-    return path
-
-
-def start_guest(image=GUEST_IMG, mem=MEM, extra=(), incoming=None, tmpdir=None, accel="kvm"):
-    return miglib.start_kvm_guest(image, mem, accel, extra, incoming, tmpdir)
-
-
-def serial(vm):
-    return miglib.serial_text(vm.serial_path)
-
-
-def wait_passes(vm, n, timeout=30.0):
-    """True once the serial output is 'A' followed by at least n 'B's."""
-    return bool(wait_until(lambda: serial(vm).startswith(b"A") and serial(vm).count(b"B") >= n, timeout))
-
-
-def stays_quiet(vm, seconds=2.0):
-    """True if the serial file does not grow for `seconds` (guest paused)."""
-    start = miglib.serial_size(vm.serial_path)
-    return wait_until(lambda: miglib.serial_size(vm.serial_path) != start, seconds) is None
+    return migvm.write_boot_sector(path, code)
 
 
 # ---------------------------------------------------------------------------

@@ -288,12 +288,7 @@ def shutdown_image(path):
                   0xba, 0x01, 0x05,        # mov dx, 0x501
                   0xee,                    # out dx, al
                   0xf4, 0xeb, 0xfd])       # hlt; jmp $-1
-    img = bytearray(512)
-    img[:len(code)] = code
-    img[510:512] = b"\x55\xaa"
-    with open(path, "wb") as f:
-        f.write(img)
-    return path
+    return migvm.write_boot_sector(path, code)
 
 
 def test_no_shutdown():

@@ -94,12 +94,7 @@ def test_guest_round_trip():
 
     # Live migration to a second migvm on the same image, then a reset there:
     # the device state loads and the device works again from scratch.
-    dd = new_tmpdir()
-    sock = os.path.join(dd, "mig.sock")
-    dst = miglib.start_kvm_guest(None, MEM, extra=drive, incoming="unix:" + sock, tmpdir=dd)
-    qd = dst.qmp()
-    q.cmd_ok("migrate", uri="unix:" + sock)
-    info = miglib.wait_mig_status(q, ("completed", "failed"))
+    dst, qd, info = migrate_to_new_guest(q, drive)
     check("migration completes", info and info.get("status") == "completed", info)
     check("destination runs", miglib.wait_run_state(qd, "running"), miglib.query_status(qd))
     check("the destination guest goes on with its I/O (dots)",
@@ -109,6 +104,17 @@ def test_guest_round_trip():
     ok = wait_ok(dst)
     check("after migration and reset the destination's device works", ok, repr(serial(dst)) + dst.stderr_text())
     check("the image still holds the pattern", sector(disk, SECTOR) == PATTERN)
+
+
+def migrate_to_new_guest(q, drive):
+    """Migrate q's VM to a new KVM guest on the same drive arguments over
+    unix: (dst, its QMP, the source's final query-migrate or None)."""
+    dd = new_tmpdir()
+    sock = os.path.join(dd, "mig.sock")
+    dst = miglib.start_kvm_guest(None, MEM, extra=drive, incoming="unix:" + sock, tmpdir=dd)
+    qd = dst.qmp()
+    q.cmd_ok("migrate", uri="unix:" + sock)
+    return dst, qd, miglib.wait_mig_status(q, ("completed", "failed"))
 
 
 def test_device_option_guest():
@@ -158,12 +164,7 @@ def test_error_stop_and_retry():
     if not stopped:
         return
 
-    dd = new_tmpdir()
-    sock = os.path.join(dd, "mig.sock")
-    dst = miglib.start_kvm_guest(None, MEM, extra=drive, incoming="unix:" + sock, tmpdir=dd)
-    qd = dst.qmp()
-    q.cmd_ok("migrate", uri="unix:" + sock)
-    info = miglib.wait_mig_status(q, ("completed", "failed"))
+    dst, qd, info = migrate_to_new_guest(q, drive)
     check("the stopped VM migrates", info and info.get("status") == "completed", info)
     check("the destination stays stopped",
           wait_until(lambda: miglib.query_status(qd) not in ("inmigrate",), 10.0) and
