@@ -15,5 +15,11 @@
 void json_write(GString *out, json_object *obj, bool pretty);
 /* Newly allocated compact string (g_free it). */
 char *json_to_string(json_object *obj);
+/*
+ * OBJ is never changed nor freed from now on (the QMP schema): its compact
+ * text is made once and copied wherever OBJ is written compact. One such
+ * value per process; a second call for another object is ignored.
+ */
+void json_write_set_constant(json_object *obj);
 
 #endif

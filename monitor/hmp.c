@@ -29,11 +29,14 @@ void monitor_puts(Monitor *mon, const char *text)
         return;                 /* QMP sessions carry no HMP text */
     }
     buf = g_string_sized_new(strlen(text) + 16);
-    for (const char *p = text; *p; p++) {
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, "\n");       /* whole lines at once, not byte by byte */
+        g_string_append_len(buf, p, n);
+        p += n;
         if (*p == '\n') {
-            g_string_append_c(buf, '\r');
+            g_string_append_len(buf, "\r\n", 2);
+            p++;
         }
-        g_string_append_c(buf, *p);
     }
     if (buf->len) {
         monitor_write(mon, buf->str, buf->len);

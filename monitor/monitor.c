@@ -193,12 +193,20 @@ GString *qmp_format_message(json_object *msg, bool pretty)
 {
     GString *json = g_string_new("");
     json_write(json, msg, pretty);
-    GString *out = g_string_sized_new(json->len + 8);
-    for (size_t i = 0; i < json->len; i++) {
-        if (json->str[i] == '\n') {
-            g_string_append_c(out, '\r');
+    if (!pretty) {
+        g_string_append(json, "\r\n");   /* compact JSON has no line break */
+        return json;
+    }
+    GString *out = g_string_sized_new(json->len + json->len / 8 + 8);
+    for (const char *p = json->str, *end = p + json->len; p < end;) {
+        const char *nl = memchr(p, '\n', end - p);
+        size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        g_string_append_len(out, p, n);
+        if (nl) {
+            g_string_append_len(out, "\r\n", 2);
+            n++;
         }
-        g_string_append_c(out, json->str[i]);
+        p += n;
     }
     g_string_append(out, "\r\n");
     g_string_free(json, TRUE);

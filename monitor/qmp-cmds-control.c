@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 #include "cpus.h"
+#include "json-writer.h"
 #include "qmp-dispatch.h"
 #include "qapi-commands.h"
 #include "qapi-introspect.h"
@@ -68,7 +69,8 @@ CommandInfoList *qmp_query_commands(Error **errp)
     return list;
 }
 
-/* 'gen': false: the schema text is parsed once and shared by reference. */
+/* 'gen': false: the schema text is parsed once and shared by reference; its
+ * reply text is made once too (tens of kilobytes, written at every call). */
 void qmp_marshal_query_qmp_schema(json_object *args, json_object **ret, Error **errp)
 {
     static json_object *schema;
@@ -87,6 +89,7 @@ void qmp_marshal_query_qmp_schema(json_object *args, json_object **ret, Error **
             error_setg(errp, "The QMP schema is not available");
             return;
         }
+        json_write_set_constant(schema);
     }
     *ret = json_object_get(schema);
 }

@@ -19,6 +19,7 @@
 #include "json-writer.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <json-c/json_object_iterator.h>
 #include "json-lexer.h"
@@ -45,6 +46,18 @@ static void write_string(GString *out, const char *s, size_t len)
 {
     g_string_append_c(out, '"');
     for (size_t i = 0; i < len;) {
+        /* A run of printable ASCII that needs no escape is copied at once:
+         * byte by byte, a large reply (query-qmp-schema) cost most of its
+         * time here. */
+        size_t run = i;
+        while (run < len && s[run] >= 0x20 && s[run] < 0x7F && s[run] != '"' && s[run] != '\\') {
+            run++;
+        }
+        if (run > i) {
+            g_string_append_len(out, s + i, run - i);
+            i = run;
+            continue;
+        }
         size_t used;
         int cp = json_utf8_decode(s + i, len - i, &used);
 
@@ -153,9 +166,39 @@ static void write_container(Writer *w, json_object *obj, bool is_object)
     w->need_comma = true;
 }
 
+/* The value of json_write_set_constant and its compact text, published
+ * once (release/acquire) and never freed; read by every writer thread. */
+typedef struct ConstantText {
+    json_object *obj;
+    GString *text;
+} ConstantText;
+static _Atomic(ConstantText *) constant;
+
+void json_write_set_constant(json_object *obj)
+{
+    ConstantText *c = g_new(ConstantText, 1), *expected = NULL;
+
+    c->obj = obj;
+    c->text = g_string_new(NULL);
+    json_write(c->text, obj, false);
+    if (!atomic_compare_exchange_strong_explicit(&constant, &expected, c, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
+        g_string_free(c->text, TRUE);
+        g_free(c);
+    }
+}
+
 static void write_value(Writer *w, const char *name, json_object *obj)
 {
     begin_item(w, name);
+    if (!w->pretty) {
+        /* Compact text does not depend on where the value sits. */
+        const ConstantText *c = atomic_load_explicit(&constant, memory_order_acquire);
+        if (c && c->obj == obj) {
+            g_string_append_len(w->out, c->text->str, c->text->len);
+            return;
+        }
+    }
     switch (json_object_get_type(obj)) {
     case json_type_null:
         g_string_append(w->out, "null");

@@ -165,6 +165,63 @@ START_TEST(test_appends)
 }
 END_TEST
 
+/* Runs of plain characters are copied whole: escapes at either end, between
+ * runs and alone, in a string longer than any buffer's first size. */
+START_TEST(test_string_runs)
+{
+    GString *in = g_string_new(NULL), *want = g_string_new("\"");
+
+    for (int i = 0; i < 200; i++) {
+        g_string_append(in, "\"plain text \\\n\x01\xC3\xA9~");
+        g_string_append(want, "\\\"plain text \\\\\\n\\u0001\\u00E9~");
+    }
+    g_string_append_c(want, '"');
+    ck_compact(str_len(in->str, (int)in->len), want->str);
+    ck_compact(json_object_new_string("x\""), "\"x\\\"\"");
+    ck_compact(json_object_new_string("\tx"), "\"\\tx\"");
+    g_string_free(in, TRUE);
+    g_string_free(want, TRUE);
+}
+END_TEST
+
+/* A constant value (the QMP schema) is written from its kept text: the same
+ * text as before, wherever it sits; pretty output is made afresh; a second
+ * constant is ignored and still written right. */
+START_TEST(test_constant)
+{
+    json_object *c = json_object_new_object(), *arr = json_object_new_array();
+    json_object *other = json_object_new_array();
+    json_object *reply = json_object_new_object();
+
+    json_object_array_add(arr, json_object_new_string("a\"b"));
+    json_object_array_add(arr, json_object_new_int(7));
+    json_object_object_add(c, "list", arr);
+    json_object_object_add(c, "e", json_object_new_object());
+    json_object_array_add(other, json_object_new_int(1));
+    json_write_set_constant(c);
+    json_write_set_constant(other);
+
+    ck_compact(json_object_get(c), "{\"list\": [\"a\\\"b\", 7], \"e\": {}}");
+    ck_compact(json_object_get(other), "[1]");
+    json_object_object_add(reply, "return", json_object_get(c));
+    json_object_object_add(reply, "id", json_object_new_int(3));
+    ck_compact(json_object_get(reply), "{\"return\": {\"list\": [\"a\\\"b\", 7], \"e\": {}}, \"id\": 3}");
+    ck_pretty(reply,
+              "{\n"
+              "    \"return\": {\n"
+              "        \"list\": [\n"
+              "            \"a\\\"b\",\n"
+              "            7\n"
+              "        ],\n"
+              "        \"e\": {}\n"
+              "    },\n"
+              "    \"id\": 3\n"
+              "}");
+    json_object_put(other);
+    /* c is never freed, by contract: the writer keeps it */
+}
+END_TEST
+
 /* What the QMP id rule (section 3.4) needs: parse, then re-serialise. */
 START_TEST(test_reserialise)
 {
@@ -198,6 +255,8 @@ static Suite *json_writer_suite(void)
     tcase_add_test(tc, test_scalars);
     tcase_add_test(tc, test_doubles);
     tcase_add_test(tc, test_string_escapes);
+    tcase_add_test(tc, test_string_runs);
+    tcase_add_test(tc, test_constant);
     tcase_add_test(tc, test_containers);
     tcase_add_test(tc, test_pretty);
     tcase_add_test(tc, test_appends);

@@ -14,6 +14,7 @@
 #include "../../monitor/monitor-int.h"
 #include "qmp-dispatch.h"
 #include "qapi-commands.h"
+#include "qapi-introspect.h"
 #include "unit-test.h"
 
 static QmpDispatchState command_mode = { .negotiated = true };
@@ -236,13 +237,23 @@ START_TEST(test_query_qmp_schema)
 {
     QmpDispatchState st = command_mode;
     json_object *req = json_parse_qmp("{\"execute\": \"query-qmp-schema\"}", NULL);
+    /* The reply's text, kept after the first call, is the schema written
+     * afresh from its own parse. */
+    json_object *fresh = json_object_new_object();
+    json_object_object_add(fresh, "return", json_tokener_parse(qmp_schema_json));
+    char *want = json_to_string(fresh);
     for (int round = 0; round < 2; round++) {
         json_object *rsp = qmp_dispatch(req, &st, NULL);
         json_object *list = json_object_object_get(rsp, "return");
         ck_assert(json_object_is_type(list, json_type_array));
         ck_assert_uint_gt(json_object_array_length(list), 10);
+        char *text = json_to_string(rsp);
+        ck_assert_str_eq(text, want);
+        g_free(text);
         json_object_put(rsp);
     }
+    g_free(want);
+    json_object_put(fresh);
     json_object_put(req);
 }
 END_TEST
