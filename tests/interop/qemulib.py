@@ -156,6 +156,36 @@ def check_completed(label, src, qs, dst, qd, timeout=30.0, dst_timeout=30.0):
     return sinfo, dinfo, ok
 
 
+def start_postcopy(label, qs, kind_dst, ram, tmpdir, postcopy_bandwidth):
+    """A new kind_dst destination (-incoming defer) and a postcopy into it
+    over tcp: postcopy-ram and events on both sides, a 4 MiB/s precopy
+    switched to postcopy after its first MiB, then postcopy_bandwidth
+    bytes/s; checks "LABEL: source postcopy-active" and "LABEL: destination
+    postcopy-active". Returns (dst, its QMP)."""
+    dst, qd = start_negotiated(kind_dst, ["-incoming", "defer"], ram=ram)
+    for q in (qs, qd):
+        set_caps(q, postcopy_ram=True, events=True)
+    qs.cmd_ok("migrate-set-parameters", {"max-bandwidth": 4 << 20, "max-postcopy-bandwidth": postcopy_bandwidth})
+    migrate_deferred(qs, qd, migration_uri("tcp", tmpdir, label))
+    wait_until(lambda: qs.cmd_ok("query-migrate").get("ram", {}).get("transferred", 0) > 1 << 20, 10.0)
+    qs.cmd_ok("migrate-start-postcopy")
+    for side, q in (("source", qs), ("destination", qd)):
+        check("%s: %s postcopy-active" % (label, side),
+              wait_until(lambda: migration_status(q) == "postcopy-active", 15.0), q.cmd_ok("query-migrate"))
+    return dst, qd
+
+
+def round_trip(pattern, hop):
+    """QEMU holding `pattern` -> migvm -> QEMU, each step by
+    hop(src, its QMP, destination kind, label) -> (dst, its QMP)."""
+    src, qs = pattern.start_source()
+    mid, qm = hop(src, qs, "migvm", "QEMU -> migvm")
+    src.kill()
+    end, _ = hop(mid, qm, "qemu", "migvm -> QEMU")
+    mid.kill()
+    end.kill()
+
+
 class Pattern:
     """A known RAM image: pieces [(guest address, bytes)] over zeros, put in
     place on a QEMU source by its `-device loader`."""

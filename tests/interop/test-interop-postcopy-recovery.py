@@ -34,10 +34,6 @@ MiB = 1 << 20
 PATTERN = qemulib.Pattern([(0, random.Random(15).randbytes(RAM))], RAM, TMP)
 
 
-def caps(q):
-    qemulib.set_caps(q, postcopy_ram=True, events=True)
-
-
 def wait_status(q, status, timeout=15.0):
     return wait_until(lambda: qemulib.migration_status(q) == status, timeout)
 
@@ -58,16 +54,8 @@ def pause_and_recover(label, src, qs, dst, qd, pauser):
 def hop(src, qs, kind_dst, label):
     """Postcopy from src to a new kind_dst destination, paused and recovered
     twice; returns the destination."""
-    dst, qd = qemulib.start_negotiated(kind_dst, ["-incoming", "defer"], ram=RAM)
-    caps(qs)
-    caps(qd)
     # 8 MiB at 256 KiB/s: the postcopy phase lasts far longer than the pauses.
-    qs.cmd_ok("migrate-set-parameters", {"max-bandwidth": 4 * MiB, "max-postcopy-bandwidth": 256 * 1024})
-    qemulib.migrate_deferred(qs, qd, qemulib.migration_uri("tcp", TMP, label))
-    wait_until(lambda: qs.cmd_ok("query-migrate").get("ram", {}).get("transferred", 0) > MiB, 10.0)
-    qs.cmd_ok("migrate-start-postcopy")
-    for side, q in (("source", qs), ("destination", qd)):
-        check("%s: %s postcopy-active" % (label, side), wait_status(q, "postcopy-active"), q.cmd_ok("query-migrate"))
+    dst, qd = qemulib.start_postcopy(label, qs, kind_dst, RAM, TMP, 256 * 1024)
     pause_and_recover(label + ", paused by the source", src, qs, dst, qd, qs)
     pause_and_recover(label + ", paused by the destination", src, qs, dst, qd, qd)
     left = qs.cmd_ok("query-migrate").get("ram", {}).get("remaining", 0)
@@ -78,17 +66,8 @@ def hop(src, qs, kind_dst, label):
     return dst, qd
 
 
-def test_round_trip():
-    src, qs = PATTERN.start_source()
-    mid, qm = hop(src, qs, "migvm", "QEMU -> migvm")
-    src.kill()
-    end, qe = hop(mid, qm, "qemu", "migvm -> QEMU")
-    mid.kill()
-    end.kill()
-
-
 def main():
-    run("round trip", test_round_trip)
+    run("round trip", qemulib.round_trip, PATTERN, hop)
     finish()
 
 

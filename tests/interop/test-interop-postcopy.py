@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qemulib  # noqa: E402
-from migvm import check, finish, new_tmpdir, run, wait_until  # noqa: E402
+from migvm import check, finish, new_tmpdir, run  # noqa: E402
 
 QEMU = qemulib.require_qemu_and_migvm()
 TMP = new_tmpdir()
@@ -40,23 +40,9 @@ PATTERN = qemulib.Pattern([(0, random.Random(14).randbytes(RAM))], RAM, TMP)
 EXPECTED = PATTERN.image
 
 
-def caps(q):
-    qemulib.set_caps(q, postcopy_ram=True, events=True)
-
-
 def hop(src, qs, kind_dst, label):
     """Postcopy from src to a new kind_dst destination; returns it."""
-    dst, qd = qemulib.start_negotiated(kind_dst, ["-incoming", "defer"], ram=RAM)
-    caps(qs)
-    caps(qd)
-    qs.cmd_ok("migrate-set-parameters", {"max-bandwidth": 4 * MiB, "max-postcopy-bandwidth": 2 * MiB})
-    qemulib.migrate_deferred(qs, qd, qemulib.migration_uri("tcp", TMP, label))
-    wait_until(lambda: qs.cmd_ok("query-migrate").get("ram", {}).get("transferred", 0) > MiB, 10.0)
-    qs.cmd_ok("migrate-start-postcopy")
-    check("%s: source postcopy-active" % label,
-          wait_until(lambda: qemulib.migration_status(qs) == "postcopy-active", 10.0), qs.cmd_ok("query-migrate"))
-    check("%s: destination postcopy-active" % label,
-          wait_until(lambda: qemulib.migration_status(qd) == "postcopy-active", 10.0), qd.cmd_ok("query-migrate"))
+    dst, qd = qemulib.start_postcopy(label, qs, kind_dst, RAM, TMP, 2 * MiB)
     before = qs.cmd_ok("query-migrate").get("ram", {}).get("postcopy-requests", 0)
     path = os.path.join(TMP, "%s-marker" % kind_dst)
     t0 = time.monotonic()
@@ -75,17 +61,8 @@ def hop(src, qs, kind_dst, label):
     return dst, qd
 
 
-def test_round_trip():
-    src, qs = PATTERN.start_source()
-    mid, qm = hop(src, qs, "migvm", "QEMU -> migvm")
-    src.kill()
-    end, qe = hop(mid, qm, "qemu", "migvm -> QEMU")
-    mid.kill()
-    end.kill()
-
-
 def main():
-    run("round trip", test_round_trip)
+    run("round trip", qemulib.round_trip, PATTERN, hop)
     finish()
 
 
