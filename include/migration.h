@@ -62,6 +62,9 @@ bool migration_incoming_fill_info(MigrationInfo *info);
  * load would pause (postcopy after RUN, x-resumable-precopy); false if it
  * would not. [BQL] */
 bool migration_incoming_pause(void);
+/* The incoming postcopy is paused (postcopy-paused / postcopy-recover): the
+ * guest's vCPUs may be waiting for pages inside page faults. Any thread. */
+bool migration_incoming_postcopy_paused(void);
 /* True after an incoming migration failed: the guest must not run. */
 bool migration_incoming_failed(void);
 

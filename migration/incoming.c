@@ -315,6 +315,11 @@ static void incoming_device_lock(bool lock)
  * to close the channel, cleared when the source acknowledged; any thread). */
 static _Atomic bool incoming_pc_paused;
 
+bool migration_incoming_postcopy_paused(void)
+{
+    return atomic_load(&incoming_pc_paused);
+}
+
 /* Main loop: the incoming thread waits for a new connection. [BQL] */
 static void incoming_paused(void *opaque)
 {

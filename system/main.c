@@ -256,6 +256,17 @@ static void tear_down(Startup *s)
     if (s->migration_up) {
         migration_shutdown();      /* an outgoing migration stops before the machine goes */
     }
+    if (s->migration_up && migration_incoming_postcopy_paused()) {
+        /* vCPUs may wait inside page faults for pages only the paused
+         * source has: they can be neither paused nor joined, and this copy
+         * of the guest can never be whole. */
+        error_report("quitting during a paused postcopy: this copy of the guest is incomplete and lost");
+        if (s->pidfile_fd >= 0) {
+            unlink(s->opts.pidfile);
+        }
+        fflush(stdout);
+        _exit(0);
+    }
     if (s->machine_up) {
         cpus_pause_all();
         /* Devices' requests complete while the devices still exist. */

@@ -14,7 +14,9 @@ resume:true` on the source finish the migration on a new connection.
   * explicit migrate-pause, first on the source then on the destination, of
     one migration (unix sockets; destination -S, so source and destination
     memory are compared byte for byte at the end).
-  * migrate_cancel in postcopy-paused: cancelled, the source stays stopped.
+  * migrate_cancel in postcopy-paused: cancelled, the source stays stopped;
+    quit on the paused destination exits at once (its vCPU may wait in a
+    page fault for good).
   * KVM ring-3 guest cut during postcopy: its vCPU waits for missing pages
     while paused, and after the recovery its self-checks stay clean (seq
     without a gap, errors=0, no ERROR line apart from the timer-pace checks a
@@ -181,6 +183,9 @@ def test_cancel_paused():
         check_eq("cancel while paused: the source stays stopped", query_status(qs), "postmigrate")
         check("cancel while paused: cont refused", "error" in qs.cmd("cont"), "")
         check_eq("cancel while paused: the destination still waits", mig_info(qd).get("status"), "postcopy-paused")
+        # Its vCPU may wait inside a page fault for good: quit must not wait for it.
+        qd.cmd("quit")
+        check_eq("quit on the paused destination: exits at once", dst.wait_exit(10.0), 0)
     finally:
         src.kill()
         dst.kill()
