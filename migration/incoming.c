@@ -376,16 +376,23 @@ static bool incoming_recovery_command(void *opaque, uint16_t cmd, uint16_t len, 
     bool postcopy = atomic_load(&incoming_pc_paused);
     if (!recovery_load_command(cmd, len, f, rp, incoming.recovering,
                                postcopy ? postcopy_received_map : NULL, &resumed, errp)) {
+        if (postcopy && rp && mig_stream_has_error(rp)) {
+            /* The new connection broke while this thread answered on it
+             * (nobody else writes there before the resume): pause again,
+             * as for a broken read. */
+            mig_stream_set_error(f, "%s", error_get_pretty(*errp));
+        }
         return false;
     }
     if (resumed) {
         incoming.recovering = false;
         if (postcopy) {
             atomic_store(&incoming_pc_paused, false);
-            /* After RESUME_ACK: the pages the vCPUs wait for, asked again. */
+            /* After RESUME_ACK: the pages the vCPUs wait for, asked again.
+             * A failed write means a broken connection, which the next read
+             * sees: those pages are asked for again after the next resume. */
             if (!postcopy_incoming_resume(rp)) {
-                error_setg(errp, "Failed to ask again for the pages the guest waits for");
-                return false;
+                warn_report("postcopy: the connection broke while asking again for missing pages");
             }
         }
         main_loop_schedule(incoming_resumed, postcopy ? &incoming_pc_paused : NULL);
