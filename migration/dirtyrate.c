@@ -92,7 +92,9 @@ static int64_t measure_sampling(int64_t calc_time, uint64_t per_gib, int64_t *ms
     return sampled ? dirty_rate_mib_per_s(ram_pages * changed / sampled, *ms) : 0;
 }
 
-static int64_t measure_bitmap(int64_t calc_time, int64_t *ms)
+/* Dirty logging on, under the BQL (nested with a migration's, memory.c).
+ * False, with the error reported and *ms 0, when it cannot start. */
+static bool dirty_log_on(int64_t *ms)
 {
     Error *err = NULL;
 
@@ -102,6 +104,20 @@ static int64_t measure_bitmap(int64_t calc_time, int64_t *ms)
     if (!on) {
         error_report_err(err);
         *ms = 0;
+    }
+    return on;
+}
+
+static void dirty_log_off(void)
+{
+    bql_lock();
+    memory_global_dirty_log_stop();
+    bql_unlock();
+}
+
+static int64_t measure_bitmap(int64_t calc_time, int64_t *ms)
+{
+    if (!dirty_log_on(ms)) {
         return 0;
     }
     /* The first sync may report every page (KVM's INITIALLY_SET): count
@@ -113,25 +129,16 @@ static int64_t measure_bitmap(int64_t calc_time, int64_t *ms)
     memory_global_dirty_log_sync();
     uint64_t pages = ram_dirty_capture_stop();
     *ms = (now_ns() - start) / 1000000;
-    bql_lock();
-    memory_global_dirty_log_stop();
-    bql_unlock();
+    dirty_log_off();
     return dirty_rate_mib_per_s((double)pages, *ms);
 }
 
 /* Dirty ring: per-vCPU rates into *rates (n of them); returns their sum. */
 static int64_t measure_ring(int64_t calc_time, int64_t *ms, int64_t **rates, int *n)
 {
-    Error *err = NULL;
-
     *n = cpus_count();
     *rates = g_new0(int64_t, *n ? *n : 1);
-    bql_lock();
-    bool on = memory_global_dirty_log_start(&err);
-    bql_unlock();
-    if (!on) {
-        error_report_err(err);
-        *ms = 0;
+    if (!dirty_log_on(ms)) {
         return 0;
     }
     uint64_t *before = g_new0(uint64_t, *n ? *n : 1), *after = g_new0(uint64_t, *n ? *n : 1);
@@ -140,9 +147,7 @@ static int64_t measure_ring(int64_t calc_time, int64_t *ms, int64_t **rates, int
     wait_until_deadline(start + calc_time * 1000000000LL);
     accel_vcpu_dirty_counts(after, *n);
     *ms = (now_ns() - start) / 1000000;
-    bql_lock();
-    memory_global_dirty_log_stop();
-    bql_unlock();
+    dirty_log_off();
     int64_t total = 0;
     for (int i = 0; i < *n; i++) {
         (*rates)[i] = dirty_rate_mib_per_s((double)(after[i] - before[i]), *ms);
