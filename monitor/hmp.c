@@ -161,22 +161,41 @@ static gint compare_commands(gconstpointer a, gconstpointer b)
     return strcmp(x->name, y->name);
 }
 
-static void print_help_line(Monitor *mon, const char *prefix, const HmpCommand *c)
+/* "PREFIXNAME PARAMS -- HELP\n" */
+static void append_help_line(GString *out, const char *prefix, const HmpCommand *c)
 {
-    monitor_printf(mon, "%s%s %s -- %s\n", prefix, c->name, c->params, c->help);
+    g_string_append(out, prefix);
+    g_string_append(out, c->name);
+    g_string_append_c(out, ' ');
+    g_string_append(out, c->params);
+    g_string_append(out, " -- ");
+    g_string_append(out, c->help);
+    g_string_append_c(out, '\n');
 }
 
+static void print_help_line(Monitor *mon, const char *prefix, const HmpCommand *c)
+{
+    g_autoptr(GString) out = g_string_new(NULL);
+
+    append_help_line(out, prefix, c);
+    monitor_puts(mon, out->str);
+}
+
+/* The whole table in one write: a line at a time, `help` cost a formatted
+ * string and a monitor write per command. */
 static void print_help_table(Monitor *mon, const char *prefix, const HmpCommand *table)
 {
     g_autoptr(GPtrArray) sorted = g_ptr_array_new();
+    g_autoptr(GString) out = g_string_sized_new(8192);
 
     for (const HmpCommand *c = table; c->name; c++) {
         g_ptr_array_add(sorted, (gpointer)c);
     }
     g_ptr_array_sort(sorted, compare_commands);
     for (guint i = 0; i < sorted->len; i++) {
-        print_help_line(mon, prefix, g_ptr_array_index(sorted, i));
+        append_help_line(out, prefix, g_ptr_array_index(sorted, i));
     }
+    monitor_puts(mon, out->str);
 }
 
 void hmp_help_cmd(Monitor *mon, const char *name)
