@@ -186,6 +186,13 @@ def round_trip(pattern, hop):
     end.kill()
 
 
+def run_round_trip(pattern, hop):
+    """The whole test: round_trip as the one section "round trip", then the
+    summary line and the exit status."""
+    migvm.run("round trip", round_trip, pattern, hop)
+    migvm.finish()
+
+
 class Pattern:
     """A known RAM image: pieces [(guest address, bytes)] over zeros, put in
     place on a QEMU source by its `-device loader`."""
@@ -214,6 +221,13 @@ class Pattern:
     def start_source(self, kind="qemu", args=("-S",), **kw):
         """(vm, qmp) of a QEMU holding the image (migvm has no loader)."""
         return start_negotiated(kind, args, ram=self.ram, loaders=self.loaders(), **kw)
+
+    def check_arrived(self, label, src, qs, dst, qd):
+        """check_completed, then "LABEL: the destination's RAM is the
+        pattern"; returns (dst, qd)."""
+        check_completed(label, src, qs, dst, qd)
+        self.check_ram("%s: the destination's RAM is the pattern" % label, dst, qd)
+        return dst, qd
 
     def check_ram(self, label, vm, q, name="ram.dump"):
         """pmemsave vm's whole RAM and check it is the image."""

@@ -25,7 +25,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qemulib  # noqa: E402
-from migvm import check, check_eq, finish, free_tcp_port, new_tmpdir, run, wait_until  # noqa: E402
+from migvm import check, check_eq, free_tcp_port, new_tmpdir, wait_until  # noqa: E402
 
 QEMU = qemulib.require_qemu_and_migvm()
 TMP = new_tmpdir()
@@ -61,15 +61,8 @@ def hop(src, qs, kind_dst, label):
     left = qs.cmd_ok("query-migrate").get("ram", {}).get("remaining", 0)
     check("%s: most of RAM still to send after the recoveries (%d bytes)" % (label, left), left > RAM // 2)
     qs.cmd_ok("migrate-set-parameters", {"max-postcopy-bandwidth": 0})
-    qemulib.check_completed(label, src, qs, dst, qd)
-    PATTERN.check_ram("%s: the destination's RAM is the pattern" % label, dst, qd)
-    return dst, qd
-
-
-def main():
-    run("round trip", qemulib.round_trip, PATTERN, hop)
-    finish()
+    return PATTERN.check_arrived(label, src, qs, dst, qd)
 
 
 if __name__ == "__main__":
-    main()
+    qemulib.run_round_trip(PATTERN, hop)

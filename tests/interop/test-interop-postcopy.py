@@ -27,7 +27,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qemulib  # noqa: E402
-from migvm import check, finish, new_tmpdir, run  # noqa: E402
+from migvm import check, new_tmpdir  # noqa: E402
 
 QEMU = qemulib.require_qemu_and_migvm()
 TMP = new_tmpdir()
@@ -56,15 +56,8 @@ def hop(src, qs, kind_dst, label):
     check("%s: that read was a page request (source postcopy-requests grew, %.2f s)" % (label, took),
           info.get("status") == "postcopy-active" and info.get("ram", {}).get("postcopy-requests", 0) > before,
           info)
-    qemulib.check_completed(label, src, qs, dst, qd)
-    PATTERN.check_ram("%s: the destination's RAM is the pattern" % label, dst, qd)
-    return dst, qd
-
-
-def main():
-    run("round trip", qemulib.round_trip, PATTERN, hop)
-    finish()
+    return PATTERN.check_arrived(label, src, qs, dst, qd)
 
 
 if __name__ == "__main__":
-    main()
+    qemulib.run_round_trip(PATTERN, hop)
