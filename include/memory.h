@@ -70,6 +70,7 @@ struct RAMBlock {
      * the destination acknowledged (two generations). */
     unsigned long *receivedmap, *sentmap, *resentmap, *resentmap_old;
     uint64_t loaded_upto;       /* end of the highest page an incoming record wrote (atomic; ram-prefault.h) */
+    uint64_t prefault_first;    /* index of its first 2 MiB piece among all blocks' (ram-prefault.h) */
     RAMBlock *next;
 };
 
@@ -168,6 +169,9 @@ uint64_t ram_block_merge_dirty(RAMBlock *b, const unsigned long *src,
 /* ---- Migration side [migration thread, no BQL needed] ---- */
 /* Clear page's bmap bit; true if it was set (the page must then be sent). */
 bool ram_block_test_and_clear_dirty(RAMBlock *b, uint64_t page);
+/* Clear the bits of `mask` in bmap word `w` at once; returns those that
+ * were set (those pages must then be sent). */
+unsigned long ram_block_test_and_clear_dirty_word(RAMBlock *b, uint64_t w, unsigned long mask);
 bool ram_block_test_dirty(RAMBlock *b, uint64_t page);
 /* First page >= start with its bmap bit set, or b->npages if none. */
 uint64_t ram_block_find_next_dirty(RAMBlock *b, uint64_t start);

@@ -20,6 +20,7 @@
  */
 #include "multifd.h"
 #include "channel.h"
+#include "ram-prefault.h"
 #include "clock.h"
 #include "stream.h"
 #include "tsan.h"
@@ -172,6 +173,9 @@ static bool recv_pages(RecvChannel *c, RAMBlock *b, Error **errp)
     uint8_t *pages[MULTIFD_PACKET_PAGES];
     for (unsigned i = 0; i < p->normal_pages; i++) {
         pages[i] = b->host + p->offset[i];
+    }
+    if (p->normal_pages) {      /* the pre-faulting window follows the data (ram-prefault.h) */
+        ram_prefault_loaded(b, p->offset[p->normal_pages - 1], true);
     }
     if (!c->codec) {
         struct iovec iov[MULTIFD_PACKET_PAGES];

@@ -31,6 +31,7 @@
 #include "stream.h"
 #include "tsan.h"
 #include "buffer-zero.h"
+#include "ram-untouched.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -66,6 +67,7 @@ typedef struct SendChannel {
     MultifdCodec *codec;
     MultifdPacket pkt;          /* kept between packets: stale fields as QEMU 7.2's */
     MultifdZeroCopy zc;
+    RamUntouched untouched;     /* pages never populated: reset after each SYNC (a round's end) */
     uint8_t hdr[MULTIFD_HEADER_SIZE];
     struct iovec iov[1 + MULTIFD_PACKET_PAGES];
 } SendChannel;
@@ -159,12 +161,17 @@ static bool channel_write_job(SendChannel *c, const SendJob *job, SendDone *done
     done->bytes = 0;
     for (unsigned i = 0; i < job->n; i++) {
         uint8_t *host = job->block->host + job->offset[i];
-        if (buffer_is_zero(host, MIGVM_PAGE_SIZE)) {
+        /* Read after the sync that made the page dirty: ram-untouched.h. */
+        if (ram_untouched(&c->untouched, job->block, job->offset[i] >> MIGVM_PAGE_BITS) ||
+            buffer_is_zero(host, MIGVM_PAGE_SIZE)) {
             done->zero_off[done->zero_n++] = job->offset[i];
         } else {
             p->offset[n] = job->offset[i];
             pages[n++] = host;
         }
+    }
+    if (job->flags & MULTIFD_FLAG_SYNC) {
+        ram_untouched_reset(&c->untouched);     /* the next round follows a dirty-log sync */
     }
     if (n == 0 && !(job->flags & MULTIFD_FLAG_SYNC)) {
         return true;        /* only zero pages: nothing for this channel */

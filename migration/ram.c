@@ -6,7 +6,10 @@
  *              dirty logging on, every page marked dirty (pass 1).
  *   iterate    walk the migration bitmap from where the last round stopped,
  *              test-and-clear each dirty page BEFORE reading it, send it as
- *              ZERO (all-zero page) or PAGE; stop at the rate limit, after
+ *              ZERO (all-zero page) or PAGE; a page never populated
+ *              (ram-untouched.h) is ZERO without being read, with the other
+ *              untouched dirty pages of its bitmap word in one go; stop at
+ *              the rate limit, after
  *              ~50 ms (so the thread can re-check pending and cancel), or at
  *              the end of the bitmap (pass done); EOS.
  *   pending    estimate: pages still set in the bitmap. Exact: sync the
@@ -35,6 +38,10 @@
  * A page with nothing to guess after it (its successor was received
  * already: later passes) goes through the full buffer instead, one copy:
  * measured here, a readv() per 4 KiB page is slower than that copy.
+ * A ZERO record leaves a page that was never populated alone (it reads as
+ * zero: ram-untouched.h), so an idle guest allocates nothing here; the
+ * ZERO records that follow it for the next pages, as far as they are
+ * buffered, are taken in one go.
  */
 #include "ram.h"
 #include "buffer-zero.h"
@@ -47,6 +54,7 @@
 #include "memory.h"
 #include "multifd.h"
 #include "ram-prefault.h"
+#include "ram-untouched.h"
 #include "tsan.h"
 #include "stream.h"
 #include "vm.h"
@@ -84,11 +92,13 @@ typedef struct RAMState {
     AutoConverge auto_converge;
     RAMStats stats;              /* any thread: see RAMStats */
     RamPassFn *on_pass;          /* set once by ram_mig_init */
+    RamUntouched src_untouched;  /* pages never populated, read after the last sync */
     /* Destination: the incoming thread only. */
     RAMBlock *last_loaded_block;
     bool blocks_checked;
     uint8_t postcopy_page[MIGVM_PAGE_SIZE];  /* a page read before UFFDIO_COPY places it */
     bool load_ahead;             /* guess following pages (not with postcopy) */
+    RamUntouched dst_untouched;  /* pages never populated: a ZERO record leaves them alone */
 } RAMState;
 
 static RAMState ram_state;
@@ -128,6 +138,7 @@ void ram_get_stats(RamStats *out)
 static void ram_bitmap_sync(void)
 {
     uint64_t newly = memory_global_dirty_log_sync();
+    ram_untouched_reset(&ram_state.src_untouched);     /* read again after each sync */
     int64_t now = now_ns();
     stat_add(&ram_state.stats.dirty_sync_count, 1);
     uint64_t count = stat_get(&ram_state.stats.dirty_sync_count);
@@ -183,6 +194,7 @@ static bool ram_save_setup(MigStream *f, void *opaque, Error **errp)
     rs->guest_running = runstate_is_running();      /* [BQL] */
     rs->scan_block = ram_block_first();
     rs->last_sync_ns = now_ns();
+    ram_untouched_reset(&rs->src_untouched);
     if (!memory_global_dirty_log_start(errp)) {
         return false;
     }
@@ -242,7 +254,8 @@ static void ram_send_page(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t page
         stat_add(&rs->stats.normal_pages, 1);
         return;
     }
-    bool zero = buffer_is_zero(host, MIGVM_PAGE_SIZE);
+    /* A page never populated is zero without reading it (ram-untouched.h). */
+    bool zero = ram_untouched(&rs->src_untouched, b, page) || buffer_is_zero(host, MIGVM_PAGE_SIZE);
     ram_put_record_header(f, rs, b, page << MIGVM_PAGE_BITS, zero ? RAM_SAVE_FLAG_ZERO : RAM_SAVE_FLAG_PAGE);
     sent_bitmap_note(b, page);      /* resumable precopy: recv-bitmap.h */
     if (zero) {
@@ -252,6 +265,45 @@ static void ram_send_page(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t page
         mig_stream_put_page(f, host, MIGVM_PAGE_SIZE);
         stat_add(&rs->stats.normal_pages, 1);
     }
+}
+
+/* The dirty pages of page's bitmap word, from page on, that were never
+ * populated, when page is one: all sent as ZERO records at once, without
+ * reading them (ram-untouched.h) and with one copy into the stream (an idle
+ * guest's RAM is a million such records). Returns how many were sent; 0
+ * when page may hold data. [not multifd, not postcopy] */
+static unsigned ram_send_untouched_run(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t page)
+{
+    uint64_t untouched = ram_untouched_word(&rs->src_untouched, b, page);
+    unsigned bit = page % MIGVM_BITS_PER_LONG;
+    if (!((untouched >> bit) & 1)) {
+        return 0;
+    }
+    uint64_t base = page - bit;
+    unsigned long run = ram_block_test_and_clear_dirty_word(b, base / MIGVM_BITS_PER_LONG,
+                                                            untouched & (~0UL << bit));
+    uint8_t rec[MIGVM_BITS_PER_LONG * 9];
+    size_t len = 0;
+    unsigned n = 0;
+    for (unsigned long left = run; left; left &= left - 1) {
+        uint64_t p = base + (uint64_t)__builtin_ctzl(left);
+        sent_bitmap_note(b, p);     /* resumable precopy: recv-bitmap.h */
+        n++;
+        if (b != rs->last_sent_block) {     /* the first record names the block */
+            ram_put_record_header(f, rs, b, p << MIGVM_PAGE_BITS, RAM_SAVE_FLAG_ZERO);
+            mig_stream_put_u8(f, 0);
+            continue;
+        }
+        uint64_t word = (p << MIGVM_PAGE_BITS) | RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_CONTINUE;
+        for (int i = 0; i < 8; i++) {
+            rec[len + i] = (uint8_t)(word >> (56 - 8 * i));
+        }
+        rec[len + 8] = 0;           /* the fill byte */
+        len += 9;
+    }
+    mig_stream_put_buffer(f, rec, len);
+    stat_add(&rs->stats.zero_pages, n);
+    return n;
 }
 
 /* Send dirty pages from the scan position. Returns 1 when the bitmap was
@@ -287,6 +339,7 @@ static int ram_send_dirty(MigStream *f, RAMState *rs, bool unlimited)
 {
     int64_t deadline = now_ns() + ITERATE_MAX_NS;
     unsigned batch = 0;
+    bool multifd = multifd_send_active();
     while (rs->scan_block) {
         if (rs->postcopy && postcopy_request_pending()) {
             ram_send_requested(f, rs);
@@ -299,14 +352,18 @@ static int ram_send_dirty(MigStream *f, RAMState *rs, bool unlimited)
             continue;
         }
         rs->scan_page = page + 1;
-        if (ram_block_test_and_clear_dirty(b, page)) {
+        unsigned sent = multifd || rs->postcopy ? 0 : ram_send_untouched_run(f, rs, b, page);
+        if (sent == 0 && ram_block_test_and_clear_dirty(b, page)) {
             ram_send_page(f, rs, b, page);
+            sent = 1;
         }
         /* The budget after every page (two loads: a slot overshoots by one
-         * page at most), the clock every 64. */
-        if (!unlimited && (mig_stream_rate_limit_exceeded(f) || (++batch % 64 == 0 && now_ns() > deadline))) {
+         * page or one run of untouched pages at most), the clock every 64. */
+        if (!unlimited && (mig_stream_rate_limit_exceeded(f) ||
+                           ((batch += sent) >= 64 && now_ns() > deadline))) {
             return 0;
         }
+        batch %= 64;
     }
     /* End of the bitmap: the next round starts a new walk. */
     rs->scan_block = ram_block_first();
@@ -400,6 +457,7 @@ static void ram_resume_prepare(void *opaque)
     rs->last_sent_block = NULL;
     rs->scan_block = ram_block_first();
     rs->scan_page = 0;
+    ram_untouched_reset(&rs->src_untouched);
 }
 
 static void ram_save_cleanup(void *opaque)
@@ -475,6 +533,7 @@ static bool ram_load_page_direct(MigStream *f, RAMState *rs, RAMBlock *b, uint64
         iov[n++] = (struct iovec){ hdr[guessed++], 8 };
         iov[n++] = (struct iovec){ b->host + (p << MIGVM_PAGE_BITS), MIGVM_PAGE_SIZE };
     }
+    ram_untouched_written(&rs->dst_untouched, b, page, 1 + (uint64_t)guessed);
     if (guessed == 0) {
         /* Nothing to guess into (a later pass resends pages this load has
          * already received): a readv per page costs more than the copy out
@@ -521,7 +580,7 @@ static bool ram_load_page_direct(MigStream *f, RAMState *rs, RAMBlock *b, uint64
         }
         pos += MIGVM_PAGE_SIZE;
         ram_mark_received(b, p);
-        ram_prefault_loaded(b, p << MIGVM_PAGE_BITS);
+        ram_prefault_loaded(b, p << MIGVM_PAGE_BITS, true);
     }
     /* Anything past the last page used (a trailing header, or the rest of a
      * guess that was not checked) goes back. */
@@ -616,6 +675,43 @@ static bool read_zero_fill(MigStream *f, RAMBlock *b, uint64_t addr, Error **err
     return true;
 }
 
+/* A ZERO record's page, outside postcopy's placement: a page never
+ * populated is left unallocated and unread (ram-untouched.h); any other is
+ * cleared unless it reads as zero already. */
+static void ram_load_zero_page(RAMState *rs, RAMBlock *b, uint64_t page)
+{
+    uint8_t *host = b->host + (page << MIGVM_PAGE_BITS);
+    if (!ram_untouched(&rs->dst_untouched, b, page) && !buffer_is_zero(host, MIGVM_PAGE_SIZE)) {
+        tsan_ignore_begin();        /* guest RAM (include/tsan.h) */
+        memset(host, 0, MIGVM_PAGE_SIZE);
+        tsan_ignore_end();
+    }
+    ram_mark_received(b, page);
+}
+
+/* After a ZERO record for `page`, the ZERO records for the pages after it
+ * that are already buffered (a source's pass over untouched RAM sends a
+ * million in a row): taken from the buffer at once, each checked as the
+ * record loop would (anything else stops the run and is parsed as usual).
+ * The buffer is then refilled in full: zero records carry no payload to
+ * keep out of it. */
+static void ram_load_zero_run(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t page)
+{
+    const uint8_t *p;
+    size_t avail = mig_stream_buffered(f, &p), used = 0;
+    for (uint64_t q = page + 1; q < b->npages && avail - used >= 9; q++) {
+        uint64_t want = (q << MIGVM_PAGE_BITS) | RAM_SAVE_FLAG_ZERO | RAM_SAVE_FLAG_CONTINUE;
+        if (be64_of(p + used) != want || p[used + 8] != 0) {
+            break;
+        }
+        ram_prefault_loaded(b, q << MIGVM_PAGE_BITS, false);
+        ram_load_zero_page(rs, b, q);
+        used += 9;
+    }
+    mig_stream_skip(f, used);       /* buffered: cannot fail */
+    mig_stream_set_read_ahead(f, SIZE_MAX);
+}
+
 /* After LISTEN the page must appear whole (UFFDIO_COPY / ZEROPAGE): a
  * vCPU may be waiting for it, and touching it here would fault. */
 static bool ram_load_postcopy_page(MigStream *f, RAMState *rs, RAMBlock *b, uint64_t addr,
@@ -640,8 +736,7 @@ static bool ram_load_page(MigStream *f, RAMState *rs, uint64_t addr, uint64_t fl
         error_setg(errp, "Illegal RAM offset %" PRIx64 " in block %s", addr, b->name);
         return false;
     }
-    uint8_t *host = b->host + addr;
-    ram_prefault_loaded(b, addr);
+    ram_prefault_loaded(b, addr, (flags & ~RAM_SAVE_FLAG_CONTINUE) == RAM_SAVE_FLAG_PAGE);
     if (postcopy_incoming_state() != POSTCOPY_INCOMING_NONE && rs->load_ahead) {
         /* Postcopy: pages not received must stay missing. */
         rs->load_ahead = false;
@@ -657,12 +752,10 @@ static bool ram_load_page(MigStream *f, RAMState *rs, uint64_t addr, uint64_t fl
         if (!read_zero_fill(f, b, addr, errp)) {
             return false;
         }
-        if (!buffer_is_zero(host, MIGVM_PAGE_SIZE)) {      /* leave untouched pages unallocated */
-            tsan_ignore_begin();        /* guest RAM (include/tsan.h) */
-            memset(host, 0, MIGVM_PAGE_SIZE);
-            tsan_ignore_end();
+        ram_load_zero_page(rs, b, addr >> MIGVM_PAGE_BITS);
+        if (postcopy_incoming_state() == POSTCOPY_INCOMING_NONE) {
+            ram_load_zero_run(f, rs, b, addr >> MIGVM_PAGE_BITS);
         }
-        ram_mark_received(b, addr >> MIGVM_PAGE_BITS);
         return true;
     }
     return ram_load_page_direct(f, rs, b, addr >> MIGVM_PAGE_BITS, errp);
@@ -678,6 +771,9 @@ static bool ram_load_state(MigStream *f, void *opaque, int version_id, Error **e
     }
     /* Keep page payloads out of the stream's buffer (see the top). */
     mig_stream_set_read_ahead(f, LOAD_READ_AHEAD);
+    /* Since the last section, multifd channels or other sections may have
+     * written pages (ram-untouched.h). */
+    ram_untouched_reset(&((RAMState *)opaque)->dst_untouched);
     bool ok = ram_load_records(f, opaque, errp);
     mig_stream_set_read_ahead(f, SIZE_MAX);
     return ok;

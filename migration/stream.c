@@ -627,6 +627,16 @@ size_t mig_stream_peek(MigStream *f, size_t offset, void *buf, size_t len)
     return n;
 }
 
+size_t mig_stream_buffered(MigStream *f, const uint8_t **p)
+{
+    if (f->err || !f->rbuf) {
+        *p = NULL;
+        return 0;
+    }
+    *p = f->rbuf + f->rpos;
+    return f->rlen - f->rpos;
+}
+
 int mig_stream_peek_u8(MigStream *f)
 {
     uint8_t b;

@@ -137,6 +137,10 @@ int mig_stream_peek_u8(MigStream *f);
  * consuming; returns how many are available (short at end of input, which
  * does not set the sticky error). */
 size_t mig_stream_peek(MigStream *f, size_t offset, void *buf, size_t len);
+/* The bytes already buffered and not consumed, without reading more: *p
+ * points at them until the next call on f (consume them with
+ * mig_stream_skip). 0 after an error. */
+size_t mig_stream_buffered(MigStream *f, const uint8_t **p);
 /* Bytes known to remain (memory readers), or UINT64_MAX when unknown (fds):
  * lets a reader bound a hostile length before allocating. */
 uint64_t mig_stream_remaining_hint(const MigStream *f);

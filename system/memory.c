@@ -497,6 +497,18 @@ bool ram_block_test_and_clear_dirty(RAMBlock *b, uint64_t page)
     return false;
 }
 
+unsigned long ram_block_test_and_clear_dirty_word(RAMBlock *b, uint64_t w, unsigned long mask)
+{
+    if (w >= bitmap_words(b->npages)) {
+        return 0;
+    }
+    unsigned long cleared = __atomic_fetch_and(&b->bmap[w], ~mask, __ATOMIC_SEQ_CST) & mask;
+    if (cleared) {
+        __atomic_fetch_sub(&b->bmap_count, (uint64_t)__builtin_popcountl(cleared), __ATOMIC_RELAXED);
+    }
+    return cleared;
+}
+
 bool ram_block_test_dirty(RAMBlock *b, uint64_t page)
 {
     return page < b->npages &&

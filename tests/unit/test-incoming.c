@@ -44,6 +44,13 @@ void ram_prefault_stop(void)
 {
 }
 
+uint64_t ram_prefault_data_front;       /* multifd channels move it */
+uint32_t ram_prefault_waiters;
+
+void ram_prefault_wake(void)
+{
+}
+
 
 /* Options: every capability off (multifd's paths are test-multifd.py's). */
 bool migrate_cap(MigrationCapability cap)
@@ -117,6 +124,21 @@ void postcopy_incoming_set_running(void)
 
 void postcopy_incoming_cleanup(bool keep_registered)
 {
+}
+
+/* Postcopy recovery: never reached without postcopy. */
+void postcopy_incoming_pause(void)
+{
+}
+
+bool postcopy_incoming_resume(MigStream *rp)
+{
+    return false;
+}
+
+uint64_t postcopy_received_map(const RAMBlock *b, unsigned long *out)
+{
+    return 0;
 }
 
 bool postcopy_blocktime_get(uint32_t *total_ms, uint32_t **per_vcpu_ms, int *nvcpus)

@@ -2,18 +2,22 @@
  * The "ram" live section (migration/ram.c) on memory streams, through the
  * real writer and loader: RAM saved with pages dirtied between passes loads
  * back byte for byte, and hostile RAM records (bad offsets, unknown blocks,
- * wrong lengths, truncation) each fail with their own error.
+ * wrong lengths, truncation) each fail with their own error. Pages never
+ * populated travel as ZERO records without being read and stay unpopulated
+ * on the destination.
  */
 #include <check.h>
 #include <inttypes.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <glib.h>
 #include "auto-converge.h"
 #include "cpu-throttle.h"
 #include "memory.h"
 #include "ram.h"
+#include "ram-untouched.h"
 #include "savevm.h"
 #include "vm.h"
 #include "unit-test.h"
@@ -507,6 +511,103 @@ START_TEST(test_direct_reads)
 }
 END_TEST
 
+/* ---- pages never populated (ram-untouched.h) ---- */
+
+/* Both blocks back to never-populated memory, faulting page by page (a
+ * huge page would populate its neighbours with a written page). */
+static void discard_ram(void)
+{
+    RAMBLOCK_FOREACH(b) {
+        ck_assert_int_eq(madvise(b->host, b->used_length, MADV_NOHUGEPAGE), 0);
+        ck_assert_int_eq(madvise(b->host, b->used_length, MADV_DONTNEED), 0);
+    }
+}
+
+static bool populated(RAMBlock *b, uint64_t p)
+{
+    RamUntouched c = { 0 };
+    return !ram_untouched(&c, b, p);
+}
+
+START_TEST(test_untouched_pages)
+{
+    discard_ram();
+    fill_page(ram, 1, 4);
+    fill_page(ram, 2, 4);
+    MigStream *f = mig_stream_new_mem_writer();
+    MigConfigOptions cfg = { .machine_type = "none" };
+    Error *err = NULL;
+    ck_assert(savevm_state_header(f, &cfg, &err));
+    ck_assert(savevm_state_setup(f, &err));
+    ck_assert_int_eq(savevm_state_iterate(f, &err), 1);
+    RamStats st;
+    ram_get_stats(&st);
+    ck_assert_uint_eq(st.normal_pages, 2);
+    ck_assert_uint_eq(st.zero_pages, RAM_PAGES + EXTRA_PAGES - 2);
+    /* Written after pass 1 found it untouched (in the window pass 1 read
+     * last): the sync before the next pass must make it count as data. */
+    fill_page(extra, 2, 5);
+    ram_block_set_dirty(extra, 2);
+    guest_running = false;
+    ck_assert(savevm_state_complete_precopy(f, false, &err));
+    savevm_state_cleanup();
+    guest_running = true;
+    ram_get_stats(&st);
+    ck_assert_uint_eq(st.normal_pages, 3);
+
+    g_autofree uint8_t *want = g_memdup2(ram->host, RAM_PAGES * PAGE);
+    g_autofree uint8_t *want_x = g_memdup2(extra->host, EXTRA_PAGES * PAGE);
+    discard_ram();
+    fill_page(ram, 31, 6);      /* the destination's garbage in a page sent as zero */
+    size_t len;
+    const uint8_t *d = mig_stream_mem_data(f, &len);
+    load_ok(d, len);
+    /* Zero pages that never held anything stay unpopulated. */
+    ck_assert(!populated(ram, 35));
+    ck_assert(!populated(extra, 0));
+    ck_assert(populated(extra, 2));
+    ck_assert(memcmp(ram->host, want, RAM_PAGES * PAGE) == 0);
+    ck_assert(memcmp(extra->host, want_x, EXTRA_PAGES * PAGE) == 0);
+    ck_assert(mig_stream_close(f, NULL));
+}
+END_TEST
+
+/* ZERO 5 (the loader reads the page map, everything untouched), PAGE 6
+ * (its read guesses that pages 7.. follow and puts the next records'
+ * bytes into them), then ZERO 7-20: those pages must end zero. */
+static void rec_guess_into_untouched(MigStream *f)
+{
+    rec_page(f, 5 * PAGE, FLAG_ZERO, "ram");
+    mig_stream_put_u8(f, 0);
+    mixed_page(f, want_ram, 6, true, "ram", 7);
+    for (uint64_t p = 7; p <= 20; p++) {
+        mixed_zero(f, want_ram, p);
+    }
+}
+
+START_TEST(test_zero_after_guess_into_untouched)
+{
+    memset(want_ram, 0, sizeof(want_ram));
+    g_autoptr(GByteArray) b = ram_stream(4, BLOCKS_OK, rec_guess_into_untouched, 0);
+    discard_ram();
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    Feeder fd = { sv[0], b->data, b->len, 1 << 20 };
+    GThread *t = g_thread_new("feed", feed, &fd);
+    MigStream *f = mig_stream_new_fd_reader(sv[1], true);
+    LoadvmOptions opts = { .local = { .machine_type = "none" } };
+    Error *err = NULL;
+    ck_assert_msg(qemu_loadvm_state(f, &opts, &err), "%s", err ? error_get_pretty(err) : "");
+    mig_stream_close(f, NULL);
+    g_thread_join(t);
+    ck_assert(populated(ram, 7));           /* the guess wrote into it */
+    ck_assert(!populated(ram, 25));
+    for (uint64_t p = 5; p <= 20; p++) {
+        ck_assert_msg(!memcmp(ram->host + p * PAGE, want_ram + p * PAGE, PAGE), "page %" PRIu64 " differs", p);
+    }
+}
+END_TEST
+
 static Suite *ram_suite(void)
 {
     Suite *s = suite_create("ram");
@@ -518,6 +619,8 @@ static Suite *ram_suite(void)
     tcase_add_loop_test(tc, test_hostile_records, 0, G_N_ELEMENTS(hostile));
     tcase_add_test(tc, test_truncated_every_offset);
     tcase_add_test(tc, test_direct_reads);
+    tcase_add_test(tc, test_untouched_pages);
+    tcase_add_test(tc, test_zero_after_guess_into_untouched);
     suite_add_tcase(s, tc);
     return s;
 }
