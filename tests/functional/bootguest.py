@@ -7,7 +7,7 @@ import os
 import time
 
 import miglib
-from migvm import wait_until
+from migvm import free_tcp_port, new_tmpdir, wait_until
 
 BUILD = os.environ.get("BUILD", "build")
 GUEST_IMG = os.path.abspath(os.path.join(BUILD, "guest", "boot-sector.img"))
@@ -16,6 +16,26 @@ MEM = "128M"
 
 def start_guest(image=GUEST_IMG, mem=MEM, extra=(), incoming=None, tmpdir=None, accel="kvm"):
     return miglib.start_kvm_guest(image, mem, accel, extra, incoming, tmpdir)
+
+
+def start_workload(kind, mem, incoming=None, tmpdir=None, soft_dirty_rate=0):
+    """kind "kvm": this guest; "soft": the soft accelerator's workload at
+    soft_dirty_rate MiB/s (0: as fast as it can)."""
+    if kind == "kvm":
+        return start_guest(mem=mem, incoming=incoming, tmpdir=tmpdir)
+    return miglib.start_vm(mem, dirty_rate=soft_dirty_rate, incoming=incoming)
+
+
+def new_destination(kind, mem, transport="unix", soft_dirty_rate=0):
+    """start_workload as a destination listening on a new unix socket or a
+    free tcp port: (vm, its QMP, the URI to migrate to)."""
+    d = new_tmpdir()
+    if transport == "unix":
+        uri = "unix:" + os.path.join(d, "mig.sock")
+    else:
+        uri = "tcp:127.0.0.1:%d" % free_tcp_port()
+    dst = start_workload(kind, mem, uri, d, soft_dirty_rate)
+    return dst, dst.qmp(), uri
 
 
 def serial(vm):

@@ -34,7 +34,7 @@ sys.path.insert(0, HERE)
 import migvm  # noqa: E402
 import miglib  # noqa: E402
 import bootguest  # noqa: E402
-from migvm import check, check_eq, new_tmpdir, run  # noqa: E402
+from migvm import check, check_eq, run  # noqa: E402
 
 MiB = 1 << 20
 MEM = "64M"
@@ -45,17 +45,12 @@ STEPS = [40, 65, 90, 99]
 SOFT_DIRTY_RATE = 256       # MiB/s: four times the bandwidth
 
 
-def start_guest(accel, uri=None, tmpdir=None):
-    if accel == "kvm":
-        return bootguest.start_guest(mem=MEM, incoming=uri, tmpdir=tmpdir)
-    return miglib.start_vm(MEM, dirty_rate=SOFT_DIRTY_RATE, incoming=uri)
+def start_guest(accel):
+    return bootguest.start_workload(accel, MEM, soft_dirty_rate=SOFT_DIRTY_RATE)
 
 
 def new_destination(accel):
-    d = new_tmpdir()
-    uri = "unix:" + os.path.join(d, "mig.sock")
-    dst = start_guest(accel, uri, d)
-    return dst, dst.qmp(), uri
+    return bootguest.new_destination(accel, MEM, soft_dirty_rate=SOFT_DIRTY_RATE)
 
 
 def set_auto_converge(q, on):

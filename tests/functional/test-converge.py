@@ -35,7 +35,7 @@ sys.path.insert(0, HERE)
 import migvm  # noqa: E402
 import miglib  # noqa: E402
 import bootguest  # noqa: E402
-from migvm import check, check_eq, new_tmpdir, run  # noqa: E402
+from migvm import check, check_eq, run  # noqa: E402
 
 LONG = os.environ.get("MIGVM_TEST_LONG") == "1"
 # Controller off: watched until the third bitmap sync (two whole passes; on,
@@ -49,19 +49,6 @@ INITIAL, MAX_THROTTLE = 20, 99  # the defaults
 # The cancel case: max-cpu-throttle 40 at max-bandwidth 80 MiB/s, where even a
 # guest slowed by a loaded machine dirties more than a pass sends.
 CAP, CAP_BANDWIDTH = 40, 80 << 20
-
-
-def start(kind, mem, uri=None, tmpdir=None):
-    if kind == "kvm":
-        return bootguest.start_guest(mem=mem, incoming=uri, tmpdir=tmpdir)
-    return miglib.start_vm(mem, dirty_rate=0, incoming=uri)
-
-
-def destination(kind, mem):
-    d = new_tmpdir()
-    uri = "unix:" + os.path.join(d, "mig.sock")
-    dst = start(kind, mem, uri, d)
-    return dst, dst.qmp(), uri
 
 
 def watch(q, until, timeout):
@@ -94,7 +81,7 @@ def events_named(q, name):
 def off_does_not_complete(tag, kind, mem, src, qs, seconds=OFF_SECONDS):
     """QEMU 7.2's behaviour: never completes, never throttled."""
     controller(qs, False)
-    dst, qd, uri = destination(kind, mem)
+    dst, qd, uri = bootguest.new_destination(kind, mem)
     qs.clear_events()
     t0 = time.monotonic()
     qs.cmd_ok("migrate", uri=uri)
@@ -119,7 +106,7 @@ def throttled_then_cancelled(tag, src, qs, base):
     stall is said at once, the throttle follows up to max-cpu-throttle and no
     further; cancel gives the guest its speed back."""
     qs.cmd_ok("migrate-set-parameters", **{"max-cpu-throttle": CAP, "max-bandwidth": CAP_BANDWIDTH})
-    dst, qd, uri = destination("kvm", "256M")
+    dst, qd, uri = bootguest.new_destination("kvm", "256M")
     qs.clear_events()
     qs.cmd_ok("migrate", uri=uri)
     info, seen = watch(qs, lambda i: (i.get("cpu-throttle-percentage") or 0) >= CAP or not running(i), 90)
@@ -180,7 +167,7 @@ def throttled_then_failed(tag, src, qs):
     fails, the throttle goes with it, the source guest runs on. At the
     default max-bandwidth (where "defaults" below needs the throttle too) the
     first throttle step comes a pass sooner than at CAP_BANDWIDTH."""
-    dst, qd, uri = destination("kvm", "256M")
+    dst, qd, uri = bootguest.new_destination("kvm", "256M")
     qs.cmd_ok("migrate", uri=uri)
     info, seen = watch(qs, lambda i: "cpu-throttle-percentage" in i or not running(i), 90)
     check("%s: nothing left of the cancelled migration's throttle at the start" % tag,
@@ -198,7 +185,7 @@ def throttled_then_failed(tag, src, qs):
 def completes(tag, kind, mem, src, qs, base=None, auto_converge=False):
     """Migrate to a new destination: completed before the deadline, downtime
     within the limit, nothing throttled afterwards."""
-    dst, qd, uri = destination(kind, mem)
+    dst, qd, uri = bootguest.new_destination(kind, mem)
     qs.clear_events()
     t0 = time.monotonic()
     qs.cmd_ok("migrate", uri=uri)
@@ -241,7 +228,7 @@ def completes(tag, kind, mem, src, qs, base=None, auto_converge=False):
 
 
 def test_kvm():
-    src = start("kvm", "256M")
+    src = bootguest.start_workload("kvm", "256M")
     qs = src.qmp()
     check("kvm: guest prints 'A' then 'B's", bootguest.wait_passes(src, 2, 30), src.stderr_text())
     params = qs.cmd_ok("query-migrate-parameters")
@@ -260,7 +247,7 @@ def test_kvm():
 
 
 def test_soft():
-    src = start("soft", "64M")
+    src = bootguest.start_workload("soft", "64M")
     qs = src.qmp()
     check("soft: workload prints 'A' then 'B's", bootguest.wait_passes(src, 2, 30), src.stderr_text())
     if LONG:
@@ -270,7 +257,7 @@ def test_soft():
 
 def auto_converge_alone(kind, mem):
     """Controller off, auto-converge on (QEMU 7.2's tool): completes too."""
-    src = start(kind, mem)
+    src = bootguest.start_workload(kind, mem)
     qs = src.qmp()
     bootguest.wait_passes(src, 2, 30)
     off_does_not_complete("%s %s" % (kind, mem), kind, mem, src, qs)
@@ -281,7 +268,7 @@ def auto_converge_alone(kind, mem):
 
 def test_long_kvm():
     auto_converge_alone("kvm", "256M")
-    src = start("kvm", "1G")
+    src = bootguest.start_workload("kvm", "1G")
     qs = src.qmp()
     check("kvm 1G: guest runs", bootguest.wait_passes(src, 2, 60), src.stderr_text())
     completes("kvm 1G, defaults", "kvm", "1G", src, qs, bootguest.pass_rate(src, 4.0))

@@ -74,20 +74,15 @@ def start_source(name):
 
 
 def new_destination(transport):
-    d = new_tmpdir()
-    if transport == "unix":
-        uri = "unix:" + os.path.join(d, "mig.sock")
-    else:
-        uri = "tcp:127.0.0.1:%d" % migvm.free_tcp_port()
-    dst = bootguest.start_guest(mem=MEM, incoming=uri, tmpdir=d)
-    return dst, dst.qmp(), uri
+    return bootguest.new_destination("kvm", MEM, transport)
 
 
 def source_keeps_running(name, src, qs, passes=2):
     check_eq("%s: source query-status running" % name, miglib.query_status(qs), "running")
     n = bootguest.b_count(src)
     check("%s: source guest prints %d new 'B's" % (name, passes),
-          wait_until(lambda: bootguest.b_count(src) >= n + passes, 20), repr(bootguest.serial(src)[-20:]) + src.stderr_text())
+          wait_until(lambda: bootguest.b_count(src) >= n + passes, 20),
+          repr(bootguest.serial(src)[-20:]) + src.stderr_text())
 
 
 # ---------------------------------------------------------------------------
