@@ -17,6 +17,7 @@ resume:true` on the source finish the migration on a new connection.
   * migrate_cancel in postcopy-paused: cancelled, the source stays stopped;
     quit on the paused destination exits at once (its vCPU may wait in a
     page fault for good).
+  * TLS: paused and recovered over a new TLS session.
   * KVM ring-3 guest cut during postcopy: its vCPU waits for missing pages
     while paused, and after the recovery its self-checks stay clean (seq
     without a gap, errors=0, no ERROR line apart from the timer-pace checks a
@@ -36,6 +37,7 @@ from miglib import (MiB, check_memory_pattern, collect_events, event_names, is_s
                     mig_info, pmemsave, query_status, set_caps, set_events, start_kvm_guest, start_vm,
                     wait_mig_status, wait_serial_growth)
 from ring3lib import IMAGE, MEM, parse  # noqa: E402
+import tlslib  # noqa: E402
 
 POSTCOPY = {"postcopy-ram": True}
 PAUSE_ERR = ("GenericError", "migrate-pause is currently only supported during postcopy-active state")
@@ -53,7 +55,8 @@ def pair(incoming, dst_paused=False):
     for q in (qs, qd):
         set_events(q)
         set_caps(q, **POSTCOPY)
-    qd.cmd_ok("migrate-incoming", uri=incoming)
+    if incoming:
+        qd.cmd_ok("migrate-incoming", uri=incoming)
     return src, dst, qs, qd
 
 
@@ -191,6 +194,35 @@ def test_cancel_paused():
         dst.kill()
 
 
+def test_tls():
+    """Each resumed connection is a new TLS session, as QEMU 7.2's."""
+    pki = tlslib.make_pki(os.path.join(new_tmpdir(), "pki"))
+    port = free_tcp_port()
+    src, dst, qs, qd = pair(None)
+    try:
+        check_eq("tls: source creds", tlslib.add_creds(qs, "tls0", "client", pki.dir("src")), {"return": {}})
+        check_eq("tls: destination creds", tlslib.add_creds(qd, "tls0", "server", pki.dir("dst")), {"return": {}})
+        for q in (qs, qd):
+            q.cmd_ok("migrate-set-parameters", {"tls-creds": "tls0"})
+        qd.cmd_ok("migrate-incoming", uri="tcp:127.0.0.1:%d" % port)
+        into_postcopy("tls", src, qs, qd, "tcp:127.0.0.1:%d" % port, 2 * MiB)
+        qs.cmd_ok("migrate-pause")
+        if not both_paused("tls", src, dst, qs, qd):
+            return
+        qs.cmd_ok("migrate-set-parameters", {"max-postcopy-bandwidth": 0})
+        recover("tls", qs, qd, "tcp:127.0.0.1:%d" % free_tcp_port())
+        si = wait_mig_status(qs, ("completed", "failed", "cancelled"), 30.0) or {}
+        check_eq("tls: source completed", si.get("status"), "completed")
+        di = wait_mig_status(qd, ("completed", "failed"), 20.0) or {}
+        check_eq("tls: destination completed", di.get("status"), "completed")
+        qd.cmd_ok("stop")
+        ok, detail = check_memory_pattern(pmemsave(qd, os.path.join(new_tmpdir(), "dump"), 0, MEM_MB * MiB))
+        check("tls: destination memory holds the workload's pattern", ok, detail)
+    finally:
+        src.kill()
+        dst.kill()
+
+
 def ring3_status(*vms):
     return parse(b"".join(read_bytes(v.serial_path) for v in vms))
 
@@ -249,6 +281,7 @@ def main():
     run("cut", test_cut)
     run("pause commands", test_pause_commands)
     run("cancel while paused", test_cancel_paused)
+    run("tls", test_tls)
     why = migvm.kvm_usable()
     if why is None:
         run("kvm cut", test_kvm_cut)
