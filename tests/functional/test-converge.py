@@ -46,9 +46,9 @@ OFF_SECONDS = 20 if LONG else 0
 COMPLETE_DEADLINE = 120         # the machine may be loaded: a deadline, not a rate
 DOWNTIME_LIMIT = 300            # the default
 INITIAL, MAX_THROTTLE = 20, 99  # the defaults
-# The cancel case: max-cpu-throttle 40 at max-bandwidth 80 MiB/s, where even a
+# The cancel case: max-cpu-throttle 40 at max-bandwidth 48 MiB/s, where even a
 # guest slowed by a loaded machine dirties more than a pass sends.
-CAP, CAP_BANDWIDTH = 40, 80 << 20
+CAP, CAP_BANDWIDTH = 40, 48 << 20
 
 
 def watch(q, until, timeout):
