@@ -7,8 +7,11 @@ resume:true` on the source finish the migration on a new connection.
   * cut (soft guest, tcp through a proxy that closes both directions at
     once, under a slow max-postcopy-bandwidth): both sides postcopy-paused
     (events too); the destination's guest stays running and its monitor
-    answers, the source stays stopped (postmigrate, cont refused); the
-    recovery commands in the wrong states answer QEMU 7.2's errors; recovery
+    answers, the source stays stopped (finish-migrate, cont refused); the
+    recovery commands in the wrong states answer QEMU 7.2's errors; a resume
+    that cannot connect stays postcopy-paused, one whose connection breaks
+    during the received-bitmap exchange brings both sides back to
+    postcopy-paused (QEMU 7.2 may stay in postcopy-recover there); recovery
     on a new address completes (events postcopy-recover, postcopy-active,
     completed), the workload goes on and every page holds its pattern.
   * explicit migrate-pause, first on the source then on the destination, of
@@ -118,6 +121,23 @@ def test_cut():
               wait_until(lambda: "Failed to connect to '%s'" % refused[4:] in src.stderr_text(), 10.0),
               src.stderr_text()[-400:])
         check_eq("cut: and stays postcopy-paused", mig_info(qs).get("status"), "postcopy-paused")
+        # A resume whose connection breaks during the received-bitmap exchange
+        # (the proxy passes 5 bytes of the source's first RECV_BITMAP, then is
+        # cut): both sides go back to postcopy-paused, to be recovered again.
+        port2 = free_tcp_port()
+        proxy2 = Proxy(port2, freeze_at=5)
+        try:
+            qd.cmd_ok("migrate-recover", uri="tcp:127.0.0.1:%d" % port2)
+            qs.cmd_ok("migrate", uri="tcp:127.0.0.1:%d" % proxy2.port, resume=True)
+            check("cut: the handshake started", proxy2.frozen.wait(10))
+            for side, q in (("source", qs), ("destination", qd)):
+                check("cut: %s in postcopy-recover" % side, wait_mig_status(q, "postcopy-recover", 10.0), mig_info(q))
+            proxy2.cut()
+            for side, q in (("source", qs), ("destination", qd)):
+                check("cut: %s paused again after a broken handshake" % side,
+                      wait_mig_status(q, "postcopy-paused", 10.0), mig_info(q))
+        finally:
+            proxy2.close()
         qs.cmd_ok("migrate-set-parameters", {"max-postcopy-bandwidth": 0})
         recover("cut", qs, qd, "tcp:127.0.0.1:%d" % free_tcp_port())
         src_ev = event_names(collect_events(qs, ("completed", "failed", "cancelled"), 40.0))
