@@ -55,9 +55,11 @@ TLS rows (--scenarios tls), --tls-size (default 1G), tcp, paused guests:
 
 Options: --sizes 1G,4G  --transports unix,tcp  --rate 64  --unthrottled-secs 15
          --unthrottled-sizes 1G  --no-qemu  --deadline 120  --sockbw-mib 2048
-         --kvm-sizes 1G,4G  --scenarios idle,chain,kvm,qemu,tls,throughput,block  --tp-runs 3
+         --kvm-sizes 1G,4G  --scenarios idle,chain,kvm,qemu,tls,stopped,throughput,block  --tp-runs 3
+         --stopped-size 4G
          --block-size 4G  --disk-rate 16  --tls-size 1G
 
+Stopped rows (--scenarios stopped): bench/stopped.py.
 Throughput rows (--scenarios throughput): bench/throughput.py.
 """
 
@@ -677,12 +679,14 @@ def main():
     ap.add_argument("--sockbw-mib", type=int, default=2048)
     ap.add_argument("--sockbw-repeat", type=int, default=3)
     ap.add_argument("--no-qemu", action="store_true")
-    ap.add_argument("--scenarios", default="idle,chain,kvm,qemu,tls,throughput,block")
+    ap.add_argument("--scenarios", default="idle,chain,kvm,qemu,tls,stopped,throughput,block")
+    ap.add_argument("--stopped-size", default="4G", help="guest size of the stopped rows")
     ap.add_argument("--tls-size", default="1G", help="guest size of the tls rows")
     ap.add_argument("--block-size", default="4G", help="disk image size of the block rows")
     ap.add_argument("--disk-rate", type=int, default=16, help="MiB/s the soft disk workload writes in 'blk live'")
     ap.add_argument("--kvm-sizes", default="1G,4G", help="KVM guest sizes")
     ap.add_argument("--tp-runs", type=int, default=3, help="runs per throughput row (median)")
+    ap.add_argument("--cold-host", action="store_true", help="throughput rows: do not warm the host before each run")
     opts = ap.parse_args()
     opts.sizes = [s for s in opts.sizes.split(",") if s]
     opts.transports = [t for t in opts.transports.split(",") if t]
@@ -734,6 +738,16 @@ def main():
             failed = True
             bench.notes.append("tls rows: %s: %s" % (type(e).__name__, e))
             print("  (tls rows aborted: %s)" % e, flush=True)
+    if "stopped" in scenarios:
+        try:
+            import stopped
+            stopped.Stopped(sys.modules[__name__], opts, bench.notes, sock).run()
+        except Exception as e:  # noqa: BLE001
+            failed = True
+            bench.notes.append("stopped rows: %s: %s" % (type(e).__name__, e))
+            print("  (stopped rows aborted: %s)" % e, flush=True)
+        finally:
+            migvm.kill_all()
     if "throughput" in scenarios:
         try:
             import throughput

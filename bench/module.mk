@@ -15,6 +15,13 @@ $(BUILD)/bench/zerobench: $(BUILD)/bench/zerobench.o $(BUILD)/util/buffer-zero.o
 
 BENCH_TARGETS += $(BUILD)/bench/zerobench
 
+# warmhost: fault in and free memory right before a run (a host that took free memory back is cold).
+$(BUILD)/bench/warmhost: $(BUILD)/bench/warmhost.o
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -pthread
+
+BENCH_TARGETS += $(BUILD)/bench/warmhost
+
 # Postcopy: the 4 GiB KVM boot-sector guest rewriting 1 GiB, migvm against QEMU 7.2 (bench/postcopy-bench.py).
 .PHONY: bench-postcopy
 bench-postcopy: all

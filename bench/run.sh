@@ -6,7 +6,7 @@ set -e
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 export BUILD
-for f in "$BUILD/migvm" "$BUILD/bench/sockbw" "$BUILD/bench/zerobench"; do
+for f in "$BUILD/migvm" "$BUILD/bench/sockbw" "$BUILD/bench/zerobench" "$BUILD/bench/warmhost"; do
     [ -x "$f" ] || { echo "bench: $f missing (run: make bench)" >&2; exit 1; }
 done
 "$BUILD/bench/zerobench" 256       # the zero-page check's versions (about 2 s)

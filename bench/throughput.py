@@ -8,7 +8,11 @@ run starts a fresh source, waits for its first whole pass ('B' on its serial
 port), starts a fresh destination listening on a unix socket, raises
 max-bandwidth to unlimited (0, as the issue measures it), keeps the default
 300 ms downtime limit, migrates and takes total-time and downtime from the
-source's query-migrate. Rows (medians of --tp-runs runs):
+source's query-migrate. Unless --cold-host, build/bench/warmhost faults in and
+frees 4 GiB just before each destination starts (bench/stopped.py says why:
+this VM's hypervisor takes free memory back, and a destination's first touch
+of it then runs at 0.25-1.3 GB/s whoever touches it). Rows (medians of
+--tp-runs runs):
   migvm            migvm to migvm, one channel (the default)
   migvm multifd 4  capability multifd, multifd-channels 4 on both sides
   qemu             QEMU 7.2 to QEMU 7.2, defaults
@@ -45,6 +49,7 @@ class Throughput:
         self.opts = opts
         self.notes = notes
         self.qemu = None
+        self.warm_log = []          # warmhost's line before each run
 
     def _guest(self, binary, incoming=None, multifd=False, prealloc=False):
         d = migvm.new_tmpdir()
@@ -72,6 +77,9 @@ class Throughput:
             if not _wait_pass(src, 120):
                 raise RuntimeError("the source made no pass over 1 GiB; serial %r" % src.serial_text()[:40])
             uri = "unix:%s" % os.path.join(migvm.new_tmpdir(), "mig.sock")
+            if not self.opts.cold_host:
+                self.warm_log.append(subprocess.run([os.path.join(BUILD, "bench", "warmhost"), "4096"],
+                                                    capture_output=True, text=True, timeout=300).stdout.strip())
             dst = self._guest(binary, incoming=uri, multifd=multifd, prealloc=prealloc)
             try:
                 _cmd(src, "migrate-set-parameters", {"max-bandwidth": 0})
@@ -111,8 +119,9 @@ class Throughput:
             rows += [("qemu", qemu, False, False), ("qemu mf4 pre", qemu, True, True)]
         print()
         print("throughput: 4 GiB KVM boot-sector guest rewriting 1 GiB, unix socket, max-bandwidth 0, "
-              "downtime-limit 300 ms, medians of %d runs (load average before: %.1f)"
-              % (self.opts.tp_runs, os.getloadavg()[0]))
+              "downtime-limit 300 ms, medians of %d runs, host %s (load average before: %.1f)"
+              % (self.opts.tp_runs, "cold" if self.opts.cold_host else "warmed before each run",
+                 os.getloadavg()[0]))
         print("%-16s %9s %9s %22s %22s %12s" % ("pair", "total ms", "down ms", "total runs", "down runs",
                                                 "cpu% src/dst"))
         medians = {}
@@ -142,4 +151,8 @@ class Throughput:
                     m = medians[name]
                     print("%s / qemu: total %.2fx, downtime %.2fx (goal: best total <= 0.40x, downtime <= 0.33x)"
                           % (name, m[0] / q[0], m[1] / q[1] if q[1] else float("nan")))
+        if self.warm_log:
+            speeds = sorted(float(w.rsplit("(", 1)[1].split()[0]) for w in self.warm_log if "GB/s" in w)
+            if speeds:
+                print("warmhost before each run: %.2f-%.2f GB/s (low: the host was cold)" % (speeds[0], speeds[-1]))
         print("load average after: %.1f" % os.getloadavg()[0])
