@@ -24,7 +24,7 @@ BENCH_TARGETS += $(BUILD)/bench/warmhost
 
 # Postcopy: the 4 GiB KVM boot-sector guest rewriting 1 GiB, migvm against QEMU 7.2 (bench/postcopy-bench.py).
 .PHONY: bench-postcopy
-bench-postcopy: all
+bench-postcopy: all $(BUILD)/bench/boot-sector-1g.img
 	$(Q)BUILD=$(BUILD) /usr/bin/python3 bench/postcopy-bench.py
 
 # The boot-sector guest that rewrites exactly 1 GiB (the pages in [1 MiB, 1 GiB + 1 MiB)),
