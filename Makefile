@@ -160,6 +160,7 @@ bench: all $(BENCH_TARGETS)
 	$(Q)BUILD=$(BUILD) bench/run.sh
 	$(Q)BUILD=$(BUILD) /usr/bin/python3 bench/dirty-sync-bench.py
 	$(Q)BUILD=$(BUILD) /usr/bin/python3 bench/converge-bench.py
+	$(Q)BUILD=$(BUILD) /usr/bin/python3 bench/postcopy-bench.py
 
 # The convergence controller against QEMU 7.2 alone (the last part of make bench; bench/README.md).
 bench-converge: all
