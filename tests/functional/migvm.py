@@ -227,6 +227,17 @@ def qemu_mode():
     return os.path.basename(binary()).startswith("qemu-system")
 
 
+def asan_build():
+    """True when the binary was built with AddressSanitizer (make
+    check-sanitize): freed memory then waits in ASan's quarantine (256 MiB by
+    default) before it is reused, so RSS counts what was freed as well."""
+    try:
+        with open(binary(), "rb") as f:
+            return b"libasan.so" in f.read()
+    except OSError:
+        return False
+
+
 def tsan_build():
     """True when the binary was built with ThreadSanitizer (make check-tsan):
     it then keeps 2-3 bytes of shadow memory for each byte it touches, so

@@ -520,8 +520,15 @@ def disconnects(vm, count=200, threads=20):
     check("200 abrupt disconnects: file descriptors released", fds,
           "fds %s, baseline %s" % (migvm.fd_count(pid), base_fds))
     rss = migvm.rss_kib(pid) or 0
-    check("200 abrupt disconnects: RSS did not grow by more than 32 MiB", rss - base_rss < 32 * 1024,
-          "%d kB -> %d kB" % (base_rss, rss))
+    if migvm.asan_build():
+        # ASan keeps freed memory in its quarantine (256 MiB) before reuse: RSS
+        # grows by what the batch freed. Its leak check at the clean exit below
+        # finds what the batch did not free (a report fails the test).
+        print("skip - 200 abrupt disconnects: RSS bound: ASan's quarantine holds freed memory "
+              "(%d kB -> %d kB); LeakSanitizer checks at exit" % (base_rss, rss))
+    else:
+        check("200 abrupt disconnects: RSS did not grow by more than 32 MiB", rss - base_rss < 32 * 1024,
+              "%d kB -> %d kB" % (base_rss, rss))
     q = vm.qmp()
     check("200 abrupt disconnects: a new client is served", "status" in q.cmd_ok("query-status"))
     q.close()
