@@ -677,11 +677,17 @@ static bool read_zero_fill(MigStream *f, RAMBlock *b, uint64_t addr, Error **err
 
 /* A ZERO record's page, outside postcopy's placement: a page never
  * populated is left unallocated and unread (ram-untouched.h); any other is
- * cleared unless it reads as zero already. */
+ * cleared unless it reads as zero already. With postcopy advised, a page
+ * received must be present: userfaultfd would report an unpopulated one as
+ * missing after LISTEN, and its received bit means nobody asks for it, so
+ * a vCPU touching it would wait until postcopy ends. Reading it maps the
+ * shared zero page. */
 static void ram_load_zero_page(RAMState *rs, RAMBlock *b, uint64_t page)
 {
     uint8_t *host = b->host + (page << MIGVM_PAGE_BITS);
-    if (!ram_untouched(&rs->dst_untouched, b, page) && !buffer_is_zero(host, MIGVM_PAGE_SIZE)) {
+    bool may_stay_unpopulated = postcopy_incoming_state() == POSTCOPY_INCOMING_NONE;
+    if (!(may_stay_unpopulated && ram_untouched(&rs->dst_untouched, b, page)) &&
+        !buffer_is_zero(host, MIGVM_PAGE_SIZE)) {
         tsan_ignore_begin();        /* guest RAM (include/tsan.h) */
         memset(host, 0, MIGVM_PAGE_SIZE);
         tsan_ignore_end();
