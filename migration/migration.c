@@ -622,16 +622,17 @@ static void postcopy_failed_keep_stopped(void)
     vm_set_handed_over(true);
 }
 
-static void migration_cleanup(MigStream *f, MigStream *rp, MigChannel *ch, bool stopped)
+/* A failed or cancelled migration gives the source back its run state:
+ * running again if the migration stopped it, its old stopped state
+ * otherwise, or kept stopped once postcopy handed the guest over. Done
+ * before the final status is announced, so whoever sees "failed" or
+ * "cancelled" also sees the run state it ends in. [BQL] */
+static void migration_restore_runstate(bool stopped)
 {
-    bool success = status_get() == MIGRATION_STATUS_COMPLETED;
-    multifd_send_cleanup(success);
-    bql_lock();
-    savevm_state_cleanup();
-    sent_bitmap_cleanup();
-    if (!success && mig.postcopy_started) {
+    assert(bql_locked());
+    if (mig.postcopy_started) {
         postcopy_failed_keep_stopped();
-    } else if (!success && (stopped || runstate_check(RUN_STATE_FINISH_MIGRATE))) {
+    } else if (stopped || runstate_check(RUN_STATE_FINISH_MIGRATE)) {
         /* The source keeps running, exactly as before. */
         Error *err = NULL;
         if (stopped) {
@@ -645,6 +646,15 @@ static void migration_cleanup(MigStream *f, MigStream *rp, MigChannel *ch, bool 
             error_report_err(err);
         }
     }
+}
+
+static void migration_cleanup(MigStream *f, MigStream *rp, MigChannel *ch)
+{
+    bool success = status_get() == MIGRATION_STATUS_COMPLETED;
+    multifd_send_cleanup(success);
+    bql_lock();
+    savevm_state_cleanup();
+    sent_bitmap_cleanup();
     bql_unlock();
     pthread_mutex_lock(&mig.lock);
     mig.f = NULL;
@@ -850,7 +860,7 @@ static gpointer migration_thread(gpointer opaque)
     bql_unlock();
     migrate_block_options_end();     /* before anyone can see the final status */
     status_change(status_get(), MIGRATION_STATUS_COMPLETED);
-    migration_cleanup(f, rp, &ch, stopped);
+    migration_cleanup(f, rp, &ch);
     return NULL;
 
 fail:
@@ -876,8 +886,11 @@ fail:
     atomic_store(&mig.total_time, (now_ns() - mig.start_ns) / 1000000);
     history_counters(&hc, f);
     mig_history_source_close(&hc, cancelled() ? NULL : err);
+    bql_lock();
+    migration_restore_runstate(stopped);
+    bql_unlock();
     migration_fail(at, err);
-    migration_cleanup(f, rp, &ch, stopped);
+    migration_cleanup(f, rp, &ch);
     return NULL;
 }
 

@@ -250,7 +250,8 @@ def test_cancel_in_pre_switchover():
     check_eq("%s: migrate_cancel" % name, qs.cmd("migrate_cancel"), {"return": {}})
     info = wait_mig_status(qs, ("cancelled", "failed", "completed"), 10)
     check_eq("%s: cancelled" % name, (info or {}).get("status"), "cancelled")
-    check("%s: source running again" % name, wait_run_state(qs, "running", 5))
+    # The run state is settled before the final status is announced (as QEMU 7.2's cancel).
+    check_eq("%s: source already running when cancelled is seen" % name, query_status(qs), "running")
     check("%s: source guest progresses" % name, wait_serial_growth(src.serial_path, 10))
     check("%s: RESUME on the source" % name, qs.wait_event("RESUME", 5) is not None)
     check("%s: destination fails, never runs" % name,
