@@ -45,10 +45,11 @@ def serial_text(path):
 
 
 def start_vm(mem="128M", dirty_rate=None, incoming=None, extra=(), paused=False, hmp=False, machine=None,
-             serial=True, launch=True):
+             serial=True, launch=True, top=None):
     """A migvm with `-m mem`, the soft workload (dirty_rate MiB/s, None = the
-    accelerator's default, i.e. unthrottled), its serial port on a file
-    (vm.serial_path) and optionally -incoming / -S."""
+    accelerator's default, i.e. unthrottled; top: the end of the addresses it
+    writes, e.g. "64M"), its serial port on a file (vm.serial_path) and
+    optionally -incoming / -S."""
     d = new_tmpdir()
     args = ["-m", mem]
     if machine:
@@ -56,6 +57,8 @@ def start_vm(mem="128M", dirty_rate=None, incoming=None, extra=(), paused=False,
     accel = "soft"
     if dirty_rate is not None and not qemu_mode():
         accel += ",dirty-rate=%d" % dirty_rate
+    if top is not None and not qemu_mode():
+        accel += ",top=%s" % top
     args += ["-accel", accel]
     serial_path = os.path.join(d, "serial.out")
     if serial:

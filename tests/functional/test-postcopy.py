@@ -27,6 +27,10 @@ postcopy.md).
     way (QEMU 7.2 also stays in postmigrate there, but its cont runs the
     stale copy). A source killed during postcopy pauses the destination
     (postcopy-paused), whose guest stays alive waiting for a recovery.
+  * a page that was zero in precopy (never written on the source: sent as a
+    ZERO record, which the destination may leave unpopulated) read on the
+    destination during a long postcopy answers at once: the destination
+    counts it as received, so a fault on it would never be served.
 """
 
 import os
@@ -38,8 +42,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import migvm  # noqa: E402
 from migvm import check, check_eq, new_tmpdir, read_bytes, run, skip, wait_until  # noqa: E402
 from miglib import (MiB, check_memory_pattern, collect_events, event_names, is_subsequence,  # noqa: E402
-                    mig_info, pmemsave, query_status, set_caps, set_events, start_kvm_guest, start_vm,
-                    wait_mig_status, wait_serial_growth)
+                    mig_info, pmemsave, qemu_convergence, query_status, set_caps, set_events, start_kvm_guest,
+                    start_vm, wait_mig_status, wait_serial_growth)
 from ring3lib import IMAGE, MEM, parse  # noqa: E402
 import disklib  # noqa: E402
 
@@ -280,6 +284,45 @@ def test_cancel():
     dst.kill()
 
 
+def test_zero_page_read():
+    sock = os.path.join(new_tmpdir(), "m.sock")
+    # The workload writes [1 MiB, 64 MiB): the upper half stays zero.
+    src = start_vm(mem="128M", top="64M")
+    dst = start_vm(mem="128M", top="64M", incoming="defer")
+    qs, qd = src.qmp(), dst.qmp()
+    for q in (qs, qd):
+        set_events(q)
+        set_caps(q, **POSTCOPY)
+    qd.cmd_ok("migrate-incoming", uri="unix:" + sock)
+    check("zero page: the workload made a pass", wait_until(lambda: b"B" in read_bytes(src.serial_path), 20.0), "")
+    qs.cmd_ok("migrate-set-parameters", dict(qemu_convergence(), **{"max-bandwidth": 64 * MiB,
+                                                                    "max-postcopy-bandwidth": 2 * MiB}))
+    qs.cmd_ok("migrate", uri="unix:" + sock)
+    # The whole first pass, zero upper half included, went in precopy.
+    check("zero page: a second pass began in precopy",
+          wait_until(lambda: mig_info(qs).get("ram", {}).get("dirty-sync-count", 0) >= 2, 20.0), mig_info(qs))
+    qs.cmd_ok("migrate-start-postcopy")
+    check("zero page: destination postcopy-active", wait_mig_status(qd, "postcopy-active", 10.0), mig_info(qd))
+    # A second monitor connection whose replies time out: the old bug blocked
+    # the destination's main loop inside the read until postcopy ended.
+    q2 = dst.qmp(timeout=5.0)
+    dump = os.path.join(new_tmpdir(), "page")
+    t0 = time.monotonic()
+    try:
+        out = q2.cmd("pmemsave", val=100 * MiB, size=4096, filename=dump)
+        out = read_bytes(dump) if out == {"return": {}} else out
+    except OSError as e:
+        out = "no answer: %r" % e
+    took = time.monotonic() - t0
+    check("zero page: still postcopy-active after the read", mig_info(qd).get("status") == "postcopy-active",
+          mig_info(qd))
+    check("zero page: pmemsave of the page at 100 MiB answers during postcopy, all zero",
+          took < 5.0 and out == bytes(4096), (took, out if isinstance(out, str) else len(out)))
+    q2.close()
+    src.kill()
+    dst.kill()
+
+
 def main():
     migvm.require_binary()
     if migvm.qemu_mode():
@@ -289,6 +332,7 @@ def main():
     run("failure", test_failure)
     run("cancel", test_cancel)
     run("destination failure", test_destination_failure)
+    run("zero page read", test_zero_page_read)
     why = migvm.kvm_usable()
     if why is None:
         run("kvm", test_kvm)
