@@ -726,6 +726,14 @@ static bool ram_load_postcopy_page(MigStream *f, RAMState *rs, RAMBlock *b, uint
     if ((flags & ~RAM_SAVE_FLAG_CONTINUE) == RAM_SAVE_FLAG_ZERO) {
         return read_zero_fill(f, b, addr, errp) && postcopy_place_page(b, addr, NULL, errp);
     }
+    /* Placed straight from the stream's buffer when it holds the whole page
+     * (after LISTEN the buffer reads ahead in full: ram_load_state). */
+    const uint8_t *p;
+    if (mig_stream_buffered(f, &p) >= MIGVM_PAGE_SIZE) {
+        bool ok = postcopy_place_page(b, addr, p, errp);
+        mig_stream_skip(f, MIGVM_PAGE_SIZE);        /* buffered: cannot fail */
+        return ok;
+    }
     mig_stream_get_buffer(f, rs->postcopy_page, MIGVM_PAGE_SIZE);
     return mig_stream_check(f, errp, "Failed to read the page at 0x%" PRIx64 " in block %s", addr, b->name) &&
            postcopy_place_page(b, addr, rs->postcopy_page, errp);
@@ -775,8 +783,11 @@ static bool ram_load_state(MigStream *f, void *opaque, int version_id, Error **e
         error_setg(errp, "Unsupported RAM section version %d (expected %d)", version_id, RAM_VERSION);
         return false;
     }
-    /* Keep page payloads out of the stream's buffer (see the top). */
-    mig_stream_set_read_ahead(f, LOAD_READ_AHEAD);
+    /* Keep page payloads out of the stream's buffer (see the top); after
+     * LISTEN every page is copied into place by UFFDIO_COPY anyway, so it
+     * comes through the full buffer: one read for many pages, not one each. */
+    bool listening = postcopy_incoming_state() >= POSTCOPY_INCOMING_LISTENING;
+    mig_stream_set_read_ahead(f, listening ? SIZE_MAX : LOAD_READ_AHEAD);
     /* Since the last section, multifd channels or other sections may have
      * written pages (ram-untouched.h). */
     ram_untouched_reset(&((RAMState *)opaque)->dst_untouched);
