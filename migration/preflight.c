@@ -13,6 +13,7 @@
  *       "sections": [ { "name": "timer", "instance": 0, "version": 2 }, ... ],
  *       "disks": [ { "name": "ide0-hd0", "size": N } ],     (block migration only)
  *       "capabilities": [ "events", ... ],                   (enabled ones)
+ *       "multifd": { "channels": N, "compression": "none" }, (multifd only)
  *       "stream": BASE64 }
  *   "stream" is the start of the real stream: header, configuration, the
  *   early_setup device sections (the CPU model), EOF. The destination loads
@@ -23,6 +24,11 @@
  *     { "compatible": BOOL,
  *       "problems": [ { "item": "...", "source": "...", "destination": "..." } ] }
  *   then it closes the connection and listens again.
+ *
+ * Of the capabilities, the destination compares those a migration needs on
+ * both ends: multifd (its channels connect to a destination that expects
+ * them) and, with it, the channel count and the compression; a mismatch
+ * there fails the real migration on both sides.
  *
  * The stream part goes through the same loader a migration would, into the
  * same (still unused) devices, before any migration arrived: a check
@@ -209,6 +215,14 @@ static json_object *describe(Error **errp)
         }
     }
     json_object_object_add(d, "capabilities", caps);
+    if (migrate_cap(MIGRATION_CAPABILITY_MULTIFD)) {
+        MigrateMultifdParams mp;
+        migrate_multifd_params(&mp);
+        json_object *m = json_object_new_object();
+        json_object_object_add(m, "channels", json_object_new_int64(mp.channels));
+        json_object_object_add(m, "compression", json_object_new_string(MultiFDCompression_str(mp.compression)));
+        json_object_object_add(d, "multifd", m);
+    }
     json_object_object_add(d, "stream", json_object_new_string(b64));
     return d;
 }
@@ -340,6 +354,45 @@ static int64_t disk_size_of(const char *name)
     return blk ? blk_getlength(blk) : -1;
 }
 
+static bool has_string(json_object *array, const char *s)
+{
+    for (size_t i = 0; array && i < json_object_array_length(array); i++) {
+        json_object *v = json_object_array_get_idx(array, i);
+        if (json_object_is_type(v, json_type_string) && strcmp(json_object_get_string(v), s) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* multifd must be on at both ends or at neither, with the same channels and compression. */
+static void compare_multifd(json_object *list, json_object *d)
+{
+    bool src_on = has_string(json_array(d, "capabilities"), "multifd");
+    bool dst_on = migrate_cap(MIGRATION_CAPABILITY_MULTIFD);
+    if (src_on != dst_on) {
+        problem(list, "capability multifd", src_on ? "on" : "off", dst_on ? "on" : "off");
+        return;
+    }
+    json_object *m;
+    if (!src_on || !json_object_object_get_ex(d, "multifd", &m)) {
+        return;
+    }
+    MigrateMultifdParams mp;
+    migrate_multifd_params(&mp);
+    int64_t channels;
+    if (json_int(m, "channels", &channels) && channels != mp.channels) {
+        g_autofree char *src = g_strdup_printf("%" PRId64, channels);
+        g_autofree char *dst = g_strdup_printf("%u", mp.channels);
+        problem(list, "parameter multifd-channels", src, dst);
+    }
+    const char *comp = json_str(m, "compression");
+    const char *here = MultiFDCompression_str(mp.compression);
+    if (comp && strcmp(comp, here) != 0) {
+        problem(list, "parameter multifd-compression", comp, here);
+    }
+}
+
 static void device_lock(bool lock)
 {
     if (lock) {
@@ -375,6 +428,7 @@ static json_object *compare(json_object *d)
     }
     compare_named_sizes(list, json_array(d, "ram"), "ram block", ram_size_of);
     compare_named_sizes(list, json_array(d, "disks"), "disk", disk_size_of);
+    compare_multifd(list, d);
     json_object *sections = json_array(d, "sections");
     for (size_t i = 0; sections && i < json_object_array_length(sections); i++) {
         json_object *s = json_object_array_get_idx(sections, i);

@@ -10,6 +10,10 @@ listening destination, no guest data, the source never paused.
 * KVM: a missing device (source -smp 2, destination -smp 1: section cpu
   instance 1 absent) and a CPU feature the destination's KVM lacks
   (x-cpuid-hide=x2apic: the loader's own refusal, naming the feature);
+* multifd, which a migration needs at both ends with the same channels
+  and compression: on at one end only, 2 channels against 3, zlib against
+  none are problems; the same settings are compatible;
+* block migration: a disk of another size is named with both sizes;
 * a QEMU 7.2 destination does not speak it: the error says so;
 * what the source sends: the MVCP header and a JSON description
   (a fake destination reads it).
@@ -77,6 +81,52 @@ def test_ram_mismatch():
              "migration check: incompatible\r\n  ram block pc.ram: source 67108864 bytes, "
              "destination 134217728 bytes\r\n")
     check_eq("destination still waiting", query_status(qd), "inmigrate")
+
+
+def multifd(q, channels, compression="none"):
+    q.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": "multifd", "state": True}])
+    q.cmd_ok("migrate-set-parameters", multifd_channels=channels, multifd_compression=compression)
+
+
+def test_multifd():
+    src = start_vm("16M")
+    qs = src.qmp()
+    multifd(qs, 2)
+    cases = [("multifd on the source only", None, [("capability multifd", "on", "off")]),
+             ("2 channels against 3", (3, "none"), [("parameter multifd-channels", "2", "3")]),
+             ("zlib against none", (2, "none"), None),
+             ("the same settings", (2, "none"), [])]
+    for name, dst_setting, want in cases:
+        dst, qd, uri = listening_dest("16M")
+        if dst_setting:
+            multifd(qd, *dst_setting)
+        if want is None:        # the source's compression changes
+            qs.cmd_ok("migrate-set-parameters", multifd_compression="zlib")
+            want = [("parameter multifd-compression", "zlib", "none")]
+        r = qs.cmd_ok("x-migrate-check", uri=uri)
+        check_eq("multifd: " + name, (r["compatible"], problems(r)), (not want, want))
+        qs.cmd_ok("migrate-set-parameters", multifd_compression="none")
+        check_eq("multifd: %s: destination still waiting" % name, query_status(qd), "inmigrate")
+        dst.kill()
+
+
+def test_disk_size():
+    d = new_tmpdir()
+    drives = []
+    for name, size in (("src", 2 << 20), ("dst", 3 << 20)):
+        path = os.path.join(d, name + ".img")
+        with open(path, "wb") as f:
+            f.truncate(size)
+        drives.append(["-drive", "if=none,id=d0,file=%s,format=raw" % path])
+    src = start_vm("16M", machine="none", extra=drives[0])
+    qs = src.qmp()
+    dst, qd, uri = listening_dest("16M", extra=["-M", "none"] + drives[1])
+    check_eq("without block migration the disks do not travel: compatible",
+             qs.cmd_ok("x-migrate-check", uri=uri), {"compatible": True, "problems": []})
+    qs.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": "block", "state": True}])
+    r = qs.cmd_ok("x-migrate-check", uri=uri)
+    check_eq("block migration: disk size mismatch", (r["compatible"], problems(r)),
+             (False, [("disk d0", "2097152 bytes", "3145728 bytes")]))
 
 
 def test_kvm_device_and_cpu():
@@ -167,6 +217,8 @@ if __name__ == "__main__":
     timed("compatible, then a real migration", test_compatible_then_migrate)
     timed("RAM size mismatch", test_ram_mismatch)
     timed("KVM: missing device, CPU feature", test_kvm_device_and_cpu)
+    timed("multifd settings", test_multifd)
+    timed("disk size with block migration", test_disk_size)
     timed("QEMU destination", test_qemu_destination)
     timed("request format", test_request_format)
     finish()
