@@ -6,7 +6,7 @@
   `migrate blk`, with a "dirty-bitmap" section; the main channel of a multifd
   migration) and by migvm (-M none, -M pc soft, -M pc KVM), with exit status 0
   and one line per section; migvm's with "block", "dirty-bitmap" and
-  virtio-blk sections too;
+  virtio-blk sections too, and the main channel of its multifd migration;
 * rejects every corrupted stream of the loader's corruption suites (the
   functional one, test-migration-failures.py, on a migvm stream, and the
   interop one, test-interop-migration.py, on a QEMU stream) with exit status
@@ -35,8 +35,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "interop"))
 import migvm  # noqa: E402
 from migvm import VM, check, check_eq, finish, kvm_usable, new_tmpdir, qemu_kvm, require_binary, run, skip  # noqa: E402
-from miglib import (MiB, StreamMap, flip, mig_info, query_status, serial_size, start_vm, wait_mig_status,  # noqa: E402
-                    wait_serial_growth, wait_until)
+from miglib import (MiB, StreamMap, flip, mig_info, query_status, serial_size, serial_text, start_vm,  # noqa: E402
+                    wait_mig_status, wait_serial_growth, wait_until)
 
 QEMU = shutil.which("qemu-system-x86_64")
 STATE = {}
@@ -245,17 +245,10 @@ def test_qemu_block_streams():
     expect_invalid("dirty-bitmap: unknown record flag", data, data[:start] + b"\x1d" + data[start + 1:])
 
 
-def test_qemu_multifd_main_channel():
-    """QEMU 7.2 with multifd (2 channels) to a sink that keeps each connection:
-    the first one is the main channel, an ordinary stream whose RAM section
-    has only the zero pages (the others travel on the multifd channels)."""
-    if not QEMU:
-        skip("QEMU 7.2 multifd main channel", "qemu-system-x86_64 is not installed")
-        return
-    d = new_tmpdir()
-    blob = os.path.join(d, "blob")
-    with open(blob, "wb") as f:
-        f.write(os.urandom(64 * 4096))
+def multifd_capture(name, start):
+    """A multifd migration (2 channels) from the source start() returns as
+    (vm, q) to a sink that keeps each connection: {index: bytes}, the first
+    connection being the main channel."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen(8)
@@ -284,8 +277,7 @@ def test_qemu_multifd_main_channel():
                 t.join(30)
     acceptor = threading.Thread(target=accept_all)
     acceptor.start()
-    vm, q = qemu_vm(["-M", "none", "-m", "32M", "-accel", "tcg",
-                     "-device", "loader,file=%s,addr=0x100000,force-raw=on" % blob])
+    vm, q = start()
     q.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": "multifd", "state": True}])
     q.cmd_ok("migrate-set-parameters", multifd_channels=2)
     q.cmd_ok("migrate", uri="tcp:127.0.0.1:%d" % srv.getsockname()[1])
@@ -293,7 +285,24 @@ def test_qemu_multifd_main_channel():
     vm.kill()
     acceptor.join(30)
     srv.close()
-    check_eq("multifd: QEMU's migration to the sink completed", (info or {}).get("status"), "completed")
+    check_eq("%s: the migration to the sink completed" % name, (info or {}).get("status"), "completed")
+    return chans
+
+
+def test_qemu_multifd_main_channel():
+    """QEMU 7.2 with multifd (2 channels) to a sink that keeps each connection:
+    the first one is the main channel, an ordinary stream whose RAM section
+    has only the zero pages (the others travel on the multifd channels)."""
+    if not QEMU:
+        skip("QEMU 7.2 multifd main channel", "qemu-system-x86_64 is not installed")
+        return
+    d = new_tmpdir()
+    blob = os.path.join(d, "blob")
+    with open(blob, "wb") as f:
+        f.write(os.urandom(64 * 4096))
+    chans = multifd_capture("QEMU multifd", lambda: qemu_vm(["-M", "none", "-m", "32M", "-accel", "tcg",
+                                                            "-device", "loader,file=%s,addr=0x100000,force-raw=on"
+                                                            % blob]))
     check("multifd: three connections, the two multifd ones carry the 64 pages",
           len(chans) == 3 and len(chans[1]) + len(chans[2]) > 64 * 4096, {k: len(v) for k, v in chans.items()})
     objs = expect_valid("QEMU multifd main channel", chans.get(0, b""), ["ram", "timer", "globalstate"])
@@ -301,6 +310,30 @@ def test_qemu_multifd_main_channel():
         pages = objs[0]["blocks"][0]["pages"]
         check_eq("multifd main channel: zero pages only (the 64 others went on the multifd channels)",
                  (pages["zero"], pages["normal"]), (8192 - 64, 0))
+
+
+def test_migvm_multifd_main_channel():
+    """The same from migvm (-M pc, the soft workload having written its RAM
+    once, then paused): a valid main channel, the multifd channels carrying
+    the written pages."""
+    def start():
+        vm = VM(["-M", "pc", "-m", "16M", "-accel", "soft", "-nodefaults", "-display", "none",
+                 "-serial", "file:%s" % os.path.join(new_tmpdir(), "serial")], defaults=False).launch()
+        q = vm.qmp()
+        serial = vm.args[vm.args.index("-serial") + 1][len("file:"):]
+        check("migvm multifd: the workload wrote its RAM once (a 'B' on its serial port)",
+              wait_until(lambda: b"B" in serial_text(serial), 20))
+        q.cmd_ok("stop")
+        return vm, q
+    chans = multifd_capture("migvm multifd", start)
+    check("migvm multifd: three connections, the multifd ones carry the written RAM (> 8 MiB)",
+          len(chans) == 3 and len(chans[1]) + len(chans[2]) > 8 * MiB, {k: len(v) for k, v in chans.items()})
+    objs = expect_valid("migvm multifd main channel", chans.get(0, b""),
+                        ["ram", "timer", "serial", "soft-cpu", "globalstate"])
+    if objs:
+        pages = objs[0]["blocks"][0]["pages"]
+        check("migvm multifd main channel: no normal page (they went on the multifd channels): %r" % pages,
+              pages["normal"] == 0)
 
 
 def test_migvm_streams():
@@ -498,6 +531,7 @@ def main():
     run("QEMU 7.2 streams", test_qemu_streams)
     run("QEMU 7.2 block and dirty-bitmap streams", test_qemu_block_streams)
     run("QEMU 7.2 multifd main channel", test_qemu_multifd_main_channel)
+    run("migvm multifd main channel", test_migvm_multifd_main_channel)
     run("migvm streams", test_migvm_streams)
     run("corruption suites", test_corruptions)
     run("exec: pipe", test_pipe)
