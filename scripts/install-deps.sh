@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential pkg-config libjson-c-dev libglib2.0-dev libreadline-dev check
       valgrind socat strace python3 python3-matplotlib qemu-system-x86 qemu-utils xz-utils debian-archive-keyring
-      groff-base iproute2 nftables clang libclang-rt-14-dev zlib1g-dev
+      groff-base man-db iproute2 nftables clang libclang-rt-14-dev zlib1g-dev
       libzstd-dev libgnutls28-dev gnutls-bin"
 missing=""
 for p in $PKGS; do

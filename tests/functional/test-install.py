@@ -4,6 +4,7 @@
 * installs bin/migvm, bin/migvm-stream (executable, the same files as the
   build's) and share/man/man1/migvm.1 (+ migvm-stream.1, a .so link to it);
 * the installed binaries run (-version, --help);
+* `man migvm` finds the installed page (man-db, MANPATH the prefix's);
 * the page renders without groff warnings, has the sections a user looks
   for, documents every option `migvm -help` lists, every capability migvm
   accepts, and migvm-stream's exit statuses; the link renders the same page.
@@ -68,6 +69,13 @@ def test_man_page():
     check_eq("migvm.1 renders without groff warnings", (rc, err), (0, ""))
     rc2, text2, err2 = render("man1/migvm-stream.1", os.path.dirname(man))
     check("migvm-stream.1 (.so link) renders the same page", rc2 == 0 and text2 == text and not err2, err2)
+    # What a user types: man finds the installed page in the prefix's man directory.
+    env = dict(os.environ, MANPATH=os.path.dirname(man), MANPAGER="cat", MANWIDTH="80", LC_ALL="C.UTF-8")
+    p = subprocess.run(["man", "migvm"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    shown = re.sub(r".\x08", "", p.stdout.decode("utf-8", "replace"))
+    check("man migvm (MANPATH=PREFIX/share/man) shows the page", p.returncode == 0 and "MIGVM(1)" in shown
+          and "migvm-stream - check a saved or piped migration stream" in shown,
+          (p.returncode, p.stderr[-300:], shown[:300]))
     heads = [ln for ln in text.splitlines() if re.match(r"^[A-Z][A-Z ]+$", ln)]
     want = ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "MONITORS", "MIGRATION URIS", "CAPABILITIES",
             "EXIT STATUS", "THE STREAM CHECKER", "ENVIRONMENT"]
