@@ -527,11 +527,12 @@ static gpointer incoming_thread(gpointer opaque)
         error_free(err);        /* the main stream was shut down for it */
         err = channel_err;
     }
+    bool multifd = multifd_recv_active();
     multifd_recv_cleanup();
     /* Before the return path closes: the fault thread writes on it. */
     postcopy_incoming_cleanup(!ok && postcopy_incoming_state() == POSTCOPY_INCOMING_RUNNING);
     incoming.loaded_ns = now_ns();
-    mig_history_dest_loaded(mig_stream_bytes_read(f), err);
+    mig_history_dest_loaded(mig_stream_bytes_read(f) + (multifd ? multifd_recv_bytes() : 0), err);
     if (ok && incoming.rp_opened) {
         incoming.rp = rp;       /* SHUT once the guest started: incoming_send_shut */
         rp = NULL;

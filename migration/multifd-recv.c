@@ -69,6 +69,7 @@ static struct {
     MigStream *main;            /* [lock] */
     int64_t start_ns;           /* [lock] when the main channel arrived */
     _Atomic bool active;
+    _Atomic uint64_t bytes;     /* multifd_recv_bytes: the channel threads add, reset at setup */
 } R = { .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER };
 
 bool multifd_recv_active(void)
@@ -90,6 +91,7 @@ void multifd_recv_setup(unsigned n, MultiFDCompression method)
     R.main = NULL;
     R.start_ns = now_ns();
     R.accepted = 0;
+    atomic_store(&R.bytes, 0);
     pthread_mutex_unlock(&R.lock);
     atomic_store(&R.active, true);
 }
@@ -232,6 +234,7 @@ static void *recv_thread(void *opaque)
             error_prepend(&err, "multifd channel %d: ", c->id);
             break;
         }
+        atomic_fetch_add(&R.bytes, MULTIFD_HEADER_SIZE + (uint64_t)c->pkt.normal_pages * MIGVM_PAGE_SIZE);
         if (c->pkt.flags & MULTIFD_FLAG_SYNC) {
             recv_wait_release(c);
         }
@@ -339,6 +342,11 @@ bool multifd_recv_sync(Error **errp)
         return false;
     }
     return true;
+}
+
+uint64_t multifd_recv_bytes(void)
+{
+    return atomic_load(&R.bytes);
 }
 
 void multifd_recv_cleanup(void)

@@ -166,6 +166,9 @@ bool multifd_recv_sync(Error **errp);
 Error *multifd_recv_error(void);
 /* Stop and join the channels. [incoming thread, after the load] */
 void multifd_recv_cleanup(void);
+/* The channels' bytes since the setup, counted as the source's multifd-bytes
+ * (header plus uncompressed pages per packet): the flight recorder's share. */
+uint64_t multifd_recv_bytes(void);
 
 /* Fuzzing and tests: one packet, header then payload, from a buffer, into
  * guest RAM (the same checks and code as a channel). */

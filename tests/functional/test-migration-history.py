@@ -12,6 +12,9 @@
 * a failed migration (connection refused) is recorded with query-migrate's
   error-desc as its reason, a cancelled one with the state it interrupted;
 * at most 8 records are kept, the newest;
+* with multifd (2 channels) the passes' bytes add up to ram.transferred,
+  multifd-bytes included, and the destination's record counts the
+  channels' bytes too: the same total as the source;
 * with block migration the passes' disk bytes add up to the block
   section's share: bytes - disk-bytes = ram.transferred;
 * to a QEMU 7.2 destination (return path on) the destination's time is one
@@ -196,6 +199,31 @@ def test_block_migration():
              info["ram"]["transferred"])
 
 
+def test_multifd():
+    sock = os.path.join(new_tmpdir(), "mig.sock")
+    dst = start_vm("16M", incoming="unix:" + sock)
+    src = start_vm("16M")
+    qs, qd = src.qmp(), dst.qmp()
+    check("multifd: source workload filled its memory", wait_until(lambda: serial_size(src.serial_path) >= 2, 20))
+    for q in (qs, qd):
+        q.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": "multifd", "state": True}])
+        q.cmd_ok("migrate-set-parameters", multifd_channels=2)
+    set_caps(qs, return_path=True)
+    qs.cmd_ok("migrate", uri="unix:" + sock)
+    info = wait_mig_status(qs, ("completed", "failed"), 60)
+    check_eq("multifd migration completed", (info or {}).get("status"), "completed")
+    if not info or info.get("status") != "completed":
+        return
+    passes = history(qs)[-1]["passes"]
+    check("multifd: most of the RAM on the channels (multifd-bytes %d)" % info["ram"]["multifd-bytes"],
+          info["ram"]["multifd-bytes"] > 8 << 20)
+    check_eq("multifd: pass bytes add up to ram.transferred", sum(p["bytes"] for p in passes),
+             info["ram"]["transferred"])
+    drecs = wait_until(lambda: [x for x in history(qd) if x["status"] == "completed"], 10) or history(qd)
+    check_eq("multifd: the destination's record counts the channels too: what the source sent",
+             drecs[-1]["transferred"], info["ram"]["transferred"])
+
+
 def test_qemu_destination():
     if not shutil.which("qemu-system-x86_64"):
         skip("QEMU destination", "qemu-system-x86_64 is not installed")
@@ -228,5 +256,6 @@ if __name__ == "__main__":
     run("completed migration", test_completed)
     run("failed and cancelled", test_failed_and_cancelled)
     run("block migration", test_block_migration)
+    run("multifd", test_multifd)
     run("QEMU destination", test_qemu_destination)
     finish()
