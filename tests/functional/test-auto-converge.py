@@ -21,7 +21,9 @@ The pass rates (baseline, migrating, throttled, after cancel) and the time
 to complete are printed as figures.
 
 The same throttle-and-cancel runs on the soft accelerator (dirty-rate=256):
-its workload slows down and recovers the same way.
+its workload slows down and recovers the same way; then a throttled
+migration whose destination is killed fails, and the throttle goes with it
+(no cpu-throttle-percentage, the workload back at full speed).
 
 The KVM part skips when /dev/kvm cannot be used."""
 
@@ -176,6 +178,19 @@ def test_soft():
     check("soft: throttle slows the workload (%.1f/s at %d%% < 0.6 x %.1f/s)" % (throttled, STEPS[1], base),
           throttled < 0.6 * base)
     check("soft: full speed after cancel (%.1f/s >= 0.8 x %.1f/s before)" % (after, base), after >= 0.8 * base)
+
+    # A failure (the destination killed while throttled) stops the throttle too.
+    dst, qd, uri = new_destination("soft")
+    qs.cmd_ok("migrate", uri=uri)
+    info, seen = watch(qs, lambda i: "cpu-throttle-percentage" in i or not migrating(i), 30)
+    check("soft: throttled (%s) before the destination dies" % seen, seen[:1] == STEPS[:1], info)
+    dst.kill()
+    info = miglib.wait_mig_status(qs, ("failed", "completed", "cancelled"), 30) or {}
+    check_eq("soft: destination killed: failed", info.get("status"), "failed")
+    check("soft: no cpu-throttle-percentage after the failure", "cpu-throttle-percentage" not in info, info)
+    again = bootguest.pass_rate(src, 2.0)
+    print("# figures soft: workload passes/s %.1f after the failure" % again, flush=True)
+    check("soft: full speed after the failure (%.1f/s >= 0.8 x %.1f/s before)" % (again, base), again >= 0.8 * base)
 
 
 def main():
