@@ -75,6 +75,10 @@ static bool parse_backend(const char *first, ChardevSpec *spec, Error **errp)
         spec->kind = first[0] == 'f' ? CHARDEV_FILE : first[0] == 'u' ? CHARDEV_UNIX : CHARDEV_PIPE;
         spec->append = true;
         spec->path = g_strdup(path);
+    } else if (g_str_has_prefix(first, "mon:")) {
+        error_setg(errp, "'%s': a monitor sharing the serial port (mon:) is not supported by migvm: "
+                   "give -serial and -monitor their own chardevs", first);
+        return false;
     } else if (g_str_has_prefix(first, "tcp:")) {
         spec->kind = CHARDEV_TCP;
         return parse_tcp_address(first + 4, spec, errp);
@@ -195,10 +199,12 @@ bool chardev_spec_parse(const char *text, ChardevSpec *spec, Error **errp)
  *
  * Backends and their keys (QEMU 7.2's names; the texts of the errors too):
  *   socket  path= | host=,port= | fd=   server= wait= reconnect= nodelay= ipv4= ipv6=
- *           telnet=off websocket=off  (server defaults to off: connect out)
+ *           delay= telnet=off websocket=off  (server defaults to off: connect out)
  *   stdio   signal=        file  path= append=        pipe  path=        null
- * Every backend takes id= (required). Backends QEMU has and migvm has not
- * (pty, serial, ringbuf, ...) are refused by name.
+ * A bare KEY is KEY=on and a bare noKEY is KEY=off ("server,nowait";
+ * "nodelay" is delay=off), QEMU's short form. Every backend takes id=
+ * (required). Backends QEMU has and migvm has not (pty, serial, ringbuf,
+ * ...) are refused by name.
  */
 
 typedef struct ChardevOpts {
@@ -272,7 +278,7 @@ static bool chardev_socket_key(const char *key, const char *value, ChardevSpec *
             return false;
         }
         o->reconnect_given = true;
-    } else if (!strcmp(key, "nodelay") || !strcmp(key, "ipv4") || !strcmp(key, "ipv6")) {
+    } else if (!strcmp(key, "nodelay") || !strcmp(key, "delay") || !strcmp(key, "ipv4") || !strcmp(key, "ipv6")) {
         return chardev_bool(key, value, &b, errp);
     } else if (!strcmp(key, "telnet") || !strcmp(key, "tn3270") || !strcmp(key, "websocket")) {
         if (!chardev_bool(key, value, &b, errp)) {
@@ -413,7 +419,14 @@ bool chardev_spec_parse_chardev(const char *text, ChardevSpec *spec, Error **err
         const char *item = items->pdata[i];
         const char *eq = strchr(item, '=');
         g_autofree char *key = eq ? g_strndup(item, eq - item) : g_strdup(item);
-        if (!chardev_key(key, eq ? eq + 1 : "on", spec, &o, errp)) {
+        const char *value = eq ? eq + 1 : "on";
+        /* QEMU 7.2's short-form booleans (deprecated there, still in older
+         * scripts: "server,nowait"): a bare "noKEY" is KEY=off. */
+        if (!eq && g_str_has_prefix(key, "no") && key[2]) {
+            memmove(key, key + 2, strlen(key + 2) + 1);
+            value = "off";
+        }
+        if (!chardev_key(key, value, spec, &o, errp)) {
             chardev_spec_clear(spec);
             return false;
         }

@@ -72,6 +72,14 @@ START_TEST(test_chardev_socket)
     ck_assert(chardev_spec_parse_chardev("socket,id=t,host=,port=5555,server=on,wait=off", &s, NULL));
     ck_assert_str_eq(s.host, "0.0.0.0");
     chardev_spec_clear(&s);
+
+    /* QEMU's short-form booleans, as older scripts write them. */
+    ck_assert(chardev_spec_parse_chardev("socket,id=l,path=/tmp/l,server,nowait,nodelay", &s, NULL));
+    ck_assert(s.server && !s.wait);
+    chardev_spec_clear(&s);
+    ck_assert(chardev_spec_parse_chardev("socket,id=l,path=/tmp/l,noserver", &s, NULL));
+    ck_assert(!s.server && !s.wait);
+    chardev_spec_clear(&s);
 }
 END_TEST
 
@@ -225,6 +233,8 @@ START_TEST(test_combination_errors)
         { "-mon chardev=x,colour=red", "-mon: Invalid parameter 'colour'" },
         { "-serial chardev:nope", "-serial: chardev 'nope' not found" },
         { "-serial chardev:", "-serial: chardev: ID expected" },
+        { "-serial mon:stdio", "-serial: 'mon:stdio': a monitor sharing the serial port (mon:) is not supported "
+                               "by migvm: give -serial and -monitor their own chardevs" },
         { "-chardev stdio,id=a -chardev stdio,id=b", "cannot use stdio by multiple character devices" },
         { "-chardev stdio,id=a -qmp stdio", "cannot use stdio by multiple character devices" },
         { "-chardev stdio,id=a -daemonize",
