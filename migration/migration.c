@@ -599,7 +599,8 @@ static bool postcopy_wait_for_destination(RpReader *rr, Error **errp)
         return false;
     }
     if (mig.postcopy_started) {
-        mig_history_phase_end(MIG_PHASE_DEST, shut_ns);
+        /* The downtime ended with the package (the destination's guest ran
+         * on from there): the flight recorder's phases stop there too. */
     } else if (started_us >= 0) {
         mig_history_phase_end(MIG_PHASE_DEST_LOAD, shut_ns - started_us * 1000);
         mig_history_phase_end(MIG_PHASE_DEST_START, shut_ns);

@@ -15,6 +15,9 @@
 * with multifd (2 channels) the passes' bytes add up to ram.transferred,
   multifd-bytes included, and the destination's record counts the
   channels' bytes too: the same total as the source;
+* postcopy: the phases end when the package is sent (stop, flush), as
+  query-migrate's downtime does, and still add up to it; the passes'
+  bytes, postcopy's included, add up to ram.transferred;
 * with block migration the passes' disk bytes add up to the block
   section's share: bytes - disk-bytes = ram.transferred;
 * to a QEMU 7.2 destination (return path on) the destination's time is one
@@ -224,6 +227,33 @@ def test_multifd():
              drecs[-1]["transferred"], info["ram"]["transferred"])
 
 
+def test_postcopy():
+    sock = os.path.join(new_tmpdir(), "mig.sock")
+    src = start_vm("32M")
+    dst = start_vm("32M", incoming="unix:" + sock)
+    qs, qd = src.qmp(), dst.qmp()
+    check("postcopy: source workload filled its memory", wait_until(lambda: serial_size(src.serial_path) >= 2, 20))
+    for q in (qs, qd):
+        set_caps(q, **{"postcopy-ram": True})
+    set_caps(qs, return_path=True)
+    # Slow enough that postcopy starts inside the first pass.
+    qs.cmd_ok("migrate-set-parameters", max_bandwidth=32 << 20, max_postcopy_bandwidth=64 << 20)
+    qs.cmd_ok("migrate", uri="unix:" + sock)
+    wait_until(lambda: mig_info(qs).get("ram", {}).get("transferred", 0) > 2 << 20, 10)
+    qs.cmd_ok("migrate-start-postcopy")
+    info = wait_mig_status(qs, ("completed", "failed"), 60)
+    check_eq("postcopy migration completed", (info or {}).get("status"), "completed")
+    if not info or info.get("status") != "completed":
+        return
+    r = history(qs)[-1]
+    check_eq("postcopy: downtime phases end with the package", [p["phase"] for p in r["phases"]], ["stop", "flush"])
+    check_eq("postcopy: phases add up to query-migrate downtime", sum(p["duration-us"] for p in r["phases"]) // 1000,
+             info["downtime"])
+    check_eq("postcopy: record downtime = query-migrate downtime", r.get("downtime"), info["downtime"])
+    check_eq("postcopy: pass bytes add up to ram.transferred", sum(p["bytes"] for p in r["passes"]),
+             info["ram"]["transferred"])
+
+
 def test_qemu_destination():
     if not shutil.which("qemu-system-x86_64"):
         skip("QEMU destination", "qemu-system-x86_64 is not installed")
@@ -257,5 +287,6 @@ if __name__ == "__main__":
     run("failed and cancelled", test_failed_and_cancelled)
     run("block migration", test_block_migration)
     run("multifd", test_multifd)
+    run("postcopy", test_postcopy)
     run("QEMU destination", test_qemu_destination)
     finish()
