@@ -136,6 +136,12 @@ def test_completed():
     check_plot("migvm-plot HISTORY.json", [saved])
     qs.close()      # one QMP client at a time
     check_plot("migvm-plot --qmp", ["--qmp", src.qmp_path])
+    missing = os.path.join(new_tmpdir(), "no.qmp")
+    p = subprocess.run([PLOT, "--qmp", missing, "-o", os.path.join(new_tmpdir(), "x.png")], capture_output=True,
+                       text=True, timeout=60)
+    check_eq("migvm-plot --qmp to no socket: exit 1, one line naming it",
+             (p.returncode, p.stderr.splitlines()[:1], len(p.stderr.splitlines())),
+             (1, ["migvm-plot: %s: [Errno 2] No such file or directory" % missing], 1))
 
 
 def test_failed_and_cancelled():
