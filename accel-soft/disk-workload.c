@@ -226,6 +226,7 @@ void disk_workload_step(SoftDiskWorkload *dw)
             continue;
         }
         uint64_t written = d->next_chunk;
+        verify_chunk(dw, d, written);        /* what it holds before being overwritten */
         write_chunk(dw, d);
         verify_chunk(dw, d, d->chunks > 1 ? (written + d->chunks / 2) % d->chunks : written);
         return;

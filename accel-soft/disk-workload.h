@@ -5,8 +5,11 @@
  * with if=virtio or if=none (an ide drive is a boot disk and is left alone).
  *
  * Each drive is a row of chunks of up to 16 blocks of 4 KiB. One step, on
- * the next drive in turn: write chunk `next` with generation passes + 1,
- * then read back chunk (next + N/2) mod N and check it holds its last write.
+ * the next drive in turn: check chunk `next` still holds generation passes,
+ * write it with passes + 1, then read back chunk (next + N/2) mod N and check
+ * it holds its last write. The check before the write sees, within a pass,
+ * a chunk that missed a migration more than half a cycle behind `next`,
+ * which the read-back half a cycle later would not reach before rewriting.
  * So chunks [0, next) hold passes + 1 and [next, N) hold passes (0: never
  * written, not checked). A block at byte address A of generation g holds
  *   word 0: g    word 1: A    words 2..510: mix(A | 1 << 63, g) ^ (i * GOLDEN)

@@ -25,8 +25,11 @@ Mutation: with MIGVM_TEST_OMIT_SECTIONS=block/final-pass the source leaves
 the block section's last round (the chunks written since the last dirty
 pass) out of the stream: the images differ, and the destination's guest, on
 `cont`, reports a stale block ("ERROR: disk ... generation"). The soft
-workload then writes flat out (disk-rate=0); the ring-3 guest may happen to
-have written nothing since the last round, so it gets up to four tries.
+workload then writes flat out (disk-rate=0), yet its vCPU thread, descheduled
+on a loaded host, may write nothing between the last dirty round and the
+stop (three misses in a row were seen at load 5 on 2 cores): it gets up to
+eight tries; the ring-3 guest may happen to have written nothing since the
+last round, so it gets up to four.
 
 The KVM cases skip when /dev/kvm cannot be used."""
 
@@ -203,7 +206,7 @@ def main():
         migvm.skip("kvm block/final-pass", why)
     else:
         run("ring3 guest notices the block section's last round missing", test_final_pass_omitted, "kvm", 4)
-    run("soft workload notices the block section's last round missing", test_final_pass_omitted, "soft", 3)
+    run("soft workload notices the block section's last round missing", test_final_pass_omitted, "soft", 8)
     migvm.finish()
 
 
