@@ -1,5 +1,5 @@
 /*
- * -device DRIVER[,id=ID][,prop=value...] (system/device-spec.c), and the
+ * -device DRIVER[,id=ID][,prop=value...] or JSON (system/device-spec.c), and the
  * device types the board can create from one (hw/device-types.c).
  */
 #ifndef MIGVM_DEVICE_SPEC_H
@@ -23,7 +23,8 @@ typedef struct DeviceSpec {
 } DeviceSpec;
 
 /* Parse one -device argument. The driver is the first item (or driver=);
- * ",," is a literal comma. A property given twice: the last one wins, as QEMU. */
+ * ",," is a literal comma. A property given twice: the last one wins, as QEMU.
+ * An argument starting with '{' is QEMU's JSON form (what libvirt passes). */
 bool device_spec_parse(const char *text, DeviceSpec *out, Error **errp);
 void device_spec_clear(DeviceSpec *spec);
 

@@ -11,7 +11,8 @@ users' scripts and libvirt do:
   with the events it sees;
 - scripts/qmp/qmp-shell in QMP mode and in HMP mode (-H);
 - a libvirt-style command line: the monitor on a listening socket the test
-  creates and passes as fd=N, -S -no-user-config -nodefaults -no-shutdown;
+  creates and passes as fd=N, -S -no-user-config -nodefaults -no-shutdown,
+  the serial port as a JSON -device;
 - a monitor connecting out with reconnect=1 reports a peer that went away
   and connects again, and so does the serial port's chardev;
 - -no-shutdown: a guest shutdown stops the VM, quit still exits (KVM).
@@ -233,9 +234,14 @@ def test_libvirt_style():
     listener.bind(path)
     listener.listen(1)
     fd = listener.fileno()
+    console = os.path.join(d, "console.log")
+    # The serial port as libvirt writes it: a chardev and a JSON -device.
     args = ["-name", "guest=lv,debug-threads=on", "-S", "-no-user-config", "-nodefaults", "-no-shutdown",
             "-chardev", "socket,id=charmonitor,fd=%d,server=on,wait=off" % fd,
-            "-mon", "chardev=charmonitor,id=monitor,mode=control"] + ACCEL + ["-m", "64M", "-display", "none"]
+            "-mon", "chardev=charmonitor,id=monitor,mode=control",
+            "-chardev", "file,id=charserial0,path=%s" % console,
+            "-device", '{"driver":"isa-serial","chardev":"charserial0","id":"serial0","index":0}']
+    args += ACCEL + ["-m", "64M", "-display", "none"]
     vm = VM(args, qmp=False, defaults=False, pass_fds=(fd,), tmpdir=d).launch(wait_sockets=False)
     listener.close()          # migvm holds it now
     q = migvm.QMPClient.unix(path, timeout=10)
@@ -245,6 +251,8 @@ def test_libvirt_style():
     check_eq("libvirt-style: -name guest=", q.cmd_ok("query-name"), {"name": "lv"})
     q.cmd_ok("cont")
     check_eq("libvirt-style: cont runs it", q.cmd_ok("query-status")["status"], "running")
+    check("libvirt-style: the guest's output on the JSON -device's serial port",
+          wait_until(lambda: read_file(console)[:1] == b"A" and b"B" in read_file(console), 20), read_file(console)[:40])
     r = q.cmd("quit")
     check_eq("libvirt-style: quit", r.get("return"), {})
     check_eq("libvirt-style: exit status 0", vm.wait_exit(10), 0)
@@ -256,6 +264,14 @@ def test_libvirt_style():
     check("libvirt-style: a pipe as fd= is refused", rc == 1 and "is not a socket" in err, (rc, err))
     os.close(r)
     os.close(w)
+
+
+def read_file(path):
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
 
 
 def test_serial_client_reconnect():

@@ -7,6 +7,7 @@
 #include "unit-test.h"
 #include "chardev-spec.h"
 #include "../../system/cmdline.h"
+#include "device-spec.h"
 
 static bool parse_argv(const char *const *args, CmdlineOptions *o, Error **errp)
 {
@@ -233,6 +234,9 @@ START_TEST(test_combination_errors)
         { "-mon chardev=x,colour=red", "-mon: Invalid parameter 'colour'" },
         { "-serial chardev:nope", "-serial: chardev 'nope' not found" },
         { "-serial chardev:", "-serial: chardev: ID expected" },
+        { "-device {\"chardev\":\"c\"}", "-device: Parameter 'driver' is missing" },
+        { "-device {\"driver\":1}", "-device: Invalid parameter type for 'driver', expected: string" },
+        { "-device {\"driver\":\"isa-serial\"", "-device: JSON parse error, premature EOI" },
         { "-serial mon:stdio", "-serial: 'mon:stdio': a monitor sharing the serial port (mon:) is not supported "
                                "by migvm: give -serial and -monitor their own chardevs" },
         { "-chardev stdio,id=a -chardev stdio,id=b", "cannot use stdio by multiple character devices" },
@@ -284,6 +288,17 @@ START_TEST(test_isa_serial)
     ck_assert(parse_line("-nodefaults -device isa-serial", &o, NULL));
     ck_assert(o.isa_serial);
     ck_assert_ptr_null(o.serial_chardev);               /* a port with no backend */
+    cmdline_options_clear(&o);
+
+    /* libvirt's JSON form. */
+    ck_assert(parse_line("-chardev null,id=charserial0 -device "
+                         "{\"driver\":\"isa-serial\",\"chardev\":\"charserial0\",\"id\":\"serial0\",\"index\":0}",
+                         &o, NULL));
+    ck_assert_str_eq(o.serial_chardev, "charserial0");
+    DeviceSpec *dev = o.devices->pdata[0];
+    ck_assert_str_eq(dev->driver, "isa-serial");
+    ck_assert_str_eq(dev->id, "serial0");
+    ck_assert_str_eq(device_spec_get(dev, "index"), "0");
     cmdline_options_clear(&o);
 }
 END_TEST
