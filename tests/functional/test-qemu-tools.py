@@ -15,6 +15,7 @@ users' scripts and libvirt do:
   the serial port as a JSON -device;
 - a monitor connecting out with reconnect=1 reports a peer that went away
   and connects again, and so does the serial port's chardev;
+- -daemonize with a monitor that connects out, options in any order;
 - -no-shutdown: a guest shutdown stops the VM, quit still exits (KVM).
 
 QEMU's Python packages come from Debian's source package for qemu, fetched
@@ -132,6 +133,39 @@ def test_qemu_machine_options():
         vm.shutdown()
     check_eq("options: exit code 0", vm.exitcode(), 0)
     check("options: pidfile removed", not os.path.exists(pidfile))
+
+
+def test_daemonize_client_monitor():
+    """-daemonize with the monitor connecting out to the tool, options mixed as QEMUMachine's user may."""
+    d = migvm.new_tmpdir()
+    path, pidfile = os.path.join(d, "tool.sock"), os.path.join(d, "vm.pid")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(1)
+    try:
+        rc, out, err = run_cmd(["-mon", "chardev=mon,mode=control", "-daemonize", "-S", "-name", "dz",
+                                "-chardev", "socket,id=mon,path=%s" % path, "-pidfile", pidfile, "-no-shutdown"]
+                               + ACCEL + ["-nodefaults", "-display", "none"])
+        check_eq("-daemonize: parent exits 0", (rc, err), (0, ""))
+        with open(pidfile) as f:
+            pid = int(f.read().strip())
+        migvm.track_pid(pid)
+        conn, greeting = accept_greeting(listener, 10)
+    finally:
+        listener.close()
+    check("-daemonize: the daemon connects to the tool's socket and greets", b'"QMP"' in greeting, greeting)
+    conn.sendall(b'{"execute":"qmp_capabilities"}\n{"execute":"query-name"}\n{"execute":"quit"}\n')
+    data = b""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    conn.close()
+    check("-daemonize: QMP served (query-name dz)", b'{"return": {"name": "dz"}}' in data, data)
+    check("-daemonize: quit ends the daemon", wait_until(lambda: not migvm.pid_alive(pid), 10), pid)
+    check("-daemonize: pidfile removed", wait_until(lambda: not os.path.exists(pidfile), 5))
 
 
 async def migrate_with_qmpclient(src_path, dst_path, uri):
@@ -385,6 +419,7 @@ if __name__ == "__main__":
         migvm.skip_all("migvm-specific: QEMU 7.2 is what these tools were written for")
     sections = [("QEMUMachine", test_qemu_machine), ("QEMUMachine isa-serial", test_qemu_machine_isa_serial),
                 ("QEMUMachine options", test_qemu_machine_options),
+                ("daemonize client monitor", test_daemonize_client_monitor),
                 ("QMPClient migration", test_migration_qmpclient), ("qmp-shell", test_qmp_shell),
                 ("libvirt-style", test_libvirt_style), ("client reconnect", test_client_reconnect),
                 ("serial client reconnect", test_serial_client_reconnect), ("no-shutdown", test_no_shutdown)]
