@@ -4,10 +4,13 @@
  * the rest of the guest runs exactly as before.
  *
  * The disk is split into chunks of up to 16 blocks of 4 KiB (64 KiB, one
- * request). The workload rewrites chunk `next` with generation
- * g = passes + 1, then reads back chunk (next + N/2) mod N, written half a
- * cycle ago, and checks it holds its last write; after the last chunk a pass
- * is complete. So chunks [0, next) hold generation passes + 1 and
+ * request). The workload reads chunk `next` and checks it still holds
+ * generation passes, rewrites it with g = passes + 1, then reads back chunk
+ * (next + N/2) mod N, written half a cycle ago, and checks it holds its last
+ * write; after the last chunk a pass is complete. The check before the
+ * write sees, within a pass, a chunk that missed a migration more than half
+ * a cycle behind `next`, which the read-back would not reach before
+ * rewriting it. So chunks [0, next) hold generation passes + 1 and
  * [next, N) hold passes (0: never written in this boot, not checked). In a
  * block at disk byte address A of generation g:
  *   word 0: g    word 1: A    words 2..510: r3_mix(A | 1 << 63, g) ^ (i * GOLDEN)
@@ -47,6 +50,7 @@ enum { IDLE, WRITING, READING };
 
 uint64_t disk_blocks_written, disk_blocks_verified;
 static int active, state;
+static int next_checked;     /* chunk next_chunk was read back since the last write */
 static uint64_t chunk_blocks, nchunks, next_chunk, passes, pass_errors;
 static uint64_t inflight_chunk, inflight_gen, inflight_seq;
 static uint16_t ticket;
@@ -241,6 +245,12 @@ void disk_step(uint64_t seq)
             }
         }
     }
+    if (!next_checked && chunk_gen(next_chunk)) {
+        next_checked = 1;
+        submit(0, next_chunk, chunk_gen(next_chunk), seq);
+        return;
+    }
+    next_checked = 0;
     submit(1, next_chunk, passes + 1, seq);
 }
 
