@@ -27,8 +27,8 @@
  *
  * Of the capabilities, the destination compares those a migration needs on
  * both ends: multifd (its channels connect to a destination that expects
- * them) and, with it, the channel count and the compression; a mismatch
- * there fails the real migration on both sides.
+ * them) and, with it, the channel count and the compression; postcopy-ram
+ * when the source has it. A mismatch there fails the real migration.
  *
  * The stream part goes through the same loader a migration would, into the
  * same (still unused) devices, before any migration arrived: a check
@@ -365,6 +365,17 @@ static bool has_string(json_object *array, const char *s)
     return false;
 }
 
+/* postcopy-ram on the source needs it on the destination (its ADVISE is
+ * refused there otherwise, as QEMU 7.2's); on the destination alone it is
+ * harmless. */
+static void compare_postcopy(json_object *list, json_object *d)
+{
+    if (has_string(json_array(d, "capabilities"), "postcopy-ram") &&
+        !migrate_cap(MIGRATION_CAPABILITY_POSTCOPY_RAM)) {
+        problem(list, "capability postcopy-ram", "on", "off");
+    }
+}
+
 /* multifd must be on at both ends or at neither, with the same channels and compression. */
 static void compare_multifd(json_object *list, json_object *d)
 {
@@ -429,6 +440,7 @@ static json_object *compare(json_object *d)
     compare_named_sizes(list, json_array(d, "ram"), "ram block", ram_size_of);
     compare_named_sizes(list, json_array(d, "disks"), "disk", disk_size_of);
     compare_multifd(list, d);
+    compare_postcopy(list, d);
     json_object *sections = json_array(d, "sections");
     for (size_t i = 0; sections && i < json_object_array_length(sections); i++) {
         json_object *s = json_object_array_get_idx(sections, i);

@@ -13,6 +13,8 @@ listening destination, no guest data, the source never paused.
 * multifd, which a migration needs at both ends with the same channels
   and compression: on at one end only, 2 channels against 3, zlib against
   none are problems; the same settings are compatible;
+* postcopy-ram on the source needs it on the destination (a problem when
+  it is off there; compatible when on);
 * block migration: a disk of another size is named with both sizes;
 * a QEMU 7.2 destination does not speak it: the error says so;
 * what the source sends: the MVCP header and a JSON description
@@ -108,6 +110,20 @@ def test_multifd():
         qs.cmd_ok("migrate-set-parameters", multifd_compression="none")
         check_eq("multifd: %s: destination still waiting" % name, query_status(qd), "inmigrate")
         dst.kill()
+
+
+def test_postcopy():
+    src = start_vm("16M")
+    qs = src.qmp()
+    qs.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": "postcopy-ram", "state": True}])
+    dst, qd, uri = listening_dest("16M")
+    r = qs.cmd_ok("x-migrate-check", uri=uri)
+    check_eq("postcopy-ram on the source only", (r["compatible"], problems(r)),
+             (False, [("capability postcopy-ram", "on", "off")]))
+    dst2, qd2, uri2 = listening_dest("16M")
+    qd2.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": "postcopy-ram", "state": True}])
+    check_eq("postcopy-ram at both ends: compatible", qs.cmd_ok("x-migrate-check", uri=uri2),
+             {"compatible": True, "problems": []})
 
 
 def test_disk_size():
@@ -218,6 +234,7 @@ if __name__ == "__main__":
     timed("RAM size mismatch", test_ram_mismatch)
     timed("KVM: missing device, CPU feature", test_kvm_device_and_cpu)
     timed("multifd settings", test_multifd)
+    timed("postcopy-ram", test_postcopy)
     timed("disk size with block migration", test_disk_size)
     timed("QEMU destination", test_qemu_destination)
     timed("request format", test_request_format)
