@@ -59,6 +59,8 @@ typedef struct IncomingState {
     bool rec_ready;                 /* [rec_lock] channel holds the new connection */
     bool recovering;                /* incoming thread: new connection, no RESUME yet */
     MigStream *f, *rp_now;          /* incoming thread: the streams being loaded */
+    uint64_t bytes_before;          /* read on the connections a recovery replaced: by channel_lost's
+                                     * thread, read by the incoming thread after the load */
 } IncomingState;
 
 static IncomingState incoming = {
@@ -361,6 +363,7 @@ static bool incoming_channel_lost(void *opaque, MigStream **f, MigStream **rp)
     int fd = incoming.channel.fd;
     pthread_mutex_unlock(&incoming.rec_lock);
     mig_stream_close(*rp, NULL);
+    incoming.bytes_before += mig_stream_bytes_read(*f);
     mig_stream_close(*f, NULL);
     *f = incoming.f = mig_stream_new_fd_reader(fd, false);
     *rp = incoming.rp_now = mig_stream_open_return_path(*f, NULL);
@@ -517,6 +520,7 @@ static gpointer incoming_thread(gpointer opaque)
     multifd_recv_set_main(f);
     incoming.f = f;
     incoming.rp_now = rp;
+    incoming.bytes_before = 0;
     incoming.recovering = false;
     bool ok = qemu_loadvm_state(f, &opts, &err);
     f = incoming.f;         /* a recovery replaced them */
@@ -532,7 +536,8 @@ static gpointer incoming_thread(gpointer opaque)
     /* Before the return path closes: the fault thread writes on it. */
     postcopy_incoming_cleanup(!ok && postcopy_incoming_state() == POSTCOPY_INCOMING_RUNNING);
     incoming.loaded_ns = now_ns();
-    mig_history_dest_loaded(mig_stream_bytes_read(f) + (multifd ? multifd_recv_bytes() : 0), err);
+    mig_history_dest_loaded(incoming.bytes_before + mig_stream_bytes_read(f) + (multifd ? multifd_recv_bytes() : 0),
+                            err);
     if (ok && incoming.rp_opened) {
         incoming.rp = rp;       /* SHUT once the guest started: incoming_send_shut */
         rp = NULL;

@@ -18,6 +18,10 @@
 * postcopy: the phases end when the package is sent (stop, flush), as
   query-migrate's downtime does, and still add up to it; the passes'
   bytes, postcopy's included, add up to ram.transferred;
+* a resumable precopy paused (migrate-pause) and resumed on a new
+  connection: one record on each side; the source's passes still add up,
+  the destination counts both connections (short of the source's count by
+  at most what the pause lost in the sockets' buffers);
 * with block migration the passes' disk bytes add up to the block
   section's share: bytes - disk-bytes = ram.transferred;
 * to a QEMU 7.2 destination (return path on) the destination's time is one
@@ -260,6 +264,39 @@ def test_postcopy():
              info["ram"]["transferred"])
 
 
+def test_resumed():
+    port = migvm.free_tcp_port()
+    src = start_vm("64M", dirty_rate=64)
+    dst = start_vm("64M", incoming="tcp:127.0.0.1:%d" % port, paused=True)
+    qs, qd = src.qmp(), dst.qmp()
+    for q in (qs, qd):
+        set_caps(q, x_resumable_precopy=True)
+    check("resumed: source workload filled its memory", wait_until(lambda: serial_size(src.serial_path) >= 2, 20))
+    qs.cmd_ok("migrate-set-parameters", max_bandwidth=32 << 20)
+    qs.cmd_ok("migrate", uri="tcp:127.0.0.1:%d" % port)
+    check("resumed: 40 MiB sent on the first connection",
+          wait_until(lambda: mig_info(qs).get("ram", {}).get("transferred", 0) > 40 << 20, 20), mig_info(qs))
+    qs.cmd_ok("migrate-pause")
+    check("resumed: both sides paused", wait_mig_status(qs, "x-precopy-paused", 20) is not None
+          and wait_mig_status(qd, "x-precopy-paused", 20) is not None, (mig_info(qs), mig_info(qd)))
+    port2 = migvm.free_tcp_port()
+    qd.cmd_ok("migrate-recover", uri="tcp:127.0.0.1:%d" % port2)
+    qs.cmd_ok("migrate-set-parameters", max_bandwidth=0)
+    qs.cmd_ok("migrate", uri="tcp:127.0.0.1:%d" % port2, resume=True)
+    info = wait_mig_status(qs, ("completed", "failed"), 60)
+    check_eq("resumed migration completed", (info or {}).get("status"), "completed")
+    if not info or info.get("status") != "completed":
+        return
+    recs = history(qs)
+    check_eq("resumed: one record on the source", [r["status"] for r in recs], ["completed"])
+    check_eq("resumed: pass bytes add up to ram.transferred", sum(p["bytes"] for p in recs[-1]["passes"]),
+             info["ram"]["transferred"])
+    drecs = wait_until(lambda: [x for x in history(qd) if x["status"] == "completed"], 10) or history(qd)
+    sent, got = info["ram"]["transferred"], drecs[-1]["transferred"]
+    check("resumed: the destination counts both connections (%d of the source's %d bytes)" % (got, sent),
+          len(drecs) == 1 and sent - (16 << 20) <= got <= sent, drecs)
+
+
 def test_qemu_destination():
     if not shutil.which("qemu-system-x86_64"):
         skip("QEMU destination", "qemu-system-x86_64 is not installed")
@@ -294,5 +331,6 @@ if __name__ == "__main__":
     run("block migration", test_block_migration)
     run("multifd", test_multifd)
     run("postcopy", test_postcopy)
+    run("resumed precopy", test_resumed)
     run("QEMU destination", test_qemu_destination)
     finish()
