@@ -15,6 +15,13 @@ $(BUILD)/bench/zerobench: $(BUILD)/bench/zerobench.o $(BUILD)/util/buffer-zero.o
 
 BENCH_TARGETS += $(BUILD)/bench/zerobench
 
+# recvbench: what a destination pays per GiB to place received pages (resident, fresh, UFFDIO_COPY).
+$(BUILD)/bench/recvbench: $(BUILD)/bench/recvbench.o
+	$(call say,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS_ALL) -o $@ $^ -pthread
+
+BENCH_TARGETS += $(BUILD)/bench/recvbench
+
 # warmhost: fault in and free memory right before a run (a host that took free memory back is cold).
 $(BUILD)/bench/warmhost: $(BUILD)/bench/warmhost.o
 	$(call say,LINK,$@)
