@@ -1,5 +1,5 @@
 /*
- * What a multifd destination pays per GiB to place received pages, three
+ * What a multifd destination pays per GiB to place received pages, four
  * ways, with the source side held the same (one writer thread per channel
  * sending 512 KiB packets, as multifd does, over unix socketpairs):
  *   resident  read straight into memory that is already populated
@@ -7,6 +7,8 @@
  *   fresh     read straight into fresh anonymous memory (MADV_HUGEPAGE,
  *             as guest RAM is): the kernel zero-fills each 2 MiB page at
  *             its first touch, then the payload is written over it
+ *   fresh-4k  the same without MADV_HUGEPAGE: a fault and a 4 KiB zero
+ *             fill per page
  *   uffd      read into a reused 512 KiB buffer per channel, then
  *             UFFDIO_COPY it into fresh memory registered with
  *             userfaultfd (missing mode): one write per page, no zero
@@ -40,8 +42,8 @@
 #define PAGE 4096
 #define MAX_CHANNELS 16
 
-enum Way { RESIDENT, FRESH, UFFD, NWAYS };
-static const char *const way_name[NWAYS] = { "resident", "fresh", "uffd" };
+enum Way { RESIDENT, FRESH, FRESH_4K, UFFD, NWAYS };
+static const char *const way_name[NWAYS] = { "resident", "fresh", "fresh-4k", "uffd" };
 
 typedef struct Channel {
     int fd;
@@ -159,7 +161,7 @@ static bool run(enum Way way, size_t size, int channels)
     if (dst == MAP_FAILED) {
         die("recvbench: mmap");
     }
-    madvise(dst, size, MADV_HUGEPAGE);
+    madvise(dst, size, way == FRESH_4K ? MADV_NOHUGEPAGE : MADV_HUGEPAGE);
     if (way == RESIDENT) {
         memset(dst, 0, size);
     } else if (way == UFFD) {
@@ -235,6 +237,7 @@ int main(int argc, char **argv)
     for (int r = 0; r < reps; r++) {       /* the ways interleaved: the same host state for each */
         run(RESIDENT, size, channels);
         run(FRESH, size, channels);
+        run(FRESH_4K, size, channels);
         if (have_uffd) {
             have_uffd = run(UFFD, size, channels);
         }
