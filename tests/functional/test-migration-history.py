@@ -39,8 +39,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import migvm  # noqa: E402
 from migvm import check, check_eq, finish, new_tmpdir, require_binary, run, skip  # noqa: E402
-from miglib import (collect_events, mig_info, serial_size, set_caps, set_events, start_vm, wait_mig_status,  # noqa: E402
-                    qemu_convergence, wait_until)
+from miglib import (collect_events, mig_info, serial_size, serial_text, set_caps, set_events, start_vm,  # noqa: E402
+                    wait_mig_status, qemu_convergence, wait_until)
 
 MEM = "64M"
 PHASES = ["stop", "live-end", "devices", "flush", "destination-load", "destination-start"]
@@ -217,7 +217,8 @@ def test_multifd():
     dst = start_vm("16M", incoming="unix:" + sock)
     src = start_vm("16M")
     qs, qd = src.qmp(), dst.qmp()
-    check("multifd: source workload filled its memory", wait_until(lambda: serial_size(src.serial_path) >= 2, 20))
+    check("multifd: source workload wrote its memory once (a 'B')",
+          wait_until(lambda: b"B" in serial_text(src.serial_path), 20))
     for q in (qs, qd):
         q.cmd_ok("migrate-set-capabilities", capabilities=[{"capability": "multifd", "state": True}])
         q.cmd_ok("migrate-set-parameters", multifd_channels=2)
@@ -228,8 +229,8 @@ def test_multifd():
     if not info or info.get("status") != "completed":
         return
     passes = history(qs)[-1]["passes"]
-    check("multifd: most of the RAM on the channels (multifd-bytes %d)" % info["ram"]["multifd-bytes"],
-          info["ram"]["multifd-bytes"] > 8 << 20)
+    check("multifd: RAM on the channels (multifd-bytes %d)" % info["ram"]["multifd-bytes"],
+          info["ram"]["multifd-bytes"] > 4 << 20)
     check_eq("multifd: pass bytes add up to ram.transferred", sum(p["bytes"] for p in passes),
              info["ram"]["transferred"])
     drecs = wait_until(lambda: [x for x in history(qd) if x["status"] == "completed"], 10) or history(qd)
