@@ -69,6 +69,7 @@ def conv_info(side):
     out = h.cmd("nosuchcmd")
     side.record("console: unknown command over the socket", out)
     q = vm.qmp()
+    # (A calc_dirty_rate that starts measuring is not compared: QEMU 7.2 -M none dies on -b; test-dirty-rate.py.)
     for line in ["info status", "info cpus", "info registers", "info registers -a", "info registers 0",
                  "memsave 0 16 m.bin", "info migrate", "info migrate_capabilities", "info migrate_parameters",
                  "help migrate", "help migrate_cancel", "help migrate_continue", "help migrate_incoming",
@@ -76,6 +77,8 @@ def conv_info(side):
                  "help quit", "help info", "help nosuchcmd", "help info migrate", "help info status",
                  "help info migrate_parameters", "help info migrate_capabilities",
                  "help set_vcpu_dirty_limit", "help cancel_vcpu_dirty_limit", "help info vcpu_dirty_limit",
+                 "help calc_dirty_rate", "help info dirty_rate", "info dirty_rate", "calc_dirty_rate 0",
+                 "calc_dirty_rate 61", "calc_dirty_rate 1 100", "calc_dirty_rate 1 16385",
                  "help object_add", "help object_del",
                  "info vcpu_dirty_limit", "set_vcpu_dirty_limit 10", "set_vcpu_dirty_limit 10 3",
                  "cancel_vcpu_dirty_limit", "cancel_vcpu_dirty_limit 3",
