@@ -36,6 +36,7 @@
 #include "machine.h"
 #include "memory.h"
 #include "ports.h"
+#include "ram-prealloc.h"
 #include "serial.h"
 #include "timer-state.h"
 #include "virtio-blk.h"
@@ -243,6 +244,9 @@ static bool machine_build(bool pc, Error **errp)
              : ram_block_add("ram", 0, config.ram_size, errp))) {
         return false;
     }
+    if (config.mem_prealloc && !ram_prealloc_all(config.smp_cpus, errp)) {
+        return false;
+    }
     if (pc && (!machine_add_serial(errp) || !pc_devices_create(errp))) {
         return false;
     }
@@ -280,6 +284,7 @@ bool machine_init(const MachineConfig *cfg, Error **errp)
     }
     config = (MachineConfig) {
         .type = g_strdup(cfg->type), .ram_size = cfg->ram_size, .smp_cpus = cfg->smp_cpus,
+        .mem_prealloc = cfg->mem_prealloc,
         .topology = cfg->topology, .accel = g_strdup(cfg->accel), .accel_opts = g_strdup(cfg->accel_opts),
         .serial = g_strdup(cfg->serial),
         .serial_chardev = cfg->serial_chardev,      /* used by machine_init only */

@@ -25,6 +25,6 @@ $(BUILD)/tests/unit/test-serial: $(BUILD)/hw/serial.o $(BUILD)/hw/chardev.o $(BU
 
 # Unit test: virtio-blk driven through its MMIO registers, guest RAM and a fake drive.
 UNIT_TESTS += $(BUILD)/tests/unit/test-virtio-blk
-$(BUILD)/tests/unit/test-virtio-blk: $(VIRTIO_OBJS) $(BUILD)/hw/bus.o $(BUILD)/system/memory.o $(BUILD)/system/ram-prefault.o $(BUILD)/system/ram-untouched.o \
+$(BUILD)/tests/unit/test-virtio-blk: $(VIRTIO_OBJS) $(BUILD)/hw/bus.o $(BUILD)/system/memory.o $(BUILD)/system/ram-prefault.o $(BUILD)/system/ram-prealloc.o $(BUILD)/system/ram-untouched.o \
                                      $(BUILD)/system/accel.o $(BUILD)/migration/vmstate.o \
                                      $(BUILD)/migration/stream.o $(UTIL_OBJS)

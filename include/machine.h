@@ -24,6 +24,7 @@ typedef struct MachineConfig {
     const char *type;           /* "pc" or "none"; NULL: "pc" */
     uint64_t ram_size;          /* bytes */
     int smp_cpus;               /* vCPUs of the pc board; 0: one */
+    bool mem_prealloc;          /* populate all RAM before anything runs (ram-prealloc.h) */
     CpuTopology topology;
     const char *accel;          /* "kvm" or "soft" */
     const char *accel_opts;     /* after the accelerator's name, or NULL */

@@ -48,14 +48,14 @@ $(BUILD)/tests/unit/test-migration-params: $(BUILD)/migration/options.o $(BUILD)
 UNIT_TESTS += $(BUILD)/tests/unit/test-ram
 $(BUILD)/tests/unit/test-ram.o $(BUILD)/tests/unit/postcopy-stubs.o: CFLAGS_ALL += -Imigration
 $(BUILD)/tests/unit/test-ram: $(BUILD)/migration/ram.o $(BUILD)/migration/recv-bitmap.o $(BUILD)/tests/unit/postcopy-stubs.o $(MIGRATION_CORE_OBJS) $(MULTIFD_OBJS) \
-                              $(BUILD)/system/memory.o $(BUILD)/system/ram-prefault.o $(BUILD)/system/ram-untouched.o $(BUILD)/system/accel.o $(UTIL_OBJS)
+                              $(BUILD)/system/memory.o $(BUILD)/system/ram-prefault.o $(BUILD)/system/ram-prealloc.o $(BUILD)/system/ram-untouched.o $(BUILD)/system/accel.o $(UTIL_OBJS)
 
 # The destination's postcopy RAM on a real userfaultfd: faults, requests, placement, pause/resume.
 UNIT_TESTS += $(BUILD)/tests/unit/test-postcopy-ram
 $(BUILD)/tests/unit/test-postcopy-ram.o: CFLAGS_ALL += -Imigration
 $(BUILD)/tests/unit/test-postcopy-ram: $(BUILD)/migration/postcopy-ram.o $(BUILD)/migration/recv-bitmap.o \
                                        $(BUILD)/migration/return-path.o $(BUILD)/migration/stream.o \
-                                       $(BUILD)/system/memory.o $(BUILD)/system/ram-prefault.o $(BUILD)/system/ram-untouched.o $(BUILD)/system/accel.o $(UTIL_OBJS)
+                                       $(BUILD)/system/memory.o $(BUILD)/system/ram-prefault.o $(BUILD)/system/ram-prealloc.o $(BUILD)/system/ram-untouched.o $(BUILD)/system/accel.o $(UTIL_OBJS)
 
 # auto-converge's throttle steps; options and the throttle are stubbed in the test.
 UNIT_TESTS += $(BUILD)/tests/unit/test-auto-converge
@@ -78,7 +78,7 @@ FUZZ_TARGETS += $(BUILD)/fuzz/fuzz-loadvm
 $(BUILD)/fuzz/tests/fuzz/fuzz-loadvm.o: CFLAGS_ALL += -Imigration
 $(BUILD)/fuzz/tests/unit/postcopy-stubs.o: CFLAGS_ALL += -Imigration
 $(BUILD)/fuzz/fuzz-loadvm: $(call fuzz-objs,$(MIGRATION_CORE_OBJS) $(BUILD)/migration/ram.o $(BUILD)/migration/recv-bitmap.o $(BUILD)/tests/unit/postcopy-stubs.o $(MULTIFD_OBJS) \
-                                             $(BUILD)/system/memory.o $(BUILD)/system/ram-prefault.o $(BUILD)/system/ram-untouched.o $(BUILD)/system/accel.o $(UTIL_OBJS))
+                                             $(BUILD)/system/memory.o $(BUILD)/system/ram-prefault.o $(BUILD)/system/ram-prealloc.o $(BUILD)/system/ram-untouched.o $(BUILD)/system/accel.o $(UTIL_OBJS))
 .PHONY: fuzz-loadvm
 fuzz-loadvm: $(BUILD)/fuzz/fuzz-loadvm
 
@@ -105,7 +105,7 @@ $(BUILD)/tests/unit/test-migration-history: $(BUILD)/migration/history.o $(BUILD
 # Page sampling for dirty rate estimates, on real RAM blocks.
 UNIT_TESTS += $(BUILD)/tests/unit/test-page-sample
 $(BUILD)/tests/unit/test-page-sample.o: CFLAGS_ALL += -Imigration
-$(BUILD)/tests/unit/test-page-sample: $(BUILD)/migration/page-sample.o $(BUILD)/system/memory.o $(BUILD)/system/ram-prefault.o $(BUILD)/system/ram-untouched.o \
+$(BUILD)/tests/unit/test-page-sample: $(BUILD)/migration/page-sample.o $(BUILD)/system/memory.o $(BUILD)/system/ram-prefault.o $(BUILD)/system/ram-prealloc.o $(BUILD)/system/ram-untouched.o \
                                       $(BUILD)/system/accel.o $(UTIL_OBJS)
 
 # The convergence controller's decisions; options, throttle, events and the flight recorder are stubbed in the test.
@@ -118,12 +118,12 @@ $(BUILD)/tests/unit/test-converge: $(BUILD)/migration/converge.o $(BUILD)/qapi/q
 UNIT_TESTS += $(BUILD)/tests/unit/test-multifd
 $(BUILD)/tests/unit/test-multifd.o: CFLAGS_ALL += -Imigration
 $(BUILD)/tests/unit/test-multifd: $(MULTIFD_OBJS) $(MIGRATION_CORE_OBJS) $(BUILD)/system/memory.o \
-                                  $(BUILD)/system/ram-prefault.o $(BUILD)/system/ram-untouched.o $(BUILD)/system/accel.o $(UTIL_OBJS)
+                                  $(BUILD)/system/ram-prefault.o $(BUILD)/system/ram-prealloc.o $(BUILD)/system/ram-untouched.o $(BUILD)/system/accel.o $(UTIL_OBJS)
 
 # The recovery handshake (recovery.c) and the received / sent maps
 # (recv-bitmap.c) on memory streams and real RAM blocks: QEMU 7.2's bytes.
 UNIT_TESTS += $(BUILD)/tests/unit/test-recovery
 $(BUILD)/tests/unit/test-recovery.o: CFLAGS_ALL += -Imigration
 $(BUILD)/tests/unit/test-recovery: $(BUILD)/migration/recovery.o $(BUILD)/migration/recv-bitmap.o \
-                                   $(MIGRATION_CORE_OBJS) $(BUILD)/system/memory.o $(BUILD)/system/ram-prefault.o $(BUILD)/system/ram-untouched.o $(BUILD)/system/accel.o \
+                                   $(MIGRATION_CORE_OBJS) $(BUILD)/system/memory.o $(BUILD)/system/ram-prefault.o $(BUILD)/system/ram-prealloc.o $(BUILD)/system/ram-untouched.o $(BUILD)/system/accel.o \
                                    $(UTIL_OBJS)

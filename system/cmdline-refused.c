@@ -20,7 +20,7 @@ static const struct {
     { "global set readconfig writeconfig compat", "no QOM properties" },
     { "usb usbdevice", "no USB" },
     { "audiodev audio soundhw", "no sound devices" },
-    { "numa mem-path mem-prealloc overcommit", "guest RAM is one anonymous block without NUMA" },
+    { "numa mem-path overcommit", "guest RAM is one anonymous block without NUMA" },
     { "fsdev virtfs", "no 9p file sharing" },
     { "tpmdev", "no TPM" },
     { "parallel virtioconsole debugcon", "the only character device frontends are -serial and -mon" },

@@ -348,6 +348,8 @@ static bool opt_flag(CmdlineOptions *o, const char *name, const char *arg, Error
         o->nodefaults = true;
     } else if (!strcmp(name, "nographic")) {
         o->nographic = true;
+    } else if (!strcmp(name, "mem-prealloc")) {
+        o->mem_prealloc = true;
     } else if (!strcmp(name, "daemonize")) {
         o->daemonize = true;
     } else if (!strcmp(name, "version")) {
@@ -361,6 +363,7 @@ static bool opt_flag(CmdlineOptions *o, const char *name, const char *arg, Error
 static const OptionDef options[] = {
     { "name", true, opt_name, "NAME          name of the guest (query-name)" },
     { "m", true, opt_m, "SIZE             RAM size; suffix k, M, G or T (default unit MiB, default 128M)" },
+    { "mem-prealloc", false, opt_flag, "            allocate all guest RAM at start-up (one thread per vCPU)" },
     { "smp", true, opt_smp, "N              number of vCPUs (also cpus=N,sockets=,cores=,threads=)" },
     { "accel", true, opt_accel, "kvm|soft[,opts] accelerator; repeat to give fallbacks (tcg = soft); soft takes "
                                 "dirty-rate=MiB/s, disk-rate=MiB/s (drives written only with it), top=SIZE" },

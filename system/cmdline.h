@@ -57,6 +57,7 @@ typedef struct CmdlineOptions {
     bool nodefaults;
     bool nographic;
     bool daemonize;
+    bool mem_prealloc;          /* -mem-prealloc */
     bool show_help;           /* -help: print usage, exit 0 */
     bool show_version;        /* -version */
     bool machine_help;        /* -machine help */

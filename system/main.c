@@ -230,6 +230,7 @@ static bool start_up(Startup *s, Error **errp)
 {
     const MachineConfig machine = {
         .type = s->opts.machine, .ram_size = s->opts.ram_size, .smp_cpus = s->opts.smp_cpus,
+        .mem_prealloc = s->opts.mem_prealloc,
         .topology = { s->opts.smp_sockets, s->opts.smp_dies, s->opts.smp_cores, s->opts.smp_threads },
         .accel = s->accel, .accel_opts = s->accel_opts,
         .serial_chardev = cmdline_find_chardev(&s->opts, s->opts.serial_chardev),

@@ -15,6 +15,7 @@
  * is one madvise call of 2 MiB, so a stop takes effect within one piece.
  */
 #include "ram-prefault.h"
+#include "ram-prealloc.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -177,7 +178,7 @@ bool ram_prefault_running(void)
 
 void ram_prefault_start(void)
 {
-    if (pf.nworkers || !ram_prefault_allowed()) {
+    if (pf.nworkers || !ram_prefault_allowed() || ram_preallocated()) {
         return;
     }
     uint64_t total = 0;

@@ -9,6 +9,9 @@ and never allocates what arrives as zero pages.
 * A source whose RAM is full of data (the soft workload's full pass, then
   stop) migrates in with pre-faulting on and with it off: the destination's
   memory is the source's, byte for byte.
+* -mem-prealloc (QEMU 7.2's option): the process owns all of its RAM before
+  its monitor answers, without it a paused guest owns almost none; a full
+  guest and an idle one migrate into such a destination byte for byte.
 """
 
 import os
@@ -63,13 +66,19 @@ def full_source():
     return src
 
 
-def test_full_guest(prefault):
+def test_full_guest(prefault, prealloc=False, source=full_source):
     name = "pre-faulting %s" % ("on" if prefault else "off")
+    if prealloc:
+        name = "-mem-prealloc destination, %s source" % ("full" if source == full_source else "idle")
     d = new_tmpdir()
     sock = os.path.join(d, "mig.sock")
-    src = full_source()
-    dst = start_vm(mem="%dM" % MEM_MIB, incoming="defer", paused=True)
+    src = source()
+    dst = start_vm(mem="%dM" % MEM_MIB, incoming="defer", paused=True,
+                   extra=["-mem-prealloc"] if prealloc else [])
     dq = dst.qmp()
+    if prealloc:
+        check(name + ": all RAM resident before the migration", rss_mib(dst) >= MEM_MIB,
+              "%.0f MiB of %d" % (rss_mib(dst), MEM_MIB))
     dq.cmd_ok("migrate-set-parameters", {"x-prefault-ram": prefault})
     dq.cmd_ok("migrate-incoming", {"uri": "unix:" + sock})
     migrate_into(src, dst, sock, name)
@@ -81,6 +90,21 @@ def test_full_guest(prefault):
     dst.kill()
 
 
+def idle_source():
+    return start_vm(mem="%dM" % MEM_MIB, paused=True)
+
+
+def test_prealloc_resident():
+    plain = start_vm(mem="%dM" % MEM_MIB, paused=True)
+    check("without -mem-prealloc a paused guest owns little of its RAM", rss_mib(plain) < MEM_MIB / 4,
+          "%.0f MiB of %d" % (rss_mib(plain), MEM_MIB))
+    plain.kill()
+    full = start_vm(mem="%dM" % MEM_MIB, paused=True, extra=["-mem-prealloc", "-smp", "2"])
+    check("-mem-prealloc: all RAM resident when the monitor answers", rss_mib(full) >= MEM_MIB,
+          "%.0f MiB of %d" % (rss_mib(full), MEM_MIB))
+    full.kill()
+
+
 def main():
     require_binary()
     if qemu_mode():
@@ -88,6 +112,10 @@ def main():
     run("idle guest: nothing allocated", test_idle_stays_unallocated)
     run("full guest, pre-faulting on", lambda: test_full_guest(True))
     run("full guest, pre-faulting off", lambda: test_full_guest(False))
+    run("-mem-prealloc", test_prealloc_resident)
+    run("full guest into a -mem-prealloc destination", lambda: test_full_guest(True, prealloc=True))
+    run("idle guest into a -mem-prealloc destination",
+        lambda: test_full_guest(True, prealloc=True, source=idle_source))
     finish()
 
 
