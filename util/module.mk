@@ -13,9 +13,9 @@ $(BUILD)/tests/unit/test-buffer-zero: $(UTIL_OBJS)
 $(BUILD)/tests/unit/test-json-streamer: $(UTIL_OBJS)
 $(BUILD)/tests/unit/test-json-writer: $(UTIL_OBJS)
 
-# libFuzzer target for the streamer: make fuzz-json
+# libFuzzer target for the streamer: make fuzz-json-streamer (or fuzz-json)
 #   build/fuzz/fuzz-json-streamer -max_total_time=120
 FUZZ_TARGETS += $(BUILD)/fuzz/fuzz-json-streamer
 $(BUILD)/fuzz/fuzz-json-streamer: $(call fuzz-objs,$(UTIL_OBJS))
-.PHONY: fuzz-json
-fuzz-json: $(BUILD)/fuzz/fuzz-json-streamer
+.PHONY: fuzz-json fuzz-json-streamer
+fuzz-json fuzz-json-streamer: $(BUILD)/fuzz/fuzz-json-streamer
