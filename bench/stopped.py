@@ -13,6 +13,11 @@ next row (a chain: the RAM is filled once). Rows:
   1 channel, warm    build/bench/warmhost faulted in and freed as much
                      memory as the guest has just before the migrate
   multifd 4, warm    the same with multifd 4
+  1 channel, prealloc  the destination started with -mem-prealloc (as the
+                     issue's tuned QEMU): all its RAM populated before the
+                     migrate, so the rows show the stream alone
+  multifd 2, prealloc  the same with multifd 2 (one channel per core here)
+  multifd 4, prealloc  the same with multifd 4
 This machine is itself a VM whose hypervisor takes free memory back (free
 page reporting): a destination's first touch of such memory costs a fault
 on the host too, and that, not the stream, sets the pace of a cold row. The
@@ -57,21 +62,30 @@ class Stopped:
         print()
         print("stopped: %s soft guest, every page data, paused, unix, max-bandwidth 0 (load average before: %.1f); "
               "socket %.0f MB/s" % (size, os.getloadavg()[0], sock))
-        print("%-18s %8s %8s %6s %12s  %s" % ("row", "total ms", "MB/s", "ratio", "cpu% src/dst", "host"))
-        rows = [("1 channel, cold", 0, False), ("multifd 4, cold", 4, False),
-                ("1 channel, warm", 0, True), ("multifd 4, warm", 4, True)]
+        print("%-20s %8s %8s %6s %12s  %s" % ("row", "total ms", "MB/s", "ratio", "cpu% src/dst", "host"))
+        rows = [("1 channel, cold", 0, "cold"), ("multifd 4, cold", 4, "cold"),
+                ("1 channel, warm", 0, "warm"), ("multifd 4, warm", 4, "warm"),
+                ("1 channel, prealloc", 0, "prealloc"), ("multifd 2, prealloc", 2, "prealloc"),
+                ("multifd 4, prealloc", 4, "prealloc")]
         try:
-            for label, channels, warm in rows:
+            for label, channels, mode in rows:
                 d = migvm.new_tmpdir()
                 uri = self.b.make_uri("unix", d)
-                dst = self.b.Guest(size, 0, incoming="defer", paused=True, dir=d)
+                t0 = time.monotonic()
+                # -smp 2: -mem-prealloc populates with one thread per vCPU, as QEMU.
+                dst = self.b.Guest(size, 0, incoming="defer", paused=True, dir=d,
+                                   extra=["-mem-prealloc", "-smp", "2"] if mode == "prealloc" else [],
+                                   qmp_timeout=300.0 if mode == "prealloc" else 30.0)
+                started_ms = (time.monotonic() - t0) * 1000
                 for g in (src, dst):
                     g.qmp.cmd_ok("migrate-set-capabilities",
                                  {"capabilities": [{"capability": "multifd", "state": bool(channels)}]})
                     if channels:
                         g.qmp.cmd_ok("migrate-set-parameters", {"multifd-channels": channels})
-                if warm:
+                if mode == "warm":
                     host = self.warm(size)
+                elif mode == "prealloc":
+                    host = "destination -mem-prealloc: up in %.0f ms" % started_ms
                 else:
                     time.sleep(COLD_PAUSE_S)
                     host = "cold (%d s after the last hop freed its RAM)" % COLD_PAUSE_S
@@ -82,10 +96,10 @@ class Stopped:
                 mbps = info.get("ram", {}).get("transferred", 0) / (total / 1000.0) / 1e6
                 cpu = "%.0f/%.0f" % res["cpu"] if "cpu" in res else "-"
                 if res["status"] != "completed":
-                    print("%-18s %s %s" % (label, res["status"], res.get("error", "")), flush=True)
+                    print("%-20s %s %s" % (label, res["status"], res.get("error", "")), flush=True)
                     dst.kill()
                     break
-                print("%-18s %8d %8.0f %6.2f %12s  %s" % (label, total, mbps, mbps / sock, cpu, host), flush=True)
+                print("%-20s %8d %8.0f %6.2f %12s  %s" % (label, total, mbps, mbps / sock, cpu, host), flush=True)
                 src.kill()
                 src = dst
         finally:
