@@ -8,6 +8,7 @@
 # the flight recorder's `info migrate_history`, and its picture drawn by
 # scripts/migvm-plot (saved as $DEMO_PLOT, default $BUILD/demo-migration.png).
 set -euo pipefail
+failed=0
 BUILD=${BUILD:-build}
 PLOT_OUT=${DEMO_PLOT:-$BUILD/demo-migration.png}
 MIGVM="$BUILD/migvm"
@@ -62,6 +63,7 @@ if wait_passes "$dir/dst.serial" "$at_switch"; then
     echo "== the guest goes on: the source logged $(passes "$dir/src.serial") passes before the switch, the destination has logged $(passes "$dir/dst.serial") since"
 else
     echo "== the destination logged no new pass in 10 s" >&2
+    failed=1
 fi
 echo "(qemu) info migrate_history        # on the source"
 hmp "$dir/src.hmp" 'info migrate_history'
@@ -69,5 +71,7 @@ if scripts/migvm-plot --qmp "$dir/src.qmp" -o "$PLOT_OUT" >/dev/null; then
     echo "== the migration drawn by scripts/migvm-plot: $PLOT_OUT"
 else
     echo "== scripts/migvm-plot failed (python3-matplotlib: scripts/install-deps.sh installs it)" >&2
+    failed=1
 fi
 hmp "$dir/dst.hmp" 'quit' >/dev/null; hmp "$dir/src.hmp" 'quit' >/dev/null
+exit "$failed"      # the demo fails when what it shows did not happen
