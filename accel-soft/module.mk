@@ -7,7 +7,8 @@ MIGVM_OBJS += $(SOFT_OBJS)
 # file). BQL, run state, VMState registry and chardev specs are stubbed in it.
 UNIT_TESTS += $(BUILD)/tests/unit/test-soft-workload
 $(BUILD)/tests/unit/test-soft-workload: $(SOFT_OBJS) $(HW_OBJS) $(SYSTEM_MACHINE_OBJS) $(UTIL_OBJS) \
-                                        $(BLOCK_OBJS) $(BUILD)/system/opts.o $(BUILD)/system/device-spec.o $(QAPI_OBJS)
+                                        $(BLOCK_OBJS) $(BUILD)/system/opts.o $(BUILD)/system/device-spec.o \
+                                        $(BUILD)/system/chardev-info.o $(QAPI_OBJS)
 
 # Unit test: the disk workload (disk-rate=) stepped on real drives: which
 # drives, the pattern, and stale/misplaced/torn blocks reported.

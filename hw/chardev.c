@@ -19,14 +19,17 @@
 #include "vm.h"
 #include "fd-io.h"
 #include "chardev-socket.h"
+#include "chardev-info.h"
 
 struct Chardev {
     ChardevKind kind;
+    char *label;                /* the spec's id, for query-chardev */
     int out_fd;                 /* where output goes, -1 = drop */
     int in_fd;                  /* where input comes from, -1 = none */
     int listen_fd;              /* socket servers */
     guint in_watch, listen_watch;
     bool input_blocked;         /* device full: in_watch removed */
+    bool hangup_watch;          /* in_watch waits for a hang-up only (nobody reads) */
     char *unlink_path;          /* UNIX server socket file */
     ChardevSpec client;         /* server=off socket: where to connect (again) */
     guint retry_timer;          /* reconnect= while the peer is away */
@@ -52,7 +55,9 @@ static void chardev_drop_client(Chardev *chr)
         g_source_remove(chr->in_watch);
         chr->in_watch = 0;
     }
+    chr->hangup_watch = false;
     if (chr->in_fd >= 0 && chr->in_fd != STDIN_FILENO) {
+        chardev_info_disconnected(chr->label, chr->in_fd);
         close(chr->in_fd);
     }
     chr->in_fd = chr->out_fd = -1;
@@ -66,6 +71,7 @@ static void chardev_drop_client(Chardev *chr)
 static void chardev_take_client(Chardev *chr, int fd)
 {
     chr->in_fd = chr->out_fd = fd;
+    chardev_info_connected(chr->label, fd);
     chardev_watch_input(chr);
 }
 
@@ -116,11 +122,30 @@ static gboolean chardev_on_input(int fd, GIOCondition cond, gpointer opaque)
     return G_SOURCE_CONTINUE;
 }
 
+/* A socket nobody reads (a chardev without a user) still notices a peer that
+ * hangs up, as QEMU's does: a UNIX peer's close is a hang-up, a TCP peer's is
+ * not until something is written, so such a TCP chardev keeps its peer. */
+static gboolean chardev_on_hangup(int fd, GIOCondition cond, gpointer opaque)
+{
+    Chardev *chr = opaque;
+
+    chr->in_watch = 0;
+    chr->hangup_watch = false;
+    chardev_drop_client(chr);
+    return G_SOURCE_REMOVE;
+}
+
 static void chardev_watch_input(Chardev *chr)
 {
-    if (chr->in_fd >= 0 && !chr->in_watch && chr->receive) {
+    if (chr->in_fd < 0 || chr->in_watch) {
+        return;
+    }
+    if (chr->receive) {
         chr->in_watch = g_unix_fd_add(chr->in_fd, G_IO_IN | G_IO_HUP | G_IO_ERR,
                                       chardev_on_input, chr);
+    } else if (is_socket(chr)) {
+        chr->in_watch = g_unix_fd_add(chr->in_fd, G_IO_HUP | G_IO_ERR, chardev_on_hangup, chr);
+        chr->hangup_watch = true;
     }
 }
 
@@ -133,6 +158,14 @@ void chardev_set_handlers(Chardev *chr, ChardevCanReceive can_receive,
     chr->can_receive = can_receive;
     chr->receive = receive;
     chr->opaque = opaque;
+    if (chr->hangup_watch) {
+        g_source_remove(chr->in_watch);
+        chr->in_watch = 0;
+        chr->hangup_watch = false;
+    }
+    if (receive) {
+        chardev_info_set_frontend_open(chr->label);
+    }
     chardev_watch_input(chr);
 }
 
@@ -236,6 +269,7 @@ static bool chardev_open_socket(Chardev *chr, const ChardevSpec *spec, Error **e
         close(fds[i]);              /* one listener: the first address */
     }
     chr->listen_fd = fds[0];
+    chardev_info_listening(chr->label, chr->listen_fd);
     if (spec->kind == CHARDEV_UNIX) {
         chr->unlink_path = g_strdup(spec->path);
     }
@@ -287,6 +321,8 @@ Chardev *chardev_open(const ChardevSpec *spec, Error **errp)
     bool ok = true;
 
     chr->kind = spec ? spec->kind : CHARDEV_NONE;
+    chr->label = g_strdup(spec ? spec->id : NULL);
+    chardev_info_set_opened(chr->label);
     chr->out_fd = chr->in_fd = chr->listen_fd = -1;
     switch (chr->kind) {
     case CHARDEV_NONE:
@@ -315,6 +351,7 @@ Chardev *chardev_open(const ChardevSpec *spec, Error **errp)
     }
     if (!ok) {
         chardev_spec_clear(&chr->client);
+        g_free(chr->label);
         g_free(chr);
         return NULL;
     }
@@ -336,6 +373,10 @@ void chardev_close(Chardev *chr)
         g_source_remove(chr->retry_timer);
     }
     chardev_spec_clear(&chr->client);
+    if (is_socket(chr) && chr->in_fd >= 0) {
+        chardev_info_disconnected(chr->label, chr->in_fd);
+    }
+    g_free(chr->label);
     if (chr->kind != CHARDEV_STDIO) {
         if (chr->out_fd >= 0) {
             close(chr->out_fd);

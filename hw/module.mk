@@ -13,9 +13,9 @@ HW_OBJS := $(BUILD)/hw/machine.o $(BUILD)/hw/device-types.o $(BUILD)/hw/bus.o $(
 # ports.c registers itself with the board and requests resets from system/vm.c:
 # not in HW_OBJS, so unit tests that link the board without vm.c leave it out.
 MIGVM_OBJS += $(HW_OBJS) $(BUILD)/hw/ports.o
-# What the board and chardev.c call outside hw/ (chardev specs and the option
-# parsers they use), for unit tests that link them (the program has them anyway).
-HW_SPEC_OBJS := $(BUILD)/system/chardev-spec.o $(BUILD)/system/opts.o
+# What the board and chardev.c call outside hw/ (chardev specs, the option
+# parsers they use, the chardev list), for unit tests that link them (the program has them anyway).
+HW_SPEC_OBJS := $(BUILD)/system/chardev-spec.o $(BUILD)/system/chardev-info.o $(BUILD)/system/opts.o
 
 # Unit test: 16550 registers and the "serial" VMState round trip.
 UNIT_TESTS += $(BUILD)/tests/unit/test-serial

@@ -88,6 +88,21 @@ void hmp_info_name(Monitor *mon, const HmpArgs *args)
     qapi_free_NameInfo(info);
 }
 
+void hmp_info_chardev(Monitor *mon, const HmpArgs *args)
+{
+    Error *err = NULL;
+    ChardevInfoList *list = qmp_query_chardev(&err);
+
+    if (err) {
+        hmp_handle_error(mon, err);
+        return;
+    }
+    for (ChardevInfoList *l = list; l; l = l->next) {
+        monitor_printf(mon, "%s: filename=%s\n", l->value->label, l->value->filename);
+    }
+    qapi_free_ChardevInfoList(list);
+}
+
 void hmp_stop(Monitor *mon, const HmpArgs *args)
 {
     Error *err = NULL;

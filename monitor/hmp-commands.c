@@ -10,6 +10,7 @@ const HmpCommand hmp_info_cmds[] = {
     { "block", "nodes:-n,verbose:-v,device:s?", "[-n] [-v] [device]",
       "list the drives (-n: the block nodes; -v: with their images)", hmp_info_block, NULL },
     { "blockstats", "", "", "show the I/O counters of each drive", hmp_info_blockstats, NULL },
+    { "chardev", "", "", "list the character devices and their backends", hmp_info_chardev, NULL },
     { "cpus", "", "", "list the virtual CPUs and their host threads", hmp_info_cpus, NULL },
     { "dirty_rate", "", "", "show the last dirty rate measurement (calc_dirty_rate)", hmp_info_dirty_rate, NULL },
     { "kvm", "", "", "tell whether KVM is present and in use", hmp_info_kvm, NULL },

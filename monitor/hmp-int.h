@@ -50,7 +50,7 @@ bool hmp_monitor_is_interactive(Monitor *mon);
 bool hmp_monitor_alive(Monitor *mon);
 
 /* --- handlers: hmp-cmds.c --- */
-HmpCommandFn hmp_help, hmp_info_help, hmp_info_version, hmp_info_status, hmp_info_name, hmp_info_kvm,
+HmpCommandFn hmp_help, hmp_info_help, hmp_info_version, hmp_info_status, hmp_info_name, hmp_info_chardev, hmp_info_kvm,
     hmp_info_cpus, hmp_stop, hmp_cont, hmp_system_reset, hmp_quit, hmp_getfd, hmp_closefd, hmp_object_add, hmp_object_del, hmp_memsave, hmp_pmemsave;
 
 /* --- handlers: hmp-cmds-migration.c --- */

@@ -9,8 +9,9 @@ HMP_DISPATCH_OBJS := $(BUILD)/monitor/hmp.o $(BUILD)/monitor/hmp-parse.o $(BUILD
                      $(BUILD)/monitor/hmp-cmds.o $(BUILD)/monitor/hmp-cmds-migration.o $(BUILD)/monitor/hmp-cmds-history.o $(BUILD)/monitor/hmp-cmds-check.o \
                      $(BUILD)/monitor/hmp-cmds-dirtyrate.o $(BUILD)/monitor/hmp-cmds-dirtylimit.o \
                      $(BUILD)/monitor/hmp-print.o $(BUILD)/monitor/hmp-cmds-block.o
-# Monitors open chardev specs (system/chardev-spec.c, with the option parsers it uses).
-MONITOR_SPEC_OBJS := $(BUILD)/system/chardev-spec.o $(BUILD)/system/opts.o
+# Monitors open chardev specs (system/chardev-spec.c, with the option parsers it uses) and
+# report their sockets to the chardev list (system/chardev-info.c).
+MONITOR_SPEC_OBJS := $(BUILD)/system/chardev-spec.o $(BUILD)/system/chardev-info.o $(BUILD)/system/opts.o
 MONITOR_OBJS := $(MONITOR_QMP_OBJS) $(HMP_DISPATCH_OBJS) $(BUILD)/monitor/hmp-console.o \
                 $(BUILD)/monitor/hmp-cmds-cpu.o $(BUILD)/monitor/hmp-cmds-qemu-io.o
 MIGVM_OBJS += $(MONITOR_OBJS)

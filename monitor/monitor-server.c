@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <glib-unix.h>
+#include "chardev-info.h"
 #include "chardev-socket.h"
 #include "fd-io.h"
 #include "vm.h"
@@ -40,6 +41,7 @@ typedef struct MonitorClient MonitorClient;
 
 struct MonitorConn {
     Monitor *mon;
+    char *label;                /* the chardev's id, for query-chardev */
     int in_fd, out_fd;          /* in_fd -1: output only (file) */
     bool is_socket;             /* recvmsg/send; else read/write (stdio, pipe, file) */
     bool own_fds;               /* close in_fd and out_fd when freed (not stdio's) */
@@ -55,6 +57,7 @@ typedef struct MonitorListener {
     int fd;
     guint watch;
     char *unix_path;            /* to unlink at cleanup */
+    char *label;
     bool is_qmp, pretty;
     const MonitorServerOps *ops;
 } MonitorListener;
@@ -177,10 +180,14 @@ static gboolean flush_idle_cb(gpointer opaque)
 
 /* --- connections --- */
 
-static MonitorConn *conn_new(int in_fd, int out_fd, bool is_socket, bool is_qmp, bool pretty,
+static MonitorConn *conn_new(const char *label, int in_fd, int out_fd, bool is_socket, bool is_qmp, bool pretty,
                              const MonitorServerOps *ops)
 {
     MonitorConn *conn = g_new0(MonitorConn, 1);
+    conn->label = g_strdup(label);
+    if (is_socket) {
+        chardev_info_connected(label, in_fd);
+    }
     conn->in_fd = in_fd;
     conn->out_fd = out_fd;
     conn->is_socket = is_socket;
@@ -211,6 +218,10 @@ void monitor_conn_free(MonitorConn *conn)
     if (conn->out_watch) {
         g_source_remove(conn->out_watch);
     }
+    if (conn->is_socket) {
+        chardev_info_disconnected(conn->label, conn->in_fd);
+    }
+    g_free(conn->label);
     if (conn->own_fds) {
         if (conn->in_fd >= 0) {
             close(conn->in_fd);
@@ -359,14 +370,15 @@ static gboolean accept_cb(gint fd, GIOCondition cond, gpointer opaque)
         }
         return G_SOURCE_CONTINUE;
     }
-    conn_new(client, client, true, ls->is_qmp, ls->pretty, ls->ops);
+    conn_new(ls->label, client, client, true, ls->is_qmp, ls->pretty, ls->ops);
     return G_SOURCE_CONTINUE;
 }
 
-static MonitorListener *listener_add(int fd, const char *unix_path, bool is_qmp, bool pretty,
+static MonitorListener *listener_add(const char *label, int fd, const char *unix_path, bool is_qmp, bool pretty,
                                      const MonitorServerOps *ops)
 {
     MonitorListener *ls = g_new0(MonitorListener, 1);
+    ls->label = g_strdup(label);
     ls->fd = fd;
     ls->unix_path = g_strdup(unix_path);
     ls->is_qmp = is_qmp;
@@ -410,8 +422,10 @@ static bool start_listening(const ChardevSpec *spec, bool is_qmp, const MonitorS
     }
     MonitorListener *ls[CHARDEV_SOCKET_MAX_LISTEN];
     for (int i = 0; i < n; i++) {
-        ls[i] = listener_add(fds[i], spec->kind == CHARDEV_UNIX ? spec->path : NULL, is_qmp, spec->pretty, ops);
+        ls[i] = listener_add(spec->id, fds[i], spec->kind == CHARDEV_UNIX ? spec->path : NULL, is_qmp, spec->pretty,
+                             ops);
     }
+    chardev_info_listening(spec->id, fds[0]);     /* QEMU names its first listener */
     if (spec->wait) {
         wait_first_client(ls, n, spec);
     }
@@ -428,7 +442,7 @@ static bool client_connect(MonitorClient *client, Error **errp)
         return false;
     }
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-    MonitorConn *conn = conn_new(fd, fd, true, client->is_qmp, client->spec.pretty, client->ops);
+    MonitorConn *conn = conn_new(client->spec.id, fd, fd, true, client->is_qmp, client->spec.pretty, client->ops);
     conn->client = client;
     client->conn = conn;
     return true;
@@ -519,7 +533,7 @@ static bool start_pipe(const ChardevSpec *spec, bool is_qmp, const MonitorServer
         }
         out_fd = in_fd;
     }
-    conn_new(in_fd, out_fd, false, is_qmp, spec->pretty, ops)->own_fds = true;
+    conn_new(spec->id, in_fd, out_fd, false, is_qmp, spec->pretty, ops)->own_fds = true;
     return true;
 }
 
@@ -531,15 +545,16 @@ static bool start_file(const ChardevSpec *spec, bool is_qmp, const MonitorServer
         error_setg_errno(errp, errno, "Could not open '%s'", spec->path);
         return false;
     }
-    conn_new(-1, fd, false, is_qmp, spec->pretty, ops)->own_fds = true;
+    conn_new(spec->id, -1, fd, false, is_qmp, spec->pretty, ops)->own_fds = true;
     return true;
 }
 
 bool monitor_server_start(const ChardevSpec *spec, bool is_qmp, const MonitorServerOps *ops, Error **errp)
 {
+    chardev_info_set_opened(spec->id);
     switch (spec->kind) {
     case CHARDEV_STDIO:
-        conn_new(STDIN_FILENO, STDOUT_FILENO, false, is_qmp, spec->pretty, ops);
+        conn_new(spec->id, STDIN_FILENO, STDOUT_FILENO, false, is_qmp, spec->pretty, ops);
         return true;
     case CHARDEV_UNIX:
     case CHARDEV_TCP:
@@ -594,6 +609,7 @@ void monitor_server_cleanup(void)
             unlink(ls->unix_path);
         }
         g_free(ls->unix_path);
+        g_free(ls->label);
         g_free(ls);
     }
     while (client_list) {

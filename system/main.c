@@ -26,6 +26,8 @@
 #include <unistd.h>
 #include <glib.h>
 #include "block.h"
+#include "chardev.h"
+#include "chardev-info.h"
 #include "device-spec.h"
 #include "fd-io.h"
 #include "vm.h"
@@ -50,6 +52,7 @@ typedef struct Startup {
     bool machine_up;
     bool migration_up;
     bool monitors_up;
+    GPtrArray *idle_chardevs; /* Chardev*: the chardevs nobody uses, open as QEMU has them */
 } Startup;
 
 /* ---- accelerator ------------------------------------------------------------- */
@@ -173,6 +176,9 @@ static bool start_monitors(const CmdlineOptions *o, Error **errp)
         spec.pretty = mon->pretty;
         bool ok = mon->is_qmp ? monitor_init_qmp(&spec, errp) : monitor_init_hmp(&spec, errp);
         chardev_spec_clear(&spec);
+        if (ok) {
+            chardev_info_set_frontend_open(mon->chardev);
+        }
         if (!ok) {
             if (!strcmp(mon->origin, "-mon")) {
                 error_prepend(errp, "-chardev %s: ", mon->chardev);
@@ -181,6 +187,32 @@ static bool start_monitors(const CmdlineOptions *o, Error **errp)
             }
             return false;
         }
+    }
+    return true;
+}
+
+static void close_chardev(gpointer chr)
+{
+    chardev_close(chr);
+}
+
+/* QEMU opens every chardev, used or not (a socket listens, a file is
+ * created); migvm opens the unused ones once their users started. */
+static bool open_idle_chardevs(Startup *s, Error **errp)
+{
+    const CmdlineOptions *o = &s->opts;
+
+    for (guint i = 0; i < o->chardevs->len; i++) {
+        const ChardevSpec *spec = o->chardevs->pdata[i];
+        if (chardev_info_is_opened(spec->id)) {
+            continue;
+        }
+        Chardev *chr = chardev_open(spec, errp);
+        if (!chr) {
+            error_prepend(errp, "-chardev %s: ", spec->id);
+            return false;
+        }
+        g_ptr_array_add(s->idle_chardevs, chr);
     }
     return true;
 }
@@ -237,6 +269,10 @@ static bool start_up(Startup *s, Error **errp)
         .devices = (DeviceSpec **)s->opts.devices->pdata, .n_devices = s->opts.devices->len,
     };
 
+    for (guint i = 0; i < s->opts.chardevs->len; i++) {
+        chardev_info_add(s->opts.chardevs->pdata[i]);
+    }
+    s->idle_chardevs = g_ptr_array_new_with_free_func(close_chardev);
     if (!vmstate_test_omit_init(errp) || !open_drives(&s->opts, errp) || !machine_init(&machine, errp)) {
         return false;
     }
@@ -246,7 +282,7 @@ static bool start_up(Startup *s, Error **errp)
     }
     s->migration_up = true;
     s->monitors_up = true;         /* monitor_cleanup also undoes a partial start */
-    return start_monitors(&s->opts, errp) && start_guest(&s->opts, errp);
+    return start_monitors(&s->opts, errp) && open_idle_chardevs(s, errp) && start_guest(&s->opts, errp);
 }
 
 static void tear_down(Startup *s)
@@ -279,6 +315,10 @@ static void tear_down(Startup *s)
     if (s->machine_up) {
         machine_cleanup();
     }
+    if (s->idle_chardevs) {
+        g_ptr_array_free(s->idle_chardevs, TRUE);
+    }
+    chardev_info_clear();
     block_cleanup();
     user_object_del_all();
     main_loop_cleanup();

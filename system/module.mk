@@ -1,11 +1,12 @@
 # system/: main() (main.c), the command line (cmdline.c, cmdline-chardev.c, cmdline-refused.c, opts.c,
-# chardev-spec.c),
+# chardev-spec.c), the chardev list query-chardev reports (chardev-info.c),
 # run state (vm.c), the big lock (bql.c), the main loop, guest RAM and dirty bitmaps
 # (memory.c), their pre-faulting on a migration destination (ram-prefault.c), -mem-prealloc (ram-prealloc.c) and which pages were never
 # populated (ram-untouched.c), the accelerator registry (accel.c), vCPU threads (cpus.c), and the
 # run-state, guest-memory and vCPU-list (query-cpus-fast) QMP commands, vCPU dirty limits (dirtylimit.c).
 SYSTEM_CMDLINE_OBJS := $(BUILD)/system/cmdline.o $(BUILD)/system/cmdline-chardev.o \
-                       $(BUILD)/system/cmdline-refused.o $(BUILD)/system/opts.o $(BUILD)/system/chardev-spec.o
+                       $(BUILD)/system/cmdline-refused.o $(BUILD)/system/opts.o $(BUILD)/system/chardev-spec.o \
+                       $(BUILD)/system/chardev-info.o
 SYSTEM_CMDLINE_OBJS += $(BUILD)/system/device-spec.o
 # What a board and its accelerator run on.
 SYSTEM_MACHINE_OBJS := $(BUILD)/system/bql.o $(BUILD)/system/memory.o $(BUILD)/system/ram-prefault.o $(BUILD)/system/ram-prealloc.o $(BUILD)/system/ram-untouched.o $(BUILD)/system/accel.o $(BUILD)/system/cpus.o \

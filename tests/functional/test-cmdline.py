@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Command line: -version/-help, bad options (one line on stderr, exit 1),
 -name, -m, -smp, -accel/-machine, -S, -incoming defer, -daemonize/-pidfile,
--serial (file, unix socket, stdio) with the soft accelerator's workload."""
+-serial (file, unix socket, stdio) with the soft accelerator's workload,
+query-chardev / info chardev for every backend and socket state."""
 
 import os
 import re
@@ -295,6 +296,137 @@ def test_serial_unix_and_stdio():
     check_eq("-serial none: starts and runs", vm.qmp().cmd_ok("query-status")["status"], "running")
 
 
+def wait_chardevs(q, label, filename, timeout=5):
+    """query-chardev once `label` reads `filename` (a state that changes on the main loop)."""
+    box = {}
+
+    def ok():
+        box["r"] = {c["label"]: c for c in q.cmd_ok("query-chardev")}
+        return box["r"].get(label, {}).get("filename") == filename
+    wait_until(ok, timeout, interval=0.02)
+    return box["r"]
+
+
+def test_query_chardev():
+    """query-chardev and info chardev as QEMU 7.2 gives them: labels
+    (compat_monitorN in order of appearance, serial0), each backend's
+    filename (null, stdio, file, pipe; sockets by address, disconnected: or
+    with the peer), frontend-open for what a monitor or the serial port
+    uses; migvm lists them in creation order."""
+    d = migvm.new_tmpdir()
+    os.mkfifo(os.path.join(d, "p1"))
+    peer = socket.socket(socket.AF_UNIX)            # c1 connects to it
+    peer_path = os.path.join(d, "peer.sock")
+    peer.bind(peer_path)
+    peer.listen(1)
+    tpeer = socket.socket()                         # c2 connects to it
+    tpeer.bind(("127.0.0.1", 0))
+    tpeer.listen(1)
+    inherited = socket.socket(socket.AF_UNIX)       # fd= listener, as libvirt passes one
+    inh_path = os.path.join(d, "inherited.sock")
+    inherited.bind(inh_path)
+    inherited.listen(1)
+    t1, t2 = migvm.free_tcp_port(), migvm.free_tcp_port()
+    s1, s2 = os.path.join(d, "s1.sock"), os.path.join(d, "s2.sock")
+    serial = os.path.join(d, "serial.sock")
+    nobody = os.path.join(d, "nobody.sock")
+    args = ["-S",
+            "-chardev", "socket,id=t1,host=127.0.0.1,port=%d,server=on,wait=off" % t1,
+            "-chardev", "socket,id=t2,host=127.0.0.1,port=%d,server=on,wait=off" % t2,
+            "-chardev", "file,id=f1,path=%s" % os.path.join(d, "f1.out"),
+            "-chardev", "null,id=n1",
+            "-monitor", "stdio",
+            "-chardev", "pipe,id=p1,path=%s" % os.path.join(d, "p1"),
+            "-chardev", "socket,id=s1,path=%s,server=on,wait=off" % s1,
+            "-chardev", "socket,id=s2,path=%s,server=on,wait=off" % s2,
+            "-chardev", "socket,id=c1,path=%s" % peer_path,
+            "-chardev", "socket,id=c2,host=127.0.0.1,port=%d" % tpeer.getsockname()[1],
+            "-chardev", "socket,id=c3,path=%s,reconnect=1" % nobody,
+            "-chardev", "socket,id=fd1,fd=%d,server=on,wait=off" % inherited.fileno(),
+            "-mon", "chardev=n1,mode=readline",
+            "-serial", "unix:%s,server=on,wait=off" % serial]
+    vm = VM(args, hmp=True, tmpdir=d, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            pass_fds=(inherited.fileno(),)).launch()
+    inherited.close()
+    q = vm.qmp()
+    c1_conn, _ = peer.accept()
+    c2_conn, _ = tpeer.accept()
+    s1_client = socket.socket(socket.AF_UNIX)
+    migvm.unix_connect(s1_client, s1)
+    t2_client = socket.create_connection(("127.0.0.1", t2))
+    c2_local, c2_peer = c2_conn.getpeername()[1], c2_conn.getsockname()[1]
+    t2_peer = t2_client.getsockname()[1]
+    expected = [
+        ("compat_monitor0", "unix:%s,server=on" % vm.qmp_path, True),
+        ("compat_monitor1", "disconnected:unix:%s,server=on" % vm.hmp_path, True),
+        ("t1", "disconnected:tcp:127.0.0.1:%d,server=on" % t1, False),
+        ("t2", "tcp:127.0.0.1:%d,server=on <-> 127.0.0.1:%d" % (t2, t2_peer), False),
+        ("f1", "file", False),
+        ("n1", "null", True),
+        ("compat_monitor2", "stdio", True),
+        ("p1", "pipe", False),
+        ("s1", "unix:%s,server=on" % s1, False),
+        ("s2", "disconnected:unix:%s,server=on" % s2, False),
+        ("c1", "unix:", False),
+        ("c2", "tcp:127.0.0.1:%d <-> 127.0.0.1:%d" % (c2_local, c2_peer), False),
+        ("c3", "disconnected:unix:%s" % nobody, False),
+        ("fd1", "disconnected:unix:%s,server=on" % inh_path, False),
+        ("serial0", "disconnected:unix:%s,server=on" % serial, True),
+    ]
+    got = wait_chardevs(q, "t2", expected[3][1])
+    for label, filename, fe_open in expected:
+        check_eq("query-chardev: %s" % label, got.get(label),
+                 {"label": label, "filename": filename, "frontend-open": fe_open})
+    check_eq("query-chardev: no other chardev", sorted(got), sorted(e[0] for e in expected))
+    if not migvm.qemu_mode():           # QEMU's order is its hash table's
+        check_eq("query-chardev: creation order", [c["label"] for c in q.cmd_ok("query-chardev")],
+                 [e[0] for e in expected])
+    text = q.hmp("info chardev")
+    lines = text.split("\r\n")
+    check_eq("info chardev: one 'LABEL: filename=FILENAME' line per chardev, CRLF",
+             sorted(lines[:-1]), sorted("%s: filename=%s" % (e[0], e[1]) for e in expected))
+    check_eq("info chardev: ends with CRLF", lines[-1], "")
+    h = vm.hmp()
+    out = h.cmd("info chardev")
+    check("info chardev on the HMP console: its own socket connected",
+          "compat_monitor1: filename=unix:%s,server=on" % vm.hmp_path in out, out)
+    # UNIX peers going away: the listener and the client read disconnected:
+    # again. (A TCP peer's close is no hang-up to a chardev nobody reads:
+    # QEMU 7.2 keeps showing it, and so does migvm.)
+    for sock in (s1_client, c1_conn):
+        sock.close()
+    got = wait_chardevs(q, "c1", "disconnected:unix:%s" % peer_path)
+    for label, filename in (("s1", "disconnected:unix:%s,server=on" % s1),
+                            ("c1", "disconnected:unix:%s" % peer_path)):
+        check_eq("query-chardev: %s after its peer left" % label, got.get(label, {}).get("filename"), filename)
+    t2_client.close()
+    c2_conn.close()
+    # The serial port's listener with a client.
+    ser = socket.socket(socket.AF_UNIX)
+    migvm.unix_connect(ser, serial)
+    got = wait_chardevs(q, "serial0", "unix:%s,server=on" % serial)
+    check_eq("query-chardev: serial0 with a client", got.get("serial0", {}).get("filename"),
+             "unix:%s,server=on" % serial)
+    ser.close()
+    check("query-chardev: f1 created at start-up, as QEMU does", os.path.exists(os.path.join(d, "f1.out")))
+    schema = q.cmd_ok("query-qmp-schema")
+    check("query-qmp-schema: query-chardev", any(e.get("name") == "query-chardev" and e["meta-type"] == "command"
+                                                 for e in schema))
+    check("help info: info chardev", "info chardev" in q.hmp("help info"))
+    vm.kill()
+    for sock in (peer, tpeer):
+        sock.close()
+    # A serial port on a file, and -serial on -M none (no port: the chardev is there, nobody uses it).
+    for machine, fe_open in (("pc", True), ("none", False)):
+        out = os.path.join(d, "serial-%s.out" % machine)
+        vm = VM(["-S", "-M", machine, "-serial", "file:%s" % out] + (["-accel", "soft"] if machine == "none" else []),
+                tmpdir=d).launch()
+        got = vm.qmp().cmd_ok("query-chardev")
+        check_eq("query-chardev: -M %s -serial file" % machine, [c for c in got if c["label"] == "serial0"],
+                 [{"label": "serial0", "filename": "file", "frontend-open": fe_open}])
+        vm.kill()
+
+
 def test_nographic():
     vm = VM(["-nographic", "-S"], defaults=False, stdout=subprocess.PIPE, stdin=subprocess.PIPE)
     vm.args[1:1] = ["-nodefaults", "-accel", "soft"] if not migvm.qemu_mode() else ["-nodefaults", "-accel", "tcg"]
@@ -321,6 +453,7 @@ def main():
         run("-serial file", test_serial_file)
         run("-serial unix, stdio, none", test_serial_unix_and_stdio)
     run("-nographic", test_nographic)
+    run("query-chardev and info chardev", test_query_chardev)
     migvm.finish()
 
 

@@ -10,7 +10,10 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include "chardev-info.h"
 #include "dirtylimit.h"
 #include "../../monitor/hmp-int.h"
 #include "qapi-commands.h"
@@ -546,6 +549,7 @@ START_TEST(test_help_info_listing)
     static const char listing[] =
         "info block [-n] [-v] [device] -- list the drives (-n: the block nodes; -v: with their images)\n"
         "info blockstats  -- show the I/O counters of each drive\n"
+        "info chardev  -- list the character devices and their backends\n"
         "info cpus  -- list the virtual CPUs and their host threads\n"
         "info dirty_rate  -- show the last dirty rate measurement (calc_dirty_rate)\n"
         "info kvm  -- tell whether KVM is present and in use\n"
@@ -582,6 +586,46 @@ START_TEST(test_run_state_commands)
     expect("cont -f", "");
     expect("c -f", "");
     expect_calls("cont quit cont-force cont-force ");
+}
+END_TEST
+
+/* info chardev: QEMU 7.2's "LABEL: filename=FILENAME" lines, in creation order. */
+START_TEST(test_info_chardev)
+{
+    ChardevSpec specs[] = {
+        { .kind = CHARDEV_NONE, .id = "n1" },
+        { .kind = CHARDEV_UNIX, .id = "s1", .path = "/tmp/s1.sock", .server = true },
+        { .kind = CHARDEV_TCP, .id = "c1", .host = "::1", .port = "4444" },
+        { .kind = CHARDEV_FILE, .id = "f1", .path = "/tmp/f1" },
+        { .kind = CHARDEV_FD, .id = "fd1", .fd = 5 },
+    };
+    int sv[2];
+
+    expect("info chardev", "");
+    for (size_t i = 0; i < G_N_ELEMENTS(specs); i++) {
+        chardev_info_add(&specs[i]);
+    }
+    chardev_info_set_frontend_open("n1");
+    expect("info chardev", "n1: filename=null\ns1: filename=disconnected:unix:/tmp/s1.sock,server=on\n"
+           "c1: filename=disconnected:tcp:::1:4444\nf1: filename=file\nfd1: filename=disconnected:fd:5\n");
+    /* A connection names the chardev until it ends (an unnamed UNIX peer: "unix:"). */
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    chardev_info_connected("s1", sv[0]);
+    chardev_info_connected("nosuch", sv[1]);
+    ChardevInfoList *list = qmp_query_chardev(NULL);
+    ck_assert_str_eq(list->value->label, "n1");
+    ck_assert(list->value->frontend_open);
+    ck_assert_str_eq(list->next->value->filename, "unix:,server=on");
+    ck_assert(!list->next->value->frontend_open);
+    qapi_free_ChardevInfoList(list);
+    chardev_info_disconnected("s1", sv[0]);
+    close(sv[0]);
+    close(sv[1]);
+    list = qmp_query_chardev(NULL);
+    ck_assert_str_eq(list->next->value->filename, "disconnected:unix:/tmp/s1.sock,server=on");
+    qapi_free_ChardevInfoList(list);
+    chardev_info_clear();
+    expect("info chardev", "");
 }
 END_TEST
 
@@ -888,6 +932,7 @@ static Suite *hmp_dispatch_suite(void)
     tcase_add_test(tc, test_help_info_listing);
     tcase_add_test(tc, test_run_state_commands);
     tcase_add_test(tc, test_info_misc);
+    tcase_add_test(tc, test_info_chardev);
     tcase_add_test(tc, test_fd_and_pmemsave);
     tcase_add_test(tc, test_qemu_io_arguments);
     tcase_add_test(tc, test_migrate_commands);

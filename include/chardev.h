@@ -1,8 +1,10 @@
 /*
- * Character backends for guest-facing devices (the serial port): file,
- * stdio, UNIX/TCP socket (server with one client, or client), none.
- * Input is read on the glib main loop (BQL held there) and handed to the
- * device through its receive callback, never more than can_receive allows.
+ * Character backends (hw/chardev.c) for guest-facing devices (the serial
+ * port), and for the chardevs nobody uses, which main.c opens as QEMU does:
+ * file, stdio, pipe, UNIX/TCP socket (server with one client, or client),
+ * none. Input is read on the glib main loop (BQL held there) and handed to
+ * the device through its receive callback, never more than can_receive
+ * allows; without one, a socket is only watched for its peer hanging up.
  */
 #ifndef MIGVM_HW_CHARDEV_H
 #define MIGVM_HW_CHARDEV_H
