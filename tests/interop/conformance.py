@@ -18,10 +18,12 @@ has too (x-checkpoint-delay, x-colo, ...) are still compared.
 """
 
 import difflib
+import os
 import re
+import socket
 
 import qemulib
-from migvm import check
+from migvm import check, free_tcp_port, new_tmpdir, unix_connect, wait_until
 
 
 def shape(v):
@@ -175,3 +177,65 @@ class Tally:
         else:
             line += "; no deliberate differences"
         print(line, flush=True)
+
+
+class ChardevLine:
+    """One command line with every chardev backend both implement, in every
+    socket state, for query-chardev / info chardev (QMP and HMP tests):
+    listening with and without a client, connected out (UNIX and TCP), a
+    client still trying to connect, file, null, pipe, stdio, and the
+    -qmp/-monitor/-serial shorthands. Relative socket paths (the VM runs in
+    its own directory) print the same on both sides; mask() replaces the
+    directories and the TCP ports, which differ from run to run."""
+
+    def __init__(self, side, machine="none", hmp=False):
+        self.dir = d = new_tmpdir()
+        os.mkfifo(os.path.join(d, "p1"))
+        self.peer = socket.socket(socket.AF_UNIX)
+        self.peer.bind(os.path.join(d, "peer.sock"))
+        self.peer.listen(1)
+        self.tpeer = socket.socket()
+        self.tpeer.bind(("127.0.0.1", 0))
+        self.tpeer.listen(1)
+        self.ports = {"t1": free_tcp_port(), "t2": free_tcp_port(), "c2": self.tpeer.getsockname()[1]}
+        args = ["-S",
+                "-chardev", "socket,id=t1,host=127.0.0.1,port=%d,server=on,wait=off" % self.ports["t1"],
+                "-chardev", "socket,id=t2,host=127.0.0.1,port=%d,server=on,wait=off" % self.ports["t2"],
+                "-chardev", "file,id=f1,path=f1.out",
+                "-chardev", "null,id=n1",
+                "-monitor", "stdio",
+                "-chardev", "pipe,id=p1,path=%s" % os.path.join(d, "p1"),
+                "-chardev", "socket,id=s1,path=s1.sock,server=on,wait=off",
+                "-chardev", "socket,id=s2,path=s2.sock,server=on,wait=off",
+                "-chardev", "socket,id=c1,path=%s" % os.path.join(d, "peer.sock"),
+                "-chardev", "socket,id=c2,host=127.0.0.1,port=%d" % self.ports["c2"],
+                "-chardev", "socket,id=c3,path=nobody.sock,reconnect=1",
+                "-mon", "chardev=n1,mode=readline",
+                "-serial", "unix:serial.sock,server=on,wait=off"]
+        self.vm = side.start(args, hmp=hmp, machine=machine, ram=16 << 20)
+        self.q = self.vm.qmp()
+        self.c1_conn, _ = self.peer.accept()
+        self.c2_conn, _ = self.tpeer.accept()
+        self.ports["c2 local"] = self.c2_conn.getpeername()[1]
+        self.s1_client = socket.socket(socket.AF_UNIX)
+        unix_connect(self.s1_client, os.path.join(self.vm.dir, "s1.sock"))
+        self.t2_client = socket.create_connection(("127.0.0.1", self.ports["t2"]))
+        self.ports["t2 peer"] = self.t2_client.getsockname()[1]
+        # The chardevs see their peers on the main loop: wait for the last one.
+        wait_until(lambda: "<-> 127.0.0.1:%d" % self.ports["t2 peer"] in self.q.hmp("info chardev"), 5)
+
+    def mask(self, text):
+        text = text.replace(self.vm.dir + "/", "<dir>/").replace(self.dir + "/", "<peer dir>/")
+        for name, port in self.ports.items():
+            text = re.sub(r":%d\b" % port, ":<%s port>" % name, text)
+        return text
+
+    def close_unix_peers(self):
+        """The UNIX peers hang up (a listener's client, a client's server)."""
+        self.s1_client.close()
+        self.c1_conn.close()
+        wait_until(lambda: "c1: filename=disconnected:" in self.q.hmp("info chardev"), 5)
+
+    def close(self):
+        for s in (self.s1_client, self.c1_conn, self.t2_client, self.c2_conn, self.peer, self.tpeer):
+            s.close()

@@ -171,8 +171,28 @@ def conv_integers(side):
             side.record("integers: %s reads back after %s" % (name, text), now)
 
 
+def conv_chardev(side):
+    """info chardev on one command line with every backend and socket state
+    (conformance.ChardevLine), lines sorted (QEMU's order is its hash
+    table's, migvm's the creation order), over QMP and on the console; then
+    after UNIX peers hung up."""
+    line = conformance.ChardevLine(side, hmp=True)
+
+    def record(name, out):
+        lines = out.split("\r\n")
+        side.record(name, [lines[-1] == ""] + sorted(line.mask(l) for l in lines[:-1]))
+    record("info chardev: every backend, lines sorted", line.q.hmp("info chardev"))
+    h = line.vm.hmp()
+    record("info chardev: on the console (its socket connected)", h.cmd("info chardev"))
+    hmp(side, line.q, "help info chardev")
+    hmp(side, line.q, "info chardev extra")
+    line.close_unix_peers()
+    record("info chardev: after the UNIX peers hung up", line.q.hmp("info chardev"))
+    line.close()
+
+
 tally = conformance.Tally(DELIBERATE)
-for conv in (conv_info, conv_integers, conv_migrate):
+for conv in (conv_info, conv_integers, conv_chardev, conv_migrate):
     qemu_side, migvm_side = conformance.run_both(conv)
     tally.compare(qemu_side, migvm_side)
 tally.summary("HMP")

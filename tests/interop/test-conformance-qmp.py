@@ -447,9 +447,32 @@ def conv_migrate(side):
     ex(side, q2, "destination: run state (source was running, autostart)", "query-status")
 
 
+def conv_chardev(side):
+    """query-chardev on one command line with every backend and socket state
+    (conformance.ChardevLine), the list sorted by label (QEMU's order is its
+    hash table's, migvm's the creation order); then after UNIX peers hung
+    up; the serial port's chardev on -M pc, where the port uses it."""
+    line = conformance.ChardevLine(side)
+
+    def record(name):
+        r = line.q.cmd("query-chardev")
+        if "return" in r:
+            r = {"return": sorted(({k: line.mask(v) if isinstance(v, str) else v for k, v in c.items()}
+                                   for c in r["return"]), key=lambda c: c["label"])}
+        side.record(name, r)
+    record("query-chardev: every backend, sorted by label")
+    line.close_unix_peers()
+    record("query-chardev: after the UNIX peers hung up")
+    ex(side, line.q, "query-chardev: an argument", "query-chardev", {"bogus": 1})
+    line.close()
+    vm = side.start(["-S", "-serial", "file:serial.out"], machine="pc", ram=16 << 20)
+    r = vm.qmp().cmd("query-chardev")
+    side.record("query-chardev: -M pc -serial file", [c for c in r.get("return", []) if c["label"] == "serial0"])
+
+
 tally = conformance.Tally(DELIBERATE)
 for conv in (conv_greeting, conv_errors, conv_ids, conv_runstate, conv_parameters, conv_integers, conv_cpus,
-             conv_migrate):
+             conv_chardev, conv_migrate):
     t0 = time.monotonic()
     qemu_side, migvm_side = conformance.run_both(conv)
     print("# %s: %.1f s" % (conv.__name__, time.monotonic() - t0), flush=True)
