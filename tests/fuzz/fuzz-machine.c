@@ -1,8 +1,9 @@
 /*
- * The machine the whole-VM fuzz targets share: what `migvm -M pc -accel soft
+ * The machine the whole-VM fuzz targets share: what `migvm -M pc -accel ACCEL
  * -m 8M -drive file=MEMFD,if=virtio,format=raw` builds (a 2 MiB drive on a
  * memfd, virtio0), with the migration subsystem, in run state inmigrate. The
- * vCPU thread exists but never runs.
+ * vCPU thread exists but never runs. ACCEL is "soft" for every target but
+ * fuzz-incoming-kvm.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +18,6 @@
 #include "main-loop.h"
 #include "migration.h"
 #include "vm.h"
-
-
 
 static void fail_setup(const char *what, Error *err)
 {
@@ -42,10 +41,10 @@ static void drive_setup(void)
     close(fd);          /* the drive opened its own descriptor */
 }
 
-void fuzz_machine_init(void)
+bool fuzz_machine_try_init(const char *accel, Error **errp)
 {
     const MachineConfig machine = {
-        .type = "pc", .ram_size = FUZZ_RAM_SIZE, .smp_cpus = 1, .accel = "soft",
+        .type = "pc", .ram_size = FUZZ_RAM_SIZE, .smp_cpus = 1, .accel = accel,
     };
     Error *err = NULL;
 
@@ -53,8 +52,9 @@ void fuzz_machine_init(void)
     bql_lock();
     main_loop_init();
     drive_setup();
-    if (!machine_init(&machine, &err)) {
-        fail_setup("machine", err);
+    if (!machine_init(&machine, errp)) {
+        bql_unlock();
+        return false;
     }
     if (!migration_init(&err)) {
         fail_setup("migration", err);
@@ -64,5 +64,15 @@ void fuzz_machine_init(void)
     }
     block_mig_set_progress_silent(true);
     bql_unlock();
+    return true;
+}
+
+void fuzz_machine_init(const char *accel)
+{
+    Error *err = NULL;
+
+    if (!fuzz_machine_try_init(accel, &err)) {
+        fail_setup("machine", err);
+    }
 }
 

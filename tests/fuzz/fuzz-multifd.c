@@ -23,7 +23,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    fuzz_machine_init();
+    fuzz_machine_init("soft");
     return 0;
 }
 

@@ -14,7 +14,7 @@ FUZZ_VM_OBJS := $(call fuzz-objs,$(MIGVM_OBJS)) $(BUILD)/fuzz/tests/fuzz/fuzz-ma
 
 # The whole incoming stream into a -M pc machine with the soft accelerator.
 FUZZ_TARGETS += $(BUILD)/fuzz/fuzz-incoming
-$(BUILD)/fuzz/fuzz-incoming: $(FUZZ_VM_OBJS)
+$(BUILD)/fuzz/fuzz-incoming: $(FUZZ_VM_OBJS) $(BUILD)/fuzz/tests/fuzz/fuzz-load.o
 .PHONY: fuzz-incoming
 fuzz-incoming: $(BUILD)/fuzz/fuzz-incoming
 
