@@ -9,6 +9,7 @@ $(BUILD)/fuzz/block/%.o: CFLAGS_ALL += -Isystem
 $(BUILD)/fuzz/qapi/%.o: CFLAGS_ALL += -Iqapi
 $(BUILD)/fuzz/crypto/%.o $(BUILD)/fuzz/migration/tls.o: CFLAGS_ALL += $(GNUTLS_CFLAGS)
 $(BUILD)/fuzz/tests/fuzz/%.o: CFLAGS_ALL += -Imigration -Isystem -Imonitor -Ihw
+$(BUILD)/fuzz/tests/fuzz/fuzz-kvm-%.o: CFLAGS_ALL += -Iaccel-kvm
 
 FUZZ_VM_OBJS := $(call fuzz-objs,$(MIGVM_OBJS)) $(BUILD)/fuzz/tests/fuzz/fuzz-machine.o
 
@@ -17,6 +18,17 @@ FUZZ_TARGETS += $(BUILD)/fuzz/fuzz-incoming
 $(BUILD)/fuzz/fuzz-incoming: $(FUZZ_VM_OBJS) $(BUILD)/fuzz/tests/fuzz/fuzz-load.o
 .PHONY: fuzz-incoming
 fuzz-incoming: $(BUILD)/fuzz/fuzz-incoming
+
+# The same into a -M pc machine with the KVM accelerator. Every ioctl(2) and
+# open(2) of its objects goes through fuzz-kvm-ioctl.c (once the machine is
+# built, no KVM ioctl of a load reaches the kernel) and fuzz-kvm-standin.c
+# (FUZZ_KVM_STANDIN=1: no /dev/kvm needed).
+FUZZ_TARGETS += $(BUILD)/fuzz/fuzz-incoming-kvm
+$(BUILD)/fuzz/fuzz-incoming-kvm: $(FUZZ_VM_OBJS) $(BUILD)/fuzz/tests/fuzz/fuzz-load.o \
+    $(BUILD)/fuzz/tests/fuzz/fuzz-kvm-ioctl.o $(BUILD)/fuzz/tests/fuzz/fuzz-kvm-standin.o
+$(BUILD)/fuzz/fuzz-incoming-kvm: LDFLAGS_ALL += -Wl,--wrap=ioctl,--wrap=open
+.PHONY: fuzz-incoming-kvm
+fuzz-incoming-kvm: $(BUILD)/fuzz/fuzz-incoming-kvm
 
 # QMP input: the session, dispatcher and generated marshallers of the QMP unit
 # tests, with the same stand-ins for handlers outside monitor/.

@@ -8,13 +8,15 @@
 # exist. New inputs go to a scratch directory, never into the committed
 # corpus; a crashing input is kept as $BUILD/fuzz/artifacts/NAME-crash-*.
 # FUZZ_SMOKE_SECONDS (default 60) is the total time, shared equally.
+# A target that cannot run on this host (fuzz-incoming-kvm without /dev/kvm)
+# prints "NAME: SKIP: REASON" and exits with status 69: counted as skipped.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 total=${FUZZ_SMOKE_SECONDS:-60}
 n=$#
 [ "$n" -gt 0 ] || { echo "usage: $0 FUZZ_BINARY..." >&2; exit 2; }
 each=$(( (total + n - 1) / n ))
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 
@@ -38,7 +40,11 @@ for bin in "$@"; do
     line=$(grep -E '^#[0-9]+[[:space:]]+(DONE|pulse|NEW|REDUCE|INITED)' "$log" | tail -n1)
     cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$line")
     corp=$(sed -nE 's/.* corp: ([0-9]+)\/.*/\1/p' <<<"$line")
-    if [ "$rc" -eq 0 ]; then
+    skip=$(sed -nE "s/^$name: SKIP: //p" "$log" | head -n1)
+    if [ "$rc" -eq 69 ] && [ -n "$skip" ]; then
+        skipped=$((skipped + 1))
+        echo "SKIP: $name: $skip"
+    elif [ "$rc" -eq 0 ]; then
         passed=$((passed + 1))
         echo "ok - $name: ${runs:-?} runs in ${each}s, ${cov:-?} edges, corpus ${corp:-?}"
     else
@@ -47,5 +53,5 @@ for bin in "$@"; do
         grep -vE '^#[0-9]+[[:space:]]' "$log" | tail -n 60 | sed 's/^/    /'
     fi
 done
-echo "fuzz-smoke: $passed passed, $failed failed"
+echo "fuzz-smoke: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
