@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """Make the stream seeds of tests/fuzz/corpus/ from real migrations.
 
-    tests/fuzz/make-corpus.py [BUILD] [--text]    (BUILD: build, holding migvm)
+    tests/fuzz/make-corpus.py [BUILD] [--text | --kvm]    (BUILD: build, holding migvm)
 
 --text makes only the QMP, HMP and return-path seeds and dictionaries (the
-stream seeds differ from run to run: the guest's pages do).
+stream seeds differ from run to run: the guest's pages do); --kvm only
+fuzz-incoming-kvm's.
 
 Saves streams with `migrate file:` from migvm (-M pc -accel soft -m 8M with
 a 2 MiB virtio drive, as fuzz-incoming builds its machine: plain, with
@@ -14,6 +15,12 @@ seeds (streamcut.py): the whole stream with RAM and block data thinned out,
 and one seed per section. QEMU's seeds also come with the machine type
 rewritten to "pc", so its sections reach the loaders. Files are named by
 content, so running it again adds only what changed.
+
+fuzz-incoming-kvm's seeds come from migvm -M pc -accel kvm -m 8M running the
+boot-sector guest from the same 2 MiB virtio drive, cut the same way. Where
+/dev/kvm is not usable they are the -accel soft stream with "soft-cpu"
+replaced by the KVM sections written as accel-kvm/ lays them out
+(kvmsections.py), and the script says so.
 """
 import hashlib
 import os
@@ -28,6 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "functional"))
 sys.path.insert(0, HERE)
 import json  # noqa: E402
+import kvmsections  # noqa: E402
 import migvm  # noqa: E402
 import qapi_names  # noqa: E402
 import streamcut  # noqa: E402
@@ -56,13 +64,13 @@ def wait_migration(q, timeout=60):
         raise RuntimeError("migration did not complete: %r" % st)
 
 
-def migvm_streams(tmp):
+def migvm_streams(tmp, kinds=(("plain", False, False), ("blk", True, False), ("bitmap", True, True))):
     img = os.path.join(tmp, "disk.img")
     with open(img, "wb") as f:
         f.truncate(2 << 20)
         f.write(b"migvm fuzz seed disk\n" * 200)
     out = []
-    for name, blk, bitmap in (("plain", False, False), ("blk", True, False), ("bitmap", True, True)):
+    for name, blk, bitmap in kinds:
         vm = migvm.VM(["-M", "pc", "-accel", "soft", "-m", "8M",
                        "-drive", "file=%s,if=virtio,format=raw" % img])
         vm.launch()
@@ -112,15 +120,15 @@ SHARED_SECTIONS = {b"ram", b"timer", b"globalstate", b"block", b"dirty-bitmap"}
 AS_PC_RAM = {"ram_keep": {b"pc.ram"}, "ram_rename": {b"ram": b"pc.ram"}}
 
 
-def incoming_seeds(tag, path, machine=None, only=None, ram=None):
+def incoming_seeds(tag, path, machine=None, only=None, ram=None, target="fuzz-incoming"):
     ram = ram or {}
     data = open(path, "rb").read()
     s = streamcut.Stream(data)
     head = s.header(machine)
     eof = bytes([streamcut.TYPE_EOF])
-    save("fuzz-incoming", head + s.commands() + eof, tag + "-head")
+    save(target, head + s.commands() + eof, tag + "-head")
     whole = head + b"".join(it if kind == "cmd" else streamcut.slim_chunk(it, **ram) for kind, it in s.items)
-    save("fuzz-incoming", whole + eof + (s.vmdesc if len(s.vmdesc) < 16384 else b""), tag + "-whole")
+    save(target, whole + eof + (s.vmdesc if len(s.vmdesc) < 16384 else b""), tag + "-whole")
     by_sid = {}
     for ch in s.chunks():
         by_sid.setdefault(ch.sid, []).append(ch)
@@ -128,8 +136,69 @@ def incoming_seeds(tag, path, machine=None, only=None, ram=None):
         if only is not None and chunks[0].idstr not in only:
             continue
         body = b"".join(streamcut.slim_chunk(ch, pages=1, zeros=16, **ram) for ch in chunks)
-        save("fuzz-incoming", head + s.commands() + body + eof,
+        save(target, head + s.commands() + body + eof,
              "%s-%s" % (tag, chunks[0].idstr.decode(errors="replace")))
+
+
+def migvm_kvm_stream(tmp):
+    """migvm -accel kvm running the boot-sector guest from the fuzz machine's
+    2 MiB virtio drive, saved after a second; None without a usable KVM."""
+    why = migvm.kvm_usable()
+    guest = os.path.join(os.environ["BUILD"], "guest", "boot-sector.img")
+    if why or not os.path.isfile(guest):
+        print("make-corpus: no KVM guest here (%s): fuzz-incoming-kvm's KVM sections are written by "
+              "kvmsections.py" % (why or guest + " not built"))
+        return None
+    img = os.path.join(tmp, "kvm-disk.img")
+    with open(img, "wb") as f:
+        f.write(open(guest, "rb").read())
+        f.truncate(2 << 20)
+    vm = migvm.VM(["-M", "pc", "-accel", "kvm", "-m", "8M", "-drive", "file=%s,if=virtio,format=raw" % img])
+    vm.launch()
+    q = vm.qmp()
+    time.sleep(1)
+    path = os.path.join(tmp, "migvm-kvm.mig")
+    q.cmd_ok("migrate", {"uri": "file:" + path})
+    wait_migration(q)
+    vm.kill()
+    return path
+
+
+def kvm_written_stream(tmp, soft_path):
+    """The -accel soft stream with "soft-cpu" replaced by kvmsections.py's
+    sections (the CPU model among the early sections, before RAM)."""
+    s = streamcut.Stream(open(soft_path, "rb").read())
+    early, rest = kvmsections.chunks(max(ch.sid for ch in s.chunks()) + 1)
+    out = s.header()
+    for kind, it in s.items:
+        if kind == "chunk" and it.idstr == b"ram" and it.typ == streamcut.TYPE_START:
+            out += b"".join(ch.encode() for ch in early)
+            early = []
+        if kind == "chunk" and it.idstr == b"soft-cpu":
+            out += b"".join(ch.encode() for ch in rest)
+            continue
+        out += it if kind == "cmd" else it.encode()
+    path = os.path.join(tmp, "migvm-kvm-written.mig")
+    with open(path, "wb") as f:
+        f.write(out + bytes([streamcut.TYPE_EOF]))
+    return path
+
+
+def kvm_seeds(tmp):
+    path = migvm_kvm_stream(tmp)
+    tag = "migvm-kvm"
+    if path is None:
+        path, tag = kvm_written_stream(tmp, migvm_streams(tmp, (("plain", False, False),))[0][1]), "written-kvm"
+    incoming_seeds(tag, path, target="fuzz-incoming-kvm")
+    # The vCPU's section alone, with the last byte asking the boundary to
+    # fail one KVM answer (fuzz-kvm-ioctl.c): its first and its sixth.
+    s = streamcut.Stream(open(path, "rb").read())
+    cpu = b"".join(ch.encode() for ch in s.chunks() if ch.idstr == b"cpu")
+    for last in (0xe0, 0xf5):
+        save("fuzz-incoming-kvm", s.header() + s.commands() + cpu + bytes([streamcut.TYPE_EOF, last]),
+             "%s-cpu-fail-%02x" % (tag, last))
+    legacy = streamcut.Chunk(streamcut.TYPE_FULL, 99, b"cpu", 0, 2, kvmsections.cpu(legacy_fpu=True))
+    save("fuzz-incoming-kvm", s.header() + legacy.encode() + bytes([streamcut.TYPE_EOF]), "written-kvm-cpu-fpu")
 
 
 # Arguments a QMP client would send (commands not listed get none).
@@ -317,9 +386,17 @@ def loadvm_seeds():
 
 
 def main():
-    args = [a for a in sys.argv[1:] if a != "--text"]
+    args = [a for a in sys.argv[1:] if a not in ("--text", "--kvm")]
     build = args[0] if args else "build"
     os.environ.setdefault("BUILD", build)
+    if "--kvm" in sys.argv:
+        tmp = tempfile.mkdtemp(prefix="migvm-corpus-")
+        try:
+            kvm_seeds(tmp)
+        finally:
+            migvm.kill_all()
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
     qmp_seeds()
     hmp_seeds()
     return_path_seeds()
@@ -331,6 +408,7 @@ def main():
     try:
         for tag, path in migvm_streams(tmp):
             incoming_seeds(tag, path)
+        kvm_seeds(tmp)
         for tag, path in qemu_streams(tmp):
             incoming_seeds(tag, path, only=set())
             incoming_seeds(tag + "-as-pc", path, machine=b"pc", only=SHARED_SECTIONS, ram=AS_PC_RAM)
