@@ -100,7 +100,7 @@ int __wrap_open(const char *path, int flags, ...)
     va_list ap;
     int mode = 0;
 
-    if (flags & (O_CREAT | O_TMPFILE)) {
+    if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {     /* as glibc's open */
         va_start(ap, flags);
         mode = va_arg(ap, int);
         va_end(ap);
