@@ -9,16 +9,18 @@
  * (accel-kvm/kvm-cpu-state.c). Each input is loaded as fuzz-incoming loads
  * it (fuzz-load.c).
  *
- * The boundary: the machine is built on the real /dev/kvm, then every KVM
- * ioctl a load issues (KVM_SET_REGS/SREGS/MSRS/XSAVE/LAPIC/..., PIT2,
+ * The machine is built on an in-process stand-in for /dev/kvm
+ * (fuzz-kvm-standin.c), so every host, CI's fuzz-smoke included, fuzzes the
+ * same machine whether it has KVM or not; FUZZ_KVM_REAL=1 builds it on the
+ * real /dev/kvm instead. Either way every KVM ioctl a load issues (KVM_SET_REGS/SREGS/MSRS/XSAVE/LAPIC/..., PIT2,
  * IRQCHIP, CLOCK, TSC_KHZ) is answered by fuzz-kvm-ioctl.c, which checks
  * its argument's size and shape as KVM would and never passes it on. The
  * loader is fuzzed; the kernel's own checks of the values are not. The
  * input's last byte may make one of those answers a failure.
  *
- * Without a usable /dev/kvm the target prints "fuzz-incoming-kvm: SKIP:
- * REASON" and exits with status 69 (smoke.sh counts it as skipped), unless
- * FUZZ_KVM_STANDIN=1 builds the machine on fuzz-kvm-standin.c instead.
+ * With FUZZ_KVM_REAL=1 and no usable /dev/kvm the target prints
+ * "fuzz-incoming-kvm: SKIP: REASON" and exits with status 69 (smoke.sh
+ * counts it as skipped).
  *
  * FUZZ_VERBOSE=1 prints each input's outcome and the ioctls it issued.
  *   make fuzz-incoming-kvm && build/fuzz/fuzz-incoming-kvm -dict=tests/fuzz/fuzz-incoming-kvm.dict \
@@ -48,12 +50,13 @@ static bool verbose(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    const char *standin = getenv("FUZZ_KVM_STANDIN");
+    const char *real = getenv("FUZZ_KVM_REAL");
+    bool standin = !(real && *real && *real != '0');
     Error *err = NULL;
 
     (void)argc;
     (void)argv;
-    if (standin && *standin && *standin != '0') {
+    if (standin) {
         fuzz_kvm_standin_enable();
     }
     if (!fuzz_machine_try_init("kvm", &err)) {
@@ -66,7 +69,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fuzz_kvm_boundary_arm();
     if (verbose()) {
         fprintf(stderr, "fuzz-incoming-kvm: machine built on %s\n",
-                standin && *standin && *standin != '0' ? "the /dev/kvm stand-in" : "/dev/kvm");
+                standin ? "the /dev/kvm stand-in" : "/dev/kvm");
     }
     return 0;
 }

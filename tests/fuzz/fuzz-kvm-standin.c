@@ -1,6 +1,6 @@
 /*
- * A stand-in for /dev/kvm, for fuzz-incoming-kvm on hosts without KVM
- * (FUZZ_KVM_STANDIN=1). With it, open("/dev/kvm") and the fds KVM would
+ * A stand-in for /dev/kvm, for fuzz-incoming-kvm (its default; FUZZ_KVM_REAL=1
+ * builds on the real one). With it, open("/dev/kvm") and the fds KVM would
  * hand out (system, VM, vCPU) are memfds, and their ioctls are answered
  * here with the values docs/kvm-on-this-machine.md measured on the PVM
  * host: its capabilities, its 40 MSRs, its TSC rate; the supported CPUID

@@ -22,7 +22,7 @@ fuzz-incoming: $(BUILD)/fuzz/fuzz-incoming
 # The same into a -M pc machine with the KVM accelerator. Every ioctl(2) and
 # open(2) of its objects goes through fuzz-kvm-ioctl.c (once the machine is
 # built, no KVM ioctl of a load reaches the kernel) and fuzz-kvm-standin.c
-# (FUZZ_KVM_STANDIN=1: no /dev/kvm needed).
+# (the default: no /dev/kvm needed; FUZZ_KVM_REAL=1 uses /dev/kvm).
 FUZZ_TARGETS += $(BUILD)/fuzz/fuzz-incoming-kvm
 $(BUILD)/fuzz/fuzz-incoming-kvm: $(FUZZ_VM_OBJS) $(BUILD)/fuzz/tests/fuzz/fuzz-load.o \
     $(BUILD)/fuzz/tests/fuzz/fuzz-kvm-ioctl.o $(BUILD)/fuzz/tests/fuzz/fuzz-kvm-standin.o
