@@ -44,7 +44,10 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) $(SAN_FLAGS) -MMD -MP \
               -Iinclude -I$(BUILD)/qapi $(DEP_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL = $(SAN_FLAGS) $(LDFLAGS)
 FUZZ_CC ?= clang
+# The fuzzers' sanitizers, compile and link; a campaign may build without ASan
+# in a BUILD of its own (tests/fuzz/README.md says when and how).
 FUZZ_SAN := -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_LINK_SAN := -fsanitize=fuzzer,address,undefined
 fuzz-objs = $(patsubst $(BUILD)/%,$(BUILD)/fuzz/%,$(1))
 
 # Filled by the module.mk files.
@@ -119,7 +122,7 @@ $(BUILD)/fuzz/%.o: $(BUILD)/%.c | $(GENERATED_HEADERS)
 
 $(FUZZ_TARGETS): $(BUILD)/fuzz/%: $(BUILD)/fuzz/tests/fuzz/%.o
 	$(call say,FUZZ,$@)
-	$(Q)$(FUZZ_CC) $(LDFLAGS_ALL) -fsanitize=fuzzer,address,undefined -o $@ $^ $(DEP_LIBS) $(GNUTLS_LIBS) -lm
+	$(Q)$(FUZZ_CC) $(LDFLAGS_ALL) $(FUZZ_LINK_SAN) -o $@ $^ $(DEP_LIBS) $(GNUTLS_LIBS) -lm
 
 check: all $(UNIT_TESTS)
 	$(Q)BUILD=$(BUILD) scripts/run-tests.sh $(UNIT_TESTS) -- $(FUNC_TESTS)
