@@ -148,7 +148,10 @@ BAD_DRIVES = [
 
 
 def refused(binary, args, cwd):
-    p = subprocess.run([binary, "-M", "none", "-nodefaults", "-display", "none", "-S"] + args, cwd=cwd,
+    # -accel tcg (migvm's soft accelerator; QEMU's default): the same on every
+    # host, where migvm's default would warn first on one without /dev/kvm.
+    p = subprocess.run([binary, "-M", "none", "-accel", "tcg", "-nodefaults", "-display", "none", "-S"] + args,
+                       cwd=cwd,
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=20)
     err = p.stderr.decode("utf-8", "replace")
     prefix = os.path.basename(binary) + ": "
