@@ -197,8 +197,9 @@ def test_migrations():
         print("# source: %r\n# destination: %s" % (mig_info(qs), dst.stderr_text()[-400:]))
         return
     wait_until(lambda: mig_info(qd).get("status") == "completed", 10)
-    check_eq("destination completed, paused (-S)", (mig_info(qd).get("status"), query_status(qd)),
-             ("completed", "paused"))
+    if not check_eq("destination completed, paused (-S)", (mig_info(qd).get("status"), query_status(qd)),
+                    ("completed", "paused")):
+        print("# destination: %r\n# its stderr: %s" % (mig_info(qd), dst.stderr_text()[-800:]))
     sdump = pmemsave(qs, os.path.join(src.dir, "src.mem"), 0, MEM_MB * MiB)
     ddump = pmemsave(qd, os.path.join(dst.dir, "dst.mem"), 0, MEM_MB * MiB)
     check("source and destination RAM byte-identical", sdump == ddump and len(sdump) == MEM_MB * MiB)
