@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <linux/kvm.h>
 #include <glib.h>
+#include "accel.h"
 #include "cpus.h"
 #include "error.h"
 #include "memory.h"
