@@ -64,11 +64,9 @@ Throughput rows (--scenarios throughput): bench/throughput.py.
 """
 
 import argparse
-import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -131,7 +129,10 @@ def count_other_vmms():
 
 
 def sockbw(kind, mib, repeat):
-    """Median of `repeat` runs of sockbw, and the samples (MB/s)."""
+    """The best of `repeat` runs of sockbw, and the samples (MB/s). Anything
+    else running can only slow a sample down (one run here gave 8400, 2267
+    and 4236 MB/s, whose median made a migration look 1.7x faster than the
+    socket): the best sample is what this machine's socket can do."""
     tool = os.path.join(BUILD, "bench", "sockbw")
     samples = []
     for _ in range(repeat):
@@ -139,7 +140,7 @@ def sockbw(kind, mib, repeat):
         if out.returncode != 0:
             raise RuntimeError("sockbw %s failed: %s" % (kind, out.stderr.strip()))
         samples.append(float(out.stdout.split(":")[1].split()[0]))
-    return statistics.median(samples), samples
+    return max(samples), samples
 
 
 # --------------------------------------------------------------------------
@@ -677,7 +678,7 @@ def main():
     ap.add_argument("--unthrottled-sizes", default="1G", help="sizes that get the unthrottled try ('' = none)")
     ap.add_argument("--deadline", type=float, default=120.0, help="seconds per migration before giving up")
     ap.add_argument("--sockbw-mib", type=int, default=2048)
-    ap.add_argument("--sockbw-repeat", type=int, default=3)
+    ap.add_argument("--sockbw-repeat", type=int, default=5)
     ap.add_argument("--no-qemu", action="store_true")
     ap.add_argument("--scenarios", default="idle,chain,kvm,qemu,tls,stopped,throughput,block")
     ap.add_argument("--stopped-size", default="4G", help="guest size of the stopped rows")
@@ -702,7 +703,7 @@ def main():
     sock = {}
     for tr in opts.transports:
         sock[tr], samples = sockbw(tr, opts.sockbw_mib, opts.sockbw_repeat)
-        print("%s socket bandwidth: median %.0f MB/s (samples %s; %d MiB each)"
+        print("%s socket bandwidth: best %.0f MB/s (samples %s; %d MiB each)"
               % (tr, sock[tr], ", ".join("%.0f" % s for s in samples), opts.sockbw_mib))
     print("migvm: %s   max-bandwidth 0 (unlimited), downtime-limit 300 ms (default), live dirty rate %d MiB/s "
           "(soft rows; the KVM guest re-dirties all of its RAM)" % (migvm.binary(), opts.rate))
