@@ -58,9 +58,11 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 #include <glib.h>
 #include <glib-unix.h>
@@ -227,18 +229,60 @@ static json_object *describe(Error **errp)
     return d;
 }
 
-/* Connect, send the description, read the verdict. Without the BQL. */
+/* The check's one deadline passed while `stage`: say so rather than what
+ * the interrupted step would have said. True if it did. */
+static bool check_timed_out(int timer, const char *stage, Error **errp)
+{
+    struct pollfd pfd = { .fd = timer, .events = POLLIN };
+    if (poll(&pfd, 1, 0) != 1) {
+        return false;
+    }
+    error_free(*errp);
+    *errp = NULL;
+    error_setg(errp, "the destination did not answer the pre-flight check within %d s (%s)",
+               PREFLIGHT_TIMEOUT_S, stage);
+    return true;
+}
+
+/* Connect, send the description, read the verdict, all within
+ * PREFLIGHT_TIMEOUT_S: the monitor waits for it (a timerfd cancels the
+ * connect and the handshake, socket timeouts bound the rest). Without the BQL. */
 static json_object *ask(MigAddress *addr, const char *request, Error **errp)
 {
     MigChannel ch = { .fd = -1 };
-    if (!mig_channel_connect(addr, -1, -1, &ch, errp)) {
+    Error *err = NULL;
+    int timer = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+    struct itimerspec its = { .it_value = { .tv_sec = PREFLIGHT_TIMEOUT_S } };
+    if (timer < 0 || timerfd_settime(timer, 0, &its, NULL) < 0) {
+        error_setg_errno(errp, errno, "x-migrate-check: cannot create its timer");
+        if (timer >= 0) {
+            close(timer);
+        }
         return NULL;
     }
-    if (!mig_tls_channel_client(&ch, addr, -1, errp)) {     /* with tls-creds, as a migration would */
+    if (!mig_channel_connect(addr, -1, timer, &ch, &err)) {
+        check_timed_out(timer, "connecting", &err);
+        error_propagate(errp, err);
+        close(timer);
+        return NULL;
+    }
+    /* with tls-creds, as a migration would */
+    if (!mig_tls_channel_client(&ch, addr, timer, &err)) {
+        check_timed_out(timer, "TLS handshake", &err);
+        error_propagate(errp, err);
         mig_channel_close(&ch, true, NULL);
+        close(timer);
         return NULL;
     }
-    set_timeouts(ch.fd);
+    struct itimerspec left;
+    timerfd_gettime(timer, &left);
+    close(timer);
+    struct timeval tv = { .tv_sec = left.it_value.tv_sec, .tv_usec = left.it_value.tv_nsec / 1000 };
+    if (tv.tv_sec < 1) {
+        tv = (struct timeval) { .tv_sec = 1 };      /* a little time for the verdict, whatever is left */
+    }
+    setsockopt(ch.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(ch.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     json_object *answer = NULL;
     uint32_t words[2] = { PREFLIGHT_MAGIC, PREFLIGHT_VERSION };
     uint8_t magic[4];
@@ -246,9 +290,16 @@ static json_object *ask(MigAddress *addr, const char *request, Error **errp)
      * send (EPIPE) or before it answers. */
     bool sent = send_message(ch.fd, words, 2, request);
     int send_errno = errno;
-    if ((!sent && send_errno != EPIPE && send_errno != ECONNRESET)) {
+    ssize_t got = 0;
+    if (!sent && (send_errno == EAGAIN || send_errno == EWOULDBLOCK)) {
+        error_setg(errp, "the destination did not answer the pre-flight check within %d s (sending)",
+                   PREFLIGHT_TIMEOUT_S);
+    } else if ((!sent && send_errno != EPIPE && send_errno != ECONNRESET)) {
         error_setg(errp, "could not send the pre-flight check: %s", g_strerror(send_errno));
-    } else if (!sent || fd_read_full(ch.fd, magic, 4) != 4 || get_be32(magic) != PREFLIGHT_MAGIC) {
+    } else if (sent && (got = fd_read_full(ch.fd, magic, 4)) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        error_setg(errp, "the destination did not answer the pre-flight check within %d s (waiting for its "
+                   "verdict)", PREFLIGHT_TIMEOUT_S);
+    } else if (!sent || got != 4 || get_be32(magic) != PREFLIGHT_MAGIC) {
         error_setg(errp, "the destination does not speak the pre-flight check (not a migvm destination; "
                    "a QEMU 7.2 destination ends its incoming migration on it)");
     } else {

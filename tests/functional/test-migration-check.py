@@ -18,7 +18,9 @@ listening destination, no guest data, the source never paused.
 * block migration: a disk of another size is named with both sizes;
 * a QEMU 7.2 destination does not speak it: the error says so;
 * what the source sends: the MVCP header and a JSON description
-  (a fake destination reads it).
+  (a fake destination reads it);
+* a destination that takes the connection and never answers: the check
+  fails within its 10 s, saying so, and the monitor and guest carry on.
 """
 
 import json
@@ -222,6 +224,27 @@ def test_request_format():
              {"compatible": False, "problems": [{"item": "x", "source": "a", "destination": "b"}]})
 
 
+def test_silent_destination():
+    sock = os.path.join(new_tmpdir(), "silent.sock")
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(sock)
+    srv.listen(1)           # the kernel completes the connection; nobody reads or answers
+    try:
+        src = start_vm("64M")
+        qs = src.qmp()
+        t0 = time.monotonic()
+        r = qs.cmd("x-migrate-check", uri="unix:" + sock, timeout=40)
+        took = time.monotonic() - t0
+        check_eq("silent destination: the error says it did not answer in time",
+                 r.get("error", {}).get("desc"),
+                 "the destination did not answer the pre-flight check within 10 s (waiting for its verdict)")
+        check("silent destination: within the check's 10 s (not the 30 s dead-link timeout)", 8 <= took < 15,
+              "%.1f s" % took)
+        check_eq("silent destination: the source guest still running", query_status(qs), "running")
+    finally:
+        srv.close()
+
+
 def timed(name, fn):
     t0 = time.monotonic()
     run(name, fn)
@@ -238,4 +261,5 @@ if __name__ == "__main__":
     timed("disk size with block migration", test_disk_size)
     timed("QEMU destination", test_qemu_destination)
     timed("request format", test_request_format)
+    timed("silent destination", test_silent_destination)
     finish()
