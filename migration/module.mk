@@ -120,6 +120,12 @@ $(BUILD)/tests/unit/test-multifd.o: CFLAGS_ALL += -Imigration
 $(BUILD)/tests/unit/test-multifd: $(MULTIFD_OBJS) $(MIGRATION_CORE_OBJS) $(BUILD)/system/memory.o \
                                   $(BUILD)/system/ram-prefault.o $(BUILD)/system/ram-prealloc.o $(BUILD)/system/ram-untouched.o $(BUILD)/system/accel.o $(UTIL_OBJS)
 
+# The TLS relay on a real GnuTLS session (anonymous credentials; tls.c stubbed in the test).
+UNIT_TESTS += $(BUILD)/tests/unit/test-tls-relay
+$(BUILD)/tests/unit/test-tls-relay.o: CFLAGS_ALL += -Imigration
+$(BUILD)/tests/unit/test-tls-relay: DEP_LIBS += $(GNUTLS_LIBS)
+$(BUILD)/tests/unit/test-tls-relay: $(BUILD)/migration/tls-relay.o $(UTIL_OBJS)
+
 # The recovery handshake (recovery.c) and the received / sent maps
 # (recv-bitmap.c) on memory streams and real RAM blocks: QEMU 7.2's bytes.
 UNIT_TESTS += $(BUILD)/tests/unit/test-recovery

@@ -13,7 +13,7 @@
 
 #define HANDSHAKE_TIMEOUT_MS (60 * 1000)
 #define LINGER_MS 2000          /* after our close_notify or a refusal: wait for the peer's close */
-#define FLUSH_MS 5000           /* after the caller closed: at most this long to deliver what it wrote */
+#define FLUSH_MS 5000           /* after the caller closed: at most this long without progress to deliver what it wrote */
 #define ABORT_MS 100            /* after an abort: what is already written may still go out this long */
 #define RELAY_BUF (64 * 1024)
 

@@ -8,8 +8,9 @@
  *
  * The owner shutting its writing side makes us send close_notify; the owner
  * closing every dup of its fd ends the relay once what it wrote went out
- * (bounded, FLUSH_MS), an abort within ABORT_MS. A fatal error from GnuTLS
- * (an alert from the peer) is kept for mig_tls_channel_error and ends it.
+ * (bounded: FLUSH_MS without progress), an abort within ABORT_MS. A fatal
+ * error from GnuTLS (an alert from the peer) is kept for
+ * mig_tls_channel_error and ends it.
  */
 #include "tls-int.h"
 
@@ -17,6 +18,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <glib.h>
@@ -40,6 +42,7 @@ typedef struct Relay {
     uint8_t in[RELAY_BUF];      /* plain bytes from the session, for inner */
     size_t in_off, in_len;
     bool inner_eof;             /* the caller shut its writing side */
+    bool inner_hup;             /* the caller closed, with bytes still to carry out */
     bool inner_gone;            /* nobody reads inner any more */
     bool net_eof;               /* the peer ended the session */
     bool send_blocked;          /* record_send said AGAIN: call again with the same data */
@@ -71,6 +74,9 @@ static bool relay_out(MigTls *t, Relay *r)
         if (n < 0) {
             relay_fail(t, n, "Cannot write to TLS channel");
             return false;
+        }
+        if (r->flush_until && !r->abort_until) {
+            r->flush_until = mig_tls_now_ms() + FLUSH_MS;     /* a slow peer that still reads is not a stopped one */
         }
         memmove(r->out, r->out + n, r->out_len - n);
         r->out_len -= n;
@@ -135,7 +141,7 @@ static gpointer relay_thread(gpointer opaque)
         if (r->abort_until && mig_tls_now_ms() >= r->abort_until) {
             break;
         }
-        if (r->inner_gone && !r->flush_until) {
+        if ((r->inner_gone || r->inner_hup) && !r->flush_until) {
             r->flush_until = mig_tls_now_ms() + FLUSH_MS;     /* a peer that stopped reading cannot hold us */
         }
         if (r->flush_until && mig_tls_now_ms() >= r->flush_until) {
@@ -151,6 +157,9 @@ static gpointer relay_thread(gpointer opaque)
         }
         if (r->in_off < r->in_len && !r->inner_gone) {
             pfd[0].events |= POLLOUT;
+        }
+        if (r->inner_hup && pfd[0].events == 0) {
+            pfd[0].fd = -1;     /* it would report the hang-up at once, every time */
         }
         if (r->in_off == r->in_len && !r->net_eof) {
             pfd[1].events |= POLLIN;
@@ -181,10 +190,21 @@ static gpointer relay_thread(gpointer opaque)
             r->abort_until = mig_tls_now_ms() + ABORT_MS;
             r->flush_until = r->flush_until ? MIN(r->flush_until, r->abort_until) : r->abort_until;
         }
-        /* Both directions of the caller's end closed: nothing more to carry in. */
+        /* Both directions of the caller's end closed: nothing more to carry
+         * in. POLLIN is only reported when asked for, which it is not while a
+         * send waits for room: bytes the caller wrote before closing may still
+         * be queued, and they go out first (relay_out reads on until EOF). */
         if ((pfd[0].revents & POLLHUP) && !(pfd[0].revents & POLLIN)) {
-            r->inner_gone = true;
-            r->inner_eof = true;
+            int queued = 0;
+            if (!r->inner_eof && ioctl(t->inner, FIONREAD, &queued) == 0 && queued > 0) {
+                r->inner_hup = true;
+            } else {
+                r->inner_gone = true;
+                r->inner_eof = true;
+            }
+        }
+        if (r->inner_hup && r->inner_eof) {
+            r->inner_gone = true;       /* what it wrote is read: as above */
         }
     }
     g_free(r);
