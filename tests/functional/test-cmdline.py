@@ -395,6 +395,8 @@ def test_query_chardev():
     # QEMU 7.2 keeps showing it, and so does migvm.)
     for sock in (s1_client, c1_conn):
         sock.close()
+    # Each hang-up is its own main-loop event: wait for both, in either order.
+    wait_chardevs(q, "s1", "disconnected:unix:%s,server=on" % s1)
     got = wait_chardevs(q, "c1", "disconnected:unix:%s" % peer_path)
     for label, filename in (("s1", "disconnected:unix:%s,server=on" % s1),
                             ("c1", "disconnected:unix:%s" % peer_path)):
