@@ -10,9 +10,10 @@
  * the next JOB_PACKETS packet numbers. The channel thread tests each page
  * for zero, compresses the others (when on) and writes each packet's header
  * and pages with one vectored write straight from guest RAM. A job of
- * several packets is what keeps the hand-overs (a wake-up each way, dear on
- * this kind of host) from costing more than the copies they start. Zero pages travel on the main channel as ZERO records
- * (QEMU 7.2's format has no zero pages in packets): the channel lists them,
+ * several packets keeps the hand-overs (a wake-up each way, dear on this
+ * kind of host) from costing more than the copies they start. Zero pages
+ * travel on the main channel as ZERO records (QEMU 7.2's format has no zero
+ * pages in packets): the channel lists them,
  * and the migration thread writes their records when it next hands that
  * channel a job or syncs, always before the EOS that closes the round. A
  * batch of only zero pages sends no packet.

@@ -88,9 +88,8 @@ static uint32_t get_be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static void set_timeouts(int fd)
+static void set_timeouts(int fd, struct timeval tv)
 {
-    struct timeval tv = { .tv_sec = PREFLIGHT_TIMEOUT_S };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
@@ -229,19 +228,22 @@ static json_object *describe(Error **errp)
     return d;
 }
 
-/* The check's one deadline passed while `stage`: say so rather than what
- * the interrupted step would have said. True if it did. */
-static bool check_timed_out(int timer, const char *stage, Error **errp)
+static void timed_out(const char *stage, Error **errp)
 {
-    struct pollfd pfd = { .fd = timer, .events = POLLIN };
-    if (poll(&pfd, 1, 0) != 1) {
-        return false;
-    }
-    error_free(*errp);
-    *errp = NULL;
     error_setg(errp, "the destination did not answer the pre-flight check within %d s (%s)",
                PREFLIGHT_TIMEOUT_S, stage);
-    return true;
+}
+
+/* If the check's one deadline passed while `stage`, say so in *errp rather
+ * than what the interrupted step said. */
+static void check_timed_out(int timer, const char *stage, Error **errp)
+{
+    struct pollfd pfd = { .fd = timer, .events = POLLIN };
+    if (poll(&pfd, 1, 0) == 1) {
+        error_free(*errp);
+        *errp = NULL;
+        timed_out(stage, errp);
+    }
 }
 
 /* Connect, send the description, read the verdict, all within
@@ -281,8 +283,7 @@ static json_object *ask(MigAddress *addr, const char *request, Error **errp)
     if (tv.tv_sec < 1) {
         tv = (struct timeval) { .tv_sec = 1 };      /* a little time for the verdict, whatever is left */
     }
-    setsockopt(ch.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(ch.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    set_timeouts(ch.fd, tv);
     json_object *answer = NULL;
     uint32_t words[2] = { PREFLIGHT_MAGIC, PREFLIGHT_VERSION };
     uint8_t magic[4];
@@ -292,13 +293,11 @@ static json_object *ask(MigAddress *addr, const char *request, Error **errp)
     int send_errno = errno;
     ssize_t got = 0;
     if (!sent && (send_errno == EAGAIN || send_errno == EWOULDBLOCK)) {
-        error_setg(errp, "the destination did not answer the pre-flight check within %d s (sending)",
-                   PREFLIGHT_TIMEOUT_S);
+        timed_out("sending", errp);
     } else if ((!sent && send_errno != EPIPE && send_errno != ECONNRESET)) {
         error_setg(errp, "could not send the pre-flight check: %s", g_strerror(send_errno));
     } else if (sent && (got = fd_read_full(ch.fd, magic, 4)) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-        error_setg(errp, "the destination did not answer the pre-flight check within %d s (waiting for its "
-                   "verdict)", PREFLIGHT_TIMEOUT_S);
+        timed_out("waiting for its verdict", errp);
     } else if (!sent || got != 4 || get_be32(magic) != PREFLIGHT_MAGIC) {
         error_setg(errp, "the destination does not speak the pre-flight check (not a migvm destination; "
                    "a QEMU 7.2 destination ends its incoming migration on it)");
@@ -553,7 +552,7 @@ static gpointer check_thread(gpointer opaque)
     uint8_t head[8];
     Error *err = NULL;
     json_object *reply;
-    set_timeouts(fd);
+    set_timeouts(fd, (struct timeval) { .tv_sec = PREFLIGHT_TIMEOUT_S });
     json_object *d = NULL;
     if (fd_read_full(fd, head, 8) != 8 || get_be32(head + 4) != PREFLIGHT_VERSION) {
         reply = json_object_new_object();

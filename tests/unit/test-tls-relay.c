@@ -1,7 +1,8 @@
 /*
  * The TLS relay (migration/tls-relay.c) on a real GnuTLS session over a
- * socketpair, anonymous credentials (the certificates are tls.c's business,
- * stubbed here with the rest of tls.c): what the owner wrote before closing
+ * socketpair, with anonymous credentials: certificates are tls.c's, which
+ * this test does not link (the four functions of it the relay calls are
+ * defined below). What the owner wrote before closing
  * arrives whole, even when the relay was waiting for room on the network
  * at that moment, as a source's is when its migration completes while the
  * destination is slow.
@@ -22,7 +23,7 @@
 #include "tls-int.h"
 #include "channel.h"
 
-/* ---- stubs for tls.c ---- */
+/* ---- tls.c's functions that the relay calls ---- */
 
 static atomic_bool relay_freed;
 
