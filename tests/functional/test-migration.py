@@ -247,10 +247,11 @@ def migrate_case(kind, paused):
         check_eq("%s: destination running" % name, query_status(qd), "running")
     else:
         got = [n for n in dnames if n in ("MIGRATION:active", "RESUME", "MIGRATION:completed")]
-        # A command-line load usually runs before the client turns events on,
-        # but a slow start (loaded machine, sanitizers) lets it see "active" too.
+        # A command-line load can run before the client turns events on: it
+        # sees the end of the sequence only, from none of it (a quiet, fast
+        # machine) to all of it (a slow start: loaded machine, sanitizers).
         expected = ["MIGRATION:active", "MIGRATION:completed"]
-        if cmdline_load and got == ["MIGRATION:completed"]:
+        if cmdline_load and got in ([], expected[1:]):
             expected = got
         check_eq("%s: destination events (no RESUME with -S)" % name, got, expected)
         check_eq("%s: destination paused (-S)" % name, query_status(qd), "paused")
