@@ -479,9 +479,11 @@ bool qmp_migrate_recover(const q_obj_migrate_recover_arg *arg, Error **errp)
 
 bool migration_incoming_pause(void)
 {
-    if (incoming.status == MIGRATION_STATUS_POSTCOPY_ACTIVE && incoming.thread &&
-        incoming.channel.bidirectional && postcopy_incoming_state() == POSTCOPY_INCOMING_RUNNING) {
-        /* The listen thread sees the I/O error and pauses (incoming_channel_lost). */
+    int pc = postcopy_incoming_state();
+    if (incoming.status == MIGRATION_STATUS_POSTCOPY_ACTIVE && incoming.thread && incoming.channel.bidirectional &&
+        (pc == POSTCOPY_INCOMING_LISTENING || pc == POSTCOPY_INCOMING_RUNNING)) {
+        /* The listen thread sees the I/O error and pauses (incoming_channel_lost)
+         * once the guest started (loadvm.c's listen_resumable). */
         shutdown(incoming.channel.fd, SHUT_RDWR);
         return true;
     }

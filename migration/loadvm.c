@@ -15,6 +15,7 @@
 
 #include <assert.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <string.h>
 #include <glib.h>
 
@@ -43,6 +44,12 @@ typedef struct LoadState {
     GThread *listen_thread;             /* outer: reads on after LISTEN */
     bool listened;                      /* outer: the listen thread read the rest (set after its join) */
     Error *listen_err;                  /* outer: its outcome */
+    /* outer: the package's loader is done with it (RUN ran, or it failed),
+     * so the return path is the listen thread's alone. [package_lock;
+     * pthread, not GMutex: visible to ThreadSanitizer] */
+    bool package_done;
+    pthread_mutex_t package_lock;
+    pthread_cond_t package_cond;
 } LoadState;
 
 static bool load_sections(LoadState *s, Error **errp);
@@ -319,12 +326,39 @@ static bool load_postcopy_discard(LoadState *s, uint16_t len, Error **errp)
     return true;
 }
 
-/* Postcopy: the outer stream broke (an I/O error, not bad content) after
- * the guest started here: QEMU 7.2 pauses and waits for a new connection. */
+/* The connection broke (an I/O error, not bad content): on a read, or on a
+ * write to the return path. A source paused by migrate-pause may shut the
+ * socket while a PONG is written, and then the write fails first. */
+static bool channel_broke(LoadState *s)
+{
+    return mig_stream_has_error(s->f) || (s->rp && mig_stream_has_error(s->rp));
+}
+
+/* Postcopy: the connection broke after the guest started here: QEMU 7.2
+ * pauses and waits for a new connection. It may break between LISTEN and
+ * RUN (the destination says postcopy-active from LISTEN, so a source may be
+ * paused there): the listen thread first waits for the package's loader,
+ * which reads only the package, already here, and loads devices that touch
+ * no guest page; whether the guest started decides. */
 static bool listen_resumable(LoadState *s)
 {
-    return s->opts->channel_lost && s->rp_open && mig_stream_has_error(s->f) &&
-           s->opts->postcopy->state() == POSTCOPY_INCOMING_RUNNING;
+    if (!s->opts->channel_lost || !s->rp_open) {
+        return false;
+    }
+    pthread_mutex_lock(&s->package_lock);
+    while (!s->package_done) {
+        pthread_cond_wait(&s->package_cond, &s->package_lock);
+    }
+    pthread_mutex_unlock(&s->package_lock);
+    return channel_broke(s) && s->opts->postcopy->state() == POSTCOPY_INCOMING_RUNNING;
+}
+
+static void package_finished(LoadState *outer)
+{
+    pthread_mutex_lock(&outer->package_lock);
+    outer->package_done = true;
+    pthread_cond_broadcast(&outer->package_cond);
+    pthread_mutex_unlock(&outer->package_lock);
 }
 
 static gpointer listen_thread(gpointer opaque)
@@ -393,6 +427,7 @@ static bool load_packaged(LoadState *s, Error **errp)
     Error *local = NULL;
     bool ok = load_sections(&in, &local);
     if (s->listen_thread) {
+        package_finished(s);
         if (!ok) {
             mig_stream_shutdown(s->f);      /* the listen thread stops reading */
         }
@@ -457,7 +492,19 @@ static bool load_command(LoadState *s, Error **errp)
         if (v == MIG_PING_MIGVM && s->opts->peer_is_migvm) {
             *s->opts->peer_is_migvm = true;
         }
-        return mig_rp_send_pong(s->rp, v, errp);
+        if (!mig_rp_send_pong(s->rp, v, errp)) {
+            if (!s->nested || !s->outer->listen_thread) {
+                return false;
+            }
+            /* Inside the package, which is all here: the connection is gone
+             * (the source may have been paused). Load on to RUN, and make the
+             * listen thread see the break: it pauses once the guest started. */
+            warn_report("%s", error_get_pretty(*errp));
+            error_free(*errp);
+            *errp = NULL;
+            mig_stream_shutdown(s->outer->f);
+        }
+        return true;
     }
     case MIG_CMD_POSTCOPY_ADVISE:
         /* Length 0: the source may migrate dirty bitmaps after switch-over
@@ -570,7 +617,7 @@ static bool load_sections(LoadState *s, Error **errp)
  * migration go on on a new connection? */
 static bool load_resumable(LoadState *s)
 {
-    if (!s->opts->channel_lost || !s->rp_open || s->listened || !mig_stream_has_error(s->f)) {
+    if (!s->opts->channel_lost || !s->rp_open || s->listened || !channel_broke(s)) {
         return false;
     }
     bool ram_open = false;
@@ -600,6 +647,8 @@ bool qemu_loadvm_state(MigStream *f, const LoadvmOptions *opts, Error **errp)
         .set_up = g_ptr_array_new(),
         .rp = opts->return_path,
     };
+    pthread_mutex_init(&s.package_lock, NULL);
+    pthread_cond_init(&s.package_cond, NULL);
     Error *local = NULL;
     bool ok = load_header(&s, &local) && load_setup_all(&s, &local) &&
               load_sections(&s, &local);
@@ -629,6 +678,8 @@ bool qemu_loadvm_state(MigStream *f, const LoadvmOptions *opts, Error **errp)
     g_hash_table_destroy(s.by_entry);
     g_hash_table_destroy(s.by_id);
     g_ptr_array_free(s.set_up, true);
+    pthread_cond_destroy(&s.package_cond);
+    pthread_mutex_destroy(&s.package_lock);
     assert(ok == !local);
     error_propagate(errp, local);
     return ok;

@@ -73,3 +73,98 @@ class Proxy:
     def close(self):
         self.cut()
         self.lsock.close()
+
+
+
+class DeafProxy:
+    """Forwards one TCP connection to a UNIX socket at dest_path. Just before
+    it forwards the first occurrence of `marker` from the source, and once
+    the destination has sent `after_reply`, it stops reading from the
+    destination with shutdown(SHUT_RD): on a UNIX socket the destination's
+    next write then fails (EPIPE) while its reads still work, so a write
+    breaks before any read does. Nothing goes back to the source from then
+    on; cut() closes both ends."""
+
+    def __init__(self, dest_path, marker, after_reply):
+        self.dest_path = dest_path
+        self.marker = marker
+        self.after_reply = after_reply
+        self.replied = threading.Event()
+        self.deaf = threading.Event()
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(1)
+        self.port = self.lsock.getsockname()[1]
+        self.socks = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        try:
+            a, _ = self.lsock.accept()
+        except OSError:
+            return
+        b = socket.socket(socket.AF_UNIX)
+        b.connect(self.dest_path)
+        with self.lock:
+            self.socks += [a, b]
+        threading.Thread(target=self._forward, args=(a, b), daemon=True).start()
+        threading.Thread(target=self._backward, args=(b, a), daemon=True).start()
+
+    @staticmethod
+    def _scan(tail, data, pattern):
+        """Where pattern starts in tail + data (-1 if not there), and the
+        new tail: a pattern may straddle two reads."""
+        window = tail + data
+        return window.find(pattern), window[-(len(pattern) - 1):]
+
+    def _forward(self, s, d):
+        tail = b""
+        try:
+            while True:
+                data = s.recv(1 << 16)
+                if not data:
+                    break
+                if not self.deaf.is_set():
+                    at, new_tail = self._scan(tail, data, self.marker)
+                    if at >= 0:
+                        head = max(0, at - len(tail))
+                        d.sendall(data[:head])
+                        if not self.replied.wait(20):
+                            break
+                        d.shutdown(socket.SHUT_RD)
+                        self.deaf.set()
+                        data = data[head:]
+                    tail = new_tail
+                d.sendall(data)
+        except OSError:
+            pass
+
+    def _backward(self, s, d):
+        tail = b""
+        try:
+            while True:
+                data = s.recv(1 << 16)
+                if not data or self.deaf.is_set():
+                    break
+                if not self.replied.is_set():
+                    at, tail = self._scan(tail, data, self.after_reply)
+                    if at >= 0:
+                        self.replied.set()
+                d.sendall(data)
+        except OSError:
+            pass
+
+    def cut(self):
+        with self.lock:
+            socks, self.socks = self.socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.cut()
+        self.lsock.close()

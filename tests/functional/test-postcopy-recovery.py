@@ -14,6 +14,12 @@ resume:true` on the source finish the migration on a new connection.
     postcopy-paused (QEMU 7.2 may stay in postcopy-recover there); recovery
     on a new address completes (events postcopy-recover, postcopy-active,
     completed), the workload goes on and every page holds its pattern.
+  * the return path breaks first: a proxy stops reading from the
+    destination (its reads still work) just before the source's PING 3,
+    inside the postcopy package, or PING 4, after it. The PONG is the first
+    thing to fail, on the package's loader or on the listen thread. The
+    destination must pause (as for a broken read once the guest started,
+    QEMU 7.2's rule) rather than fail; both sides recover and complete.
   * explicit migrate-pause, first on the source then on the destination, of
     one migration (unix sockets; destination -S, so source and destination
     memory are compared byte for byte at the end).
@@ -35,7 +41,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import migvm  # noqa: E402
 from migvm import check, check_eq, error_of, free_tcp_port, new_tmpdir, read_bytes, run, skip, wait_until  # noqa: E402
-from cutproxy import Proxy  # noqa: E402
+from cutproxy import DeafProxy, Proxy  # noqa: E402
 from miglib import (MiB, check_memory_pattern, collect_events, event_names, is_subsequence,  # noqa: E402
                     mig_info, pmemsave, query_status, set_caps, set_events, start_kvm_guest, start_vm,
                     wait_mig_status, wait_serial_growth)
@@ -63,16 +69,18 @@ def pair(incoming, dst_paused=False):
     return src, dst, qs, qd
 
 
-def into_postcopy(name, src, qs, qd, uri, postcopy_bw):
+def into_postcopy(name, src, qs, qd, uri, postcopy_bw, dst_may_pause=False):
     """Every page written once (no zero pages), a slow postcopy started
-    early: it lasts long enough to break it."""
+    early: it lasts long enough to break it. dst_may_pause: the test broke
+    the connection already, the destination may be past postcopy-active."""
     check(name + ": the workload made a pass", wait_until(lambda: b"B" in read_bytes(src.serial_path), 20.0))
     qs.cmd_ok("migrate-set-parameters", {"max-bandwidth": 32 * MiB, "max-postcopy-bandwidth": postcopy_bw})
     qs.cmd_ok("migrate", uri=uri)
     wait_until(lambda: mig_info(qs).get("ram", {}).get("transferred", 0) > 2 * MiB, 10.0)
     qs.cmd_ok("migrate-start-postcopy")
     for side, q in (("source", qs), ("destination", qd)):
-        check(name + ": %s postcopy-active" % side, wait_mig_status(q, "postcopy-active", 15.0), mig_info(q))
+        want = ("postcopy-active", "postcopy-paused") if dst_may_pause and q is qd else "postcopy-active"
+        check(name + ": %s postcopy-active" % side, wait_mig_status(q, want, 15.0), mig_info(q))
 
 
 def both_paused(name, src, dst, qs, qd):
@@ -160,6 +168,46 @@ def test_cut():
         src.kill()
         dst.kill()
 
+
+# The source sends PING 2, the package (LISTEN, the devices, PING 3, RUN),
+# PING 4; the destination answers each with a PONG on the return path.
+def ping(n):
+    return bytes([0x08, 0x00, 0x02, 0x00, 0x04, 0, 0, 0, n])
+
+
+def pong(n):
+    return bytes([0x00, 0x02, 0x00, 0x04, 0, 0, 0, n])
+
+
+def test_return_path_breaks_first(label, marker, after_reply):
+    sock = os.path.join(new_tmpdir(), "m.sock")
+    src, dst, qs, qd = pair("unix:" + sock)
+    proxy = DeafProxy(sock, marker, after_reply)
+    try:
+        into_postcopy(label, src, qs, qd, "tcp:127.0.0.1:%d" % proxy.port, 2 * MiB, dst_may_pause=True)
+        check(label + ": the proxy went deaf", proxy.deaf.wait(10))
+        di = wait_mig_status(qd, ("postcopy-paused", "failed"), 20.0) or {}
+        check(label + ": the destination pauses (it does not fail)", di.get("status") == "postcopy-paused",
+              (di, dst.stderr_text()[-600:]))
+        check(label + ": it said the write broke", "Failed to write on the return path" in dst.stderr_text(),
+              dst.stderr_text()[-600:])
+        proxy.cut()
+        if not both_paused(label, src, dst, qs, qd):
+            return
+        check_eq(label + ": the destination's guest still runs", query_status(qd), "running")
+        qs.cmd_ok("migrate-set-parameters", {"max-postcopy-bandwidth": 0})
+        recover(label, qs, qd, "unix:" + sock + "2")
+        si = wait_mig_status(qs, ("completed", "failed", "cancelled"), 30.0) or {}
+        check_eq(label + ": source completed", si.get("status"), "completed")
+        di = wait_mig_status(qd, ("completed", "failed"), 20.0) or {}
+        check_eq(label + ": destination completed", di.get("status"), "completed")
+        qd.cmd_ok("stop")
+        ok, detail = check_memory_pattern(pmemsave(qd, os.path.join(new_tmpdir(), "dump"), 0, MEM_MB * MiB))
+        check(label + ": destination memory holds the workload's pattern", ok, detail)
+    finally:
+        proxy.close()
+        src.kill()
+        dst.kill()
 
 def test_pause_commands():
     d = new_tmpdir()
@@ -299,6 +347,10 @@ def main():
     if migvm.qemu_mode():
         migvm.skip_all("migvm to migvm postcopy recovery (test-interop-postcopy compares with QEMU 7.2)")
     run("cut", test_cut)
+    run("the return path breaks in the package",
+        lambda: test_return_path_breaks_first("rp in package", ping(3), pong(2)))
+    run("the return path breaks after the package",
+        lambda: test_return_path_breaks_first("rp after package", ping(4), pong(3)))
     run("pause commands", test_pause_commands)
     run("cancel while paused", test_cancel_paused)
     run("tls", test_tls)
