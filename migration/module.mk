@@ -21,7 +21,8 @@ MIGRATION_OBJS := $(MIGRATION_CORE_OBJS) $(BUILD)/migration/global-state.o \
                   $(BUILD)/migration/tls.o $(BUILD)/migration/tls-relay.o $(BUILD)/migration/tls-multifd.o
 # multifd; MULTIFD_OBJS need no transport (multifd-connect.o does), so RAM's tests and fuzz targets link them.
 MULTIFD_OBJS := $(BUILD)/migration/multifd-packet.o $(BUILD)/migration/multifd-compress.o \
-                $(BUILD)/migration/multifd-conn.o $(BUILD)/migration/multifd-send.o \
+                $(BUILD)/migration/multifd-conn.o $(BUILD)/migration/multifd-splice.o \
+                $(BUILD)/migration/multifd-send.o \
                 $(BUILD)/migration/multifd-recv.o
 MIGRATION_OBJS += $(MULTIFD_OBJS) $(BUILD)/migration/multifd-connect.o
 MIGVM_OBJS += $(MIGRATION_OBJS)

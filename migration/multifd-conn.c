@@ -23,8 +23,7 @@ bool multifd_conn_accept(int fd, MultifdConn *c, Error **errp)
     return true;
 }
 
-/* Move the iovec forward past n bytes; returns the new count. */
-static int iov_advance(struct iovec **iov, int cnt, size_t n)
+int multifd_iov_advance(struct iovec **iov, int cnt, size_t n)
 {
     while (cnt > 0 && n >= (*iov)->iov_len) {
         n -= (*iov)->iov_len;
@@ -68,7 +67,7 @@ bool multifd_conn_writev_all(MultifdConn *c, struct iovec *iov, int cnt, Error *
             error_setg_errno(errp, n < 0 ? errno : EIO, "Unable to write to socket");
             return false;
         }
-        cnt = iov_advance(&iov, cnt, (size_t)n);
+        cnt = multifd_iov_advance(&iov, cnt, (size_t)n);
     }
     return true;
 }
@@ -96,7 +95,7 @@ bool multifd_conn_readv_all(MultifdConn *c, struct iovec *iov, int cnt, bool *eo
             return false;
         }
         first = false;
-        cnt = iov_advance(&iov, cnt, (size_t)n);
+        cnt = multifd_iov_advance(&iov, cnt, (size_t)n);
     }
     return true;
 }
@@ -150,7 +149,7 @@ bool multifd_conn_writev_zero_copy(MultifdConn *c, struct iovec *iov, int cnt, M
             return false;
         }
         zc->queued++;       /* each sendmsg that moved bytes gets one notification id */
-        cnt = iov_advance(&iov, cnt, (size_t)n);
+        cnt = multifd_iov_advance(&iov, cnt, (size_t)n);
     }
     return true;
 }

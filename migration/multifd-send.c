@@ -9,7 +9,8 @@
  * change or a sync hands the batch to the next idle channel in turn, with
  * the next JOB_PACKETS packet numbers. The channel thread tests each page
  * for zero, compresses the others (when on) and writes each packet's header
- * and pages with one vectored write straight from guest RAM. A job of
+ * and pages with one vectored write straight from guest RAM, or on a UNIX
+ * socket hands the pages over by reference (multifd-splice.c). A job of
  * several packets keeps the hand-overs (a wake-up each way, dear on this
  * kind of host) from costing more than the copies they start. Zero pages
  * travel on the main channel as ZERO records (QEMU 7.2's format has no zero
@@ -75,6 +76,8 @@ typedef struct SendChannel {
     MultifdCodec *codec;
     MultifdPacket pkt;          /* kept between packets: stale fields as QEMU 7.2's */
     MultifdZeroCopy zc;
+    MultifdSplice splice;       /* pages by reference (plain UNIX socket, no compression) */
+    bool splicing;
     RamUntouched untouched;     /* pages never populated: reset after each SYNC (a round's end) */
     uint8_t hdr[MULTIFD_HEADER_SIZE];
     struct iovec iov[1 + MULTIFD_PACKET_PAGES];
@@ -217,6 +220,14 @@ static bool channel_write_packet(SendChannel *c, const SendJob *job, const uint6
         /* The header with a copy (its buffer is reused at once), the pages pinned. */
         ok = multifd_conn_writev_all(&c->conn, c->iov, 1, errp) &&
              multifd_conn_writev_zero_copy(&c->conn, c->iov + 1, cnt - 1, &c->zc, errp);
+    } else if (c->splicing && cnt > 1) {
+        int r = 0;
+        ok = multifd_conn_writev_all(&c->conn, c->iov, 1, errp) &&
+             (r = multifd_splice_writev(&c->splice, &c->conn, c->iov + 1, cnt - 1, errp)) >= 0;
+        if (ok && r == 0) {
+            c->splicing = false;        /* memory vmsplice refuses: copy from now on */
+            ok = multifd_conn_writev_all(&c->conn, c->iov + 1, cnt - 1, errp);
+        }
     } else {
         ok = multifd_conn_writev_all(&c->conn, c->iov, cnt, errp);
     }
@@ -266,6 +277,7 @@ static void *send_thread(void *opaque)
         channel_fail(c, err);
         return NULL;
     }
+    c->splicing = !S.zero_copy && !c->codec && multifd_splice_open(&c->splice, &conn);
     pthread_mutex_lock(&S.lock);
     c->conn = conn;
     if (S.quit) {
@@ -333,6 +345,7 @@ bool multifd_send_setup(const MigAddress *addr, int cancel_fd, MigStream *main, 
         SendChannel *c = &S.ch[i];
         c->id = i;
         c->conn.fd = -1;
+        c->splice.pipe[0] = c->splice.pipe[1] = -1;
         pthread_cond_init(&c->cond, NULL);
         c->codec = multifd_codec_new_encoder(S.method, S.level, errp);
         if (S.method != MULTIFD_COMPRESSION_NONE && !c->codec) {
@@ -525,6 +538,7 @@ void multifd_send_cleanup(bool success)
             pthread_join(c->thread, NULL);
         }
         multifd_conn_close(&c->conn);
+        multifd_splice_close(&c->splice);
         multifd_codec_free(c->codec);
         pthread_cond_destroy(&c->cond);
     }

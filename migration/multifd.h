@@ -118,6 +118,19 @@ bool multifd_conn_writev_zero_copy(MultifdConn *c, struct iovec *iov, int cnt, M
                                    Error **errp);
 bool multifd_zero_copy_flush(MultifdConn *c, MultifdZeroCopy *zc, bool *copied, Error **errp);
 void multifd_conn_close(MultifdConn *c);
+/* Move the iovec forward past n bytes (a partial write); returns the new count. */
+int multifd_iov_advance(struct iovec **iov, int cnt, size_t n);
+
+/* Guest pages by reference on a plain UNIX socket (multifd-splice.c): the
+ * source's copy into the socket is gone. open: false (nothing to close) when
+ * the channel is not one. writev: 1 all written; 0 nothing written, the
+ * memory cannot be spliced (write it as usual); -1 error (errp). */
+typedef struct MultifdSplice {
+    int pipe[2];
+} MultifdSplice;
+bool multifd_splice_open(MultifdSplice *sp, const MultifdConn *c);
+int multifd_splice_writev(MultifdSplice *sp, MultifdConn *c, struct iovec *iov, int cnt, Error **errp);
+void multifd_splice_close(MultifdSplice *sp);
 
 /* ---- source (multifd-send.c) ---- */
 
