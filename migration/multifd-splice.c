@@ -16,7 +16,9 @@
  * applies after this one (multifd's SYNC per round).
  *
  * The pipe is only ever filled while empty and drained in full before the
- * next fill, so the one thread that owns it never blocks on it.
+ * next fill, so the one thread that owns it never blocks on it. splice has
+ * no MSG_NOSIGNAL: a closed peer raises SIGPIPE, which migvm ignores
+ * (main-loop.c), and the call fails with EPIPE as a write would.
  */
 #include "multifd.h"
 

@@ -2,10 +2,15 @@
  * Multifd's wire format and compression (migration/multifd-packet.c,
  * multifd-compress.c, multifd_recv_packet_buffer): QEMU 7.2's bytes for the
  * initial packet and a header, every header check with its message, and
- * zlib/zstd streams carried across packets into real RAM blocks.
+ * zlib/zstd streams carried across packets into real RAM blocks, and pages
+ * handed to a UNIX socket by reference (multifd-splice.c).
  */
 #include <check.h>
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include "multifd.h"
 #include "memory.h"
 #include "vm.h"
@@ -256,6 +261,103 @@ START_TEST(test_plain_buffer)
 }
 END_TEST
 
+/* Pages by reference: the socket holds the pages, so a reader sees what
+ * they hold when it reads (what a copy would not: the test tells the two
+ * apart). 300 scattered pages outrun the 1 MiB pipe, so the fill-and-drain
+ * loop turns several times; a reader thread keeps the socket flowing. */
+typedef struct SpliceReader {
+    int fd;
+    uint8_t *buf;
+    size_t len;
+} SpliceReader;
+
+static void *splice_reader(void *opaque)
+{
+    SpliceReader *r = opaque;
+    for (size_t got = 0; got < r->len;) {
+        ssize_t n = read(r->fd, r->buf + got, r->len - got);
+        if (n <= 0) {
+            break;
+        }
+        got += (size_t)n;
+    }
+    return NULL;
+}
+
+START_TEST(test_splice_by_reference)
+{
+    enum { NPAGES = 300 };
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    MultifdConn c = { .fd = sv[0] };
+    MultifdSplice sp;
+    Error *err = NULL;
+    ck_assert(multifd_splice_open(&sp, &c));
+
+    /* One page, changed after it was queued and before it was read. */
+    uint8_t *mem = aligned_alloc(PAGE, (2 * NPAGES) * PAGE);
+    memset(mem, 'A', PAGE);
+    struct iovec one = { mem, PAGE };
+    ck_assert_int_eq(multifd_splice_writev(&sp, &c, &one, 1, &err), 1);
+    memset(mem, 'B', PAGE);
+    uint8_t got[PAGE];
+    ck_assert_int_eq(read(sv[1], got, PAGE), PAGE);
+    ck_assert_uint_eq(got[0], 'B');
+    ck_assert_uint_eq(got[PAGE - 1], 'B');
+
+    /* Every other page of a larger area, each with its own byte. */
+    struct iovec iov[NPAGES];
+    for (int i = 0; i < NPAGES; i++) {
+        memset(mem + (size_t)2 * i * PAGE, i & 0xff, PAGE);
+        iov[i] = (struct iovec) { mem + (size_t)2 * i * PAGE, PAGE };
+    }
+    SpliceReader r = { sv[1], g_malloc((size_t)NPAGES * PAGE), (size_t)NPAGES * PAGE };
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, splice_reader, &r), 0);
+    ck_assert_int_eq(multifd_splice_writev(&sp, &c, iov, NPAGES, &err), 1);
+    pthread_join(t, NULL);
+    for (int i = 0; i < NPAGES; i++) {
+        ck_assert_uint_eq(r.buf[(size_t)i * PAGE], (unsigned)(i & 0xff));
+        ck_assert_uint_eq(r.buf[(size_t)i * PAGE + PAGE - 1], (unsigned)(i & 0xff));
+    }
+
+    /* A closed peer: the socket's error, not a fallback (splice cannot
+     * refuse SIGPIPE as send does: migvm ignores it, main-loop.c). */
+    close(sv[1]);
+    signal(SIGPIPE, SIG_IGN);
+    struct iovec again = { mem, PAGE };
+    ck_assert_int_eq(multifd_splice_writev(&sp, &c, &again, 1, &err), -1);
+    ck_assert_ptr_nonnull(err);
+    ck_assert_msg(strstr(error_get_pretty(err), "Unable to write to socket"), "%s", error_get_pretty(err));
+    error_free(err);
+    multifd_splice_close(&sp);
+    ck_assert_int_eq(sp.pipe[0], -1);
+    close(sv[0]);
+    g_free(r.buf);
+    free(mem);
+}
+END_TEST
+
+/* Only a plain UNIX stream socket: TCP keeps its copy, a wrapped (TLS)
+ * connection owns its socket. */
+START_TEST(test_splice_only_unix)
+{
+    MultifdSplice sp;
+    int tcp = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    MultifdConn c = { .fd = tcp };
+    ck_assert(!multifd_splice_open(&sp, &c));
+    ck_assert_int_eq(sp.pipe[0], -1);
+    close(tcp);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    static const MultifdConnIO wrapped;
+    MultifdConn w = { .fd = sv[0], .io = &wrapped };
+    ck_assert(!multifd_splice_open(&sp, &w));
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("multifd");
@@ -269,6 +371,8 @@ int main(void)
     tcase_add_test(tc, test_zstd);
     tcase_add_test(tc, test_zlib_framing);
     tcase_add_test(tc, test_plain_buffer);
+    tcase_add_test(tc, test_splice_by_reference);
+    tcase_add_test(tc, test_splice_only_unix);
     suite_add_tcase(s, tc);
     return check_run_suite(s);
 }
