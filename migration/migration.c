@@ -826,6 +826,8 @@ static gpointer migration_thread(gpointer opaque)
     } else if (rp && !wait_for_destination(rp, &err)) {
         at = status_get();
         goto fail;
+    } else if (!rp) {
+        multifd_send_wait_read(mig.cancel_fd);      /* SHUT says it with a return path */
     }
     atomic_store(&mig.transferred, stream_total(f));
     /* exec: the command's exit status decides (a stream checker in the pipe

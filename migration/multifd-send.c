@@ -37,9 +37,12 @@
 #include "buffer-zero.h"
 #include "ram-untouched.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <glib.h>
 
 /* Packets per job: 2 MiB of pages per hand-over. */
@@ -502,6 +505,39 @@ void multifd_send_sync(MigStream *f)
             return;
         }
         emit_done(f, &S.spare_done);
+    }
+}
+
+/* How long the destination may leave spliced bytes unread, without reading
+ * any, before the source stops waiting for it. */
+#define WAIT_READ_STALL_US (10 * G_USEC_PER_SEC)
+
+void multifd_send_wait_read(int cancel_fd)
+{
+    for (unsigned i = 0; i < S.n; i++) {
+        pthread_mutex_lock(&S.lock);
+        int fd = S.ch[i].conn.fd;
+        bool splicing = S.ch[i].splicing;   /* the thread is idle since the last SYNC */
+        pthread_mutex_unlock(&S.lock);
+        int last = -1;
+        int64_t since = g_get_monotonic_time();
+        while (splicing && fd >= 0) {
+            int unread = 0;
+            if (ioctl(fd, SIOCOUTQ, &unread) < 0 || unread == 0) {
+                break;
+            }
+            int64_t now = g_get_monotonic_time();
+            if (unread != last) {
+                last = unread;
+                since = now;
+            } else if (now - since > WAIT_READ_STALL_US) {
+                break;
+            }
+            struct pollfd p = { .fd = cancel_fd, .events = POLLIN };
+            if (poll(&p, 1, 1) > 0) {
+                return;     /* cancelled: the stream is out, it ends completed */
+            }
+        }
     }
 }
 

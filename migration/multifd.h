@@ -154,6 +154,13 @@ void multifd_queue_page(struct MigStream *f, RAMBlock *b, uint64_t offset);
 /* Before every RAM EOS: send what is queued, then a SYNC packet on every
  * channel, and wait until all are written. Errors as above. [migration thread] */
 void multifd_send_sync(struct MigStream *f);
+/* After the last SYNC of a migration without a return path: pages that went
+ * by reference (multifd-splice.c) are read from guest RAM when the
+ * destination reads them, so wait until it has read every byte (or read
+ * none for 10 s, or the migration is cancelled) before the source calls the
+ * migration completed and may be resumed (x-force-after-migration).
+ * [migration thread] */
+void multifd_send_wait_read(int cancel_fd);
 /* Unblock everything (cancel); any thread. */
 void multifd_send_shutdown(void);
 /* Join and free (after completion, failure or cancel). [migration thread] */

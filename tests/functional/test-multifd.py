@@ -24,10 +24,15 @@ boot-sector guest when /dev/kvm is usable).
    whole stream fits in the socket buffers would report completed (as QEMU
    7.2's does).
 
+5. Over unix, pages go to the socket by reference: a source whose whole
+   stream sits unread in the sockets (destination SIGSTOPped) stays active
+   until the destination has read it, then both complete with RAM identical.
+
 MULTIFD_FULL=1 runs every transport x channels x compression combination.
 """
 
 import os
+import signal
 import sys
 import time
 
@@ -306,6 +311,46 @@ def kvm_case():
         dst.kill()
 
 
+def unread_pages():
+    """Over unix the channels hand guest pages to the socket by reference
+    (multifd-splice.c): the destination reads them from guest RAM when it
+    reads the socket. A stopped guest with 2 MiB of data fits in the socket
+    buffers, so its stream is all out at once; the source must not call the
+    migration completed (after which x-force-after-migration could run the
+    guest and change those pages) before a destination that is stopped
+    (SIGSTOP) read them. (QEMU 7.2 would say completed at once.)"""
+    src = miglib.start_vm(mem="16M", dirty_rate=0, top="2M")
+    dst = miglib.start_vm(mem="16M", incoming="defer", paused=True, top="2M")
+    try:
+        qs, qd = src.qmp(), dst.qmp()
+        for q in (qs, qd):
+            multifd_setup(q, 2)
+        uri = uri_for("unix", "unread")
+        qd.cmd_ok("migrate-incoming", uri=uri)
+        check("unread pages: the workload wrote its 2 MiB",
+              wait_until(lambda: b"B" in migvm.read_bytes(src.serial_path), 20.0))
+        qs.cmd_ok("stop")
+        a = miglib.pmemsave(qs, os.path.join(src.dir, "src.bin"), 0, 16 << 20)
+        os.kill(dst.pid, signal.SIGSTOP)
+        qs.cmd_ok("migrate", uri=uri)
+        check("unread pages: the final pass went out", wait_until(
+            lambda: miglib.mig_info(qs).get("ram", {}).get("downtime-bytes", 0) > 0, 10.0), miglib.mig_info(qs))
+        ended = wait_until(lambda: miglib.mig_info(qs).get("status") != "active", 1.0)
+        check("unread pages: still active while the destination has not read", not ended, miglib.mig_info(qs))
+        os.kill(dst.pid, signal.SIGCONT)
+        si = miglib.wait_mig_status(qs, ("completed", "failed"), 20.0) or {}
+        check_eq("unread pages: completed once it read them", si.get("status"), "completed")
+        di = miglib.wait_mig_status(qd, ("completed", "failed"), 20.0) or {}
+        check_eq("unread pages: destination completed", di.get("status"), "completed")
+        b = miglib.pmemsave(qd, os.path.join(dst.dir, "dst.bin"), 0, 16 << 20)
+        check("unread pages: RAM identical", a == b and len(a) == 16 << 20)
+    finally:
+        if dst.pid:
+            os.kill(dst.pid, signal.SIGCONT)
+        src.kill()
+        dst.kill()
+
+
 def main():
     if os.environ.get("MULTIFD_FULL"):
         cases = [(t, n, c) for t in ("unix", "tcp") for n in (2, 4) for c in ("none", "zlib", "zstd")]
@@ -319,6 +364,7 @@ def main():
     run("zero-copy rules", zero_copy_rules)
     run("live tcp 2 none zero-copy", live_case, "tcp", 2, "none", "64M", True)
     run("mismatches", mismatches)
+    run("unread pages", unread_pages)
     run("kvm", kvm_case)
     finish()
 
