@@ -80,7 +80,7 @@ typedef struct SendChannel {
     MultifdPacket pkt;          /* kept between packets: stale fields as QEMU 7.2's */
     MultifdZeroCopy zc;
     MultifdSplice splice;       /* pages by reference (plain UNIX socket, no compression) */
-    bool splicing;
+    bool splicing;              /* also read by the migration thread once the last SYNC is written */
     RamUntouched untouched;     /* pages never populated: reset after each SYNC (a round's end) */
     uint8_t hdr[MULTIFD_HEADER_SIZE];
     struct iovec iov[1 + MULTIFD_PACKET_PAGES];
