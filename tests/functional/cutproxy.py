@@ -6,7 +6,25 @@ import socket
 import threading
 
 
-class Proxy:
+class _Relay:
+    """What both proxies share: the sockets they carry, closed by cut()."""
+
+    def cut(self):
+        with self.lock:
+            socks, self.socks = self.socks, []
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+
+    def close(self):
+        self.cut()
+        self.lsock.close()
+
+
+class Proxy(_Relay):
     """Forwards TCP connections to target_port; cut() closes both ends of
     every connection it carries. With freeze_at, it stops forwarding from the
     source once that many bytes went through: the source then blocks on a full
@@ -60,23 +78,9 @@ class Proxy:
             except OSError:
                 pass
 
-    def cut(self):
-        with self.lock:
-            socks, self.socks = self.socks, []
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def close(self):
-        self.cut()
-        self.lsock.close()
 
 
-
-class DeafProxy:
+class DeafProxy(_Relay):
     """Forwards one TCP connection to a UNIX socket at dest_path. Just before
     it forwards the first occurrence of `marker` from the source, and once
     the destination has sent `after_reply`, it stops reading from the
@@ -154,17 +158,3 @@ class DeafProxy:
                 d.sendall(data)
         except OSError:
             pass
-
-    def cut(self):
-        with self.lock:
-            socks, self.socks = self.socks, []
-        for s in socks:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-
-    def close(self):
-        self.cut()
-        self.lsock.close()
