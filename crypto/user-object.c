@@ -3,11 +3,12 @@
  * QMP object-add takes ObjectOptions (qapi/qom.json); -object and HMP
  * object_add take QEMU's "TYPE,id=ID,key=value" text, which is turned into
  * the same JSON and checked by the same generated converter, so both give
- * QEMU 7.2's errors.
+ * QEMU 7.2's errors, or that JSON itself (text starting with '{').
  */
 #include "object-types.h"
 #include "qapi-commands.h"
 #include "qapi-json.h"
+#include "json-streamer.h"
 #include "../system/opts.h"
 
 #include <ctype.h>
@@ -259,7 +260,9 @@ static json_object *text_to_json(const char *text, Error **errp)
 
 bool user_object_add_text(const char *text, Error **errp)
 {
-    json_object *j = text_to_json(text, errp);
+    /* QEMU 7.2 also takes object-add's JSON, as libvirt writes -object:
+     * {"qom-type": "tls-creds-x509", "id": "t0", "verify-peer": false}. */
+    json_object *j = text[0] == '{' ? json_parse_qmp(text, errp) : text_to_json(text, errp);
     if (!j) {
         return false;
     }

@@ -161,8 +161,9 @@ def test_migrations():
              {"return": {}})
     dst, qd, port = dest(PKI.dir("dst"), [
         "authz-simple,id=deny,identity=C=GB,,O=migvm test,,CN=somebody-else",
-        "authz-list,id=allow,policy=deny,rules.0.match=*CN=migvm-client,rules.0.policy=allow,"
-        "rules.0.format=glob"])
+        # QEMU's JSON form, as libvirt writes -object
+        '{"qom-type": "authz-list", "id": "allow", "policy": "deny", '
+        '"rules": [{"match": "*CN=migvm-client", "policy": "allow", "format": "glob"}]}'])
     refused("wrong CA", src, qs, dst, qd, port, "The certificate hasn't got a known issuer", "CA is unknown",
             creds="wrongca")
     refused("wrong host name", src, qs, dst, qd, port, "Certificate does not match the hostname otherhost",

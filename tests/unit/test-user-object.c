@@ -78,6 +78,33 @@ START_TEST(test_ids_and_del)
 }
 END_TEST
 
+/* The JSON form (libvirt's -object): object-add's members with their
+ * types; QEMU 7.2's texts for its errors. */
+START_TEST(test_json_form)
+{
+    add_ok("{\"qom-type\": \"authz-list\", \"id\": \"j1\", \"policy\": \"deny\", "
+           "\"rules\": [{\"match\": \"CN=a\", \"policy\": \"allow\"}]}");
+    UserObject *ref = user_object_get("j1");
+    ck_assert_ptr_nonnull(ref);
+    ck_assert_int_eq(user_object_type(ref), OBJECT_TYPE_AUTHZ_LIST);
+    user_object_unref(ref);
+    char *why = NULL;
+    ck_assert(allowed("j1", "CN=a", &why));
+    ck_assert(!allowed("j1", "CN=b", &why));        /* the rules arrived: deny by default */
+    ck_assert_ptr_nonnull(why);
+    add_fails("{\"qom-type\":", "JSON parse error, premature EOI");
+    add_fails("{\"id\": \"j2\"}", "Parameter 'qom-type' is missing");
+    add_fails("{\"qom-type\": \"tls-creds-x509\", \"id\": \"j3\", \"verify-peer\": \"no\"}",
+              "Invalid parameter type for 'verify-peer', expected: boolean");
+    add_fails("{\"qom-type\": \"authz-simple\", \"id\": \"j4\", \"identity\": \"x\"} 1",
+              "Expecting at most one JSON value");
+    add_fails("{\"qom-type\": \"authz-simple\", \"id\": \"j1\", \"identity\": \"x\"}",
+              "attempt to add duplicate property 'j1' to object (type 'container')");
+    g_free(why);
+    user_object_del_all();
+}
+END_TEST
+
 START_TEST(test_authz)
 {
     char *why;
@@ -137,6 +164,7 @@ static Suite *user_object_suite(void)
     Suite *s = suite_create("user-object");
     TCase *tc = tcase_create("registry");
     tcase_add_test(tc, test_ids_and_del);
+    tcase_add_test(tc, test_json_form);
     tcase_add_test(tc, test_authz);
     tcase_add_test(tc, test_tls_creds_files);
     suite_add_tcase(s, tc);
