@@ -73,7 +73,7 @@ const HmpCommand hmp_cmds[] = {
       "switch one migration capability on or off", hmp_migrate_set_capability, NULL },
     { "migrate_set_parameter", "parameter:s,value:s", "parameter value",
       "change one migration parameter", hmp_migrate_set_parameter, NULL },
-    { "object_add", "object:s", "[qom-type=]type,id=str[,prop=value][,...]",
+    { "object_add", "object:S", "[qom-type=]type,id=str[,prop=value][,...]",
       "create an object (tls-creds-x509, authz-simple, authz-list)", hmp_object_add, NULL },
     { "object_del", "id:s", "id", "remove an object", hmp_object_del, NULL },
     { "pmemsave", "val:l,size:i,filename:s", "addr size file",

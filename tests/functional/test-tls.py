@@ -104,6 +104,9 @@ def test_objects():
              "Error: attempt to add duplicate property 'l1' to object (type 'container')\r\n")
     check_eq("HMP object_add with on/off",
              h.cmd("object_add tls-creds-x509,id=h1,endpoint=client,dir=%s,verify-peer=off" % PKI.dir("src")), "")
+    check_eq("HMP object_add, JSON with spaces (the rest of the line, as QEMU 7.2)",
+             h.cmd('object_add {"qom-type": "authz-simple", "id": "j1", "identity": "CN=x"}'), "")
+    check_eq("HMP object_del of it", h.cmd("object_del j1"), "")
     check_eq("HMP object_del", h.cmd("object_del l1"), "")
     check_eq("HMP object_del unknown", h.cmd("object_del l1"), "Error: object 'l1' not found\r\n")
     vm.kill()
