@@ -24,7 +24,9 @@ boot-sector guest when /dev/kvm is usable).
    whole stream fits in the socket buffers would report completed (as QEMU
    7.2's does).
 
-5. Over unix, pages go to the socket by reference: a source whose whole
+5. A destination killed mid-stream: the source fails, saying the socket
+   broke, and runs on.
+6. Over unix, pages go to the socket by reference: a source whose whole
    stream sits unread in the sockets (destination SIGSTOPped) stays active
    until the destination has read it, then both complete with RAM identical.
 
@@ -351,6 +353,36 @@ def unread_pages():
         dst.kill()
 
 
+def destination_killed():
+    """The destination dies (SIGKILL) mid-stream while the channels splice
+    guest pages into their sockets: the source fails saying the socket
+    broke, and its guest runs on."""
+    src = miglib.start_vm(mem="128M", dirty_rate=64)
+    dst = miglib.start_vm(mem="128M", incoming="defer", paused=True)
+    try:
+        qs, qd = src.qmp(), dst.qmp()
+        for q in (qs, qd):
+            multifd_setup(q, 2)
+        check("destination killed: the workload made a pass",
+              wait_until(lambda: b"B" in migvm.read_bytes(src.serial_path), 30.0))
+        uri = uri_for("unix", "killed")
+        qd.cmd_ok("migrate-incoming", uri=uri)
+        qs.cmd_ok("migrate-set-parameters", **{"max-bandwidth": 16 << 20})
+        qs.cmd_ok("migrate", uri=uri)
+        check("destination killed: data is flowing", wait_until(
+            lambda: miglib.mig_info(qs).get("ram", {}).get("multifd-bytes", 0) > 16 << 20, 10.0), miglib.mig_info(qs))
+        dst.kill()
+        si = miglib.wait_mig_status(qs, ("failed", "completed", "cancelled"), 20.0) or {}
+        check_eq("destination killed: the source fails", si.get("status"), "failed")
+        # A channel or the main stream may be the first to see it.
+        check("destination killed: it says the socket broke", "socket" in (si.get("error-desc") or ""), si)
+        check_eq("destination killed: the source runs on", miglib.query_status(qs), "running")
+        check("destination killed: the guest makes progress", miglib.wait_serial_growth(src.serial_path, 10.0))
+    finally:
+        src.kill()
+        dst.kill()
+
+
 def main():
     if os.environ.get("MULTIFD_FULL"):
         cases = [(t, n, c) for t in ("unix", "tcp") for n in (2, 4) for c in ("none", "zlib", "zstd")]
@@ -365,6 +397,7 @@ def main():
     run("live tcp 2 none zero-copy", live_case, "tcp", 2, "none", "64M", True)
     run("mismatches", mismatches)
     run("unread pages", unread_pages)
+    run("destination killed", destination_killed)
     run("kvm", kvm_case)
     finish()
 
