@@ -9,7 +9,11 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
+#include <errno.h>
+#include <stdio.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include "multifd.h"
 #include "memory.h"
@@ -338,6 +342,41 @@ START_TEST(test_splice_by_reference)
 }
 END_TEST
 
+/* Memory the kernel will not take references to (memfd_secret: GUP refuses
+ * it, a copy reads it fine): 0, nothing written and no error, so the
+ * channel writes those pages as usual (multifd-send.c). */
+START_TEST(test_splice_refused_memory)
+{
+    int sfd = (int)syscall(SYS_memfd_secret, 0);
+    if (sfd < 0) {
+        printf("note: no memfd_secret here (%s): refused memory not tried\n", g_strerror(errno));
+        return;
+    }
+    ck_assert_int_eq(ftruncate(sfd, PAGE), 0);
+    uint8_t *secret = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
+    ck_assert(secret != MAP_FAILED);
+    memset(secret, 'S', PAGE);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    MultifdConn c = { .fd = sv[0] };
+    MultifdSplice sp;
+    Error *err = NULL;
+    ck_assert(multifd_splice_open(&sp, &c));
+    struct iovec iov = { secret, PAGE };
+    ck_assert_int_eq(multifd_splice_writev(&sp, &c, &iov, 1, &err), 0);
+    ck_assert_ptr_null(err);
+    ck_assert(multifd_conn_writev_all(&c, &iov, 1, &err));      /* what the channel then does */
+    uint8_t got[PAGE];
+    ck_assert_int_eq(read(sv[1], got, PAGE), PAGE);
+    ck_assert_uint_eq(got[PAGE - 1], 'S');
+    multifd_splice_close(&sp);
+    munmap(secret, PAGE);
+    close(sfd);
+    close(sv[0]);
+    close(sv[1]);
+}
+END_TEST
+
 /* Only a plain UNIX stream socket: TCP keeps its copy, a wrapped (TLS)
  * connection owns its socket. */
 START_TEST(test_splice_only_unix)
@@ -372,6 +411,7 @@ int main(void)
     tcase_add_test(tc, test_zlib_framing);
     tcase_add_test(tc, test_plain_buffer);
     tcase_add_test(tc, test_splice_by_reference);
+    tcase_add_test(tc, test_splice_refused_memory);
     tcase_add_test(tc, test_splice_only_unix);
     suite_add_tcase(s, tc);
     return check_run_suite(s);
