@@ -125,6 +125,9 @@ def conv_migrate(side):
     hmp(side, q, "migrate_set_parameter max-bandwidth 2K", name="slow: max-bandwidth 2K")
     hmp(side, q, "migrate -d tcp:127.0.0.1:%d" % port, name="migrate -d: slow tcp")
     wait_until(lambda: qemulib.migration_status(q) == "active", 10)
+    # "precopy ram" is printed once precopy-bytes is not 0: wait for it on
+    # both sides (a check under TSan once caught migvm past it, QEMU not yet).
+    wait_until(lambda: q.cmd_ok("query-migrate").get("ram", {}).get("precopy-bytes", 0) > 0, 10)
     out = hmp(side, q, "info migrate", "masked", name="info migrate: active")
     hmp(side, q, "migrate exec:true", name="migrate: while one is in progress")
     hmp(side, q, "migrate_set_capability events on", name="migrate_set_capability: while migrating")
